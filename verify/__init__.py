@@ -1,0 +1,19 @@
+"""verify: certified automatic differentiation of nonsmooth programs (Bolte & Pauwels, NeurIPS 2020).
+
+    P = verify.parse("lambda t: relu(-t) + t")
+    verify.grad(P, [0]).gradient        # [1]: AD's selection derivative, not relu'(0) = 0
+"""
+from .ad import GradResult, grad, jacobian, jvp, vjp
+from .errors import DomainError, InputError, ParseError, ProgramError, Undecided, VerifyError
+from .evaluate import EvalResult, evaluate
+from .frontends.text import parse
+from .frontends.trace import trace
+from .ir import Eqn, Lit, Program, to_text, typecheck
+from .kinks import CONVENTIONS
+from .truth import FALSE, TRUE, UNKNOWN, Truth, Verdict
+from . import ops
+
+__version__ = "0.1.0"
+__all__ = ["parse", "trace", "evaluate", "grad", "jvp", "vjp", "jacobian", "to_text", "typecheck", "Program",
+           "Eqn", "Lit", "EvalResult", "GradResult", "CONVENTIONS", "Truth", "TRUE", "FALSE", "UNKNOWN",
+           "Verdict", "VerifyError", "InputError", "ParseError", "ProgramError", "DomainError", "Undecided", "ops"]

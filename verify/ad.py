@@ -1,0 +1,133 @@
+"""Algorithm 2 of the paper: forward (JVP) and backward (VJP) mode over the frozen pattern.
+
+Both walk the equations of an evaluated Run: forward mode once per input, backward mode once per output
+(walking ``eqns`` in reverse).  A nonsmooth equation contributes the linear part of its chosen piece, so
+the result is the selection derivative grad f_sigma(x) for the pattern sigma chosen at x (or given).
+Lemma 1: in exact arithmetic both modes give the same Jacobian.  A symbolic zero (None) stands for a
+tangent or cotangent that is known to be 0, which keeps both passes proportional to the work needed.
+"""
+from dataclasses import dataclass
+
+from flint import fmpq
+
+from . import kinks
+from .evaluate import compiled, coerce_point, escalate, output_values, run
+from .errors import InputError
+from .prims import jvp_rules, vjp_rules
+
+
+def _acc(ns, a, b):
+    if a is None:
+        return b
+    return a if b is None else ns.add(a, b)
+
+
+def _linear(ns, terms, ts):
+    acc = None
+    for j, c in terms:
+        t = ts[j]
+        if t is None:
+            continue
+        t = t if c == 1 else (ns.neg(t) if c == -1 else ns.mul(ns.const(c), t))
+        acc = t if acc is None else ns.add(acc, t)
+    return acc
+
+
+def jvp(r, tangents):
+    """Output tangents (None = 0) of the Run ``r`` for input tangents (a list, None = 0)."""
+    prog, ns = r.program, r.ns
+    steps = compiled(prog, r.convention)
+    T = list(tangents) + [None] * (prog.n_vars - prog.n_inputs)
+    pat = iter(r.pattern)
+    for st in steps:
+        if st.rule is None:
+            piece = st.piece(next(pat))
+        ts = [T[a] if a.__class__ is int else None for a in st.ins]
+        if all(t is None for t in ts):
+            continue
+        if st.rule is not None:
+            T[st.outs[0]] = jvp_rules[st.prim](ns, st.params, r.args[st.k], r.env[st.outs[0]], ts)
+        else:
+            for o, (terms, _) in zip(st.outs, piece.rows):
+                T[o] = _linear(ns, terms, ts)
+    return [T[a] if a.__class__ is int else None for a in prog.outputs]
+
+
+def vjp(r, cotangents):
+    """Input cotangents (None = 0) of the Run ``r`` for output cotangents (a list, None = 0)."""
+    prog, ns = r.program, r.ns
+    steps = compiled(prog, r.convention)
+    CT = [None] * prog.n_vars
+    for a, c in zip(prog.outputs, cotangents):
+        if a.__class__ is int and c is not None:
+            CT[a] = _acc(ns, CT[a], c)
+    pieces = [st.piece(i) for st, i in zip((s for s in steps if s.rule is None), r.pattern)]
+    for st in reversed(steps):
+        if st.rule is None:
+            piece = pieces.pop()
+        cts = [CT[o] for o in st.outs]
+        if all(c is None for c in cts):
+            continue
+        if st.rule is not None:
+            in_cts = vjp_rules[st.prim](ns, st.params, r.args[st.k], r.env[st.outs[0]], cts[0])
+        else:
+            in_cts = [None] * len(st.ins)
+            for (terms, _), c in zip(piece.rows, cts):
+                if c is None:
+                    continue
+                for j, coef in terms:
+                    t = c if coef == 1 else (ns.neg(c) if coef == -1 else ns.mul(ns.const(coef), c))
+                    in_cts[j] = _acc(ns, in_cts[j], t)
+        for a, c in zip(st.ins, in_cts):
+            if a.__class__ is int and c is not None:
+                CT[a] = _acc(ns, CT[a], c)
+    return CT[:prog.n_inputs]
+
+
+def jacobian(r, mode="backward"):
+    """The selection Jacobian (rows = outputs, columns = inputs) of an evaluated Run."""
+    ns, prog = r.ns, r.program
+    zero, one = ns.const(fmpq(0)), ns.const(fmpq(1))
+    n, m = prog.n_inputs, prog.n_outputs
+    if mode == "forward":
+        cols = [jvp(r, [one if j == i else None for j in range(n)]) for i in range(n)]
+        return [[zero if cols[i][o] is None else cols[i][o] for i in range(n)] for o in range(m)]
+    if mode == "backward":
+        rows = [vjp(r, [one if k == o else None for k in range(m)]) for o in range(m)]
+        return [[zero if c is None else c for c in row] for row in rows]
+    raise InputError(f"mode {mode!r} must be 'forward' or 'backward'")
+
+
+@dataclass
+class GradResult:
+    """``values`` (one per output), ``jacobian`` (rows = outputs), ``gradient`` (the single row when there
+    is one output, else None), ``pattern``, ``exact`` (values and Jacobian all exact rationals)."""
+    values: list
+    jacobian: list
+    gradient: list
+    pattern: tuple
+    exact: bool
+    number: str
+    prec: int
+    convention: str
+    mode: str
+
+
+def grad(program, point, mode="backward", number="exact", prec=None, convention=kinks.DEFAULT, pattern=None):
+    """Selection derivative of ``program`` at ``point`` (Algorithm 2) for the pattern the index rules choose
+    there, or for an explicitly given ``pattern``.  Raises like ``evaluate``."""
+    from .frontends import as_program
+    program = as_program(program)
+    kinks.check_convention(convention)
+    if mode not in ("forward", "backward"):
+        raise InputError(f"mode {mode!r} must be 'forward' or 'backward'")
+    xs = coerce_point(program, point)
+
+    def job(ns, p):
+        r = run(program, ns, [ns.const(x) for x in xs], convention, pattern, p)
+        vals = output_values(r)
+        jac = jacobian(r, mode)
+        exact = all(ns.is_exact_value(v) for v in vals) and all(ns.is_exact_value(v) for row in jac for v in row)
+        return GradResult(vals, jac, jac[0] if len(jac) == 1 else None, r.pattern, exact, ns.name, p,
+                          convention, mode)
+    return escalate(number, prec, job)

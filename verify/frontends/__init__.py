@@ -1,0 +1,61 @@
+"""Everything that builds a Program: .prog text and lambda strings (``text``), Python tracing (``trace``).
+All of them go through ``Builder`` and end in ``typecheck``."""
+import keyword
+
+from flint import fmpq
+
+from ..errors import ProgramError
+from ..ir import Eqn, Lit, Program, typecheck
+
+
+class Builder:
+    """Accumulates equations with fresh variables; ``finish`` returns a typechecked Program."""
+
+    def __init__(self, name, input_names):
+        self.name = name
+        self.names = list(input_names)
+        self.n_inputs = len(self.names)
+        self.eqns = []
+        self.taken = set(self.names)
+
+    def fresh(self, hint="t"):
+        """A new variable name based on ``hint`` that no other variable uses."""
+        base = hint if hint.isidentifier() and not keyword.iskeyword(hint) else "t"
+        name, k = base, 1
+        while name in self.taken:
+            k += 1
+            name = f"{base}_{k}"
+        self.taken.add(name)
+        return name
+
+    def reserve(self, names):
+        self.taken.update(names)
+
+    def emit(self, prim, ins, params=None, n_out=1, names=None, loc=None):
+        """Append ``prim(ins, **params)``; return its output variables (ints)."""
+        ins = tuple(a if isinstance(a, (int, Lit)) else Lit(a) for a in ins)
+        params = tuple(sorted((params or {}).items()))
+        outs = []
+        for i in range(n_out):
+            nm = names[i] if names else self.fresh("t")
+            if names:
+                self.taken.add(nm)
+            self.names.append(nm)
+            outs.append(len(self.names) - 1)
+        self.eqns.append(Eqn(prim, ins, params, tuple(outs), loc))
+        return tuple(outs)
+
+    def finish(self, outputs):
+        outputs = tuple(a if isinstance(a, (int, Lit)) else Lit(fmpq(a)) for a in outputs)
+        return typecheck(Program(self.name, tuple(self.names), self.n_inputs, tuple(self.eqns), outputs))
+
+
+def as_program(source, fn=None):
+    """A Program from a Program, .prog text, a path to a .prog file, or a lambda string."""
+    if isinstance(source, Program):
+        return source
+    if isinstance(source, str):
+        from .text import parse
+        return parse(source, fn=fn)
+    raise ProgramError(f"expected a Program, program text, a .prog path or a lambda string, got "
+                       f"{type(source).__name__}")

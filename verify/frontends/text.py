@@ -1,0 +1,321 @@
+"""Program text: a small Python subset read with ``ast`` and never executed.
+
+Accepted: one or more ``def``s whose bodies are assignments (``a = expr``, ``lo, hi = sort(a, b)``) and a
+final ``return`` of one or more expressions; expressions are numbers (read exactly from their source
+text: 0.1 is 1/10), names, unary -, + - * /, ``** n`` with an integer literal n, calls of registered
+primitives with keyword params (``relu(u, alpha=1/2)``, ``where(u > v, a, b)``) and calls of earlier
+``def``s, which are inlined.  Arithmetic on literals alone is folded.  Everything else is a ParseError
+with line and column.  A lambda string ``lambda x, y: max(x, y) + relu(x - y)`` is accepted too.
+"""
+import ast
+import fractions
+import os
+
+from flint import fmpq
+
+from ..errors import InputError, ParseError, ProgramError
+from ..ir import Lit
+from ..prims import INT, PRIMITIVES
+from . import Builder
+
+_BINOPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div"}
+_CMP = {ast.Gt: ">", ast.GtE: ">=", ast.Lt: "<", ast.LtE: "<=", ast.Eq: "==", ast.NotEq: "!="}
+_STMT_HINTS = {
+    ast.If: "if statements are not allowed: branch with where(cond, a, b)",
+    ast.For: "loops are not allowed: programs are straight-line",
+    ast.While: "loops are not allowed: programs are straight-line",
+    ast.Import: "imports are not allowed in program text",
+    ast.ImportFrom: "imports are not allowed in program text",
+    ast.AugAssign: "augmented assignment is not allowed: programs assign each name once",
+}
+
+
+def _fold(op, a, b, node, err):
+    if op == "add":
+        return a + b
+    if op == "sub":
+        return a - b
+    if op == "mul":
+        return a * b
+    if b == 0:
+        raise err("division by zero in a constant", node)
+    return a / b
+
+
+class _Compiler:
+    def __init__(self, source, filename, defs):
+        self.source, self.filename, self.defs = source, filename, defs
+
+    def err(self, msg, node):
+        return ParseError(msg, getattr(node, "lineno", None),
+                          getattr(node, "col_offset", -1) + 1 if hasattr(node, "col_offset") else None,
+                          self.filename)
+
+    # ------------------------------------------------------------------------ functions and statements
+    def function(self, fdef, b, arg_atoms, top, stack=()):
+        """Compile ``fdef`` into builder ``b`` with its parameters bound to ``arg_atoms``; return the
+        returned atoms.  At top level, assigned names are kept exactly; in inlined calls they get fresh
+        names."""
+        if fdef.name in stack:
+            raise self.err(f"{fdef.name} calls itself: recursion is not allowed", fdef)
+        stack = stack + (fdef.name,)
+        args = self.arg_names(fdef)
+        if len(args) != len(arg_atoms):
+            raise self.err(f"{fdef.name} takes {len(args)} argument(s), got {len(arg_atoms)}", fdef)
+        env = dict(zip(args, arg_atoms))
+        body = list(fdef.body)
+        if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
+                and isinstance(body[0].value.value, str):
+            body = body[1:]  # docstring
+        if not body or not isinstance(body[-1], ast.Return):
+            raise self.err(f"{fdef.name} must end with a return statement", body[-1] if body else fdef)
+        if top:
+            b.reserve(n.id for st in body for n in ast.walk(st) if isinstance(n, ast.Name)
+                      and isinstance(n.ctx, ast.Store))
+        for st in body[:-1]:
+            self.statement(st, b, env, top, stack)
+        ret = body[-1].value
+        if ret is None:
+            raise self.err("return needs a value", body[-1])
+        elems = ret.elts if isinstance(ret, ast.Tuple) else [ret]
+        return [self.expr(e, b, env, stack) for e in elems]
+
+    def arg_names(self, fdef):
+        a = fdef.args
+        if a.vararg or a.kwarg or a.kwonlyargs or a.defaults or a.posonlyargs or fdef.decorator_list:
+            raise self.err(f"{fdef.name}: only plain positional arguments are allowed", fdef)
+        names = [x.arg for x in a.args]
+        if len(set(names)) != len(names):
+            raise self.err(f"{fdef.name}: repeated argument name", fdef)
+        return names
+
+    def statement(self, st, b, env, top, stack):
+        if isinstance(st, ast.Expr) and isinstance(st.value, ast.Constant) and isinstance(st.value.value, str):
+            return
+        if isinstance(st, ast.Return):
+            raise self.err("return must be the last statement", st)
+        if not isinstance(st, ast.Assign):
+            hint = _STMT_HINTS.get(type(st), f"{type(st).__name__} statements are not allowed: only assignments "
+                                             f"and a final return")
+            raise self.err(hint, st)
+        if len(st.targets) != 1:
+            raise self.err("chained assignment is not allowed", st)
+        target = st.targets[0]
+        if isinstance(target, ast.Name):
+            names = [target]
+        elif isinstance(target, (ast.Tuple, ast.List)) and all(isinstance(t, ast.Name) for t in target.elts):
+            names = list(target.elts)
+        else:
+            raise self.err("assign to a name or a tuple of names", target)
+        for t in names:
+            if t.id in env:
+                raise self.err(f"{t.id!r} is assigned twice: programs are single-assignment", t)
+        wanted = [t.id if top else b.fresh(t.id) for t in names]
+        if isinstance(target, ast.Name):
+            atoms = [self.expr(st.value, b, env, stack, name=wanted[0])]
+        elif isinstance(st.value, (ast.Tuple, ast.List)):
+            if len(st.value.elts) != len(names):
+                raise self.err(f"{len(names)} names but {len(st.value.elts)} values", st)
+            atoms = [self.expr(v, b, env, stack, name=w) for v, w in zip(st.value.elts, wanted)]
+        else:
+            atoms = self.multi(st.value, b, env, stack, wanted)
+            if len(atoms) != len(names):
+                raise self.err(f"{len(names)} names but the call returns {len(atoms)} value(s)", st)
+        for t, a in zip(names, atoms):
+            env[t.id] = a
+
+    # ------------------------------------------------------------------------------------- expressions
+    def expr(self, node, b, env, stack, name=None):
+        atoms = self.multi(node, b, env, stack, [name] if name else None)
+        if len(atoms) != 1:
+            what = node.func.id if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) else "it"
+            raise self.err(f"{what} returns {len(atoms)} values: unpack them (a, b = ...)", node)
+        return atoms[0]
+
+    def number(self, node):
+        v = node.value
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise self.err(f"constant {v!r} is not a number", node)
+        text = ast.get_source_segment(self.source, node) if self.source else None
+        try:
+            f = fractions.Fraction(text.replace("_", "")) if text else fractions.Fraction(v)
+        except (ValueError, ZeroDivisionError):
+            f = fractions.Fraction(v)
+        return fmpq(f.numerator, f.denominator)
+
+    def multi(self, node, b, env, stack, names=None):
+        """Compile an expression; return its atoms (one, or several for sort and multi-return defs)."""
+        nm = names[0] if names else None
+        loc = (node.lineno, node.col_offset + 1) if hasattr(node, "lineno") else None
+        if isinstance(node, ast.Constant):
+            return [Lit(self.number(node))]
+        if isinstance(node, ast.Name):
+            if node.id in env:
+                return [env[node.id]]
+            if node.id in PRIMITIVES:
+                raise self.err(f"{node.id} is a primitive: call it, e.g. {node.id}(x)", node)
+            raise self.err(f"unknown name {node.id!r}", node)
+        if isinstance(node, ast.UnaryOp):
+            if isinstance(node.op, ast.UAdd):
+                return self.multi(node.operand, b, env, stack, names)
+            if not isinstance(node.op, ast.USub):
+                raise self.err(f"operator {type(node.op).__name__} is not allowed", node)
+            a = self.expr(node.operand, b, env, stack)
+            if isinstance(a, Lit):
+                return [Lit(-a.value)]
+            return list(b.emit("neg", [a], names=[nm] if nm else None, loc=loc))
+        if isinstance(node, ast.BinOp):
+            if isinstance(node.op, ast.Pow):
+                return [self.power(node, b, env, stack, nm, loc)]
+            op = _BINOPS.get(type(node.op))
+            if op is None:
+                raise self.err(f"operator {type(node.op).__name__} is not allowed (use + - * / and ** n)", node)
+            x = self.expr(node.left, b, env, stack)
+            y = self.expr(node.right, b, env, stack)
+            if isinstance(x, Lit) and isinstance(y, Lit):
+                return [Lit(_fold(op, x.value, y.value, node, self.err))]
+            return list(b.emit(op, [x, y], names=[nm] if nm else None, loc=loc))
+        if isinstance(node, ast.Call):
+            return self.call(node, b, env, stack, names, loc)
+        hints = {
+            ast.Attribute: "attribute access is not allowed (write relu(x), not torch.relu(x))",
+            ast.Compare: "a comparison is only allowed as the first argument of where(u > v, a, b)",
+            ast.IfExp: "conditional expressions are not allowed: use where(cond, a, b)",
+            ast.BoolOp: "and/or are not allowed: use where, min and max",
+            ast.Lambda: "lambda is only allowed as the whole program",
+        }
+        raise self.err(hints.get(type(node), f"{type(node).__name__} expressions are not allowed"), node)
+
+    def power(self, node, b, env, stack, nm, loc):
+        e = self.expr(node.right, b, env, stack)
+        if not isinstance(e, Lit) or e.value.q != 1:
+            raise self.err("the exponent of ** must be an integer literal (use exp(y*log(x)) otherwise)", node.right)
+        n = int(e.value.p)
+        x = self.expr(node.left, b, env, stack)
+        if isinstance(x, Lit):
+            if x.value == 0 and n < 0:
+                raise self.err("0 to a negative power in a constant", node)
+            return Lit(x.value ** n)
+        return b.emit("pow", [x], {"n": n}, names=[nm] if nm else None, loc=loc)[0]
+
+    def param(self, node):
+        if isinstance(node, ast.Constant) and (isinstance(node.value, (str, bool)) or node.value is None):
+            return node.value
+        for n in ast.walk(node):
+            if not isinstance(n, (ast.Constant, ast.UnaryOp, ast.BinOp, ast.operator, ast.unaryop)):
+                raise self.err("only numbers, strings, True/False and None are allowed", n)
+        return self.expr(node, None, {}, ()).value
+
+    def call(self, node, b, env, stack, names, loc):
+        if not isinstance(node.func, ast.Name):
+            raise self.err("attribute access is not allowed (write relu(x), not torch.relu(x))", node.func)
+        fname = node.func.id
+        if fname in self.defs:
+            if node.keywords:
+                raise self.err(f"{fname} is a def: it takes no keyword arguments", node)
+            args = [self.expr(a, b, env, stack) for a in node.args]
+            return self.function(self.defs[fname], b, args, False, stack)
+        prim = PRIMITIVES.get(fname)
+        if prim is None:
+            raise self.err(f"unknown function {fname!r} (primitives: {', '.join(sorted(PRIMITIVES))})", node.func)
+        for a in node.args:
+            if isinstance(a, ast.Starred):
+                raise self.err("*args is not allowed", a)
+        params = {}
+        for kw in node.keywords:
+            if kw.arg is None:
+                raise self.err("**kwargs is not allowed", kw)
+            if kw.arg in params:
+                raise self.err(f"param {kw.arg} given twice", kw.value)
+            try:
+                v = self.param(kw.value)
+            except ParseError as e:
+                raise self.err(f"param {kw.arg}= must be a constant ({e.msg})", kw.value) from None
+            if kw.arg in prim.params and prim.params[kw.arg][1] == INT and isinstance(v, fmpq) and v.q == 1:
+                v = int(v.p)
+            params[kw.arg] = v
+        if fname == "where":
+            if len(node.args) != 3 or not isinstance(node.args[0], ast.Compare) or len(node.args[0].ops) != 1:
+                raise self.err("where takes a single comparison and two values: where(u > v, a, b)", node)
+            cmp = node.args[0]
+            if "op" in params:
+                raise self.err("write the comparison in the condition, not op=", node)
+            params["op"] = _CMP.get(type(cmp.ops[0]))
+            if params["op"] is None:
+                raise self.err(f"comparison {type(cmp.ops[0]).__name__} is not allowed", cmp)
+            arg_nodes = [cmp.left, cmp.comparators[0], node.args[1], node.args[2]]
+        else:
+            arg_nodes = node.args
+        ins = [self.expr(a, b, env, stack) for a in arg_nodes]
+        try:
+            full = prim.check_params(params, len(ins), fname)
+        except ProgramError as e:
+            raise self.err(str(e), node) from None
+        n_out = prim.n_out(len(ins), full)
+        return list(b.emit(fname, ins, params, n_out=n_out,
+                           names=names if names and len(names) == n_out else None, loc=loc))
+
+
+def _read_source(source):
+    s = source.strip()
+    if s.startswith("lambda"):
+        return source, None
+    if "\n" not in s and (s.endswith(".prog") or os.path.isfile(s)):
+        try:
+            with open(s, encoding="utf-8") as f:
+                return f.read(), s
+        except OSError as e:
+            raise InputError(f"cannot read program file {s!r}: {e.strerror}") from None
+    return source, None
+
+
+def parse(source, fn=None):
+    """Program from .prog text, a path to a .prog file, or a lambda string.
+
+    ``fn`` picks a def by name (default: the last one).  Raises ParseError with line:column.
+    """
+    text, filename = _read_source(source)
+    try:
+        tree = ast.parse(text.strip() if text.strip().startswith("lambda") else text, filename or "<program>")
+    except SyntaxError as e:
+        raise ParseError(f"syntax error: {e.msg}", e.lineno, e.offset, filename) from None
+    comp = _Compiler(text.strip() if text.strip().startswith("lambda") else text, filename, {})
+    body = tree.body
+    if len(body) == 1 and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Lambda):
+        lam = body[0].value
+        fdef = ast.FunctionDef(name="f", args=lam.args, body=[ast.Return(value=lam.body)], decorator_list=[],
+                               lineno=lam.lineno, col_offset=lam.col_offset)
+        if fn not in (None, "f"):
+            raise InputError(f"--fn {fn!r}: a lambda has no named defs")
+        names = comp.arg_names(fdef)
+        b = Builder("f", names)
+        return b.finish(comp.function(fdef, b, list(range(len(names))), True))
+    defs = {}
+    for st in body:
+        if isinstance(st, ast.Expr) and isinstance(st.value, ast.Constant) and isinstance(st.value.value, str):
+            continue
+        if not isinstance(st, ast.FunctionDef):
+            hint = _STMT_HINTS.get(type(st), "only def statements are allowed at the top level")
+            raise comp.err(hint, st)
+        if st.name in defs:
+            raise comp.err(f"def {st.name} is defined twice", st)
+        if st.name in PRIMITIVES:
+            raise comp.err(f"def {st.name} would shadow the primitive {st.name}", st)
+        defs[st.name] = st
+    if not defs:
+        raise ParseError("no def found: write `def f(x): ...` or a lambda string", 1, 1, filename)
+    if fn is None:
+        fn = list(defs)[-1]
+    if fn not in defs:
+        raise InputError(f"no def named {fn!r} (found: {', '.join(defs)})")
+    # a def may call only defs written before it, so the inlining order is the reading order
+    order = list(defs)
+    comp.defs = {}
+    for name in order:
+        comp.defs[name] = defs[name]
+        if name == fn:
+            break
+    fdef = defs[fn]
+    names = comp.arg_names(fdef)
+    b = Builder(fn, names)
+    return b.finish(comp.function(fdef, b, list(range(len(names))), True))

@@ -1,0 +1,182 @@
+"""Programs as plain immutable data (the paper's Algorithm 1).
+
+A Program has ``n_inputs`` input variables, a tuple of equations and a tuple of output atoms.  Variables
+are integers 0..n_vars-1 (inputs first, then equation outputs in order: static single assignment, nothing
+is ever overwritten); ``names`` gives each variable its printed name.  An atom is a variable (int) or a
+literal ``Lit`` holding an exact rational.  An equation applies one registered primitive to atoms with
+explicit keyword params and defines one or more fresh variables (sort defines several).
+
+Every builder (parser, tracer, strategies) ends in ``typecheck``.  ``to_text`` prints the canonical
+.prog form, one primitive per line; ``parse(to_text(P)) == P``.
+"""
+import keyword
+from dataclasses import dataclass, field
+
+from flint import fmpq
+
+from .errors import ProgramError
+from .rational import fmt_q
+
+
+@dataclass(frozen=True)
+class Lit:
+    value: fmpq
+
+    def __repr__(self):
+        return f"Lit({fmt_q(self.value)})"
+
+
+@dataclass(frozen=True)
+class Eqn:
+    prim: str
+    ins: tuple          # atoms: int (a variable) or Lit
+    params: tuple       # sorted ((name, value), ...) of the params written explicitly
+    outs: tuple         # fresh variables defined here
+    loc: tuple = field(default=None, compare=False)  # (line, col) in the source text, when known
+
+    @property
+    def param_dict(self):
+        return dict(self.params)
+
+
+@dataclass(frozen=True)
+class Program:
+    name: str
+    names: tuple        # printed name of every variable
+    n_inputs: int
+    eqns: tuple
+    outputs: tuple      # atoms
+
+    @property
+    def n_vars(self):
+        return len(self.names)
+
+    @property
+    def n_outputs(self):
+        return len(self.outputs)
+
+    @property
+    def input_names(self):
+        return self.names[:self.n_inputs]
+
+    def nonsmooth_eqns(self):
+        """Indices of the equations whose primitive is nonsmooth: one pattern entry each, in this order."""
+        from .prims import PRIMITIVES
+        return [k for k, e in enumerate(self.eqns) if not PRIMITIVES[e.prim].smooth]
+
+    def __str__(self):
+        return to_text(self)
+
+
+def typecheck(p):
+    """Check single assignment, bound atoms, known primitives, arity and params; return ``p`` unchanged.
+
+    Raises ProgramError naming the equation.  Params are checked by the primitive's own validators.
+    """
+    from .prims import PRIMITIVES
+    if not isinstance(p.name, str) or not p.name.isidentifier() or keyword.iskeyword(p.name):
+        raise ProgramError(f"program name {p.name!r} is not an identifier")
+    if len(set(p.names)) != len(p.names):
+        dup = sorted({n for n in p.names if p.names.count(n) > 1})
+        raise ProgramError(f"variable names must be distinct: {dup} repeated")
+    for n in p.names:
+        if not isinstance(n, str) or not n.isidentifier() or keyword.iskeyword(n):
+            raise ProgramError(f"variable name {n!r} is not an identifier")
+    if not 0 <= p.n_inputs <= len(p.names):
+        raise ProgramError(f"n_inputs={p.n_inputs} does not fit {len(p.names)} variables")
+    defined = p.n_inputs
+
+    def check_atom(a, where):
+        if isinstance(a, Lit):
+            if not isinstance(a.value, fmpq):
+                raise ProgramError(f"{where}: literal {a.value!r} is not an fmpq")
+        elif type(a) is not int or not 0 <= a < defined:
+            raise ProgramError(f"{where}: variable {a!r} is used before it is defined")
+
+    for k, e in enumerate(p.eqns):
+        where = f"equation {k + 1} ({e.prim})"
+        prim = PRIMITIVES.get(e.prim)
+        if prim is None:
+            raise ProgramError(f"{where}: unknown primitive {e.prim!r}")
+        for a in e.ins:
+            check_atom(a, where)
+        params = prim.check_params(dict(e.params), len(e.ins), where)
+        if tuple(sorted(e.params)) != e.params:
+            raise ProgramError(f"{where}: params must be sorted by name")
+        n_out = prim.n_out(len(e.ins), params)
+        if len(e.outs) != n_out:
+            raise ProgramError(f"{where}: {e.prim} defines {n_out} value(s), got {len(e.outs)}")
+        for o in e.outs:
+            if o != defined:
+                raise ProgramError(f"{where}: outputs must be fresh variables in order (got {o}, expected {defined})")
+            defined += 1
+    if defined != len(p.names):
+        raise ProgramError(f"{len(p.names) - defined} variable(s) are never defined")
+    if not p.outputs:
+        raise ProgramError("a program needs at least one output")
+    for a in p.outputs:
+        check_atom(a, "return")
+    return p
+
+
+# ---------------------------------------------------------------------------------------------- printing
+
+_INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
+
+
+def lit_text(q, wrap=False):
+    """A literal as program text; parenthesised in operator context unless it is a non-negative integer."""
+    s = fmt_q(q)
+    if wrap and (q.q != 1 or q < 0):
+        return f"({s})"
+    return s
+
+
+def param_text(v):
+    if v is None:
+        return "None"
+    if isinstance(v, fmpq):
+        return lit_text(v)
+    if isinstance(v, bool):
+        return "True" if v else "False"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, str):
+        return repr(v)
+    raise ProgramError(f"param value {v!r} cannot be printed")
+
+
+def eqn_text(p, e):
+    """The right-hand side of one equation as program text."""
+    def atom(a, wrap=False):
+        return lit_text(a.value, wrap) if isinstance(a, Lit) else p.names[a]
+    has_var = any(not isinstance(a, Lit) for a in e.ins)
+    params = dict(e.params)
+    if has_var and e.prim in _INFIX:
+        return f"{atom(e.ins[0], True)} {_INFIX[e.prim]} {atom(e.ins[1], True)}"
+    if has_var and e.prim == "neg":
+        return f"-{atom(e.ins[0], True)}"
+    if has_var and e.prim == "pow":
+        return f"{atom(e.ins[0], True)} ** {params['n']}"
+    if e.prim == "where":
+        u, v, a, b = (atom(x) for x in e.ins)
+        return f"where({u} {params.get('op', '>')} {v}, {a}, {b})"
+    args = [atom(a) for a in e.ins] + [f"{k}={param_text(v)}" for k, v in e.params]
+    return f"{e.prim}({', '.join(args)})"
+
+
+def to_text(p):
+    """Canonical .prog text of ``p``: one ``def``, one primitive per line."""
+    lines = [f"def {p.name}({', '.join(p.input_names)}):"]
+    for e in p.eqns:
+        lhs = ", ".join(p.names[o] for o in e.outs)
+        lines.append(f"    {lhs} = {eqn_text(p, e)}")
+    outs = ", ".join(lit_text(a.value) if isinstance(a, Lit) else p.names[a] for a in p.outputs)
+    lines.append(f"    return {outs}")
+    return "\n".join(lines) + "\n"
+
+
+def eqn_label(p, k):
+    """``name = rhs`` of equation k, for messages."""
+    e = p.eqns[k]
+    return f"{', '.join(p.names[o] for o in e.outs)} = {eqn_text(p, e)}"

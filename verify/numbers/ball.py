@@ -1,0 +1,86 @@
+"""arb balls.  Precision is set by the caller with ``flint.ctx.workprec`` around a whole run, never globally."""
+from flint import arb, fmpq
+
+from ..rational import fmt_q
+
+
+def arb_sign(x):
+    """-1, 0, 1 when decided; None when the ball contains 0 without being exactly 0 (or is nan)."""
+    if x > 0:
+        return 1
+    if x < 0:
+        return -1
+    if x.is_zero():
+        return 0
+    return None
+
+
+def _dec(m, e):
+    """Exact decimal string of the integer m times 10**e."""
+    s = "-" if m < 0 else ""
+    d = str(abs(m))
+    if m == 0:
+        return "0"
+    point = len(d) + e  # digits before the decimal point
+    if -25 <= point <= 40:
+        if e >= 0:
+            return s + d + "0" * e
+        if point > 0:
+            return s + d[:point] + "." + d[point:]
+        return s + "0." + "0" * (-point) + d
+    return f"{s}{d[0]}.{d[1:] or '0'}e{point - 1}"
+
+
+def arb_bounds(x, digits=20):
+    """(lo, hi) decimal strings with lo <= every point of the ball <= hi (outward rounded, exact strings)."""
+    if not x.is_finite():
+        return ("-inf", "inf")
+    m, r, e = x.mid_rad_10exp(digits)
+    m, r, e = int(m), int(r), int(e)
+    return _dec(m - r, e), _dec(m + r, e)
+
+
+class BallSystem:
+    name = "ball"
+    exact = False
+
+    def const(self, q):
+        return arb(q)
+
+    def add(self, a, b): return a + b
+    def sub(self, a, b): return a - b
+    def mul(self, a, b): return a * b
+    def div(self, a, b): return a / b
+    def neg(self, a): return -a
+    def pow(self, a, n): return a ** n if n >= 0 else 1 / (a ** (-n))
+    def exp(self, a): return a.exp()
+    def log(self, a): return a.log()
+    def sqrt(self, a): return a.sqrt()
+    def sin(self, a): return a.sin()
+    def cos(self, a): return a.cos()
+    def tanh(self, a): return a.tanh()
+    def sigmoid(self, a): return 1 / (1 + (-a).exp())
+
+    sign = staticmethod(arb_sign)
+
+    def is_exact_value(self, x):
+        return False
+
+    def to_json(self, x):
+        lo, hi = arb_bounds(x)
+        return {"lo": lo, "hi": hi}
+
+
+def to_arb(x):
+    """fmpq or arb -> arb at the current precision."""
+    return x if isinstance(x, arb) else arb(x)
+
+
+def json_number(x):
+    """JSON form of a value of any system: "p/q" when exact, {"lo","hi"} for a ball, a float otherwise."""
+    if isinstance(x, fmpq):
+        return fmt_q(x)
+    if isinstance(x, arb):
+        lo, hi = arb_bounds(x)
+        return {"lo": lo, "hi": hi}
+    return float(x)

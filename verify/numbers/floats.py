@@ -1,0 +1,41 @@
+"""IEEE floats through numpy (float64, float32, float16): what frameworks compute.  Unverified by design;
+used to show how floating point meets kinks, never to certify anything."""
+import numpy as np
+
+
+class FloatSystem:
+    exact = False
+
+    def __init__(self, name="float64"):
+        self.name = name
+        self.dtype = getattr(np, name)
+
+    def const(self, q):
+        # int/int division in Python rounds correctly to float64; then round to the narrower type
+        return self.dtype(int(q.p) / int(q.q))
+
+    def add(self, a, b): return a + b
+    def sub(self, a, b): return a - b
+    def mul(self, a, b): return a * b
+    def div(self, a, b): return a / b
+    def neg(self, a): return -a
+    def pow(self, a, n): return a ** self.dtype(n) if n >= 0 else self.dtype(1) / a ** self.dtype(-n)
+    def exp(self, a): return np.exp(a)
+    def log(self, a): return np.log(a)
+    def sqrt(self, a): return np.sqrt(a)
+    def sin(self, a): return np.sin(a)
+    def cos(self, a): return np.cos(a)
+    def tanh(self, a): return np.tanh(a)
+    def sigmoid(self, a): return self.dtype(1) / (self.dtype(1) + np.exp(-a))
+
+    @staticmethod
+    def sign(x):
+        if x != x:  # nan: no sign
+            return None
+        return int(x > 0) - int(x < 0)
+
+    def is_exact_value(self, x):
+        return False
+
+    def to_json(self, x):
+        return float(x)

@@ -1,0 +1,152 @@
+"""Smooth primitives: + - * / neg, integer powers, exp, log, sqrt (argument > 0 only: sqrt is not
+Lipschitz at 0), and sin, cos, tanh, sigmoid (analytic, allowed as in Remark 1 of the paper)."""
+from flint import fmpq
+
+from ..errors import DomainError, Undecided
+from . import INT, Primitive, eval_rules, jvp_rules, register, vjp_rules
+
+
+def _show(ns, x):
+    j = ns.to_json(x)
+    return j if isinstance(j, str) else (f"[{j['lo']}, {j['hi']}]" if isinstance(j, dict) else repr(j))
+
+
+def require(ns, x, allowed, what):
+    """Raise DomainError unless sign(x) is in ``allowed``; Undecided when the sign is not decided."""
+    s = ns.sign(x)
+    if s is None:
+        raise Undecided(f"cannot decide whether {what}: the argument is {_show(ns, x)}")
+    if s not in allowed:
+        raise DomainError(f"{what} fails: the argument is {_show(ns, x)}")
+
+
+def _zero_or(ns, t, f):
+    return None if t is None else f(t)
+
+
+def _sum(ns, a, b):
+    if a is None:
+        return b
+    return a if b is None else ns.add(a, b)
+
+
+def smooth_prim(name, arity=1, **kw):
+    return register(Primitive(name, (arity, arity), True, **kw))
+
+
+add_p = smooth_prim("add", 2, doc="a + b")
+eval_rules["add"] = lambda ns, p, a, b: ns.add(a, b)
+jvp_rules["add"] = lambda ns, p, xs, y, ts: _sum(ns, ts[0], ts[1])
+vjp_rules["add"] = lambda ns, p, xs, y, ct: (ct, ct)
+
+sub_p = smooth_prim("sub", 2, doc="a - b")
+eval_rules["sub"] = lambda ns, p, a, b: ns.sub(a, b)
+jvp_rules["sub"] = lambda ns, p, xs, y, ts: _sum(ns, ts[0], None if ts[1] is None else ns.neg(ts[1]))
+vjp_rules["sub"] = lambda ns, p, xs, y, ct: (ct, ns.neg(ct))
+
+mul_p = smooth_prim("mul", 2, doc="a * b")
+eval_rules["mul"] = lambda ns, p, a, b: ns.mul(a, b)
+jvp_rules["mul"] = lambda ns, p, xs, y, ts: _sum(
+    ns, _zero_or(ns, ts[0], lambda t: ns.mul(t, xs[1])), _zero_or(ns, ts[1], lambda t: ns.mul(xs[0], t)))
+vjp_rules["mul"] = lambda ns, p, xs, y, ct: (ns.mul(ct, xs[1]), ns.mul(xs[0], ct))
+
+
+def _div(ns, p, a, b):
+    require(ns, b, (-1, 1), "the divisor is nonzero")
+    return ns.div(a, b)
+
+
+div_p = smooth_prim("div", 2, doc="a / b, defined where b != 0")
+eval_rules["div"] = _div
+
+
+def _div_jvp(ns, p, xs, y, ts):
+    num = _sum(ns, ts[0], None if ts[1] is None else ns.neg(ns.mul(y, ts[1])))
+    return None if num is None else ns.div(num, xs[1])
+
+
+jvp_rules["div"] = _div_jvp
+vjp_rules["div"] = lambda ns, p, xs, y, ct: (ns.div(ct, xs[1]), ns.neg(ns.div(ns.mul(ct, y), xs[1])))
+
+neg_p = smooth_prim("neg", 1, doc="-a")
+eval_rules["neg"] = lambda ns, p, a: ns.neg(a)
+jvp_rules["neg"] = lambda ns, p, xs, y, ts: _zero_or(ns, ts[0], ns.neg)
+vjp_rules["neg"] = lambda ns, p, xs, y, ct: (ns.neg(ct),)
+
+
+def _pow(ns, p, a):
+    n = p["n"]
+    if n < 0:
+        require(ns, a, (-1, 1), "the base of a negative power is nonzero")
+    return ns.pow(a, n)
+
+
+def _dpow(ns, p, x):
+    """d/dx x**n = n x**(n-1)."""
+    n = p["n"]
+    if n == 0:
+        return ns.const(fmpq(0))
+    return ns.mul(ns.const(fmpq(n)), ns.pow(x, n - 1))
+
+
+pow_p = smooth_prim("pow", 1, params={"n": (None, INT)}, required=("n",), doc="a ** n for an integer n")
+eval_rules["pow"] = _pow
+jvp_rules["pow"] = lambda ns, p, xs, y, ts: _zero_or(ns, ts[0], lambda t: ns.mul(_dpow(ns, p, xs[0]), t))
+vjp_rules["pow"] = lambda ns, p, xs, y, ct: (ns.mul(_dpow(ns, p, xs[0]), ct),)
+
+exp_p = smooth_prim("exp", doc="exp(a)")
+eval_rules["exp"] = lambda ns, p, a: ns.exp(a)
+jvp_rules["exp"] = lambda ns, p, xs, y, ts: _zero_or(ns, ts[0], lambda t: ns.mul(y, t))
+vjp_rules["exp"] = lambda ns, p, xs, y, ct: (ns.mul(y, ct),)
+
+
+def _log(ns, p, a):
+    require(ns, a, (1,), "log's argument is positive")
+    return ns.log(a)
+
+
+log_p = smooth_prim("log", doc="natural log, defined where a > 0")
+eval_rules["log"] = _log
+jvp_rules["log"] = lambda ns, p, xs, y, ts: _zero_or(ns, ts[0], lambda t: ns.div(t, xs[0]))
+vjp_rules["log"] = lambda ns, p, xs, y, ct: (ns.div(ct, xs[0]),)
+
+
+def _sqrt(ns, p, a):
+    require(ns, a, (1,), "sqrt's argument is positive (sqrt is not Lipschitz at 0)")
+    return ns.sqrt(a)
+
+
+sqrt_p = smooth_prim("sqrt", doc="square root, defined where a > 0")
+eval_rules["sqrt"] = _sqrt
+jvp_rules["sqrt"] = lambda ns, p, xs, y, ts: _zero_or(ns, ts[0], lambda t: ns.div(t, ns.add(y, y)))
+vjp_rules["sqrt"] = lambda ns, p, xs, y, ct: (ns.div(ct, ns.add(y, y)),)
+
+sin_p = smooth_prim("sin", doc="sine (analytic extension, Remark 1)")
+eval_rules["sin"] = lambda ns, p, a: ns.sin(a)
+jvp_rules["sin"] = lambda ns, p, xs, y, ts: _zero_or(ns, ts[0], lambda t: ns.mul(ns.cos(xs[0]), t))
+vjp_rules["sin"] = lambda ns, p, xs, y, ct: (ns.mul(ns.cos(xs[0]), ct),)
+
+cos_p = smooth_prim("cos", doc="cosine (analytic extension, Remark 1)")
+eval_rules["cos"] = lambda ns, p, a: ns.cos(a)
+jvp_rules["cos"] = lambda ns, p, xs, y, ts: _zero_or(ns, ts[0], lambda t: ns.neg(ns.mul(ns.sin(xs[0]), t)))
+vjp_rules["cos"] = lambda ns, p, xs, y, ct: (ns.neg(ns.mul(ns.sin(xs[0]), ct)),)
+
+
+def _dtanh(ns, y):
+    return ns.sub(ns.const(fmpq(1)), ns.mul(y, y))
+
+
+tanh_p = smooth_prim("tanh", doc="hyperbolic tangent (analytic extension, Remark 1)")
+eval_rules["tanh"] = lambda ns, p, a: ns.tanh(a)
+jvp_rules["tanh"] = lambda ns, p, xs, y, ts: _zero_or(ns, ts[0], lambda t: ns.mul(_dtanh(ns, y), t))
+vjp_rules["tanh"] = lambda ns, p, xs, y, ct: (ns.mul(_dtanh(ns, y), ct),)
+
+
+def _dsigmoid(ns, y):
+    return ns.mul(y, ns.sub(ns.const(fmpq(1)), y))
+
+
+sigmoid_p = smooth_prim("sigmoid", doc="1 / (1 + exp(-a)) (analytic extension, Remark 1)")
+eval_rules["sigmoid"] = lambda ns, p, a: ns.sigmoid(a)
+jvp_rules["sigmoid"] = lambda ns, p, xs, y, ts: _zero_or(ns, ts[0], lambda t: ns.mul(_dsigmoid(ns, y), t))
+vjp_rules["sigmoid"] = lambda ns, p, xs, y, ct: (ns.mul(_dsigmoid(ns, y), ct),)

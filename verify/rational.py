@@ -1,0 +1,63 @@
+"""Exact rationals at the boundary: every number that enters an exact path goes through ``to_fmpq``."""
+import fractions
+import math
+import numbers as _numbers
+
+from flint import fmpq, fmpz
+
+from .errors import InputError
+
+
+def to_fmpq(x, what="number"):
+    """Return ``x`` as an exact ``fmpq``.
+
+    Accepts int, fmpz, fmpq, fractions.Fraction, a string ("1/3", "-2", "0.25", "1e-3": decimals are read
+    exactly, so "0.1" is 1/10) and float (its exact binary value: 0.1 becomes 3602879701896397/2**55).
+    Anything else, or a non-finite float, is an InputError naming the value.
+    """
+    if isinstance(x, bool):
+        raise InputError(f"{what} {x!r} is a bool, not a number")
+    if isinstance(x, fmpq):
+        return x
+    if isinstance(x, (int, fmpz)):
+        return fmpq(int(x))
+    if isinstance(x, fractions.Fraction):
+        return fmpq(x.numerator, x.denominator)
+    if isinstance(x, float):
+        if not math.isfinite(x):
+            raise InputError(f"{what} {x!r} is not a finite number")
+        p, q = x.as_integer_ratio()
+        return fmpq(p, q)
+    if isinstance(x, str):
+        s = x.strip()
+        try:
+            f = fractions.Fraction(s)
+        except (ValueError, ZeroDivisionError):
+            raise InputError(f"{what} {x!r} is not an exact number (write e.g. 1/3, -2, 0.25, 1e-3)") from None
+        return fmpq(f.numerator, f.denominator)
+    if isinstance(x, _numbers.Rational):
+        return fmpq(int(x.numerator), int(x.denominator))
+    if isinstance(x, _numbers.Real) and type(x).__module__ == "numpy":
+        return to_fmpq(float(x), what)
+    raise InputError(f"{what} {x!r} of type {type(x).__name__} is not a number")
+
+
+def parse_point(text):
+    """Parse a comma-separated point such as "1/3,-2,0.25" into a list of fmpq."""
+    if isinstance(text, str):
+        parts = [p for p in text.split(",")]
+        if not text.strip() or any(not p.strip() for p in parts):
+            raise InputError(f"point {text!r} is malformed: write comma-separated numbers such as 1/3,-2,0.25")
+        return [to_fmpq(p, "coordinate") for p in parts]
+    try:
+        items = list(text)
+    except TypeError:
+        items = [text]
+    return [to_fmpq(p, "coordinate") for p in items]
+
+
+def fmt_q(q):
+    """"p/q" (or "n") for an fmpq."""
+    return str(q.p) if q.q == 1 else f"{q.p}/{q.q}"
+
+
