@@ -18,13 +18,19 @@ class Builder:
         self.eqns = []
         self.taken = set(self.names)
 
-    def fresh(self, hint="t"):
-        """A new variable name based on ``hint`` that no other variable uses."""
-        base = hint if hint.isidentifier() and not keyword.iskeyword(hint) else "t"
-        name, k = base, 1
-        while name in self.taken:
-            k += 1
-            name = f"{base}_{k}"
+    def fresh(self, hint=None):
+        """A new variable name that no other variable uses: ``hint`` (then hint_2, ...) or v1, v2, ..."""
+        if hint is None or not hint.isidentifier() or keyword.iskeyword(hint):
+            self._k = getattr(self, "_k", 0) + 1
+            name = f"v{self._k}"
+            while name in self.taken:
+                self._k += 1
+                name = f"v{self._k}"
+        else:
+            name, k = hint, 1
+            while name in self.taken:
+                k += 1
+                name = f"{hint}_{k}"
         self.taken.add(name)
         return name
 
@@ -37,7 +43,7 @@ class Builder:
         params = tuple(sorted((params or {}).items()))
         outs = []
         for i in range(n_out):
-            nm = names[i] if names else self.fresh("t")
+            nm = names[i] if names else self.fresh()
             if names:
                 self.taken.add(nm)
             self.names.append(nm)

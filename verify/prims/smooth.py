@@ -11,13 +11,14 @@ def _show(ns, x):
     return j if isinstance(j, str) else (f"[{j['lo']}, {j['hi']}]" if isinstance(j, dict) else repr(j))
 
 
-def require(ns, x, allowed, what):
-    """Raise DomainError unless sign(x) is in ``allowed``; Undecided when the sign is not decided."""
+def require(ns, x, allowed, need):
+    """Raise DomainError unless sign(x) is in ``allowed`` (``need`` says what the primitive needs, e.g.
+    "log needs a positive argument"); Undecided when this number system cannot decide the sign."""
     s = ns.sign(x)
     if s is None:
-        raise Undecided(f"cannot decide whether {what}: the argument is {_show(ns, x)}")
+        raise Undecided(f"cannot decide whether {_show(ns, x)} is allowed ({need})")
     if s not in allowed:
-        raise DomainError(f"{what} fails: the argument is {_show(ns, x)}")
+        raise DomainError(f"{need}, got {_show(ns, x)}")
 
 
 def _zero_or(ns, t, f):
@@ -52,7 +53,7 @@ vjp_rules["mul"] = lambda ns, p, xs, y, ct: (ns.mul(ct, xs[1]), ns.mul(xs[0], ct
 
 
 def _div(ns, p, a, b):
-    require(ns, b, (-1, 1), "the divisor is nonzero")
+    require(ns, b, (-1, 1), "division needs a nonzero divisor")
     return ns.div(a, b)
 
 
@@ -77,7 +78,7 @@ vjp_rules["neg"] = lambda ns, p, xs, y, ct: (ns.neg(ct),)
 def _pow(ns, p, a):
     n = p["n"]
     if n < 0:
-        require(ns, a, (-1, 1), "the base of a negative power is nonzero")
+        require(ns, a, (-1, 1), "a negative power needs a nonzero base")
     return ns.pow(a, n)
 
 
@@ -101,7 +102,7 @@ vjp_rules["exp"] = lambda ns, p, xs, y, ct: (ns.mul(y, ct),)
 
 
 def _log(ns, p, a):
-    require(ns, a, (1,), "log's argument is positive")
+    require(ns, a, (1,), "log needs a positive argument")
     return ns.log(a)
 
 
@@ -112,7 +113,7 @@ vjp_rules["log"] = lambda ns, p, xs, y, ct: (ns.div(ct, xs[0]),)
 
 
 def _sqrt(ns, p, a):
-    require(ns, a, (1,), "sqrt's argument is positive (sqrt is not Lipschitz at 0)")
+    require(ns, a, (1,), "sqrt needs a positive argument (it is not Lipschitz at 0)")
     return ns.sqrt(a)
 
 
