@@ -1,28 +1,31 @@
 """Shared test helpers: exact bounds of enclosures, so containment is checked in rationals, never floats."""
-import fractions
-
 from flint import arb, fmpq
-from mpmath import mpf
+
+
+def _arf_q(a):
+    m, e = (int(v) for v in a.man_exp())
+    return fmpq(m) * fmpq(2) ** e if e >= 0 else fmpq(m, 2 ** (-e))
 
 
 def arb_q_bounds(x):
-    """Exact rational (lo, hi) with lo <= every point of the arb ball <= hi."""
-    m, r, e = (int(v) for v in x.mid_rad_10exp(30))
-    s = fmpq(10) ** e if e >= 0 else 1 / fmpq(10) ** (-e)
-    return fmpq(m - r) * s, fmpq(m + r) * s
+    """Exact rational (lo, hi) = mid -/+ rad, from the exact midpoint and radius (no rounding at all:
+    ``arb.lower()`` would round to the ambient precision)."""
+    assert x.is_finite(), x
+    m, r = _arf_q(x.mid()), _arf_q(x.rad())
+    return m - r, m + r
 
 
-def mpf_q(v):
-    """An mpf as an exact fmpq."""
-    f = fractions.Fraction(*mpf(v).as_integer_ratio()) if hasattr(mpf(v), "as_integer_ratio") else None
-    if f is None:
-        man, exp = mpf(v).man_exp
-        f = fractions.Fraction(int(man)) * fractions.Fraction(2) ** int(exp)
-    return fmpq(f.numerator, f.denominator)
+def mpf_tuple_q(t):
+    """A raw mpmath mpf tuple (sign, man, exp, bc) as an exact fmpq (no rounding: never via mpf())."""
+    sign, man, exp, _ = t
+    assert man != 0 or t == (0, 0, 0, 0), f"non-finite interval endpoint {t}"
+    man, exp = (-1) ** sign * int(man), int(exp)
+    return fmpq(man) * fmpq(2) ** exp if exp >= 0 else fmpq(man, 2 ** (-exp))
 
 
 def iv_q_bounds(x):
-    return mpf_q(x.a), mpf_q(x.b)
+    a, b = x._mpi_
+    return mpf_tuple_q(a), mpf_tuple_q(b)
 
 
 def q_bounds(x):

@@ -108,9 +108,9 @@ def _report(args, program, res, grad):
         print(json.dumps(out))
         return
     names = ", ".join(program.input_names)
-    print(f"program   {program.name}({names})   number={res.number}"
-          f"{'' if res.prec is None else f' prec={res.prec}'}   convention={res.convention}"
-          f"   {'exact' if res.exact else 'enclosure' if res.number in ('exact', 'ball', 'interval') else 'unverified'}")
+    kind = "exact" if res.exact else ("enclosure" if res.number in ("exact", "ball", "interval") else "unverified")
+    prec = "" if res.prec is None else f" prec={res.prec}"
+    print(f"program   {program.name}({names})   number={res.number}{prec}   convention={res.convention}   {kind}")
     print("value     " + ", ".join(_text(v) for v in res.values))
     if grad:
         if res.gradient is not None:

@@ -106,7 +106,8 @@ def run(program, ns, xs, convention=kinks.DEFAULT, pattern=None, prec=None):
     if pattern is not None:
         pattern = tuple(pattern)
         if len(pattern) != len(nonsmooth):
-            raise InputError(f"pattern has {len(pattern)} entries, the program has {len(nonsmooth)} nonsmooth equations")
+            raise InputError(f"pattern has {len(pattern)} entries, the program has {len(nonsmooth)} "
+                             "nonsmooth equations")
         for st, i in zip(nonsmooth, pattern):
             n = st.sel.n_pieces(st.params, len(st.ins))
             if type(i) is not int or not 0 <= i < n:

@@ -85,7 +85,8 @@ def atom(x):
     try:
         return Lit(to_fmpq(x))
     except InputError:
-        raise TracingError(f"{x!r} of type {type(x).__name__} cannot be traced: use numbers and traced values") from None
+        raise TracingError(f"{x!r} of type {type(x).__name__} cannot be traced: "
+                           "use numbers and traced values") from None
 
 
 def _emit(prim, *args, params=None, n_out=1):

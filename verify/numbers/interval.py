@@ -2,12 +2,14 @@
 of certificates (mpmath issue 1181: ``iv.exp`` has returned intervals missing the true value).
 
 ``iv`` keeps its precision in a global attribute (it has no ``workprec``); ``IntervalSystem.precision``
-sets and restores it.  Signs are read from the endpoints, which are plain mpf numbers, so no comparison of
-two overlapping intervals is ever evaluated (mpmath 1.3 returns None there and 1.4 raises).
+sets and restores it.  Signs are read from the raw endpoints (``x._mpi_``, in both mpmath 1.3 and 1.4), so
+no comparison of two overlapping intervals is ever evaluated (mpmath 1.3 returns None there and 1.4
+raises) and nothing is rounded to mpmath's global precision on the way.
 """
 import contextlib
 
 from mpmath import iv, mpf
+from mpmath.libmp import fnan, mpf_sign
 
 
 class IntervalSystem:
@@ -38,12 +40,17 @@ class IntervalSystem:
     def sqrt(self, a): return iv.sqrt(a)
     def sin(self, a): return iv.sin(a)
     def cos(self, a): return iv.cos(a)
-    def tanh(self, a): return iv.tanh(a)
+    def tanh(self, a):
+        # iv has no tanh; 1 - 2/(exp(2a) + 1) uses a once, so the enclosure is as tight as iv.exp's
+        return 1 - 2 / (iv.exp(2 * a) + 1)
     def sigmoid(self, a): return 1 / (1 + iv.exp(-a))
 
     @staticmethod
     def sign(x):
-        lo, hi = mpf(x.a), mpf(x.b)
+        # the raw endpoint tuples: converting them to mpf would round to mp.prec
+        lo, hi = (mpf_sign(t) if t not in (fnan,) else None for t in x._mpi_)
+        if lo is None or hi is None:
+            return None
         if lo > 0:
             return 1
         if hi < 0:
@@ -56,4 +63,5 @@ class IntervalSystem:
         return False
 
     def to_json(self, x):
-        return {"lo": str(mpf(x.a)), "hi": str(mpf(x.b))}
+        lo, hi = (mpf(t) for t in x._mpi_)  # display only
+        return {"lo": str(lo), "hi": str(hi)}

@@ -134,4 +134,4 @@ class Selection:
         return [self.piece(params, n, i) for i in range(self.n_pieces(params, n))]
 
 
-from . import smooth, nonsmooth  # noqa: E402,F401  (registers everything)
+from . import nonsmooth as _nonsmooth, smooth as _smooth  # noqa: E402,F401  (registers everything)

@@ -180,7 +180,8 @@ def table_md(rows, sin):
               "## sin with its AD derivative moved at prescribed points", "",
               "`sin_shifted(t) = sin(t) + 1*zero(t + 1/2) - 2*zero(t - 1/4)`: on the grid the AD derivative "
               "provably differs from cos only at:", "",
-              "| t | AD derivative (ball) | cos(t) (ball) | shift | AD - cos(t) contains shift |", "|---|---|---|---|---|"]
+              "| t | AD derivative (ball) | cos(t) (ball) | shift | AD - cos(t) contains shift |",
+              "|---|---|---|---|---|"]
     for m in sin["moved"]:
         ad, co = m["ad"], m["cos"]
         lines.append(f"| {m['t']} | [{ad['lo']}, {ad['hi']}] | [{co['lo']}, {co['hi']}] | {m['shift']} | "
