@@ -77,8 +77,9 @@ class _Compiler:
         ret = body[-1].value
         if ret is None:
             raise self.err("return needs a value", body[-1])
-        elems = ret.elts if isinstance(ret, ast.Tuple) else [ret]
-        return [self.expr(e, b, env, stack) for e in elems]
+        if isinstance(ret, ast.Tuple):
+            return [self.expr(e, b, env, stack) for e in ret.elts]
+        return self.multi(ret, b, env, stack)   # one value, or every output of sort / a multi-return def
 
     def arg_names(self, fdef):
         a = fdef.args
