@@ -1,0 +1,39 @@
+"""The independent checker behind ``verify check``.
+
+It re-validates a certificate from the program text and the evidence, with its own small evaluator
+(kernel.py), and never imports verify.certify (the code that produced the certificate): a bug there cannot
+vouch for itself.  Each kind of certificate has one check function in CHECKS; it returns None when the
+certificate is valid and raises Invalid with the reason otherwise.  Everything but ``meta`` is checked:
+changing any number, pattern, weight, vector, verdict or claim makes the check fail.
+"""
+from ..errors import InputError, VerifyError
+from . import FORMAT, validate_schema
+
+
+class Invalid(VerifyError):
+    """The certificate does not hold: the message says which part and why."""
+
+
+CHECKS = {}
+
+
+def register(kind):
+    def deco(fn):
+        CHECKS[kind] = fn
+        return fn
+    return deco
+
+
+def check(cert):
+    """Return None when ``cert`` is valid; raise Invalid (with the reason) when it is not, InputError when
+    it is not a certificate at all."""
+    if not isinstance(cert, dict) or cert.get("format") != FORMAT:
+        raise InputError(f"not a {FORMAT} certificate")
+    try:
+        validate_schema(cert)
+    except InputError as e:
+        raise Invalid(str(e)) from None
+    fn = CHECKS.get(cert["kind"])
+    if fn is None:
+        raise Invalid(f"no checker for certificates of kind {cert['kind']!r}")
+    fn(cert)
