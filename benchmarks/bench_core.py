@@ -49,8 +49,7 @@ TARGET_VJP_OVER_EVAL, TARGET_TORCH_SPEEDUP = 2.5, 3.0
 # ------------------------------------------------------------------------------------ random programs
 
 class Gen:
-    """A Builder with explicit variable names (Builder.fresh is quadratic, see the README) and the
-    operand rule: one of the WINDOW most recent variables, or an input with probability 1/50."""
+    """A Builder (variables named v<equation index>) and the operand rules below."""
 
     def __init__(self, name, rng):
         self.rng, self.b = rng, Builder(name, [f"x{i}" for i in range(N_INPUTS)])

@@ -1,0 +1,289 @@
+"""The checker's own small evaluator: primitive values, piece sets and forward-mode derivatives, written
+independently of verify.prims / verify.evaluate / verify.ad so that a certificate is re-validated by
+different code than the code that produced it.
+
+Numbers are exact (fmpq) or balls (arb at the caller's precision).  ``sign`` returns -1, 0, 1 or None
+(undecided); nothing here turns an undecided comparison into a decision.  A piece is a tuple of rows, one
+per output, each row (coefficients tuple, constant) with fmpq entries: output = coefficients . inputs +
+constant.
+"""
+import itertools
+
+from flint import arb, fmpq, fmpz
+
+from ..rational import fmt_q
+from .checker import Invalid
+
+Q0, Q1 = fmpq(0), fmpq(1)
+
+
+def q(s):
+    """An exact number string "p/q" as fmpq (Invalid otherwise)."""
+    if not isinstance(s, str):
+        raise Invalid(f"expected an exact number string, got {s!r}")
+    try:
+        if "/" in s:
+            p, d = s.split("/")
+            return fmpq(int(p), int(d))
+        return fmpq(int(s))
+    except (ValueError, ZeroDivisionError):
+        raise Invalid(f"{s!r} is not an exact number") from None
+
+
+def qs(x):
+    return fmt_q(x)
+
+
+def sign(x):
+    if isinstance(x, fmpq):
+        return (x > 0) - (x < 0)
+    if x > 0:
+        return 1
+    if x < 0:
+        return -1
+    return 0 if x.is_zero() else None
+
+
+def _ball(x):
+    return x if isinstance(x, arb) else arb(x)
+
+
+def _isqrt_q(x):
+    p, d = fmpz(x.p), fmpz(x.q)
+    if p >= 0 and p.isqrt() ** 2 == p and d.isqrt() ** 2 == d:
+        return fmpq(p.isqrt(), d.isqrt())
+    return None
+
+
+def _need(ok, msg):
+    if ok is None:
+        raise Invalid(f"the checker cannot decide: {msg}")
+    if not ok:
+        raise Invalid(f"the program is not defined here: {msg}")
+
+
+def smooth_value(prim, xs, params):
+    """Value of a smooth primitive (exact when the result is rational at a rational point, else a ball)."""
+    if prim in ("add", "sub", "mul"):
+        a, b = xs
+        return a + b if prim == "add" else (a - b if prim == "sub" else a * b)
+    if prim == "div":
+        s = sign(xs[1])
+        _need(None if s is None else s != 0, "division by zero")
+        return xs[0] / xs[1]
+    if prim == "neg":
+        return -xs[0]
+    x = xs[0]
+    if prim == "pow":
+        n = params["n"]
+        if n < 0:
+            s = sign(x)
+            _need(None if s is None else s != 0, "0 to a negative power")
+            return 1 / (x ** (-n))
+        return x ** n
+    if prim in ("log", "sqrt"):
+        s = sign(x)
+        _need(None if s is None else s > 0, f"{prim} of a non-positive number")
+    if isinstance(x, fmpq):
+        if x == 0 and prim in ("exp", "cos"):
+            return Q1
+        if x == 0 and prim in ("sin", "tanh"):
+            return Q0
+        if x == 0 and prim == "sigmoid":
+            return fmpq(1, 2)
+        if x == 1 and prim == "log":
+            return Q0
+        if prim == "sqrt" and _isqrt_q(x) is not None:
+            return _isqrt_q(x)
+    b = _ball(x)
+    if prim == "sigmoid":
+        return 1 / (1 + (-b).exp())
+    return getattr(b, prim)()
+
+
+def smooth_partials(prim, xs, y, params):
+    """Partial derivatives of a smooth primitive at xs (y is its value)."""
+    if prim == "add":
+        return (Q1, Q1)
+    if prim == "sub":
+        return (Q1, -Q1)
+    if prim == "mul":
+        return (xs[1], xs[0])
+    if prim == "div":
+        return (1 / xs[1], -y / xs[1])
+    if prim == "neg":
+        return (-Q1,)
+    x = xs[0]
+    if prim == "pow":
+        n = params["n"]
+        return (Q0,) if n == 0 else (n * (x ** (n - 1) if n - 1 >= 0 else 1 / x ** (1 - n)),)
+    return ({"exp": lambda: y, "log": lambda: 1 / x, "sqrt": lambda: 1 / (2 * y),
+             "sin": lambda: smooth_value("cos", xs, params), "cos": lambda: -smooth_value("sin", xs, params),
+             "tanh": lambda: 1 - y * y, "sigmoid": lambda: y * (1 - y)}[prim](),)
+
+
+SMOOTH = ("add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid")
+
+
+def _row(n, coefs, const=Q0):
+    return (tuple(fmpq(c) for c in coefs), fmpq(const))
+
+
+def _unit(n, i, w=Q1):
+    return tuple(fmpq(w) if j == i else Q0 for j in range(n))
+
+
+def pieces(prim, params, n):
+    """The set of pieces (affine maps) of a nonsmooth primitive, as a list without repeats."""
+    out = []
+
+    def add(piece):
+        if piece not in out:
+            out.append(piece)
+    if prim in ("relu", "abs", "leaky_relu"):
+        left = {"relu": Q0, "abs": -Q1, "leaky_relu": params.get("slope")}[prim]
+        kink = {"relu": params.get("alpha"), "abs": params.get("at_zero"),
+                "leaky_relu": params.get("at_zero") if params.get("at_zero") is not None else params.get("slope")}[prim]
+        for c in (left, Q1, kink):
+            add((_row(1, (c,)),))
+    elif prim in ("clamp", "hardtanh", "relu6"):
+        lo, hi = (Q0, fmpq(6)) if prim == "relu6" else (params.get("lo"), params.get("hi"))
+        add((_row(1, (Q1,)),))
+        for b, d in ((lo, params.get("at_lo")), (hi, params.get("at_hi"))):
+            if b is not None:
+                add((_row(1, (Q0,), b),))
+                add((_row(1, (d,), (1 - d) * b),))
+    elif prim in ("max", "min"):
+        if params.get("tie") == "split":
+            for k in range(1, n + 1):
+                for sub in itertools.combinations(range(n), k):
+                    add((_row(n, tuple(fmpq(1, k) if j in sub else Q0 for j in range(n))),))
+        else:
+            for i in range(n):
+                add((_row(n, _unit(n, i)),))
+    elif prim == "sort":
+        for perm in itertools.permutations(range(n)):
+            add(tuple(_row(n, _unit(n, perm[r])) for r in range(n)))
+    elif prim == "where":
+        add((_row(4, _unit(4, 2)),))
+        add((_row(4, _unit(4, 3)),))
+    else:
+        raise Invalid(f"unknown primitive {prim!r}")
+    return out
+
+
+def nonsmooth_value(prim, xs, params):
+    """The primitive's value, computed from its definition (not from its pieces); signs must be decided."""
+    def s(v, what):
+        r = sign(v)
+        if r is None:
+            raise Invalid(f"the checker cannot decide the sign of {what}")
+        return r
+    if prim == "relu":
+        return [xs[0] if s(xs[0], "relu's argument") > 0 else Q0]
+    if prim == "abs":
+        return [xs[0] if s(xs[0], "abs's argument") >= 0 else -xs[0]]
+    if prim == "leaky_relu":
+        return [xs[0] if s(xs[0], "leaky_relu's argument") > 0 else params["slope"] * xs[0]]
+    if prim in ("clamp", "hardtanh", "relu6"):
+        lo, hi = (Q0, fmpq(6)) if prim == "relu6" else (params.get("lo"), params.get("hi"))
+        x = xs[0]
+        if lo is not None and s(x - lo, "x - lo") < 0:
+            return [lo]
+        if hi is not None and s(x - hi, "x - hi") > 0:
+            return [hi]
+        return [x]
+    if prim in ("max", "min", "sort"):
+        def cmp(i, j):
+            return s(xs[i] - xs[j], "a difference of arguments")
+        order = list(range(len(xs)))
+        for i in range(1, len(order)):        # insertion sort with decided comparisons only
+            j = i
+            while j > 0 and cmp(order[j - 1], order[j]) > 0:
+                order[j - 1], order[j] = order[j], order[j - 1]
+                j -= 1
+        srt = [xs[i] for i in order]
+        if prim == "max":
+            return [srt[-1]]
+        if prim == "min":
+            return [srt[0]]
+        return srt[::-1] if params.get("descending") else srt
+    if prim == "where":
+        d = s(xs[0] - xs[1], "where's condition")
+        holds = {">": d > 0, ">=": d >= 0, "<": d < 0, "<=": d <= 0, "==": d == 0, "!=": d != 0}[params["op"]]
+        return [xs[2] if holds else xs[3]]
+    raise Invalid(f"unknown primitive {prim!r}")
+
+
+def apply_piece(piece, xs):
+    out = []
+    for coefs, const in piece:
+        acc = const
+        for c, x in zip(coefs, xs):
+            if c != 0:
+                acc = acc + c * x
+        out.append(acc)
+    return out
+
+
+def piece_json(piece):
+    return [[qs(c) for c in coefs] + [qs(const)] for coefs, const in piece]
+
+
+def piece_from_json(rows):
+    try:
+        return tuple((tuple(q(c) for c in r[:-1]), q(r[-1])) for r in rows)
+    except (TypeError, IndexError):
+        raise Invalid(f"malformed piece {rows!r}") from None
+
+
+class Frozen:
+    """A program evaluated with given pieces at its nonsmooth equations (or with the primitives' own values
+    when ``pieces_of`` is None), carrying the dense gradient of every variable (forward mode)."""
+
+    def __init__(self, program, x, pieces_of=None, want_grad=True):
+        n = program.n_inputs
+        want_grad = want_grad and pieces_of is not None   # a gradient needs a piece at every kink
+        self.program = program
+        self.val = list(x) + [None] * (program.n_vars - n)
+        self.grad = [[Q1 if j == i else Q0 for j in range(n)] for i in range(n)] + [None] * (program.n_vars - n)
+        self.args = []
+        zero = [Q0] * n
+        k = 0
+        for e in program.eqns:
+            xs = [a.value if not isinstance(a, int) else self.val[a] for a in e.ins]
+            gs = [zero if not isinstance(a, int) else self.grad[a] for a in e.ins]
+            self.args.append(xs)
+            params = dict(e.params)
+            if e.prim in SMOOTH:
+                y = smooth_value(e.prim, xs, params)
+                ys = [y]
+                if want_grad:
+                    ps = smooth_partials(e.prim, xs, y, params)
+                    gys = [[sum((p * g[j] for p, g in zip(ps, gs)), Q0) for j in range(n)]]
+            else:
+                if pieces_of is None:
+                    ys = nonsmooth_value(e.prim, xs, params)
+                    gys = None
+                else:
+                    piece = pieces_of[k]
+                    ys = apply_piece(piece, xs)
+                    gys = [[sum((c * g[j] for c, g in zip(coefs, gs)), Q0) for j in range(n)]
+                           for coefs, _ in piece]
+                k += 1
+            for o, y in zip(e.outs, ys):
+                self.val[o] = y
+            if want_grad and gys is not None:
+                for o, gy in zip(e.outs, gys):
+                    self.grad[o] = gy
+
+    def outputs(self):
+        return [a.value if not isinstance(a, int) else self.val[a] for a in self.program.outputs]
+
+    def jacobian(self):
+        n = self.program.n_inputs
+        return [[Q0] * n if not isinstance(a, int) else self.grad[a] for a in self.program.outputs]
+
+
+def nonsmooth_eqns(program):
+    return [e for e in program.eqns if e.prim not in SMOOTH]
