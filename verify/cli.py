@@ -7,7 +7,7 @@ import argparse
 import importlib
 import sys
 
-from .commands import EPILOG, MODULES
+from .commands import EPILOG, modules
 from .errors import Undecided, VerifyError
 
 
@@ -19,7 +19,7 @@ def build_parser():
                     "that AD returns, under PyTorch, JAX or TensorFlow kink conventions.")
     sub = ap.add_subparsers(dest="cmd", metavar="COMMAND")
     sub.required = True
-    for name in MODULES:
+    for name in modules():
         importlib.import_module(f".commands.{name}", __package__).add(sub)
     return ap
 

@@ -15,6 +15,7 @@ class Invalid(VerifyError):
 
 
 CHECKS = {}
+CHECK_MODULES = ("check_index", "check_segment")   # each registers its kinds in CHECKS when imported
 
 
 def register(kind):
@@ -33,7 +34,18 @@ def check(cert):
         validate_schema(cert)
     except InputError as e:
         raise Invalid(str(e)) from None
+    _load_checks()
     fn = CHECKS.get(cert["kind"])
     if fn is None:
         raise Invalid(f"no checker for certificates of kind {cert['kind']!r}")
     fn(cert)
+
+
+def _load_checks():
+    import importlib
+    import pkgutil
+    from . import __path__ as here
+    found = {m.name for m in pkgutil.iter_modules(here)}
+    for name in CHECK_MODULES:
+        if name in found:
+            importlib.import_module(f"{__package__}.{name}")

@@ -1,12 +1,18 @@
-"""The CLI's subcommands.  Each module defines ``add(sub)``, which adds its parser(s) to the argparse
-subparsers ``sub`` with ``set_defaults(run=...)``; ``run(args)`` returns the exit code.  Modules are listed
-in MODULES in the order ``verify --help`` shows them."""
+"""The CLI's subcommands.  Each module here defines ``add(sub)``, which adds its parser(s) to the argparse
+subparsers ``sub`` with ``set_defaults(run=...)``; ``run(args)`` returns the exit code.  ``modules()`` finds
+them; ORDER fixes the order ``verify --help`` shows (others follow alphabetically)."""
 import argparse
 
 from .. import kinks
 from ..numbers import SYSTEMS
 
-MODULES = ("core", "reproduce")
+ORDER = ("core", "index", "segment", "check", "fuzz", "reproduce")
+
+
+def modules():
+    import pkgutil
+    found = {m.name for m in pkgutil.iter_modules(__path__)}
+    return [m for m in ORDER if m in found] + sorted(found - set(ORDER))
 
 EPILOG = """\
 PROGRAM is a .prog file (a Python subset: defs of assignments and a return; --fn picks a def, default the
