@@ -38,5 +38,10 @@ class Undecided(VerifyError):
         super().__init__(msg)
 
 
+class Undecidable(Undecided):
+    """Undecided for a reason that more precision cannot fix (e.g. a tie decided only by higher-order
+    terms): precision escalation stops at once."""
+
+
 class UnknownTruth(VerifyError, TypeError):
     """Raised by bool() of an UNKNOWN truth value: an undecided comparison never becomes True or False."""

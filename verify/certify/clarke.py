@@ -1,0 +1,224 @@
+"""Essential patterns and the Clarke subdifferential; critical points (selection, Clarke, artificial).
+
+Near x, the program's index rule partitions space into regions R_s = {y : s(y) = s}.  The union of their
+interiors is dense, and on int R_s the function is f_s, so the Clarke subdifferential at x is the convex
+hull of grad f_s(x) over the *essential* patterns s: those with x in the closure of int R_s.
+
+We find them by a depth-first walk over the nonsmooth equations.  At each equation, a switching function
+whose value at x is nonzero keeps its sign near x; a *tied* one (value exactly 0 at x) takes either strict
+sign on an open set next to x, as long as the strict inequalities collected along the branch are jointly
+satisfiable.  For piecewise-linear programs with rational data (only + - neg, products and quotients by
+literals besides the nonsmooth primitives) every switching function is affine on a branch, so:
+  - a direction d with <tau_j grad h_j, d> > 0 for all constraints proves the branch's region has interior
+    arbitrarily close to x (essential),
+  - a Gordan certificate y >= 0, sum y = 1, sum y_j tau_j grad h_j = 0 proves it has none (pruned),
+both exact (verify.certify.lp).  A tied switching function with zero gradient is identically zero on the
+branch (sign 0 there).  For other programs we use the linearised cone when the tied switching functions
+along a branch have linearly independent gradients (then every strict sign vector is realised on an open
+set next to x, by the submersion theorem); otherwise the answer is UNDECIDED.
+"""
+import itertools
+from dataclasses import dataclass
+
+from flint import arb_mat, fmpq, fmpq_mat
+
+from .. import kinks
+from ..errors import DomainError, InputError, Undecidable, Undecided
+from ..evaluate import _precision, coerce_point, compiled, run
+from ..frontends import as_program
+from ..ir import Lit
+from ..numbers import get_system
+from ..prims import affine, jvp_rules
+from .index import precisions
+from .lp import hull_weights, strict_direction
+
+LEAF_CAP = 4096
+
+
+def is_piecewise_linear(program):
+    """True when every smooth equation is + - neg, a product with a literal, a quotient by a literal or
+    pow with n in {0, 1}: then every switching function is affine on each pattern's region."""
+    for e in program.eqns:
+        if e.prim in ("add", "sub", "neg"):
+            continue
+        if e.prim == "mul" and any(isinstance(a, Lit) for a in e.ins):
+            continue
+        if e.prim == "div" and isinstance(e.ins[1], Lit):
+            continue
+        if e.prim == "pow" and dict(e.params)["n"] in (0, 1):
+            continue
+        if e.prim in ("exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid", "mul", "div", "pow"):
+            return False
+    return True
+
+
+@dataclass
+class Leaf:
+    pattern: tuple          # piece index per nonsmooth equation
+    gradient: list          # Jacobian of f_pattern at x (rows = outputs)
+    direction: list         # PL: d with every branch constraint > 0 at d; None otherwise
+    constraints: list       # the rows tau_j grad h_j collected along the branch
+
+
+@dataclass
+class ClarkeResult:
+    """``gradients``: distinct Jacobians of the essential patterns (their hull is the Clarke
+    subdifferential / generalized Jacobian); ``leaves``: every essential pattern with its witness;
+    ``tree``: the walk (nodes at equations with tied switching functions, branches with the sign vector
+    and either the next node/leaf or a Gordan certificate), for certificates; ``piecewise_linear``."""
+    program: object
+    point: list
+    convention: str
+    gradients: list
+    patterns_of: list
+    leaves: list
+    tree: object
+    piecewise_linear: bool
+    exact: bool
+    prec: int
+    number: str
+
+
+def _independent(ns, rows):
+    """Decided linear independence of ``rows`` (exact rank, or a Gram determinant ball excluding 0)."""
+    if not rows:
+        return True
+    if all(ns.is_exact_value(v) for r in rows for v in r):
+        return fmpq_mat([[fmpq(v) for v in r] for r in rows]).rank() == len(rows)
+    gram = [[sum((ns.mul(a, b) for a, b in zip(r, s)), ns.const(fmpq(0))) for s in rows] for r in rows]
+    det = arb_mat([[v if not isinstance(v, fmpq) else v for v in row] for row in gram]).det()
+    s = ns.sign(det)
+    if s is None:
+        raise Undecided("cannot decide whether the tied switching functions have independent gradients")
+    return s != 0
+
+
+def _walk(program, ns, xs, convention, pl, leaf_cap):
+    r = run(program, ns, [ns.const(x) for x in xs], convention)
+    steps = compiled(program, convention)
+    n = program.n_inputs
+    zero, one = ns.const(fmpq(0)), ns.const(fmpq(1))
+    G = [[one if j == i else zero for j in range(n)] for i in range(n)] + [None] * (program.n_vars - n)
+    leaves = []
+
+    def grad_of(atom, G):
+        return [zero] * n if isinstance(atom, Lit) else G[atom]
+
+    def visit(k, G, pattern, rows, indep_rows):
+        # advance through smooth steps
+        while k < len(steps) and steps[k].sel is None:
+            st = steps[k]
+            gs = [grad_of(a, G) for a in st.ins]
+            out = []
+            for j in range(n):
+                t = jvp_rules[st.prim](ns, st.params, r.args[k], r.env[st.outs[0]], [g[j] for g in gs])
+                out.append(zero if t is None else t)
+            G = G[:]
+            G[st.outs[0]] = out
+            k += 1
+        if k == len(steps):
+            if len(leaves) >= leaf_cap:
+                raise InputError(f"more than {leaf_cap} essential patterns: raise max_leaves")
+            jac = [grad_of(a, G) for a in program.outputs]
+            d = None
+            if pl:
+                d = strict_direction(rows) if rows else [fmpq(0)] * n
+                assert d is not None
+            leaves.append(Leaf(tuple(pattern), jac, d, rows))
+            return {"leaf": len(leaves) - 1}
+        st = steps[k]
+        args = r.args[k]
+        gs = [grad_of(a, G) for a in st.ins]
+        signs, tied, ident = [], [], []
+        grads = []
+        for j, (terms, const) in enumerate(st.switches):
+            s = ns.sign(affine(ns, terms, const, args))
+            if s is None:
+                raise Undecided(f"cannot decide the sign of a switching function of equation {st.k + 1} at x")
+            g = [affine(ns, tuple((i, c) for i, c in terms), fmpq(0), [gg[jj] for gg in gs]) for jj in range(n)]
+            grads.append(g)
+            signs.append(s)
+            if s == 0:
+                gz = [ns.sign(v) for v in g]
+                if None in gz:
+                    raise Undecided(f"cannot decide whether a tied switching function of equation {st.k + 1} "
+                                    "has a zero gradient")
+                if all(v == 0 for v in gz):
+                    if not pl:
+                        raise Undecidable(f"a switching function of equation {st.k + 1} vanishes at x with zero "
+                                        "gradient: its sign near x depends on higher-order terms")
+                    ident.append(j)     # affine with zero value and gradient: identically zero on the branch
+                else:
+                    tied.append(j)
+        if not pl:
+            indep_rows = indep_rows + [grads[j] for j in tied]
+            if not _independent(ns, indep_rows):
+                raise Undecidable(f"tied switching functions (up to equation {st.k + 1}) have linearly dependent "
+                                "gradients and the program is not piecewise linear: the linearised cone "
+                                "cannot decide which patterns are essential")
+        node = {"eqn": st.k, "tied": tied, "zero": ident, "branches": []}
+        for tau in itertools.product((-1, 1), repeat=len(tied)):
+            new = rows + [[v if t > 0 else ns.neg(v) for v in grads[j]] for t, j in zip(tau, tied)]
+            branch = {"signs": list(tau)}
+            if pl and tied:
+                if strict_direction(new) is None:
+                    y = hull_weights(new)
+                    assert y is not None, "Gordan's alternative failed: a bug in the simplex"
+                    branch["gordan"] = y
+                    node["branches"].append(branch)
+                    continue
+            sign_of = dict(enumerate(signs))
+            sign_of.update(zip(tied, tau))
+            i = st.sel.choose(st.params, len(args), lambda j: sign_of[j])
+            piece = st.piece(i)
+            vals = piece.apply(ns, args)
+            for v, o in zip(vals, st.outs):
+                if ns.sign(ns.sub(v, r.env[o])) != 0:
+                    raise DomainError(f"the program is not continuous at x (equation {st.k + 1} jumps between "
+                                      "pieces there): the Clarke subdifferential is not defined")
+            G2 = G[:]
+            for o, (terms, _) in zip(st.outs, piece.rows):
+                G2[o] = [affine(ns, terms, fmpq(0), [g[jj] for g in gs]) if terms else zero for jj in range(n)]
+            branch["piece"] = i
+            branch["next"] = visit(k + 1, G2, pattern + [i], new, indep_rows)
+            node["branches"].append(branch)
+        return node
+
+    tree = visit(0, G, [], [], [])
+    return leaves, tree
+
+
+def clarke(program, point, convention=kinks.DEFAULT, number="exact", prec=None, max_leaves=LEAF_CAP):
+    """The essential patterns at ``point`` and the Clarke generalized Jacobian's generators (see
+    ClarkeResult).  Raises Undecided when essentiality cannot be decided (non-PL programs with dependent
+    tied gradients, undecided signs after precision escalation) and DomainError when the program jumps at x."""
+    program = as_program(program)
+    kinks.check_convention(convention)
+    if number not in ("exact", "ball"):
+        raise InputError(f"the Clarke subdifferential is certified in exact or ball arithmetic, not {number!r}")
+    xs = coerce_point(program, point)
+    pl = is_piecewise_linear(program)
+    ns = get_system(number)
+    failure = None
+    for p in precisions(prec):
+        try:
+            with _precision(ns, p):
+                leaves, tree = _walk(program, ns, xs, convention, pl, max_leaves)
+            failure = None
+            break
+        except Undecidable:
+            raise
+        except Undecided as u:
+            failure = u
+    if failure is not None:
+        raise Undecided(f"{failure} (still undecided at {p} bits)", prec=p)
+    grads, where, keys = [], [], {}
+    for leaf in leaves:
+        key = tuple(tuple(str(v) for v in row) for row in leaf.gradient)
+        if key not in keys:
+            keys[key] = len(grads)
+            grads.append(leaf.gradient)
+            where.append([])
+        where[keys[key]].append(leaf.pattern)
+    exact = all(ns.is_exact_value(v) for g in grads for row in g for v in row)
+    return ClarkeResult(program, xs, convention, grads, where, leaves, tree, pl, exact, p, number)
