@@ -61,23 +61,29 @@ def vjp(r, cotangents):
     for a, c in zip(prog.outputs, cotangents):
         if a.__class__ is int and c is not None:
             CT[a] = _acc(ns, CT[a], c)
-    pieces = [st.piece(i) for st, i in zip((s for s in steps if s.rule is None), r.pattern)]
+    pat = r.pattern
+    m = len(pat)
     for st in reversed(steps):
-        if st.rule is None:
-            piece = pieces.pop()
+        if st.rule is not None:        # smooth, one output: the common case, kept lean
+            c = CT[st.outs[0]]
+            if c is None:
+                continue
+            in_cts = vjp_rules[st.prim](ns, st.params, r.args[st.k], r.env[st.outs[0]], c)
+            for a, c in zip(st.ins, in_cts):
+                if a.__class__ is int and c is not None:
+                    CT[a] = c if CT[a] is None else ns.add(CT[a], c)
+            continue
+        m -= 1
         cts = [CT[o] for o in st.outs]
         if all(c is None for c in cts):
             continue
-        if st.rule is not None:
-            in_cts = vjp_rules[st.prim](ns, st.params, r.args[st.k], r.env[st.outs[0]], cts[0])
-        else:
-            in_cts = [None] * len(st.ins)
-            for (terms, _), c in zip(piece.rows, cts):
-                if c is None:
-                    continue
-                for j, coef in terms:
-                    t = c if coef == 1 else (ns.neg(c) if coef == -1 else ns.mul(ns.const(coef), c))
-                    in_cts[j] = _acc(ns, in_cts[j], t)
+        in_cts = [None] * len(st.ins)
+        for (terms, _), c in zip(st.piece(pat[m]).rows, cts):
+            if c is None:
+                continue
+            for j, coef in terms:
+                t = c if coef == 1 else (ns.neg(c) if coef == -1 else ns.mul(ns.const(coef), c))
+                in_cts[j] = _acc(ns, in_cts[j], t)
         for a, c in zip(st.ins, in_cts):
             if a.__class__ is int and c is not None:
                 CT[a] = _acc(ns, CT[a], c)

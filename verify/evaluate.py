@@ -55,11 +55,23 @@ def compiled(program, convention):
                 st.rule = eval_rules[e.prim]
             else:
                 st.sel = selection_rules[e.prim]
-                st.switches = st.sel.switches(params, len(e.ins))
+                st.switches = [_merge(e.ins, terms, const) for terms, const in st.sel.switches(params, len(e.ins))]
                 st.pieces = {}
             steps.append(st)
         cache[convention] = steps
     return steps
+
+
+def _merge(ins, terms, const):
+    """A switching function with the terms on the same variable merged: max(v, v) switches on v - v, which is
+    exactly 0 (a decided tie), not a ball around 0 that no precision can decide."""
+    first, merged = {}, {}
+    for j, c in terms:
+        a = ins[j]
+        key = ("v", a) if a.__class__ is int else ("l", j)
+        j0 = first.setdefault(key, j)
+        merged[j0] = merged.get(j0, 0) + c
+    return tuple((j, c) for j, c in merged.items() if c != 0), const
 
 
 @dataclass
@@ -121,9 +133,10 @@ def run(program, ns, xs, convention=kinks.DEFAULT, pattern=None, prec=None):
             if a.__class__ is int:
                 args.append(env[a])
             else:
-                v = lits.get(a.value)
+                # keyed by the Lit object: hashing an fmpq builds a fractions.Fraction (~4 us)
+                v = lits.get(id(a))
                 if v is None:
-                    v = lits[a.value] = ns.const(a.value)
+                    v = lits[id(a)] = ns.const(a.value)
                 args.append(v)
         all_args.append(args)
         try:

@@ -287,3 +287,88 @@ class Frozen:
 
 def nonsmooth_eqns(program):
     return [e for e in program.eqns if e.prim not in SMOOTH]
+
+
+# ------------------------------------------------------------------------------ index rules (for Clarke)
+# Switching functions, in the documented order every certificate uses: relu, abs, leaky_relu: [u];
+# clamp, hardtanh, relu6: [x - lo, x - hi] (those bounds that exist); max, min, sort: x_i - x_j for the
+# pairs i < j in lexicographic order; where: [u - v].  Each is (coefficients tuple, constant).
+
+def bounds(prim, params):
+    return (Q0, fmpq(6)) if prim == "relu6" else (params.get("lo"), params.get("hi"))
+
+
+def switches(prim, params, n):
+    if prim in ("relu", "abs", "leaky_relu"):
+        return [((Q1,), Q0)]
+    if prim in ("clamp", "hardtanh", "relu6"):
+        return [((Q1,), -b) for b in bounds(prim, params) if b is not None]
+    if prim in ("max", "min", "sort"):
+        return [(tuple(Q1 if k == i else (-Q1 if k == j else Q0) for k in range(n)), Q0)
+                for i in range(n) for j in range(i + 1, n)]
+    if prim == "where":
+        return [((Q1, -Q1, Q0, Q0), Q0)]
+    raise Invalid(f"unknown primitive {prim!r}")
+
+
+def choose(prim, params, n, signs):
+    """The piece (affine map) the index rule picks for the given decided signs of the switches."""
+    if prim in ("relu", "abs", "leaky_relu"):
+        s = signs[0]
+        left = {"relu": Q0, "abs": -Q1, "leaky_relu": params.get("slope")}[prim]
+        kink = {"relu": params.get("alpha"), "abs": params.get("at_zero"),
+                "leaky_relu": params.get("at_zero") if params.get("at_zero") is not None else params.get("slope")}[prim]
+        return (_row(1, (left if s < 0 else (Q1 if s > 0 else kink),)),)
+    if prim in ("clamp", "hardtanh", "relu6"):
+        lo, hi = bounds(prim, params)
+        k = 0
+        if lo is not None:
+            if signs[k] < 0:
+                return (_row(1, (Q0,), lo),)
+            if signs[k] == 0:
+                d = params["at_lo"]
+                return (_row(1, (d,), (1 - d) * lo),)
+            k += 1
+        if hi is not None:
+            if signs[k] > 0:
+                return (_row(1, (Q0,), hi),)
+            if signs[k] == 0:
+                d = params["at_hi"]
+                return (_row(1, (d,), (1 - d) * hi),)
+        return (_row(1, (Q1,)),)
+    if prim in ("max", "min", "sort"):
+        pairs = {(i, j): k for k, (i, j) in enumerate((i, j) for i in range(n) for j in range(i + 1, n))}
+
+        def cmp(i, j):                      # decided sign of x_i - x_j
+            return 0 if i == j else (signs[pairs[(i, j)]] if i < j else -signs[pairs[(j, i)]])
+        if prim == "sort":
+            down = -1 if params.get("descending") else 1
+            rev = -1 if params.get("ties") == "reverse" else 1
+            order = list(range(n))
+            for a in range(1, n):               # insertion sort by (value, tie order)
+                b = a
+                while b > 0 and (cmp(order[b - 1], order[b]) * down > 0 or
+                                 (cmp(order[b - 1], order[b]) == 0 and (order[b - 1] - order[b]) * rev > 0)):
+                    order[b - 1], order[b] = order[b], order[b - 1]
+                    b -= 1
+            return tuple(_row(n, _unit(n, order[r])) for r in range(n))
+        sgn = 1 if prim == "max" else -1
+        best = [i for i in range(n) if all(cmp(i, j) * sgn >= 0 for j in range(n))]
+        tie = params.get("tie")
+        if tie == "split":
+            return (_row(n, tuple(fmpq(1, len(best)) if j in best else Q0 for j in range(n))),)
+        return (_row(n, _unit(n, best[0] if tie == "first" else best[-1])),)
+    if prim == "where":
+        d = signs[0]
+        holds = {">": d > 0, ">=": d >= 0, "<": d < 0, "<=": d <= 0, "==": d == 0, "!=": d != 0}[params["op"]]
+        return (_row(4, _unit(4, 2 if holds else 3)),)
+    raise Invalid(f"unknown primitive {prim!r}")
+
+
+def affine_value(form, xs):
+    coefs, const = form
+    acc = const
+    for c, x in zip(coefs, xs):
+        if c != 0:
+            acc = acc + c * x
+    return acc
