@@ -12,8 +12,18 @@ from .ir import Eqn, Lit, Program, to_text, typecheck
 from .kinks import CONVENTIONS
 from .truth import FALSE, TRUE, UNKNOWN, Truth, Verdict
 from . import ops
+from .certify import clarke, conservative_field, critical, index_set, spurious
 
 __version__ = "0.1.0"
 __all__ = ["parse", "trace", "evaluate", "grad", "jvp", "vjp", "jacobian", "to_text", "typecheck", "Program",
            "Eqn", "Lit", "EvalResult", "GradResult", "CONVENTIONS", "Truth", "TRUE", "FALSE", "UNKNOWN",
-           "Verdict", "VerifyError", "InputError", "ParseError", "ProgramError", "DomainError", "Undecided", "ops"]
+           "Verdict", "VerifyError", "InputError", "ParseError", "ProgramError", "DomainError", "Undecided", "ops",
+           "index_set", "conservative_field", "clarke", "critical", "spurious", "check"]
+
+
+def check(certificate):
+    """Re-validate a certificate (a dict, or a path to its JSON file) with the independent checker: returns
+    None when valid, raises verify.certificates.checker.Invalid with the reason when not."""
+    from .certificates import load
+    from .certificates.checker import check as _check
+    return _check(load(certificate) if isinstance(certificate, str) else certificate)

@@ -372,3 +372,17 @@ def affine_value(form, xs):
         if c != 0:
             acc = acc + c * x
     return acc
+
+
+def piecewise_linear(program):
+    """True when every smooth equation is + - neg, a product with a literal, a quotient by a literal, or
+    pow with n in {0, 1} (so every switching function is affine on each branch)."""
+    for e in program.eqns:
+        lit = [not isinstance(a, int) for a in e.ins]
+        if e.prim in ("add", "sub", "neg") or (e.prim == "mul" and any(lit)) or (e.prim == "div" and lit[1]):
+            continue
+        if e.prim == "pow" and dict(e.params)["n"] in (0, 1):
+            continue
+        if e.prim in SMOOTH:
+            return False
+    return True
