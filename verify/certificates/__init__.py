@@ -4,16 +4,18 @@ Every certificate has the same envelope (see ``schema.json``):
 
     {"format": "verify-certificate/1",
      "kind": "index_set" | "critical" | "segment" | "integral" | "spurious" | ...,
-     "program": {"text": canonical .prog text with every kink param written out, "fn": name},
+     "program": {"text": canonical .prog text with every kink param written out,
+                 "source": the program as given, "fn": name},
      "claim": {... what is claimed: point, scope, ...},
      "verdict": "PROVED" | "REFUTED" | "UNDECIDED",
      "result": {... the certified objects ...},
      "evidence": {... what a checker needs to re-validate ...},
      "prec": bits used for balls (or null),
-     "meta": {"versions": ..., "seconds": ...}}     # the only part a checker ignores
+     "meta": {"versions": ..., "seconds": ...},     # the only part a checker ignores
+     "digest": sha256 of the rest (any edit after writing is visible)}
 
 Numbers are exact strings "p/q" or enclosures {"lo": "...", "hi": "..."} of decimal strings.  The program
-text has the convention resolved (every param explicit), so a checker needs no convention table.
+text has the convention resolved (every param explicit); the checker re-resolves the source to confirm it.
 ``verify check`` (checker.py) re-validates a certificate without importing verify.certify.
 """
 import json
@@ -53,12 +55,38 @@ def make(kind, program, convention, claim, verdict, result, evidence, prec=None,
     """A certificate dict (see the module docstring).  ``program`` is a Program; its text is written with
     the convention resolved."""
     rp = resolved_program(program, convention)
+    if prec is not None and not _has_balls(result) and not _has_balls(evidence):
+        prec = None            # every number is exact: precision played no part
     meta = {"versions": versions(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     if started is not None:
         meta["seconds"] = round(time.perf_counter() - started, 6)
-    return {"format": FORMAT, "kind": kind, "program": {"text": to_text(rp), "fn": rp.name},
+    cert = {"format": FORMAT, "kind": kind,
+            "program": {"text": to_text(rp), "source": to_text(program), "fn": rp.name},
             "claim": {**claim, "convention": convention}, "verdict": verdict, "result": result,
             "evidence": evidence, "prec": prec, "meta": meta}
+    return sign(cert)
+
+
+def digest(cert):
+    """sha256 of the canonical JSON of everything but ``meta`` and ``digest``."""
+    import hashlib
+    body = {k: v for k, v in cert.items() if k not in ("meta", "digest")}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def sign(cert):
+    """Set ``cert["digest"]``: a record of exactly what was certified.  Witnesses (directions, weights,
+    separators) are not unique, so the digest is what makes any later edit visible; the checker still
+    re-validates every claim and witness on its own."""
+    cert = dict(cert)
+    cert["digest"] = digest(cert)
+    return cert
+
+
+def _has_balls(o):
+    if isinstance(o, dict):
+        return ("lo" in o and "hi" in o) or any(_has_balls(v) for v in o.values())
+    return isinstance(o, list) and any(_has_balls(v) for v in o)
 
 
 def schema():

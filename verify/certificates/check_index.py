@@ -17,12 +17,64 @@ from . import kernel as K
 from .checker import Invalid, register
 
 
+PRECS = (64, 128, 256, 512, 1024, 2048, 4096)
+
+
 def _program(cert):
+    """The certified program: its text must be canonical and be the source with the claimed convention
+    resolved (so the convention, too, is checked)."""
     from ..frontends.text import parse
+    from ..ir import to_text
+    from ..kinks import CONVENTIONS
+    prog = cert["program"]
     try:
-        return parse(cert["program"]["text"], fn=cert["program"]["fn"])
+        P = parse(prog["text"], fn=prog["fn"])
+        S = parse(prog["source"], fn=prog["fn"])
     except VerifyError as e:
         raise Invalid(f"the program text does not parse: {e}") from None
+    if to_text(P) != prog["text"] or to_text(S) != prog["source"]:
+        raise Invalid("the program text is not in canonical form")
+    conv = cert["claim"].get("convention")
+    if conv not in CONVENTIONS:
+        raise Invalid(f"unknown convention {conv!r}")
+    if _resolve(S, conv) != P:
+        raise Invalid(f"the program is not the source with the {conv} convention resolved")
+    return P
+
+
+def _resolve(S, conv):
+    """S with every kink param written out as the convention ``conv`` resolves it."""
+    from ..ir import Eqn, Program
+    from ..kinks import resolve
+    from ..prims import PRIMITIVES
+    eqns = tuple(Eqn(e.prim, e.ins, tuple(sorted((k, v) for k, v in resolve(e, conv).items()
+                                                 if k in PRIMITIVES[e.prim].params)), e.outs) for e in S.eqns)
+    return Program(S.name, S.names, S.n_inputs, eqns, S.outputs)
+
+
+def _exact_prec(cert):
+    """prec must be null exactly when every number of the certificate is exact."""
+    def balls(o):
+        if isinstance(o, dict):
+            return ("lo" in o and "hi" in o) or any(balls(v) for v in o.values())
+        return isinstance(o, list) and any(balls(v) for v in o)
+    has = balls(cert["result"]) or balls(cert["evidence"])
+    if (cert.get("prec") is None) == has:
+        raise Invalid("prec must be given exactly when the certificate holds ball enclosures")
+    if has and cert["prec"] not in PRECS:
+        raise Invalid(f"prec must be one of the certifiers' precisions {PRECS}")
+
+
+def _decided(cert, body):
+    """Run the check ``body``; an UNDECIDED verdict is valid exactly when the checker cannot decide either."""
+    try:
+        body()
+    except K.CannotDecide:
+        if cert["verdict"] != "UNDECIDED":
+            raise
+        return
+    if cert["verdict"] == "UNDECIDED" and cert["kind"] == "index_set":
+        raise Invalid("the checker decides everything: the verdict should be PROVED")
 
 
 def _point(cert, P):
@@ -33,11 +85,14 @@ def _point(cert, P):
 
 
 def _num_ok(stated, own, prec):
-    """A stated number agrees with the checker's: exact strings must be equal; a stated ball must contain
-    the checker's ball and be at most twice as wide (plus 2^-(prec-8))."""
+    """A stated number agrees with the checker's own value: an exact string must equal an exact value; a
+    stated ball must contain the checker's value (a ball or an exact number) and be at most about four
+    times as wide as the checker's ball (plus 2^-(prec-8) relative), so no loose enclosure passes."""
     from fractions import Fraction
-    if isinstance(own, fmpq):
-        return isinstance(stated, str) and K.q(stated) == own
+    if isinstance(own, arb) and own.is_finite() and own.is_exact():
+        own = _arf(own.mid())
+    if isinstance(stated, str):
+        return isinstance(own, fmpq) and K.q(stated) == own
     if not isinstance(stated, dict):
         return False
     try:
@@ -45,8 +100,12 @@ def _num_ok(stated, own, prec):
     except (KeyError, ValueError, TypeError):
         return False
     lo, hi = fmpq(lo.numerator, lo.denominator), fmpq(hi.numerator, hi.denominator)
-    m, r = _arf(own.mid()), _arf(own.rad())
-    return lo <= m - r and m + r <= hi and hi - lo <= 4 * r + fmpq(1, 2 ** max(prec - 8, 1))
+    if isinstance(own, fmpq):
+        m, r = own, K.Q0
+    else:
+        m, r = _arf(own.mid()), _arf(own.rad())
+    slack = fmpq(1, 2 ** max(prec - 8, 1)) * (1 + abs(m))
+    return lo <= m - r and m + r <= hi and hi - lo <= 4 * r + slack
 
 
 def _arf(a):
@@ -62,7 +121,7 @@ def _vec_ok(stated, own, prec):
 def _sign(v, what):
     s = K.sign(v)
     if s is None:
-        raise Invalid(f"the checker cannot decide {what}")
+        raise K.CannotDecide(f"the checker cannot decide {what}")
     return s
 
 
@@ -124,9 +183,11 @@ def check_index(P, x, ev, prec):
         for s in own_sets:
             count *= len(s)
         expected = list(itertools.islice(itertools.product(*own_sets), len(stated) or 0))
-        if ev.get("count") != count or stated != expected or (ev.get("capped") is True) != (count > len(stated)):
+        if ev.get("count") != count or stated != expected or ev.get("capped") is not (count > len(stated)):
             raise Invalid("the patterns are not the product of the agreeing pieces (or count/capped is wrong)")
     elif scope == "global":
+        if ev.get("candidates") is not None:
+            raise Invalid("the global scope has no per-equation candidates")
         fx = F.outputs()
         found = []
         for combo in itertools.product(*(K.pieces(P.eqns[k].prim, dict(P.eqns[k].params), len(P.eqns[k].ins))
@@ -140,7 +201,7 @@ def check_index(P, x, ev, prec):
             if all(_sign(a - b, "whether f_s(x) = f(x)") == 0 for a, b in zip(G.outputs(), fx)):
                 found.append(combo)
         if ev.get("count") != len(found) or set(stated) != set(found[:len(stated)]) or \
-                (ev.get("capped") is True) != (len(found) > len(stated)):
+                ev.get("capped") is not (len(found) > len(stated)):
             raise Invalid("the patterns are not exactly the global index set")
     else:
         raise Invalid(f"unknown scope {scope!r}")
@@ -154,21 +215,22 @@ def _prec(cert):
 
 @register("index_set")
 def check_index_set(cert):
-    if cert["verdict"] == "UNDECIDED":
-        _program(cert)
-        return            # claims nothing definite
     P = _program(cert)
     x = _point(cert, P)
+    _exact_prec(cert)
     ev, res = cert["evidence"], cert["result"]
-    if cert["verdict"] != "PROVED" or res.get("undecided"):
-        raise Invalid("an index set is PROVED (everything decided) or UNDECIDED")
     if cert["claim"].get("scope") != ev.get("scope"):
         raise Invalid("claim and evidence disagree on the scope")
     if res.get("patterns") != ev.get("patterns") or res.get("count") != ev.get("count") or \
             res.get("capped") != ev.get("capped"):
         raise Invalid("result and evidence disagree")
-    with ctx.workprec(_prec(cert)):
-        check_index(P, x, ev, _prec(cert))
+    if bool(res.get("undecided")) != (cert["verdict"] == "UNDECIDED"):
+        raise Invalid("the verdict must be UNDECIDED exactly when something is listed as undecided")
+
+    def body():
+        with ctx.workprec(_prec(cert)):
+            check_index(P, x, ev, _prec(cert))
+    _decided(cert, body)
 
 
 def _jac(P, x, piece_tuple):
@@ -311,15 +373,20 @@ def replay_clarke(P, x, ev, prec):
 
 
 def _distinct(vectors, stated, prec, what):
-    """Every stated vector is one of ``vectors`` and every distinct vector is stated exactly once."""
+    """Every generator the checker finds is stated (exactly once when it is exact: whether two balls are
+    the same number is not decidable, so ball generators may repeat), and every stated one is found."""
     if not isinstance(stated, list):
         raise Invalid(f"{what} must be a list")
+    if len({repr(s) for s in stated}) != len(stated):
+        raise Invalid(f"{what}: a generator is listed twice")
     hit = [False] * len(stated)
     for v in vectors:
         idx = [i for i, s in enumerate(stated) if _vec_ok(s, v, prec)]
-        if len(idx) != 1:
+        exact = all(isinstance(a, fmpq) for a in v)
+        if not idx or (exact and len(idx) != 1):
             raise Invalid(f"{what}: a generator is missing or listed twice")
-        hit[idx[0]] = True
+        for i in idx:
+            hit[i] = True
     if not all(hit):
         raise Invalid(f"{what}: a listed generator is not a gradient of any pattern")
 
@@ -327,8 +394,11 @@ def _distinct(vectors, stated, prec, what):
 @register("critical")
 def check_critical(cert):
     P = _program(cert)
-    if cert["verdict"] == "UNDECIDED" and cert["result"].get("selection_critical") is None:
-        return
+    _exact_prec(cert)
+    _decided(cert, lambda: _check_critical(cert, P))
+
+
+def _check_critical(cert, P):
     x = _point(cert, P)
     if P.n_outputs != 1:
         raise Invalid("critical points need one output")
@@ -405,16 +475,22 @@ def _own_vector(stated, own, prec):
 def check_spurious(cert):
     from ..frontends.text import parse
     P2 = _program(cert)
+    _exact_prec(cert)
     claim = cert["claim"]
     try:
         P = parse(claim["original"])
+        if __import__("verify").to_text(P) != claim["original"]:
+            raise Invalid("the original program is not in canonical form")
     except (VerifyError, KeyError, TypeError) as e:
         raise Invalid(f"the original program does not parse: {e}") from None
     a = [K.q(v) for v in claim.get("at", [])]
     r = [K.q(v) for v in claim.get("shift", [])]
     ev = cert["evidence"]
-    if ev.get("at") != claim.get("at") or ev.get("shift") != claim.get("shift"):
+    if ev.get("at") != claim.get("at") or ev.get("shift") != claim.get("shift") or \
+            ev.get("construction") != "P'(x) = P(x) + sum_i r_i * zero(x_i - a_i)" or set(ev) != \
+            {"at", "shift", "construction", "zero"} or set(ev.get("zero", {})) != {"program"}:
         raise Invalid("claim and evidence disagree")
+    P = _resolve(P, claim.get("convention"))
     if len(a) != P.n_inputs or len(r) != P.n_inputs:
         raise Invalid("the point or the shift does not match the program's inputs")
     if P2.eqns[:len(P.eqns)] != P.eqns or P2.names[:len(P.names)] != P.names or P2.n_inputs != P.n_inputs:

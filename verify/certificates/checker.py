@@ -35,10 +35,16 @@ def check(cert):
     except InputError as e:
         raise Invalid(str(e)) from None
     _load_checks()
+    from . import digest
+    if cert["digest"] != digest(cert):
+        raise Invalid("the certificate was changed after it was written (digest mismatch)")
     fn = CHECKS.get(cert["kind"])
     if fn is None:
         raise Invalid(f"no checker for certificates of kind {cert['kind']!r}")
-    fn(cert)
+    try:
+        fn(cert)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, ZeroDivisionError) as e:
+        raise Invalid(f"malformed certificate ({type(e).__name__}: {e})") from None
 
 
 def _load_checks():

@@ -14,6 +14,10 @@ from flint import arb, fmpq, fmpz
 from ..rational import fmt_q
 from .checker import Invalid
 
+
+class CannotDecide(Invalid):
+    """The checker's own arithmetic cannot decide a comparison (valid only for an UNDECIDED certificate)."""
+
 Q0, Q1 = fmpq(0), fmpq(1)
 
 
@@ -57,7 +61,7 @@ def _isqrt_q(x):
 
 def _need(ok, msg):
     if ok is None:
-        raise Invalid(f"the checker cannot decide: {msg}")
+        raise CannotDecide(f"the checker cannot decide: {msg}")
     if not ok:
         raise Invalid(f"the program is not defined here: {msg}")
 
@@ -177,7 +181,7 @@ def nonsmooth_value(prim, xs, params):
     def s(v, what):
         r = sign(v)
         if r is None:
-            raise Invalid(f"the checker cannot decide the sign of {what}")
+            raise CannotDecide(f"the checker cannot decide the sign of {what}")
         return r
     if prim == "relu":
         return [xs[0] if s(xs[0], "relu's argument") > 0 else Q0]
@@ -269,7 +273,7 @@ class Frozen:
                     piece = pieces_of[k]
                     ys = apply_piece(piece, xs)
                     gys = [[sum((c * g[j] for c, g in zip(coefs, gs)), Q0) for j in range(n)]
-                           for coefs, _ in piece]
+                           for coefs, _ in piece] if want_grad else None
                 k += 1
             for o, y in zip(e.outs, ys):
                 self.val[o] = y

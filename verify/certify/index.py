@@ -25,7 +25,10 @@ PIECE_CAP = 100_000
 
 
 def precisions(prec=None, cap=PREC_CAP):
-    """128, 256, ... up to cap (or from ``prec``)."""
+    """128, 256, ... up to cap (or from ``prec``, a power of two from 64 to 4096, so that certificates
+    state one of a few precisions)."""
+    if prec is not None and prec not in (64, 128, 256, 512, 1024, 2048, 4096):
+        raise InputError(f"prec={prec!r}: certifiers work at a power of two from 64 to 4096 bits")
     p = prec or DEFAULT_PREC
     while True:
         yield p

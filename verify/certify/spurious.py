@@ -26,17 +26,15 @@ ZERO_TEXT = "def zero(t):\n    a = relu(-t, alpha=0)\n    b = relu(t, alpha=0)\n
 
 
 def zero_identity():
-    """Exact evidence that zero(t) = 0 for all t: {"pieces": [...], "at_zero": "0"}."""
+    """Check (exactly) that zero(t) = 0 for all t; return the gadget's text for the certificate, whose
+    checker re-derives the same proof on its own."""
     from ..frontends.text import parse
     z = parse(ZERO_TEXT)
-    pieces = []
     for t in (fmpq(-1), fmpq(1)):
         g = grad(z, [t])
         assert g.exact and g.values == [0] and g.gradient == [0], "zero(t) is not 0: a bug"
-        pieces.append({"side": "t < 0" if t < 0 else "t > 0", "pattern": list(g.pattern), "value": "0",
-                       "slope": "0"})
     assert grad(z, [0]).values == [0]
-    return {"program": ZERO_TEXT, "breakpoint": "0", "pieces": pieces, "at_zero": "0"}
+    return {"program": ZERO_TEXT}
 
 
 def spurious(program, at, shift, convention=kinks.DEFAULT):

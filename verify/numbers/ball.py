@@ -31,10 +31,13 @@ def _dec(m, e):
     return f"{s}{d[0]}.{d[1:] or '0'}e{point - 1}"
 
 
-def arb_bounds(x, digits=20):
-    """(lo, hi) decimal strings with lo <= every point of the ball <= hi (outward rounded, exact strings)."""
+def arb_bounds(x, digits=None):
+    """(lo, hi) decimal strings with lo <= every point of the ball <= hi (outward rounded, exact strings).
+    By default as many digits as the ball is accurate (at least 20), so printing loses no information."""
     if not x.is_finite():
         return ("-inf", "inf")
+    if digits is None:
+        digits = min(max(20, int(x.rel_accuracy_bits() * 0.30103) + 4), 1300)
     m, r, e = x.mid_rad_10exp(digits)
     m, r, e = int(m), int(r), int(e)
     return _dec(m - r, e), _dec(m + r, e)
@@ -76,10 +79,19 @@ def to_arb(x):
     return x if isinstance(x, arb) else arb(x)
 
 
+def arb_exact_q(x):
+    """The exact rational value of a radius-0 arb (its midpoint is a dyadic number)."""
+    man, exp = (int(t) for t in x.mid().man_exp())
+    return fmpq(man) * fmpq(2) ** exp if exp >= 0 else fmpq(man, 2 ** (-exp))
+
+
 def json_number(x):
-    """JSON form of a value of any system: "p/q" when exact, {"lo","hi"} for a ball, a float otherwise."""
+    """JSON form of a value of any system: "p/q" when exact (an fmpq, or a ball of radius 0), {"lo","hi"}
+    for a ball, a float otherwise."""
     if isinstance(x, fmpq):
         return fmt_q(x)
+    if isinstance(x, arb) and x.is_finite() and x.is_exact():
+        return fmt_q(arb_exact_q(x))
     if isinstance(x, arb):
         lo, hi = arb_bounds(x)
         return {"lo": lo, "hi": hi}

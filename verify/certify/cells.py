@@ -1,0 +1,408 @@
+"""Claim 1 for programs with exp, log, sin, ... (method "ball"): the segment [0, 1] is cut into cells with
+rational endpoints, each certified by ball arithmetic over the whole cell.
+
+The program is evaluated over a cell X in first-order Taylor arithmetic (``arb_series([X, 1])``): every value
+comes with an enclosure of its t-derivative over X.  A cell is
+
+- a *region* when every switching function has a decided sign over X (or a sign proved by monotonicity:
+  derivative enclosure without 0 and decided signs at both ends, zero allowed at one end): the pattern is
+  then the same at every point of the open cell;
+- a *simple* cell (width < tolerance) holding the unique root of one switching function h of a fixed upstream
+  pattern (h monotone on a larger cell with opposite signs at its ends, isolated by interval Newton and
+  bisection), with the three patterns for h < 0, h = 0, h > 0 certified by evaluating over the cell with
+  that sign forced;
+- a *cluster* (width < tolerance) where a sign could not be decided (h' may vanish: a double root, or h may
+  vanish identically): its possible patterns are enumerated by branching on every undecided sign, but which
+  one holds where is not known.
+
+Every cell endpoint is a rational point whose pattern is evaluated (and must be decided).  Precision starts
+at max(128, tol + 64) bits and is raised for clusters up to 4096.  A switching function that is undecided on
+many consecutive tiny cells (it may vanish identically) gives Undecided.
+"""
+from dataclasses import dataclass
+
+from flint import arb, arb_series, ctx, fmpq
+
+from ..errors import DomainError, Undecided
+from ..evaluate import PREC_CAP, Run, compiled
+from ..ir import eqn_label
+from ..numbers.ball import arb_bounds, arb_sign
+from ..prims import affine
+from . import algebraic as A
+
+MAX_CLUSTERS = 24
+MAX_EVALS = 200_000
+MAX_BRANCHES = 256
+
+
+def val(x):
+    """The value enclosure of a series (or the arb itself)."""
+    if isinstance(x, arb):
+        return x
+    c = x.coeffs()
+    return c[0] if c else arb(0)
+
+
+def der(x):
+    """The t-derivative enclosure of a series (0 for a constant)."""
+    if isinstance(x, arb):
+        return arb(0)
+    c = x.coeffs()
+    return c[1] if len(c) > 1 else arb(0)
+
+
+class SeriesSystem:
+    """First-order Taylor arithmetic over a cell: values are arb (constants) or arb_series of length 2."""
+    name = "series"
+    exact = False
+
+    def const(self, q):
+        return arb(q)
+
+    def add(self, a, b): return a + b
+    def sub(self, a, b): return a - b
+    def mul(self, a, b): return a * b
+    def div(self, a, b): return a / b
+    def neg(self, a): return -a
+
+    def pow(self, a, n):
+        return a ** n if n >= 0 else 1 / (a ** (-n))
+
+    def exp(self, a): return a.exp()
+    def log(self, a): return a.log()
+    def sqrt(self, a): return a.sqrt()
+    def sin(self, a): return a.sin()
+    def cos(self, a): return a.cos()
+
+    def tanh(self, a):
+        if isinstance(a, arb):
+            return a.tanh()
+        return 1 - 2 / ((2 * a).exp() + 1)
+
+    def sigmoid(self, a):
+        return 1 / (1 + (-a).exp())
+
+    def sign(self, x):
+        return arb_sign(val(x))
+
+    def is_exact_value(self, x):
+        return False
+
+    def to_json(self, x):
+        lo, hi = arb_bounds(val(x))
+        return {"lo": lo, "hi": hi}
+
+
+SERIES = SeriesSystem()
+
+
+class GiveUp(Undecided):
+    """The work budget is exhausted: stop at once."""
+
+
+class Open(Exception):
+    """An undecided switching function: nonsmooth equation ``pos`` (its position among the nonsmooth ones),
+    switch ``j``, its series ``value`` over the cell, and the pieces chosen upstream (``prefix``)."""
+
+    def __init__(self, pos, j, value, prefix):
+        super().__init__(pos, j)
+        self.pos, self.j, self.value, self.prefix = pos, j, value, prefix
+
+
+def walk(program, steps, ns, xs, decide, pattern=None, stop=None):
+    """Algorithm 1 with signs from ``decide(pos, j, value, chosen)`` (every switch of a nonsmooth equation is
+    decided, not only those its index rule reads).  ``pattern`` freezes the first nonsmooth equations; with
+    ``stop=(pos, j)`` the value of that switching function is returned instead of a Run."""
+    env = list(xs) + [None] * (program.n_vars - program.n_inputs)
+    all_args, chosen = [], []
+    for st in steps:
+        args = [env[a] if a.__class__ is int else ns.const(a.value) for a in st.ins]
+        all_args.append(args)
+        if st.rule is not None:
+            env[st.outs[0]] = st.rule(ns, st.params, *args)
+            continue
+        pos = len(chosen)
+        if stop is not None and stop[0] == pos:
+            return affine(ns, *st.switches[stop[1]], args)
+        if pattern is not None and pos < len(pattern):
+            i = pattern[pos]
+        else:
+            signs = [decide(pos, j, affine(ns, terms, const, args), chosen)
+                     for j, (terms, const) in enumerate(st.switches)]
+            i = st.sel.choose(st.params, len(args), signs.__getitem__)
+        chosen.append(i)
+        for o, v in zip(st.outs, st.piece(i).apply(ns, args)):
+            env[o] = v
+    return Run(program, ns, env, all_args, tuple(chosen), None, None)
+
+
+@dataclass
+class Cell:
+    """kind "region" (``pattern``, ``known`` = [(pos, j, sign)] proved by monotonicity), "simple" (``switch`` =
+    (pos, j), ``signs`` = (left, right), ``patterns`` = (left, at the root, right)) or "cluster"
+    (``candidates``)."""
+    kind: str
+    lo: fmpq
+    hi: fmpq
+    pattern: tuple = None
+    known: tuple = ()
+    switch: tuple = None
+    signs: tuple = None
+    patterns: tuple = None
+    candidates: tuple = None
+
+
+class Analytic:
+    def __init__(self, program, convention, curve, tol, prec):
+        self.program, self.convention, self.curve = program, convention, curve
+        self.steps = compiled(program, convention)
+        self.tolq = fmpq(1, 2 ** tol)
+        self.prec = prec
+        self.points = {}
+        self.evals = 0
+        self.clusters = 0
+
+    # -- evaluation
+    def inputs(self, lo, hi):
+        s = arb_series([A.interval_ball(lo, hi), 1], prec=2)
+        out = []
+        for p in self.curve.polys:
+            cs = p.coeffs() or [fmpq(0)]
+            acc = arb(cs[-1])                  # Horner; a constant coordinate stays an arb
+            for c in reversed(cs[:-1]):
+                acc = acc * s + arb(c)
+            out.append(acc)
+        return out
+
+    def eval(self, lo, hi, known, pattern=None, stop=None):
+        self.evals += 1
+        if self.evals > MAX_EVALS:
+            raise GiveUp(f"more than {MAX_EVALS} cell evaluations: giving up")
+
+        def decide(pos, j, v, chosen):
+            s = known.get((pos, j))
+            if s is None:
+                s = arb_sign(val(v))
+                if s is None:
+                    raise Open(pos, j, v, tuple(chosen))
+            return s
+        return walk(self.program, self.steps, SERIES, self.inputs(lo, hi), decide, pattern, stop)
+
+    def point(self, t):
+        """The pattern at the rational point t, or None when it cannot be decided at this precision."""
+        key = (t, ctx.prec)
+        if key not in self.points:
+            try:
+                self.points[key] = self.eval(t, t, {}).pattern
+            except Open:
+                self.points[key] = None
+            except GiveUp:
+                raise
+            except DomainError as e:
+                raise DomainError(f"{self.program.name} at t = {A.number_json(t)} (point "
+                                  f"{', '.join(A.number_json(v) for v in self.curve.at(t))}): {e}") from None
+            except Undecided:
+                self.points[key] = None
+        return self.points[key]
+
+    def switch_at(self, t, o):
+        """Enclosure of the switching function of the Open ``o`` at the point t (upstream frozen), or None."""
+        try:
+            return val(self.eval(t, t, {}, o.prefix, (o.pos, o.j)))
+        except GiveUp:
+            raise
+        except (DomainError, Undecided, Open):
+            return None
+
+    def sign_at(self, t, o):
+        v = self.switch_at(t, o)
+        return None if v is None else arb_sign(v)
+
+    def switch_over(self, lo, hi, o):
+        try:
+            return self.eval(lo, hi, {}, o.prefix, (o.pos, o.j))
+        except GiveUp:
+            raise
+        except (DomainError, Undecided, Open):
+            return None
+
+    # -- cells
+    def split(self, lo, hi):
+        """A rational point inside (lo, hi) where the pattern is decided (the midpoint when possible)."""
+        w = hi - lo
+        for k in (8, 7, 9, 6, 10, 5, 11):
+            m = lo + w * fmpq(k, 16)
+            if self.point(m) is not None:
+                return m
+        return lo + w / 2
+
+    def process(self, lo, hi):
+        """Items (Cell) or sub-intervals (tuple) covering [lo, hi], in order."""
+        known = {}
+        while True:
+            try:
+                r = self.eval(lo, hi, known)
+                return [Cell("region", lo, hi, pattern=r.pattern,
+                             known=tuple((p, j, s) for (p, j), s in sorted(known.items())))]
+            except Open as o:
+                act = self.analyse(lo, hi, known, o)
+                if act is not None:
+                    return act
+            except GiveUp:
+                raise
+            except Undecided as e:
+                if hi - lo < self.tolq:
+                    raise Undecided(f"cannot decide that {self.program.name} is defined for t in "
+                                    f"[{A.number_json(lo)}, {A.number_json(hi)}]: {e}") from None
+                m = self.split(lo, hi)
+                return [(lo, m), (m, hi)]
+            except DomainError as e:
+                raise DomainError(f"{self.program.name} is not defined for t in [{A.number_json(lo)}, "
+                                  f"{A.number_json(hi)}]: {e}") from None
+
+    def analyse(self, lo, hi, known, o):
+        """Handle an undecided switch: record a sign proved by monotonicity (return None), or return the
+        items/sub-intervals replacing the cell."""
+        if arb_sign(der(o.value)) in (-1, 1):
+            hl, hr = self.switch_at(lo, o), self.switch_at(hi, o)
+            sl = None if hl is None else arb_sign(hl)
+            sr = None if hr is None else arb_sign(hr)
+            if sl is not None and sr is not None and (sl or sr):
+                if sl * sr >= 0:
+                    known[(o.pos, o.j)] = sl or sr
+                    return None
+                return self.isolate(lo, hi, known, o, sl, sr)
+        if hi - lo < self.tolq:
+            return [self.cluster(lo, hi, o)]
+        m = self.split(lo, hi)
+        return [(lo, m), (m, hi)]
+
+    def isolate(self, lo, hi, known, o, sl, sr):
+        """The unique root of the monotone switching function of ``o`` in (lo, hi): an exact rational point, or
+        a simple cell narrower than the tolerance (interval Newton, with bisection as a fallback)."""
+        a, b = lo, hi
+        while b - a >= self.tolq:
+            m = (a + b) / 2
+            hm = self.switch_at(m, o)
+            sm = None if hm is None else arb_sign(hm)
+            if sm == 0 and self.point(m) is not None:
+                return [(lo, m), (m, hi)]
+            progress = False
+            if sm:
+                a, b = (m, b) if sm == sl else (a, m)
+                progress = True
+            ser = self.switch_over(a, b, o) if hm is not None else None
+            if ser is not None and arb_sign(der(ser)) in (-1, 1):
+                nlo, nhi = A.arb_q(arb(m) - hm / der(ser))
+                if a < nlo < b and self.sign_at(nlo, o) == sl:
+                    a, progress = nlo, True
+                if a < nhi < b and self.sign_at(nhi, o) == sr:
+                    b, progress = nhi, True
+            if not progress:
+                break
+        if b - a >= self.tolq or self.point(a) is None or self.point(b) is None:
+            return self.bracket(lo, hi, a, b, o)
+        branches = []
+        for s in (sl, 0, sr):
+            try:
+                branches.append(self.eval(a, b, {**known, (o.pos, o.j): s}).pattern)
+            except GiveUp:
+                raise
+            except (Open, Undecided, DomainError):
+                return self.bracket(lo, hi, a, b, o)
+        return [(lo, a), Cell("simple", a, b, switch=(o.pos, o.j), signs=(sl, sr), patterns=tuple(branches)), (b, hi)]
+
+    def bracket(self, lo, hi, a, b, o):
+        """Isolation stopped short: a cluster around [a, b] when it is narrow, else bisect the cell."""
+        if b - a < self.tolq and self.point(a) is not None and self.point(b) is not None:
+            return [(lo, a), self.cluster(a, b, o), (b, hi)] if (lo, hi) != (a, b) else [self.cluster(a, b, o)]
+        if hi - lo < self.tolq:
+            return [self.cluster(lo, hi, o)]
+        m = self.split(lo, hi)
+        return [(lo, m), (m, hi)]
+
+    def cluster(self, lo, hi, o):
+        """Every pattern the program can take on [lo, hi]: branch on each undecided sign (-1, 0, 1)."""
+        self.clusters += 1
+        if self.clusters > MAX_CLUSTERS:
+            k = [st for st in self.steps if st.sel is not None][o.pos].k
+            raise Undecided(f"equation {k + 1} `{eqn_label(self.program, k)}`: its switching function "
+                            f"{o.j + 1} cannot be decided on {MAX_CLUSTERS} cells narrower than the tolerance "
+                            f"(near t = {A.q_decimal(lo)[0]}): it may vanish identically")
+        found, stack = [], [{}]
+        while stack:
+            forced = stack.pop()
+            try:
+                p = self.eval(lo, hi, forced).pattern
+                if p not in found:
+                    found.append(p)
+            except Open as op:
+                stack.extend({**forced, (op.pos, op.j): s} for s in (1, 0, -1))
+            except GiveUp:
+                raise
+            except (Undecided, DomainError) as e:
+                raise Undecided(f"cannot decide that {self.program.name} is defined for t in "
+                                f"[{A.q_decimal(lo)[0]}, {A.q_decimal(hi)[1]}]: {e}") from None
+            if len(found) + len(stack) > MAX_BRANCHES:
+                raise Undecided(f"more than {MAX_BRANCHES} possible patterns for t in [{A.q_decimal(lo)[0]}, "
+                                f"{A.q_decimal(hi)[1]}]")
+        return Cell("cluster", lo, hi, candidates=tuple(sorted(found)))
+
+    def cover(self, lo, hi):
+        """Process [lo, hi] into an ordered list of Cells."""
+        out, todo = [], [(lo, hi)]
+        while todo:
+            item = todo.pop()
+            if isinstance(item, Cell):
+                out.append(item)
+                continue
+            todo.extend(reversed(self.process(*item)))
+        return out
+
+
+def analytic_partition(program, convention, curve, tol, prec=None):
+    """The partition of Claim 1 by cells (see the module docstring); a Partition with method "ball"."""
+    from .segment import Partition, merge
+    p0 = max(prec or 128, tol + 64)
+    an = Analytic(program, convention, curve, tol, p0)
+    with ctx.workprec(p0):
+        cells = an.cover(fmpq(0), fmpq(1))
+    p = p0
+    while any(c.kind == "cluster" for c in cells) and p < PREC_CAP:
+        p = min(2 * p, PREC_CAP)
+        new = []
+        with ctx.workprec(p):
+            for c in cells:
+                new.extend(an.cover(c.lo, c.hi) if c.kind == "cluster" else [c])
+        cells = new
+    points = {}
+    for c in cells:
+        for t in (c.lo, c.hi):
+            if t not in points:
+                points[t] = _point_pattern(an, t, p0)
+    atoms = [("P", cells[0].lo, points[cells[0].lo])]
+    for c in cells:
+        if c.kind == "region":
+            atoms.append(("O", c.pattern))
+        elif c.kind == "simple":
+            atoms += [("O", c.patterns[0]), ("S", (c.lo, c.hi), c.patterns[1]), ("O", c.patterns[2])]
+        else:
+            atoms.append(("X", (c.lo, c.hi), c.candidates))
+        atoms.append(("P", c.hi, points[c.hi]))
+    bps, pieces = merge(atoms)
+    part = Partition(program, convention, curve, "ball", tol, p, bps, pieces, atoms, cells)
+    part.point_patterns = points
+    return part
+
+
+def _point_pattern(an, t, p0):
+    p = p0
+    while True:
+        with ctx.workprec(p):
+            pat = an.point(t)
+        if pat is not None:
+            return pat
+        if p >= PREC_CAP:
+            raise Undecided(f"cannot decide the pattern of {an.program.name} at t = {A.number_json(t)} "
+                            f"(still undecided at {p} bits)")
+        p = min(2 * p, PREC_CAP)

@@ -1,0 +1,369 @@
+"""Proposition 2 of the paper (Theorem 3 along polynomial curves): for f in the class S,
+
+    f(gamma(1)) - f(gamma(0)) = int_0^1 <gamma'(t), grad^s f(gamma(t))> dt,
+
+where grad^s f is the selection derivative, i.e. what AD computes.  ``integral_identity`` encloses both sides.
+
+The right side is integrated piece by piece over the certified partition of Claim 1 (segment.py): on a piece
+the pattern sigma is constant, so the integrand is d/dt f_sigma(gamma(t)) obtained by forward mode (ad.jvp)
+over the frozen program.  Rational programs: the integrand is an exact rational function of t; a polynomial
+integrand over rational breakpoints is integrated exactly (piecewise-linear programs get exact sides).
+Otherwise ``acb.integral`` integrates the forward-mode derivative over complex balls, with its ``analytic``
+flag honoured (log and sqrt check their branch cut; a failed domain check returns a non-finite ball) and the
+accuracy of its result checked (at its evaluation limit it silently returns a wide ball: we raise precision
+and the limit, then give up).  A cell around a ball breakpoint (simple or cluster) contributes its width times
+the hull of the integrand over the cell for every pattern possible there.
+
+Verdict: PROVED when lhs - rhs encloses 0 with width below 2^-tol (exactly 0 for exact sides); REFUTED when
+two adjacent pieces (or a piece and the point itself) disagree in value at a breakpoint, proved exactly or by
+disjoint balls (f is discontinuous, hence outside S), or when lhs - rhs certainly excludes 0; UNDECIDED
+otherwise.
+"""
+from dataclasses import dataclass, field
+
+from flint import acb, acb_poly, arb, arb_poly, ctx, fmpq, fmpq_poly
+
+from .. import kinks
+from ..ad import jvp
+from ..errors import DomainError, InputError, Undecided
+from ..evaluate import PREC_CAP, output_values, run
+from ..frontends import as_program
+from ..numbers import get_system
+from ..numbers.ball import arb_sign, json_number as _jn
+from ..truth import Verdict
+from . import algebraic as A
+from .ratfunc import RF, At, Right, RFSystem
+from .segment import DEFAULT_TOL, bp_json, segment_partition
+
+
+@dataclass
+class Integral:
+    """One term of the right side: over (lo, hi) (fmpq/Alg endpoints, or a rational cell) with ``pattern``,
+    or a cell contribution (``patterns``: every pattern possible there).  ``value``: fmpq or arb."""
+    lo: object
+    hi: object
+    value: object
+    pattern: tuple = None
+    patterns: tuple = None
+    kind: str = "piece"
+
+
+@dataclass
+class IntegralResult:
+    verdict: Verdict
+    lhs: object
+    rhs: object
+    difference: object
+    partition: object
+    terms: list
+    discontinuity: dict = None
+    reason: str = ""
+    prec: int = None
+    values: dict = field(default_factory=dict)
+
+    @property
+    def exact(self):
+        return all(isinstance(v, fmpq) for v in (self.lhs, self.rhs))
+
+    def json(self):
+        def json_number(x):
+            return None if x is None else _jn(x)
+        out = {"verdict": self.verdict.name, "lhs": json_number(self.lhs), "rhs": json_number(self.rhs),
+               "difference": json_number(self.difference), "exact": self.exact, "tol": self.partition.tol,
+               "breakpoints": [bp_json(b) for b in self.partition.breakpoints],
+               "method": self.partition.method, "curve": self.partition.curve.json(),
+               "convention": self.partition.convention}
+        if self.discontinuity is not None:
+            out["discontinuity"] = self.discontinuity
+        if self.reason:
+            out["reason"] = self.reason
+        return out
+
+
+# ------------------------------------------------------------------------------- complex balls (acb)
+
+class ComplexSystem:
+    """acb values for the integrand.  ``analytic``: log and sqrt return a non-finite ball when the argument
+    touches their branch cut (acb.integral's contract).  ``sign`` (used only by domain checks) reads the real
+    part: a divisor must exclude 0, log's and sqrt's arguments need a positive real part."""
+    name = "complex"
+    exact = False
+
+    def __init__(self, analytic):
+        self.analytic = bool(analytic)
+
+    def const(self, q): return acb(q)
+    def add(self, a, b): return a + b
+    def sub(self, a, b): return a - b
+    def mul(self, a, b): return a * b
+    def div(self, a, b): return a / b
+    def neg(self, a): return -a
+    def pow(self, a, n): return a ** n if n >= 0 else 1 / (a ** (-n))
+    def exp(self, a): return a.exp()
+    def log(self, a): return a.log(analytic=self.analytic)
+    def sqrt(self, a): return a.sqrt(analytic=self.analytic)
+    def sin(self, a): return a.sin()
+    def cos(self, a): return a.cos()
+    def tanh(self, a): return a.tanh()
+    def sigmoid(self, a): return 1 / (1 + (-a).exp())
+
+    def sign(self, x):
+        s = arb_sign(x.real)
+        if s:
+            return s
+        return 1 if (x.imag > 0 or x.imag < 0) else None     # nonzero, yet no real sign: fine for a divisor
+
+    def is_exact_value(self, x):
+        return False
+
+    def to_json(self, x):
+        return str(x)
+
+
+def _horner(p, z, make):
+    acc = make(0)
+    for c in reversed(p.coeffs()):
+        acc = acc * z + make(c)
+    return acc
+
+
+def _integrand(program, convention, curve, pattern):
+    """acb.integral's callback: d/dt f_pattern(gamma(z)) by forward mode over complex balls."""
+    def f(z, analytic):
+        ns = ComplexSystem(analytic)
+        try:
+            xs = [_horner(p, z, acb) for p in curve.polys]
+            ts = [_horner(p, z, acb) for p in curve.dpolys]
+            r = run(program, ns, xs, convention, pattern)
+            d = jvp(r, ts)[0]
+            return acb(0) if d is None else d
+        except (DomainError, Undecided, ZeroDivisionError):
+            return acb("nan")
+    return f
+
+
+def acb_integral(func, a, b, budget, prec):
+    """Enclosure (arb) of the real integral of ``func`` over [a, b] (rationals) with radius <= budget, raising
+    precision and the evaluation limit when acb.integral stops short; Undecided at the cap."""
+    p, limit = prec, None
+    while True:
+        with ctx.workprec(p):
+            r = acb.integral(func, acb(a), acb(b), abs_tol=arb(budget) / 4, rel_tol=arb(budget) / 4,
+                             eval_limit=limit)
+            v = r.real
+            if v.is_finite() and A.arf_q(v.rad()) <= budget:
+                return v
+        if p >= PREC_CAP:
+            raise Undecided(f"acb.integral did not reach the accuracy 2^-{budget.q.bit_length() - 1} on "
+                            f"[{A.number_json(a)}, {A.number_json(b)}] (still at {p} bits)")
+        p = min(2 * p, PREC_CAP)
+        limit = 64 * p * p
+
+
+# ------------------------------------------------------------------------------------------- the sides
+
+def _values_at(program, convention, curve, t, prec):
+    """f(gamma(t)) at a rational t: exact when rational, else a ball (escalating precision)."""
+    from ..evaluate import escalate
+
+    def job(ns, p):
+        return output_values(run(program, ns, [ns.const(v) for v in curve.at(t)], convention))[0]
+    return escalate("exact", prec, job)
+
+
+def _add(a, b):
+    """a + b, exact when both are fmpq."""
+    return a + b if isinstance(a, fmpq) and isinstance(b, fmpq) else arb(a) + arb(b)
+
+
+def _exact_terms(part, tol):
+    """Right side of a rational program: exact per piece when the integrand is a polynomial and the ends are
+    rational, else balls.  Also the discontinuity (or None)."""
+    program, conv, curve = part.program, part.convention, part.curve
+    ins = [RF(p) for p in curve.polys]
+    tans = [RF(p) for p in curve.dpolys]
+    width = fmpq(1, 2 ** (tol + 8))
+    bps = part.breakpoints
+    point_vals = [output_values(run(program, RFSystem(At(b.t)), ins, conv))[0] for b in bps]
+    terms, disc = [], None
+    for pc in part.pieces:
+        a, b = bps[pc.lo].t, bps[pc.hi].t
+        r = run(program, RFSystem(Right(a)), ins, conv, pc.pattern)
+        F = output_values(r)[0]
+        for end, pv in ((a, point_vals[pc.lo]), (b, point_vals[pc.hi])):
+            jump = _rf_jump(F, pv, end)
+            if jump is not None and disc is None:
+                disc = {"t": A.number_json(end), "reason": jump, "pattern": list(pc.pattern)}
+            if jump and "pole" in jump:
+                return None, disc                    # not integrable: no right side
+        d = jvp(r, tans)[0]
+        R = RF(fmpq_poly([])) if d is None else d
+        terms.append(Integral(a, b, _integrate_rf(R, a, b, width, tol), pattern=pc.pattern))
+    return terms, disc
+
+
+def _rf_jump(F, pv, t):
+    """None when the piece's rational function F is continuous up to t and equals the value there (pv, an RF
+    valid at t); else the reason."""
+    if F.d is not None and A.sign_at(F.d, t) == 0:
+        return "the piece's function has a pole there"
+    G = RFSystem(At(t)).sub(F, pv)
+    if A.sign_at(G.n, t) != 0:
+        return "the value of the adjacent piece differs from the value at the point"
+    return None
+
+
+def _integrate_rf(R, a, b, width, tol):
+    """int_a^b R (R an RF; a, b fmpq or Alg): exact for a polynomial between rationals, else a ball."""
+    if R.d is None and isinstance(a, fmpq) and isinstance(b, fmpq):
+        Q = R.n.integral()
+        return Q(b) - Q(a)
+    prec = tol + 64
+    for e in (a, b):
+        if isinstance(e, A.Alg):
+            e.refine_to(width)
+    with ctx.workprec(prec):
+        if R.d is None:
+            Q = arb_poly(R.n.integral())
+            return Q(A.ball_of(b)) - Q(A.ball_of(a))
+        # a rational function: acb.integral between rational inner ends, plus the end cells
+        lo = a if isinstance(a, fmpq) else a.hi
+        hi = b if isinstance(b, fmpq) else b.lo
+        if not lo < hi:
+            lo = hi = A.between(a, b)
+        N, D = arb_poly(R.n), arb_poly(R.d)
+        Nc, Dc = acb_poly(R.n), acb_poly(R.d)
+        total = arb(0) if lo == hi else acb_integral(lambda z, an: Nc(z) / Dc(z), lo, hi, width, prec)
+        for e, inner in ((a, lo), (b, hi)):
+            if isinstance(e, A.Alg):
+                X = A.interval_ball(min(e.lo, inner), max(e.hi, inner))
+                cell = arb(0).union(arb(max(e.hi, inner) - min(e.lo, inner)))
+                total = total + cell * (N(X) / D(X))
+        return total
+
+
+def _cell_derivative(program, conv, curve, pattern, lo, hi):
+    """Enclosure of d/dt f_pattern(gamma(t)) over [lo, hi] (forward mode in balls over the cell)."""
+    X = A.interval_ball(lo, hi)
+    ns = get_system("ball")
+    xs = [_horner(p, X, arb) for p in curve.polys]
+    ts = [_horner(p, X, arb) for p in curve.dpolys]
+    r = run(program, ns, xs, conv, pattern)
+    d = jvp(r, ts)[0]
+    return (arb(0) if d is None else d), output_values(r)[0]
+
+
+def _ball_terms(part, tol, prec):
+    """Right side of an analytic program over the cells of the partition; also the discontinuity (or None)."""
+    program, conv, curve = part.program, part.convention, part.curve
+    budget = fmpq(1, 2 ** (tol + 8)) / max(1, len(part.cells))
+    terms, run_cells, disc = [], [], None
+
+    def flush():
+        if run_cells:
+            lo, hi, pat = run_cells[0].lo, run_cells[-1].hi, run_cells[0].pattern
+            v = acb_integral(_integrand(program, conv, curve, pat), lo, hi, budget, prec)
+            terms.append(Integral(lo, hi, v, pattern=pat))
+            run_cells.clear()
+    for c in part.cells:
+        if c.kind == "region":
+            if run_cells and run_cells[-1].pattern != c.pattern:
+                flush()
+            run_cells.append(c)
+            continue
+        flush()
+        pats = (c.patterns[0], c.patterns[2]) if c.kind == "simple" else c.candidates
+        with ctx.workprec(prec):
+            hull, vals = None, []
+            for p in dict.fromkeys(pats):
+                d, v = _cell_derivative(program, conv, curve, p, c.lo, c.hi)
+                hull = d if hull is None else hull.union(d)
+                vals.append(v)
+            if c.kind == "simple":
+                _, v0 = _cell_derivative(program, conv, curve, c.patterns[1], c.lo, c.hi)
+                for v in vals:
+                    if arb_sign(v - v0) in (-1, 1) and disc is None:
+                        disc = {"t": {"lo": A.q_decimal(c.lo)[0], "hi": A.q_decimal(c.hi)[1]},
+                                "reason": "the adjacent pieces' values at the switch point differ",
+                                "pattern": list(c.patterns[0])}
+            value = arb(0).union(arb(c.hi - c.lo)) * hull
+        terms.append(Integral(c.lo, c.hi, value, patterns=tuple(dict.fromkeys(pats)), kind=c.kind))
+    flush()
+    return terms, disc or _ball_point_jumps(part, prec)
+
+
+def _ball_point_jumps(part, prec):
+    program, conv, curve = part.program, part.convention, part.curve
+    cells = part.cells
+    for i in range(len(cells) + 1):
+        t = cells[0].lo if i == 0 else cells[i - 1].hi
+        left = cells[i - 1] if i > 0 else None
+        right = cells[i] if i < len(cells) else None
+        pats = [c.pattern for c in (left, right) if c is not None and c.kind == "region"]
+        at = part.point_patterns[t]
+        if all(p == at for p in pats):
+            continue
+        with ctx.workprec(prec):
+            vals = {}
+            ns = get_system("ball")
+            for p in [at] + pats:
+                vals[p] = output_values(run(program, ns, [arb(v) for v in curve.at(t)], conv, p))[0]
+            for p in pats:
+                if arb_sign(vals[p] - vals[at]) in (-1, 1):
+                    return {"t": A.number_json(t), "reason": "the value of the adjacent piece differs from the "
+                            "value at the point", "pattern": list(p)}
+    return None
+
+
+def integral_identity(program, x=None, y=None, curve=None, convention=kinks.DEFAULT, tol=DEFAULT_TOL,
+                      method="auto", prec=None):
+    """Both sides of Proposition 2 along the segment x -> y (or ``curve``), enclosed; see the module
+    docstring for the verdict.  Raises like ``segment_partition`` (DomainError, Undecided, InputError)."""
+    program = as_program(program)
+    if program.n_outputs != 1:
+        raise InputError(f"the integral identity needs a program with one output; {program.name} has "
+                         f"{program.n_outputs}")
+    part = segment_partition(program, x, y, curve, convention, tol, method, prec)
+    p = max(prec or 128, tol + 64)
+    conv, c = part.convention, part.curve
+    with ctx.workprec(p):
+        lhs = _values_at(program, conv, c, fmpq(1), p) - _values_at(program, conv, c, fmpq(0), p)
+    if part.method == "exact":
+        terms, disc = _exact_terms(part, tol)
+    else:
+        terms, disc = _ball_terms(part, tol, p)
+    rhs = diff = None
+    if terms is not None:
+        with ctx.workprec(p):
+            rhs = fmpq(0)
+            for tm in terms:
+                rhs = _add(rhs, tm.value)
+            diff = _add(lhs, -rhs)
+    if disc is not None:
+        return IntegralResult(Verdict.REFUTED, lhs, rhs, diff, part, terms or [], disc,
+                              f"f is discontinuous at t = {_show(disc['t'])}: it is not in the class S", p)
+    return _verdict(lhs, rhs, diff, part, terms, tol, p)
+
+
+def _show(t):
+    return t if isinstance(t, str) else f"[{t['lo']}, {t['hi']}]"
+
+
+def _verdict(lhs, rhs, diff, part, terms, tol, p):
+    if isinstance(diff, fmpq):
+        if diff == 0:
+            return IntegralResult(Verdict.PROVED, lhs, rhs, diff, part, terms, prec=None)
+        return IntegralResult(Verdict.REFUTED, lhs, rhs, diff, part, terms,
+                              reason="the two sides differ exactly: f is not in the class S", prec=None)
+    bound = fmpq(1, 2 ** tol)
+    s = arb_sign(diff)
+    if s in (-1, 1):
+        return IntegralResult(Verdict.REFUTED, lhs, rhs, diff, part, terms,
+                              reason="the two sides certainly differ: f is not in the class S", prec=p)
+    if diff.contains(0) and 2 * A.arf_q(diff.rad()) < bound:
+        return IntegralResult(Verdict.PROVED, lhs, rhs, diff, part, terms, prec=p)
+    return IntegralResult(Verdict.UNDECIDED, lhs, rhs, diff, part, terms,
+                          reason=f"the difference encloses 0 but is wider than 2^-{tol}", prec=p)
+
+
+__all__ = ["integral_identity", "IntegralResult", "Integral", "ComplexSystem"]
