@@ -261,9 +261,16 @@ class Analytic:
                                   f"{A.number_json(hi)}]: {e}") from None
 
     def analyse(self, lo, hi, known, o):
-        """Handle an undecided switch: record a sign proved by monotonicity (return None), or return the
-        items/sub-intervals replacing the cell."""
-        if arb_sign(der(o.value)) in (-1, 1):
+        """Handle an undecided switch: record a sign proved by the mean value form or by monotonicity (return
+        None), or return the items/sub-intervals replacing the cell."""
+        d = der(o.value)
+        hm = self.switch_at((lo + hi) / 2, o)
+        if hm is not None:                      # h(X) in h(m) + h'(X) [-w/2, w/2]
+            s = arb_sign(hm + d * arb(0, (hi - lo) / 2))
+            if s in (-1, 1):
+                known[(o.pos, o.j)] = s
+                return None
+        if arb_sign(d) in (-1, 1):
             hl, hr = self.switch_at(lo, o), self.switch_at(hi, o)
             sl = None if hl is None else arb_sign(hl)
             sr = None if hr is None else arb_sign(hr)

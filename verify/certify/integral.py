@@ -19,7 +19,7 @@ two adjacent pieces (or a piece and the point itself) disagree in value at a bre
 disjoint balls (f is discontinuous, hence outside S), or when lhs - rhs certainly excludes 0; UNDECIDED
 otherwise.
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from flint import acb, acb_poly, arb, arb_poly, ctx, fmpq, fmpq_poly
 
@@ -59,7 +59,7 @@ class IntegralResult:
     discontinuity: dict = None
     reason: str = ""
     prec: int = None
-    values: dict = field(default_factory=dict)
+    tol: int = DEFAULT_TOL
 
     @property
     def exact(self):
@@ -69,7 +69,7 @@ class IntegralResult:
         def json_number(x):
             return None if x is None else _jn(x)
         out = {"verdict": self.verdict.name, "lhs": json_number(self.lhs), "rhs": json_number(self.rhs),
-               "difference": json_number(self.difference), "exact": self.exact, "tol": self.partition.tol,
+               "difference": json_number(self.difference), "exact": self.exact, "tol": self.tol,
                "breakpoints": [bp_json(b) for b in self.partition.breakpoints],
                "method": self.partition.method, "curve": self.partition.curve.json(),
                "convention": self.partition.convention}
@@ -148,7 +148,7 @@ def acb_integral(func, a, b, budget, prec):
     p, limit = prec, None
     while True:
         with ctx.workprec(p):
-            r = acb.integral(func, acb(a), acb(b), abs_tol=arb(budget) / 4, rel_tol=arb(budget) / 4,
+            r = acb.integral(func, acb(a), acb(b), abs_tol=arb(budget) / 4, rel_tol=arb(2) ** (-p),
                              eval_limit=limit)
             v = r.real
             if v.is_finite() and A.arf_q(v.rad()) <= budget:
@@ -169,6 +169,16 @@ def _values_at(program, convention, curve, t, prec):
     def job(ns, p):
         return output_values(run(program, ns, [ns.const(v) for v in curve.at(t)], convention))[0]
     return escalate("exact", prec, job)
+
+
+def _lhs(program, conv, curve, p, budget):
+    """f(gamma(1)) - f(gamma(0)), exact when rational, else a ball of radius <= budget when precision allows."""
+    while True:
+        with ctx.workprec(p):
+            v = _add(_values_at(program, conv, curve, fmpq(1), p), -_values_at(program, conv, curve, fmpq(0), p))
+        if isinstance(v, fmpq) or A.arf_q(v.rad()) <= budget or p >= PREC_CAP:
+            return v
+        p = min(2 * p, PREC_CAP)
 
 
 def _add(a, b):
@@ -323,11 +333,17 @@ def integral_identity(program, x=None, y=None, curve=None, convention=kinks.DEFA
     if program.n_outputs != 1:
         raise InputError(f"the integral identity needs a program with one output; {program.name} has "
                          f"{program.n_outputs}")
-    part = segment_partition(program, x, y, curve, convention, tol, method, prec)
-    p = max(prec or 128, tol + 64)
-    conv, c = part.convention, part.curve
-    with ctx.workprec(p):
-        lhs = _values_at(program, conv, c, fmpq(1), p) - _values_at(program, conv, c, fmpq(0), p)
+    for extra in (10, 40):              # cells around ball breakpoints narrower than the tolerance
+        res = _identity(program, x, y, curve, convention, tol, method, prec, tol + extra)
+        if res.verdict is not Verdict.UNDECIDED:
+            break
+    return res
+
+
+def _identity(program, x, y, curve, convention, tol, method, prec, cell_tol):
+    part = segment_partition(program, x, y, curve, convention, cell_tol, method, prec)
+    p = max(prec or 128, cell_tol + 64)
+    lhs = _lhs(program, part.convention, part.curve, p, fmpq(1, 2 ** (tol + 4)))
     if part.method == "exact":
         terms, disc = _exact_terms(part, tol)
     else:
@@ -341,7 +357,7 @@ def integral_identity(program, x=None, y=None, curve=None, convention=kinks.DEFA
             diff = _add(lhs, -rhs)
     if disc is not None:
         return IntegralResult(Verdict.REFUTED, lhs, rhs, diff, part, terms or [], disc,
-                              f"f is discontinuous at t = {_show(disc['t'])}: it is not in the class S", p)
+                              f"f is discontinuous at t = {_show(disc['t'])}: it is not in the class S", p, tol)
     return _verdict(lhs, rhs, diff, part, terms, tol, p)
 
 
@@ -352,18 +368,18 @@ def _show(t):
 def _verdict(lhs, rhs, diff, part, terms, tol, p):
     if isinstance(diff, fmpq):
         if diff == 0:
-            return IntegralResult(Verdict.PROVED, lhs, rhs, diff, part, terms, prec=None)
+            return IntegralResult(Verdict.PROVED, lhs, rhs, diff, part, terms, prec=None, tol=tol)
         return IntegralResult(Verdict.REFUTED, lhs, rhs, diff, part, terms,
-                              reason="the two sides differ exactly: f is not in the class S", prec=None)
+                              reason="the two sides differ exactly: f is not in the class S", prec=None, tol=tol)
     bound = fmpq(1, 2 ** tol)
     s = arb_sign(diff)
     if s in (-1, 1):
         return IntegralResult(Verdict.REFUTED, lhs, rhs, diff, part, terms,
-                              reason="the two sides certainly differ: f is not in the class S", prec=p)
+                              reason="the two sides certainly differ: f is not in the class S", prec=p, tol=tol)
     if diff.contains(0) and 2 * A.arf_q(diff.rad()) < bound:
-        return IntegralResult(Verdict.PROVED, lhs, rhs, diff, part, terms, prec=p)
+        return IntegralResult(Verdict.PROVED, lhs, rhs, diff, part, terms, prec=p, tol=tol)
     return IntegralResult(Verdict.UNDECIDED, lhs, rhs, diff, part, terms,
-                          reason=f"the difference encloses 0 but is wider than 2^-{tol}", prec=p)
+                          reason=f"the difference encloses 0 but is wider than 2^-{tol}", prec=p, tol=tol)
 
 
 __all__ = ["integral_identity", "IntegralResult", "Integral", "ComplexSystem"]

@@ -8,9 +8,9 @@ a dict with at least ``figure``, ``rows`` and ``ok``.
 import os
 
 from ..errors import InputError
-from . import figure1
+from . import figure1, section5
 
-REPRODUCTIONS = {"figure1": figure1.run}
+REPRODUCTIONS = {"figure1": figure1.run, "section5": section5.run}
 
 
 def reproduce(names=None, out_dir="reproduce-out", progress=None):
@@ -34,4 +34,4 @@ def reproduce(names=None, out_dir="reproduce-out", progress=None):
     return results
 
 
-__all__ = ["REPRODUCTIONS", "reproduce", "figure1"]
+__all__ = ["REPRODUCTIONS", "reproduce", "figure1", "section5"]
