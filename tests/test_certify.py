@@ -245,7 +245,8 @@ def test_cli_index_set_and_critical_json_and_check(tmp_path, capsys):
     capsys.readouterr()
     assert main(["index-set", "lambda a, b: sort(a, b)", "--at", "1,1", "--json", "--global"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["patterns"] == [[0], [1]] and sorted(out["field"]) == [[["0", "1"], ["1", "0"]], [["1", "0"], ["0", "1"]]]
+    assert out["patterns"] == [[0], [1]]
+    assert sorted(out["field"]) == [[["0", "1"], ["1", "0"]], [["1", "0"], ["0", "1"]]]
     assert main(["critical", "lambda t: relu(log(exp(t)) - t)", "--at", "1/3"]) == 3
     assert main(["critical", "lambda x: relu(x*x)", "--at", "0", "--json"]) == 3
     assert json.loads(capsys.readouterr().out)["artificial"] is None

@@ -20,6 +20,7 @@ disjoint balls (f is discontinuous, hence outside S), or when lhs - rhs certainl
 otherwise.
 """
 from dataclasses import dataclass
+from fractions import Fraction
 
 from flint import acb, acb_poly, arb, arb_poly, ctx, fmpq, fmpq_poly
 
@@ -29,7 +30,8 @@ from ..errors import DomainError, InputError, Undecided
 from ..evaluate import PREC_CAP, output_values, run
 from ..frontends import as_program
 from ..numbers import get_system
-from ..numbers.ball import arb_sign, json_number as _jn
+from ..numbers.ball import arb_bounds, arb_sign
+from ..rational import fmt_q
 from ..truth import Verdict
 from . import algebraic as A
 from .ratfunc import RF, At, Right, RFSystem
@@ -46,10 +48,14 @@ class Integral:
     pattern: tuple = None
     patterns: tuple = None
     kind: str = "piece"
+    json: object = None
 
 
 @dataclass
 class IntegralResult:
+    """``lhs``, ``rhs``, ``difference``: JSON numbers ("p/q" or {"lo", "hi"}; rhs and difference are None when
+    a piece is not integrable); ``lhs_value`` etc. give them as fmpq or arb.  ``terms``: the right side's
+    pieces and cell contributions."""
     verdict: Verdict
     lhs: object
     rhs: object
@@ -63,13 +69,23 @@ class IntegralResult:
 
     @property
     def exact(self):
-        return all(isinstance(v, fmpq) for v in (self.lhs, self.rhs))
+        return all(isinstance(v, str) for v in (self.lhs, self.rhs))
+
+    @property
+    def lhs_value(self):
+        return value_of(self.lhs)
+
+    @property
+    def rhs_value(self):
+        return None if self.rhs is None else value_of(self.rhs)
+
+    @property
+    def difference_value(self):
+        return None if self.difference is None else value_of(self.difference)
 
     def json(self):
-        def json_number(x):
-            return None if x is None else _jn(x)
-        out = {"verdict": self.verdict.name, "lhs": json_number(self.lhs), "rhs": json_number(self.rhs),
-               "difference": json_number(self.difference), "exact": self.exact, "tol": self.tol,
+        out = {"verdict": self.verdict.name, "lhs": self.lhs, "rhs": self.rhs,
+               "difference": self.difference, "exact": self.exact, "tol": self.tol,
                "breakpoints": [bp_json(b) for b in self.partition.breakpoints],
                "method": self.partition.method, "curve": self.partition.curve.json(),
                "convention": self.partition.convention}
@@ -345,41 +361,95 @@ def _identity(program, x, y, curve, convention, tol, method, prec, cell_tol):
     p = max(prec or 128, cell_tol + 64)
     lhs = _lhs(program, part.convention, part.curve, p, fmpq(1, 2 ** (tol + 4)))
     if part.method == "exact":
-        terms, disc = _exact_terms(part, tol)
+        terms, disc = _exact_terms(part, cell_tol)
     else:
-        terms, disc = _ball_terms(part, tol, p)
-    rhs = diff = None
+        terms, disc = _ball_terms(part, cell_tol, p)
+    digits = json_digits(tol)
+    with ctx.workprec(p):
+        pad = arb(0, fmpq(1, 2 ** (cell_tol + 24)))      # slack, so a checker's tighter enclosure fits inside
+        if not isinstance(lhs, fmpq):
+            lhs = lhs + pad
+        for tm in terms or []:
+            if not isinstance(tm.value, fmpq):
+                tm.value = tm.value + pad
+            tm.json = num_json(tm.value, digits)
+        lhs_j = num_json(lhs, digits)
+    res = IntegralResult(Verdict.UNDECIDED, lhs_j, None, None, part, terms or [], disc, prec=p, tol=tol)
     if terms is not None:
-        with ctx.workprec(p):
-            rhs = fmpq(0)
-            for tm in terms:
-                rhs = _add(rhs, tm.value)
-            diff = _add(lhs, -rhs)
+        res.rhs = iv_json(iv_sum(iv_of(tm.json) for tm in terms), digits)
+        res.difference = iv_json(iv_sub(iv_of(res.lhs), iv_of(res.rhs)), digits)
     if disc is not None:
-        return IntegralResult(Verdict.REFUTED, lhs, rhs, diff, part, terms or [], disc,
-                              f"f is discontinuous at t = {_show(disc['t'])}: it is not in the class S", p, tol)
-    return _verdict(lhs, rhs, diff, part, terms, tol, p)
+        res.verdict = Verdict.REFUTED
+        res.reason = f"f is discontinuous at t = {_show(disc['t'])}: it is not in the class S"
+        return res
+    lo, hi = iv_sub(iv_of(res.lhs), iv_of(res.rhs))
+    if lo > 0 or hi < 0:
+        res.verdict, res.reason = Verdict.REFUTED, "the two sides certainly differ: f is not in the class S"
+    elif hi - lo < fmpq(1, 2 ** tol):
+        res.verdict = Verdict.PROVED
+    else:
+        res.reason = f"the difference encloses 0 but is not narrower than 2^-{tol}"
+    return res
 
 
 def _show(t):
     return t if isinstance(t, str) else f"[{t['lo']}, {t['hi']}]"
 
 
-def _verdict(lhs, rhs, diff, part, terms, tol, p):
-    if isinstance(diff, fmpq):
-        if diff == 0:
-            return IntegralResult(Verdict.PROVED, lhs, rhs, diff, part, terms, prec=None, tol=tol)
-        return IntegralResult(Verdict.REFUTED, lhs, rhs, diff, part, terms,
-                              reason="the two sides differ exactly: f is not in the class S", prec=None, tol=tol)
-    bound = fmpq(1, 2 ** tol)
-    s = arb_sign(diff)
-    if s in (-1, 1):
-        return IntegralResult(Verdict.REFUTED, lhs, rhs, diff, part, terms,
-                              reason="the two sides certainly differ: f is not in the class S", prec=p, tol=tol)
-    if diff.contains(0) and 2 * A.arf_q(diff.rad()) < bound:
-        return IntegralResult(Verdict.PROVED, lhs, rhs, diff, part, terms, prec=p, tol=tol)
-    return IntegralResult(Verdict.UNDECIDED, lhs, rhs, diff, part, terms,
-                          reason=f"the difference encloses 0 but is wider than 2^-{tol}", prec=p, tol=tol)
+# --------------------------------------------------------------- numbers as the JSON states them, exactly
+# The sides are computed from the JSON forms of the terms, in exact rational interval arithmetic, so that a
+# checker re-derives exactly the same rhs, difference and verdict from the certificate.
+
+def json_digits(tol):
+    """Significant decimal digits for enclosures: enough for a width of 2^-tol."""
+    return max(20, (tol * 3) // 10 + 12)
+
+
+def num_json(x, digits):
+    """"p/q" for an fmpq (or a radius-0 ball); {"lo", "hi"} outward decimal bounds for a ball."""
+    if isinstance(x, fmpq):
+        return fmt_q(x)
+    if x.is_finite() and x.is_exact():
+        return fmt_q(A.arf_q(x.mid()))
+    lo, hi = arb_bounds(x, digits)
+    return {"lo": lo, "hi": hi}
+
+
+def iv_of(j):
+    """(lo, hi) exact rationals of a JSON number."""
+    if isinstance(j, str):
+        f = Fraction(j)
+        q = fmpq(f.numerator, f.denominator)
+        return q, q
+    lo, hi = Fraction(j["lo"]), Fraction(j["hi"])
+    return fmpq(lo.numerator, lo.denominator), fmpq(hi.numerator, hi.denominator)
+
+
+def iv_json(iv, digits):
+    lo, hi = iv
+    if lo == hi:
+        return fmt_q(lo)
+    return {"lo": A.q_decimal(lo, digits)[0], "hi": A.q_decimal(hi, digits)[1]}
+
+
+def iv_sum(ivs):
+    lo = hi = fmpq(0)
+    for a, b in ivs:
+        lo, hi = lo + a, hi + b
+    return lo, hi
+
+
+def iv_sub(a, b):
+    return a[0] - b[1], a[1] - b[0]
+
+
+def value_of(j):
+    """A JSON number as fmpq (exact) or an arb ball containing its interval (for the Python API)."""
+    lo, hi = iv_of(j)
+    if lo == hi:
+        return lo
+    with ctx.workprec(4 * max(len(str(lo.q)), len(str(hi.q))) + 64):
+        return A.interval_ball(lo, hi)
 
 
 __all__ = ["integral_identity", "IntegralResult", "Integral", "ComplexSystem"]
