@@ -251,3 +251,15 @@ def test_cli_index_set_and_critical_json_and_check(tmp_path, capsys):
     assert main(["critical", "lambda x: relu(x*x)", "--at", "0", "--json"]) == 3
     assert json.loads(capsys.readouterr().out)["artificial"] is None
     assert main(["check", str(tmp_path / "missing.json")]) == 2
+
+
+def test_the_checker_never_imports_the_certifiers(tmp_path):
+    import subprocess
+    import sys
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(CERTS[3]))
+    code = ("import sys, json; from verify.cli import main; rc = main(['check', %r]); "
+            "bad = [m for m in sys.modules if m.startswith('verify.certify')]; "
+            "print(rc, bad)" % str(path))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout.split("\n")
+    assert out[-2] == "0 []", out
