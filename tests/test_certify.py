@@ -263,3 +263,17 @@ def test_the_checker_never_imports_the_certifiers(tmp_path):
             "print(rc, bad)" % str(path))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout.split("\n")
     assert out[-2] == "0 []", out
+
+
+def test_a_tie_on_one_variable_twice_is_certified_in_balls():
+    P = verify.parse("def f(v, w):\n    u = exp(v) * w\n    return max(u, u) + relu(w)\n")
+    c = critical(P, ["1/3", 0])
+    assert c.clarke_critical.truth is FALSE
+    cert = json.loads(json.dumps(critical_certificate(c)))
+    check(cert)
+
+
+def test_a_jump_has_no_clarke_subdifferential():
+    with pytest.raises(verify.DomainError, match="not continuous"):
+        clarke("lambda t: where(t > 0, 1, 0) + t", [0])
+    assert main(["critical", "lambda t: where(t > 0, 1, 0) + t", "--at", "0"]) == 2

@@ -320,19 +320,27 @@ def replay_clarke(P, x, ev, prec):
         e = P.eqns[k]
         params, args = dict(e.params), F.args[k]
         gs = [gof(a, G) for a in e.ins]
-        sws = K.switches(e.prim, params, len(e.ins))
+        sws = [_merged(form, e.ins) for form in K.switches(e.prim, params, len(e.ins))]
         signs, grads, tied, zero = [], [], [], []
+        higher_order = False
         for j, form in enumerate(sws):
             s = _sign(K.affine_value(form, args), f"a switching function of equation {k + 1}")
             g = [sum((c * gg[jj] for c, gg in zip(form[0], gs)), K.Q0) for jj in range(n)]
             signs.append(s)
             grads.append(g)
-            if s == 0:
+            structural = all(c == 0 for c in form[0]) and form[1] == 0
+            if s == 0 and structural:
+                zero.append(j)
+            elif s == 0:
                 gz = [_sign(v, "a switching gradient") for v in g]
-                (zero if all(v == 0 for v in gz) else tied).append(j)
+                if all(v == 0 for v in gz):
+                    zero.append(j)
+                    higher_order = True
+                else:
+                    tied.append(j)
         if node.get("eqn") != k or node.get("tied") != tied or node.get("zero") != zero:
             raise Invalid(f"the Clarke tree's node at equation {k + 1} does not match its tied switching functions")
-        if zero and not pl:
+        if higher_order and not pl:
             raise Invalid("a zero-gradient tie in a non-piecewise-linear program cannot be decided")
         if not pl:
             indep = indep + [grads[j] for j in tied]
@@ -370,6 +378,19 @@ def replay_clarke(P, x, ev, prec):
     if len(seen) != len(leaves):
         raise Invalid("some listed leaves are not reached by the walk")
     return seen
+
+
+def _merged(form, ins):
+    """The switching function with coefficients on the same variable added up (max(v, v) switches on
+    v - v, which is exactly 0 whatever v is, even when v is only known as a ball)."""
+    coefs, const = form
+    out = list(coefs)
+    for j, a in enumerate(ins):
+        if isinstance(a, int):
+            first = ins.index(a)
+            if first != j:
+                out[first], out[j] = out[first] + out[j], K.Q0
+    return tuple(out), const
 
 
 def _distinct(vectors, stated, prec, what):

@@ -138,7 +138,9 @@ def _walk(program, ns, xs, convention, pl, leaf_cap):
             g = [affine(ns, tuple((i, c) for i, c in terms), fmpq(0), [gg[jj] for gg in gs]) for jj in range(n)]
             grads.append(g)
             signs.append(s)
-            if s == 0:
+            if s == 0 and not terms and const == 0:
+                ident.append(j)         # structurally zero (max(v, v) switches on v - v): zero everywhere
+            elif s == 0:
                 gz = [ns.sign(v) for v in g]
                 if None in gz:
                     raise Undecided(f"cannot decide whether a tied switching function of equation {st.k + 1} "
