@@ -17,11 +17,12 @@ __version__ = "0.1.0"
 __all__ = ["parse", "trace", "evaluate", "grad", "jvp", "vjp", "jacobian", "to_text", "typecheck", "Program",
            "Eqn", "Lit", "EvalResult", "GradResult", "CONVENTIONS", "Truth", "TRUE", "FALSE", "UNKNOWN",
            "Verdict", "VerifyError", "InputError", "ParseError", "ProgramError", "DomainError", "Undecided", "ops",
-           "index_set", "conservative_field", "clarke", "critical", "spurious", "check"]
+           "index_set", "conservative_field", "clarke", "critical", "spurious", "segment_partition",
+           "integral_identity", "certify_differentiable", "check"]
 
 
 _CERTIFY = ("index_set", "conservative_field", "clarke", "critical", "spurious", "segment_partition",
-            "integral_identity")
+            "integral_identity", "certify_differentiable")
 
 
 def __getattr__(name):

@@ -28,7 +28,7 @@ def _fix_negative_values(argv):
     """Let ``--at -1,2`` through: argparse would read -1,2 as an option."""
     out, it = [], iter(argv)
     for a in it:
-        if a in ("--at", "--from", "--to"):
+        if a in ("--at", "--from", "--to", "--curve", "--shift"):
             nxt = next(it, None)
             out.append(a if nxt is None else f"{a}={nxt}")
         else:

@@ -42,7 +42,7 @@ def generic_programs(draw, n_inputs=1, max_eqns=6, smooth=("exp", "log"), nonsmo
         return draw(st.sampled_from(pool[-4:]))
 
     for _ in range(draw(st.integers(1, max_eqns))):
-        kind = draw(st.sampled_from(["affine", "smooth", "nonsmooth", "nonsmooth"]))
+        kind = draw(st.sampled_from(["affine", "nonsmooth", "nonsmooth"] + (["smooth"] if smooth else [])))
         if kind == "affine":
             u, v = pick(), pick()
             w = b.emit("mul", [u, lit(draw(st.sampled_from(COEFS)))])[0]

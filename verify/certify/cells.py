@@ -26,7 +26,7 @@ from flint import arb, arb_series, ctx, fmpq
 from ..errors import DomainError, Undecided
 from ..evaluate import PREC_CAP, Run, compiled
 from ..ir import eqn_label
-from ..numbers.ball import arb_bounds, arb_sign
+from ..numbers.ball import arb_sign, json_number
 from ..prims import affine
 from . import algebraic as A
 
@@ -89,8 +89,7 @@ class SeriesSystem:
         return False
 
     def to_json(self, x):
-        lo, hi = arb_bounds(val(x))
-        return {"lo": lo, "hi": hi}
+        return json_number(val(x))
 
 
 SERIES = SeriesSystem()
@@ -278,13 +277,13 @@ class Analytic:
                 if sl * sr >= 0:
                     known[(o.pos, o.j)] = sl or sr
                     return None
-                return self.isolate(lo, hi, known, o, sl, sr)
+                return self.isolate(lo, hi, o, sl, sr)
         if hi - lo < self.tolq:
             return [self.cluster(lo, hi, o)]
         m = self.split(lo, hi)
         return [(lo, m), (m, hi)]
 
-    def isolate(self, lo, hi, known, o, sl, sr):
+    def isolate(self, lo, hi, o, sl, sr):
         """The unique root of the monotone switching function of ``o`` in (lo, hi): an exact rational point, or
         a simple cell narrower than the tolerance (interval Newton, with bisection as a fallback)."""
         a, b = lo, hi
@@ -310,9 +309,9 @@ class Analytic:
         if b - a >= self.tolq or self.point(a) is None or self.point(b) is None:
             return self.bracket(lo, hi, a, b, o)
         branches = []
-        for s in (sl, 0, sr):
+        for s in (sl, 0, sr):               # only this sign forced: every other one decided on the cell
             try:
-                branches.append(self.eval(a, b, {**known, (o.pos, o.j): s}).pattern)
+                branches.append(self.eval(a, b, {(o.pos, o.j): s}).pattern)
             except GiveUp:
                 raise
             except (Open, Undecided, DomainError):
@@ -377,7 +376,7 @@ def analytic_partition(program, convention, curve, tol, prec=None):
     p = p0
     while any(c.kind == "cluster" for c in cells) and p < PREC_CAP:
         p = min(2 * p, PREC_CAP)
-        new = []
+        new, an.clusters = [], 0
         with ctx.workprec(p):
             for c in cells:
                 new.extend(an.cover(c.lo, c.hi) if c.kind == "cluster" else [c])
@@ -397,9 +396,7 @@ def analytic_partition(program, convention, curve, tol, prec=None):
             atoms.append(("X", (c.lo, c.hi), c.candidates))
         atoms.append(("P", c.hi, points[c.hi]))
     bps, pieces = merge(atoms)
-    part = Partition(program, convention, curve, "ball", tol, p, bps, pieces, atoms, cells)
-    part.point_patterns = points
-    return part
+    return Partition(program, convention, curve, "ball", tol, p, bps, pieces, atoms, cells, points)
 
 
 def _point_pattern(an, t, p0):

@@ -143,8 +143,42 @@ def _horner(p, z, make):
     return acc
 
 
+def live(program, pattern):
+    """The program restricted to the equations its outputs depend on, and the pattern restricted to them
+    (dead code, e.g. a log whose argument leaves the right half-plane off the real axis, must not make the
+    integrand non-analytic)."""
+    from ..ir import Eqn, Program
+    from ..prims import PRIMITIVES
+    need, keep = {a for a in program.outputs if a.__class__ is int}, []
+    for k in reversed(range(len(program.eqns))):
+        e = program.eqns[k]
+        if any(o in need for o in e.outs):
+            keep.append(k)
+            need.update(a for a in e.ins if a.__class__ is int)
+    keep.reverse()
+    new = {i: i for i in range(program.n_inputs)}
+    names = list(program.names[:program.n_inputs])
+    eqns, pat, it = [], [], iter(pattern)
+    kept = set(keep)
+    for k, e in enumerate(program.eqns):
+        i = None if PRIMITIVES[e.prim].smooth else next(it)
+        if k not in kept:
+            continue
+        if i is not None:
+            pat.append(i)
+        for o in e.outs:
+            new[o] = len(names)
+            names.append(program.names[o])
+        eqns.append(Eqn(e.prim, tuple(new[a] if a.__class__ is int else a for a in e.ins), e.params,
+                        tuple(new[o] for o in e.outs), e.loc))
+    outs = tuple(new[a] if a.__class__ is int else a for a in program.outputs)
+    return Program(program.name, tuple(names), program.n_inputs, tuple(eqns), outs), tuple(pat)
+
+
 def _integrand(program, convention, curve, pattern):
     """acb.integral's callback: d/dt f_pattern(gamma(z)) by forward mode over complex balls."""
+    program, pattern = live(program, pattern)
+
     def f(z, analytic):
         ns = ComplexSystem(analytic)
         try:
@@ -159,21 +193,18 @@ def _integrand(program, convention, curve, pattern):
 
 
 def acb_integral(func, a, b, budget, prec):
-    """Enclosure (arb) of the real integral of ``func`` over [a, b] (rationals) with radius <= budget, raising
-    precision and the evaluation limit when acb.integral stops short; Undecided at the cap."""
-    p, limit = prec, None
-    while True:
-        with ctx.workprec(p):
-            r = acb.integral(func, acb(a), acb(b), abs_tol=arb(budget) / 4, rel_tol=arb(2) ** (-p),
-                             eval_limit=limit)
+    """Enclosure (arb) of the real integral of ``func`` over [a, b] (rationals) with radius <= budget.  When
+    acb.integral stops short (a non-finite or too wide result: its tolerance is per subinterval, its evaluation
+    limits scale with the precision) the precision is doubled and the tolerance tightened, twice; then
+    Undecided."""
+    for k, p in enumerate((prec, min(2 * prec, PREC_CAP), min(4 * prec, PREC_CAP))):
+        with ctx.workprec(p):      # abs_tol is a goal per subinterval, not for the sum: tighten it too
+            r = acb.integral(func, acb(a), acb(b), abs_tol=arb(budget) / 2 ** (2 + 24 * k), rel_tol=arb(2) ** (-p))
             v = r.real
             if v.is_finite() and A.arf_q(v.rad()) <= budget:
                 return v
-        if p >= PREC_CAP:
-            raise Undecided(f"acb.integral did not reach the accuracy 2^-{budget.q.bit_length() - 1} on "
-                            f"[{A.number_json(a)}, {A.number_json(b)}] (still at {p} bits)")
-        p = min(2 * p, PREC_CAP)
-        limit = 64 * p * p
+    raise Undecided(f"acb.integral did not reach the accuracy 2^-{budget.q.bit_length() - 1} on "
+                    f"[{A.number_json(a)}, {A.number_json(b)}] (still at {p} bits)")
 
 
 # ------------------------------------------------------------------------------------------- the sides
@@ -210,7 +241,9 @@ def _exact_terms(part, tol):
     tans = [RF(p) for p in curve.dpolys]
     width = fmpq(1, 2 ** (tol + 8))
     bps = part.breakpoints
-    point_vals = [output_values(run(program, RFSystem(At(b.t)), ins, conv))[0] for b in bps]
+    exact = get_system("exact")
+    point_vals = [output_values(run(program, exact, curve.at(b.t), conv) if isinstance(b.t, fmpq) else
+                                run(program, RFSystem(At(b.t)), ins, conv))[0] for b in bps]
     terms, disc = [], None
     for pc in part.pieces:
         a, b = bps[pc.lo].t, bps[pc.hi].t
@@ -229,10 +262,12 @@ def _exact_terms(part, tol):
 
 
 def _rf_jump(F, pv, t):
-    """None when the piece's rational function F is continuous up to t and equals the value there (pv, an RF
-    valid at t); else the reason."""
+    """None when the piece's rational function F is continuous up to t and equals the value there (pv: an
+    fmpq at a rational t, an RF valid at t at an algebraic one); else the reason."""
     if F.d is not None and A.sign_at(F.d, t) == 0:
         return "the piece's function has a pole there"
+    if isinstance(pv, fmpq):                       # a rational point: exact values
+        return None if F(t) == pv else "the value of the adjacent piece differs from the value at the point"
     G = RFSystem(At(t)).sub(F, pv)
     if A.sign_at(G.n, t) != 0:
         return "the value of the adjacent piece differs from the value at the point"
@@ -307,11 +342,11 @@ def _ball_terms(part, tol, prec):
                 vals.append(v)
             if c.kind == "simple":
                 _, v0 = _cell_derivative(program, conv, curve, c.patterns[1], c.lo, c.hi)
-                for v in vals:
+                for side, v in zip((c.patterns[0], c.patterns[2]), vals):
                     if arb_sign(v - v0) in (-1, 1) and disc is None:
                         disc = {"t": {"lo": A.q_decimal(c.lo)[0], "hi": A.q_decimal(c.hi)[1]},
                                 "reason": "the adjacent pieces' values at the switch point differ",
-                                "pattern": list(c.patterns[0])}
+                                "pattern": list(side)}
             value = arb(0).union(arb(c.hi - c.lo)) * hull
         terms.append(Integral(c.lo, c.hi, value, patterns=tuple(dict.fromkeys(pats)), kind=c.kind))
     flush()
@@ -346,6 +381,8 @@ def integral_identity(program, x=None, y=None, curve=None, convention=kinks.DEFA
     """Both sides of Proposition 2 along the segment x -> y (or ``curve``), enclosed; see the module
     docstring for the verdict.  Raises like ``segment_partition`` (DomainError, Undecided, InputError)."""
     program = as_program(program)
+    if type(tol) is not int or not 1 <= tol <= 2000:
+        raise InputError(f"tol={tol!r} must be a number of bits between 1 and 2000")
     if program.n_outputs != 1:
         raise InputError(f"the integral identity needs a program with one output; {program.name} has "
                          f"{program.n_outputs}")
@@ -394,6 +431,44 @@ def _identity(program, x, y, curve, convention, tol, method, prec, cell_tol):
 
 def _show(t):
     return t if isinstance(t, str) else f"[{t['lo']}, {t['hi']}]"
+
+
+def integral_text(res):
+    """Human-readable lines."""
+    def show(j):
+        return "-" if j is None else (j if isinstance(j, str) else f"[{j['lo']}, {j['hi']}]")
+    part, P = res.partition, res.partition.program
+    lines = [f"program   {P.name}({', '.join(P.input_names)})   {part.curve.describe()}   method={part.method}   "
+             f"convention={part.convention}",
+             f"lhs       f(end) - f(start) = {show(res.lhs)}",
+             f"rhs       integral of the AD directional derivative = {show(res.rhs)}   "
+             f"({len(part.pieces)} piece(s), {len(part.breakpoints) - 2} interior breakpoint(s))",
+             f"lhs - rhs {show(res.difference)}"]
+    if res.discontinuity:
+        lines.append(f"jump      at t = {show(res.discontinuity['t'])}: {res.discontinuity['reason']}")
+    lines.append(f"verdict   {res.verdict.name}" + (f": {res.reason}" if res.reason else
+                                                   f" (the two sides agree within 2^-{res.tol})"))
+    return "\n".join(lines)
+
+
+def integral_certificate(res, started=None):
+    """A certificate (kind "integral"): the partition's evidence plus every term of the right side."""
+    from ..certificates import make
+    from .segment import claim_json, partition_evidence
+    part = res.partition
+    ev = partition_evidence(part)
+    terms = []
+    for tm in res.terms:
+        j = {"lo": A.number_json(tm.lo), "hi": A.number_json(tm.hi), "value": tm.json}
+        if tm.kind == "piece":
+            j["pattern"] = list(tm.pattern)
+        else:
+            j["kind"], j["patterns"] = tm.kind, [list(p) for p in tm.patterns]
+        terms.append(j)
+    ev["terms"] = terms
+    claim = {**claim_json(part), "tol": res.tol, "method": part.method}
+    return make("integral", part.program, part.convention, claim, res.verdict.name, res.json(), ev, res.prec,
+                started)
 
 
 # --------------------------------------------------------------- numbers as the JSON states them, exactly

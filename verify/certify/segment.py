@@ -135,7 +135,8 @@ class Partition:
     breakpoints: list
     pieces: list
     atoms: list = field(repr=False)      # the fine partition, before merging (the certificate's evidence)
-    cells: list = field(default=None, repr=False)
+    cells: list = field(default=None, repr=False)             # method "ball": the certified cells
+    point_patterns: dict = field(default=None, repr=False)    # method "ball": the pattern at each cell end
 
     @property
     def complete(self):
@@ -285,6 +286,63 @@ def segment_partition(program, x=None, y=None, curve=None, convention=kinks.DEFA
         raise InputError(f"method {method!r} must be 'auto', 'exact' or 'ball'")
     from .cells import analytic_partition
     return analytic_partition(program, convention, c, tol, prec)
+
+
+# ------------------------------------------------------------------------------------------ certificates
+
+def _patterns_of(part):
+    out = []
+    for a in part.atoms:
+        if a[0] == "O":
+            out.append(a[1])
+        elif a[0] in "PS":
+            out.append(a[2])
+        else:
+            out.extend(a[2])
+    for c in part.cells or []:
+        out.extend(p for p in (c.pattern,) + (c.patterns or ()) + (c.candidates or ()) if p is not None)
+    return out
+
+
+def claim_json(part):
+    out = {"curve": part.curve.json(), "tol": part.tol}
+    if part.curve.segment:
+        x, y = part.curve.segment
+        out["from"], out["to"] = [fmt_q(v) for v in x], [fmt_q(v) for v in y]
+    return out
+
+
+def partition_evidence(part):
+    """What a checker needs: the piece table and the fine partition (exact: every point and the pattern at it
+    and on each open piece; ball: every cell with its proof data and the pattern at every cell boundary)."""
+    from .certs import pieces_table
+    ev = {"method": part.method, "pieces": pieces_table(part.program, part.convention, _patterns_of(part))}
+    if part.method == "exact":
+        ev["points"] = [A.number_json(a[1]) for a in part.atoms if a[0] == "P"]
+        ev["at"] = [list(a[2]) for a in part.atoms if a[0] == "P"]
+        ev["open"] = [list(a[1]) for a in part.atoms if a[0] == "O"]
+        return ev
+    cells = []
+    for c in part.cells:
+        j = {"kind": c.kind, "lo": fmt_q(c.lo), "hi": fmt_q(c.hi)}
+        if c.kind == "region":
+            j["pattern"], j["known"] = list(c.pattern), [list(k) for k in c.known]
+        elif c.kind == "simple":
+            j["switch"], j["signs"], j["patterns"] = list(c.switch), list(c.signs), [list(p) for p in c.patterns]
+        else:
+            j["candidates"] = [list(p) for p in c.candidates]
+        cells.append(j)
+    ev["cells"] = cells
+    bounds = [part.cells[0].lo] + [c.hi for c in part.cells]
+    ev["points"] = [{"t": fmt_q(t), "pattern": list(part.point_patterns[t])} for t in bounds]
+    return ev
+
+
+def segment_certificate(part, started=None):
+    """A certificate (kind "segment") for a Partition: PROVED when complete, UNDECIDED with clusters."""
+    from ..certificates import make
+    return make("segment", part.program, part.convention, {**claim_json(part), "method": part.method},
+                "PROVED" if part.complete else "UNDECIDED", part.json(), partition_evidence(part), part.prec, started)
 
 
 def partition_text(part):

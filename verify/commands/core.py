@@ -21,6 +21,10 @@ def add(sub):
     add_numbers(g)
     g.add_argument("--mode", default="backward", choices=("forward", "backward"),
                    help="forward (one JVP per input) or backward (one VJP per output); equal by Lemma 1")
+    g.add_argument("--certify-differentiable", action="store_true",
+                   help="prove that f is differentiable at POINT with gradient = the selection gradient (every "
+                        "switching function nonzero: Proposition 3), or name the switch that prevents it (exit 3)")
+    g.add_argument("--certificate", metavar="FILE", help="with --certify-differentiable: write a certificate")
     g.set_defaults(run=run)
 
 
@@ -49,11 +53,14 @@ def run(args):
         res = evaluate(program, args.at, number=args.number, prec=args.prec, convention=args.convention)
     else:
         res = grad(program, args.at, mode=args.mode, number=args.number, prec=args.prec, convention=args.convention)
+        if args.certify_differentiable or args.certificate:
+            from ..certify.differentiable import cli_differentiable
+            return cli_differentiable(args, program, res, report)
     report(args, program, res, args.cmd == "grad")
     return 0
 
 
-def report(args, program, res, is_grad):
+def report(args, program, res, is_grad, extra=None):
     pcs = pieces(program, res.pattern, res.convention)
     if args.json:
         out = {"value": [json_number(v) for v in res.values], "exact": res.exact,
@@ -64,7 +71,7 @@ def report(args, program, res, is_grad):
             if res.gradient is not None:
                 out["gradient"] = [json_number(v) for v in res.gradient]
             out["mode"] = res.mode
-        print(json.dumps(out))
+        print(json.dumps({**out, **(extra or {})}))
         return
     names = ", ".join(program.input_names)
     kind = "exact" if res.exact else ("enclosure" if res.number in ("exact", "ball", "interval") else "unverified")
@@ -79,3 +86,5 @@ def report(args, program, res, is_grad):
                 print(f"jacobian  row {k}: " + ", ".join(text_number(v) for v in row))
     for p in pcs:
         print(f"pattern   {p['equation']}   -> piece {p['piece']}")
+    for k, v in (extra or {}).items():
+        print(f"{k}  {v['verdict']}: {v['reason']}")

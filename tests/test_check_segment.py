@@ -1,0 +1,180 @@
+"""Certificates for segment partitions, integral identities and differentiability points: valid ones pass the
+independent checker, and every single-field change is rejected (as written, by the digest; re-signed, by the
+checker's own re-derivation)."""
+import copy
+import json
+import os
+from fractions import Fraction
+
+import pytest
+
+import verify
+from verify.certificates import sign
+from verify.certificates.checker import Invalid, check
+from verify.certify.differentiable import certify_differentiable, differentiable_certificate
+from verify.certify.integral import integral_certificate, integral_identity
+from verify.certify.segment import segment_certificate, segment_partition
+from verify.cli import main
+
+SEGMENTS = [("lambda t: relu(t - 1/3) - relu(t - 2/3)", "0", "1", None),             # exact, rational
+            ("lambda x: relu(x*x - 1/2)", "0", "1", None),                             # exact, algebraic
+            ("lambda x, y: max(x, y, 0) + abs(x - 2*y)", "-1,1", "2,-1/2", None),
+            ("lambda x, y: relu(x*y - 1/4)", None, None, "0,0; 1,0; 0,1"),             # a curve
+            ("lambda t: relu(exp(t) - 2) + relu(t - 1/2)", "0", "1", None),            # ball: simple + exact
+            ("lambda t: relu((exp(t) - 2)**2)", "0", "1", None)]                       # ball: a cluster
+INTEGRALS = SEGMENTS[:5] + [("lambda t: where(t > 1/2, 1, 0)", "0", "1", None),      # REFUTED, exact
+                            ("lambda t: where(exp(t) > 2, 1, 0)", "0", "1", None),     # REFUTED in a cell
+                            ("lambda t: 1 / where(t > 1/2, t - 1/2, 1)", "0", "1", None),  # a pole: no rhs
+                            ("lambda t: relu(t) / (1 + t*t)", "-1", "1", None)]        # acb.integral, exact ends
+POINTS = [("lambda x, y: max(x, y) + relu(x - y) + x * y", "1,2"),
+          ("lambda x, y: max(x, y) + relu(x - y)", "1,1"),
+          ("lambda t: relu(exp(t) - 2) + t", "1"),
+          ("lambda t: relu(log(exp(t)) - t)", "1/3")]
+
+
+def _certs():
+    out = []
+    for src, a, b, c in SEGMENTS:
+        out.append(segment_certificate(segment_partition(verify.parse(src), a, b, c)))
+    for src, a, b, c in INTEGRALS:
+        out.append(integral_certificate(integral_identity(verify.parse(src), a, b, c)))
+    for src, pt in POINTS:
+        out.append(differentiable_certificate(certify_differentiable(verify.parse(src), pt)))
+    return [json.loads(json.dumps(c)) for c in out]
+
+
+CERTS = _certs()
+IDS = [f"{c['kind']}-{c['verdict']}-{i}" for i, c in enumerate(CERTS)]
+
+
+@pytest.mark.parametrize("cert", CERTS, ids=IDS)
+def test_certificates_are_valid(cert):
+    check(cert)
+
+
+def test_verdicts_are_the_expected_ones():
+    assert [c["verdict"] for c in CERTS] == ["PROVED"] * 5 + ["UNDECIDED"] + ["PROVED"] * 5 + ["REFUTED"] * 3 + \
+        ["PROVED", "PROVED", "UNDECIDED", "PROVED", "UNDECIDED"]
+
+
+def _paths(o, path=()):
+    if isinstance(o, dict):
+        for k, v in o.items():
+            if path == () and k == "meta":
+                continue
+            yield from _paths(v, path + (k,))
+    elif isinstance(o, list):
+        if o:
+            yield path, "list"
+        for i, v in enumerate(o):
+            yield from _paths(v, path + (i,))
+    else:
+        yield path, "leaf"
+
+
+def _changed(val):
+    """A few changes of one JSON value: numbers move (exact ones by 1 and by a tiny amount, decimal bounds by
+    a relative 1e-12), other strings and ints change, lists lose or repeat an element."""
+    if isinstance(val, list):
+        return [val[:-1], val + [val[0]]]
+    if isinstance(val, bool):
+        return [not val]
+    if val is None:
+        return [True, "0"]
+    if isinstance(val, int):
+        return [val + 1, val - 1]
+    try:
+        f = Fraction(val)
+    except (ValueError, ZeroDivisionError):
+        return [val + "x"]
+    if "." in val or "e" in val:
+        g = f + abs(f) / 1000 + Fraction(1, 1000)
+        return [f"{float(g):.17e}", "-" + val if val[0] != "-" else val[1:]]
+    g = f + Fraction(1, 10 ** 30)
+    return [str(f + 1), f"{g.numerator}/{g.denominator}"]
+
+
+FULL = os.environ.get("HYPOTHESIS_PROFILE") == "campaign"
+
+
+def _mutants(cert, per_section=8):
+    """Mutants of every claim, verdict and program field, and of an evenly spread sample of ``per_section``
+    result fields and evidence fields (every field with HYPOTHESIS_PROFILE=campaign)."""
+    paths = list(_paths(cert))
+    chosen = []
+    for section in ("claim", "verdict", "program", "kind", "format", "digest", "prec", "result", "evidence"):
+        ps = [p for p in paths if p[0][0] == section]
+        if section in ("result", "evidence") and not FULL:
+            ps = ps[::max(1, len(ps) // per_section)]
+        chosen += ps
+    for path, what in chosen:
+        parent = cert
+        for p in path[:-1]:
+            parent = parent[p]
+        for ch in _changed(parent[path[-1]]):
+            m = copy.deepcopy(cert)
+            target = m
+            for p in path[:-1]:
+                target = target[p]
+            if target[path[-1]] == ch:
+                continue
+            target[path[-1]] = ch
+            yield path, ch, m
+
+
+TAMPER = [(c, i) for c, i in zip(CERTS, IDS) if c["kind"] != "differentiable" or c["result"]["pattern"] is not None]
+
+
+@pytest.mark.parametrize("cert", [c for c, _ in TAMPER], ids=[i for _, i in TAMPER])
+def test_tamper_every_field_is_rejected(cert):
+    """Every single-field change is rejected as written (digest) and re-signed (semantic checks).  Tolerated:
+    ``prec``, the precision the certifier ended at (any value is as good: the checker works at that precision,
+    at least 128 bits, and no statement depends on it).  Left out: a differentiability certificate whose sign
+    cannot be decided at all states nothing about its point, so moving the point keeps it valid."""
+    n = 0
+    for path, ch, m in _mutants(cert):
+        n += 1
+        if n < 4 or path[0] == "digest":
+            with pytest.raises((Invalid, verify.InputError)):
+                check(m)
+        if path[0] in ("digest", "prec"):
+            continue
+        try:
+            check(sign(m))
+        except (Invalid, verify.InputError):
+            continue
+        pytest.fail(f"the checker accepts {'/'.join(map(str, path))} changed to {ch!r}")
+    assert n > 20
+
+
+def test_cli_certificates_and_check(tmp_path, capsys):
+    seg, integ = tmp_path / "s.json", tmp_path / "i.json"
+    assert main(["segment", "lambda x: relu(x*x - 1/2)", "--from", "0", "--to", "1", "--certificate", str(seg)]) == 0
+    assert main(["integral", "lambda t: where(t > 1/2, 1, 0)", "--from", "0", "--to", "1",
+                 "--certificate", str(integ)]) == 1
+    assert main(["check", str(seg), str(integ)]) == 0
+    bad = json.loads(integ.read_text())
+    bad["result"]["discontinuity"]["t"] = "1/3"
+    integ.write_text(json.dumps(sign(bad)))
+    assert main(["check", str(integ)]) == 1
+    assert "INVALID" in capsys.readouterr().err
+
+
+def test_the_checker_never_imports_the_certifiers(tmp_path):
+    import subprocess
+    import sys
+    paths = []
+    for k, c in enumerate(CERTS):
+        p = tmp_path / f"c{k}.json"
+        p.write_text(json.dumps(c))
+        paths.append(str(p))
+    code = ("import sys; from verify.cli import main; rc = main(['check'] + %r); "
+            "bad = [m for m in sys.modules if m.startswith('verify.certify')]; "
+            "print(rc, bad)" % paths)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300).stdout.split("\n")
+    assert out[-2] == "0 []", out
+    import ast
+    import verify.certificates.check_segment as cs        # and its own imports avoid the certifiers' code
+    tree = ast.parse(open(cs.__file__).read())
+    mods = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert not {m for m in mods if m and m.lstrip(".").split(".")[0] in ("certify", "evaluate", "ad", "prims")}

@@ -1,0 +1,962 @@
+"""Checks for segment, integral and differentiable certificates, re-derived with kernel.py and the small exact
+tools below (rational functions of t, Sturm sequences, real algebraic numbers), never with verify.certify,
+verify.evaluate, verify.ad or the primitives' rules.
+
+Segment, method "exact" (rational programs): at every point of the fine partition the index rules, replayed
+by the checker (exactly, at a rational or algebraic t), choose the stated pieces; on every open piece the
+frozen program's switching functions and divisors, computed by the checker as rational functions of t, have
+no root (Sturm counts), and the index rules choose the stated pieces at a rational sample point: then they
+choose them on the whole piece (every switching function keeps its sign).  Method "ball": every cell is
+re-evaluated in balls over the whole cell (a region: all signs decided, by enclosure, mean value form or
+monotonicity; a simple cell: one monotone switching function with opposite signs at the ends, the three
+patterns re-derived with its sign forced; a cluster: the candidate patterns re-enumerated).  In both cases
+the breakpoints and pieces of the result are re-derived by merging and compared as JSON.
+
+Integral: the partition as above, then every term of the right side by the fundamental theorem of calculus
+(f_s(gamma(b)) - f_s(gamma(a)) on a piece, exactly or in balls that the stated enclosure must contain), cell
+contributions as width times the hull of the checker's forward-mode derivative, the left side by the
+checker's own evaluation; rhs, difference and verdict are re-derived exactly from the stated numbers.
+Differentiable: every switching function's sign at the point, the pattern and the selection Jacobian.
+"""
+from fractions import Fraction
+
+from flint import arb, arb_poly, ctx, fmpq, fmpq_poly
+
+from ..numbers.ball import arb_bounds
+from . import kernel as K
+from .check_index import _lookup, _num_ok, _pieces_of, _program
+from .checker import Invalid, register
+
+Q0, Q1 = K.Q0, K.Q1
+MAX_REFINE = 2000
+RATIONAL = ("add", "sub", "mul", "div", "neg", "pow")
+
+
+# ------------------------------------------------------------------------------------------- numbers
+
+def _dec(x, digits=20):
+    """Outward decimal bounds of the rational x, as the certifier writes them."""
+    with ctx.workprec(4 * digits + 64):
+        return arb_bounds(arb(x), digits)
+
+
+def _enclosure(lo, hi, digits=20):
+    return {"lo": _dec(lo, digits)[0], "hi": _dec(hi, digits)[1]}
+
+
+def _fq(s):
+    try:
+        f = Fraction(s)
+    except (TypeError, ValueError, ZeroDivisionError):
+        raise Invalid(f"{s!r} is not a number") from None
+    return fmpq(f.numerator, f.denominator)
+
+
+def _iv(j):
+    """(lo, hi) exact rationals of a JSON number."""
+    if isinstance(j, str):
+        x = K.q(j)
+        return x, x
+    if not isinstance(j, dict) or "lo" not in j or "hi" not in j:
+        raise Invalid(f"{j!r} is not a number")
+    lo, hi = _fq(j["lo"]), _fq(j["hi"])
+    if lo > hi:
+        raise Invalid(f"enclosure {j!r} has lo > hi")
+    return lo, hi
+
+
+def _arf(a):
+    m, e = (int(v) for v in a.man_exp())
+    return fmpq(m) * fmpq(2) ** e if e >= 0 else fmpq(m, 2 ** (-e))
+
+
+def _own_iv(x):
+    if isinstance(x, fmpq):
+        return x, x
+    if not x.is_finite():
+        raise K.CannotDecide("the checker's own enclosure is not finite")
+    m, r = _arf(x.mid()), _arf(x.rad())
+    return m - r, m + r
+
+
+def _contains(stated, own, what, max_width=None):
+    """The stated JSON number is proved to hold the true value: exact strings equal the checker's exact value;
+    an enclosure contains the checker's own enclosure (and is at most ``max_width`` wide)."""
+    if isinstance(stated, str):
+        if not isinstance(own, fmpq) or K.q(stated) != own:
+            raise Invalid(f"{what}: the stated exact value {stated} is not the checker's ({own})")
+        return
+    lo, hi = _iv(stated)
+    olo, ohi = _own_iv(own)
+    if not (lo <= olo and ohi <= hi):
+        raise Invalid(f"{what}: the stated enclosure does not contain the checker's")
+    if max_width is not None and hi - lo > max_width:
+        raise Invalid(f"{what}: the stated enclosure is wider than the tolerance allows")
+
+
+def _ball_of(lo, hi):
+    return arb(lo) if lo == hi else arb(lo).union(arb(hi))
+
+
+def _horner(p, x):
+    acc = Q0
+    for c in reversed(p.coeffs()):
+        acc = acc * x + c
+    return acc
+
+
+def _json_digits(tol):
+    return max(20, (tol * 3) // 10 + 12)
+
+
+def _iv_json(lo, hi, digits):
+    return K.qs(lo) if lo == hi else _enclosure(lo, hi, digits)
+
+
+# ------------------------------------------------------------------------ rational functions of t
+
+class _RF:
+    """n / d, fmpq_poly, reduced, d monic."""
+    __slots__ = ("n", "d")
+
+    def __init__(self, n, d=None):
+        d = fmpq_poly([1]) if d is None else d
+        if d.is_zero():
+            raise Invalid("division by the zero function")
+        if not n.is_zero() and d.degree() > 0:
+            g = n.gcd(d)
+            n, d = n // g, d // g
+        if n.is_zero():
+            d = fmpq_poly([1])
+        c = d.leading_coefficient()
+        self.n, self.d = n / c, d / c
+
+    @staticmethod
+    def of(x):
+        return x if isinstance(x, _RF) else _RF(fmpq_poly([x]))
+
+    def __add__(self, o):
+        o = _RF.of(o)
+        return _RF(self.n * o.d + o.n * self.d, self.d * o.d)
+    __radd__ = __add__
+
+    def __neg__(self):
+        return _RF(-self.n, self.d)
+
+    def __sub__(self, o):
+        return self + (-_RF.of(o))
+
+    def __rsub__(self, o):
+        return _RF.of(o) - self
+
+    def __mul__(self, o):
+        o = _RF.of(o)
+        return _RF(self.n * o.n, self.d * o.d)
+    __rmul__ = __mul__
+
+    def __truediv__(self, o):
+        o = _RF.of(o)
+        return _RF(self.n * o.d, self.d * o.n)
+
+    def __rtruediv__(self, o):
+        return _RF.of(o) / self
+
+    def value(self, t):
+        dv = self.d(t)
+        if dv == 0:
+            raise Invalid("a rational function of the certificate has a pole at a stated point")
+        return self.n(t) / dv
+
+
+def _qt_walk(P, polys, pieces=None, sign=None):
+    """Evaluate the rational program P along the curve over Q(t): with ``pieces`` frozen, or choosing pieces
+    by the kernel's index rules with ``sign(RF)``.  Returns (chosen pieces, switch values per nonsmooth
+    equation, divisor numerators, output RF)."""
+    val = [_RF(p) for p in polys] + [None] * (P.n_vars - P.n_inputs)
+    chosen, sw, divs = [], [], []
+    for e in P.eqns:
+        xs = [_RF.of(a.value) if not isinstance(a, int) else val[a] for a in e.ins]
+        params = dict(e.params)
+        if e.prim in K.SMOOTH:
+            if e.prim not in RATIONAL:
+                raise Invalid(f"{e.prim} in a certificate of the exact method (rational programs only)")
+            if e.prim == "div" or (e.prim == "pow" and params["n"] < 0):
+                b = xs[1] if e.prim == "div" else xs[0]
+                if b.n.is_zero():
+                    raise Invalid("the program divides by the zero function")
+                divs.append(b.n)
+                if sign is not None and sign(b) == 0:
+                    raise Invalid("the program is not defined at a stated point (division by zero)")
+            if e.prim == "pow":
+                n = params["n"]
+                y = _RF.of(Q1)
+                for _ in range(abs(n)):
+                    y = y * xs[0]
+                y = y if n >= 0 else 1 / y
+            else:
+                a = xs[0]
+                y = {"add": lambda: a + xs[1], "sub": lambda: a - xs[1], "mul": lambda: a * xs[1],
+                     "div": lambda: a / xs[1], "neg": lambda: -a}[e.prim]()
+            val[e.outs[0]] = y
+            continue
+        vals = [_RF.of(v) for v in _switch_values(e, xs)]
+        sw.append(vals)
+        if pieces is not None:
+            piece = pieces[len(chosen)]
+        else:
+            piece = K.choose(e.prim, params, len(e.ins), [sign(v) for v in vals])
+        chosen.append(piece)
+        for o, y in zip(e.outs, K.apply_piece(piece, xs)):
+            val[o] = _RF.of(y)
+    out = P.outputs[0]
+    return chosen, sw, divs, (_RF.of(out.value) if not isinstance(out, int) else val[out])
+
+
+def _switch_values(e, xs, ts=None):
+    """The switching functions of equation e at inputs xs (terms on the same variable merged, so max(v, v) has
+    the exact switch 0); with tangents ts, the pairs (value, tangent)."""
+    out = []
+    for coefs, const in K.switches(e.prim, dict(e.params), len(e.ins)):
+        merged = {}
+        for j, c in enumerate(coefs):
+            a = e.ins[j]
+            key = ("v", a) if isinstance(a, int) else ("l", j)
+            first, tot = merged.get(key, (j, Q0))
+            merged[key] = (first, tot + c)
+        acc, tacc = const, Q0
+        for j, c in merged.values():
+            if c != 0:
+                acc = acc + c * xs[j]
+                if ts is not None:
+                    tacc = tacc + c * ts[j]
+        out.append(acc if ts is None else (acc, tacc))
+    return out
+
+
+# ------------------------------------------------------------------- Sturm counts, algebraic numbers
+
+def _squarefree(P):
+    g = P.gcd(P.derivative())
+    return P // g if g.degree() > 0 else P
+
+
+def _count_open(P, a, b):
+    """Distinct real roots of the nonzero polynomial P in the open interval (a, b), a < b rational (Sturm)."""
+    S = _squarefree(P)
+    if S.degree() <= 0:
+        return 0
+    seq = [S, S.derivative()]
+    while seq[-1].degree() > 0:
+        r = -(seq[-2] % seq[-1])
+        if r.is_zero():
+            break
+        seq.append(r)
+
+    def var(x):
+        signs = [s for s in ((v > 0) - (v < 0) for v in (p(x) for p in seq)) if s]
+        return sum(1 for u, v in zip(signs, signs[1:]) if u != v)
+    return var(a) - var(b) - (1 if S(b) == 0 else 0)
+
+
+class _Alg:
+    """The root of the squarefree polynomial q in (lo, hi), validated: q(lo) q(hi) < 0 and one root inside."""
+
+    def __init__(self, j):
+        try:
+            self.q = fmpq_poly([int(c) for c in j["poly"]])
+            self.lo, self.hi = (K.q(s) for s in j["interval"])
+        except (KeyError, TypeError, ValueError):
+            raise Invalid(f"malformed algebraic number {j!r}") from None
+        q = self.q
+        if q.degree() < 2 or q.gcd(q.derivative()).degree() > 0:
+            raise Invalid("an algebraic breakpoint's polynomial must be squarefree of degree >= 2")
+        self.slo = (q(self.lo) > 0) - (q(self.lo) < 0)
+        shi = (q(self.hi) > 0) - (q(self.hi) < 0)
+        if not (self.lo < self.hi and self.slo * shi < 0 and _count_open(q, self.lo, self.hi) == 1):
+            raise Invalid(f"the interval of {j!r} does not isolate one root of its polynomial")
+        if j.get("lo") != _dec(self.lo)[0] or j.get("hi") != _dec(self.hi)[1] or \
+                set(j) != {"lo", "hi", "poly", "interval"}:
+            raise Invalid(f"the decimal bounds of {j!r} are not those of its interval")
+        self.json = j
+
+    def refine(self):
+        m = (self.lo + self.hi) / 2
+        s = (self.q(m) > 0) - (self.q(m) < 0)
+        if s == 0:
+            raise Invalid("an algebraic breakpoint is rational")
+        if s == self.slo:
+            self.lo = m
+        else:
+            self.hi = m
+
+    def sign(self, P):
+        if P.is_zero():
+            return 0
+        g = P.gcd(self.q)
+        if g.degree() > 0 and ((g(self.lo) > 0) != (g(self.hi) > 0)):
+            return 0
+        for k in range(MAX_REFINE):
+            with ctx.workprec(64 + 2 * k):
+                v = arb_poly(P)(_ball_of(self.lo, self.hi))
+                if v > 0:
+                    return 1
+                if v < 0:
+                    return -1
+            self.refine()
+        raise K.CannotDecide("the checker cannot decide a sign at an algebraic point")
+
+    def ball(self):
+        return _ball_of(self.lo, self.hi)
+
+
+def _point(j):
+    return K.q(j) if isinstance(j, str) else _Alg(j)
+
+
+def _sign_at(P, a):
+    if isinstance(a, fmpq):
+        v = P(a)
+        return (v > 0) - (v < 0)
+    return a.sign(P)
+
+
+def _rf_sign(a):
+    return lambda f: _sign_at(f.n, a) * _sign_at(f.d, a)
+
+
+def _less(a, b):
+    """Decide a < b (rational or algebraic); equal or undecidable values are Invalid."""
+    for _ in range(MAX_REFINE):
+        ahi = a if isinstance(a, fmpq) else a.hi
+        blo = b if isinstance(b, fmpq) else b.lo
+        alo = a if isinstance(a, fmpq) else a.lo
+        bhi = b if isinstance(b, fmpq) else b.hi
+        if ahi <= blo and not (isinstance(a, fmpq) and isinstance(b, fmpq) and a == b):
+            return True
+        if bhi <= alo:
+            return False
+        if isinstance(a, fmpq) and isinstance(b, fmpq):
+            return False
+        for x in (a, b):
+            if isinstance(x, _Alg):
+                x.refine()
+    raise Invalid("two breakpoints cannot be ordered (equal?)")
+
+
+def _isolated(P, a):
+    """Refine the algebraic a until P has no root in (a.lo, a.hi) other than possibly a itself."""
+    z = 1 if a.sign(P) == 0 else 0
+    for _ in range(MAX_REFINE):
+        if _count_open(P, a.lo, a.hi) == z:
+            return
+        a.refine()
+    raise Invalid("cannot isolate a root from an algebraic breakpoint")
+
+
+def _no_root(P, a, b):
+    """True when the nonzero polynomial P has no root in the open interval (a, b)."""
+    if isinstance(a, _Alg):
+        _isolated(P, a)
+    if isinstance(b, _Alg):
+        _isolated(P, b)
+    lo = a if isinstance(a, fmpq) else a.hi
+    hi = b if isinstance(b, fmpq) else b.lo
+    if not lo < hi:
+        _less(a, b)                       # refines until separated
+        lo = a if isinstance(a, fmpq) else a.hi
+        hi = b if isinstance(b, fmpq) else b.lo
+    n = _count_open(P, lo, hi)
+    n += 1 if isinstance(a, _Alg) and P(lo) == 0 else 0
+    n += 1 if isinstance(b, _Alg) and P(hi) == 0 else 0
+    return n == 0
+
+
+def _between(a, b):
+    lo = a if isinstance(a, fmpq) else a.hi
+    hi = b if isinstance(b, fmpq) else b.lo
+    if not lo < hi:
+        _less(a, b)
+        lo = a if isinstance(a, fmpq) else a.hi
+        hi = b if isinstance(b, fmpq) else b.lo
+    return (lo + hi) / 2
+
+
+def _point_json(a):
+    return K.qs(a) if isinstance(a, fmpq) else a.json
+
+
+# ---------------------------------------------------------------------------------- walks in balls
+
+def _ball_walk(P, xs, ts, decide=None, pieces=None, stop=None):
+    """Evaluate P with values and t-tangents (exact or balls): pieces frozen for the first nonsmooth
+    equations, the rest chosen by the kernel's index rules with ``decide(pos, j, value, tangent, chosen)``.
+    Returns (chosen pieces, output value, output tangent), or the (value, tangent) of switch ``stop``."""
+    val = list(xs) + [None] * (P.n_vars - P.n_inputs)
+    tan = list(ts) + [None] * (P.n_vars - P.n_inputs)
+    chosen = []
+    for e in P.eqns:
+        vs = [a.value if not isinstance(a, int) else val[a] for a in e.ins]
+        tv = [Q0 if not isinstance(a, int) else tan[a] for a in e.ins]
+        params = dict(e.params)
+        if e.prim in K.SMOOTH:
+            y = K.smooth_value(e.prim, vs, params)
+            ps = K.smooth_partials(e.prim, vs, y, params)
+            val[e.outs[0]], tan[e.outs[0]] = y, sum((p * t for p, t in zip(ps, tv)), Q0)
+            continue
+        pos = len(chosen)
+        if stop is not None and stop[0] == pos:
+            return _switch_values(e, vs, tv)[stop[1]]
+        if pieces is not None and pos < len(pieces):
+            piece = pieces[pos]
+        else:
+            signs = [decide(pos, j, v, t, chosen) for j, (v, t) in enumerate(_switch_values(e, vs, tv))]
+            piece = K.choose(e.prim, params, len(e.ins), signs)
+        chosen.append(piece)
+        for o, (coefs, const) in zip(e.outs, piece):
+            val[o] = K.apply_piece(((coefs, const),), vs)[0]
+            tan[o] = sum((c * t for c, t in zip(coefs, tv) if c != 0), Q0)
+    out = P.outputs[0]
+    if not isinstance(out, int):
+        return chosen, out.value, Q0
+    return chosen, val[out], tan[out]
+
+
+def _strict(pos, j, v, t, chosen):
+    s = K.sign(v)
+    if s is None:
+        raise K.CannotDecide(f"the checker cannot decide switching function {j + 1} of nonsmooth equation "
+                             f"{pos + 1}")
+    return s
+
+
+def _at_point(P, polys, dpolys, t):
+    return [_horner(p, t) for p in polys], [_horner(p, t) for p in dpolys]
+
+
+def _over_cell(P, polys, dpolys, lo, hi):
+    X = _ball_of(lo, hi)
+    return [_horner(p, X) for p in polys], [_horner(p, X) for p in dpolys]
+
+
+def _pattern_at(P, polys, dpolys, t):
+    """The pieces the index rules choose at the rational t (every switch decided, else CannotDecide)."""
+    return _ball_walk(P, *_at_point(P, polys, dpolys, t), _strict)[0]
+
+
+# ------------------------------------------------------------------------------------- the partition
+
+def _pieces_for(table, pat, what):
+    if not isinstance(pat, list):
+        raise Invalid(f"{what}: a pattern must be a list of piece indices")
+    if len(pat) != len(table):
+        raise Invalid(f"{what}: the pattern has {len(pat)} entries for {len(table)} nonsmooth equations")
+    return tuple(_lookup(table, m, i) for m, i in enumerate(pat))
+
+
+def _merge(atoms):
+    """As the certifier: X with one candidate is open; P next to X belongs to it (but 0 and 1); a point with
+    the same pattern as both neighbours is not a breakpoint."""
+    atoms = [("O", a[2][0]) if a[0] == "X" and len(a[2]) == 1 else a for a in atoms]
+    last, keep = len(atoms) - 1, []
+    for i, a in enumerate(atoms):
+        if a[0] == "P" and 0 < i < last and "X" in (atoms[i - 1][0], atoms[i + 1][0]):
+            continue
+        if a[0] in "PS" and 0 < i < last and atoms[i - 1][0] == "O" and atoms[i + 1][0] == "O" and \
+                atoms[i - 1][1] == a[2] == atoms[i + 1][1]:
+            continue
+        if a[0] == "O" and keep and keep[-1][0] == "O":
+            continue
+        keep.append(a)
+    bps, pieces, pending = [], [], None
+    for a in keep:
+        if a[0] == "O":
+            pending = a[1]
+            continue
+        bps.append(a)
+        if pending is not None:
+            pieces.append((len(bps) - 2, len(bps) - 1, pending))
+            pending = None
+    return bps, pieces
+
+
+def _bp_json(a):
+    return _point_json(a[1]) if a[0] == "P" else _enclosure(*a[1])
+
+
+def _partition_json(bps, pieces, method, tol, curve_json, conv):
+    status = {"P": "exact", "S": "simple", "X": "cluster"}
+    return {"breakpoints": [_bp_json(b) for b in bps],
+            "breakpoint_patterns": [None if b[0] == "X" else list(b[2]) for b in bps],
+            "breakpoint_status": [status[b[0]] for b in bps],
+            "pieces": [{"interval": [_bp_json(bps[i]), _bp_json(bps[k])], "pattern": list(p)} for i, k, p in pieces],
+            "method": method, "exact": all(b[0] == "P" for b in bps),
+            "complete": all(b[0] != "X" for b in bps), "tol": tol, "curve": curve_json, "convention": conv}
+
+
+def _check_exact(P, polys, dpolys, ev, table):
+    """Validate the exact fine partition; return (atoms with patterns as index lists, points, open pieces)."""
+    pts, at, opn = ev.get("points"), ev.get("at"), ev.get("open")
+    if not (isinstance(pts, list) and isinstance(at, list) and isinstance(opn, list)) or \
+            len(pts) < 2 or len(at) != len(pts) or len(opn) != len(pts) - 1:
+        raise Invalid("evidence.points / at / open are malformed")
+    points = [_point(j) for j in pts]
+    if points[0] != 0 or points[-1] != 1:
+        raise Invalid("the fine partition must start at 0 and end at 1")
+    for a, b in zip(points, points[1:]):
+        if not _less(a, b):
+            raise Invalid("the fine partition is not increasing")
+    for k, (a, pat) in enumerate(zip(points, at)):
+        want = _pieces_for(table, pat, f"point {k}")
+        got = _pattern_at(P, polys, dpolys, a) if isinstance(a, fmpq) else _qt_walk(P, polys, sign=_rf_sign(a))[0]
+        if tuple(got) != want:
+            raise Invalid(f"the pattern at point {k} is not the one the index rules choose")
+    for k, pat in enumerate(opn):
+        a, b = points[k], points[k + 1]
+        want = _pieces_for(table, pat, f"open piece {k}")
+        _, sw, divs, _ = _qt_walk(P, polys, pieces=want)
+        for poly in [v.n for vals in sw for v in vals if not v.n.is_zero()] + divs:
+            if poly.degree() > 0 and not _no_root(poly, a, b):
+                raise Invalid(f"a switching function or divisor vanishes inside open piece {k}")
+        if tuple(_pattern_at(P, polys, dpolys, _between(a, b))) != want:
+            raise Invalid(f"the pattern on open piece {k} is not the one the index rules choose")
+    atoms = [("P", points[0], tuple(at[0]))]
+    for k, pat in enumerate(opn):
+        atoms += [("O", tuple(pat)), ("P", points[k + 1], tuple(at[k + 1]))]
+    return atoms, points
+
+
+def _cell_value_sign(P, polys, dpolys, t, prefix, pos, j):
+    v, _ = _ball_walk(P, *_at_point(P, polys, dpolys, t), pieces=prefix, stop=(pos, j))
+    return K.sign(v), v
+
+
+def _cell_decide(P, polys, dpolys, lo, hi, known, used):
+    """decide() over the cell [lo, hi]: an enclosure's sign, or a stated sign proved by the mean value form
+    or by monotonicity (tangent without 0, signs at both ends in {s, 0}, not both 0)."""
+    def decide(pos, j, v, t, chosen):
+        s = K.sign(v)
+        want = known.get((pos, j))
+        if want is not None:
+            used.add((pos, j))
+            if s is not None and s != want:
+                raise Invalid(f"the stated sign of switching function {j + 1} of nonsmooth equation {pos + 1} is "
+                              "wrong")
+        if s is not None:
+            return s
+        if want is None:
+            raise K.CannotDecide(f"switching function {j + 1} of nonsmooth equation {pos + 1} is undecided on "
+                                 f"[{K.qs(lo)}, {K.qs(hi)}]")
+        prefix = list(chosen)
+        _, vm = _cell_value_sign(P, polys, dpolys, (lo + hi) / 2, prefix, pos, j)
+        if K.sign(vm + t * arb(0, (hi - lo) / 2)) == want:
+            return want
+        if K.sign(t) in (-1, 1):
+            sl = _cell_value_sign(P, polys, dpolys, lo, prefix, pos, j)[0]
+            sr = _cell_value_sign(P, polys, dpolys, hi, prefix, pos, j)[0]
+            if sl in (want, 0) and sr in (want, 0) and (sl or sr):
+                return want
+        raise K.CannotDecide(f"the stated sign of switching function {j + 1} of nonsmooth equation {pos + 1} on "
+                             f"[{K.qs(lo)}, {K.qs(hi)}] is not proved")
+    return decide
+
+
+def _branches(P, polys, dpolys, lo, hi, cap=256):
+    """Every pattern the index rules can choose over [lo, hi], branching on undecided signs."""
+    xs, ts = _over_cell(P, polys, dpolys, lo, hi)
+    found, stack = [], [{}]
+    while stack:
+        forced = stack.pop()
+        state = {}
+
+        def decide(pos, j, v, t, chosen, forced=forced, state=state):
+            if (pos, j) in forced:
+                return forced[(pos, j)]
+            s = K.sign(v)
+            if s is None:
+                state["open"] = (pos, j)
+                raise _Branch()
+            return s
+        try:
+            p = tuple(_ball_walk(P, xs, ts, decide)[0])
+            if p not in found:
+                found.append(p)
+        except _Branch:
+            stack.extend({**forced, state["open"]: s} for s in (1, 0, -1))
+        if len(found) + len(stack) > cap:
+            raise K.CannotDecide("too many branches in a cluster")
+    return found
+
+
+class _Branch(Exception):
+    pass
+
+
+def _check_ball(P, polys, dpolys, ev, table, tol):
+    """Validate the cells; return (atoms, cells as dicts with pieces)."""
+    cells, pts = ev.get("cells"), ev.get("points")
+    if not (isinstance(cells, list) and isinstance(pts, list)) or not cells or len(pts) != len(cells) + 1:
+        raise Invalid("evidence.cells / points are malformed")
+    width = fmpq(1, 2 ** tol)
+    bounds = [K.q(p.get("t")) for p in pts]
+    if bounds[0] != 0 or bounds[-1] != 1:
+        raise Invalid("the cells must cover [0, 1]")
+    for k, p in enumerate(pts):
+        if tuple(_pattern_at(P, polys, dpolys, bounds[k])) != _pieces_for(table, p.get("pattern"), f"point {k}"):
+            raise Invalid(f"the pattern at cell boundary {k} is not the one the index rules choose")
+    atoms = [("P", bounds[0], tuple(pts[0]["pattern"]))]
+    own = []
+    for k, c in enumerate(cells):
+        lo, hi = K.q(c.get("lo")), K.q(c.get("hi"))
+        if (lo, hi) != (bounds[k], bounds[k + 1]) or not lo < hi:
+            raise Invalid(f"cell {k} does not fit between its boundary points")
+        xs, ts = _over_cell(P, polys, dpolys, lo, hi)
+        kind = c.get("kind")
+        if kind == "region":
+            items = c.get("known", [])
+            if items != sorted(items) or any(len(i) != 3 or i[2] not in (-1, 1) for i in items) or \
+                    len({(i[0], i[1]) for i in items}) != len(items):
+                raise Invalid(f"cell {k}: malformed sign claims")
+            known, used = {(i[0], i[1]): i[2] for i in items}, set()
+            want = _pieces_for(table, c.get("pattern"), f"cell {k}")
+            got = _ball_walk(P, xs, ts, _cell_decide(P, polys, dpolys, lo, hi, known, used))[0]
+            if tuple(got) != want:
+                raise Invalid(f"the pattern on cell {k} is not the one the index rules choose")
+            if used != set(known):
+                raise Invalid(f"cell {k}: a sign claim is about no switching function on the path")
+            atoms.append(("O", tuple(c["pattern"])))
+        elif kind == "simple":
+            if hi - lo >= width:
+                raise Invalid(f"simple cell {k} is not narrower than 2^-{tol}")
+            pos, j = c.get("switch")
+            sl, sr = c.get("signs")
+            pats = c.get("patterns")
+            if sl * sr != -1 or not isinstance(pats, list) or len(pats) != 3:
+                raise Invalid(f"simple cell {k} is malformed")
+            outs = []
+            for s, pat in zip((sl, 0, sr), pats):
+                def decide(p_, j_, v, t, chosen, s=s):
+                    return s if (p_, j_) == (pos, j) else _strict(p_, j_, v, t, chosen)
+                outs.append(tuple(_ball_walk(P, xs, ts, decide)[0]))
+                if outs[-1] != _pieces_for(table, pat, f"cell {k}"):
+                    raise Invalid(f"a pattern of simple cell {k} is not the one the index rules choose")
+            prefix = list(outs[0][:pos])
+            v, t = _ball_walk(P, xs, ts, pieces=prefix, stop=(pos, j))
+            if K.sign(t) not in (-1, 1) or _cell_value_sign(P, polys, dpolys, lo, prefix, pos, j)[0] != sl or \
+                    _cell_value_sign(P, polys, dpolys, hi, prefix, pos, j)[0] != sr:
+                raise Invalid(f"simple cell {k}: the switching function is not proved to cross 0 exactly once")
+            atoms += [("O", tuple(pats[0])), ("S", (lo, hi), tuple(pats[1])), ("O", tuple(pats[2]))]
+        elif kind == "cluster":
+            if hi - lo >= width:
+                raise Invalid(f"cluster {k} is not narrower than 2^-{tol}")
+            cands = c.get("candidates")
+            mine = _branches(P, polys, dpolys, lo, hi)
+            if not isinstance(cands, list) or sorted(_pieces_for(table, p, f"cell {k}") for p in cands) != sorted(mine):
+                raise Invalid(f"the candidate patterns of cluster {k} are not the possible ones")
+            atoms.append(("X", (lo, hi), tuple(tuple(p) for p in cands)))
+        else:
+            raise Invalid(f"unknown cell kind {kind!r}")
+        own.append((kind, lo, hi, c))
+        atoms.append(("P", bounds[k + 1], tuple(pts[k + 1]["pattern"])))
+    return atoms, own
+
+
+def _curve(cert, P):
+    claim = cert["claim"]
+    try:
+        coeffs = [[K.q(v) for v in vec] for vec in claim["curve"]]
+    except (KeyError, TypeError):
+        raise Invalid("claim.curve must list coefficient vectors") from None
+    if not coeffs or any(len(v) != P.n_inputs for v in coeffs):
+        raise Invalid("the curve does not match the program's inputs")
+    if "from" in claim or "to" in claim:
+        x = [K.q(v) for v in claim.get("from", [])]
+        y = [K.q(v) for v in claim.get("to", [])]
+        if len(x) != P.n_inputs or len(y) != P.n_inputs or coeffs != [x, [b - a for a, b in zip(x, y)]]:
+            raise Invalid("claim.curve is not the segment from claim.from to claim.to")
+    polys = [fmpq_poly([v[i] for v in coeffs]) for i in range(P.n_inputs)]
+    return polys, [p.derivative() for p in polys]
+
+
+def _prec(cert):
+    p = cert.get("prec")
+    return max(p, 128) if isinstance(p, int) else 128
+
+
+def _partition(cert, P, tol):
+    """Validate the partition evidence; return (atoms, breakpoints, pieces, extra) where extra is the fine
+    points (exact) or the cells (ball)."""
+    ev = cert["evidence"]
+    polys, dpolys = _curve(cert, P)
+    table = _pieces_of(ev, P)
+    method = ev.get("method")
+    if method != cert["claim"].get("method"):
+        raise Invalid("claim and evidence disagree on the method")
+    if method == "exact":
+        atoms, extra = _check_exact(P, polys, dpolys, ev, table)
+    elif method == "ball":
+        atoms, extra = _check_ball(P, polys, dpolys, ev, table, tol)
+    else:
+        raise Invalid(f"unknown method {method!r}")
+    bps, pieces = _merge(atoms)
+    return polys, dpolys, table, atoms, bps, pieces, extra
+
+
+def _tol(x):
+    if type(x) is not int or not 1 <= x <= 4000:
+        raise Invalid(f"tol {x!r} must be a number of bits")
+    return x
+
+
+@register("segment")
+def check_segment(cert):
+    P = _program(cert)
+    tol = _tol(cert["claim"].get("tol"))
+    with ctx.workprec(_prec(cert)):
+        polys, dpolys, table, atoms, bps, pieces, _ = _partition(cert, P, tol)
+    own = _partition_json(bps, pieces, cert["evidence"]["method"], tol, cert["claim"]["curve"],
+                          cert["claim"]["convention"])
+    if own != cert["result"]:
+        raise Invalid("the result is not the merge of the evidence's fine partition")
+    if cert["verdict"] != ("PROVED" if own["complete"] else "UNDECIDED"):
+        raise Invalid("the verdict must be PROVED exactly when no cluster is left")
+
+
+# --------------------------------------------------------------------------------------- the integral
+
+def _f_at(P, polys, dpolys, t, pieces=None):
+    """f (or the frozen f_pieces) at gamma(t), t rational: exact or a ball."""
+    xs, ts = _at_point(P, polys, dpolys, t)
+    if pieces is None:
+        return K.Frozen(P, xs).outputs()[0]
+    return _ball_walk(P, xs, ts, pieces=pieces)[1]
+
+
+def _rf_at(F, a, width):
+    """F (an _RF) at a (rational or algebraic): exact, or a ball after refining a below ``width``."""
+    if isinstance(a, fmpq):
+        return F.value(a)
+    if a.sign(F.d) == 0:
+        raise Invalid("a piece's function has a pole at a breakpoint")
+    while a.hi - a.lo > width:
+        a.refine()
+    X = a.ball()
+    return arb_poly(F.n)(X) / arb_poly(F.d)(X)
+
+
+def _terms_exact(P, polys, table, bps, pieces, terms, tol):
+    width = fmpq(1, 2 ** (tol + 40))
+    if len(terms) != len(pieces):
+        raise Invalid("one term per piece of the partition is expected")
+    for k, ((i, j, pat), tm) in enumerate(zip(pieces, terms)):
+        a, b = bps[i][1], bps[j][1]
+        if tm.get("lo") != _point_json(a) or tm.get("hi") != _point_json(b) or tm.get("pattern") != list(pat):
+            raise Invalid(f"term {k} does not match piece {k} of the partition")
+        F = _qt_walk(P, polys, pieces=_pieces_for(table, list(pat), f"term {k}"))[3]
+        own = _sub(_rf_at(F, b, width), _rf_at(F, a, width))
+        _contains(tm.get("value"), own, f"term {k}")
+
+
+def _sub(a, b):
+    return a - b if isinstance(a, fmpq) and isinstance(b, fmpq) else arb(a) - arb(b)
+
+
+def _terms_ball(P, polys, dpolys, table, cells, terms):
+    """Expected terms: runs of region cells with one pattern (checked by FTC), then each simple / cluster cell
+    (width times the hull of the checker's derivative enclosures)."""
+    expect, run = [], []
+    for kind, lo, hi, c in cells:
+        if kind == "region":
+            if run and run[-1][3]["pattern"] != c["pattern"]:
+                expect.append(("piece", run[0][1], run[-1][2], run[0][3]["pattern"]))
+                run = []
+            run.append((kind, lo, hi, c))
+            continue
+        if run:
+            expect.append(("piece", run[0][1], run[-1][2], run[0][3]["pattern"]))
+            run = []
+        pats = [c["patterns"][0], c["patterns"][2]] if kind == "simple" else c["candidates"]
+        expect.append((kind, lo, hi, list({tuple(p): p for p in pats}.values())))
+    if run:
+        expect.append(("piece", run[0][1], run[-1][2], run[0][3]["pattern"]))
+    if len(expect) != len(terms):
+        raise Invalid("the terms do not follow the cells of the partition")
+    for k, ((kind, lo, hi, pats), tm) in enumerate(zip(expect, terms)):
+        if tm.get("lo") != K.qs(lo) or tm.get("hi") != K.qs(hi):
+            raise Invalid(f"term {k} does not cover the expected cells")
+        if kind == "piece":
+            if tm.get("pattern") != pats or "kind" in tm:
+                raise Invalid(f"term {k} does not match its cells' pattern")
+            pcs = _pieces_for(table, pats, f"term {k}")
+            own = _sub(_f_at(P, polys, dpolys, hi, pcs), _f_at(P, polys, dpolys, lo, pcs))
+            _contains(tm.get("value"), own, f"term {k}")
+            continue
+        if tm.get("kind") != kind or tm.get("patterns") != pats:
+            raise Invalid(f"term {k} does not match its cell")
+        xs, ts = _over_cell(P, polys, dpolys, lo, hi)
+        hull = None
+        for p in pats:
+            d = arb(_ball_walk(P, xs, ts, pieces=_pieces_for(table, p, f"term {k}"))[2])
+            hull = d if hull is None else hull.union(d)
+        _contains(tm.get("value"), arb(0).union(arb(hi - lo)) * hull, f"term {k}")
+
+
+def _discontinuity(P, polys, dpolys, table, disc, method):
+    """The stated jump is real: the adjacent piece's value (or its pole) differs from the value at t."""
+    if not isinstance(disc, dict) or not isinstance(disc.get("t"), (str, dict)):
+        raise Invalid("a REFUTED integral certificate must state its discontinuity")
+    pcs = _pieces_for(table, disc.get("pattern"), "the discontinuity")
+    t = disc["t"]
+    if isinstance(t, dict) and "poly" not in t:                  # a simple cell's enclosure (ball method)
+        raise Invalid("a discontinuity inside a cell is not re-checked from its enclosure alone")
+    a = _point(t)
+    if method == "exact":
+        F = _qt_walk(P, polys, pieces=pcs)[3]
+        G = _qt_walk(P, polys, sign=_rf_sign(a))[3]
+        if _sign_at(F.d, a) == 0:
+            return "the piece's function has a pole there"
+        if _sign_at((F - G).n, a) != 0:
+            return "the value of the adjacent piece differs from the value at the point"
+        raise Invalid("the stated discontinuity is not one")
+    if not isinstance(a, fmpq):
+        raise Invalid("a ball-method discontinuity must be at a rational point")
+    v = _sub(_f_at(P, polys, dpolys, a, pcs), _f_at(P, polys, dpolys, a))
+    if K.sign(v) in (-1, 1):
+        return "the value of the adjacent piece differs from the value at the point"
+    raise Invalid("the stated discontinuity is not proved")
+
+
+def _simple_jump(P, polys, dpolys, table, cells, disc):
+    """A jump stated on a simple cell's enclosure: f_left or f_right over the cell is disjoint from f_at."""
+    for kind, lo, hi, c in cells:
+        if kind == "simple" and disc["t"] == _enclosure(lo, hi):
+            xs, ts = _over_cell(P, polys, dpolys, lo, hi)
+            vals = [arb(_ball_walk(P, xs, ts, pieces=_pieces_for(table, p, "the discontinuity"))[1])
+                    for p in c["patterns"]]
+            if disc.get("pattern") not in (c["patterns"][0], c["patterns"][2]):
+                raise Invalid("the discontinuity's pattern is not one of the cell's sides")
+            side = vals[0] if disc["pattern"] == c["patterns"][0] else vals[2]
+            if K.sign(side - vals[1]) in (-1, 1):
+                return "the adjacent pieces' values at the switch point differ"
+            raise Invalid("the stated discontinuity is not proved")
+    raise Invalid("the discontinuity is not at a breakpoint of the partition")
+
+
+@register("integral")
+def check_integral(cert):
+    P = _program(cert)
+    claim, ev, res = cert["claim"], cert["evidence"], cert["result"]
+    tol = _tol(claim.get("tol"))
+    if P.n_outputs != 1:
+        raise Invalid("the integral identity is about a program with one output")
+    digits = _json_digits(tol)
+    with ctx.workprec(2 * _prec(cert)):
+        polys, dpolys, table, atoms, bps, pieces, extra = _partition(cert, P, tol)
+        method = ev["method"]
+        lhs = res.get("lhs")
+        _contains(lhs, _sub(_f_at(P, polys, dpolys, Q1), _f_at(P, polys, dpolys, Q0)), "lhs")
+        terms = ev.get("terms")
+        if not isinstance(terms, list):
+            raise Invalid("evidence.terms must be a list")
+        disc = res.get("discontinuity")
+        reason = None
+        if disc is not None:
+            if isinstance(disc.get("t"), dict) and "poly" not in disc["t"]:
+                reason = _simple_jump(P, polys, dpolys, table, extra, disc)
+            else:
+                reason = _discontinuity(P, polys, dpolys, table, disc, method)
+            if disc.get("reason") != reason:
+                raise Invalid("the discontinuity's reason is not the checker's")
+        if res.get("rhs") is None:
+            if reason != "the piece's function has a pole there" or terms:
+                raise Invalid("the right side may be missing only at a pole")
+        elif method == "exact":
+            _terms_exact(P, polys, table, bps, pieces, terms, tol)
+        else:
+            _terms_ball(P, polys, dpolys, table, extra, terms)
+    rhs = diff = None
+    if res.get("rhs") is not None:
+        lo = hi = Q0
+        for tm in terms:
+            a, b = _iv(tm.get("value"))
+            lo, hi = lo + a, hi + b
+        rhs = _iv_json(lo, hi, digits)
+        (alo, ahi), (blo, bhi) = _iv(lhs), _iv(rhs)
+        diff = _iv_json(alo - bhi, ahi - blo, digits)
+    if disc is not None:
+        verdict = "REFUTED"
+        show = disc["t"] if isinstance(disc["t"], str) else f"[{disc['t']['lo']}, {disc['t']['hi']}]"
+        why = f"f is discontinuous at t = {show}: it is not in the class S"
+    else:
+        (alo, ahi), (blo, bhi) = _iv(lhs), _iv(rhs)
+        dlo, dhi = alo - bhi, ahi - blo
+        if dlo > 0 or dhi < 0:
+            verdict, why = "REFUTED", "the two sides certainly differ: f is not in the class S"
+        elif dhi - dlo < fmpq(1, 2 ** tol):
+            verdict, why = "PROVED", ""
+        else:
+            verdict, why = "UNDECIDED", f"the difference encloses 0 but is not narrower than 2^-{tol}"
+    own = {"verdict": verdict, "lhs": lhs, "rhs": rhs, "difference": diff,
+           "exact": isinstance(lhs, str) and isinstance(rhs, str), "tol": tol,
+           "breakpoints": [_bp_json(b) for b in bps], "method": method, "curve": claim["curve"],
+           "convention": claim["convention"]}
+    if disc is not None:
+        own["discontinuity"] = disc
+    if why:
+        own["reason"] = why
+    if own != res:
+        raise Invalid("the result is not the one re-derived from the evidence")
+    if cert["verdict"] != verdict:
+        raise Invalid(f"the verdict should be {verdict}")
+
+
+# --------------------------------------------------------------------------------- differentiability
+
+@register("differentiable")
+def check_differentiable(cert):
+    P = _program(cert)
+    ev, res = cert["evidence"], cert["result"]
+    x = [K.q(v) for v in cert["claim"].get("point", [])]
+    if len(x) != P.n_inputs:
+        raise Invalid("the point does not match the program's inputs")
+    table = _pieces_of(ev, P)
+    prec = _prec(cert)
+    signs = []
+
+    def decide(pos, j, v, t, chosen):
+        s = K.sign(v)
+        if s is None:
+            raise K.CannotDecide(f"the checker cannot decide switching function {j + 1} of nonsmooth equation "
+                                 f"{pos + 1}")
+        if j == 0:
+            signs.append([])
+        signs[pos].append(s)
+        return s
+    try:
+        with ctx.workprec(prec):
+            chosen = _ball_walk(P, x, [Q0] * len(x), decide)[0]
+    except K.CannotDecide:
+        if cert["verdict"] != "UNDECIDED" or res.get("pattern") is not None or ev.get("signs") is not None:
+            raise
+        return
+    if ev.get("signs") != signs:
+        raise Invalid("the stated signs of the switching functions are not the checker's")
+    if tuple(chosen) != _pieces_for(table, res.get("pattern"), "the pattern"):
+        raise Invalid("the pattern is not the one the index rules choose at the point")
+    zero = [(pos, j) for pos, ss in enumerate(signs) for j, s in enumerate(ss) if s == 0]
+    eqs = [k for k, e in enumerate(P.eqns) if e.prim not in K.SMOOTH]
+    blocking = None if not zero else {"nonsmooth": zero[0][0], "equation": eqs[zero[0][0]], "switch": zero[0][1]}
+    if res.get("differentiable") is not (not zero) or res.get("blocking") != blocking:
+        raise Invalid("differentiable / blocking do not follow from the signs")
+    if cert["verdict"] != ("PROVED" if not zero else "UNDECIDED"):
+        raise Invalid("the verdict must be PROVED exactly when every switching function is nonzero")
+    with ctx.workprec(prec):
+        F = K.Frozen(P, x, list(chosen))
+        jac, vals = F.jacobian(), F.outputs()
+    if not isinstance(res.get("value"), list) or len(res["value"]) != len(vals) or \
+            not all(_num_ok(s, v, prec) for s, v in zip(res["value"], vals)):
+        raise Invalid("the value is not the program's value at the point")
+    stated = res.get("jacobian")
+    if not isinstance(stated, list) or len(stated) != len(jac) or not all(
+            isinstance(r, list) and len(r) == len(o) and all(_num_ok(s, v, prec) for s, v in zip(r, o))
+            for r, o in zip(stated, jac)):
+        raise Invalid("the Jacobian is not the selection Jacobian of the stated pattern")
