@@ -277,3 +277,14 @@ def test_a_jump_has_no_clarke_subdifferential():
     with pytest.raises(verify.DomainError, match="not continuous"):
         clarke("lambda t: where(t > 0, 1, 0) + t", [0])
     assert main(["critical", "lambda t: where(t > 0, 1, 0) + t", "--at", "0"]) == 2
+
+
+def test_farkas_separator_and_weights_from_one_simplex_run():
+    from verify.certify.lp import check_direction, check_weights, separate_or_weights, solution_or_farkas
+    V = [[Q(1), Q(2)], [Q(3), Q(1)], [Q(2), Q(5)]]
+    kind, w = separate_or_weights(V)
+    assert kind == "separator" and check_direction(V, w)
+    kind, lam = separate_or_weights(V + [[Q(-2), Q(-3)]])
+    assert kind == "weights" and check_weights(V + [[Q(-2), Q(-3)]], lam)
+    kind, y = solution_or_farkas([[Q(1), Q(1)], [Q(1), Q(-1)]], [Q(-1), Q(0)])   # x >= 0 cannot sum to -1
+    assert kind == "y" and y[0] * -1 + y[1] * 0 > 0 and all(y[0] * a + y[1] * b <= 0 for a, b in [(1, 1), (1, -1)])

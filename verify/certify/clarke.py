@@ -105,6 +105,7 @@ def _walk(program, ns, xs, convention, pl, leaf_cap):
         return [zero] * n if isinstance(atom, Lit) else G[atom]
 
     def visit(k, G, pattern, rows, indep_rows):
+        G = G[:]        # this branch's own copy (branches share the values, not the gradients)
         # advance through smooth steps
         while k < len(steps) and steps[k].sel is None:
             st = steps[k]
@@ -113,7 +114,6 @@ def _walk(program, ns, xs, convention, pl, leaf_cap):
             for j in range(n):
                 t = jvp_rules[st.prim](ns, st.params, r.args[k], r.env[st.outs[0]], [g[j] for g in gs])
                 out.append(zero if t is None else t)
-            G = G[:]
             G[st.outs[0]] = out
             k += 1
         if k == len(steps):

@@ -8,6 +8,7 @@ whole program whose frozen program is defined at x and equals f(x) there (expone
 Each membership is proved by exact equality, refuted by a decided nonzero difference, or left UNDECIDED
 after precision escalation; an UNDECIDED equation or pattern is reported, never guessed.
 """
+import dataclasses
 import itertools
 import math
 from dataclasses import dataclass, field
@@ -173,8 +174,14 @@ def field_of(iset, patterns):
     ns = get_system(iset.number)
     grads, where, keys = [], [], {}
     with _precision(ns, iset.prec):
+        base = run(program, ns, [ns.const(x) for x in iset.point], convention) if iset.scope == "local" else None
         for pat in patterns:
-            r = run(program, ns, [ns.const(x) for x in iset.point], convention, pattern=pat)
+            if base is not None:
+                # local scope: every pattern's pieces agree with the primitives at x, so every variable has
+                # the same value under every pattern; only the linear parts differ
+                r = dataclasses.replace(base, pattern=tuple(pat))
+            else:
+                r = run(program, ns, [ns.const(x) for x in iset.point], convention, pattern=pat)
             jac = jacobian(r, "backward")
             k = _key(jac)
             if k not in keys:

@@ -16,14 +16,23 @@ Q0, Q1 = fmpq(0), fmpq(1)
 
 def nonneg_solution(A, b):
     """Some x >= 0 with A x = b (exact), or None when there is none.  Phase I of the simplex method."""
+    kind, v = solution_or_farkas(A, b)
+    return v if kind == "x" else None
+
+
+def solution_or_farkas(A, b):
+    """("x", x) with x >= 0, A x = b, or ("y", y) with y.A <= 0 columnwise and y.b > 0 (Farkas: then no
+    such x exists), read off the final phase-I tableau (y = the objective row under the artificial
+    columns, with the sign of rows whose b was negated put back)."""
     m = len(A)
     n = len(A[0]) if m else 0
     if m == 0:
-        return [Q0] * n
-    rows = []
+        return "x", [Q0] * n
+    rows, flip = [], []
     for row, bi in zip(A, b):
         row = [fmpq(v) for v in row]
         bi = fmpq(bi)
+        flip.append(bi < 0)
         if bi < 0:
             row, bi = [-v for v in row], -bi
         rows.append(row)
@@ -55,12 +64,15 @@ def nonneg_solution(A, b):
         obj = [a - f * c for a, c in zip(obj, rows[leave])]
         basis[leave] = enter
     if obj[width] != 0:
-        return None
+        # obj = y.[A' | I | b'] - [0 | 1 | 0] for y = c_B B^-1: obj[j] = y.A'_j <= 0 for j < n, obj[n + i] =
+        # y_i - 1, and y.b' = obj[width] > 0; undo the negated rows to state it for A and b
+        y = [obj[n + i] + 1 for i in range(m)]
+        return "y", [-v if f else v for v, f in zip(y, flip)]
     x = [Q0] * n
     for i, j in enumerate(basis):
         if j < n:
             x[j] = rows[i][width]
-    return x
+    return "x", x
 
 
 def hull_weights(V):
@@ -106,11 +118,16 @@ def check_direction(A, d):
 
 def separate_or_weights(V):
     """("weights", lambda) when 0 is in conv(V), else ("separator", w) with <w, v> > 0 for all v in V.
-    Both are verified exactly before they are returned."""
-    lam = hull_weights(V)
-    if lam is not None:
-        assert check_weights(V, lam)
-        return "weights", lam
-    w = strict_direction(V)
-    assert w is not None and check_direction(V, w), "Gordan's alternative failed: a bug in the simplex"
+    One phase-I run decides: its Farkas vector y for [V^T; 1] lambda = (0, 1) gives w = -y[:dim], with
+    <w, v_i> >= y_last > 0.  Both answers are verified exactly before they are returned."""
+    if not V:
+        raise ValueError("no vectors")
+    dim = len(V[0])
+    A = [[v[k] for v in V] for k in range(dim)] + [[Q1] * len(V)]
+    kind, sol = solution_or_farkas(A, [Q0] * dim + [Q1])
+    if kind == "x":
+        assert check_weights(V, sol), "the simplex returned wrong weights: a bug"
+        return "weights", sol
+    w = [-v for v in sol[:dim]]
+    assert check_direction(V, w), "Farkas' alternative failed: a bug in the simplex"
     return "separator", w

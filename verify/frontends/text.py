@@ -45,6 +45,15 @@ def _fold(op, a, b, node, err):
 class _Compiler:
     def __init__(self, source, filename, defs):
         self.source, self.filename, self.defs = source, filename, defs
+        # split once: ast.get_source_segment re-splits the whole source on every call (quadratic)
+        self.lines = source.splitlines(keepends=True) if source else []
+
+    def segment(self, node):
+        """The source text of a one-line node (a number literal), or None."""
+        if not self.lines or node.lineno != node.end_lineno or node.lineno > len(self.lines):
+            return None
+        line = self.lines[node.lineno - 1].encode("utf-8")
+        return line[node.col_offset:node.end_col_offset].decode("utf-8")
 
     def err(self, msg, node):
         return ParseError(msg, getattr(node, "lineno", None),
@@ -137,7 +146,7 @@ class _Compiler:
         v = node.value
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise self.err(f"constant {v!r} is not a number", node)
-        text = ast.get_source_segment(self.source, node) if self.source else None
+        text = self.segment(node)
         try:
             f = fractions.Fraction(text.replace("_", "")) if text else fractions.Fraction(v)
         except (ValueError, ZeroDivisionError):

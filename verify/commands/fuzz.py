@@ -1,0 +1,137 @@
+"""verify fuzz: campaigns of random programs against every claim of the paper, the mutation self-test, and
+replaying a saved failure."""
+import json
+
+from . import FMT
+
+DESCRIPTION = """\
+Run every claim of the paper as a property of random programs (hypothesis): Lemma 1, Theorems 1 and 2,
+Propositions 2, 3 and 4, soundness of the number systems, and our torch/jax conventions against torch and
+jax themselves.  N examples per claim, reproducible by --seed (the examples do not depend on --workers).
+Every failure is shrunk to a minimal example and saved under --out as a reproducer (program.prog,
+point.txt, example.json, replay.sh).
+
+--self-test runs the claims against deliberately broken rule tables (mutants) and reports which are
+killed; exit 0 only when all are.  --replay DIR re-runs a saved reproducer.
+
+exit codes: 0 no failure (self-test: every mutant killed), 1 failures (a mutant survived), 2 bad input,
+3 replay undecided"""
+
+
+def add(sub):
+    f = sub.add_parser("fuzz", help="random programs against every claim of the paper; mutation self-test",
+                       description=DESCRIPTION, formatter_class=FMT)
+    f.add_argument("--examples", type=int, default=200, metavar="N", help="examples per claim (default 200)")
+    f.add_argument("--seed", type=int, default=0, metavar="S", help="campaign seed (default 0)")
+    f.add_argument("--claims", nargs="+", metavar="NAME",
+                   help="which claims (names or comma-separated lists; default all): lemma1 theorem1 theorem2 "
+                        "proposition2 proposition3 proposition4 soundness frameworks")
+    f.add_argument("--workers", type=int, default=None, metavar="K",
+                   help="local worker processes (default: one per CPU, at most one per chunk of work); the "
+                        "examples do not depend on it")
+    f.add_argument("--dask", metavar="ADDRESS", help="run on a Dask cluster (scheduler address, e.g. "
+                                                     "tcp://host:8786; needs the 'distributed' package)")
+    f.add_argument("--out", default="fuzz-failures", metavar="DIR",
+                   help="where failures are saved as reproducers (default fuzz-failures)")
+    f.add_argument("--chunk", type=int, default=None, metavar="M", help=argparse_suppress())
+    f.add_argument("--self-test", action="store_true", help="run the claims against the mutants")
+    f.add_argument("--replay", metavar="DIR", help="re-run a saved reproducer")
+    f.add_argument("--json", action="store_true", help="print one JSON object (no progress bar)")
+    f.set_defaults(run=run)
+
+
+def argparse_suppress():
+    import argparse
+    return argparse.SUPPRESS
+
+
+def _claims(args):
+    from ..errors import InputError
+    from ..fuzz.claims import NAMES
+    if not args.claims:
+        return None
+    names = [n for a in args.claims for n in a.split(",") if n]
+    bad = [n for n in names if n not in NAMES]
+    if bad:
+        raise InputError(f"unknown claim(s) {', '.join(bad)} (choose from {', '.join(NAMES)})")
+    return names
+
+
+def run(args):
+    from ..errors import InputError
+    if args.examples < 1:
+        raise InputError(f"--examples={args.examples} must be at least 1")
+    if args.workers is not None and args.workers < 1:
+        raise InputError(f"--workers={args.workers} must be at least 1")
+    if args.replay:
+        return _replay(args)
+    if args.self_test:
+        return _self_test(args)
+    return _campaign(args)
+
+
+def _replay(args):
+    import os
+
+    from ..errors import InputError
+    from ..fuzz.campaign import replay
+    if not os.path.exists(args.replay):
+        raise InputError(f"no reproducer at {args.replay!r}")
+    outcome, msg = replay(args.replay)
+    if args.json:
+        print(json.dumps({"outcome": outcome, "message": msg}))
+    else:
+        print(outcome + (f": {msg}" if msg else ""))
+    return {"ok": 0, "undecided": 3, "failure": 1}[outcome]
+
+
+def _campaign(args):
+    from ..fuzz.campaign import CHUNK, Progress, campaign, plan, table
+    from ..fuzz.claims import CLAIMS, NAMES
+    names = _claims(args) or list(NAMES)
+    n_tasks = len(plan([c for c in names if CLAIMS[c].available() is None], args.examples, args.seed,
+                       args.chunk or CHUNK))
+    prog = Progress(n_tasks, quiet=args.json)
+    workers = args.workers or _auto_workers(n_tasks)
+    res = campaign(args.examples, args.seed, names, workers, args.dask, args.out, prog, args.chunk or CHUNK)
+    failures = sum(s.failures for s in res["claims"].values())
+    if args.json:
+        print(json.dumps({"claims": {k: s.json() for k, s in res["claims"].items()}, "seed": res["seed"],
+                          "examples_per_claim": args.examples, "workers": res["workers"],
+                          "wall_seconds": round(res["wall_seconds"], 3), "failures": failures}))
+    else:
+        print(f"verify fuzz: {args.examples} examples per claim, seed {args.seed}, "
+              f"{res['workers']} worker(s), {res['wall_seconds']:.1f}s wall")
+        print(table(res))
+        for name, s in res["claims"].items():
+            for r in s.reproducers:
+                print(f"FAILURE {name}: {r['message']}\n  reproducer: {r['dir']} (replay: python -m verify fuzz "
+                      f"--replay {r['dir']})")
+        print("no failures" if not failures else f"{failures} failure(s), reproducers under {args.out}/")
+    return 0 if not failures else 1
+
+
+def _auto_workers(n_tasks):
+    import os
+    return max(1, min(os.cpu_count() or 1, n_tasks))
+
+
+def _self_test(args):
+    from ..fuzz.campaign import Progress
+    from ..fuzz.mutants import MUTANTS, self_test
+    examples = args.examples
+    prog = Progress(len(MUTANTS), quiet=args.json, unit="mutants", counts=("killed", "survived"))
+    res = self_test(examples, args.seed, args.workers or 1, args.dask, prog, _claims(args))
+    killed = all(r["killed"] for r in res)
+    if args.json:
+        print(json.dumps({"mutants": res, "all_killed": killed}))
+    else:
+        w = max(len(r["name"]) for r in res)
+        print(f"verify fuzz --self-test: {len(res)} mutants, up to {examples} examples per claim, seed {args.seed}")
+        for r in res:
+            status = f"killed by {r['killed_by']:<12}" if r["killed"] else "SURVIVED" + " " * 14
+            print(f"  {r['name']:<{w}}  {status}  {r['examples']:>5} examples  {r['seconds']:6.1f}s  "
+                  f"{(r['message'] or r['description'])[:110]}")
+        print("every mutant killed" if killed else f"{sum(not r['killed'] for r in res)} mutant(s) survived")
+    return 0 if killed else 1
+
