@@ -81,7 +81,12 @@ def test_self_test_kills_every_mutant(capsys):
     rep = json.loads(out)
     assert code == 0, [m for m in rep["mutants"] if not m["killed"]]
     assert {m["name"] for m in rep["mutants"]} == {m.name for m in MUTANTS}
-    assert all(m["killed"] and m["killed_by"] in NAMES for m in rep["mutants"])
+    from verify.export import available
+    for m, mm in zip(rep["mutants"], MUTANTS):
+        if all(available(fw) for fw in mm.requires):
+            assert m["killed"] and m["killed_by"] in NAMES, m
+        else:                                  # e.g. the jax convention mutant without jax installed
+            assert m["killed"] is None and "needs" in m["skipped"]
 
 
 def test_a_surviving_mutant_fails_the_self_test(capsys, monkeypatch):

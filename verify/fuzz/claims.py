@@ -169,7 +169,7 @@ def certify_function(name):
             return fn
     except ImportError:
         pass
-    for modname in ("integral", "segment", "differentiable"):
+    for modname in ("integral", "segment", "differentiable"):   # before they are exported
         try:
             fn = getattr(importlib.import_module(f"verify.certify.{modname}"), name, None)
         except ImportError:
@@ -184,7 +184,7 @@ def framework_list():
     return tuple(fw for fw in FRAMEWORKS if available(fw))
 
 
-def _fail(claim_name, msg, ex=None):
+def _fail(claim_name, msg):
     raise AssertionError(f"{claim_name}: {msg}")
 
 
@@ -457,7 +457,20 @@ def check_proposition2(ex):
         if tuple(got) != tuple(pc.pattern):
             _fail("proposition2", f"inside the piece around t = {show(t)} the partition says pattern {pc.pattern}, "
                                   f"the program chooses {got}")
-    return OK if res.verdict is Verdict.PROVED else UNDECIDED
+    if res.verdict is not Verdict.PROVED:
+        return UNDECIDED
+    # a PROVED identity comes with a certificate that the independent checker must accept
+    integral_certificate = certify_function("integral_certificate")
+    if integral_certificate is not None:
+        from ..certificates.checker import Invalid, check as check_certificate
+        from ..certificates.kernel import CannotDecide
+        try:
+            check_certificate(integral_certificate(res))
+        except CannotDecide:
+            return UNDECIDED
+        except Invalid as e:
+            _fail("proposition2", f"the independent checker rejects the PROVED identity's certificate: {e}")
+    return OK
 
 
 # ------------------------------------------------------------------------------------------- Proposition 3
@@ -567,7 +580,7 @@ def check_proposition3(ex):
             tol = fmpq(1, 2 ** 40) * (1 + abs(mid)) + (hi - lo)
             if abs(d - mid) > tol:
                 _fail("proposition3", f"d out{o} / d {P.input_names[i]}: AD gives {show(v)} but mpmath central "
-                                      f"differences give {float(d.p) / float(d.q) if d.q < 2**1000 else d}")
+                                      f"differences give {_float(d):.17g}")
     return OK
 
 

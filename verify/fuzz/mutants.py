@@ -50,14 +50,15 @@ class Mutant:
     apply: object           # () -> context manager
     targets: tuple          # the claims expected to kill it, tried first
     focus: tuple = None     # the primitives its examples are built from (None: all)
+    requires: tuple = ()    # frameworks it needs to be killable ("jax", "torch"); skipped without them
 
 
 MUTANTS = []
 
 
-def mutant(name, description, targets, focus=None):
+def mutant(name, description, targets, focus=None, requires=()):
     def deco(fn):
-        MUTANTS.append(Mutant(name, description, fn, targets, focus))
+        MUTANTS.append(Mutant(name, description, fn, targets, focus, requires))
         return fn
     return deco
 
@@ -181,13 +182,15 @@ def _relu_alpha():
     return patch((selection_rules, "relu", Slopes(lambda p: (0, 1, 1))))
 
 
-@mutant("jax-abs-convention", "the jax convention says abs'(0) = 0 (jnp.abs gives 1)", ("frameworks",), ("abs", "add", "sub", "mul"))
+@mutant("jax-abs-convention", "the jax convention says abs'(0) = 0 (jnp.abs gives 1)", ("frameworks",),
+        ("abs", "add", "sub", "mul"), requires=("jax",))
 def _jax_abs():
     from ..kinks import CONVENTIONS
     return patch((CONVENTIONS["jax"]["abs"], "at_zero", fmpq(0)))
 
 
-@mutant("where-ge-as-gt", "where(u >= v, a, b) takes b at a tie u = v", ("theorem2", "frameworks"), ("where", "add", "sub", "mul"))
+@mutant("where-ge-as-gt", "where(u >= v, a, b) takes b at a tie u = v", ("theorem2", "frameworks"),
+        ("where", "add", "sub", "mul"))
 def _where():
     from ..prims.nonsmooth import Where
     tests = dict(Where.TESTS)
@@ -257,6 +260,11 @@ def run_mutant(name, examples=200, seed=0, claims=None):
     t0 = time.perf_counter()
     total = 0
     out = {"name": m.name, "description": m.description, "killed": False, "killed_by": None, "message": None}
+    from ..export import available
+    missing = [fw for fw in m.requires if not available(fw)]
+    if missing:                        # only a framework can see this one: not run, not counted as survived
+        out.update(killed=None, skipped=f"needs {', '.join(missing)}", examples=0, seconds=0.0)
+        return out
     with m.apply():
         for c in order:
             opts = {"primitives": m.focus} if m.focus else None
@@ -284,8 +292,8 @@ def self_test(examples=200, seed=0, workers=1, dask=None, progress=None, claims=
         for r in ex.map_unordered(_task, tasks):
             out[r["name"]] = r
             if progress:
-                progress.update(1, sum(not x["killed"] for x in out.values()),
-                                sum(x["killed"] for x in out.values()))
+                progress.update(1, sum(x["killed"] is False for x in out.values()),
+                                sum(x["killed"] is True for x in out.values()))
     finally:
         ex.close()
     return [out[m.name] for m in MUTANTS]
