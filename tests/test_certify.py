@@ -13,6 +13,8 @@ from verify.certificates.checker import Invalid, check
 from verify.certify import clarke, conservative_field, critical, index_set, spurious
 from verify.certify.certs import critical_certificate, index_certificate, spurious_certificate
 from verify.cli import main
+
+from helpers import json_paths
 from verify.strategies import points, programs
 from verify.truth import FALSE, TRUE, UNKNOWN
 
@@ -157,24 +159,8 @@ def test_certificates_are_valid(cert):
     check(cert)
 
 
-def _paths(o, path=()):
-    """Every leaf (and every non-empty list) of a JSON object, except meta."""
-    if isinstance(o, dict):
-        for k, v in o.items():
-            if path == () and k == "meta":
-                continue
-            yield from _paths(v, path + (k,))
-    elif isinstance(o, list):
-        if o:
-            yield path, "list"
-        for i, v in enumerate(o):
-            yield from _paths(v, path + (i,))
-    else:
-        yield path, "leaf"
-
-
 def _mutants(cert):
-    for path, what in _paths(cert):
+    for path, what in json_paths(cert):
         parent = cert
         for p in path[:-1]:
             parent = parent[p]

@@ -16,6 +16,8 @@ from verify.certify.integral import integral_certificate, integral_identity
 from verify.certify.segment import segment_certificate, segment_partition
 from verify.cli import main
 
+from helpers import json_paths
+
 SEGMENTS = [("lambda t: relu(t - 1/3) - relu(t - 2/3)", "0", "1", None),             # exact, rational
             ("lambda x: relu(x*x - 1/2)", "0", "1", None),                             # exact, algebraic
             ("lambda x, y: max(x, y, 0) + abs(x - 2*y)", "-1,1", "2,-1/2", None),
@@ -57,21 +59,6 @@ def test_verdicts_are_the_expected_ones():
         ["PROVED", "PROVED", "UNDECIDED", "PROVED", "UNDECIDED"]
 
 
-def _paths(o, path=()):
-    if isinstance(o, dict):
-        for k, v in o.items():
-            if path == () and k == "meta":
-                continue
-            yield from _paths(v, path + (k,))
-    elif isinstance(o, list):
-        if o:
-            yield path, "list"
-        for i, v in enumerate(o):
-            yield from _paths(v, path + (i,))
-    else:
-        yield path, "leaf"
-
-
 def _changed(val):
     """A few changes of one JSON value: numbers move (exact ones by 1 and by a tiny amount, decimal bounds by
     a relative 1e-12), other strings and ints change, lists lose or repeat an element."""
@@ -100,7 +87,7 @@ FULL = os.environ.get("HYPOTHESIS_PROFILE") == "campaign"
 def _mutants(cert, per_section=8):
     """Mutants of every claim, verdict and program field, and of an evenly spread sample of ``per_section``
     result fields and evidence fields (every field with HYPOTHESIS_PROFILE=campaign)."""
-    paths = list(_paths(cert))
+    paths = list(json_paths(cert))
     chosen = []
     for section in ("claim", "verdict", "program", "kind", "format", "digest", "prec", "result", "evidence"):
         ps = [p for p in paths if p[0][0] == section]
