@@ -150,3 +150,13 @@ def test_a_switch_on_one_variable_twice_is_an_exact_tie_in_balls():
     g = verify.grad(P, ["1/3"], number="ball")
     assert g.prec == 128 and g.pattern == (0, 2)      # sort keeps the order, max splits the tie
     assert verify.grad(P, ["1/3"]).pattern == g.pattern
+
+
+def test_integer_powers_of_balls_around_zero_are_sound():
+    # python-flint 0.9 returns nan for arb ** int when the ball contains 0 without being 0
+    for n in (1, 2, 3):
+        r = verify.evaluate(f"lambda x, y: (y - y) ** {n} + x", [0, "1/3"], number="ball")
+        assert r.values[0].contains(0) and r.values[0].is_finite() and r.values[0].rad() < 1e-30
+    g = verify.grad("lambda x: (x - x) ** 3 + x ** 2", ["1/3"], number="ball").gradient[0]
+    from helpers import contains
+    assert contains(g, fmpq(2, 3)) and g.rad() < 1e-30

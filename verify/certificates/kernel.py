@@ -59,6 +59,16 @@ def _isqrt_q(x):
     return None
 
 
+def _ipow(x, n):
+    """x ** n (n >= 0) by multiplication: arb ** int is nan for a ball around 0 in python-flint 0.9."""
+    if isinstance(x, fmpq):
+        return x ** n
+    out = Q1
+    for _ in range(n):
+        out = out * x
+    return out
+
+
 def _need(ok, msg):
     if ok is None:
         raise CannotDecide(f"the checker cannot decide: {msg}")
@@ -83,8 +93,8 @@ def smooth_value(prim, xs, params):
         if n < 0:
             s = sign(x)
             _need(None if s is None else s != 0, "0 to a negative power")
-            return 1 / (x ** (-n))
-        return x ** n
+            return 1 / _ipow(x, -n)
+        return _ipow(x, n)
     if prim in ("log", "sqrt"):
         s = sign(x)
         _need(None if s is None else s > 0, f"{prim} of a non-positive number")
@@ -120,7 +130,7 @@ def smooth_partials(prim, xs, y, params):
     x = xs[0]
     if prim == "pow":
         n = params["n"]
-        return (Q0,) if n == 0 else (n * (x ** (n - 1) if n - 1 >= 0 else 1 / x ** (1 - n)),)
+        return (Q0,) if n == 0 else (n * (_ipow(x, n - 1) if n - 1 >= 0 else 1 / _ipow(x, 1 - n)),)
     return ({"exp": lambda: y, "log": lambda: 1 / x, "sqrt": lambda: 1 / (2 * y),
              "sin": lambda: smooth_value("cos", xs, params), "cos": lambda: -smooth_value("sin", xs, params),
              "tanh": lambda: 1 - y * y, "sigmoid": lambda: y * (1 - y)}[prim](),)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from flint import arb, arb_series, ctx, fmpq
 
+from ..numbers.ball import int_power
 from ..errors import DomainError, Undecided
 from ..evaluate import PREC_CAP, Run, compiled
 from ..ir import eqn_label
@@ -66,7 +67,7 @@ class SeriesSystem:
     def neg(self, a): return -a
 
     def pow(self, a, n):
-        return a ** n if n >= 0 else 1 / (a ** (-n))
+        return int_power(a, n) if n >= 0 else 1 / int_power(a, -n)
 
     def exp(self, a): return a.exp()
     def log(self, a): return a.log()

@@ -24,6 +24,7 @@ from fractions import Fraction
 
 from flint import acb, acb_poly, arb, arb_poly, ctx, fmpq, fmpq_poly
 
+from ..numbers.ball import int_power
 from .. import kinks
 from ..ad import jvp
 from ..errors import DomainError, InputError, Undecided
@@ -114,7 +115,7 @@ class ComplexSystem:
     def mul(self, a, b): return a * b
     def div(self, a, b): return a / b
     def neg(self, a): return -a
-    def pow(self, a, n): return a ** n if n >= 0 else 1 / (a ** (-n))
+    def pow(self, a, n): return int_power(a, n) if n >= 0 else 1 / int_power(a, -n)
     def exp(self, a): return a.exp()
     def log(self, a): return a.log(analytic=self.analytic)
     def sqrt(self, a): return a.sqrt(analytic=self.analytic)

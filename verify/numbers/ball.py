@@ -4,6 +4,20 @@ from flint import arb, fmpq
 from ..rational import fmt_q
 
 
+def int_power(a, n):
+    """a ** n for an integer n >= 0 by repeated squaring.  Measured with python-flint 0.9: ``arb ** int``
+    returns nan for a ball that contains 0 without being exactly 0 (and a needlessly wide ball for negative
+    bases), so integer powers of balls (arb, arb_series, acb) are products."""
+    result, base = None, a
+    while n:
+        if n & 1:
+            result = base if result is None else result * base
+        n >>= 1
+        if n:
+            base = base * base
+    return a * 0 + 1 if result is None else result
+
+
 def arb_sign(x):
     """-1, 0, 1 when decided; None when the ball contains 0 without being exactly 0 (or is nan)."""
     if x > 0:
@@ -55,7 +69,7 @@ class BallSystem:
     def mul(self, a, b): return a * b
     def div(self, a, b): return a / b
     def neg(self, a): return -a
-    def pow(self, a, n): return a ** n if n >= 0 else 1 / (a ** (-n))
+    def pow(self, a, n): return int_power(a, n) if n >= 0 else 1 / int_power(a, -n)
     def exp(self, a): return a.exp()
     def log(self, a): return a.log()
     def sqrt(self, a): return a.sqrt()

@@ -5,9 +5,9 @@ log(1) = 0, sin(0) = 0, cos(0) = 1, tanh(0) = 0, sigmoid(0) = 1/2, sqrt of a rat
 transcendental value becomes an arb ball at the current precision and stays a ball from then on.  A result
 is exact exactly when it is an fmpq.
 """
-from flint import arb, fmpq, fmpz
+from flint import fmpq, fmpz
 
-from .ball import arb_sign, to_arb
+from .ball import arb_sign, int_power, to_arb
 from ..rational import fmt_q
 
 
@@ -36,9 +36,9 @@ class ExactSystem:
     def neg(self, a): return -a
 
     def pow(self, a, n):
-        if n >= 0:
+        if isinstance(a, fmpq):
             return a ** n
-        return 1 / (a ** (-n)) if isinstance(a, arb) else a ** n
+        return int_power(a, n) if n >= 0 else 1 / int_power(a, -n)
 
     def exp(self, a):
         if isinstance(a, fmpq) and a == 0:
