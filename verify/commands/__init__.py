@@ -43,3 +43,12 @@ def add_numbers(p):
                         "default: exact")
     p.add_argument("--prec", type=int, metavar="BITS",
                    help="starting ball precision in bits (default 128; raised up to 4096 when a sign is undecided)")
+
+
+def write_certificate(cert, path):
+    """Validate and write a certificate; say where on stderr (stdout stays the command's output)."""
+    import sys
+
+    from ..certificates import write
+    write(cert, path)
+    print(f"certificate written to {path}", file=sys.stderr)

@@ -1,10 +1,9 @@
 """verify index-set / verify critical / verify spurious."""
 import json
-import sys
 import time
 
 from ..numbers.ball import json_number
-from . import EPILOG, FMT, add_program
+from . import EPILOG, FMT, add_program, write_certificate
 
 
 def add(sub):
@@ -59,12 +58,6 @@ def _show(v):
     return "(" + ", ".join(out) + ")"
 
 
-def _write(cert, path):
-    from ..certificates import write
-    write(cert, path)
-    print(f"certificate written to {path}", file=sys.stderr)
-
-
 def run_index(args):
     from ..certify.certs import index_certificate
     from ..certify.index import field_of, index_set
@@ -75,7 +68,7 @@ def run_index(args):
                      max_patterns=args.max_patterns)
     grads, where, exact = field_of(iset, iset.patterns) if iset.decided else ([], [], False)
     if args.certificate:
-        _write(index_certificate(iset, t0), args.certificate)
+        write_certificate(index_certificate(iset, t0), args.certificate)
     out = {"patterns": [list(p) for p in iset.patterns], "count": iset.count, "capped": iset.capped,
            "field": [_vec(j[0]) if len(j) == 1 else [_vec(r) for r in j] for j in grads],
            "scope": iset.scope, "convention": iset.convention, "decided": iset.decided,
@@ -108,7 +101,7 @@ def run_critical(args):
     P = parse(args.program, fn=args.fn)
     c = critical(P, args.at, convention=args.convention, scope=args.scope)
     if args.certificate:
-        _write(critical_certificate(c, t0), args.certificate)
+        write_certificate(critical_certificate(c, t0), args.certificate)
     sel, cl, art = _truth(c.selection.truth), _truth(c.clarke_critical.truth), _truth(c.artificial)
     out = {"field": [_vec(g) for g in c.field], "clarke": None if c.clarke is None else [_vec(g) for g in c.clarke],
            "selection_critical": sel, "clarke_critical": cl, "artificial": art,
@@ -137,7 +130,7 @@ def run_spurious(args):
     P = parse(args.program, fn=args.fn)
     Q, ev = spurious(P, args.at, args.shift, convention=args.convention)
     if args.certificate:
-        _write(spurious_certificate(P, Q, ev, args.convention, t0), args.certificate)
+        write_certificate(spurious_certificate(P, Q, ev, args.convention, t0), args.certificate)
     if args.json:
         print(json.dumps({"program": to_text(Q), "same_function": True, "evidence": ev}))
     else:

@@ -1,9 +1,8 @@
 """verify segment / verify integral (Claim 1, Proposition 2 and Theorem 3 of the paper)."""
 import json
-import sys
 import time
 
-from . import EPILOG, FMT, add_program
+from . import EPILOG, FMT, add_program, write_certificate
 
 CURVE_HELP = ("a polynomial curve instead of a segment: coefficient vectors c0; c1; c2 ... for gamma(t) = c0 + "
               "c1 t + c2 t^2 + ..., e.g. '0,0; 1,0; 0,1' (write --curve='-1,0; ...' when it starts with a minus)")
@@ -47,12 +46,6 @@ def add(sub):
     i.set_defaults(run=run_integral)
 
 
-def _write(cert, path):
-    from ..certificates import write
-    write(cert, path)
-    print(f"certificate written to {path}", file=sys.stderr)
-
-
 def run_segment(args):
     from ..certify.segment import partition_text, segment_certificate, segment_partition
     from ..frontends.text import parse
@@ -60,7 +53,7 @@ def run_segment(args):
     P = parse(args.program, fn=args.fn)
     part = segment_partition(P, args.x, args.y, args.curve, args.convention, args.tol, args.method, args.prec)
     if args.certificate:
-        _write(segment_certificate(part, t0), args.certificate)
+        write_certificate(segment_certificate(part, t0), args.certificate)
     print(json.dumps(part.json()) if args.json else partition_text(part))
     return 0 if part.complete else 3
 
@@ -72,6 +65,6 @@ def run_integral(args):
     P = parse(args.program, fn=args.fn)
     res = integral_identity(P, args.x, args.y, args.curve, args.convention, args.tol, args.method, args.prec)
     if args.certificate:
-        _write(integral_certificate(res, t0), args.certificate)
+        write_certificate(integral_certificate(res, t0), args.certificate)
     print(json.dumps(res.json()) if args.json else integral_text(res))
     return res.verdict.exit_code
