@@ -35,11 +35,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from flint import arb, ctx, fmpq  # noqa: E402
 
 import verify  # noqa: E402
-from verify.ad import vjp  # noqa: E402
-from verify.evaluate import compiled, run  # noqa: E402
+from verify.interpret.ad import vjp  # noqa: E402
+from verify.interpret.evaluate import compiled, run  # noqa: E402
 from verify.frontends import Builder  # noqa: E402
-from verify.ir import Lit  # noqa: E402
-from verify.kinks import DEFAULT  # noqa: E402
+from verify.program.ir import Lit  # noqa: E402
+from verify.program.kinks import DEFAULT  # noqa: E402
 from verify.numbers import get_system  # noqa: E402
 
 N_INPUTS, WINDOW, TAP, PREC = 4, 16, 8, 128

@@ -22,7 +22,7 @@ Columns: |I| = index_set(...).count, field = distinct gradients of D_f(x), ess =
 (len(clarke(...).leaves)), clk = distinct Clarke gradients, then the verdicts of critical(...) (sel =
 selection-critical, clk = Clarke-critical, art = artificial; T/F/?), then median seconds over --repeat
 runs of index_set / conservative_field / clarke / critical, of writing a certificate (critical_certificate,
-through a JSON round trip) and of checking it with the independent checker (verify.certificates.checker),
+through a JSON round trip) and of checking it with the independent checker (verify.checker),
 and the certificate's size.  A measurement stops repeating once it has used --budget seconds, so slow
 cells are a single run.  The checker parses the program text twice; the time of one parse is printed
 once at the end (--no-check skips the checker).  The exit status is 0 unless something raises; nothing
@@ -42,11 +42,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from flint import fmpq  # noqa: E402
 
 import verify  # noqa: E402
-from verify.certificates.checker import check  # noqa: E402
+from verify.checker import check  # noqa: E402
 from verify.certify import clarke, conservative_field, critical, index_set  # noqa: E402
 from verify.certify.certs import critical_certificate  # noqa: E402
 from verify.frontends import Builder  # noqa: E402
-from verify.ir import Lit  # noqa: E402
+from verify.program.ir import Lit  # noqa: E402
 from verify.truth import FALSE, TRUE  # noqa: E402
 
 N_IN, WIDTH = 2, 32

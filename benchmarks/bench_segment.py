@@ -31,9 +31,9 @@ from flint import fmpq  # noqa: E402
 
 from verify.certify.integral import integral_identity  # noqa: E402
 from verify.certify.segment import segment_partition  # noqa: E402
-from verify.evaluate import run  # noqa: E402
+from verify.interpret.evaluate import run  # noqa: E402
 from verify.frontends import Builder  # noqa: E402
-from verify.ir import Lit  # noqa: E402
+from verify.program.ir import Lit  # noqa: E402
 from verify.numbers import get_system  # noqa: E402
 
 

@@ -9,7 +9,7 @@ from hypothesis import given, strategies as st
 
 import verify
 from verify.certificates import sign
-from verify.certificates.checker import Invalid, check
+from verify.checker import Invalid, check
 from verify.certify import clarke, conservative_field, critical, index_set, spurious
 from verify.certify.certs import critical_certificate, index_certificate, spurious_certificate
 from verify.cli import main

@@ -81,7 +81,7 @@ def test_self_test_kills_every_mutant(capsys):
     rep = json.loads(out)
     assert code == 0, [m for m in rep["mutants"] if not m["killed"]]
     assert {m["name"] for m in rep["mutants"]} == {m.name for m in MUTANTS}
-    from verify.export import available
+    from verify.frameworks import available
     for m, mm in zip(rep["mutants"], MUTANTS):
         if all(available(fw) for fw in mm.requires):
             assert m["killed"] and m["killed_by"] in NAMES, m
@@ -99,7 +99,7 @@ def test_a_surviving_mutant_fails_the_self_test(capsys, monkeypatch):
 
 
 def test_mutants_restore_what_they_patch():
-    from verify.prims import jvp_rules, selection_rules
+    from verify.program.prims import jvp_rules, selection_rules
     before = (dict(jvp_rules), dict(selection_rules))
     for m in MUTANTS:
         with m.apply():

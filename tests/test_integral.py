@@ -12,7 +12,7 @@ from verify.certify.integral import ComplexSystem, _integrand, acb_integral, int
 from verify.certify.segment import Curve
 from verify.cli import main
 from verify.errors import InputError, Undecided
-from verify.strategies_segment import generic_programs, pl_programs, segments
+from verify.strategies.segment import generic_programs, pl_programs, segments
 from verify.truth import Verdict
 
 from helpers import arb_q_bounds

@@ -5,7 +5,7 @@ import pathlib
 
 import pytest
 
-from verify.certificates.checker import check
+from verify.checker import check
 from verify.cli import main
 from verify.reproduce import section5
 

@@ -4,10 +4,10 @@ from flint import arb, ctx, fmpq
 from hypothesis import given, strategies as st
 
 import verify
-from verify.evaluate import compiled, run
+from verify.interpret.evaluate import compiled, run
 from verify.numbers import get_system
 from verify.numbers.interval import IntervalSystem
-from verify.prims import affine
+from verify.program.prims import affine
 from verify.strategies import points, programs
 
 from helpers import contains, meets, q_bounds, width

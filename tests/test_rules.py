@@ -6,7 +6,7 @@ from flint import arb, ctx, fmpq
 import verify
 from verify.errors import UnknownTruth
 from verify.numbers import SYSTEMS, get_system
-from verify.prims import PRIMITIVES, RULE_TABLES, selection_rules
+from verify.program.prims import PRIMITIVES, RULE_TABLES, selection_rules
 from verify.truth import FALSE, TRUE, UNKNOWN, Truth
 
 Q = fmpq

@@ -13,7 +13,7 @@ from verify.certify.differentiable import certify_differentiable
 from verify.certify.segment import segment_partition
 from verify.cli import main
 from verify.errors import DomainError, InputError, Undecided
-from verify.strategies_segment import generic_programs, pl_programs, segments
+from verify.strategies.segment import generic_programs, pl_programs, segments
 from verify.truth import Verdict
 
 from helpers import arb_q_bounds

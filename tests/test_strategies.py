@@ -5,9 +5,9 @@ from flint import fmpq
 from hypothesis import HealthCheck, find, given, settings, strategies as st
 
 import verify
-from verify.evaluate import compiled, run
+from verify.interpret.evaluate import compiled, run
 from verify.numbers import get_system
-from verify.prims import affine
+from verify.program.prims import affine
 from verify.strategies import (ALL, NONSMOOTH, RATIONAL_SMOOTH, curves, kink_points, on_kink, points, programs,
                                segments)
 

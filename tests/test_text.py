@@ -113,7 +113,7 @@ def test_fn_selects_a_def_and_files_are_read(tmp_path):
 
 
 def test_typecheck_rejects_bad_programs():
-    from verify.ir import Eqn, Lit, Program, typecheck
+    from verify.program.ir import Eqn, Lit, Program, typecheck
     ok = Program("f", ("x", "y"), 1, (Eqn("relu", (0,), (), (1,)),), (1,))
     assert typecheck(ok) is ok
     bad = [

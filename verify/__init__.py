@@ -3,17 +3,17 @@
     P = verify.parse("lambda t: relu(-t) + t")
     verify.grad(P, [0]).gradient        # [1]: AD's selection derivative, not relu'(0) = 0
 """
-from .ad import GradResult, grad, jacobian, jvp, vjp
+from .interpret.ad import GradResult, grad, jacobian, jvp, vjp
 from .errors import DomainError, InputError, ParseError, ProgramError, Undecided, VerifyError
-from .evaluate import EvalResult, evaluate
+from .interpret.evaluate import EvalResult, evaluate
 from .frontends.text import parse
 from .frontends.trace import trace
-from .ir import Eqn, Lit, Program, to_text, typecheck
-from .kinks import CONVENTIONS
+from .program.ir import Eqn, Lit, Program, to_text, typecheck
+from .program.kinks import CONVENTIONS
 from .truth import FALSE, TRUE, UNKNOWN, Truth, Verdict
 from . import ops
 
-__version__ = "0.1.0"
+from .version import __version__  # noqa: E402
 __all__ = ["parse", "trace", "evaluate", "grad", "jvp", "vjp", "jacobian", "to_text", "typecheck", "Program",
            "Eqn", "Lit", "EvalResult", "GradResult", "CONVENTIONS", "Truth", "TRUE", "FALSE", "UNKNOWN",
            "Verdict", "VerifyError", "InputError", "ParseError", "ProgramError", "DomainError", "Undecided", "ops",
@@ -36,7 +36,7 @@ def __getattr__(name):
 
 def check(certificate):
     """Re-validate a certificate (a dict, or a path to its JSON file) with the independent checker: returns
-    None when valid, raises verify.certificates.checker.Invalid with the reason when not."""
+    None when valid, raises verify.checker.Invalid with the reason when not."""
     from .certificates import load
-    from .certificates.checker import check as _check
+    from .checker import check as _check
     return _check(load(certificate) if isinstance(certificate, str) else certificate)

@@ -1,7 +1,7 @@
 """Functions to call inside ``verify.trace``: each records one primitive.  Keyword params are the
 primitive's params (``relu(x, alpha=1/2)``); numbers given as params are read exactly."""
 from .frontends.trace import Comparison, TracingError, _emit
-from .prims import PRIMITIVES, INT
+from .program.prims import PRIMITIVES, INT
 from .rational import to_fmpq
 
 

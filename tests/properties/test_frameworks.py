@@ -1,5 +1,5 @@
 """Our torch and jax conventions against torch and jax themselves on random programs (exported with
-verify.export, kink params left to the convention), at random points and at points constructed on kinks.
+verify.frameworks, kink params left to the convention), at random points and at points constructed on kinks.
 Where float64 rounding puts the framework on another side of a kink than the exact rationals, the example is
 undecided, not compared."""
 import pytest
@@ -7,7 +7,7 @@ from flint import fmpq
 from hypothesis import given, settings
 
 import verify
-from verify.export import ExportError, framework_grad, to_torch
+from verify.frameworks import ExportError, framework_grad, to_torch
 from verify.fuzz.claims import CLAIMS, Example, check, framework_list
 
 CLAIM = CLAIMS["frameworks"]

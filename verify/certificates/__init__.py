@@ -23,15 +23,15 @@ import time
 from importlib import resources
 
 from ..errors import InputError
-from ..ir import Eqn, Program, to_text, typecheck
+from ..program.ir import Eqn, Program, to_text, typecheck
 
 FORMAT = "verify-certificate/1"
 
 
 def resolved_program(program, convention):
     """``program`` with every equation's params written out as the convention resolves them."""
-    from ..kinks import resolve
-    from ..prims import PRIMITIVES
+    from ..program.kinks import resolve
+    from ..program.prims import PRIMITIVES
     eqns = []
     for e in program.eqns:
         full = resolve(e, convention)
@@ -46,7 +46,7 @@ def versions():
     import flint
     import mpmath
 
-    from .. import __version__
+    from ..version import __version__
     return {"verify": __version__, "python-flint": flint.__version__, "mpmath": mpmath.__version__,
             "python": platform.python_version()}
 

@@ -25,11 +25,12 @@ from flint import arb, arb_series, ctx, fmpq
 
 from ..numbers.ball import int_power
 from ..errors import DomainError, Undecided
-from ..evaluate import PREC_CAP, Run, compiled
-from ..ir import eqn_label
+from ..interpret.evaluate import PREC_CAP, Run, compiled
+from ..program.ir import eqn_label
 from ..numbers.ball import arb_sign, json_number
-from ..prims import affine
+from ..program.prims import affine
 from . import algebraic as A
+from .partition import Partition, merge
 
 MAX_CLUSTERS = 24
 MAX_EVALS = 200_000
@@ -369,7 +370,6 @@ class Analytic:
 
 def analytic_partition(program, convention, curve, tol, prec=None):
     """The partition of Claim 1 by cells (see the module docstring); a Partition with method "ball"."""
-    from .segment import Partition, merge
     p0 = max(prec or 128, tol + 64)
     an = Analytic(program, convention, curve, tol, p0)
     with ctx.workprec(p0):

@@ -6,7 +6,7 @@ import time
 from flint import fmpq
 
 from ..certificates import make
-from ..evaluate import compiled
+from ..interpret.evaluate import compiled
 from ..numbers.ball import json_number
 from ..rational import fmt_q
 from ..truth import FALSE, TRUE

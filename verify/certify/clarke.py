@@ -22,13 +22,13 @@ from dataclasses import dataclass
 
 from flint import arb_mat, fmpq, fmpq_mat
 
-from .. import kinks
+from ..program import kinks
 from ..errors import DomainError, InputError, Undecidable, Undecided
-from ..evaluate import _precision, coerce_point, compiled, run
+from ..interpret.evaluate import _precision, coerce_point, compiled, run
 from ..frontends import as_program
-from ..ir import Lit
+from ..program.ir import Lit
 from ..numbers import get_system
-from ..prims import affine, jvp_rules
+from ..program.prims import affine, jvp_rules
 from .index import precisions
 from .lp import hull_weights, strict_direction
 

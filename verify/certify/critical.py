@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from flint import fmpq
 
-from .. import kinks
+from ..program import kinks
 from ..errors import InputError, Undecided
 from ..frontends import as_program
 from ..numbers import get_system

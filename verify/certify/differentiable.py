@@ -9,12 +9,12 @@ naming the equation and the switch that prevent the argument.
 """
 from dataclasses import dataclass
 
-from .. import kinks
-from ..ad import jacobian
+from ..program import kinks
+from ..interpret.ad import jacobian
 from ..errors import InputError, Undecided
-from ..evaluate import _switch_text, coerce_point, compiled, escalate, output_values
+from ..interpret.evaluate import _switch_text, coerce_point, compiled, escalate, output_values
 from ..frontends import as_program
-from ..ir import eqn_label
+from ..program.ir import eqn_label
 from ..truth import Verdict
 from .cells import walk
 

@@ -13,10 +13,10 @@ import itertools
 import math
 from dataclasses import dataclass, field
 
-from .. import kinks
-from ..ad import jacobian
+from ..program import kinks
+from ..interpret.ad import jacobian
 from ..errors import DomainError, InputError, Undecided
-from ..evaluate import DEFAULT_PREC, PREC_CAP, _precision, coerce_point, compiled, output_values, run
+from ..interpret.evaluate import DEFAULT_PREC, PREC_CAP, _precision, coerce_point, compiled, output_values, run
 from ..frontends import as_program
 from ..numbers import get_system
 

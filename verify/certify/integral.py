@@ -25,10 +25,10 @@ from fractions import Fraction
 from flint import acb, acb_poly, arb, arb_poly, ctx, fmpq, fmpq_poly
 
 from ..numbers.ball import int_power
-from .. import kinks
-from ..ad import jvp
+from ..program import kinks
+from ..interpret.ad import jvp
 from ..errors import DomainError, InputError, Undecided
-from ..evaluate import PREC_CAP, output_values, run
+from ..interpret.evaluate import PREC_CAP, output_values, run
 from ..frontends import as_program
 from ..numbers import get_system
 from ..numbers.ball import arb_bounds, arb_sign
@@ -148,8 +148,8 @@ def live(program, pattern):
     """The program restricted to the equations its outputs depend on, and the pattern restricted to them
     (dead code, e.g. a log whose argument leaves the right half-plane off the real axis, must not make the
     integrand non-analytic)."""
-    from ..ir import Eqn, Program
-    from ..prims import PRIMITIVES
+    from ..program.ir import Eqn, Program
+    from ..program.prims import PRIMITIVES
     need, keep = {a for a in program.outputs if a.__class__ is int}, []
     for k in reversed(range(len(program.eqns))):
         e = program.eqns[k]
@@ -212,7 +212,7 @@ def acb_integral(func, a, b, budget, prec):
 
 def _values_at(program, convention, curve, t, prec):
     """f(gamma(t)) at a rational t: exact when rational, else a ball (escalating precision)."""
-    from ..evaluate import escalate
+    from ..interpret.evaluate import escalate
 
     def job(ns, p):
         return output_values(run(program, ns, [ns.const(v) for v in curve.at(t)], convention))[0]

@@ -14,12 +14,12 @@ nowhere else); on t < 0 and on t > 0 the pattern is constant and the frozen prog
 """
 from flint import fmpq
 
-from .. import kinks
-from ..ad import grad
+from ..program import kinks
+from ..interpret.ad import grad
 from ..errors import InputError
-from ..evaluate import coerce_point
+from ..interpret.evaluate import coerce_point
 from ..frontends import Builder, as_program
-from ..ir import Lit
+from ..program.ir import Lit
 from ..rational import parse_point
 
 ZERO_TEXT = "def zero(t):\n    a = relu(-t, alpha=0)\n    b = relu(t, alpha=0)\n    return a + t - b\n"

@@ -3,7 +3,7 @@ subparsers ``sub`` with ``set_defaults(run=...)``; ``run(args)`` returns the exi
 them; ORDER fixes the order ``verify --help`` shows (others follow alphabetically)."""
 import argparse
 
-from .. import kinks
+from ..program import kinks
 from ..numbers import SYSTEMS
 
 ORDER = ("core", "index", "segment", "check", "fuzz", "reproduce")

@@ -20,7 +20,7 @@ def run(args):
     import sys
 
     from ..certificates import load
-    from ..certificates.checker import Invalid, check
+    from ..checker import Invalid, check
     results, bad = {}, 0
     for f in args.files:
         try:

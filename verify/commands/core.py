@@ -38,15 +38,15 @@ def text_number(x):
 
 def pieces(program, pattern, convention):
     """[{"equation": "v = relu(u)", "piece": "u"}, ...] for a pattern."""
-    from ..evaluate import compiled
-    from ..ir import eqn_label
+    from ..interpret.evaluate import compiled
+    from ..program.ir import eqn_label
     steps = [s for s in compiled(program, convention) if s.sel is not None]
     return [{"equation": eqn_label(program, s.k), "piece": s.piece(i).label} for s, i in zip(steps, pattern)]
 
 
 def run(args):
-    from ..ad import grad
-    from ..evaluate import evaluate
+    from ..interpret.ad import grad
+    from ..interpret.evaluate import evaluate
     from ..frontends.text import parse
     program = parse(args.program, fn=args.fn)
     if args.cmd == "eval":

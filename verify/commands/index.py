@@ -125,7 +125,7 @@ def run_spurious(args):
     from ..certify.certs import spurious_certificate
     from ..certify.spurious import spurious
     from ..frontends.text import parse
-    from ..ir import to_text
+    from ..program.ir import to_text
     t0 = time.perf_counter()
     P = parse(args.program, fn=args.fn)
     Q, ev = spurious(P, args.at, args.shift, convention=args.convention)

@@ -5,7 +5,7 @@ import keyword
 from flint import fmpq
 
 from ..errors import ProgramError
-from ..ir import Eqn, Lit, Program, typecheck
+from ..program.ir import Eqn, Lit, Program, typecheck
 
 
 class Builder:

@@ -14,8 +14,8 @@ import os
 from flint import fmpq
 
 from ..errors import InputError, ParseError, ProgramError
-from ..ir import Lit
-from ..prims import INT, PRIMITIVES
+from ..program.ir import Lit
+from ..program.prims import INT, PRIMITIVES
 from . import Builder
 
 _BINOPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div"}

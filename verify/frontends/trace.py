@@ -7,7 +7,7 @@ comparison (``if x > 0``, Python's ``max``) raises a TracingError that points to
 import inspect
 
 from ..errors import InputError, ProgramError
-from ..ir import Lit
+from ..program.ir import Lit
 from ..rational import to_fmpq
 from . import Builder
 

@@ -27,7 +27,7 @@ JAX themselves.
   proposition4  chain rule: AD of outer o inner equals J_outer(inner(x)) J_inner(x)
   soundness     the exact value lies in the ball, the ball meets the mpmath interval, same patterns; ball
                 gradients contain exact gradients
-  frameworks    our torch / jax conventions agree with torch and jax on the same program (verify.export)
+  frameworks    our torch / jax conventions agree with torch and jax on the same program (verify.frameworks)
 """
 import contextlib
 import json
@@ -37,12 +37,12 @@ from flint import arb, ctx, fmpq
 from hypothesis import strategies as st
 
 from .. import strategies as S
-from ..ad import grad
+from ..interpret.ad import grad
 from ..errors import DomainError, InputError, Undecided, VerifyError
-from ..evaluate import compiled, evaluate, run
-from ..ir import Program, to_text
+from ..interpret.evaluate import compiled, evaluate, run
+from ..program.ir import Program, to_text
 from ..numbers import get_system
-from ..prims import affine
+from ..program.prims import affine
 from ..rational import fmt_q, to_fmpq
 from ..truth import Verdict
 from .oracles import (NotRational, contains, dense_piece, germ_partials, meets, q_bounds, same, show, width)
@@ -180,7 +180,7 @@ def certify_function(name):
 
 
 def framework_list():
-    from ..export import FRAMEWORKS, available
+    from ..frameworks import FRAMEWORKS, available
     return tuple(fw for fw in FRAMEWORKS if available(fw))
 
 
@@ -260,7 +260,8 @@ def _kernel_signs(K, prim, params, args):
 @claim("theorem2", "Theorem 2: AD outputs grad f_s(x) for the pattern s chosen at x, an element of D_f(x)")
 @maker(_make_theorem2)
 def check_theorem2(ex, pattern_cap=64):
-    from ..certificates import kernel as K, resolved_program
+    from ..certificates import resolved_program
+    from ..checker import kernel as K
     P, x, c = ex.program, ex.point, ex.convention
     try:
         g = grad(P, x, convention=c)
@@ -372,7 +373,7 @@ def _make_proposition2(draw, primitives=None, max_eqns=6):
     # analytic ones come from strategies_segment.generic_programs, whose switching functions cannot vanish
     # identically (balls cannot decide that, so such programs would only measure how long giving up takes).
     if primitives is None and draw(st.integers(0, 3)) == 0:
-        from ..strategies_segment import generic_programs
+        from ..strategies.segment import generic_programs
         P = draw(generic_programs(n_inputs=draw(st.integers(1, 2)), max_eqns=4, smooth=("exp", "log", "sin", "tanh"),
                                   nonsmooth=("relu", "abs", "max", "min")))
     else:
@@ -462,8 +463,8 @@ def check_proposition2(ex):
     # a PROVED identity comes with a certificate that the independent checker must accept
     integral_certificate = certify_function("integral_certificate")
     if integral_certificate is not None:
-        from ..certificates.checker import Invalid, check as check_certificate
-        from ..certificates.kernel import CannotDecide
+        from ..checker import Invalid, check as check_certificate
+        from ..checker.kernel import CannotDecide
         try:
             check_certificate(integral_certificate(res))
         except CannotDecide:
@@ -633,7 +634,7 @@ def _make_soundness(draw, primitives=None, max_eqns=8):
 
 
 def _env(P, x, system, prec, c):
-    from ..evaluate import _precision
+    from ..interpret.evaluate import _precision
     ns = get_system(system)
     with _precision(ns, prec):
         return run(P, ns, [ns.const(q) for q in x], c)
@@ -723,7 +724,7 @@ def _float(v):
 def check_frameworks(ex):
     import math
 
-    from ..export import ExportError, available, framework_grad
+    from ..frameworks import ExportError, available, framework_grad
     from ..numbers.floats import FloatSystem
     P, x, fw = ex.program, ex.point, ex.extra.get("framework", ex.convention)
     c = ex.convention
@@ -826,7 +827,7 @@ def check(example, budget=None):
     except Undecided:
         return UNDECIDED
     except VerifyError as e:
-        from ..certificates.kernel import CannotDecide
+        from ..checker.kernel import CannotDecide
         if isinstance(e, (CannotDecide, NotRational)):
             return UNDECIDED
         raise

@@ -68,7 +68,7 @@ def mutant(name, description, targets, focus=None, requires=()):
 @mutant("exp-wrong-derivative", "exp' = x instead of exp(x), consistently in jvp and vjp (Lemma 1 cannot see it)",
         ("theorem2", "proposition3", "frameworks"), ("exp", "add", "mul", "relu"))
 def _exp_derivative():
-    from ..prims import jvp_rules, vjp_rules
+    from ..program.prims import jvp_rules, vjp_rules
     return patch((jvp_rules, "exp", lambda ns, p, xs, y, ts: None if ts[0] is None else ns.mul(xs[0], ts[0])),
                  (vjp_rules, "exp", lambda ns, p, xs, y, ct: (ns.mul(xs[0], ct),)))
 
@@ -76,15 +76,15 @@ def _exp_derivative():
 @mutant("relu-pieces-swapped", "relu's left and right pieces exchanged (u on u < 0, 0 on u > 0)",
         ("theorem2", "frameworks"), ("relu", "add", "sub", "mul"))
 def _relu_swapped():
-    from ..prims import selection_rules
-    from ..prims.nonsmooth import Slopes
+    from ..program.prims import selection_rules
+    from ..program.prims.nonsmooth import Slopes
     return patch((selection_rules, "relu", Slopes(lambda p: (1, 0, p["alpha"]))))
 
 
 @mutant("div-vjp-transposed", "the cotangents of a / b returned in the wrong order (the transposed partials)",
         ("lemma1",), ("div", "add", "sub", "mul"))
 def _div_vjp():
-    from ..prims import vjp_rules
+    from ..program.prims import vjp_rules
     good = vjp_rules["div"]
     return patch((vjp_rules, "div", lambda ns, p, xs, y, ct: tuple(reversed(good(ns, p, xs, y, ct)))))
 
@@ -92,13 +92,13 @@ def _div_vjp():
 @mutant("sort-vjp-transposed", "backward mode through sort applies the permutation instead of its transpose",
         ("lemma1",), ("sort", "add", "sub", "mul"))
 def _sort_vjp():
-    from .. import ad
+    from ..interpret import ad
     good = ad.vjp
 
     def vjp(r, cotangents):
         # transpose every sort piece's rows before the real backward pass sees them
-        from ..evaluate import compiled
-        from ..prims import Piece
+        from ..interpret.evaluate import compiled
+        from ..program.prims import Piece
         steps = compiled(r.program, r.convention)
         saved = []
         pat = iter(r.pattern)
@@ -129,8 +129,8 @@ def _sort_vjp():
 @mutant("max-tie-piece-dropped", "max/min with split ties leave the last tied argument out of the mean",
         ("theorem2", "frameworks"), ("max", "min", "add", "sub"))
 def _tie_dropped():
-    from ..prims import selection_rules
-    from ..prims.nonsmooth import Extremum
+    from ..program.prims import selection_rules
+    from ..program.prims.nonsmooth import Extremum
 
     class Dropped(Extremum):
         def choose(self, params, n, sign):
@@ -150,8 +150,8 @@ def _tie_dropped():
 def _sort_off_by_one():
     import math
 
-    from ..prims import selection_rules
-    from ..prims.nonsmooth import Sort
+    from ..program.prims import selection_rules
+    from ..program.prims.nonsmooth import Sort
 
     class OffByOne(Sort):
         def choose(self, params, n, sign):
@@ -177,22 +177,22 @@ def _float_leak():
 @mutant("relu-kink-ignores-alpha", "relu's kink piece always has slope 1, whatever alpha says (torch wants 0)",
         ("theorem2", "frameworks"), ("relu", "add", "sub", "mul"))
 def _relu_alpha():
-    from ..prims import selection_rules
-    from ..prims.nonsmooth import Slopes
+    from ..program.prims import selection_rules
+    from ..program.prims.nonsmooth import Slopes
     return patch((selection_rules, "relu", Slopes(lambda p: (0, 1, 1))))
 
 
 @mutant("jax-abs-convention", "the jax convention says abs'(0) = 0 (jnp.abs gives 1)", ("frameworks",),
         ("abs", "add", "sub", "mul"), requires=("jax",))
 def _jax_abs():
-    from ..kinks import CONVENTIONS
+    from ..program.kinks import CONVENTIONS
     return patch((CONVENTIONS["jax"]["abs"], "at_zero", fmpq(0)))
 
 
 @mutant("where-ge-as-gt", "where(u >= v, a, b) takes b at a tie u = v", ("theorem2", "frameworks"),
         ("where", "add", "sub", "mul"))
 def _where():
-    from ..prims.nonsmooth import Where
+    from ..program.prims.nonsmooth import Where
     tests = dict(Where.TESTS)
     tests[">="] = lambda s: s > 0
     return patch((Where, "TESTS", tests))
@@ -200,7 +200,7 @@ def _where():
 
 @mutant("mul-jvp-drops-term", "forward mode of a * b forgets a * db", ("lemma1",))
 def _mul_jvp():
-    from ..prims import jvp_rules
+    from ..program.prims import jvp_rules
     return patch((jvp_rules, "mul", lambda ns, p, xs, y, ts: None if ts[0] is None else ns.mul(ts[0], xs[1])))
 
 
@@ -216,8 +216,8 @@ def _iv_exp():
 @mutant("clamp-upper-switch-sign", "clamp's upper switching function is x + hi instead of x - hi",
         ("theorem2", "frameworks"), ("clamp", "hardtanh", "relu6", "add", "mul"))
 def _clamp():
-    from ..prims import selection_rules
-    from ..prims.nonsmooth import Clamp
+    from ..program.prims import selection_rules
+    from ..program.prims.nonsmooth import Clamp
 
     class Wrong(Clamp):
         def switches(self, params, n):
@@ -235,7 +235,7 @@ def _clamp():
 @mutant("log-derivative-of-output", "log' = 1/log(x) instead of 1/x, consistently in jvp and vjp",
         ("theorem2", "proposition3", "frameworks"), ("log", "add", "mul", "relu"))
 def _log():
-    from ..prims import jvp_rules, vjp_rules
+    from ..program.prims import jvp_rules, vjp_rules
     return patch((jvp_rules, "log", lambda ns, p, xs, y, ts: None if ts[0] is None else ns.div(ts[0], y)),
                  (vjp_rules, "log", lambda ns, p, xs, y, ct: (ns.div(ct, y),)))
 
@@ -243,7 +243,7 @@ def _log():
 @mutant("chain-rule-reuses-cotangent", "backward mode overwrites a cotangent instead of adding when a variable "
         "feeds two equations", ("lemma1", "proposition4"))
 def _overwrite():
-    from .. import ad
+    from ..interpret import ad
     return patch((ad, "_acc", lambda ns, a, b: b if b is not None else a))
 
 
@@ -260,7 +260,7 @@ def run_mutant(name, examples=200, seed=0, claims=None):
     t0 = time.perf_counter()
     total = 0
     out = {"name": m.name, "description": m.description, "killed": False, "killed_by": None, "message": None}
-    from ..export import available
+    from ..frameworks import available
     missing = [fw for fw in m.requires if not available(fw)]
     if missing:                        # only a framework can see this one: not run, not counted as survived
         out.update(killed=None, skipped=f"needs {', '.join(missing)}", examples=0, seconds=0.0)

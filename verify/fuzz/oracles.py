@@ -172,7 +172,7 @@ def germ_partials(program, x, convention, pattern=None):
     and the pattern the germ evaluation chose.  With ``pattern`` the program is frozen (f_sigma); without,
     the index rules decide on the values at x: this is the germ of f itself only where no switching function
     vanishes at x (the caller checks that).  Raises NotRational for transcendental programs."""
-    from ..evaluate import output_values, run
+    from ..interpret.evaluate import output_values, run
     ns = GermSystem()
     n = program.n_inputs
     cols, patterns = [], set()
@@ -194,7 +194,7 @@ def germ_partials(program, x, convention, pattern=None):
 # ----------------------------------------------------------------------------------- the checker's kernel
 
 def kernel_frozen(resolved, x, pieces_of=None):
-    from ..certificates.kernel import Frozen
+    from ..checker.kernel import Frozen
     return Frozen(resolved, x, pieces_of)
 
 

@@ -1,6 +1,6 @@
 """Small program transformations the claims need: composition (Proposition 4)."""
 from ..frontends import Builder
-from ..ir import Lit
+from ..program.ir import Lit
 
 
 def compose(outer, inner, name=None):

@@ -5,7 +5,7 @@ generated the example and can stop in a local minimum; this pass works on the pr
 from flint import fmpq
 
 from ..frontends import Builder
-from ..ir import Lit, Program
+from ..program.ir import Lit, Program
 
 
 def drop_equation(program, k):

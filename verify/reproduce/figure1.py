@@ -18,7 +18,8 @@ import os
 
 from flint import arb, ctx, fmpq
 
-from .. import grad, parse
+from ..frontends.text import parse
+from ..interpret.ad import grad
 from ..numbers.exact import ExactSystem
 from ..rational import fmt_q
 

@@ -16,11 +16,11 @@ import os
 from flint import fmpq
 
 from ..certificates import write
-from ..certificates.checker import check
+from ..checker import check
 from ..certify import clarke, conservative_field, critical, spurious
 from ..certify.certs import critical_certificate, index_certificate, spurious_certificate
 from ..frontends.text import parse
-from ..ir import to_text
+from ..program.ir import to_text
 from ..rational import fmt_q
 from ..truth import TRUE
 
@@ -80,7 +80,7 @@ def run(out_dir, progress=None):
     say("section5: Theorem 1 on sin")
     sin = parse("def s(t):\n    return sin(t)\n")
     Q, ev = spurious(sin, [0], [1])
-    from ..ad import grad
+    from ..interpret.ad import grad
     g = grad(Q, [0]).gradient[0]
     ok = fmt_q(g) == "2" if isinstance(g, fmpq) else False
     certs["theorem1"] = spurious_certificate(sin, Q, ev, "torch")

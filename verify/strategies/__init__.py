@@ -8,8 +8,8 @@ import functools
 from flint import fmpq
 from hypothesis import strategies as st
 
-from .frontends import Builder
-from .ir import Lit
+from ..frontends import Builder
+from ..program.ir import Lit
 
 SMOOTH = ("add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid")
 RATIONAL_SMOOTH = ("add", "sub", "mul", "div", "neg", "pow")
@@ -149,7 +149,7 @@ def programs(draw, n_inputs=2, max_eqns=8, primitives=None, rational_only=False,
     is accepted for symmetry with the other strategies: kink params are drawn explicitly some of the time,
     and otherwise left to whichever convention the caller evaluates under.  ``kink_params=False`` never
     writes a kink param (alpha, at_zero, tie, ties, at_lo, at_hi), so every kink follows the convention:
-    such programs can be exported to the framework the convention describes (verify.export).
+    such programs can be exported to the framework the convention describes (verify.frameworks).
 
     The equations are drawn as a list of independent records (see ``build``), so hypothesis shrinks a
     failing program by deleting whole equations and simplifying the rest: failures shrink to small
@@ -186,7 +186,7 @@ def _vectors(n, small=True):
 
 def _switch_program(program, k):
     """The program truncated before equation k, returning the atoms equation k reads (its arguments)."""
-    from .ir import Program, typecheck
+    from ..program.ir import Program, typecheck
     e = program.eqns[k]
     n_vars = e.outs[0]
     return typecheck(Program(program.name, program.names[:n_vars], program.n_inputs, program.eqns[:k],
@@ -202,9 +202,9 @@ def on_kink(program, x, k, j, convention="torch", steps=3, max_bits=256):
     on each region but changes between regions.  Curved switching functions are not reached exactly (the
     result is checked exactly, never assumed).  Returns None when no step lands, the values stop being
     rational, the gradient vanishes, or the numbers grow past ``max_bits``."""
-    from .ad import grad
-    from .errors import VerifyError
-    from .evaluate import compiled
+    from ..interpret.ad import grad
+    from ..errors import VerifyError
+    from ..interpret.evaluate import compiled
     terms, const = compiled(program, convention)[k].switches[j]
     T = _switch_program(program, k)
     x = list(x)
@@ -232,7 +232,7 @@ def on_kink(program, x, k, j, convention="torch", steps=3, max_bits=256):
 def kink_points(draw, program, convention="torch"):
     """A point sitting exactly on a kink of some nonsmooth equation when one can be constructed (see
     ``on_kink``), else the drawn small-rational base point.  Valid by construction: nothing is filtered."""
-    from .evaluate import compiled
+    from ..interpret.evaluate import compiled
     base = draw(_vectors(program.n_inputs))
     steps = [s for s in compiled(program, convention) if s.sel is not None]
     if not steps:

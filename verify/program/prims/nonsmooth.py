@@ -9,8 +9,8 @@ import math
 from flint import fmpq
 
 from . import BOOL, OPT_RATIONAL, RATIONAL, Piece, Primitive, Selection, linear_piece, register, selection_rules
-from ..errors import ProgramError
-from ..rational import fmt_q
+from ...errors import ProgramError
+from ...rational import fmt_q
 
 
 def _q(x):

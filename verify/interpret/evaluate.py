@@ -10,13 +10,13 @@ from dataclasses import dataclass
 
 from flint import ctx
 
-from . import kinks
-from .errors import DomainError, InputError, Undecided
-from .ir import Lit, eqn_label
-from .numbers import get_system
-from .numbers.interval import IntervalSystem
-from .prims import PRIMITIVES, affine, eval_rules, selection_rules
-from .rational import parse_point
+from ..program import kinks
+from ..errors import DomainError, InputError, Undecided
+from ..program.ir import Lit, eqn_label
+from ..numbers import get_system
+from ..numbers.interval import IntervalSystem
+from ..program.prims import PRIMITIVES, affine, eval_rules, selection_rules
+from ..rational import parse_point
 
 DEFAULT_PREC = 128
 PREC_CAP = 4096
@@ -94,7 +94,7 @@ def _where(program, k):
 
 
 def _switch_text(program, e, terms, const):
-    from .ir import lit_text
+    from ..program.ir import lit_text
     parts = []
     for j, c in terms:
         a = e.ins[j]
@@ -230,7 +230,7 @@ class EvalResult:
 def evaluate(program, point, number="exact", prec=None, convention=kinks.DEFAULT, pattern=None):
     """Evaluate ``program`` at ``point`` (Algorithm 1); see EvalResult.  Raises DomainError when the
     program is not defined at the point and Undecided when a sign stays undecided up to 4096 bits."""
-    from .frontends import as_program
+    from ..frontends import as_program
     program = as_program(program)
     kinks.check_convention(convention)
     xs = coerce_point(program, point)

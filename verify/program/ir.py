@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 from flint import fmpq
 
-from .errors import ProgramError
-from .rational import fmt_q
+from ..errors import ProgramError
+from ..rational import fmt_q
 
 
 @dataclass(frozen=True)

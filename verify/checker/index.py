@@ -14,7 +14,7 @@ from flint import arb, arb_mat, ctx, fmpq, fmpq_mat
 
 from ..errors import VerifyError
 from . import kernel as K
-from .checker import Invalid, register
+from . import Invalid, register
 
 
 PRECS = (64, 128, 256, 512, 1024, 2048, 4096)
@@ -24,8 +24,8 @@ def _program(cert):
     """The certified program: its text must be canonical and be the source with the claimed convention
     resolved (so the convention, too, is checked)."""
     from ..frontends.text import parse
-    from ..ir import to_text
-    from ..kinks import CONVENTIONS
+    from ..program.ir import to_text
+    from ..program.kinks import CONVENTIONS
     prog = cert["program"]
     try:
         P = parse(prog["text"], fn=prog["fn"])
@@ -44,9 +44,9 @@ def _program(cert):
 
 def _resolve(S, conv):
     """S with every kink param written out as the convention ``conv`` resolves it."""
-    from ..ir import Eqn, Program
-    from ..kinks import resolve
-    from ..prims import PRIMITIVES
+    from ..program.ir import Eqn, Program
+    from ..program.kinks import resolve
+    from ..program.prims import PRIMITIVES
     eqns = tuple(Eqn(e.prim, e.ins, tuple(sorted((k, v) for k, v in resolve(e, conv).items()
                                                  if k in PRIMITIVES[e.prim].params)), e.outs) for e in S.eqns)
     return Program(S.name, S.names, S.n_inputs, eqns, S.outputs)
@@ -517,7 +517,7 @@ def check_spurious(cert):
     if P2.eqns[:len(P.eqns)] != P.eqns or P2.names[:len(P.names)] != P.names or P2.n_inputs != P.n_inputs:
         raise Invalid("the new program does not start with the original program")
     # the rest must be exactly: for each nonzero shift, zero(x_i - a_i) scaled and added to the output
-    from ..ir import Lit
+    from ..program.ir import Lit
     eqs = list(P2.eqns[len(P.eqns):])
     acc = P.outputs[0]
     for i, (ai, ri) in enumerate(zip(a, r)):

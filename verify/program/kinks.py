@@ -17,7 +17,7 @@ TensorFlow's binary ``tf.maximum`` gives a tie to its first argument while ``tf.
 """
 from flint import fmpq
 
-from .errors import InputError
+from ..errors import InputError
 
 _HALF = fmpq(1, 2)
 

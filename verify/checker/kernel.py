@@ -12,7 +12,7 @@ import itertools
 from flint import arb, fmpq, fmpz
 
 from ..rational import fmt_q
-from .checker import Invalid
+from . import Invalid
 
 
 class CannotDecide(Invalid):

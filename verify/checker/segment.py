@@ -24,8 +24,8 @@ from flint import arb, arb_poly, ctx, fmpq, fmpq_poly
 
 from ..numbers.ball import arb_bounds
 from . import kernel as K
-from .check_index import _lookup, _num_ok, _pieces_of, _program
-from .checker import Invalid, register
+from .index import _lookup, _num_ok, _pieces_of, _program
+from . import Invalid, register
 
 Q0, Q1 = K.Q0, K.Q1
 MAX_REFINE = 2000

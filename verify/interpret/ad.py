@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 from flint import fmpq
 
-from . import kinks
+from ..program import kinks
 from .evaluate import compiled, coerce_point, escalate, output_values, run
-from .errors import InputError
-from .prims import jvp_rules, vjp_rules
+from ..errors import InputError
+from ..program.prims import jvp_rules, vjp_rules
 
 
 def _acc(ns, a, b):
@@ -122,7 +122,7 @@ class GradResult:
 def grad(program, point, mode="backward", number="exact", prec=None, convention=kinks.DEFAULT, pattern=None):
     """Selection derivative of ``program`` at ``point`` (Algorithm 2) for the pattern the index rules choose
     there, or for an explicitly given ``pattern``.  Raises like ``evaluate``."""
-    from .frontends import as_program
+    from ..frontends import as_program
     program = as_program(program)
     kinks.check_convention(convention)
     if mode not in ("forward", "backward"):

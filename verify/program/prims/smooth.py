@@ -2,7 +2,7 @@
 Lipschitz at 0), and sin, cos, tanh, sigmoid (analytic, allowed as in Remark 1 of the paper)."""
 from flint import fmpq
 
-from ..errors import DomainError, Undecided
+from ...errors import DomainError, Undecided
 from . import INT, Primitive, eval_rules, jvp_rules, register, vjp_rules
 
 

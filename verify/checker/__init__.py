@@ -7,7 +7,7 @@ certificate is valid and raises Invalid with the reason otherwise.  Everything b
 changing any number, pattern, weight, vector, verdict or claim makes the check fail.
 """
 from ..errors import InputError, VerifyError
-from . import FORMAT, validate_schema
+from ..certificates import FORMAT, validate_schema
 
 
 class Invalid(VerifyError):
@@ -15,7 +15,7 @@ class Invalid(VerifyError):
 
 
 CHECKS = {}
-CHECK_MODULES = ("check_index", "check_segment")   # each registers its kinds in CHECKS when imported
+CHECK_MODULES = ("index", "segment")   # each registers its kinds in CHECKS when imported
 
 
 def register(kind):
@@ -35,7 +35,7 @@ def check(cert):
     except InputError as e:
         raise Invalid(str(e)) from None
     _load_checks()
-    from . import digest
+    from ..certificates import digest
     if cert["digest"] != digest(cert):
         raise Invalid("the certificate was changed after it was written (digest mismatch)")
     fn = CHECKS.get(cert["kind"])
@@ -49,9 +49,5 @@ def check(cert):
 
 def _load_checks():
     import importlib
-    import pkgutil
-    from . import __path__ as here
-    found = {m.name for m in pkgutil.iter_modules(here)}
     for name in CHECK_MODULES:
-        if name in found:
-            importlib.import_module(f"{__package__}.{name}")
+        importlib.import_module(f"{__name__}.{name}")

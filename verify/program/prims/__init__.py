@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from flint import fmpq
 
-from ..errors import ProgramError
+from ...errors import ProgramError
 
 PRIMITIVES = {}
 eval_rules, jvp_rules, vjp_rules, selection_rules = {}, {}, {}, {}

@@ -11,8 +11,8 @@ functions are affine on each piece, so breakpoints are rational.  Requires hypot
 from flint import fmpq
 from hypothesis import strategies as st
 
-from .frontends import Builder
-from .ir import Lit
+from ..frontends import Builder
+from ..program.ir import Lit
 
 PRIMES = (101, 103, 107, 109, 113, 127, 131, 137, 139, 149, 151, 157, 163, 167, 173, 179, 181, 191, 193, 197,
           199, 211, 223, 227, 229, 233, 239, 241, 251, 257)
