@@ -5,7 +5,7 @@ import json
 
 import pytest
 from flint import fmpq
-from hypothesis import given, strategies as st
+from hypothesis import assume, given, strategies as st
 
 import verify
 from verify.certificates import sign
@@ -125,6 +125,9 @@ def test_clarke_generators_are_among_the_field_and_checked(data):
     x = data.draw(points(P))
     if P.n_outputs != 1:
         return
+    # max(x, x, x) ties give 7 split pieces each: a few of them make I(x) huge (honestly refused above the
+    # cap); such draws say nothing here
+    assume(index_set(P, x).count <= 256)
     f, c = conservative_field(P, x), clarke(P, x)
     assert {repr(g) for g in c.gradients} <= {repr(g) for g in f.gradients}
     assert all(set(map(tuple, [leaf.pattern])) <= set(f.index.patterns) for leaf in c.leaves)

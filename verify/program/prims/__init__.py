@@ -14,6 +14,7 @@ so AD is exactly the selection derivative.
 """
 from dataclasses import dataclass
 
+import numpy as np
 from flint import fmpq
 
 from ...errors import ProgramError
@@ -23,6 +24,21 @@ eval_rules, jvp_rules, vjp_rules, selection_rules = {}, {}, {}, {}
 RULE_TABLES = {"eval": eval_rules, "jvp": jvp_rules, "vjp": vjp_rules, "selection": selection_rules}
 
 RATIONAL, OPT_RATIONAL, BOOL, INT = "rational", "rational or None", "bool", "int"
+INTS = "tuple of ints"
+
+
+def broadcast_shapes(shapes):
+    """numpy's broadcasting of the input shapes (ProgramError when they do not broadcast)."""
+    try:
+        return tuple(np.broadcast_shapes(*shapes)) if shapes else ()
+    except ValueError:
+        raise ProgramError("shapes " + ", ".join(str(list(s)) for s in shapes) + " do not broadcast") from None
+
+
+def elementwise_shapes(prim, in_shapes, params):
+    """The default shape rule: every output has the broadcast shape of the inputs."""
+    out = broadcast_shapes(in_shapes)
+    return [out] * prim.n_out(len(in_shapes), params)
 
 
 class Primitive:
@@ -32,17 +48,26 @@ class Primitive:
     no default and must be written explicitly (pow's ``n``, where's ``op``).
     """
 
-    def __init__(self, name, arity, smooth, params=None, required=(), doc="", n_out=None):
+    def __init__(self, name, arity, smooth, params=None, required=(), doc="", n_out=None, shape_rule=None,
+                 tensor=False):
         self.name, self.arity, self.smooth, self.doc = name, arity, smooth, doc
         self.params = params or {}
         self.required = tuple(required)
         self._n_out = n_out
+        self._shape_rule = shape_rule
+        self.tensor = tensor      # a primitive of tensor programs only (matmul, sum, reshape, ...)
 
     def __repr__(self):
         return f"<primitive {self.name}>"
 
     def n_out(self, n_in, params):
         return self._n_out(n_in, params) if self._n_out else 1
+
+    def out_shapes(self, in_shapes, params):
+        """The shapes of the outputs for these input shapes (ProgramError when they do not fit)."""
+        if self._shape_rule is None:
+            return elementwise_shapes(self, in_shapes, params)
+        return self._shape_rule(in_shapes, params)
 
     def check_params(self, explicit, n_in, where):
         """Validate arity and explicit params; return the params with defaults filled in."""
@@ -69,6 +94,7 @@ def check_value(kind, v, what):
         OPT_RATIONAL: v is None or isinstance(v, fmpq),
         BOOL: isinstance(v, bool),
         INT: isinstance(v, int) and not isinstance(v, bool),
+        INTS: isinstance(v, tuple) and all(isinstance(x, int) and not isinstance(x, bool) for x in v),
     }.get(kind) if isinstance(kind, str) else v in kind
     if not ok:
         want = kind if isinstance(kind, str) else "one of " + ", ".join(repr(c) for c in kind)
