@@ -164,7 +164,8 @@ class ExactArray:
             return {name: self._float}
         flat = self.num.ravel()
         fits = not flat.size or max(abs(int(flat.max())), abs(int(flat.min()))) < _I64
-        num = flat.astype(np.int64).reshape(self.shape) if fits else np.array([str(v) for v in flat.tolist()]).reshape(self.shape)
+        num = flat.astype(np.int64) if fits else np.array([str(v) for v in flat.tolist()])
+        num = num.reshape(self.shape)
         return {f"{name}.num": num, f"{name}.den": np.array(str(self.den))}
 
 

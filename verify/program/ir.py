@@ -176,6 +176,20 @@ def typecheck(p):
     return p
 
 
+def resolve_arrays(p, params):
+    """params with every array-constant param (an Arr) replaced by its ExactArray."""
+    if not any(isinstance(v, Arr) for v in params.values()):
+        return params
+    out = {}
+    for k, v in params.items():
+        if isinstance(v, Arr):
+            if p.arrays is None or v.name not in p.arrays:
+                raise ProgramError(f"param {k}: array constant {v.name!r} is not in the program's arrays")
+            v = p.arrays[v.name]
+        out[k] = v
+    return out
+
+
 def _infer_shapes(p):
     """Every variable's shape from the input shapes and the primitives' shape rules (ProgramError when a
     rule rejects its operands, naming the equation)."""
@@ -191,7 +205,8 @@ def _infer_shapes(p):
     for k, e in enumerate(p.eqns):
         prim = PRIMITIVES[e.prim]
         try:
-            outs = prim.out_shapes([shape_of(a) for a in e.ins], prim.check_params(dict(e.params), len(e.ins), e.prim))
+            params = prim.check_params(resolve_arrays(p, dict(e.params)), len(e.ins), e.prim)
+            outs = prim.out_shapes([shape_of(a) for a in e.ins], params)
         except ProgramError as err:
             loc = f" (line {e.loc[0]}:{e.loc[1]})" if e.loc else ""
             raise ProgramError(f"equation {k + 1} ({e.prim}){loc}: {err}") from None
@@ -215,6 +230,8 @@ def lit_text(q, wrap=False):
 def param_text(v):
     if v is None:
         return "None"
+    if isinstance(v, Arr):
+        return f"const({v.name!r})"
     if isinstance(v, tuple):
         return "(" + ", ".join(param_text(x) for x in v) + ("," if len(v) == 1 else "") + ")"
     if isinstance(v, fmpq):

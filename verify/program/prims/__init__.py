@@ -25,6 +25,7 @@ RULE_TABLES = {"eval": eval_rules, "jvp": jvp_rules, "vjp": vjp_rules, "selectio
 
 RATIONAL, OPT_RATIONAL, BOOL, INT = "rational", "rational or None", "bool", "int"
 INTS = "tuple of ints"
+ARRAY = "array constant (const(\"name\"))"
 
 
 def broadcast_shapes(shapes):
@@ -95,6 +96,7 @@ def check_value(kind, v, what):
         BOOL: isinstance(v, bool),
         INT: isinstance(v, int) and not isinstance(v, bool),
         INTS: isinstance(v, tuple) and all(isinstance(x, int) and not isinstance(x, bool) for x in v),
+        ARRAY: type(v).__name__ in ("Arr", "ExactArray"),
     }.get(kind) if isinstance(kind, str) else v in kind
     if not ok:
         want = kind if isinstance(kind, str) else "one of " + ", ".join(repr(c) for c in kind)
@@ -159,5 +161,30 @@ class Selection:
     def pieces(self, params, n):
         return [self.piece(params, n, i) for i in range(self.n_pieces(params, n))]
 
+    def choose_array(self, params, n, signs):
+        """``choose`` at many sites at once: ``signs`` holds one int8 array per switching function (-1, 0, 1,
+        or 2 = undecided).  Returns (piece index array, bool array of the sites whose choice needed an
+        undecided sign).  This generic version calls ``choose`` site by site, so a site is undecided exactly
+        when ``choose`` consults an undecided sign; selections with a vectorised rule override it."""
+        m = len(signs[0]) if signs else 0
+        out = np.zeros(m, dtype=object if self.n_pieces(params, n) >= 2 ** 62 else np.int64)
+        und = np.zeros(m, dtype=bool)
+        cols = [s.tolist() for s in signs]
 
-from . import nonsmooth as _nonsmooth, smooth as _smooth  # noqa: E402,F401  (registers everything)
+        class _Und(Exception):
+            pass
+
+        for i in range(m):
+            def sign(j, i=i):
+                v = cols[j][i]
+                if v == 2:
+                    raise _Und
+                return v
+            try:
+                out[i] = self.choose(params, n, sign)
+            except _Und:
+                und[i] = True
+        return out, und
+
+
+from . import nonsmooth as _nonsmooth, smooth as _smooth, tensor as _tensor  # noqa: E402,F401  (registers everything)

@@ -6,6 +6,7 @@ params that reproduce PyTorch, JAX and TensorFlow."""
 import functools
 import math
 
+import numpy as np
 from flint import fmpq
 
 from . import BOOL, OPT_RATIONAL, RATIONAL, Piece, Primitive, Selection, linear_piece, register, selection_rules
@@ -46,8 +47,16 @@ class Slopes(Selection):
         s = sign(0)
         if s:
             return 0 if s < 0 else 1
+        return self._kink_index(params)
+
+    def _kink_index(self, params):
         left, right, kink = (_q(x) for x in self.slopes(params))
         return 0 if kink == left else (1 if kink == right else 2)
+
+    def choose_array(self, params, n, signs):
+        s = signs[0]
+        out = np.where(s < 0, 0, np.where(s == 1, 1, self._kink_index(params))).astype(np.int64)
+        return out, s == 2
 
 
 relu_p = register(Primitive("relu", (1, 1), False, {"alpha": (fmpq(0), RATIONAL)},
@@ -104,6 +113,27 @@ class Clamp(Selection):
         if d == 1:
             return 0
         return self._index(params, f"{fmt_q(d)}*x+{fmt_q(1 - d)}*{name}")
+
+    def choose_array(self, params, n, signs):
+        lo, hi = self._bounds(params)
+        m = len(signs[0])
+        out = np.zeros(m, dtype=np.int64)
+        und = np.zeros(m, dtype=bool)
+        pending = np.ones(m, dtype=bool)
+        k = 0
+        if lo is not None:
+            s = signs[0]
+            out[s == -1] = self._at(params, lo, 0, "lo")
+            out[s == 0] = self._at(params, lo, params["at_lo"], "lo")
+            und |= s == 2
+            pending = s == 1
+            k = 1
+        if hi is not None:
+            s = signs[k]
+            out[pending & (s == 1)] = self._at(params, hi, 0, "hi")
+            out[pending & (s == 0)] = self._at(params, hi, params["at_hi"], "hi")
+            und |= pending & (s == 2)
+        return out, und
 
     def choose(self, params, n, sign):
         lo, hi = self._bounds(params)
@@ -297,6 +327,10 @@ class Where(Selection):
 
     def choose(self, params, n, sign):
         return 0 if self.TESTS[params["op"]](sign(0)) else 1
+
+    def choose_array(self, params, n, signs):
+        s = signs[0]
+        return np.where(self.TESTS[params["op"]](s), 0, 1).astype(np.int64), s == 2
 
 
 where_p = register(Primitive("where", (4, 4), False, {"op": (None, tuple(Where.TESTS))}, required=("op",),

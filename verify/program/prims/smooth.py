@@ -13,12 +13,37 @@ def _show(ns, x):
 
 def require(ns, x, allowed, need):
     """Raise DomainError unless sign(x) is in ``allowed`` (``need`` says what the primitive needs, e.g.
-    "log needs a positive argument"); Undecided when this number system cannot decide the sign."""
+    "log needs a positive argument"); Undecided when this number system cannot decide the sign.  On arrays
+    (tensor number systems) every element must be allowed; the message names the first that is not."""
+    if getattr(ns, "tensor", False):
+        return _require_all(ns, x, allowed, need)
     s = ns.sign(x)
     if s is None:
         raise Undecided(f"cannot decide whether {_show(ns, x)} is allowed ({need})")
     if s not in allowed:
         raise DomainError(f"{need}, got {_show(ns, x)}")
+
+
+def _require_all(ns, x, allowed, need):
+    import numpy as np
+    signs = ns.signs(x)
+    bad = ~np.isin(signs, list(allowed))
+    if bad.any():
+        i = tuple(int(v) for v in np.argwhere(bad)[0])
+        at = f" at index {list(i)}" if i else ""
+        v = ns.out(x)[i] if i else ns.out(x)[()]
+        if signs[i] not in (-1, 0, 1):
+            raise Undecided(f"cannot decide whether the element{at} ({_show_any(v)}) is allowed ({need})")
+        raise DomainError(f"{need}, got {_show_any(v)}{at}")
+
+
+def _show_any(v):
+    from ...numbers.ball import json_number
+    try:
+        j = json_number(v)
+    except (TypeError, ValueError):
+        return repr(v)
+    return j if isinstance(j, str) else (f"[{j['lo']}, {j['hi']}]" if isinstance(j, dict) else repr(j))
 
 
 def _zero_or(ns, t, f):
