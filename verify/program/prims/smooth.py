@@ -33,17 +33,8 @@ def _require_all(ns, x, allowed, need):
         at = f" at index {list(i)}" if i else ""
         v = ns.out(x)[i] if i else ns.out(x)[()]
         if signs[i] not in (-1, 0, 1):
-            raise Undecided(f"cannot decide whether the element{at} ({_show_any(v)}) is allowed ({need})")
-        raise DomainError(f"{need}, got {_show_any(v)}{at}")
-
-
-def _show_any(v):
-    from ...numbers.ball import json_number
-    try:
-        j = json_number(v)
-    except (TypeError, ValueError):
-        return repr(v)
-    return j if isinstance(j, str) else (f"[{j['lo']}, {j['hi']}]" if isinstance(j, dict) else repr(j))
+            raise Undecided(f"cannot decide whether the element{at} ({_show(ns, v)}) is allowed ({need})")
+        raise DomainError(f"{need}, got {_show(ns, v)}{at}")
 
 
 def _zero_or(ns, t, f):
