@@ -84,6 +84,9 @@ class SeriesSystem:
     def sigmoid(self, a):
         return 1 / (1 + (-a).exp())
 
+    def erf(self, a): return a.erf()
+    def pi(self): return arb.pi()
+
     def sign(self, x):
         return arb_sign(val(x))
 

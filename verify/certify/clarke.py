@@ -47,7 +47,7 @@ def is_piecewise_linear(program):
             continue
         if e.prim == "pow" and dict(e.params)["n"] in (0, 1):
             continue
-        if e.prim in ("exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid", "mul", "div", "pow"):
+        if e.prim in ("exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid", "erf", "mul", "div", "pow"):
             return False
     return True
 

@@ -123,6 +123,8 @@ class ComplexSystem:
     def cos(self, a): return a.cos()
     def tanh(self, a): return a.tanh()
     def sigmoid(self, a): return 1 / (1 + (-a).exp())
+    def erf(self, a): return a.erf()
+    def pi(self): return acb.pi()
 
     def sign(self, x):
         s = arb_sign(x.real)

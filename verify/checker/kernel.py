@@ -101,7 +101,7 @@ def smooth_value(prim, xs, params):
     if isinstance(x, fmpq):
         if x == 0 and prim in ("exp", "cos"):
             return Q1
-        if x == 0 and prim in ("sin", "tanh"):
+        if x == 0 and prim in ("sin", "tanh", "erf"):
             return Q0
         if x == 0 and prim == "sigmoid":
             return fmpq(1, 2)
@@ -133,10 +133,11 @@ def smooth_partials(prim, xs, y, params):
         return (Q0,) if n == 0 else (n * (_ipow(x, n - 1) if n - 1 >= 0 else 1 / _ipow(x, 1 - n)),)
     return ({"exp": lambda: y, "log": lambda: 1 / x, "sqrt": lambda: 1 / (2 * y),
              "sin": lambda: smooth_value("cos", xs, params), "cos": lambda: -smooth_value("sin", xs, params),
-             "tanh": lambda: 1 - y * y, "sigmoid": lambda: y * (1 - y)}[prim](),)
+             "tanh": lambda: 1 - y * y, "sigmoid": lambda: y * (1 - y),
+             "erf": lambda: 2 / arb.pi().sqrt() * (-_ball(x) * _ball(x)).exp()}[prim](),)
 
 
-SMOOTH = ("add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid")
+SMOOTH = ("add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid", "erf")
 
 
 def _row(n, coefs, const=Q0):

@@ -6,6 +6,12 @@ text: 0.1 is 1/10), names, unary -, + - * /, ``** n`` with an integer literal n,
 primitives with keyword params (``relu(u, alpha=1/2)``, ``where(u > v, a, b)``) and calls of earlier
 ``def``s, which are inlined.  Arithmetic on literals alone is folded.  Everything else is a ParseError
 with line and column.  A lambda string ``lambda x, y: max(x, y) + relu(x - y)`` is accepted too.
+
+Tensor programs: an argument annotated with a list of sizes is an array input (``def f(x: [128, 784]):``);
+``a @ b`` (or ``matmul(a, b)``) is a matrix product; params may be tuples of ints (``axes=(0, 1)``); large
+constant arrays live in an .npz file beside the program, named once at the top with the digest of their
+exact content, ``arrays("model.npz", digest="...")``, and used as ``const("name")``.  The file is read
+with ``allow_pickle=False``; a digest that does not match is an error.
 """
 import ast
 import fractions
@@ -14,8 +20,8 @@ import os
 from flint import fmpq
 
 from ..errors import InputError, ParseError, ProgramError
-from ..program.ir import Lit
-from ..program.prims import INT, PRIMITIVES
+from ..program.ir import Arr, Lit
+from ..program.prims import INT, INTS, PRIMITIVES
 from . import Builder
 
 _BINOPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div"}
@@ -45,6 +51,8 @@ def _fold(op, a, b, node, err):
 class _Compiler:
     def __init__(self, source, filename, defs):
         self.source, self.filename, self.defs = source, filename, defs
+        self.arrays = None
+        self.tensor = False     # a tensor program: shapes are checked equation by equation
         # split once: ast.get_source_segment re-splits the whole source on every call (quadratic)
         self.lines = source.splitlines(keepends=True) if source else []
 
@@ -98,6 +106,20 @@ class _Compiler:
         if len(set(names)) != len(names):
             raise self.err(f"{fdef.name}: repeated argument name", fdef)
         return names
+
+    def arg_shapes(self, fdef):
+        """The declared shape of every argument: () unless annotated with a list of sizes."""
+        out = []
+        for x in fdef.args.args:
+            ann = x.annotation
+            if ann is None:
+                out.append(())
+                continue
+            if not isinstance(ann, (ast.List, ast.Tuple)) or not all(
+                    isinstance(d, ast.Constant) and type(d.value) is int and d.value >= 0 for d in ann.elts):
+                raise self.err(f"the annotation of {x.arg} must be a list of sizes, e.g. {x.arg}: [128, 784]", ann)
+            out.append(tuple(d.value for d in ann.elts))
+        return out
 
     def statement(self, st, b, env, top, stack):
         if isinstance(st, ast.Expr) and isinstance(st.value, ast.Constant) and isinstance(st.value.value, str):
@@ -177,14 +199,21 @@ class _Compiler:
         if isinstance(node, ast.BinOp):
             if isinstance(node.op, ast.Pow):
                 return [self.power(node, b, env, stack, nm, loc)]
+            if isinstance(node.op, ast.MatMult):
+                x = self.expr(node.left, b, env, stack)
+                y = self.expr(node.right, b, env, stack)
+                return [self.matmul(x, y, b, node, nm, loc)]
             op = _BINOPS.get(type(node.op))
             if op is None:
-                raise self.err(f"operator {type(node.op).__name__} is not allowed (use + - * / and ** n)", node)
+                raise self.err(f"operator {type(node.op).__name__} is not allowed (use + - * / @ and ** n)", node)
             x = self.expr(node.left, b, env, stack)
             y = self.expr(node.right, b, env, stack)
             if isinstance(x, Lit) and isinstance(y, Lit):
                 return [Lit(_fold(op, x.value, y.value, node, self.err))]
-            return list(b.emit(op, [x, y], names=[nm] if nm else None, loc=loc))
+            out = list(b.emit(op, [x, y], names=[nm] if nm else None, loc=loc))
+            if self.tensor:
+                self.shaped(b, out[0], node)
+            return out
         if isinstance(node, ast.Call):
             return self.call(node, b, env, stack, names, loc)
         hints = {
@@ -211,6 +240,13 @@ class _Compiler:
     def param(self, node):
         if isinstance(node, ast.Constant) and (isinstance(node.value, (str, bool)) or node.value is None):
             return node.value
+        if isinstance(node, (ast.Tuple, ast.List)):
+            vals = [self.param(e) for e in node.elts]
+            if not all(isinstance(v, fmpq) and v.q == 1 for v in vals):
+                raise self.err("a tuple param holds integers only, e.g. axes=(0, 1)", node)
+            return tuple(int(v.p) for v in vals)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "const":
+            return self.const(node)
         for n in ast.walk(node):
             if not isinstance(n, (ast.Constant, ast.UnaryOp, ast.BinOp, ast.operator, ast.unaryop)):
                 raise self.err("only numbers, strings, True/False and None are allowed", n)
@@ -220,6 +256,13 @@ class _Compiler:
         if not isinstance(node.func, ast.Name):
             raise self.err("attribute access is not allowed (write relu(x), not torch.relu(x))", node.func)
         fname = node.func.id
+        if fname == "const":
+            return [self.const(node)]
+        if fname == "matmul":
+            if len(node.args) != 2 or node.keywords:
+                raise self.err("matmul takes two arrays: matmul(a, b)", node)
+            x, y = (self.expr(a, b, env, stack) for a in node.args)
+            return [self.matmul(x, y, b, node, names[0] if names else None, loc)]
         if fname in self.defs:
             if node.keywords:
                 raise self.err(f"{fname} is a def: it takes no keyword arguments", node)
@@ -243,6 +286,8 @@ class _Compiler:
                 raise self.err(f"param {kw.arg}= must be a constant ({e.msg})", kw.value) from None
             if kw.arg in prim.params and prim.params[kw.arg][1] == INT and isinstance(v, fmpq) and v.q == 1:
                 v = int(v.p)
+            if kw.arg in prim.params and prim.params[kw.arg][1] == INTS and isinstance(v, fmpq) and v.q == 1:
+                v = (int(v.p),)
             params[kw.arg] = v
         if fname == "where":
             if len(node.args) != 3 or not isinstance(node.args[0], ast.Compare) or len(node.args[0].ops) != 1:
@@ -262,8 +307,44 @@ class _Compiler:
         except ProgramError as e:
             raise self.err(str(e), node) from None
         n_out = prim.n_out(len(ins), full)
-        return list(b.emit(fname, ins, params, n_out=n_out,
+        outs = list(b.emit(fname, ins, params, n_out=n_out,
                            names=names if names and len(names) == n_out else None, loc=loc))
+        if self.tensor or prim.tensor:
+            self.shaped(b, outs[0], node)
+        return outs
+
+    def shaped(self, b, atom, node):
+        """The shape of ``atom``; a shape error of the equation that defines it is a ParseError here."""
+        try:
+            return b.shape_of(atom)
+        except ProgramError as e:
+            raise self.err(str(e), node) from None
+
+    def const(self, node):
+        if len(node.args) != 1 or node.keywords or not isinstance(node.args[0], ast.Constant) or \
+                not isinstance(node.args[0].value, str):
+            raise self.err('const takes the name of an array constant: const("w1")', node)
+        name = node.args[0].value
+        if self.arrays is None:
+            raise self.err('const() needs the arrays of the program: write arrays("file.npz", digest="...") '
+                           "at the top", node)
+        if name not in self.arrays:
+            known = ", ".join(sorted(self.arrays)[:10])
+            raise self.err(f"no array constant named {name!r} (the arrays file holds {known})", node)
+        return Arr(name)
+
+    def matmul(self, x, y, b, node, nm, loc):
+        sx, sy = self.shaped(b, x, node), self.shaped(b, y, node)
+        if len(sx) in (1, 2) and len(sy) in (1, 2):
+            params = {"ca": (len(sx) - 1,), "cb": (0,)}
+        elif len(sx) == len(sy) == 3:
+            params = {"ca": (2,), "cb": (1,), "ba": (0,), "bb": (0,)}
+        else:
+            raise self.err(f"@ multiplies 1-D and 2-D arrays (or batches of matrices); got shapes {list(sx)} and "
+                           f"{list(sy)}: use dot(a, b, ca=, cb=, ba=, bb=)", node)
+        out = b.emit("dot", [x, y], params, names=[nm] if nm else None, loc=loc)[0]
+        self.shaped(b, out, node)
+        return out
 
 
 def _read_source(source):
@@ -304,6 +385,12 @@ def parse(source, fn=None):
     for st in body:
         if isinstance(st, ast.Expr) and isinstance(st.value, ast.Constant) and isinstance(st.value.value, str):
             continue
+        if isinstance(st, ast.Expr) and isinstance(st.value, ast.Call) and isinstance(st.value.func, ast.Name) \
+                and st.value.func.id == "arrays":
+            if comp.arrays is not None:
+                raise comp.err("arrays(...) is given twice", st)
+            comp.arrays = _load_arrays(comp, st.value, filename)
+            continue
         if not isinstance(st, ast.FunctionDef):
             hint = _STMT_HINTS.get(type(st), "only def statements are allowed at the top level")
             raise comp.err(hint, st)
@@ -327,5 +414,24 @@ def parse(source, fn=None):
             break
     fdef = defs[fn]
     names = comp.arg_names(fdef)
-    b = Builder(fn, names)
+    shapes = comp.arg_shapes(fdef)
+    comp.tensor = bool(comp.arrays) or any(sh != () for sh in shapes)
+    b = Builder(fn, names, shapes, comp.arrays)
     return b.finish(comp.function(fdef, b, list(range(len(names))), True))
+
+
+def _load_arrays(comp, call, filename):
+    """The Arrays named by ``arrays("file.npz", digest="...")`` (the file beside the program text)."""
+    from ..program.arrays import load_npz
+    if len(call.args) != 1 or not isinstance(call.args[0], ast.Constant) or not isinstance(call.args[0].value, str) \
+            or [k.arg for k in call.keywords] != ["digest"] or not isinstance(call.keywords[0].value, ast.Constant) \
+            or not isinstance(call.keywords[0].value.value, str):
+        raise comp.err('write arrays("file.npz", digest="<sha256 of the content>")', call)
+    name, digest = call.args[0].value, call.keywords[0].value.value
+    if os.path.isabs(name) or ".." in name.replace("\\", "/").split("/"):
+        raise comp.err(f"the arrays file {name!r} must be a path beside the program, not above it", call)
+    base = os.path.dirname(os.path.abspath(filename)) if filename else os.getcwd()
+    try:
+        return load_npz(os.path.join(base, name), digest)
+    except InputError as e:
+        raise comp.err(str(e), call) from None

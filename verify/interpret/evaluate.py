@@ -229,9 +229,13 @@ class EvalResult:
 
 def evaluate(program, point, number="exact", prec=None, convention=kinks.DEFAULT, pattern=None):
     """Evaluate ``program`` at ``point`` (Algorithm 1); see EvalResult.  Raises DomainError when the
-    program is not defined at the point and Undecided when a sign stays undecided up to 4096 bits."""
+    program is not defined at the point and Undecided when a sign stays undecided up to 4096 bits.  A tensor
+    program takes one array per input (numpy arrays, nested lists, ExactArray) and gives a TensorEval."""
     from ..frontends import as_program
     program = as_program(program)
+    if not program.is_scalar:
+        from . import tensor
+        return tensor.evaluate(program, point, number, prec, convention, pattern)
     kinks.check_convention(convention)
     xs = coerce_point(program, point)
 

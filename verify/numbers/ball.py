@@ -77,6 +77,8 @@ class BallSystem:
     def cos(self, a): return a.cos()
     def tanh(self, a): return a.tanh()
     def sigmoid(self, a): return 1 / (1 + (-a).exp())
+    def erf(self, a): return a.erf()
+    def pi(self): return arb.pi()
 
     sign = staticmethod(arb_sign)
 

@@ -72,6 +72,15 @@ class ExactSystem:
             return fmpq(0)
         return to_arb(a).tanh()
 
+    def erf(self, a):
+        if isinstance(a, fmpq) and a == 0:
+            return fmpq(0)
+        return to_arb(a).erf()
+
+    def pi(self):
+        from flint import arb
+        return arb.pi()
+
     def sigmoid(self, a):
         if isinstance(a, fmpq) and a == 0:
             return fmpq(1, 2)

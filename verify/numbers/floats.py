@@ -27,6 +27,11 @@ class FloatSystem:
     def cos(self, a): return np.cos(a)
     def tanh(self, a): return np.tanh(a)
     def sigmoid(self, a): return self.dtype(1) / (self.dtype(1) + np.exp(-a))
+    def pi(self): return self.dtype(np.pi)
+
+    def erf(self, a):
+        from scipy.special import erf
+        return self.dtype(erf(a))
 
     @staticmethod
     def sign(x):

@@ -259,6 +259,9 @@ class ExactTensors(_Base):
     def erf(self, x):
         return self._special(x, lambda p, d: p == 0, 0, _arb_erf)
 
+    def pi(self):
+        return _obj(arb.pi())
+
     def sigmoid(self, x):
         q = x if isinstance(x, QT) else self.to_qt(x)
         if q is not None and q.num.size and all(int(v) == 0 for v in q.num.ravel().tolist()):
@@ -407,6 +410,7 @@ class BallTensors(_Base):
     def tanh(self, x): return _obj(_arb_tanh(x))
     def erf(self, x): return _obj(_arb_erf(x))
     def sigmoid(self, x): return _obj(1 / (1 + _arb_exp(-x)))
+    def pi(self): return _obj(arb.pi())
 
     def signs(self, x):
         return _arb_sign(x).astype(np.int8).reshape(np.shape(x)) if np.size(x) else np.zeros(np.shape(x), np.int8)
@@ -491,6 +495,7 @@ class FloatTensors(_Base):
         return self._c(erf(x))
 
     def sigmoid(self, x): return self._c(1 / (1 + np.exp(-x)))
+    def pi(self): return self._c(np.pi)
 
     def signs(self, x):
         s = np.sign(x).astype(np.int8)
@@ -578,10 +583,10 @@ class IntervalTensors(_Base):
     def tanh(self, x): return self._map(self.s.tanh, x)
 
     def erf(self, x):
-        from mpmath import iv
-        return self._map(iv.erf, x)
+        return self._map(self.s.erf, x)
 
     def sigmoid(self, x): return self._map(self.s.sigmoid, x)
+    def pi(self): return _obj(self.s.pi())
 
     def signs(self, x):
         f = np.frompyfunc(lambda v: UNDECIDED if (s := self.s.sign(v)) is None else s, 1, 1)

@@ -18,6 +18,25 @@ class Builder:
         self.n_inputs = len(self.names)
         self.eqns = []
         self.taken = set(self.names)
+        self._shapes = list(self.input_shapes) if self.input_shapes is not None else [()] * self.n_inputs
+        self._shaped = 0        # equations whose output shapes are in _shapes
+
+    def shape_of(self, atom):
+        """The shape of an atom of the program built so far (inferred on demand; ProgramError when an
+        equation's operands do not fit)."""
+        from .ir import resolve_arrays
+        from .prims import PRIMITIVES
+        if isinstance(atom, Lit):
+            return ()
+        if isinstance(atom, Arr):
+            return tuple(self.arrays[atom.name].shape)
+        while self._shaped < len(self.eqns) and len(self._shapes) <= atom:
+            e = self.eqns[self._shaped]
+            prim = PRIMITIVES[e.prim]
+            params = prim.check_params(resolve_arrays(self, dict(e.params)), len(e.ins), e.prim)
+            self._shapes.extend(prim.out_shapes([self.shape_of(a) for a in e.ins], params))
+            self._shaped += 1
+        return self._shapes[atom]
 
     def fresh(self, hint=None):
         """A new variable name that no other variable uses: ``hint`` (then hint_2, ...) or v1, v2, ..."""

@@ -1,5 +1,5 @@
 """Smooth primitives: + - * / neg, integer powers, exp, log, sqrt (argument > 0 only: sqrt is not
-Lipschitz at 0), and sin, cos, tanh, sigmoid (analytic, allowed as in Remark 1 of the paper)."""
+Lipschitz at 0), and sin, cos, tanh, sigmoid, erf (analytic, allowed as in Remark 1 of the paper)."""
 from flint import fmpq
 
 from ...errors import DomainError, Undecided
@@ -157,6 +157,17 @@ tanh_p = smooth_prim("tanh", doc="hyperbolic tangent (analytic extension, Remark
 eval_rules["tanh"] = lambda ns, p, a: ns.tanh(a)
 jvp_rules["tanh"] = lambda ns, p, xs, y, ts: _zero_or(ns, ts[0], lambda t: ns.mul(_dtanh(ns, y), t))
 vjp_rules["tanh"] = lambda ns, p, xs, y, ct: (ns.mul(_dtanh(ns, y), ct),)
+
+
+def _derf(ns, x):
+    """d/dx erf(x) = 2 / sqrt(pi) * exp(-x**2)."""
+    return ns.mul(ns.div(ns.const(fmpq(2)), ns.sqrt(ns.pi())), ns.exp(ns.neg(ns.mul(x, x))))
+
+
+erf_p = smooth_prim("erf", doc="the error function (analytic; GELU's exact form is x * (1 + erf(x / sqrt 2)) / 2)")
+eval_rules["erf"] = lambda ns, p, a: ns.erf(a)
+jvp_rules["erf"] = lambda ns, p, xs, y, ts: _zero_or(ns, ts[0], lambda t: ns.mul(_derf(ns, xs[0]), t))
+vjp_rules["erf"] = lambda ns, p, xs, y, ct: (ns.mul(_derf(ns, xs[0]), ct),)
 
 
 def _dsigmoid(ns, y):
