@@ -21,7 +21,7 @@ from flint import fmpq
 
 from ..errors import InputError, ParseError, ProgramError
 from ..program.ir import Arr, Lit
-from ..program.prims import INT, INTS, PRIMITIVES
+from ..program.prims import INT, INTS, OPT_INTS, PRIMITIVES
 from . import Builder
 
 _BINOPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div"}
@@ -286,7 +286,7 @@ class _Compiler:
                 raise self.err(f"param {kw.arg}= must be a constant ({e.msg})", kw.value) from None
             if kw.arg in prim.params and prim.params[kw.arg][1] == INT and isinstance(v, fmpq) and v.q == 1:
                 v = int(v.p)
-            if kw.arg in prim.params and prim.params[kw.arg][1] == INTS and isinstance(v, fmpq) and v.q == 1:
+            if kw.arg in prim.params and prim.params[kw.arg][1] in (INTS, OPT_INTS) and isinstance(v, fmpq) and v.q == 1:
                 v = (int(v.p),)
             params[kw.arg] = v
         if fname == "where":

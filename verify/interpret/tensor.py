@@ -114,6 +114,17 @@ class TRun:
     convention: str
     site_args: dict = field(default_factory=dict, repr=False)   # (k, group) -> the sites' argument arrays
     _coefs: dict = field(default_factory=dict, repr=False)
+    _signs: dict = field(default_factory=dict, repr=False)
+
+    def switch_signs(self, st, gi):
+        """The decided signs (int8 arrays, 2 = undecided) of every switching function of site group ``gi``
+        of step ``st``, one array per switching function over the group's sites."""
+        key = (st.k, gi)
+        s = self._signs.get(key)
+        if s is None:
+            a = self.site_args[key]
+            s = self._signs[key] = [self.ns.signs(_affine(self.ns, t, c, a)) for t, c in st.switches[gi]]
+        return s
 
     def with_pattern(self, pattern):
         """The same values with another pattern (valid when its pieces agree with the values at x: a local
@@ -207,7 +218,7 @@ def run(program, ns, xs, convention=kinks.DEFAULT, pattern=None, prec=None):
         pattern = tuple(checked)
     env = list(xs) + [None] * (program.n_vars - program.n_inputs)
     read = _reader(program, ns, env, prec)
-    all_args, chosen, site_args = [], [], {}
+    all_args, chosen, site_args, all_signs = [], [], {}, {}
     for st in steps:
         args = [read(a) for a in st.ins]
         all_args.append(args)
@@ -227,7 +238,7 @@ def run(program, ns, xs, convention=kinks.DEFAULT, pattern=None, prec=None):
                 if given is not None:
                     piece = given[g.sites]
                 else:
-                    signs = [ns.signs(_affine(ns, t, c, a)) for t, c in st.switches[gi]]
+                    signs = all_signs[(st.k, gi)] = [ns.signs(_affine(ns, t, c, a)) for t, c in st.switches[gi]]
                     piece, und = st.sel.choose_array(table.params, g.n, signs)
                     if und.any():
                         site = int(g.sites[np.argmax(und)])
@@ -242,7 +253,7 @@ def run(program, ns, xs, convention=kinks.DEFAULT, pattern=None, prec=None):
             chosen.append(pat.reshape(table.grid))
         except (DomainError, Undecided) as err:
             raise type(err)(f"{_where(program, st.k)}: {err}") from None
-    return TRun(program, ns, env, all_args, tuple(chosen), prec, convention, site_args)
+    return TRun(program, ns, env, all_args, tuple(chosen), prec, convention, site_args, {}, all_signs)
 
 
 def _coef_arrays(st, g, piece):
@@ -378,12 +389,15 @@ def jvp(r, tangents):
     return [T[a] if a.__class__ is int else None for a in prog.outputs]
 
 
-def vjp(r, cotangents, wrt=None):
+def vjp(r, cotangents, wrt=None, seeds=None, stop=None):
     """Input cotangents (None = 0) of the run for output cotangents (arrays shaped like the outputs, None =
     0).  ``wrt``: the input indices wanted (default all); cotangents that reach no wanted input are not
-    computed."""
+    computed.  ``seeds`` ({variable: cotangent}) and ``stop`` (an equation index) start the backward pass
+    inside the program instead: the gradient of a value computed before equation ``stop``."""
     prog, ns = r.program, r.ns
     steps = compiled(prog, r.convention)
+    if stop is not None:
+        steps = steps[:stop]
     need = _needed(prog, wrt)
     CT = [None] * prog.n_vars
 
@@ -394,6 +408,8 @@ def vjp(r, cotangents, wrt=None):
     for a, c in zip(prog.outputs, cotangents):
         if a.__class__ is int and c is not None:
             acc(a, c, prog.shapes[a])
+    for a, c in (seeds or {}).items():
+        acc(a, c, prog.shapes[a])
     for st in reversed(steps):
         cts = [CT[o] for o in st.outs]
         if all(c is None for c in cts) or not any(a.__class__ is int and need[a] for a in st.ins):

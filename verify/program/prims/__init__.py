@@ -24,7 +24,7 @@ eval_rules, jvp_rules, vjp_rules, selection_rules = {}, {}, {}, {}
 RULE_TABLES = {"eval": eval_rules, "jvp": jvp_rules, "vjp": vjp_rules, "selection": selection_rules}
 
 RATIONAL, OPT_RATIONAL, BOOL, INT = "rational", "rational or None", "bool", "int"
-INTS = "tuple of ints"
+INTS, OPT_INTS = "tuple of ints", "tuple of ints or None"
 ARRAY = "array constant (const(\"name\"))"
 
 
@@ -96,6 +96,7 @@ def check_value(kind, v, what):
         BOOL: isinstance(v, bool),
         INT: isinstance(v, int) and not isinstance(v, bool),
         INTS: isinstance(v, tuple) and all(isinstance(x, int) and not isinstance(x, bool) for x in v),
+        OPT_INTS: v is None or isinstance(v, tuple) and all(isinstance(x, int) and not isinstance(x, bool) for x in v),
         ARRAY: type(v).__name__ in ("Arr", "ExactArray"),
     }.get(kind) if isinstance(kind, str) else v in kind
     if not ok:

@@ -21,7 +21,7 @@ import numpy as np
 from flint import fmpq
 
 from ...errors import ProgramError
-from . import (ARRAY, BOOL, INT, INTS, PRIMITIVES, Primitive, broadcast_shapes, eval_rules, jvp_rules, register,
+from . import (ARRAY, BOOL, INT, INTS, OPT_INTS, PRIMITIVES, Primitive, broadcast_shapes, eval_rules, jvp_rules, register,
                selection_rules, vjp_rules)
 
 site_rules = {}
@@ -522,7 +522,7 @@ PRIMITIVES["take_along"].required = ("indices",)
 
 # ---------------------------------------------------------------------------------------------- pooling
 
-_POOL = {"kernel": ((2, 2), INTS), "stride": (None, INTS), "padding": ((0, 0), INTS), "dilation": ((1, 1), INTS)}
+_POOL = {"kernel": ((2, 2), INTS), "stride": (None, OPT_INTS), "padding": ((0, 0), INTS), "dilation": ((1, 1), INTS)}
 
 
 def _pool_params(p):
