@@ -195,6 +195,9 @@ def clarke(program, point, convention=kinks.DEFAULT, number="exact", prec=None, 
     ClarkeResult).  Raises Undecided when essentiality cannot be decided (non-PL programs with dependent
     tied gradients, undecided signs after precision escalation) and DomainError when the program jumps at x."""
     program = as_program(program)
+    if not program.is_scalar:
+        from .sites import site_clarke
+        return site_clarke(program, point, convention, number, prec, max_leaves=max_leaves)[0]
     kinks.check_convention(convention)
     if number not in ("exact", "ball"):
         raise InputError(f"the Clarke subdifferential is certified in exact or ball arithmetic, not {number!r}")

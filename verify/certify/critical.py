@@ -77,6 +77,9 @@ class Critical:
 def critical(program, point, convention=kinks.DEFAULT, scope="local", number="exact", prec=None):
     """Selection-, Clarke- and artificial-criticality of ``point`` for a program with one output."""
     program = as_program(program)
+    if not program.is_scalar:
+        from .sites import site_critical
+        return site_critical(program, point, convention, number, prec)
     if program.n_outputs != 1:
         raise InputError(f"critical points need one output, {program.name} has {program.n_outputs}")
     fld = conservative_field(program, point, scope, convention, number, prec)

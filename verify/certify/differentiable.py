@@ -46,6 +46,9 @@ def certify_differentiable(program, point, number="exact", prec=None, convention
     """Prove that ``point`` is a differentiability point of ``program`` with gradient equal to the selection
     gradient (every switching function certified nonzero), or say which switching function prevents it."""
     program = as_program(program)
+    if not program.is_scalar:
+        from .sites import site_differentiable
+        return site_differentiable(program, point, convention, number, prec)
     kinks.check_convention(convention)
     if number not in ("exact", "ball"):
         raise InputError(f"certifying differentiability needs exact or ball arithmetic, not {number!r}")

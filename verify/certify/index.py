@@ -125,6 +125,12 @@ def index_set(program, point, scope="local", convention=kinks.DEFAULT, number="e
     """I(x) for ``program`` at ``point`` (see IndexSet).  ``scope`` is "local" or "global"; ``cap`` bounds
     the patterns listed; ``max_patterns`` bounds the global enumeration (a clear InputError above it)."""
     program = as_program(program)
+    if not program.is_scalar:
+        from .sites import site_index_set
+        if scope != "local":
+            raise InputError("the global index set of a tensor program enumerates every pattern of every site: "
+                             "use verify.scalarize(P) and the scalar program for small ones")
+        return site_index_set(program, point, convention, number, prec, cap)
     kinks.check_convention(convention)
     if scope not in ("local", "global"):
         raise InputError(f"scope {scope!r} must be 'local' or 'global'")
@@ -198,6 +204,9 @@ def conservative_field(program, point, scope="local", convention=kinks.DEFAULT, 
     """The generators of D_f(x) (see Field).  Raises Undecided when I(x) itself is undecided, InputError
     when I(x) has more than ``cap`` patterns (the field would be incomplete)."""
     iset = index_set(program, point, scope, convention, number, prec, cap, max_patterns)
+    if not iset.program.is_scalar:
+        from .sites import site_field
+        return site_field(iset)
     if iset.undecided:
         raise Undecided("the index set is undecided: " + "; ".join(u["reason"] for u in iset.undecided),
                         prec=iset.prec)

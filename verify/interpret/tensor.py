@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from flint import ctx, fmpq
 
-from ..errors import DomainError, InputError, Undecided
+from ..errors import DomainError, InputError, Undecidable, Undecided
 from ..numbers.tensor import get_tensor_system
 from ..program import kinks
 from ..program.arrays import ExactArray
@@ -122,8 +122,7 @@ class TRun:
         key = (st.k, gi)
         s = self._signs.get(key)
         if s is None:
-            a = self.site_args[key]
-            s = self._signs[key] = [self.ns.signs(_affine(self.ns, t, c, a)) for t, c in st.switches[gi]]
+            s = self._signs[key] = _signs(self.ns, st, gi, self.site_args[key])
         return s
 
     def with_pattern(self, pattern):
@@ -188,6 +187,13 @@ def _affine(ns, terms, const, args):
     return acc
 
 
+def _signs(ns, st, gi, args):
+    """The signs (int8, 2 = undecided) of every switching function of a site group, one array over its
+    sites each (a structurally zero switching function, max(x, x), is exactly 0 at every site)."""
+    m = len(st.sites.groups[gi].sites)
+    return [np.broadcast_to(ns.signs(_affine(ns, t, c, args)), (m,)) for t, c in st.switches[gi]]
+
+
 def _pattern_dtype(st):
     return object if any(st.n_pieces(g.n) >= 2 ** 62 for g in st.sites.groups) else np.int64
 
@@ -238,7 +244,7 @@ def run(program, ns, xs, convention=kinks.DEFAULT, pattern=None, prec=None):
                 if given is not None:
                     piece = given[g.sites]
                 else:
-                    signs = all_signs[(st.k, gi)] = [ns.signs(_affine(ns, t, c, a)) for t, c in st.switches[gi]]
+                    signs = all_signs[(st.k, gi)] = _signs(ns, st, gi, a)
                     piece, und = st.sel.choose_array(table.params, g.n, signs)
                     if und.any():
                         site = int(g.sites[np.argmax(und)])
@@ -499,6 +505,8 @@ def escalate(number, prec, job, cap=PREC_CAP):
         try:
             with _precision(ns, p):
                 return job(ns, p)
+        except Undecidable:
+            raise
         except Undecided as u:
             if p >= cap:
                 raise Undecided(f"{u} (still undecided at {p} bits)", prec=p) from None

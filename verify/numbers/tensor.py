@@ -63,12 +63,19 @@ def _frompy(fn):
 _arb_exp, _arb_log, _arb_sqrt = _frompy(lambda v: v.exp()), _frompy(lambda v: v.log()), _frompy(lambda v: v.sqrt())
 _arb_sin, _arb_cos, _arb_tanh = _frompy(lambda v: v.sin()), _frompy(lambda v: v.cos()), _frompy(lambda v: v.tanh())
 _arb_erf = _frompy(lambda v: v.erf())
-_arb_sign = _frompy(lambda v: UNDECIDED if (s := arb_sign(v)) is None else s)
+_arb_sign1 = _frompy(lambda v: UNDECIDED if (s := arb_sign(v)) is None else s)
+
+
+def _arb_sign(x):
+    return np.asarray(_arb_sign1(x), dtype=object)
 
 
 def _obj(a):
-    out = np.empty(np.shape(a), dtype=object)
-    out[...] = a
+    """An object array: numpy returns a bare number from arithmetic on 0-d arrays; wrap it back."""
+    if isinstance(a, np.ndarray):
+        return a if a.dtype == object else a.astype(object)
+    out = np.empty((), dtype=object)
+    out[()] = a
     return out
 
 
@@ -184,36 +191,36 @@ class ExactTensors(_Base):
         k = self._kind(a, b)
         if k == "qt":
             if a.den == b.den:
-                return QT(a.num + b.num, a.den)
+                return QT(_obj(a.num + b.num), a.den)
             L = math.lcm(a.den, b.den)
-            return QT(a.num * (L // a.den) + b.num * (L // b.den), L)
-        return self._lift(a, k) + self._lift(b, k)
+            return QT(_obj(a.num * (L // a.den) + b.num * (L // b.den)), L)
+        return _obj(self._lift(a, k) + self._lift(b, k))
 
     def sub(self, a, b):
         return self.add(a, self.neg(b))
 
     def neg(self, a):
-        return QT(-a.num, a.den) if isinstance(a, QT) else -a
+        return QT(_obj(-a.num), a.den) if isinstance(a, QT) else _obj(-a)
 
     def mul(self, a, b):
         k = self._kind(a, b)
         if k == "qt":
-            return QT(a.num * b.num, a.den * b.den).reduced()
-        return self._lift(a, k) * self._lift(b, k)
+            return QT(_obj(a.num * b.num), a.den * b.den).reduced()
+        return _obj(self._lift(a, k) * self._lift(b, k))
 
     def div(self, a, b):
         if isinstance(a, QT) and isinstance(b, QT) and b.ndim == 0:
             p = int(b.num)
             s = 1 if p > 0 else -1
-            return QT(a.num * (b.den * s), a.den * abs(p)).reduced()
+            return QT(_obj(a.num * (b.den * s)), a.den * abs(p)).reduced()
         k = self._kind(a, b)
         if k == "qt":
             k = "fq"
-        return self._lift(a, k) / self._lift(b, k)
+        return _obj(self._lift(a, k) / self._lift(b, k))
 
     def pow(self, a, n):
         if isinstance(a, QT) and n >= 0:
-            return QT(a.num ** n if n else np.ones(a.shape, dtype=object) + 0 * a.num, a.den ** n)
+            return QT(_obj(a.num ** n) if n else np.ones(a.shape, dtype=object), a.den ** n)
         k = self._kind(a)
         x = self._lift(a, "fq" if k == "qt" else k)
         from .ball import int_power
@@ -391,8 +398,8 @@ class BallTensors(_Base):
     def _zero_scalar(self, a):
         return arb(0)
 
-    def add(self, a, b): return a + b
-    def sub(self, a, b): return a - b
+    def add(self, a, b): return _obj(a + b)
+    def sub(self, a, b): return _obj(a - b)
     def mul(self, a, b): return _obj(a * b)
     def div(self, a, b): return _obj(a / b)
     def neg(self, a): return _obj(-a)
@@ -590,7 +597,8 @@ class IntervalTensors(_Base):
 
     def signs(self, x):
         f = np.frompyfunc(lambda v: UNDECIDED if (s := self.s.sign(v)) is None else s, 1, 1)
-        return f(x).astype(np.int8).reshape(np.shape(x)) if np.size(x) else np.zeros(np.shape(x), np.int8)
+        return np.asarray(f(x), dtype=object).astype(np.int8).reshape(np.shape(x)) if np.size(x) else \
+            np.zeros(np.shape(x), np.int8)
 
     def zeros(self, shape):
         z = self.s.const(fmpq(0))
