@@ -54,7 +54,7 @@ def test_tensor_programs_mean_their_scalarisation(data):
     Sc = scalarize(P, conv)
     try:
         tg = T.grad(P, x, convention=conv)
-    except DomainError:
+    except (DomainError, Undecided):     # (tanh(a) - tanh(b) at a = b is undecided in balls, also scalarised)
         return
     sg = scalar_ad.grad(Sc.program, Sc.flat_point(x), convention=conv)
     assert Sc.to_scalar_pattern(tg.pattern) == tuple(sg.pattern)
@@ -66,7 +66,10 @@ def test_tensor_programs_mean_their_scalarisation(data):
 def test_lemma1_forward_equals_backward_on_tensor_programs(data):
     P = data.draw(tensor_programs(rational_only=True))
     x = data.draw(tensor_points(P))
-    back = T.grad(P, x)
+    try:
+        back = T.grad(P, x)
+    except DomainError:
+        return
     fwd = T.grad(P, x, mode="forward")
     assert [p.tolist() for p in back.pattern] == [p.tolist() for p in fwd.pattern]
     assert back.exact
