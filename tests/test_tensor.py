@@ -67,8 +67,8 @@ def zoo(x: [3, 4], y: [4]):
     k = concat(p, p, axis=1)
     m = mean(k, axes=(0, 1))
     q = transpose(broadcast_to(s2, shape=(2, 3, 4)), perm=(2, 0, 1))
-    a = avg_pool2d(reshape(x, shape=(1, 1, 3, 4)), kernel=(2, 2), stride=(1, 1))
-    return m + sum(q * q, axes=(0, 1, 2)) + sum(a, axes=(0, 1, 2, 3))
+    ap = avg_pool2d(reshape(x, shape=(1, 1, 3, 4)), kernel=(2, 2), stride=(1, 1))
+    return m + sum(q * q, axes=(0, 1, 2)) + sum(ap, axes=(0, 1, 2, 3))
 """
 
 
