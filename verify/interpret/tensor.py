@@ -23,7 +23,7 @@ from ..program import kinks
 from ..program.arrays import ExactArray
 from ..program.ir import Arr, Lit, eqn_label, resolve_arrays
 from ..program.prims import PRIMITIVES, eval_rules, jvp_rules, selection_rules, vjp_rules
-from ..program.prims.tensor import _unbroadcast, sites_of
+from ..program.prims.tensor import SELECTIVE_VJP, _unbroadcast, sites_of
 
 DEFAULT_PREC = 128
 PREC_CAP = 4096
@@ -289,12 +289,24 @@ def _coef_arrays(st, g, piece):
 
 
 def _scale(ns, c, x):
-    """c * x for a coefficient (fmpq or ExactArray); None when c is 0."""
+    """c * x for a coefficient (fmpq or ExactArray); None when c is 0.  A 0/1 coefficient array (relu's
+    pieces) selects instead of multiplying."""
     if isinstance(c, fmpq):
         if c == 0:
             return None
         return x if c == 1 else (ns.neg(x) if c == -1 else ns.mul(ns.const(c), x))
+    if c.den == 1:
+        mask = _unit_mask(c)
+        if mask is not None:
+            shape = tuple(ns.shape(x)) if ns.shape(x) else c.shape
+            return ns.mask(np.broadcast_to(mask, shape), ns.broadcast_to(x, shape))
     return ns.mul(ns.const_array(c), x)
+
+
+def _unit_mask(c):
+    """The bool array of a coefficient array whose entries are all 0 or 1 (else None)."""
+    one = c.num == 1
+    return one.astype(bool) if bool((one | (c.num == 0)).all()) else None
 
 
 def _piece_values(ns, st, g, piece, args):
@@ -421,7 +433,11 @@ def vjp(r, cotangents, wrt=None, seeds=None, stop=None):
         if all(c is None for c in cts) or not any(a.__class__ is int and need[a] for a in st.ins):
             continue
         if st.rule is not None:
-            in_cts = vjp_rules[st.prim](ns, st.params, r.args[st.k], r.env[st.outs[0]], cts[0])
+            if st.prim in SELECTIVE_VJP:
+                needs = tuple(a.__class__ is int and need[a] for a in st.ins)
+                in_cts = vjp_rules[st.prim](ns, st.params, r.args[st.k], r.env[st.outs[0]], cts[0], needs=needs)
+            else:
+                in_cts = vjp_rules[st.prim](ns, st.params, r.args[st.k], r.env[st.outs[0]], cts[0])
             for a, c, s in zip(st.ins, in_cts, st.in_shapes):
                 acc(a, c, s)
             continue

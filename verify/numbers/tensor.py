@@ -13,7 +13,7 @@ being 0: no undecided comparison ever becomes a bool here.
 import math
 
 import numpy as np
-from flint import arb, arb_mat, fmpq, fmpz, fmpz_mat
+from flint import arb, arb_mat, ctx, fmpq, fmpz, fmpz_mat
 
 from .ball import arb_sign, json_number
 
@@ -26,12 +26,13 @@ def _ints(a):
 
 class QT:
     """An exact array: ``num`` (object array of Python ints or fmpz), ``den`` (a Python int > 0)."""
-    __slots__ = ("num", "den", "_mat")
+    __slots__ = ("num", "den", "_mat", "_ball")
 
     def __init__(self, num, den=1):
         self.num = num if isinstance(num, np.ndarray) else np.asarray(num, dtype=object)
         self.den = den
         self._mat = None
+        self._ball = None        # (precision, arb array): the balls of this exact array, once per precision
 
     @property
     def shape(self):
@@ -158,11 +159,16 @@ class ExactTensors(_Base):
         if isinstance(x, QT):
             if x.num.size == 0:
                 return np.empty(x.shape, dtype=object)
+            prec = ctx.prec
+            if x._ball is not None and x._ball[0] == prec:
+                return x._ball[1]
             flat = x.num.ravel().tolist()
             m = arb_mat(fmpz_mat(1, len(flat), flat))
             if x.den != 1:
                 m = m / x.den
-            return np.array(m.entries(), dtype=object).reshape(x.shape)
+            out = np.array(m.entries(), dtype=object).reshape(x.shape)
+            x._ball = (prec, out)
+            return out
         if x.size and isinstance(x.flat[0], fmpq):
             return _obj(np.frompyfunc(arb, 1, 1)(x))
         return x
@@ -302,6 +308,12 @@ class ExactTensors(_Base):
             return QT(np.where(mask, a.num, b.num).astype(object), a.den)
         return _obj(np.where(mask, self._lift(a, k), self._lift(b, k)))
 
+    def mask(self, m, x):
+        """x where the bool array m holds, 0 elsewhere."""
+        if isinstance(x, QT):
+            return QT(np.where(m, x.num, 0).astype(object), x.den)
+        return _obj(np.where(m, x, x.flat[0] * 0 if x.size else 0))
+
     def sum(self, x, axes, keepdims=False):
         if isinstance(x, QT):
             return QT(_obj(x.num.sum(axis=axes, keepdims=keepdims)) if x.num.size else
@@ -431,6 +443,9 @@ class BallTensors(_Base):
     def select(self, mask, a, b):
         return _obj(np.where(mask, a, b))
 
+    def mask(self, m, x):
+        return _obj(np.where(m, x, arb(0)))
+
     def sum(self, x, axes, keepdims=False):
         if x.size == 0:
             return self.zeros(np.sum(np.zeros(x.shape), axis=axes, keepdims=keepdims).shape)
@@ -516,6 +531,9 @@ class FloatTensors(_Base):
 
     def select(self, mask, a, b):
         return self._c(np.where(mask, a, b))
+
+    def mask(self, m, x):
+        return self._c(np.where(m, x, 0))
 
     def sum(self, x, axes, keepdims=False):
         return self._c(np.sum(x, axis=axes, keepdims=keepdims))
@@ -611,6 +629,9 @@ class IntervalTensors(_Base):
 
     def select(self, mask, a, b):
         return _obj(np.where(mask, a, b))
+
+    def mask(self, m, x):
+        return _obj(np.where(m, x, self.s.const(fmpq(0))))
 
     def sum(self, x, axes, keepdims=False):
         if np.size(x) == 0:

@@ -84,9 +84,18 @@ class ExactArray:
         mi = (m * 2.0 ** 53).astype(np.int64)      # exact: m has at most 53 significant bits
         e = e.astype(np.int64) - 53
         nz = mi != 0
+        # strip trailing zero bits (a float32 has at most 24 significant bits): small odd mantissas
+        tz = np.zeros_like(mi)
+        low = np.where(nz, mi & -mi, 1)
+        tz = np.round(np.log2(low.astype(np.float64))).astype(np.int64)
+        mi, e = mi >> tz, e + tz
         emin = int(e[nz].min()) if nz.any() else 0
         shift = np.where(nz, e - emin, 0)
-        if emin >= 0:
+        bits = np.where(nz, np.floor(np.log2(np.abs(np.where(nz, mi, 1)).astype(np.float64))) + 1, 0)
+        if emin <= 0 and (not nz.any() or int((bits + shift).max()) <= 61):
+            num = (mi << shift).astype(object)        # fits int64: numpy does the shifts
+            out = cls(num, 1 << -emin)
+        elif emin >= 0:
             num = np.array([int(v) << int(s + emin) for v, s in zip(mi.ravel().tolist(), shift.ravel().tolist())],
                            dtype=object).reshape(a.shape)
             out = cls(num, 1)

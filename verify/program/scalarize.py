@@ -74,7 +74,7 @@ def scalarize(program, convention=kinks.DEFAULT, cap=SCALAR_CAP):
     b = Builder(program.name, names)
     env = [None] * program.n_vars
     for i, idx in enumerate(inputs):
-        env[i] = _obj_of(idx.tolist(), idx.shape)
+        env[i] = _obj_of(idx.ravel().tolist(), idx.shape)
     consts = {}
     count = [0]
 
@@ -117,12 +117,11 @@ def scalarize(program, convention=kinks.DEFAULT, cap=SCALAR_CAP):
 
 
 def _obj_of(values, shape):
-    out = np.empty(shape if shape != () else (), dtype=object)
-    if shape == ():
-        out[()] = values
-    else:
-        out.ravel()[:] = np.asarray(values, dtype=object).ravel() if isinstance(values, np.ndarray) else \
-            [v for v in np.ravel(np.array(values, dtype=object))]
+    """An object array of the given shape holding ``values`` (one atom, or a flat list / array of atoms)."""
+    out = np.empty(shape, dtype=object)
+    flat = values if isinstance(values, list) else (np.ravel(values).tolist() if isinstance(values, np.ndarray)
+                                                     else [values])
+    out.reshape(-1)[:] = flat
     return out
 
 

@@ -122,7 +122,7 @@ def dot_eval(ns, p, a, b):
     return ns.reshape(_bmm(ns, a3, b3), out)
 
 
-def _dot_vjp(ns, p, xs, y, ct):
+def _dot_vjp(ns, p, xs, y, ct, needs=(True, True)):
     a, b = xs
     sa, sb = ns.shape(a), ns.shape(b)
     pa, pb, s3a, s3b, out = _dot_plan(sa, sb, p)
@@ -131,10 +131,13 @@ def _dot_vjp(ns, p, xs, y, ct):
     a3 = ns.reshape(ns.transpose(a, pa), s3a)
     b3 = ns.reshape(ns.transpose(b, pb), s3b)
     c3 = ns.reshape(ct, (B, M, N))
-    ca3 = _bmm(ns, c3, ns.transpose(b3, (0, 2, 1)))            # (B, M, K)
-    cb3 = _bmm(ns, ns.transpose(a3, (0, 2, 1)), c3)            # (B, K, N)
-    ca = ns.transpose(ns.reshape(ca3, tuple(sa[i] for i in pa)), tuple(np.argsort(pa)))
-    cb = ns.transpose(ns.reshape(cb3, tuple(sb[j] for j in pb)), tuple(np.argsort(pb)))
+    ca = cb = None
+    if needs[0]:
+        ca3 = _bmm(ns, c3, ns.transpose(b3, (0, 2, 1)))        # (B, M, K)
+        ca = ns.transpose(ns.reshape(ca3, tuple(sa[i] for i in pa)), tuple(np.argsort(pa)))
+    if needs[1]:
+        cb3 = _bmm(ns, ns.transpose(a3, (0, 2, 1)), c3)        # (B, K, N)
+        cb = ns.transpose(ns.reshape(cb3, tuple(sb[j] for j in pb)), tuple(np.argsort(pb)))
     return ca, cb
 
 
@@ -157,6 +160,7 @@ tensor_prim("dot", 2, _DOT_PARAMS, _dot_shape,
 eval_rules["dot"] = dot_eval
 jvp_rules["dot"] = _bilinear_jvp(dot_eval)
 vjp_rules["dot"] = _dot_vjp
+SELECTIVE_VJP = {"dot", "conv2d"}        # their vjp rules take needs=(bool, bool): skip unneeded products
 
 
 # ----------------------------------------------------------------------------------------------- conv2d
@@ -245,7 +249,7 @@ def conv_eval(ns, p, x, w):
     return ns.transpose(ns.reshape(Y, (N, Ho, Wo, Co)), (0, 3, 1, 2))
 
 
-def _conv_vjp(ns, p, xs, y, ct):
+def _conv_vjp(ns, p, xs, y, ct, needs=(True, True)):
     x, w = xs
     N, C, Co, Cg, kh, kw, g, idx, Ho, Wo = _conv_parts(ns, p, x, w)
     Og, kk = Co // g, Cg * kh * kw
@@ -256,15 +260,19 @@ def _conv_vjp(ns, p, xs, y, ct):
         Cg_ = ns.struct(CT, lambda a, gi=gi: a[:, gi * Og:(gi + 1) * Og]) if g > 1 else CT
         Pg = ns.struct(P, lambda a, gi=gi: a[:, gi * kk:(gi + 1) * kk]) if g > 1 else P
         Wg = ns.reshape(ns.struct(w, lambda a, gi=gi: a[gi * Og:(gi + 1) * Og]), (Og, kk))
-        cP_parts.append(ns.matmul(Cg_, Wg))                        # (N*Ho*Wo, kk)
-        cW_parts.append(ns.matmul(ns.transpose(Cg_, (1, 0)), Pg))  # (Og, kk)
+        if needs[0]:
+            cP_parts.append(ns.matmul(Cg_, Wg))                    # (N*Ho*Wo, kk)
+        if needs[1]:
+            cW_parts.append(ns.matmul(ns.transpose(Cg_, (1, 0)), Pg))  # (Og, kk)
+    if not needs[0]:
+        return None, ns.reshape(ns.concat_flat(cW_parts), ns.shape(w))
     if g == 1:
         cP = cP_parts[0]
     else:
         cP = ns.transpose(ns.reshape(ns.concat_flat([ns.transpose(c, (1, 0)) for c in cP_parts]),
                                      (C * kh * kw, N * Ho * Wo)), (1, 0))
     cx = ns.reshape(ns.scatter(cP, idx, N * C * ns.shape(x)[2] * ns.shape(x)[3]), ns.shape(x))
-    cw = ns.reshape(ns.concat_flat(cW_parts), ns.shape(w))
+    cw = ns.reshape(ns.concat_flat(cW_parts), ns.shape(w)) if needs[1] else None
     return cx, cw
 
 
