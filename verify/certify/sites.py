@@ -104,14 +104,35 @@ class SiteIndexSet:
     undecided: list
     kinks: list
     count: int
-    patterns: list
-    capped: bool
+    cap: int
     run: object = field(repr=False)
     scope: str = "local"
 
     @property
     def decided(self):
         return not self.undecided
+
+    @property
+    def capped(self):
+        return self.count > self.cap
+
+    @property
+    def patterns(self):
+        """The patterns of I(x), at most ``cap`` of them (built on first use)."""
+        pats = self.__dict__.get("_patterns")
+        if pats is None:
+            pats = self.__dict__["_patterns"] = list(itertools.islice(self.iter_patterns(), self.cap))
+        return pats
+
+    def iter_patterns(self):
+        """Every pattern of I(x): the pattern at x with the multi-candidate sites varied."""
+        where = [(pos, s) for pos, s, _ in self.multi]
+        for combo in itertools.product(*(p for _, _, p in self.multi)):
+            pat = [np.array(c, copy=True) for c in self.chosen]
+            flats = [p.reshape(-1) for p in pat]
+            for (pos, s), i in zip(where, combo):
+                flats[pos][s] = i
+            yield tuple(pat)
 
     def candidates_json(self):
         steps = T.nonsmooth_steps(self.program, self.convention)
@@ -196,17 +217,11 @@ def site_index_set(program, point, convention=K.DEFAULT, number="exact", prec=No
             raise Undecided("an index set comparison is undecided")
         knk, _ = kinks_of(r, undecided_ok=True)
         count = math.prod(len(p) for _, _, p in multi)
-        pats = []
-        for combo in itertools.islice(itertools.product(*(p for _, _, p in multi)), cap):
-            pat = [np.array(c, copy=True) for c in r.pattern]
-            for (pos, s, _), i in zip(multi, combo):
-                pat[pos].reshape(-1)[s] = i
-            pats.append(tuple(pat))
         undecided = [{"equation": T.nonsmooth_steps(program, convention)[pos].k,
                       "site": _site_index(T.nonsmooth_steps(program, convention)[pos], s),
                       "reason": "cannot decide whether the pieces agree with the primitive here"} for pos, s in und]
         return SiteIndexSet(program, xs, convention, r.ns.name, r.prec, r.pattern, multi, undecided, knk, count,
-                            pats, count > len(pats), r)
+                            cap, r)
     return _solve(program, point, convention, number, prec, job)
 
 
