@@ -56,7 +56,10 @@ def test_tensor_programs_mean_their_scalarisation(data):
         tg = T.grad(P, x, convention=conv)
     except (DomainError, Undecided):     # (tanh(a) - tanh(b) at a = b is undecided in balls, also scalarised)
         return
-    sg = scalar_ad.grad(Sc.program, Sc.flat_point(x), convention=conv)
+    try:
+        sg = scalar_ad.grad(Sc.program, Sc.flat_point(x), convention=conv)
+    except Undecided:                    # the tensor interpreter may decide more (exact shifts); never less
+        return
     assert Sc.to_scalar_pattern(tg.pattern) == tuple(sg.pattern)
     assert all(_same(a, b) for a, b in zip(_flat(tg.values[0]), sg.values))
     assert all(_same(a, b) for a, b in zip(_scalar_gradient(Sc, tg.gradient), sg.gradient))
