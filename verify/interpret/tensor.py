@@ -123,7 +123,8 @@ class TRun:
         s = self._signs.get(key)
         if s is None:
             a = self.site_args[key]
-            s = self._signs[key] = [self.ns.signs(_affine(self.ns, t, c, a)) for t, c in st.switches[gi]]
+            m = len(st.sites.groups[gi].sites)
+            s = self._signs[key] = [switch_signs(self.ns, t, c, a, m) for t, c in st.switches[gi]]
         return s
 
     def with_pattern(self, pattern):
@@ -188,6 +189,13 @@ def _affine(ns, terms, const, args):
     return acc
 
 
+def switch_signs(ns, terms, const, args, m):
+    """The signs of one switching function over the ``m`` sites of a group: an int8 array of shape (m,), also
+    when the function is a constant (``max(x, x)`` switches on x - x, merged to the constant 0)."""
+    s = ns.signs(_affine(ns, terms, const, args))
+    return s if s.shape == (m,) else np.broadcast_to(s, (m,))
+
+
 def _pattern_dtype(st):
     return object if any(st.n_pieces(g.n) >= 2 ** 62 for g in st.sites.groups) else np.int64
 
@@ -238,7 +246,8 @@ def run(program, ns, xs, convention=kinks.DEFAULT, pattern=None, prec=None):
                 if given is not None:
                     piece = given[g.sites]
                 else:
-                    signs = all_signs[(st.k, gi)] = [ns.signs(_affine(ns, t, c, a)) for t, c in st.switches[gi]]
+                    signs = all_signs[(st.k, gi)] = [switch_signs(ns, t, c, a, len(g.sites))
+                                                     for t, c in st.switches[gi]]
                     piece, und = st.sel.choose_array(table.params, g.n, signs)
                     if und.any():
                         site = int(g.sites[np.argmax(und)])
