@@ -72,6 +72,23 @@ class AffineT:
     def __init__(self, mode="at", t=fmpq(0)):
         self.E = ExactTensors()
         self.mode, self.t = mode, t
+        self._mats = {}
+
+    def _cached(self, q):
+        """q with its FLINT matrix attached from a cache when q views a read-only array seen before (a constant
+        weight matrix: every pass multiplies by the same one; its conversion to fmpz_mat costs more than the
+        product).  Read-only numpy memory with the same address, shape and strides is the same content; the cache
+        keeps the view, hence its memory, alive."""
+        num = q.num
+        if q._mat is not None or num.flags.writeable or num.ndim != 2:
+            return q
+        key = (num.__array_interface__["data"][0], num.shape, num.strides, q.den)
+        hit = self._mats.get(key)
+        if hit is None:
+            from ..numbers.tensor import _fmpz_mat
+            hit = self._mats[key] = (num, _fmpz_mat(q))
+        q._mat = hit[1]
+        return q
 
     # ---------------------------------------------------------------------------------------- helpers
     def _parts(self, x, fn):
@@ -222,11 +239,11 @@ class AffineT:
         if x.b is None:
             n = y.a.shape[1]
             (an, bn), L = _common(y.a, y.b)
-            c = self.E.matmul(x.a, QT(np.concatenate([an, bn], axis=1), L))
+            c = self.E.matmul(self._cached(x.a), QT(np.concatenate([an, bn], axis=1), L))
             return Lin(QT(c.num[:, :n], c.den).reduced(), QT(c.num[:, n:], c.den).reduced())
         m = x.a.shape[0]
         (an, bn), L = _common(x.a, x.b)
-        c = self.E.matmul(QT(np.concatenate([an, bn], axis=0), L), y.a)
+        c = self.E.matmul(QT(np.concatenate([an, bn], axis=0), L), self._cached(y.a))
         return Lin(QT(c.num[:m], c.den).reduced(), QT(c.num[m:], c.den).reduced())
 
     def max_value(self, x, axes):

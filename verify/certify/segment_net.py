@@ -224,12 +224,13 @@ def endpoints(program, value, what="the segment's end"):
 @dataclass
 class _State:
     """One pass: every variable's value (Lin), each nonsmooth equation's flat pattern, each site group's
-    argument values and switching functions, and (right passes) the sorted roots of each group's switching
-    functions."""
+    argument values, switching functions and their decided signs, and the sorted roots of each group's
+    switching functions (computed when asked)."""
     env: list
     pattern: list = field(default_factory=list)
     sargs: dict = field(default_factory=dict)
     switch: dict = field(default_factory=dict)
+    signs: dict = field(default_factory=dict)
     roots: dict = field(default_factory=dict)
 
 
@@ -290,10 +291,19 @@ class _Walker:
                     new.roots[key] = ref.roots[key]
             new.sargs[key], new.switch[key] = sa, sw
             m = len(g.sites)
-            signs = [np.broadcast_to(ns.signs(s), (m,)) for s in sw]
-            piece, und = st.sel.choose_array(table.params, g.n, signs)
-            if und.any():         # exact signs are never undecided
-                raise Undecided("an exact sign was undecided")
+            signs = new.signs[key] = [np.broadcast_to(ns.signs(s), (m,)) for s in sw]
+            old = None if ref is None else ref.signs.get(key)
+            if old is None:
+                piece = self._choose(st, g, signs)
+            else:
+                # the index rule is a function of the signs: re-decide only the sites whose signs changed
+                piece = ref.pattern[pos][g.sites]
+                moved = np.zeros(m, dtype=bool)
+                for a, b in zip(signs, old):
+                    moved |= a != b
+                if moved.any():
+                    piece = piece.copy()
+                    piece[moved] = self._choose(st, g, [a[moved] for a in signs])
             flat[g.sites] = piece
         old = None if ref is None else ref.pattern[pos]
         if old is not None and np.array_equal(flat, old):
@@ -312,6 +322,12 @@ class _Walker:
             changed[o] = True
         self.evaluations[st.k] += 1
         new.pattern.append(flat)
+
+    def _choose(self, st, g, signs):
+        piece, und = st.sel.choose_array(st.sites.params, g.n, signs)
+        if und.any():         # exact signs are never undecided
+            raise Undecided("an exact sign was undecided")
+        return piece
 
     def next_root(self, state, t):
         """The smallest root > t of any switching function of the pass (None when there is none)."""
