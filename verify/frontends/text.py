@@ -286,7 +286,8 @@ class _Compiler:
                 raise self.err(f"param {kw.arg}= must be a constant ({e.msg})", kw.value) from None
             if kw.arg in prim.params and prim.params[kw.arg][1] == INT and isinstance(v, fmpq) and v.q == 1:
                 v = int(v.p)
-            if kw.arg in prim.params and prim.params[kw.arg][1] in (INTS, OPT_INTS) and isinstance(v, fmpq) and v.q == 1:
+            if kw.arg in prim.params and prim.params[kw.arg][1] in (INTS, OPT_INTS) and isinstance(v, fmpq) \
+                    and v.q == 1:
                 v = (int(v.p),)
             params[kw.arg] = v
         if fname == "where":

@@ -21,8 +21,8 @@ import numpy as np
 from flint import fmpq
 
 from ...errors import ProgramError
-from . import (ARRAY, BOOL, INT, INTS, OPT_INTS, PRIMITIVES, Primitive, broadcast_shapes, eval_rules, jvp_rules, register,
-               selection_rules, vjp_rules)
+from . import (ARRAY, BOOL, INT, INTS, OPT_INTS, PRIMITIVES, Primitive, broadcast_shapes, eval_rules, jvp_rules,
+               register, selection_rules, vjp_rules)
 
 site_rules = {}
 
