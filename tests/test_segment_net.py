@@ -335,3 +335,16 @@ def test_random_programs_that_are_not_piecewise_linear(data):
         lo, hi = part.breakpoints[p.lo].t, part.breakpoints[p.hi].t
         if isinstance(lo, fmpq) and isinstance(hi, fmpq):
             assert pattern_at(P, part.curve, (lo + hi) / 2) == p.pattern
+
+
+def test_a_program_not_defined_on_the_segment_says_where():
+    from verify.errors import DomainError
+    b = Builder("f", ["x"], [(2,)], Arrays({"d": arr(1, 0)}))
+    P = b.finish([b.emit("sum", [b.emit("div", [0, Arr("d")])[0]], {"axes": (0,)})[0]])
+    with pytest.raises(DomainError, match=r"f at t = 0: equation 1 .*nonzero divisor, got 0 at index \[1\]"):
+        verify.segment_partition(P, [arr(0, 0)], [arr(1, 1)])
+    b = Builder("g", ["x"], [(2,)])
+    P = b.finish([b.emit("sum", [0], {"axes": (0,)})[0]])                # no nonsmooth equation at all
+    part = verify.segment_partition(P, [arr(0, 0)], [arr(1, 1)])
+    assert [bp.t for bp in part.breakpoints] == [0, 1] and part.json()["breakpoint_patterns"][0] == []
+    assert verify.integral_identity(P, [arr(0, 0)], [arr(1, 1)]).rhs == "2"

@@ -271,7 +271,8 @@ class _Walker:
                     continue
                 self._nonsmooth(st, pos, dirty, read, ref, new, changed)
             except (DomainError, Undecided) as err:
-                raise type(err)(f"{T._where(prog, st.k)}: {err}") from None
+                where = "at" if mode == "at" else "just right of"
+                raise type(err)(f"{prog.name} {where} t = {fmt_q(t)}: {T._where(prog, st.k)}: {err}") from None
             pos += 1
         new.outputs = [read(a) for a in prog.outputs]
         return new
@@ -292,17 +293,16 @@ class _Walker:
             new.sargs[key], new.switch[key] = sa, sw
             m = len(g.sites)
             signs = new.signs[key] = [np.broadcast_to(ns.signs(s), (m,)) for s in sw]
-            old = None if ref is None else ref.signs.get(key)
-            if old is None:
+            before = None if ref is None else ref.signs.get(key)
+            if before is None:
                 piece = self._choose(st, g, signs)
             else:
                 # the index rule is a function of the signs: re-decide only the sites whose signs changed
                 piece = ref.pattern[pos][g.sites]
                 moved = np.zeros(m, dtype=bool)
-                for a, b in zip(signs, old):
+                for a, b in zip(signs, before):
                     moved |= a != b
                 if moved.any():
-                    piece = piece.copy()
                     piece[moved] = self._choose(st, g, [a[moved] for a in signs])
             flat[g.sites] = piece
         old = None if ref is None else ref.pattern[pos]
@@ -321,6 +321,7 @@ class _Walker:
             new.env[o] = v
             changed[o] = True
         self.evaluations[st.k] += 1
+        flat.flags.writeable = False          # shared by every later pass and pattern that keeps it
         new.pattern.append(flat)
 
     def _choose(self, st, g, signs):
@@ -476,6 +477,8 @@ def partition_text(part):
         right = pieces_at.get(i)
         if b.pattern is None:
             desc = "pattern unknown (cluster)"
+        elif i == 0 and total <= 16:
+            desc = f"pattern {b.pattern.full_json()}"
         elif i == 0:
             on = sum(int(np.count_nonzero(np.asarray(a))) for a in b.pattern)
             desc = f"{on} of {total} sites on a piece other than 0"
