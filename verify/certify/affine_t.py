@@ -57,6 +57,13 @@ def _common(*qs):
     return [q.num if q.den == L else q.num * (L // q.den) for q in qs], L
 
 
+def _base(a):
+    """The array that owns the memory of a numpy view."""
+    while isinstance(a.base, np.ndarray):
+        a = a.base
+    return a
+
+
 def _signs(num):
     num = np.asarray(num, dtype=object)
     return ((num > 0).astype(np.int8) - (num < 0).astype(np.int8)).reshape(num.shape)
@@ -69,25 +76,32 @@ class AffineT:
     exact = True
     tensor = True
 
-    def __init__(self, mode="at", t=fmpq(0)):
+    def __init__(self, mode="at", t=fmpq(0), constants=()):
         self.E = ExactTensors()
         self.mode, self.t = mode, t
+        self._bases = {}
+        for num in constants:
+            b = _base(num)
+            self._bases[id(b)] = b
         self._mats = {}
 
     def _cached(self, q):
-        """q with its FLINT matrix attached from a cache when q views a read-only array seen before (a constant
-        weight matrix: every pass multiplies by the same one; its conversion to fmpz_mat costs more than the
-        product).  Read-only numpy memory with the same address, shape and strides is the same content; the cache
-        keeps the view, hence its memory, alive."""
+        """q with its FLINT matrix attached, converted once per walk, when q views the numerators of one of the
+        program's constant arrays (``constants``: ExactArray numerators, immutable): every pass multiplies by the
+        same weight matrices, and converting one to fmpz_mat costs more than the product.  A view of such an
+        array is identified by the array (kept alive here), its offset, shape and strides."""
         num = q.num
-        if q._mat is not None or num.flags.writeable or num.ndim != 2:
+        if q._mat is not None or num.ndim != 2 or not self._bases:
             return q
-        key = (num.__array_interface__["data"][0], num.shape, num.strides, q.den)
+        b = _base(num)
+        if id(b) not in self._bases:
+            return q
+        key = (id(b), num.__array_interface__["data"][0], num.shape, num.strides, q.den)
         hit = self._mats.get(key)
         if hit is None:
             from ..numbers.tensor import _fmpz_mat
-            hit = self._mats[key] = (num, _fmpz_mat(q))
-        q._mat = hit[1]
+            hit = self._mats[key] = _fmpz_mat(q)
+        q._mat = hit
         return q
 
     # ---------------------------------------------------------------------------------------- helpers

@@ -238,7 +238,7 @@ class _Walker:
     def __init__(self, program, convention, seg):
         self.program, self.convention, self.seg = program, convention, seg
         self.steps = T.compiled(program, convention)
-        self.ns = AffineT()
+        self.ns = AffineT(constants=[a.num for a in (program.arrays.arrays.values() if program.arrays else ())])
         E = self.ns.E
         self.inputs = []
         for a, d in zip(*[seg.segment[0], seg.direction]):
