@@ -62,22 +62,17 @@ def arr(*vals, shape=None):
     return ExactArray.from_any(a.reshape(shape) if shape else a)
 
 
-def scalar_route(P, x, y, method="exact"):
-    """The reference: the scalarised program's own walk, patterns converted back."""
-    return N.tensor_segment_partition(P, x, y, method=method, max_scalar=10 ** 6) if method == "ball" else \
-        _scalar_exact(P, x, y)
-
-
-def _scalar_exact(P, x, y):
+def _scalar_exact(P, x, y, convention="torch"):
+    """The reference: the scalarised program's own exact walk, patterns converted back."""
     seg = N.TensorSegment(P, N.endpoints(P, x), N.endpoints(P, y))
-    sp = N._scalarised(P, "torch", 10 ** 6, "checked")
+    sp = N._scalarised(P, convention, 10 ** 6, "checked")
     part = N.scalar_segment_partition(sp.program, sp.flat_point(seg.segment[0]), sp.flat_point(seg.segment[1]),
-                                      method="exact")
+                                      method="exact", convention=convention)
     return N._from_scalar(P, seg, part, sp)
 
 
-def pattern_at(P, seg, t):
-    return N.SitePattern(T.evaluate(P, seg.at(t)).pattern)
+def pattern_at(P, seg, t, convention="torch"):
+    return N.SitePattern(T.evaluate(P, seg.at(t), convention=convention).pattern)
 
 
 def expected_pattern(part, t):
@@ -288,10 +283,10 @@ def test_cli_with_npz_ends(tmp_path, capsys):
 
 # ----------------------------------------------------------------------------------- random programs
 
-def _check_against_oracles(P, x, y):
-    part = verify.segment_partition(P, x, y)
+def _check_against_oracles(P, x, y, convention="torch"):
+    part = verify.segment_partition(P, x, y, convention=convention)
     assert part.route == "native" and part.exact and part.complete
-    ref = _scalar_exact(P, x, y)
+    ref = _scalar_exact(P, x, y, convention)
     assert [b.t for b in part.breakpoints] == [b.t for b in ref.breakpoints]
     assert [b.pattern for b in part.breakpoints] == [b.pattern for b in ref.breakpoints]
     assert [p.pattern for p in part.pieces] == [p.pattern for p in ref.pieces]
@@ -300,7 +295,7 @@ def _check_against_oracles(P, x, y):
     ts = [Q(k, 40) for k in range(41)] + [(part.breakpoints[p.lo].t + part.breakpoints[p.hi].t) / 2
                                          for p in part.pieces]
     for t in ts:
-        assert pattern_at(P, seg, t) == expected_pattern(part, t), t
+        assert pattern_at(P, seg, t, convention) == expected_pattern(part, t), t
     return part
 
 
@@ -309,16 +304,18 @@ def test_random_piecewise_linear_programs(data):
     P = data.draw(tensor_programs())
     assert is_piecewise_linear(P)
     x, y = data.draw(tensor_segments(P))
-    _check_against_oracles(P, x, y)
-    res = verify.integral_identity(P, x, y)
-    f = [T.evaluate(P, e).values[0] for e in (x, y)]
+    conv = data.draw(st.sampled_from(["torch", "jax", "tf"]))
+    _check_against_oracles(P, x, y, conv)
+    res = verify.integral_identity(P, x, y, convention=conv)
+    f = [T.evaluate(P, e, convention=conv).values[0] for e in (x, y)]
     assert res.lhs_value == f[1] - f[0]
     if not any(e.prim == "where" for e in P.eqns):
         assert res.verdict is Verdict.PROVED and res.rhs_value == res.lhs_value
     else:
         seg = res.partition.curve
-        sp = N._scalarised(P, "torch", 10 ** 6, "checked")
-        ref = N.scalar_integral_identity(sp.program, sp.flat_point(seg.segment[0]), sp.flat_point(seg.segment[1]))
+        sp = N._scalarised(P, conv, 10 ** 6, "checked")
+        ref = N.scalar_integral_identity(sp.program, sp.flat_point(seg.segment[0]), sp.flat_point(seg.segment[1]),
+                                         convention=conv)
         assert res.verdict is ref.verdict and res.rhs == ref.rhs
         assert (res.discontinuity is None) == (ref.discontinuity is None)
 
@@ -347,3 +344,16 @@ def test_a_program_not_defined_on_the_segment_says_where():
     part = verify.segment_partition(P, [arr(0, 0)], [arr(1, 1)])
     assert [bp.t for bp in part.breakpoints] == [0, 1] and part.json()["breakpoint_patterns"][0] == []
     assert verify.integral_identity(P, [arr(0, 0)], [arr(1, 1)]).rhs == "2"
+
+
+def test_conventions_and_the_ball_route_on_a_tensor_program():
+    b = Builder("f", ["x"], [(2,)])
+    P = b.finish([b.emit("sum", [b.emit("abs", [0])[0]], {"axes": (0,)})[0]])
+    x, y = [arr(-1, -1)], [arr(1, 3)]
+    for conv, kink in (("torch", 2), ("jax", 1)):          # abs'(0): torch 0 (a kink piece), jax 1 (piece 1)
+        part = verify.segment_partition(P, x, y, convention=conv)
+        assert [bp.t for bp in part.breakpoints] == [0, Q(1, 4), Q(1, 2), 1]
+        assert part.breakpoints[2].pattern.full_json() == [[kink, 1]]
+    ball = verify.segment_partition(P, x, y, method="ball")
+    assert ball.route == "scalarised" and ball.method == "ball" and ball.complete and len(ball.breakpoints) == 4
+    assert [p.pattern.full_json() for p in ball.pieces] == [[[0, 0]], [[0, 1]], [[1, 1]]]
