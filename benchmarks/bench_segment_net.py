@@ -14,12 +14,13 @@ For each: the number of breakpoints N, the native segment partition's time, the 
 time (it walks again, then integrates exactly), the scalar walk's time when affordable (``--scalar-max``), the
 ratio scalar / native measured in this run, whether both give the same breakpoints and patterns, and the
 passes' work (equation evaluations per pass).  Then the "linear interpolation of the loss" picture: a segment
-between two PARAMETER vectors of a small network (inputs = all weights and biases, a constant batch), which is
-not piecewise linear in t (products of weights): it goes through the scalarised program and the exact scalar
-walk (algebraic breakpoints).  Timings are informational: the exit status is 0.
+between two PARAMETER vectors of a 1 -> W -> W -> 1 network (inputs = all weights and biases, a constant batch,
+loss sum |net(x) - y|), which is not piecewise linear in t (products of weights) but polynomial: the native
+walk on polynomials in t (algebraic breakpoints), against the exact scalar walk on the scalarised program
+where affordable (``--param-scalar-max``).  Timings are informational: the exit status is 0.
 
     python benchmarks/bench_segment_net.py [--widths 8,16,32,64,128] [--scalar-max 64] [--seed 0] [--radius 4]
-                                           [--params 2,4]
+                                           [--params 2,4,8,16,32] [--param-scalar-max 8] [--batch 8]
 """
 import argparse
 import random
@@ -34,6 +35,7 @@ import numpy as np  # noqa: E402
 from flint import fmpq  # noqa: E402
 
 from bench_segment import network as scalar_network  # noqa: E402
+from verify.certify import algebraic as A  # noqa: E402
 from verify.certify import segment_net as N  # noqa: E402
 from verify.certify.segment import segment_partition as scalar_segment_partition  # noqa: E402
 from verify.program.arrays import Arrays, ExactArray  # noqa: E402
@@ -101,22 +103,24 @@ def dyadic_net(width, seed, R):
 
 
 def param_net(width, batch, seed):
-    """The loss of a 1 -> W -> 1 ReLU network as a function of its PARAMETERS (inputs W0, b0, w1, b1) on a
-    constant batch: sum |net(x_k) - y_k|.  Not piecewise linear in the parameters (products of weights)."""
+    """The loss of a 1 -> W -> W -> 1 ReLU network as a function of its PARAMETERS (inputs W0, b0, W1, b1, w2,
+    b2) on a constant batch: sum |net(x_k) - y_k|.  Not piecewise linear in the parameters: along a segment of
+    parameters a layer's pre-activation is a polynomial in t whose degree grows by one per layer."""
     rng = np.random.default_rng(seed)
     xs = ExactArray.from_any((rng.integers(-8, 9, (batch,)) / 4).astype(np.float32))
     ys = ExactArray.from_any((rng.integers(-8, 9, (batch,)) / 4).astype(np.float32))
-    b = Builder("loss", ["W0", "b0", "w1", "b1"], [(width, 1), (width,), (width,), ()], Arrays({"X": xs, "Y": ys}))
-    X = b.emit("reshape", [Arr("X")], {"shape": (1, batch)})[0]
-    pre = b.emit("dot", [0, X], {"ca": (1,), "cb": (0,)})[0]                                # (width, batch)
-    pre = b.emit("add", [pre, b.emit("reshape", [1], {"shape": (width, 1)})[0]])[0]
-    h = b.emit("relu", [pre])[0]
-    out = b.emit("add", [b.emit("dot", [2, h], {"ca": (0,), "cb": (0,)})[0], 3])[0]        # (batch,)
+    shapes = [(width, 1), (width,), (width, width), (width,), (width,), ()]
+    b = Builder("loss", ["W0", "b0", "W1", "b1", "w2", "b2"], shapes, Arrays({"X": xs, "Y": ys}))
+    h = b.emit("reshape", [Arr("X")], {"shape": (1, batch)})[0]
+    for i in range(2):                                                                 # (width, batch)
+        pre = b.emit("dot", [2 * i, h], {"ca": (1,), "cb": (0,)})[0]
+        h = b.emit("relu", [b.emit("add", [pre, b.emit("reshape", [2 * i + 1], {"shape": (width, 1)})[0]])[0]])[0]
+    out = b.emit("add", [b.emit("dot", [4, h], {"ca": (0,), "cb": (0,)})[0], 5])[0]        # (batch,)
     err = b.emit("abs", [b.emit("sub", [out, Arr("Y")])[0]])[0]
     P = b.finish([b.emit("sum", [err], {"axes": (0,)})[0]])
 
     def point():
-        return [(rng.integers(-16, 17, s) / 8).astype(np.float32) for s in [(width, 1), (width,), (width,), ()]]
+        return [(rng.integers(-16, 17, s) / (8 * (s[-1] if len(s) == 2 else 1))).astype(np.float32) for s in shapes]
     return P, point(), point()
 
 
@@ -137,7 +141,9 @@ def main(argv=None):
     ap.add_argument("--scalar-max", type=int, default=64, help="run the scalar walk up to this width")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--radius", default="4")
-    ap.add_argument("--params", default="2,4", help="widths of the parameter-segment networks")
+    ap.add_argument("--params", default="2,4,8,16,32", help="widths of the parameter-segment networks")
+    ap.add_argument("--param-scalar-max", type=int, default=8, help="run the scalar walk up to this width")
+    ap.add_argument("--batch", type=int, default=8, help="the parameter-segment networks' batch")
     ap.add_argument("--families", default="issue,dyadic")
     args = ap.parse_args(argv)
     R = fmpq(int(args.radius))
@@ -172,15 +178,32 @@ def main(argv=None):
             print(f"{fam:>7} {width:>5} {2 * width:>6} {nb:>6} {ts:>10.3f} {ti:>11.3f} {sc:>9} {ratio:>14} "
                   f"{str(agree):>6} {ev:>5.2f}/{len(P.eqns):<4}   {res.verdict.name} (lhs = rhs = {res.lhs})",
                   flush=True)
-    print("\nsegment between two parameter vectors (loss of a 1 -> W -> 1 net on a batch of 4, inputs = weights):")
+    print(f"\nsegment between two parameter vectors: the loss of a 1 -> W -> W -> 1 net on a batch of {args.batch}, "
+          "inputs = all weights and biases (polynomial in t: the native walk on polynomials)")
+    print(f"{'width':>5} {'params':>6} {'sites':>6} {'bkpts':>6} {'algebraic':>9} {'segment s':>10} {'integral s':>11} "
+          f"{'scalar eqns':>11} {'scalar s':>9} {'scalar/native':>14} {'agree':>6}   identity")
     for width in (int(w) for w in args.params.split(",") if w):
-        P, a, b = param_net(width, 4, args.seed + width)
+        P, a, b = param_net(width, args.batch, args.seed + width)
         part, ts = timed(N.tensor_segment_partition, P, a, b)
         res, ti = timed(N.tensor_integral_identity, P, a, b)
-        kinds = sorted({type(bp.t).__name__ for bp in part.breakpoints})
-        print(f"  width {width}: route {part.route}, {part.stats.get('scalar_equations')} scalar equations, "
-              f"{len(part.breakpoints) - 2} breakpoints ({', '.join(kinds)}), segment {ts:.3f} s, integral "
-              f"{ti:.3f} s, identity {res.verdict.name}", flush=True)
+        n_alg = sum(isinstance(bp.t, A.Alg) for bp in part.breakpoints)
+        n_par = sum(int(np.prod(s)) for s in P.input_shapes)
+        sites = sum(s["grid"] and int(np.prod(s["grid"])) or 1 for s in part.sites_json())
+        eqns, sc, ratio, agree = "-", "-", "-", "-"
+        if width <= args.param_scalar_max:
+            sp = N._scalarised(P, "torch", 10 ** 7, "timed")
+            seg = part.curve
+            ref, tsc = timed(scalar_segment_partition, sp.program, sp.flat_point(seg.segment[0]),
+                             sp.flat_point(seg.segment[1]))
+            ref = N._from_scalar(P, seg, ref, sp)
+            pairs = list(zip(part.breakpoints, ref.breakpoints))
+            agree = len(ref.breakpoints) == len(part.breakpoints) and \
+                all(type(u.t) is type(v.t) and A.cmp(u.t, v.t) == 0 for u, v in pairs) and \
+                all(p.pattern == q.pattern for p, q in zip(part.pieces, ref.pieces))
+            eqns, sc, ratio = len(sp.program.eqns), f"{tsc:.3f}", f"{tsc / ts:.1f}x"
+        print(f"{width:>5} {n_par:>6} {sites:>6} {len(part.breakpoints) - 2:>6} {n_alg:>9} {ts:>10.3f} {ti:>11.3f} "
+              f"{eqns:>11} {sc:>9} {ratio:>14} {str(agree):>6}   {res.verdict.name} ({part.route}, {part.values})",
+              flush=True)
     return 0
 
 

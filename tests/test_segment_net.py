@@ -47,6 +47,7 @@ import json  # noqa: E402
 import pytest  # noqa: E402
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
+from verify.certify import algebraic as A  # noqa: E402
 from verify.certify import segment_net as N  # noqa: E402
 from verify.certify.sites import is_piecewise_linear  # noqa: E402
 from verify.cli import main  # noqa: E402
@@ -205,19 +206,56 @@ def test_the_integral_needs_one_scalar_output():
 
 # ---------------------------------------------------------------------------------- the scalarised route
 
-def test_a_program_that_is_not_piecewise_linear_goes_through_its_scalarisation():
+def encloses_zero(v):
+    return v == 0 if isinstance(v, fmpq) else v.contains(0)
+
+
+def same_numbers(a, b):
+    return len(a) == len(b) and all(type(x) is type(y) and A.cmp(x, y) == 0 for x, y in zip(a, b))
+
+
+def test_a_polynomial_program_walks_natively_with_algebraic_breakpoints():
     b = Builder("f", ["x"], [(2,)])
     sq = b.emit("mul", [0, 0])[0]
     h = b.emit("relu", [b.emit("sub", [sq, Lit(fmpq(1, 2))])[0]])[0]
     P = b.finish([b.emit("sum", [h], {"axes": (0,)})[0]])
-    assert not is_piecewise_linear(P)
-    part = verify.segment_partition(P, [arr(0, 0)], [arr(1, 2)])
-    assert part.route == "scalarised" and part.exact and len(part.breakpoints) == 4
+    assert not is_piecewise_linear(P) and N.is_polynomial(P)
+    x, y = [arr(0, 0)], [arr(1, 2)]
+    part = verify.segment_partition(P, x, y)
+    assert part.route == "native" and part.values == "polynomial" and part.exact and len(part.breakpoints) == 4
     assert part.pieces[-1].pattern.full_json() == [[1, 1]]
     t1 = part.breakpoints[1].t                                       # (2t)^2 = 1/2: t = sqrt(2)/4, algebraic
-    assert t1.lo ** 2 < Q(1, 8) < t1.hi ** 2
-    res = verify.integral_identity(P, [arr(0, 0)], [arr(1, 2)])
-    assert res.verdict is Verdict.PROVED and res.partition.route == "scalarised"
+    assert isinstance(t1, A.Alg) and t1.lo ** 2 < Q(1, 8) < t1.hi ** 2
+    ref = _scalar_exact(P, x, y)
+    assert same_numbers([bp.t for bp in part.breakpoints], [bp.t for bp in ref.breakpoints])
+    assert [p.pattern for p in part.pieces] == [p.pattern for p in ref.pieces]
+    res = verify.integral_identity(P, x, y)
+    assert res.verdict is Verdict.PROVED and res.lhs == "4" and res.partition.values == "polynomial"
+    assert not res.exact and encloses_zero(res.difference_value)     # algebraic ends: enclosures, width < 2^-60
+    # three algebraic breakpoints of degree 2 and 3, ordered exactly, with the scalar walk as the oracle
+    b = Builder("g", ["x"], [(3,)], Arrays({"c": arr(Q(1, 2), Q(1, 3), Q(2, 3))}))
+    cube = b.emit("mul", [b.emit("mul", [0, 0])[0], 0])[0]
+    h = b.emit("relu", [b.emit("sub", [b.emit("add", [cube, 0])[0], Arr("c")])[0]])[0]
+    P = b.finish([b.emit("sum", [h], {"axes": (0,)})[0]])
+    x, y = [arr(0, 0, 0)], [arr(1, 1, 1)]
+    part = verify.segment_partition(P, x, y)
+    ref = _scalar_exact(P, x, y)
+    assert sum(isinstance(bp.t, A.Alg) for bp in part.breakpoints) == 3
+    assert same_numbers([bp.t for bp in part.breakpoints], [bp.t for bp in ref.breakpoints])
+    assert [p.pattern for p in part.pieces] == [p.pattern for p in ref.pieces] and len(part.pieces) == 4
+    assert verify.integral_identity(P, x, y).verdict is Verdict.PROVED
+
+
+def test_a_program_that_is_not_polynomial_goes_through_its_scalarisation():
+    b = Builder("f", ["x"], [(2,)])
+    h = b.emit("relu", [b.emit("sub", [b.emit("exp", [0])[0], Lit(fmpq(2))])[0]])[0]
+    P = b.finish([b.emit("sum", [h], {"axes": (0,)})[0]])
+    assert not N.is_polynomial(P)
+    part = verify.segment_partition(P, [arr(0, 0)], [arr(1, 2)])
+    assert part.route == "scalarised" and part.method == "ball" and part.complete and len(part.breakpoints) == 4
+    assert [bp.status for bp in part.breakpoints] == ["exact", "simple", "simple", "exact"]   # log(2)/2, log 2
+    assert part.pieces[-1].pattern.full_json() == [[1, 1]]
+    assert verify.integral_identity(P, [arr(0, 0)], [arr(1, 2)]).verdict is Verdict.PROVED
     with pytest.raises(InputError, match="more than 3 scalar equations"):
         verify.segment_partition(P, [arr(0, 0)], [arr(1, 2)], max_scalar=3)
 
@@ -320,17 +358,31 @@ def test_random_piecewise_linear_programs(data):
         assert (res.discontinuity is None) == (ref.discontinuity is None)
 
 
-@settings(max_examples=min(settings.default.max_examples, 30))     # the scalar walkers: algebraic roots
+@settings(max_examples=min(settings.default.max_examples, 30))     # algebraic roots on both sides
 @given(st.data())
-def test_random_programs_that_are_not_piecewise_linear(data):
-    P = data.draw(tensor_programs(pl=False, max_eqns=4, where=False))
+def test_random_polynomial_programs_agree_with_their_scalarisation(data):
+    P = data.draw(tensor_programs(pl=False, max_eqns=5))
     x, y = data.draw(tensor_segments(P))
     part = verify.segment_partition(P, x, y)
-    assert part.route == ("native" if is_piecewise_linear(P) else "scalarised") and part.complete
+    assert part.route == "native" and part.complete and part.exact
+    assert part.values == ("affine" if is_piecewise_linear(P) else "polynomial")
+    ref = _scalar_exact(P, x, y)
+    assert same_numbers([bp.t for bp in part.breakpoints], [bp.t for bp in ref.breakpoints])
+    assert [bp.pattern for bp in part.breakpoints] == [bp.pattern for bp in ref.breakpoints]
+    assert [p.pattern for p in part.pieces] == [p.pattern for p in ref.pieces]
     for p in part.pieces:
-        lo, hi = part.breakpoints[p.lo].t, part.breakpoints[p.hi].t
-        if isinstance(lo, fmpq) and isinstance(hi, fmpq):
-            assert pattern_at(P, part.curve, (lo + hi) / 2) == p.pattern
+        assert pattern_at(P, part.curve, A.between(part.breakpoints[p.lo].t, part.breakpoints[p.hi].t)) == p.pattern
+    res = verify.integral_identity(P, x, y)
+    f = [T.evaluate(P, e).values[0] for e in (x, y)]
+    assert res.lhs_value == f[1] - f[0]
+    if not any(e.prim == "where" for e in P.eqns):
+        assert res.verdict is Verdict.PROVED and encloses_zero(res.difference_value)
+    else:
+        seg = res.partition.curve
+        sp = N._scalarised(P, "torch", 10 ** 6, "checked")
+        ref = N.scalar_integral_identity(sp.program, sp.flat_point(seg.segment[0]), sp.flat_point(seg.segment[1]))
+        assert res.verdict is ref.verdict and (res.discontinuity is None) == (ref.discontinuity is None)
+
 
 
 def test_a_program_not_defined_on_the_segment_says_where():

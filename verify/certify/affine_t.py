@@ -15,12 +15,13 @@ B = 0 is a function identically zero on the piece, sign 0).  An operation that w
 functions (a product of two t-dependent values, a t-dependent divisor, exp of a t-dependent value) or the
 rationals (exp of a constant) raises ``NotAffine``: the walk then goes through the scalarised program.
 """
+import bisect
 import math
 
 import numpy as np
-from flint import fmpq
+from flint import fmpq, fmpq_poly
 
-from ..numbers.tensor import QT, ExactTensors
+from ..numbers.tensor import QT, ExactTensors, _fmpz_mat
 
 
 class NotAffine(Exception):
@@ -57,11 +58,44 @@ def _common(*qs):
     return [q.num if q.den == L else q.num * (L // q.den) for q in qs], L
 
 
+def _scalar(q):
+    """The single element of a QT as an fmpq."""
+    return fmpq(int(np.asarray(q.num).reshape(-1)[0]), q.den)
+
+
 def _base(a):
     """The array that owns the memory of a numpy view."""
     while isinstance(a.base, np.ndarray):
         a = a.base
     return a
+
+
+class MatCache:
+    """FLINT matrices of the program's constant arrays (``constants``: ExactArray numerators, immutable),
+    converted once per walk: every pass multiplies by the same weight matrices, and converting one to
+    fmpz_mat costs more than the product.  ``cache(q)`` attaches the matrix to q when q is a 2-D view of one
+    of those arrays, identified by the array that owns the memory (kept alive here), offset, shape and
+    strides."""
+
+    def __init__(self, constants=()):
+        self.bases, self.mats = {}, {}
+        for num in constants:
+            b = _base(num)
+            self.bases[id(b)] = b
+
+    def __call__(self, q):
+        num = q.num
+        if q._mat is not None or num.ndim != 2 or not self.bases:
+            return q
+        b = _base(num)
+        if id(b) not in self.bases:
+            return q
+        key = (id(b), num.__array_interface__["data"][0], num.shape, num.strides, q.den)
+        hit = self.mats.get(key)
+        if hit is None:
+            hit = self.mats[key] = _fmpz_mat(q)
+        q._mat = hit
+        return q
 
 
 def _signs(num):
@@ -79,30 +113,7 @@ class AffineT:
     def __init__(self, mode="at", t=fmpq(0), constants=()):
         self.E = ExactTensors()
         self.mode, self.t = mode, t
-        self._bases = {}
-        for num in constants:
-            b = _base(num)
-            self._bases[id(b)] = b
-        self._mats = {}
-
-    def _cached(self, q):
-        """q with its FLINT matrix attached, converted once per walk, when q views the numerators of one of the
-        program's constant arrays (``constants``: ExactArray numerators, immutable): every pass multiplies by the
-        same weight matrices, and converting one to fmpz_mat costs more than the product.  A view of such an
-        array is identified by the array (kept alive here), its offset, shape and strides."""
-        num = q.num
-        if q._mat is not None or num.ndim != 2 or not self._bases:
-            return q
-        b = _base(num)
-        if id(b) not in self._bases:
-            return q
-        key = (id(b), num.__array_interface__["data"][0], num.shape, num.strides, q.den)
-        hit = self._mats.get(key)
-        if hit is None:
-            from ..numbers.tensor import _fmpz_mat
-            hit = self._mats[key] = _fmpz_mat(q)
-        q._mat = hit
-        return q
+        self._cached = MatCache(constants)
 
     # ---------------------------------------------------------------------------------------- helpers
     def _parts(self, x, fn):
@@ -121,6 +132,14 @@ class AffineT:
         return QT(np.asarray(an * int(t.q) + bn * int(t.p), dtype=object), L * int(t.q)).reduced()
 
     # ------------------------------------------------------------------------------------ conversions
+    def line(self, a, d):
+        """The input value a + t d (QT a, d; d None when the input does not move)."""
+        return Lin(a, d)
+
+    def poly(self, x):
+        """A 0-d value as the fmpq_poly A + B t."""
+        return fmpq_poly([_scalar(x.a), fmpq(0) if x.b is None else _scalar(x.b)])
+
     def const(self, q):
         return Lin(self.E.const(q))
 
@@ -195,6 +214,25 @@ class AffineT:
         if self.mode == "right":
             s = np.where(s == 0, _signs(x.b.num), s).astype(np.int8)
         return s
+
+    def roots(self, switches):
+        """Sorted roots -A/B (B != 0) of a group's switching functions (fmpq)."""
+        out = []
+        for s in switches:
+            if s.b is None:
+                continue
+            a, b = s.a, s.b
+            an = np.broadcast_to(np.asarray(a.num, dtype=object), b.shape).ravel()
+            bn = np.asarray(b.num, dtype=object).ravel()
+            for i in np.nonzero(bn != 0)[0].tolist():
+                out.append(fmpq(-int(an[i]) * b.den, int(bn[i]) * a.den))
+        out.sort()
+        return out
+
+    def first_after(self, roots, t):
+        """The first of the sorted ``roots`` greater than t (None when there is none)."""
+        i = bisect.bisect_right(roots, t)
+        return roots[i] if i < len(roots) else None
 
     # -------------------------------------------------------------------------------------- structure
     def struct(self, x, fn):

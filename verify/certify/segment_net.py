@@ -21,6 +21,13 @@ piece the directional derivative is the output's slope B, so the right side is s
 left side f(y) - f(x); at every point the value there and the limits of the two adjacent pieces are compared
 exactly, and a jump (a ``where`` whose branches differ) is REFUTED with its breakpoint.
 
+Polynomial programs (``is_polynomial``: products and contractions of two t-dependent values too, as along a
+segment between two parameter vectors of a network) get the same walk on exact polynomials in t
+(poly_t.py): breakpoints are rational or real algebraic numbers (``algebraic.Alg``, compared exactly), the
+patterns at an algebraic point and just right of it are decided exactly, and on each piece the integral of the
+directional derivative is P(b) - P(a) for the output polynomial P (exact between rational breakpoints, an
+enclosure narrower than 2^-tol otherwise; continuity is decided exactly).
+
 Other tensor programs go through their scalarisation (program/scalarize.py) and the scalar walkers
 (segment.py, cells.py, integral.py); patterns are converted back.  Scalarisation is refused above
 ``MAX_SCALAR`` scalar equations (InputError naming the limit).
@@ -33,23 +40,25 @@ position of the nonsmooth equation in the pattern and [i, ...] the site's index 
 rebuilds the full patterns).  A network's segment changes a few sites per breakpoint; full arrays would
 repeat every site at every breakpoint.
 """
-import bisect
 import math
 import os
 from dataclasses import dataclass, field
 
 import numpy as np
-from flint import fmpq
+from flint import arb_poly, ctx, fmpq
 
 from ..errors import DomainError, InputError, ProgramError, Undecided
 from ..interpret import tensor as T
 from ..program import kinks
 from ..program.arrays import ExactArray, load_npz
+from ..program.prims import PRIMITIVES
 from ..program.scalarize import scalarize
 from ..rational import fmt_q, parse_point
 from ..truth import Verdict
-from .affine_t import AffineT, Lin, NotAffine
-from .integral import Integral, IntegralResult
+from . import algebraic as A
+from .affine_t import AffineT, NotAffine
+from .poly_t import PolyT
+from .integral import Integral, IntegralResult, iv_json, iv_of, iv_sub, iv_sum, json_digits, num_json
 from .integral import integral_identity as scalar_integral_identity
 from .partition import Breakpoint, Partition, Piece, bp_json, merge
 from .segment import DEFAULT_TOL
@@ -235,15 +244,15 @@ class _State:
 
 
 class _Walker:
-    def __init__(self, program, convention, seg):
+    def __init__(self, program, convention, seg, system=AffineT):
         self.program, self.convention, self.seg = program, convention, seg
         self.steps = T.compiled(program, convention)
-        self.ns = AffineT(constants=[a.num for a in (program.arrays.arrays.values() if program.arrays else ())])
+        self.ns = system(constants=[a.num for a in (program.arrays.arrays.values() if program.arrays else ())])
         E = self.ns.E
         self.inputs = []
         for a, d in zip(*[seg.segment[0], seg.direction]):
             b = None if not any(v != 0 for v in d.num.ravel().tolist()) else E.const_array(d)
-            self.inputs.append(Lin(E.const_array(a), b))
+            self.inputs.append(self.ns.line(E.const_array(a), b))
         self.passes = 0
         self.evaluations = [0] * len(self.steps)     # how many passes (re)computed each equation
 
@@ -272,7 +281,7 @@ class _Walker:
                 self._nonsmooth(st, pos, dirty, read, ref, new, changed)
             except (DomainError, Undecided) as err:
                 where = "at" if mode == "at" else "just right of"
-                raise type(err)(f"{prog.name} {where} t = {fmt_q(t)}: {T._where(prog, st.k)}: {err}") from None
+                raise type(err)(f"{prog.name} {where} t = {_tstr(t)}: {T._where(prog, st.k)}: {err}") from None
             pos += 1
         new.outputs = [read(a) for a in prog.outputs]
         return new
@@ -336,64 +345,50 @@ class _Walker:
         for key, sw in state.switch.items():
             roots = state.roots.get(key)
             if roots is None:
-                roots = state.roots[key] = _roots(sw)
-            i = bisect.bisect_right(roots, t)
-            if i < len(roots) and (best is None or roots[i] < best):
-                best = roots[i]
+                roots = state.roots[key] = self.ns.roots(sw)
+            r = self.ns.first_after(roots, t)
+            if r is not None and (best is None or A.cmp(r, best) < 0):
+                best = r
         return best
 
     def pattern(self, state):
         grids = [st.sites.grid for st in self.steps if st.sites is not None]
         return SitePattern([p.reshape(g) for p, g in zip(state.pattern, grids)])
 
-    def output(self, state, t=None):
-        """The (single) output as (A, B) fmpq's, or its value at t."""
-        v = state.outputs[0]
-        a = _scalar(v.a)
-        b = fmpq(0) if v.b is None else _scalar(v.b)
-        return (a, b) if t is None else a + b * t
+    def output(self, state):
+        """The (single, scalar) output on the pass's pattern as an fmpq_poly in t."""
+        return self.ns.poly(state.outputs[0])
 
 
-def _scalar(q):
-    return fmpq(int(np.asarray(q.num).reshape(-1)[0]), q.den)
+def _tstr(t):
+    j = A.number_json(t)
+    return j if isinstance(j, str) else f"[{j['lo']}, {j['hi']}] (root of {t.q})"
 
 
-def _roots(switches):
-    """Sorted roots -A/B (B != 0) of a group's switching functions."""
-    out = []
-    for s in switches:
-        if s.b is None:
-            continue
-        a, b = s.a, s.b
-        an = np.broadcast_to(np.asarray(a.num, dtype=object), b.shape).ravel()
-        bn = np.asarray(b.num, dtype=object).ravel()
-        for i in np.nonzero(bn != 0)[0].tolist():
-            out.append(fmpq(-int(an[i]) * b.den, int(bn[i]) * a.den))
-    out.sort()
-    return out
-
-
-def native_walk(program, convention, seg):
-    """The fine partition of a piecewise-linear tensor program along ``seg``: (atoms as in ``merge``, the
-    output (A, B) on every open atom or None when the program has no single scalar output, the output's
-    value at every point atom, the walker).  Raises NotAffine when a value leaves the exact affine functions."""
-    w = _Walker(program, convention, seg)
+def native_walk(program, convention, seg, system=AffineT):
+    """The fine partition of a piecewise-linear (system AffineT) or polynomial (PolyT) tensor program along
+    ``seg``: (atoms as in ``merge``, the output as an fmpq_poly in t on every open atom and at every point atom
+    (None when the program has no single scalar output), the walker).  Raises NotAffine when a value leaves the
+    system."""
+    w = _Walker(program, convention, seg, system)
     scalar_out = program.n_outputs == 1 and program.atom_shape(program.outputs[0]) == ()
     t, one = fmpq(0), fmpq(1)
     at = w.run("at", t, None)
     atoms = [("P", t, w.pattern(at))]
-    opens, points = [], [w.output(at, t) if scalar_out else None]
+    opens, points = [], [w.output(at) if scalar_out else None]
     ref = at
     while True:
         right = w.run("right", t, ref)
         nxt = w.next_root(right, t)
-        nxt = one if nxt is None or nxt > one else nxt
+        nxt = one if nxt is None or A.cmp(nxt, one) > 0 else nxt
+        if isinstance(nxt, A.Alg):
+            nxt.refine_to(fmpq(1, 2 ** 64))
         atoms.append(("O", w.pattern(right)))
         opens.append(w.output(right) if scalar_out else None)
         at = w.run("at", nxt, right)
         atoms.append(("P", nxt, w.pattern(at)))
-        points.append(w.output(at, nxt) if scalar_out else None)
-        if nxt == one:
+        points.append(w.output(at) if scalar_out else None)
+        if isinstance(nxt, fmpq) and nxt == one:
             return atoms, opens, points, w
         t, ref = nxt, right
 
@@ -406,6 +401,7 @@ class TensorPartition(Partition):
     affine functions of t) or "scalarised" (the scalar walkers on the scalarised program, ``scalar`` its
     Partition).  ``json`` writes patterns as changes (module docstring)."""
     route: str = "native"
+    values: str = None        # native route: "affine" or "polynomial" (in t, on each piece)
     scalar: object = field(default=None, repr=False)
     stats: dict = field(default_factory=dict, repr=False)
     _opens: list = field(default=None, repr=False)
@@ -437,7 +433,8 @@ class TensorPartition(Partition):
                             "pattern": j} for p, j in zip(self.pieces, pcs)],
                 "method": self.method, "exact": self.exact, "complete": self.complete, "tol": self.tol,
                 "curve": self.curve.json(), "convention": self.convention,
-                "route": self.route, "pattern_encoding": "changes", "sites": self.sites_json()}
+                "route": self.route, "values": self.values, "pattern_encoding": "changes",
+                "sites": self.sites_json()}
 
 
 def _site_names(program, convention):
@@ -462,7 +459,8 @@ def partition_text(part):
     sites = part.sites_json()
     total = sum(math.prod(s["grid"]) for s in sites)
     args = ", ".join(f"{n}: {list(s)}" for n, s in zip(P.input_names, P.input_shapes or [()] * P.n_inputs))
-    lines = [f"program   {P.name}({args})   {part.curve.describe()}   method={part.method}   route={part.route}   "
+    route = part.route + (f" ({part.values} in t)" if part.values else "")
+    lines = [f"program   {P.name}({args})   {part.curve.describe()}   method={part.method}   route={route}   "
              f"convention={part.convention}",
              f"sites     {total} in {len(sites)} nonsmooth equation(s): "
              + ", ".join(f"{n} {s['grid']}" for n, s in zip(names, sites)),
@@ -472,8 +470,8 @@ def partition_text(part):
     left = None
     for i, b in enumerate(part.breakpoints):
         j = bp_json(b)
-        num = j if isinstance(j, str) else (f"[{j['lo']}, {j['hi']}]" if "lo" in j and "poly" not in j else
-                                            f"{j['lo']}..")
+        num = j if isinstance(j, str) else (f"[{j['lo']}, {j['hi']}]" if "poly" not in j else
+                                            f"{j['lo'][:14]}.. (root of {b.t.q})")
         right = pieces_at.get(i)
         if b.pattern is None:
             desc = "pattern unknown (cluster)"
@@ -532,7 +530,40 @@ def _from_scalar(program, seg, part, sp):
 
 
 def _why(program):
-    return "not piecewise linear" if not is_piecewise_linear(program) else "not exact in affine arithmetic"
+    if _system(program) is None:
+        return "neither piecewise linear nor polynomial in its inputs"
+    return "not exact in affine or polynomial arithmetic (a constant that is not rational)"
+
+
+_LINEAR = {"add", "sub", "neg", "sum", "mean", "reshape", "transpose", "broadcast_to", "slice", "pad", "concat",
+           "take_along", "avg_pool2d"}
+
+
+def is_polynomial(program):
+    """Every smooth equation is polynomial in the values that depend on the inputs (sums, structure,
+    products and contractions of any two values, division by a value that does not depend on the inputs,
+    non-negative integer powers): then every switching function is a polynomial along a segment."""
+    dep = [True] * program.n_inputs + [False] * (program.n_vars - program.n_inputs)
+    for e in program.eqns:
+        d = [isinstance(a, int) and dep[a] for a in e.ins]
+        if any(d):
+            for o in e.outs:
+                dep[o] = True
+        if not any(d) or not PRIMITIVES[e.prim].smooth or e.prim in _LINEAR or e.prim in ("mul", "dot", "conv2d"):
+            continue
+        if e.prim == "div" and not d[1]:
+            continue
+        if e.prim == "pow" and dict(e.params)["n"] >= 0:
+            continue
+        return False
+    return True
+
+
+def _system(program):
+    """The number system of the native walk: AffineT (piecewise linear), PolyT (polynomial), or None."""
+    if is_piecewise_linear(program):
+        return AffineT
+    return PolyT if is_polynomial(program) else None
 
 
 # ------------------------------------------------------------------------------------------ entry points
@@ -553,16 +584,17 @@ def _prepare(program, x, y, curve, convention, tol):
 def tensor_segment_partition(program, x=None, y=None, curve=None, convention=kinks.DEFAULT, tol=DEFAULT_TOL,
                              method="auto", prec=None, max_scalar=MAX_SCALAR):
     """The partition of Claim 1 for a tensor program along the segment from ``x`` to ``y`` (each: one array
-    per input, a dict by input name, or an .npz path; see ``endpoints``).  ``method``: "auto" (the native
-    exact walk for piecewise-linear programs, else the scalarised program with the scalar walkers' own
-    choice), "exact" or "ball" (the scalar walkers' method on the scalarised program; "exact" on a
-    piecewise-linear program is the native walk).  Returns a TensorPartition."""
+    per input, a dict by input name, or an .npz path; see ``endpoints``).  ``method``: "auto" or "exact" (the
+    native exact walk for piecewise-linear and polynomial programs, else the scalarised program with the
+    scalar walkers' own choice, "exact" forcing theirs), or "ball" (the scalarised program, ball method).
+    Returns a TensorPartition."""
     seg = _prepare(program, x, y, curve, convention, tol)
     if method not in ("auto", "exact", "ball"):
         raise InputError(f"method {method!r} must be 'auto', 'exact' or 'ball'")
-    if method != "ball" and is_piecewise_linear(program):
+    system = _system(program) if method != "ball" else None
+    if system is not None:
         try:
-            return _native(program, convention, seg, tol)
+            return _native(program, convention, seg, tol, system)
         except NotAffine:
             pass
     sp = _scalarised(program, convention, max_scalar, _why(program))
@@ -571,10 +603,11 @@ def tensor_segment_partition(program, x=None, y=None, curve=None, convention=kin
     return _from_scalar(program, seg, part, sp)
 
 
-def _native(program, convention, seg, tol):
-    atoms, opens, points, w = native_walk(program, convention, seg)
+def _native(program, convention, seg, tol, system=AffineT):
+    atoms, opens, points, w = native_walk(program, convention, seg, system)
     bps, pieces = merge(atoms)
     return TensorPartition(program, convention, seg, "exact", tol, None, bps, pieces, atoms, route="native",
+                           values="affine" if system is AffineT else "polynomial",
                            stats={"passes": w.passes, "evaluations": w.evaluations, "atoms": len(atoms)},
                            _opens=opens, _points=points)
 
@@ -582,17 +615,19 @@ def _native(program, convention, seg, tol):
 def tensor_integral_identity(program, x=None, y=None, curve=None, convention=kinks.DEFAULT, tol=DEFAULT_TOL,
                              method="auto", prec=None, max_scalar=MAX_SCALAR):
     """Both sides of Proposition 2 for a tensor program with one scalar output, along the segment from ``x``
-    to ``y``: exact for piecewise-linear programs (module docstring), else the scalar integral identity of the
-    scalarised program.  Returns an IntegralResult whose partition is a TensorPartition."""
+    to ``y``: over the native walk for piecewise-linear and polynomial programs (module docstring), else the
+    scalar integral identity of the scalarised program.  Returns an IntegralResult whose partition is a
+    TensorPartition."""
     if program.n_outputs != 1 or program.atom_shape(program.outputs[0]) != ():
         raise InputError(f"the integral identity needs a program with one scalar output; {program.name} has outputs "
                          f"of shapes {[list(program.atom_shape(a)) for a in program.outputs]}")
     seg = _prepare(program, x, y, curve, convention, tol)
     if method not in ("auto", "exact", "ball"):
         raise InputError(f"method {method!r} must be 'auto', 'exact' or 'ball'")
-    if method != "ball" and is_piecewise_linear(program):
+    system = _system(program) if method != "ball" else None
+    if system is not None:
         try:
-            return _native_integral(_native(program, convention, seg, tol), tol)
+            return _native_integral(_native(program, convention, seg, tol, system), tol)
         except NotAffine:
             pass
     sp = _scalarised(program, convention, max_scalar, _why(program))
@@ -610,39 +645,64 @@ def tensor_integral_identity(program, x=None, y=None, curve=None, convention=kin
 
 
 def _native_integral(part, tol):
-    """The exact integral identity over a native partition (module docstring)."""
+    """The integral identity over a native partition (module docstring).  On a piece with output polynomial
+    P the integral of the directional derivative is P(b) - P(a): exact between rational breakpoints, an
+    enclosure narrower than the budget at an algebraic one; continuity is decided exactly (the sign of the
+    difference of two polynomials at the point)."""
     atoms, opens, points = part.atoms, part._opens, part._points
     ts = [a[1] for a in atoms if a[0] == "P"]
     pats = [a[1] for a in atoms if a[0] == "O"]
     disc = None
-    for j, (t, v) in enumerate(zip(ts, points)):
+    for j, (t, P) in enumerate(zip(ts, points)):
         for side in (j - 1, j):                      # the open atoms left and right of point j
-            if 0 <= side < len(opens) and disc is None:
-                a, b = opens[side]
-                if a + b * t != v:
-                    disc = {"t": fmt_q(t), "reason": "the value of the adjacent piece differs from the value at "
-                            "the point", "pattern": pats[side].full_json()}
-    lhs = points[-1] - points[0]
-    # the right side per merged piece: the open atoms between its two breakpoints
-    terms, k = [], 0
+            if 0 <= side < len(opens) and disc is None and A.sign_at(opens[side] - P, t) != 0:
+                disc = {"t": A.number_json(t), "reason": "the value of the adjacent piece differs from the value at "
+                        "the point", "pattern": pats[side].full_json()}
+    lhs = points[-1](fmpq(1)) - points[0](fmpq(0))
+    digits = json_digits(tol)
+    budget = fmpq(1, 2 ** (tol + 4)) / max(1, len(part.pieces))
+    index = {id(t): k for k, t in enumerate(ts)}
+    terms = []
     for pc in part.pieces:
         lo, hi = part.breakpoints[pc.lo].t, part.breakpoints[pc.hi].t
-        v = fmpq(0)
-        while k < len(opens) and ts[k + 1] <= hi:
-            if ts[k] >= lo:
-                v += (ts[k + 1] - ts[k]) * opens[k][1]
-            k += 1
-        terms.append(Integral(lo, hi, v, pattern=pc.pattern, json=fmt_q(v)))
-    rhs = sum((tm.value for tm in terms), fmpq(0))
-    res = IntegralResult(Verdict.UNDECIDED, fmt_q(lhs), fmt_q(rhs), fmt_q(lhs - rhs), part, terms, disc, tol=tol)
+        v = _difference(opens[index[id(lo)]], lo, hi, budget, tol)
+        terms.append(Integral(lo, hi, v, pattern=pc.pattern, json=num_json(v, digits)))
+    lhs_j = fmt_q(lhs)
+    rhs = iv_sum(iv_of(tm.json) for tm in terms)
+    diff = iv_sub(iv_of(lhs_j), rhs)
+    res = IntegralResult(Verdict.UNDECIDED, lhs_j, iv_json(rhs, digits), iv_json(diff, digits), part, terms, disc,
+                         tol=tol)
     if disc is not None:
         res.verdict = Verdict.REFUTED
-        res.reason = f"f is discontinuous at t = {disc['t']}: it is not in the class S"
-    elif lhs == rhs:
+        res.reason = f"f is discontinuous at t = {_show(disc['t'])}: it is not in the class S"
+    elif diff[0] > 0 or diff[1] < 0:
+        res.verdict, res.reason = Verdict.REFUTED, "the two sides certainly differ: f is not in the class S"
+    elif diff[1] - diff[0] < fmpq(1, 2 ** tol):
         res.verdict = Verdict.PROVED
     else:
-        res.verdict, res.reason = Verdict.REFUTED, "the two sides certainly differ: f is not in the class S"
+        res.reason = f"the difference encloses 0 but is not narrower than 2^-{tol}"
     return res
+
+
+def _show(t):
+    return t if isinstance(t, str) else f"[{t['lo']}, {t['hi']}]"
+
+
+def _difference(P, lo, hi, budget, tol):
+    """P(hi) - P(lo): an fmpq between rationals, else an arb ball of radius <= budget."""
+    if isinstance(lo, fmpq) and isinstance(hi, fmpq):
+        return P(hi) - P(lo)
+    width, prec = budget / (1 + sum(abs(c) for c in P.coeffs()) * max(1, P.degree()) * 4), tol + 64
+    while True:
+        for e in (lo, hi):
+            if isinstance(e, A.Alg):
+                e.refine_to(width)
+        with ctx.workprec(prec):
+            Q = arb_poly(P)
+            v = Q(A.ball_of(hi)) - Q(A.ball_of(lo))
+            if v.is_finite() and A.arf_q(v.rad()) <= budget:
+                return v
+        width, prec = width / 2 ** 32, prec + 64
 
 
 # ------------------------------------------------------------------------------- dispatch (verify.segment_*)

@@ -7,9 +7,9 @@ from . import EPILOG, FMT, add_program, write_certificate
 CURVE_HELP = ("a polynomial curve instead of a segment: coefficient vectors c0; c1; c2 ... for gamma(t) = c0 + "
               "c1 t + c2 t^2 + ..., e.g. '0,0; 1,0; 0,1' (write --curve='-1,0; ...' when it starts with a minus)")
 TENSOR_NOTE = ("  Tensor programs (array inputs): --from A.npz --to B.npz, one array per input named like the inputs; "
-               "piecewise-linear programs get an exact walk on affine functions of t (rational breakpoints, exact "
-               "integral), others go through their scalarisation (refused when it is too large); --curve and "
-               "--certificate are not available for them yet.")
+               "piecewise-linear and polynomial programs get an exact walk on affine functions or polynomials of t "
+               "(rational or algebraic breakpoints), others go through their scalarisation (refused when it is too "
+               "large); --curve and --certificate are not available for them yet.")
 
 
 def _common(p):

@@ -56,7 +56,7 @@ def tensor_programs(draw, max_inputs=2, max_eqns=8, pl=True, where=True):
         return draw(st.sampled_from(cands)) if cands else None
 
     kinds = ["relu", "abs", "leaky_relu", "clamp", "max", "dot", "dot", "add", "scale", "amax", "sort", "sum",
-             "reshape"] + (["where"] if where else []) + ([] if pl else ["mul", "mul"])
+             "reshape"] + (["where"] if where else []) + ([] if pl else ["mul"] * 5)
     for _ in range(draw(st.integers(1, max_eqns))):
         kind = draw(st.sampled_from(kinds))
         u = pick()
@@ -72,8 +72,8 @@ def tensor_programs(draw, max_inputs=2, max_eqns=8, pl=True, where=True):
             if kind == "max":
                 prim = draw(st.sampled_from(["max", "min"]))
                 out = b.emit(prim, [u, other], {"tie": draw(st.sampled_from(["split", "first", "last"]))})[0]
-            elif kind == "mul":
-                out = b.emit("mul", [u, v if v is not None else u])[0]
+            elif kind == "mul":              # u * v + c: switching functions with irrational roots
+                out = b.emit("add", [b.emit("mul", [u, v if v is not None else u])[0], lit()])[0]
             else:
                 op = draw(st.sampled_from([">", ">=", "<", "<=", "==", "!="]))
                 a = b.emit("add", [u, lit()])[0]
