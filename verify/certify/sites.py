@@ -599,8 +599,8 @@ def zero_in_hull(ns, vectors):
     for i in range(len(G)):
         if G[i][i].is_zero():
             return HullAnswer(TRUE, weights=[fmpq(int(j == i)) for j in range(len(G))], gram=G)
-    from .critical import _mid_q
-    mids = [[_mid_q(v) for v in row] for row in G]
+    from ..numbers.ball import arb_exact_q
+    mids = [[arb_exact_q(v.mid()) for v in row] for row in G]
     y = strict_direction(mids)
     if y is not None and all(sum((yj * gij for yj, gij in zip(y, row)), arb(0)) > 0 for row in G):
         return HullAnswer(FALSE, separator=y, gram=G)

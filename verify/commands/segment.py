@@ -6,12 +6,18 @@ from . import EPILOG, FMT, add_program, write_certificate
 
 CURVE_HELP = ("a polynomial curve instead of a segment: coefficient vectors c0; c1; c2 ... for gamma(t) = c0 + "
               "c1 t + c2 t^2 + ..., e.g. '0,0; 1,0; 0,1' (write --curve='-1,0; ...' when it starts with a minus)")
+TENSOR_NOTE = ("  Tensor programs (array inputs): --from A.npz --to B.npz, one array per input named like the inputs; "
+               "piecewise-linear and polynomial programs get an exact walk on affine functions or polynomials of t "
+               "(rational or algebraic breakpoints), others go through their scalarisation (refused when it is too "
+               "large); --curve and --certificate are not available for them yet.")
 
 
 def _common(p):
     add_program(p, at=False)
-    p.add_argument("--from", dest="x", metavar="X", help="the segment's start, e.g. 0,1/2")
-    p.add_argument("--to", dest="y", metavar="Y", help="the segment's end")
+    p.add_argument("--from", dest="x", metavar="X",
+                   help="the segment's start, e.g. 0,1/2; for a tensor program (array inputs) an .npz file with one "
+                        "array per input, named like the inputs (or every element of every input, comma-separated)")
+    p.add_argument("--to", dest="y", metavar="Y", help="the segment's end (as --from)")
     p.add_argument("--curve", metavar="C", help=CURVE_HELP)
     p.add_argument("--tol", type=int, default=60, metavar="BITS",
                    help="ball breakpoints (and the integral's difference) narrower than 2^-BITS (default 60)")
@@ -30,7 +36,7 @@ def add(sub):
                                    "breakpoint.  Rational programs get exact breakpoints (rational, or algebraic "
                                    "with their polynomial); others get balls narrower than 2^-tol.  Exit 3 when "
                                    "a cluster (a possible double root or an identically zero switching function) "
-                                   "leaves the pattern undetermined somewhere.",
+                                   "leaves the pattern undetermined somewhere." + TENSOR_NOTE,
                        epilog=EPILOG, formatter_class=FMT)
     _common(s)
     s.set_defaults(run=run_segment)
@@ -40,7 +46,7 @@ def add(sub):
                                    "certified partition.  PROVED (exit 0) when the difference encloses 0 with "
                                    "width below 2^-tol (exactly 0 for exact sides); REFUTED (exit 1) when the "
                                    "program is discontinuous (outside the class S) at a breakpoint; UNDECIDED "
-                                   "(exit 3) otherwise.",
+                                   "(exit 3) otherwise." + TENSOR_NOTE,
                        epilog=EPILOG, formatter_class=FMT)
     _common(i)
     i.set_defaults(run=run_integral)
@@ -51,6 +57,8 @@ def run_segment(args):
     from ..frontends.text import parse
     t0 = time.perf_counter()
     P = parse(args.program, fn=args.fn)
+    if not P.is_scalar:
+        return _tensor(P, args, integral=False)
     part = segment_partition(P, args.x, args.y, args.curve, args.convention, args.tol, args.method, args.prec)
     if args.certificate:
         write_certificate(segment_certificate(part, t0), args.certificate)
@@ -63,8 +71,25 @@ def run_integral(args):
     from ..frontends.text import parse
     t0 = time.perf_counter()
     P = parse(args.program, fn=args.fn)
+    if not P.is_scalar:
+        return _tensor(P, args, integral=True)
     res = integral_identity(P, args.x, args.y, args.curve, args.convention, args.tol, args.method, args.prec)
     if args.certificate:
         write_certificate(integral_certificate(res, t0), args.certificate)
     print(json.dumps(res.json()) if args.json else integral_text(res))
     return res.verdict.exit_code
+
+
+def _tensor(P, args, integral):
+    """A tensor program: the ends are .npz files (or every element comma-separated); no certificates yet."""
+    from ..certify import segment_net as N
+    from ..certify.integral import integral_text
+    if args.certificate:
+        N.no_certificates(P)
+    fn = N.tensor_integral_identity if integral else N.tensor_segment_partition
+    res = fn(P, args.x, args.y, args.curve, args.convention, args.tol, args.method, args.prec)
+    if integral:
+        print(json.dumps(res.json()) if args.json else integral_text(res))
+        return res.verdict.exit_code
+    print(json.dumps(res.json()) if args.json else N.partition_text(res))
+    return 0 if res.complete else 3

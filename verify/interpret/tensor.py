@@ -122,7 +122,9 @@ class TRun:
         key = (st.k, gi)
         s = self._signs.get(key)
         if s is None:
-            s = self._signs[key] = _signs(self.ns, st, gi, self.site_args[key])
+            a = self.site_args[key]
+            m = len(st.sites.groups[gi].sites)
+            s = self._signs[key] = [switch_signs(self.ns, t, c, a, m) for t, c in st.switches[gi]]
         return s
 
     def with_pattern(self, pattern):
@@ -187,11 +189,11 @@ def _affine(ns, terms, const, args):
     return acc
 
 
-def _signs(ns, st, gi, args):
-    """The signs (int8, 2 = undecided) of every switching function of a site group, one array over its
-    sites each (a structurally zero switching function, max(x, x), is exactly 0 at every site)."""
-    m = len(st.sites.groups[gi].sites)
-    return [np.broadcast_to(ns.signs(_affine(ns, t, c, args)), (m,)) for t, c in st.switches[gi]]
+def switch_signs(ns, terms, const, args, m):
+    """The signs of one switching function over the ``m`` sites of a group: an int8 array of shape (m,), also
+    when the function is a constant (``max(x, x)`` switches on x - x, merged to the constant 0)."""
+    s = ns.signs(_affine(ns, terms, const, args))
+    return s if s.shape == (m,) else np.broadcast_to(s, (m,))
 
 
 def _pattern_dtype(st):
@@ -244,7 +246,8 @@ def run(program, ns, xs, convention=kinks.DEFAULT, pattern=None, prec=None):
                 if given is not None:
                     piece = given[g.sites]
                 else:
-                    signs = all_signs[(st.k, gi)] = _signs(ns, st, gi, a)
+                    signs = all_signs[(st.k, gi)] = [switch_signs(ns, t, c, a, len(g.sites))
+                                                     for t, c in st.switches[gi]]
                     piece, und = st.sel.choose_array(table.params, g.n, signs)
                     if und.any():
                         site = int(g.sites[np.argmax(und)])

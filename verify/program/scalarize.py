@@ -91,7 +91,8 @@ def scalarize(program, convention=kinks.DEFAULT, cap=SCALAR_CAP):
             return _obj_of(a, ())
         if a.name not in consts:
             q = program.arrays[a.name].to_fmpq()
-            consts[a.name] = _obj_of([Lit(v) for v in q.ravel().tolist()], q.shape)
+            lits = [Lit(v) for v in q.ravel().tolist()]
+            consts[a.name] = _obj_of(lits if q.shape != () else lits[0], q.shape)     # a 0-d constant: one Lit
         return consts[a.name]
 
     grids = []
