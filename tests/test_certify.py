@@ -274,3 +274,45 @@ def test_farkas_separator_and_weights_from_one_simplex_run():
     assert kind == "weights" and check_weights(V + [[Q(-2), Q(-3)]], lam)
     kind, y = solution_or_farkas([[Q(1), Q(1)], [Q(1), Q(-1)]], [Q(-1), Q(0)])   # x >= 0 cannot sum to -1
     assert kind == "y" and y[0] * -1 + y[1] * 0 > 0 and all(y[0] * a + y[1] * b <= 0 for a, b in [(1, 1), (1, -1)])
+
+
+def test_coinciding_pieces_are_one_pattern_and_the_certificate_checks(tmp_path, capsys):
+    """leaky_relu(x, slope=1) has two pieces with the same affine map: they are one piece (one pattern) for
+    the certifier and the checker alike, so verify's own certificate checks."""
+    path = tmp_path / "c.json"
+    assert main(["index-set", "lambda x: leaky_relu(x, slope=1)", "--at", "0", "--certificate", str(path)]) == 0
+    assert main(["check", str(path)]) == 0
+    cert = json.loads(path.read_text())
+    assert cert["result"]["patterns"] == [[0]] and cert["evidence"]["pieces"] == [{"0": [["1", "0"]]}]
+    for conv in ("torch", "jax", "tf"):
+        check(json.loads(json.dumps(critical_certificate(critical("lambda x: leaky_relu(x, slope=1)", [0],
+                                                                           convention=conv)))))
+
+
+DEAD_JUMP = "def f(x, y):\n    a = relu(x)\n    b = where(x >= a, y, a)\n    return relu(x)\n"
+MUTED_JUMP = "lambda x, y: relu(x) + 0*where(x >= relu(x), y, relu(x))"
+
+
+@pytest.mark.parametrize("src", [DEAD_JUMP, MUTED_JUMP])
+def test_a_jump_that_does_not_reach_f_is_not_a_jump_of_f(src):
+    """Continuity is a property of the function the outputs compute: an equation that reaches no output, or a
+    live jump whose pieces agree in the outputs, does not stop the Clarke subdifferential (f = relu(x))."""
+    c = critical(src, [0, 2])
+    assert as_set([[g] for g in c.clarke]) == [(((0, 0),)), (((1, 0),))]
+    assert c.selection.truth is TRUE and c.clarke_critical.truth is TRUE and c.artificial is FALSE
+    check(json.loads(json.dumps(critical_certificate(c))))
+    with pytest.raises(verify.DomainError, match="output jumps"):
+        clarke("lambda x, y: relu(x) + where(x >= relu(x), y, relu(x))", [0, 2])
+
+
+def test_the_checker_judges_continuity_on_the_outputs():
+    """The checker replays the branch values itself: the walk of the muted program, replayed on the program
+    whose output does see the jump, is rejected for the jump."""
+    from verify.checker import common as C
+    from verify.checker.index import clarke_walk
+    cert = json.loads(json.dumps(critical_certificate(critical(MUTED_JUMP, [0, 2]))))
+    jumping = C.resolve(verify.parse(MUTED_JUMP.replace("0*where", "1*where")), "torch")
+    table = C.PieceTable(cert["evidence"], jumping)
+    with pytest.raises(Invalid, match="f jumps at x"):
+        clarke_walk(jumping, [Q(0), Q(2)], cert["evidence"]["clarke"], table, True)
+    clarke_walk(C.resolve(verify.parse(MUTED_JUMP), "torch"), [Q(0), Q(2)], cert["evidence"]["clarke"], table, True)

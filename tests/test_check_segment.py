@@ -166,3 +166,29 @@ def test_the_checker_never_imports_the_certifiers(tmp_path):
     mods = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     assert not {m for m in mods if m and (m.lstrip(".").split(".")[0] in ("certify", "interpret")
                                           or m.lstrip(".").startswith("program.prims"))}
+
+
+def test_ball_segment_certificates_carry_what_the_checker_needs(tmp_path):
+    """The ball method's certificate checks with the command line alone: the cells, their signs and the
+    precision are in it, and the checker needs no search (abs(cos(x)) crosses its kink twice on [-2, 3])."""
+    path = tmp_path / "s.json"
+    assert main(["segment", "lambda x: abs(cos(x))", "--from=-2", "--to=3", "--certificate", str(path)]) == 0
+    assert main(["check", str(path)]) == 0
+    cert = json.loads(path.read_text())
+    assert cert["prec"] == 128 and [c["kind"] for c in cert["evidence"]["cells"]].count("simple") == 2
+
+
+def test_a_jump_by_a_rational_amount_under_transcendental_values_is_refuted():
+    """where(t > 1/2, exp(t), exp(t) + 1/10^40) jumps by exactly 10^-40 at 1/2: balls cannot see it at 128
+    bits, exact affine forms over atoms (exp(t) is one atom on both sides) decide it."""
+    res = integral_identity(verify.parse("lambda t: where(t > 1/2, exp(t), exp(t) + 1/10**40)"), "0", "1")
+    assert res.verdict is verify.Verdict.REFUTED and res.discontinuity["t"] == "1/2"
+    cert = json.loads(json.dumps(integral_certificate(res)))
+    check(cert)
+    bad = copy.deepcopy(cert)        # the same certificate claiming PROVED: the checker finds the jump itself
+    bad["verdict"] = bad["result"]["verdict"] = "PROVED"
+    del bad["result"]["discontinuity"], bad["result"]["reason"]
+    with pytest.raises(Invalid, match="verdict|discontinuity"):
+        check(sign(bad))
+    res = integral_identity(verify.parse("lambda t: where(t > 1/2, exp(t), exp(t) + 0)"), "0", "1")
+    assert res.verdict is verify.Verdict.PROVED

@@ -18,7 +18,7 @@ __all__ = ["parse", "trace", "evaluate", "grad", "jvp", "vjp", "jacobian", "to_t
            "Eqn", "Lit", "EvalResult", "GradResult", "CONVENTIONS", "Truth", "TRUE", "FALSE", "UNKNOWN",
            "Verdict", "VerifyError", "InputError", "ParseError", "ProgramError", "DomainError", "Undecided", "ops",
            "index_set", "conservative_field", "clarke", "critical", "spurious", "segment_partition",
-           "integral_identity", "certify_differentiable", "check"]
+           "integral_identity", "certify_differentiable", "check", "__version__"]
 
 
 _CERTIFY = ("index_set", "conservative_field", "clarke", "critical", "spurious", "segment_partition",

@@ -370,7 +370,7 @@ class Analytic:
 
 def analytic_partition(program, convention, curve, tol, prec=None):
     """The partition of Claim 1 by cells (see the module docstring); a Partition with method "ball"."""
-    p0 = max(prec or 128, tol + 64)
+    p0 = 1 << (max(prec or 128, tol + 64) - 1).bit_length()     # a power of two: certificates state one
     an = Analytic(program, convention, curve, tol, p0)
     with ctx.workprec(p0):
         cells = an.cover(fmpq(0), fmpq(1))

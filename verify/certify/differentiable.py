@@ -102,7 +102,9 @@ def differentiable_certificate(d, started=None):
                                                           "switch": d.blocking[2]}}
     evidence = {"signs": d.signs,
                 "pieces": pieces_table(d.program, d.convention, [d.pattern] if d.pattern else [])}
-    return make("differentiable", d.program, d.convention, claim, d.verdict.name, result, evidence, d.prec, started)
+    from ..certificates import has_balls
+    return make("differentiable", d.program, d.convention, claim, d.verdict.name, result, evidence,
+                d.prec if has_balls(result) else None, started)
 
 
 def cli_differentiable(args, program, res, report):

@@ -99,8 +99,8 @@ def _global(program, xs, convention, ns, cap, limit):
     sizes = [s.sel.n_pieces(s.params, len(s.ins)) for s in compiled(program, convention) if s.sel is not None]
     total = math.prod(sizes)
     if total > limit:
-        raise InputError(f"the global index set would try {total} patterns, more than the limit {limit}: "
-                         "use the local scope, or raise max_patterns")
+        raise InputError(f"the global index set would try {total} patterns, more than the limit {limit} "
+                         "(max_patterns=; --max-patterns on the command line): use the local scope or raise it")
     found, undecided = [], []
     for pat in itertools.product(*(range(k) for k in sizes)):
         try:
@@ -126,6 +126,10 @@ def index_set(program, point, scope="local", convention=kinks.DEFAULT, number="e
     the patterns listed; ``max_patterns`` bounds the global enumeration (a clear InputError above it)."""
     program = as_program(program)
     kinks.check_convention(convention)
+    for name, v in (("cap", cap), ("max_patterns", max_patterns)):
+        if type(v) is not int or v < 1:
+            flag = "--" + name.replace("_", "-")
+            raise InputError(f"{name}={v!r} must be a positive integer ({flag} on the command line)")
     if scope not in ("local", "global"):
         raise InputError(f"scope {scope!r} must be 'local' or 'global'")
     if number not in ("exact", "ball"):
@@ -203,6 +207,6 @@ def conservative_field(program, point, scope="local", convention=kinks.DEFAULT, 
                         prec=iset.prec)
     if iset.capped:
         raise InputError(f"I(x) has {iset.count} patterns, more than the cap {cap}: the field would be "
-                         "incomplete (raise cap)")
+                         "incomplete (raise the cap: cap=, --cap on the command line)")
     grads, where, exact = field_of(iset, iset.patterns)
     return Field(iset, grads, where, exact)

@@ -158,7 +158,7 @@ def partition_evidence(part):
     """What a checker needs: the piece table and the fine partition (exact: every point and the pattern at it
     and on each open piece; ball: every cell with its proof data and the pattern at every cell boundary)."""
     from .certs import pieces_table
-    ev = {"method": part.method, "pieces": pieces_table(part.program, part.convention, _patterns_of(part))}
+    ev = {"pieces": pieces_table(part.program, part.convention, _patterns_of(part))}
     if part.method == "exact":
         ev["points"] = [A.number_json(a[1]) for a in part.atoms if a[0] == "P"]
         ev["at"] = [list(a[2]) for a in part.atoms if a[0] == "P"]
@@ -184,7 +184,8 @@ def segment_certificate(part, started=None):
     """A certificate (kind "segment") for a Partition: PROVED when complete, UNDECIDED with clusters."""
     from ..certificates import make
     return make("segment", part.program, part.convention, {**claim_json(part), "method": part.method},
-                "PROVED" if part.complete else "UNDECIDED", part.json(), partition_evidence(part), part.prec, started)
+                "PROVED" if part.complete else "UNDECIDED", part.json(), partition_evidence(part),
+                part.prec if part.method == "ball" else None, started)
 
 
 def partition_text(part):
