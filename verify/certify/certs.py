@@ -70,7 +70,7 @@ def _index_pieces(iset, extra_patterns=()):
 
 
 def index_certificate(iset, started=None):
-    claim = {"point": [fmt_q(x) for x in iset.point], "scope": iset.scope}
+    claim = {"point": [fmt_q(x) for x in iset.point], "scope": iset.scope, "cap": iset.cap}
     result = {"patterns": [list(p) for p in iset.patterns], "count": iset.count, "capped": iset.capped,
               "undecided": _undecided_json(iset)}
     evidence = {"pieces": _index_pieces(iset)}

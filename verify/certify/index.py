@@ -62,6 +62,7 @@ class IndexSet:
     chosen: tuple = None
     prec: int = None
     number: str = "exact"
+    cap: int = PATTERN_CAP
 
     @property
     def decided(self):
@@ -154,7 +155,7 @@ def index_set(program, point, scope="local", convention=kinks.DEFAULT, number="e
     if failure is not None:
         raise Undecided(f"{failure} (still undecided at {p} bits)", prec=p)
     return IndexSet(program, xs, scope, convention, [tuple(p) for p in pats], total, total > len(pats), cands,
-                    undecided, r.pattern, p, number)
+                    undecided, r.pattern, p, number, cap)
 
 
 @dataclass

@@ -592,6 +592,8 @@ def _check_cell(P, polys, dpolys, table, k, c, lo, hi, tol, prec):
         return [("O", tuple(pats[0])), ("S", (lo, hi), tuple(pats[1])), ("O", tuple(pats[2]))]
     if hi - lo >= width:
         raise Invalid(f"cluster {k} is not narrower than 2^-{tol}")
+    if c["candidates"] != sorted(c["candidates"]):
+        raise Invalid(f"the candidate patterns of cluster {k} must be listed in order")
     cands = [table.pattern(pat, f"cell {k}") for pat in c["candidates"]]
     with ctx.workprec(prec):
         mine = _branches(P, polys, dpolys, lo, hi)
