@@ -64,11 +64,11 @@ class SeriesSystem:
     def add(self, a, b): return a + b
     def sub(self, a, b): return a - b
     def mul(self, a, b): return a * b
-    def div(self, a, b): return a / b
+    def div(self, a, b): return _divide(a, b)
     def neg(self, a): return -a
 
     def pow(self, a, n):
-        return int_power(a, n) if n >= 0 else 1 / int_power(a, -n)
+        return int_power(a, n) if n >= 0 else _divide(1, int_power(a, -n))
 
     def exp(self, a): return a.exp()
     def log(self, a): return a.log()
@@ -79,10 +79,10 @@ class SeriesSystem:
     def tanh(self, a):
         if isinstance(a, arb):
             return a.tanh()
-        return 1 - 2 / ((2 * a).exp() + 1)
+        return 1 - _divide(2, (2 * a).exp() + 1)
 
     def sigmoid(self, a):
-        return 1 / (1 + (-a).exp())
+        return _divide(1, 1 + (-a).exp())
 
     def sign(self, x):
         return arb_sign(val(x))
@@ -92,6 +92,16 @@ class SeriesSystem:
 
     def to_json(self, x):
         return json_number(val(x))
+
+
+def _divide(a, b):
+    """a / b over a cell.  python-flint refuses (ValueError) a series division whose divisor's leading term
+    is not certainly nonzero, which a wide cell can cause even for a positive divisor (its enclosure is too
+    wide): the cell is then undecided and gets split."""
+    try:
+        return a / b
+    except (ValueError, ZeroDivisionError):
+        raise Undecided("the divisor's enclosure over the cell contains 0") from None
 
 
 SERIES = SeriesSystem()

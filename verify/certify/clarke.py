@@ -144,8 +144,9 @@ def _walk(program, ns, xs, convention, pl, leaf_cap):
                                       f"({e})") from None
             gs = [grad_of(a, G) for a in st.ins]
             out = []
-            for j in range(n):
-                t = jvp_rules[st.prim](ns, st.params, args, env[st.outs[0]], [g[j] for g in gs])
+            for j in range(n):      # exact zero tangents are symbolic zeros: 0 times a ball is not exact
+                ts = [None if g[j].__class__ is fmpq and g[j] == 0 else g[j] for g in gs]
+                t = jvp_rules[st.prim](ns, st.params, args, env[st.outs[0]], ts)
                 out.append(zero if t is None else t)
             G[st.outs[0]] = out
             k += 1

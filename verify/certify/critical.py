@@ -9,7 +9,7 @@ membership is then UNDECIDED unless a generator is exactly 0.
 """
 from dataclasses import dataclass
 
-from flint import fmpq
+from flint import arb, fmpq
 
 from ..program import kinks
 from ..errors import InputError, Undecided
@@ -37,9 +37,17 @@ def _mid_q(v):
     return fmpq(man) * fmpq(2) ** exp if exp >= 0 else fmpq(man, 2 ** (-exp))
 
 
+def _exact(x):
+    """An exact ball (radius 0) as the fmpq it is: certificates print it as "p/q", so it is decided exactly."""
+    if isinstance(x, arb) and x.is_finite() and x.is_exact():
+        return _mid_q(x)
+    return x
+
+
 def zero_in_hull(vectors, number="exact"):
     """Decide 0 in conv(vectors); every answer is verified before it is returned."""
     ns = get_system(number)
+    vectors = [[_exact(x) for x in v] for v in vectors]
     if all(isinstance(x, fmpq) for v in vectors for x in v):
         kind, cert = separate_or_weights(vectors)
         if kind == "weights":

@@ -19,6 +19,7 @@ from ..errors import DomainError, InputError, Undecided
 from ..interpret.evaluate import DEFAULT_PREC, PREC_CAP, _precision, coerce_point, compiled, output_values, run
 from ..frontends import as_program
 from ..numbers import get_system
+from ..program.prims import affine
 
 PATTERN_CAP = 4096
 GLOBAL_CAP = 4096
@@ -69,18 +70,36 @@ class IndexSet:
         return not self.undecided
 
 
+def _piece_difference(ns, st, p, q, args):
+    """p(args) - q(args) row by row, with the terms on one variable merged: exactly 0 when the two pieces
+    agree as maps of the distinct variables (the split piece mean(v, v) of max(v, v) is v: a tie of a
+    variable with itself is exact, also in balls)."""
+    out = []
+    for (tp, kp), (tq, kq) in zip(p.rows, q.rows):
+        coef = {}
+        for terms, w in ((tp, 1), (tq, -1)):
+            for j, c in terms:
+                a = st.ins[j]
+                key = ("v", a) if a.__class__ is int else ("l", j)
+                first, tot = coef.get(key, (j, 0))
+                coef[key] = (first, tot + w * c)
+        out.append(affine(ns, tuple((j, c) for j, c in coef.values() if c != 0), kp - kq, args))
+    return out
+
+
 def _local(program, xs, convention, ns, cap):
     r = run(program, ns, [ns.const(x) for x in xs], convention)
     cands, undecided = [], []
-    for st in (s for s in compiled(program, convention) if s.sel is not None):
+    for pos, st in enumerate(s for s in compiled(program, convention) if s.sel is not None):
         n = st.sel.n_pieces(st.params, len(st.ins))
         if n > PIECE_CAP:
             raise InputError(f"equation {st.k + 1} ({st.prim}) has {n} pieces, more than {PIECE_CAP}: "
                              "too many to enumerate")
-        args, val = r.args[st.k], [r.env[o] for o in st.outs]
+        args, chosen = r.args[st.k], st.piece(r.pattern[pos])
         ok, unknown = [], []
         for i in range(n):
-            diffs = [_differ(ns, a, b) for a, b in zip(st.piece(i).apply(ns, args), val)]
+            diffs = [None if s is None else int(s != 0)
+                     for s in (ns.sign(d) for d in _piece_difference(ns, st, st.piece(i), chosen, args))]
             if any(d == 1 for d in diffs):
                 continue
             (unknown if None in diffs else ok).append(i)

@@ -50,30 +50,23 @@ def _chosen_at(P, F):
 def _merged_switches(e):
     """The switching functions of e with the coefficients on one variable added up: max(v, v) switches on
     v - v, exactly 0 even when v is only known as a ball."""
-    out = []
-    for coefs, const in K.switches(e.prim, dict(e.params), len(e.ins)):
-        c = list(coefs)
-        for j, a in enumerate(e.ins):
-            if isinstance(a, int):
-                first = e.ins.index(a)
-                if first != j:
-                    c[first], c[j] = c[first] + c[j], K.Q0
-        out.append((tuple(c), const))
-    return out
+    return [(K.merged(coefs, e.ins), const) for coefs, const in K.switches(e.prim, dict(e.params), len(e.ins))]
 
 
 # ------------------------------------------------------------------------------------------ index sets
 
 def _local(P, x):
-    """(Tape, agreeing pieces, undecided pieces) per nonsmooth equation, at the ambient precision."""
+    """(Tape, agreeing pieces, undecided pieces) per nonsmooth equation, at the ambient precision.  A piece
+    agrees when its value equals the primitive's, that is the value of the piece the index rule chooses:
+    the two maps are compared term by term on the distinct variables, so a tie of one variable with itself is
+    exact (mean(v, v) is v)."""
     T = K.Tape(P, x)
     agree, unknown = [], []
-    for k in _nonsmooth(P):
+    for k, c in zip(_nonsmooth(P), _chosen_at(P, T)):
         e = P.eqns[k]
-        val = [T.val[o] for o in e.outs]
         ok, unk = [], []
         for p in K.pieces(e.prim, dict(e.params), len(e.ins)):
-            d = [K.sign(a - b) for a, b in zip(K.apply_piece(p, T.args[k]), val)]
+            d = [K.sign(v) for v in K.difference(p, c, e.ins, T.args[k])]
             if any(s not in (0, None) for s in d):
                 continue
             (unk if None in d else ok).append(p)
@@ -302,7 +295,7 @@ def clarke_walk(P, x, ev, table, pl):
             ps = K.smooth_partials(e.prim, xs, val[e.outs[0]], params)
             gs = [gof(a, G) for a in e.ins]
             G = G[:]
-            G[e.outs[0]] = [sum((p * g[j] for p, g in zip(ps, gs)), K.Q0) for j in range(n)]
+            G[e.outs[0]] = [K.dot(ps, [g[j] for g in gs]) for j in range(n)]
             k += 1
         if k == len(P.eqns):
             if jumped:
@@ -338,7 +331,7 @@ def clarke_walk(P, x, ev, table, pl):
         higher_order = False
         for j, form in enumerate(_merged_switches(e)):
             s = _sign(K.affine_value(form, xs), f"a switching function of equation {k + 1}")
-            g = [sum((c * gg[jj] for c, gg in zip(form[0], gs)), K.Q0) for jj in range(n)]
+            g = [K.dot(form[0], [gg[jj] for gg in gs]) for jj in range(n)]
             signs.append(s)
             grads.append(g)
             if s == 0 and all(c == 0 for c in form[0]) and form[1] == 0:
@@ -387,7 +380,7 @@ def clarke_walk(P, x, ev, table, pl):
                     v2[o], j2 = y, True
             G2 = G[:]
             for o, (coefs, _) in zip(e.outs, piece):
-                G2[o] = [sum((c * g[jj] for c, g in zip(coefs, gs)), K.Q0) for jj in range(n)]
+                G2[o] = [K.dot(coefs, [g[jj] for g in gs]) for jj in range(n)]
             visit(k + 1, v2, j2, G2, None if b is None else b["next"], new, indep, chosen + [piece])
 
     visit(0, F.val, False, G0, None if ev is None else ev["tree"], [], [], [])

@@ -73,6 +73,20 @@ def _ipow(x, n):
     return out
 
 
+def _zero(x):
+    return isinstance(x, fmpq) and x == 0
+
+
+def dot(coefs, vals):
+    """sum c * v, skipping exact zeros on either side (symbolic zeros: a literal's tangent is 0, and 0 times a
+    ball would turn an exact sum into a ball)."""
+    acc = Q0
+    for c, v in zip(coefs, vals):
+        if not (_zero(c) or _zero(v)):
+            acc = acc + c * v
+    return acc
+
+
 def _need(ok, msg):
     if ok is None:
         raise CannotDecide(f"the checker cannot decide: {msg}")
@@ -212,8 +226,8 @@ def nonsmooth_value(prim, xs, params):
             return [hi]
         return [x]
     if prim in ("max", "min", "sort"):
-        def cmp(i, j):
-            return s(xs[i] - xs[j], "a difference of arguments")
+        def cmp(i, j):       # one variable twice is one number: an exact tie even when it is a ball
+            return 0 if xs[i] is xs[j] else s(xs[i] - xs[j], "a difference of arguments")
         order = list(range(len(xs)))
         for i in range(1, len(order)):        # insertion sort with decided comparisons only
             j = i
@@ -227,10 +241,29 @@ def nonsmooth_value(prim, xs, params):
             return [srt[0]]
         return srt[::-1] if params.get("descending") else srt
     if prim == "where":
-        d = s(xs[0] - xs[1], "where's condition")
+        d = 0 if xs[0] is xs[1] else s(xs[0] - xs[1], "where's condition")
         holds = {">": d > 0, ">=": d >= 0, "<": d < 0, "<=": d <= 0, "==": d == 0, "!=": d != 0}[params["op"]]
         return [xs[2] if holds else xs[3]]
     raise Invalid(f"unknown primitive {prim!r}")
+
+
+def merged(coefs, ins):
+    """Coefficients of an affine map of the inputs ``ins`` with the terms on one variable added up (the terms
+    of max(v, v) on its two arguments are one term, so v - v is exactly 0 whatever v is)."""
+    out = list(coefs)
+    for j, a in enumerate(ins):
+        if isinstance(a, int):
+            first = ins.index(a)
+            if first != j:
+                out[first], out[j] = out[first] + out[j], Q0
+    return tuple(out)
+
+
+def difference(p, q, ins, xs):
+    """p(xs) - q(xs) for two pieces, row by row, with the terms on one variable merged: exact 0 when the two
+    maps agree as functions of the distinct variables."""
+    return [affine_value((merged(tuple(a - b for a, b in zip(ca, cb)), ins), ka - kb), xs)
+            for (ca, ka), (cb, kb) in zip(p, q)]
 
 
 def apply_piece(piece, xs):
@@ -278,7 +311,7 @@ class Frozen:
                 ys = [y]
                 if want_grad:
                     ps = smooth_partials(e.prim, xs, y, params)
-                    gys = [[sum((p * g[j] for p, g in zip(ps, gs)), Q0) for j in range(n)]]
+                    gys = [[dot(ps, [g[j] for g in gs]) for j in range(n)]]
             else:
                 if pieces_of is None:
                     ys = nonsmooth_value(e.prim, xs, params)
@@ -286,7 +319,7 @@ class Frozen:
                 else:
                     piece = pieces_of[k]
                     ys = apply_piece(piece, xs)
-                    gys = [[sum((c * g[j] for c, g in zip(coefs, gs)), Q0) for j in range(n)]
+                    gys = [[dot(coefs, [g[j] for g in gs]) for j in range(n)]
                            for coefs, _ in piece] if want_grad else None
                 k += 1
             for o, y in zip(e.outs, ys):
@@ -346,7 +379,7 @@ class Tape:
                 if self.position[k] is None:
                     c = cs[0]
                     for a, d in zip(e.ins, self.partials[k]):
-                        if isinstance(a, int) and not (isinstance(d, fmpq) and d == 0):
+                        if isinstance(a, int) and not _zero(d):
                             ct[a] = ct[a] + c * d if a in ct else c * d
                     continue
                 for (coefs, _), c in zip(pieces[self.position[k]], cs):

@@ -18,7 +18,7 @@ contributions as width times the hull of the checker's forward-mode derivative, 
 checker's own evaluation; rhs, difference and verdict are re-derived exactly from the stated numbers.
 Differentiable: every switching function's sign at the point, the pattern and the selection Jacobian.
 """
-from flint import arb, arb_poly, ctx, fmpq, fmpq_poly
+from flint import arb, arb_poly, arb_series, ctx, fmpq, fmpq_poly
 
 from ..numbers.ball import arb_bounds
 from . import Invalid, register
@@ -336,6 +336,107 @@ def _point_json(a):
 
 # ---------------------------------------------------------------------------------- walks in balls
 
+def _coef(x, i):
+    """Coefficient i (0: the value, 1: the t-derivative) of a first-order series, or of a constant."""
+    if isinstance(x, arb_series):
+        c = x.coeffs()
+        return c[i] if len(c) > i else arb(0)
+    return x if i == 0 else Q0
+
+
+def _series_power(x, n):
+    """x ** n (n >= 0) by repeated squaring."""
+    out, base = None, x
+    while n:
+        if n & 1:
+            out = base if out is None else out * base
+        n >>= 1
+        if n:
+            base = base * base
+    return Q1 if out is None else out
+
+
+def _series_value(prim, xs, params):
+    """A smooth primitive over first-order Taylor series t -> (value, t-derivative) on a cell (arb_series of
+    length 2, the arithmetic whose enclosures prove a sign on a whole cell: f over arb_series([X, 1]) encloses
+    f' on X); constants (literals) go to the kernel."""
+    if not any(isinstance(x, arb_series) for x in xs):
+        return K.smooth_value(prim, xs, params)
+
+    def need_sign(x, allowed, what):
+        s = K.sign(_coef(x, 0))
+        if s is None:
+            raise K.CannotDecide(f"the checker cannot decide {what} over a cell")
+        if s not in allowed:
+            raise K.Undefined(f"the program is not defined over a cell: {what}")
+    try:
+        if prim in ("add", "sub", "mul"):
+            a, b = xs
+            return a + b if prim == "add" else (a - b if prim == "sub" else a * b)
+        if prim == "neg":
+            return -xs[0]
+        if prim == "div":
+            need_sign(xs[1], (-1, 1), "a divisor")
+            return xs[0] / xs[1]
+        x = xs[0]
+        if prim == "pow":
+            n = params["n"]
+            if n < 0:
+                need_sign(x, (-1, 1), "a base of a negative power")
+                return 1 / _series_power(x, -n)
+            return _series_power(x, n)
+        if prim in ("log", "sqrt"):
+            need_sign(x, (1,), f"the argument of {prim}")
+        if prim == "tanh":
+            return 1 - 2 / ((2 * x).exp() + 1)
+        if prim == "sigmoid":
+            return 1 / (1 + (-x).exp())
+        return getattr(x, prim)()
+    except (ValueError, ZeroDivisionError):
+        # python-flint refuses a series division whose leading term is not certainly nonzero
+        raise K.CannotDecide(f"{prim} cannot be enclosed over this cell") from None
+
+
+def _series_walk(P, xs, decide=None, pieces=None, stop=None):
+    """_ball_walk over a cell: xs are first-order series (``_series_inputs``); ``decide`` and ``stop`` see the
+    (value, derivative) enclosures of the switching functions over the cell."""
+    val = list(xs) + [None] * (P.n_vars - P.n_inputs)
+    chosen = []
+    for e in P.eqns:
+        vs = [a.value if not isinstance(a, int) else val[a] for a in e.ins]
+        params = dict(e.params)
+        if e.prim in K.SMOOTH:
+            val[e.outs[0]] = _series_value(e.prim, vs, params)
+            continue
+        pos = len(chosen)
+        sws = [(_coef(v, 0), _coef(v, 1)) for v in _switch_values(e, vs)]
+        if stop is not None and stop[0] == pos:
+            return sws[stop[1]]
+        if pieces is not None and pos < len(pieces):
+            piece = pieces[pos]
+        else:
+            piece = K.choose(e.prim, params, len(e.ins), [decide(pos, j, v, t, chosen) for j, (v, t) in enumerate(sws)])
+        chosen.append(piece)
+        for o, row in zip(e.outs, piece):
+            val[o] = K.apply_piece((row,), vs)[0]
+    out = P.outputs[0]
+    y = out.value if not isinstance(out, int) else val[out]
+    return chosen, _coef(y, 0), _coef(y, 1)
+
+
+def _series_inputs(polys, lo, hi):
+    """gamma over the cell [lo, hi] as first-order series in t (Horner over arb_series([X, 1]))."""
+    s = arb_series([_ball_of(lo, hi), 1], prec=2)
+    out = []
+    for p in polys:
+        cs = p.coeffs() or [Q0]
+        acc = arb(cs[-1])
+        for c in reversed(cs[:-1]):
+            acc = acc * s + arb(c)
+        out.append(acc)
+    return out
+
+
 def _ball_walk(P, xs, ts, decide=None, pieces=None, stop=None):
     """Evaluate P with values and t-tangents (exact or balls): pieces frozen for the first nonsmooth
     equations, the rest chosen by the kernel's index rules with ``decide(pos, j, value, tangent, chosen)``.
@@ -350,7 +451,7 @@ def _ball_walk(P, xs, ts, decide=None, pieces=None, stop=None):
         if e.prim in K.SMOOTH:
             y = K.smooth_value(e.prim, vs, params)
             ps = K.smooth_partials(e.prim, vs, y, params)
-            val[e.outs[0]], tan[e.outs[0]] = y, sum((p * t for p, t in zip(ps, tv)), Q0)
+            val[e.outs[0]], tan[e.outs[0]] = y, K.dot(ps, tv)
             continue
         pos = len(chosen)
         if stop is not None and stop[0] == pos:
@@ -363,7 +464,7 @@ def _ball_walk(P, xs, ts, decide=None, pieces=None, stop=None):
         chosen.append(piece)
         for o, (coefs, const) in zip(e.outs, piece):
             val[o] = K.apply_piece(((coefs, const),), vs)[0]
-            tan[o] = sum((c * t for c, t in zip(coefs, tv) if c != 0), Q0)
+            tan[o] = K.dot(coefs, tv)
     out = P.outputs[0]
     if not isinstance(out, int):
         return chosen, out.value, Q0
@@ -502,7 +603,7 @@ def _cell_decide(P, polys, dpolys, lo, hi, known, used):
 
 def _branches(P, polys, dpolys, lo, hi, cap=256):
     """Every pattern the index rules can choose over [lo, hi], branching on undecided signs."""
-    xs, ts = _over_cell(P, polys, dpolys, lo, hi)
+    xs = _series_inputs(polys, lo, hi)
     found, stack = [], [{}]
     while stack:
         forced = stack.pop()
@@ -517,7 +618,7 @@ def _branches(P, polys, dpolys, lo, hi, cap=256):
                 raise _Branch()
             return s
         try:
-            p = tuple(_ball_walk(P, xs, ts, decide)[0])
+            p = tuple(_series_walk(P, xs, decide)[0])
             if p not in found:
                 found.append(p)
         except _Branch:
@@ -556,8 +657,7 @@ def _check_cell(P, polys, dpolys, table, k, c, lo, hi, tol, prec):
 
         def region():
             used = set()
-            xs, ts = _over_cell(P, polys, dpolys, lo, hi)
-            got = _ball_walk(P, xs, ts, _cell_decide(P, polys, dpolys, lo, hi, known, used))[0]
+            got = _series_walk(P, _series_inputs(polys, lo, hi), _cell_decide(P, polys, dpolys, lo, hi, known, used))[0]
             if tuple(got) != want:
                 raise Invalid(f"the pattern on cell {k} is not the one the index rules choose")
             if used != set(known):
@@ -575,16 +675,16 @@ def _check_cell(P, polys, dpolys, table, k, c, lo, hi, tol, prec):
         wants = [table.pattern(pat, f"cell {k}") for pat in pats]
 
         def simple():
-            xs, ts = _over_cell(P, polys, dpolys, lo, hi)
+            xs = _series_inputs(polys, lo, hi)
             outs = []
             for s, want in zip((sl, 0, sr), wants):
                 def decide(p_, j_, v, t, chosen, s=s):
                     return s if (p_, j_) == (pos, j) else _strict(p_, j_, v, t, chosen)
-                outs.append(tuple(_ball_walk(P, xs, ts, decide)[0]))
+                outs.append(tuple(_series_walk(P, xs, decide)[0]))
                 if outs[-1] != want:
                     raise Invalid(f"a pattern of simple cell {k} is not the one the index rules choose")
             prefix = list(outs[0][:pos])
-            v, t = _ball_walk(P, xs, ts, pieces=prefix, stop=(pos, j))
+            v, t = _series_walk(P, xs, pieces=prefix, stop=(pos, j))
             if K.sign(t) not in (-1, 1) or _cell_value_sign(P, polys, dpolys, lo, prefix, pos, j)[0] != sl or \
                     _cell_value_sign(P, polys, dpolys, hi, prefix, pos, j)[0] != sr:
                 raise K.CannotDecide(f"simple cell {k}: the switching function is not proved to cross 0 exactly once")

@@ -6,8 +6,8 @@ from . import FMT
 
 DESCRIPTION = """\
 Run every claim of the paper as a property of random programs (hypothesis): Lemma 1, Theorems 1 and 2,
-Propositions 2, 3 and 4, soundness of the number systems, and our torch/jax conventions against torch and
-jax themselves.  N examples per claim, reproducible by --seed (the examples do not depend on --workers).
+Propositions 2, 3 and 4, soundness of the number systems, our torch/jax conventions against torch and
+jax themselves, and that every certificate verify writes passes the independent checker.  N examples per claim, reproducible by --seed (the examples do not depend on --workers).
 Every failure is shrunk to a minimal example and saved under --out as a reproducer (program.prog,
 point.txt, example.json, replay.sh).
 
@@ -25,7 +25,7 @@ def add(sub):
     f.add_argument("--seed", type=int, default=0, metavar="S", help="campaign seed (default 0)")
     f.add_argument("--claims", nargs="+", metavar="NAME",
                    help="which claims (names or comma-separated lists; default all): lemma1 theorem1 theorem2 "
-                        "proposition2 proposition3 proposition4 soundness frameworks")
+                        "proposition2 proposition3 proposition4 soundness frameworks certificates")
     f.add_argument("--workers", type=int, default=None, metavar="K",
                    help="local worker processes (default: one per CPU, at most one per chunk of work); the "
                         "examples do not depend on it")
