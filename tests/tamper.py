@@ -160,9 +160,9 @@ def _leaf_changes(path, v):
 
 
 def mutations(cert):
-    """Every single change of the certificate: (path, operation, size, mutant).  ``meta`` values are outside
-    the digest and never checked (only its keys are: the schema is closed there too); ``digest`` itself is
-    recomputed by re-signing."""
+    """Every single change of the certificate: (path, operation, size, make) where make() builds the mutant.
+    ``meta`` values are outside the digest and never checked (only its keys are: the schema is closed there
+    too); ``digest`` itself is recomputed by re-signing."""
     for path, v in _paths(cert):
         if path[:1] == ("digest",):
             continue
@@ -170,28 +170,34 @@ def mutations(cert):
             for k in v:
                 if path + (k,) == ("digest",):
                     continue            # re-signing puts it back
-                m = copy.deepcopy(cert)
-                _at(m, path).pop(k)
-                yield path + (k,), "delete the key", "large", m
-            m = copy.deepcopy(cert)
-            _at(m, path)["extra"] = "gradient is [7, 7]"
-            yield path + ("extra",), "add a key", "large", m
+                yield path + (k,), "delete the key", "large", _maker(cert, path, k, _DELETE)
+            yield path + ("extra",), "add a key", "large", _maker(cert, path, "extra", "gradient is [7, 7]")
             continue
         if path[:1] == ("meta",) or not path:
             continue
         if path[-1] == "verdict":
             for w in VERDICTS:
                 if w != v:
-                    m = copy.deepcopy(cert)
-                    _at(m, path[:-1])[path[-1]] = w
-                    yield path, f"verdict: {v} -> {w}", "large", m
+                    yield path, f"verdict: {v} -> {w}", "large", _maker(cert, path[:-1], path[-1], w)
             continue
         for op, new, size in _leaf_changes(path, v):
             if new == v and type(new) is type(v):
                 continue
-            m = copy.deepcopy(cert)
-            _at(m, path[:-1])[path[-1]] = new
-            yield path, op, size, m
+            yield path, op, size, _maker(cert, path[:-1], path[-1], new)
+
+
+_DELETE = object()
+
+
+def _maker(cert, parent, key, new):
+    def make():
+        m = copy.deepcopy(cert)
+        if new is _DELETE:
+            _at(m, parent).pop(key)
+        else:
+            _at(m, parent)[key] = new
+        return m
+    return make
 
 
 def _at(o, path):
@@ -273,7 +279,8 @@ def run(certs, sample=None, seed=0, progress=None):
                 verdicts = [m for m in muts if m[1].startswith("verdict")]
                 rest = [m for m in muts if not m[1].startswith("verdict")]
                 muts = verdicts + rng.sample(rest, max(0, sample - len(verdicts)))
-            for path, op, size, m in muts:
+            for path, op, size, make in muts:
+                m = make()
                 c = counts[kind]
                 c["tried"] += 1
                 try:

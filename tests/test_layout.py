@@ -38,7 +38,7 @@ def layer(mod):
     if mod in TOP:
         return "top"
     parts = mod.split(".")
-    if len(parts) == 2 and parts[1] in ("errors", "truth", "rational", "version"):
+    if len(parts) == 2 and parts[1] in ("errors", "truth", "rational", "version", "progress"):
         return "base"
     if parts[1] == "ops":
         return "frontends"

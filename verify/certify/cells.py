@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from flint import arb, arb_series, ctx, fmpq
 
+from .. import progress
 from ..numbers.ball import int_power
 from ..errors import DomainError, Undecided
 from ..interpret.evaluate import PREC_CAP, Run, compiled
@@ -373,6 +374,7 @@ class Analytic:
             item = todo.pop()
             if isinstance(item, Cell):
                 out.append(item)
+                progress.report(f"segment: cells certified up to t = {float(item.hi):.6f},", len(out))
                 continue
             todo.extend(reversed(self.process(*item)))
         return out

@@ -18,6 +18,7 @@ from ..interpret.ad import jacobian
 from ..errors import DomainError, InputError, Undecided
 from ..interpret.evaluate import DEFAULT_PREC, PREC_CAP, _precision, coerce_point, compiled, output_values, run
 from ..frontends import as_program
+from .. import progress
 from ..numbers import get_system
 from ..program.prims import affine
 
@@ -122,7 +123,8 @@ def _global(program, xs, convention, ns, cap, limit):
         raise InputError(f"the global index set would try {total} patterns, more than the limit {limit} "
                          "(max_patterns=; --max-patterns on the command line): use the local scope or raise it")
     found, undecided = [], []
-    for pat in itertools.product(*(range(k) for k in sizes)):
+    for n_tried, pat in enumerate(itertools.product(*(range(k) for k in sizes))):
+        progress.report("global index set: patterns tried", n_tried, total)
         try:
             rp = run(program, ns, [ns.const(x) for x in xs], convention, pattern=pat)
         except DomainError:
@@ -199,7 +201,8 @@ def field_of(iset, patterns):
     grads, where, keys = [], [], {}
     with _precision(ns, iset.prec):
         base = run(program, ns, [ns.const(x) for x in iset.point], convention) if iset.scope == "local" else None
-        for pat in patterns:
+        for n_done, pat in enumerate(patterns):
+            progress.report("field: gradients of patterns", n_done, len(patterns))
             if base is not None:
                 # local scope: every pattern's pieces agree with the primitives at x, so every variable has
                 # the same value under every pattern; only the linear parts differ

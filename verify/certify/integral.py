@@ -31,11 +31,11 @@ from ..errors import DomainError, InputError, Undecided
 from ..interpret.evaluate import PREC_CAP, output_values, run
 from ..frontends import as_program
 from ..numbers import get_system
-from ..numbers.ball import arb_bounds, arb_sign
-from ..rational import fmt_q
+from ..numbers.ball import arb_sign, interval_json, json_number
 from ..truth import Verdict
 from . import algebraic as A
 from .ratfunc import RF, At, Right, RFSystem
+from .partition import enclosure_json
 from .segment import DEFAULT_TOL, bp_json, segment_partition
 
 
@@ -389,7 +389,7 @@ def _ball_jumps(part, prec):
             if c is not None and c.kind == "simple":
                 for side in (c.patterns[0], c.patterns[2]):
                     if side != c.patterns[1] and _differ(program, conv, curve, side, c.patterns[1], c.lo, c.hi):
-                        return {"t": {"lo": A.q_decimal(c.lo)[0], "hi": A.q_decimal(c.hi)[1]},
+                        return {"t": enclosure_json(c.lo, c.hi),
                                 "reason": "the adjacent pieces' values at the switch point differ",
                                 "pattern": list(side)}
     return None
@@ -499,14 +499,10 @@ def json_digits(tol):
     return max(20, (tol * 3) // 10 + 12)
 
 
-def num_json(x, digits):
-    """"p/q" for an fmpq (or a radius-0 ball); {"lo", "hi"} outward decimal bounds for a ball."""
-    if isinstance(x, fmpq):
-        return fmt_q(x)
-    if x.is_finite() and x.is_exact():
-        return fmt_q(A.arf_q(x.mid()))
-    lo, hi = arb_bounds(x, digits)
-    return {"lo": lo, "hi": hi}
+def num_json(x, digits=None):
+    """"p/q" for an fmpq (or a radius-0 ball); {"lo", "hi"} outward decimal bounds for a ball, with as many
+    digits as it is accurate (the format of every command)."""
+    return json_number(x)
 
 
 def iv_of(j):
@@ -519,11 +515,9 @@ def iv_of(j):
     return fmpq(lo.numerator, lo.denominator), fmpq(hi.numerator, hi.denominator)
 
 
-def iv_json(iv, digits):
-    lo, hi = iv
-    if lo == hi:
-        return fmt_q(lo)
-    return {"lo": A.q_decimal(lo, digits)[0], "hi": A.q_decimal(hi, digits)[1]}
+def iv_json(iv, digits=None):
+    """An exact rational interval as JSON (``verify.numbers.ball.interval_json``)."""
+    return interval_json(*iv)
 
 
 def iv_sum(ivs):

@@ -20,6 +20,7 @@ sides is merged away.  The fine partition (every root found) is kept as evidence
 """
 from flint import fmpq
 
+from .. import progress
 from ..program import kinks
 from ..errors import DomainError, InputError, Undecided
 from ..interpret.evaluate import compiled, run
@@ -82,6 +83,8 @@ def exact_walk(program, convention, curve, tol):
     atoms = [("P", t, _run_at(program, convention, curve, At(t), ins).pattern)]
     one = fmpq(1)
     while True:
+        progress.report(f"segment: breakpoints up to t = {float(t) if isinstance(t, fmpq) else float(t.lo):.6f},",
+                        len(atoms) // 2)
         r = _run_at(program, convention, curve, Right(t), ins)
         nxt = one
         for P in critical_polys(program, convention, r):
@@ -212,8 +215,8 @@ def partition_text(part):
 
 
 def _short(b):
-    j = bp_json(b)
-    return j if isinstance(j, str) else f"[{j['lo'][:12]}.., {j['hi'][:12]}..]"
+    j = bp_json(b)      # in full: an enclosure is printed with as many digits as it is accurate
+    return j if isinstance(j, str) else f"[{j['lo']}, {j['hi']}]"
 
 
 __all__ = ["segment_partition", "Curve", "Partition", "Breakpoint", "Piece", "merge", "exact_walk",

@@ -28,8 +28,11 @@ def register(kind):
 def check(cert):
     """Return None when ``cert`` is valid; raise Invalid (with the reason) when it is not, InputError when
     it is not a certificate at all."""
-    if not isinstance(cert, dict) or cert.get("format") != FORMAT:
-        raise InputError(f"not a {FORMAT} certificate")
+    if not isinstance(cert, dict) or "format" not in cert:
+        raise InputError(f"not a certificate (a {FORMAT} certificate is a JSON object with a format key)")
+    if cert.get("format") != FORMAT:
+        raise InputError(f"not a {FORMAT} certificate (format {cert.get('format')!r}: regenerate it with this "
+                         "version)")
     try:
         validate_schema(cert)
     except InputError as e:
@@ -43,8 +46,10 @@ def check(cert):
         raise Invalid(f"no checker for certificates of kind {cert['kind']!r}")
     try:
         fn(cert)
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError, ZeroDivisionError) as e:
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, ZeroDivisionError, OverflowError) as e:
         raise Invalid(f"malformed certificate ({type(e).__name__}: {e})") from None
+    except RecursionError:
+        raise Invalid("the certificate is nested too deeply to be checked") from None
 
 
 def _load_checks():

@@ -15,6 +15,7 @@ import math
 
 from flint import arb, arb_mat, ctx, fmpq, fmpq_mat
 
+from .. import progress
 from ..errors import VerifyError
 from . import Invalid, register
 from . import common as C
@@ -434,7 +435,10 @@ def check_critical(cert):
             if math.prod(len(c) for c in lists) != len(ev["field"]):
                 raise Invalid("evidence.field must give the generator of every pattern of I(x)")
             pats = list(itertools.product(*lists))
-            own = [(T.jacobian(pc)[0], (lambda pc=pc: tape().jacobian(pc)[0])) for pc in pats]
+            own = []
+            for i, pc in enumerate(pats):
+                progress.report("check: gradients of I(x)", i, len(pats))
+                own.append((T.jacobian(pc)[0], (lambda pc=pc: tape().jacobian(pc)[0])))
         else:
             if "candidates" in ev:
                 raise Invalid("the global scope has no per-equation candidates")

@@ -64,12 +64,16 @@ def _isqrt_q(x):
 
 
 def _ipow(x, n):
-    """x ** n (n >= 0) by multiplication: arb ** int is nan for a ball around 0 in python-flint 0.9."""
+    """x ** n (n >= 0) by repeated squaring (arb ** int is nan for a ball around 0 in python-flint 0.9)."""
     if isinstance(x, fmpq):
         return x ** n
-    out = Q1
-    for _ in range(n):
-        out = out * x
+    out, base = Q1, x
+    while n:
+        if n & 1:
+            out = out * base
+        n >>= 1
+        if n:
+            base = base * base
     return out
 
 
@@ -94,8 +98,22 @@ def _need(ok, msg):
         raise Undefined(f"the program is not defined here: {msg}")
 
 
+from ..rational import MAX_BITS  # noqa: E402  (exact values larger than this are refused, not computed)
+
+
+def _size(*xs, times=1):
+    bits = sum(x.height_bits() for x in xs if isinstance(x, fmpq)) * times
+    if bits > MAX_BITS:
+        raise Invalid(f"an exact value of the certificate would need about {bits} bits (the checker's limit is "
+                      f"{MAX_BITS})")
+
+
 def smooth_value(prim, xs, params):
     """Value of a smooth primitive (exact when the result is rational at a rational point, else a ball)."""
+    if prim in ("mul", "div"):
+        _size(*xs)
+    if prim == "pow":
+        _size(xs[0], times=abs(params["n"]))
     if prim in ("add", "sub", "mul"):
         a, b = xs
         return a + b if prim == "add" else (a - b if prim == "sub" else a * b)

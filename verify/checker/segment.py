@@ -20,7 +20,7 @@ Differentiable: every switching function's sign at the point, the pattern and th
 """
 from flint import arb, arb_poly, arb_series, ctx, fmpq, fmpq_poly
 
-from ..numbers.ball import arb_bounds
+from ..numbers.ball import interval_json
 from . import Invalid, register
 from . import common as C
 from . import kernel as K
@@ -32,14 +32,8 @@ RATIONAL = ("add", "sub", "mul", "div", "neg", "pow")
 
 # ------------------------------------------------------------------------------------------- numbers
 
-def _dec(x, digits=20):
-    """Outward decimal bounds of the rational x, as the certifier writes them."""
-    with ctx.workprec(4 * digits + 64):
-        return arb_bounds(arb(x), digits)
-
-
-def _enclosure(lo, hi, digits=20):
-    return {"lo": _dec(lo, digits)[0], "hi": _dec(hi, digits)[1]}
+def _enclosure(lo, hi):
+    return interval_json(lo, hi)
 
 
 _iv = C.stated_bounds
@@ -54,12 +48,8 @@ def _horner(p, x):
     return acc
 
 
-def _json_digits(tol):
-    return max(20, (tol * 3) // 10 + 12)
-
-
-def _iv_json(lo, hi, digits):
-    return K.qs(lo) if lo == hi else _enclosure(lo, hi, digits)
+def _iv_json(lo, hi):
+    return interval_json(lo, hi)
 
 
 # ------------------------------------------------------------------------ rational functions of t
@@ -223,7 +213,8 @@ class _Alg:
         shi = (q(self.hi) > 0) - (q(self.hi) < 0)
         if not (self.lo < self.hi and self.slo * shi < 0 and _count_open(q, self.lo, self.hi) == 1):
             raise Invalid(f"the interval of {j!r} does not isolate one root of its polynomial")
-        if j.get("lo") != _dec(self.lo)[0] or j.get("hi") != _dec(self.hi)[1] or \
+        enc = interval_json(self.lo, self.hi)
+        if j.get("lo") != enc["lo"] or j.get("hi") != enc["hi"] or \
                 set(j) != {"lo", "hi", "poly", "interval"}:
             raise Invalid(f"the decimal bounds of {j!r} are not those of its interval")
         self.json = j
@@ -932,7 +923,6 @@ def check_integral(cert):
     if P.n_outputs != 1:
         raise Invalid("the integral identity is about a program with one output")
     prec = _partition_prec(cert, tol)
-    digits = _json_digits(tol)
     polys, dpolys, table, bps, pieces, extra = _partition(cert, P, tol, prec)
     work = 1 << (2 * max(128, tol + 64) - 1).bit_length()    # the checker's own enclosures: tighter than tol
     method, terms, lhs = claim["method"], ev["terms"], res["lhs"]
@@ -956,9 +946,9 @@ def check_integral(cert):
         for tm in terms:
             a, b = _iv(tm["value"])
             lo, hi = lo + a, hi + b
-        rhs = _iv_json(lo, hi, digits)
+        rhs = _iv_json(lo, hi)
         (alo, ahi), (blo, bhi) = _iv(lhs), _iv(rhs)
-        diff = _iv_json(alo - bhi, ahi - blo, digits)
+        diff = _iv_json(alo - bhi, ahi - blo)
     if disc is not None:
         verdict, why = "REFUTED", f"f is discontinuous at t = {_show(disc['t'])}: it is not in the class S"
     else:

@@ -1,11 +1,12 @@
 """verify segment / verify integral (Claim 1, Proposition 2 and Theorem 3 of the paper)."""
-import json
 import time
 
-from . import EPILOG, FMT, add_program, write_certificate
+from . import FMT, PROGRAM_HELP, add_program, emit, footer, positive, write_certificate
 
 CURVE_HELP = ("a polynomial curve instead of a segment: coefficient vectors c0; c1; c2 ... for gamma(t) = c0 + "
               "c1 t + c2 t^2 + ..., e.g. '0,0; 1,0; 0,1' (write --curve='-1,0; ...' when it starts with a minus)")
+ENDS_HELP = ("X and Y are points, comma-separated exact numbers: --from 0,1/2 --to 1,1 (write --from=-1,0 when "
+             "a point starts with a minus sign).")
 
 
 def _common(p):
@@ -13,12 +14,15 @@ def _common(p):
     p.add_argument("--from", dest="x", metavar="X", help="the segment's start, e.g. 0,1/2")
     p.add_argument("--to", dest="y", metavar="Y", help="the segment's end")
     p.add_argument("--curve", metavar="C", help=CURVE_HELP)
-    p.add_argument("--tol", type=int, default=60, metavar="BITS",
-                   help="ball breakpoints (and the integral's difference) narrower than 2^-BITS (default 60)")
+    p.add_argument("--tol", type=positive("--tol", 2000), default=60, metavar="BITS",
+                   help="ball breakpoints (and the integral's difference) narrower than 2^-BITS (default 60, at "
+                        "most 2000)")
     p.add_argument("--method", default="auto", choices=("auto", "exact", "ball"),
                    help="exact (rational programs: exact breakpoints), ball (interval Newton), auto (default: "
                         "exact when the program is rational)")
-    p.add_argument("--prec", type=int, metavar="BITS", help="starting ball precision (default max(128, tol + 64))")
+    p.add_argument("--prec", type=positive("--prec", 4096), metavar="BITS",
+                   help="starting ball precision (default: the power of two at least max(128, tol + 64); at most "
+                        "4096)")
     p.add_argument("--certificate", metavar="FILE", help="write a certificate that `verify check` re-validates")
 
 
@@ -31,7 +35,7 @@ def add(sub):
                                    "with their polynomial); others get balls narrower than 2^-tol.  Exit 3 when "
                                    "a cluster (a possible double root or an identically zero switching function) "
                                    "leaves the pattern undetermined somewhere.",
-                       epilog=EPILOG, formatter_class=FMT)
+                       epilog=footer(PROGRAM_HELP, ENDS_HELP), formatter_class=FMT)
     _common(s)
     s.set_defaults(run=run_segment)
     i = sub.add_parser("integral", help="both sides of Proposition 2: f(Y) - f(X) = int_0^1 <Y - X, AD grad> dt",
@@ -41,7 +45,7 @@ def add(sub):
                                    "width below 2^-tol (exactly 0 for exact sides); REFUTED (exit 1) when the "
                                    "program is discontinuous (outside the class S) at a breakpoint; UNDECIDED "
                                    "(exit 3) otherwise.",
-                       epilog=EPILOG, formatter_class=FMT)
+                       epilog=footer(PROGRAM_HELP, ENDS_HELP), formatter_class=FMT)
     _common(i)
     i.set_defaults(run=run_integral)
 
@@ -54,8 +58,8 @@ def run_segment(args):
     part = segment_partition(P, args.x, args.y, args.curve, args.convention, args.tol, args.method, args.prec)
     if args.certificate:
         write_certificate(segment_certificate(part, t0), args.certificate)
-    print(json.dumps(part.json()) if args.json else partition_text(part))
-    return 0 if part.complete else 3
+    return emit(args, "PROVED" if part.complete else "UNDECIDED", part.json(), partition_text(part),
+                "the pattern inside the cluster enclosure(s) is not determined")
 
 
 def run_integral(args):
@@ -66,5 +70,4 @@ def run_integral(args):
     res = integral_identity(P, args.x, args.y, args.curve, args.convention, args.tol, args.method, args.prec)
     if args.certificate:
         write_certificate(integral_certificate(res, t0), args.certificate)
-    print(json.dumps(res.json()) if args.json else integral_text(res))
-    return res.verdict.exit_code
+    return emit(args, res.verdict.name, res.json(), integral_text(res), res.reason)
