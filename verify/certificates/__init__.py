@@ -95,12 +95,28 @@ def has_balls(o):
 
 
 _SCHEMA = None
+_INLINE = ("index", "exact", "decimal", "convention", "exact_vector", "pattern", "ball", "number")
+
+
+def _inlined(node, defs):
+    """The schema with references to the small leaf definitions replaced by their content (the same schema;
+    jsonschema resolves a $ref per array item otherwise, which dominates checking a large certificate)."""
+    if isinstance(node, dict):
+        ref = node.get("$ref", "")
+        if len(node) == 1 and ref.startswith("#/$defs/") and ref[8:] in _INLINE:
+            return _inlined(defs[ref[8:]], defs)
+        return {k: _inlined(v, defs) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_inlined(v, defs) for v in node]
+    return node
 
 
 def schema():
+    """The certificate schema (schema.json), with leaf definitions inlined for speed."""
     global _SCHEMA
     if _SCHEMA is None:
-        _SCHEMA = json.loads(resources.files(__package__).joinpath("schema.json").read_text(encoding="utf-8"))
+        raw = json.loads(resources.files(__package__).joinpath("schema.json").read_text(encoding="utf-8"))
+        _SCHEMA = _inlined(raw, raw["$defs"])
     return _SCHEMA
 
 

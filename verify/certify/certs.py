@@ -89,8 +89,12 @@ def _membership(m):
 
 
 def _tree_json(node, pieces, pos_of):
+    """The Clarke walk's tree without the nodes where nothing is tied (the index rule decides there, and the
+    checker replays it): one node per equation with tied switching functions."""
     if "leaf" in node:
         return node
+    if not node["tied"]:
+        return _tree_json(node["branches"][0]["next"], pieces, pos_of)
     out = {"eqn": node["eqn"], "tied": node["tied"], "zero": node["zero"], "branches": []}
     for b in node["branches"]:
         bj = {"signs": b["signs"]}

@@ -29,18 +29,20 @@ def program(cert):
     from ..program.ir import to_text
     from ..program.kinks import CONVENTIONS
     prog = cert["program"]
+    if "\n" not in prog["source"]:
+        raise Invalid("program.source must be program text, not a path")
     try:
-        P = parse(prog["text"], fn=prog["fn"])
         S = parse(prog["source"], fn=prog["fn"])
     except VerifyError as e:
-        raise Invalid(f"the program text does not parse: {e}") from None
-    if to_text(P) != prog["text"] or to_text(S) != prog["source"]:
-        raise Invalid("the program text is not in canonical form")
+        raise Invalid(f"the program source does not parse: {e}") from None
+    if to_text(S) != prog["source"] or S.name != prog["fn"]:
+        raise Invalid("the program source is not in canonical form")
     conv = cert["claim"]["convention"]
     if conv not in CONVENTIONS:
         raise Invalid(f"unknown convention {conv!r}")
-    if resolve(S, conv) != P:
-        raise Invalid(f"the program is not the source with the {conv} convention resolved")
+    P = resolve(S, conv)
+    if to_text(P) != prog["text"]:              # one parse: the text must print exactly as the resolved source
+        raise Invalid(f"the program text is not the source with the {conv} convention resolved")
     return P
 
 

@@ -277,6 +277,17 @@ def clarke_walk(P, x, ev, table, pl):
     def gof(a, G):
         return [K.Q0] * n if not isinstance(a, int) else G[a]
 
+    def _branch_values(k, piece, xs, val, jumped):
+        """The branch's values after equation k takes ``piece``: a piece whose value differs from the
+        primitive's at x (a jump) starts the branch's own copy of the values."""
+        v2, j2 = val, jumped
+        for y, o in zip(K.apply_piece(piece, xs), P.eqns[k].outs):
+            if _sign(y - val[o], f"whether equation {k + 1} jumps") != 0:
+                if v2 is val:
+                    v2 = val[:]
+                v2[o], j2 = y, True
+        return v2, j2
+
     def args(e, val):
         return [a.value if not isinstance(a, int) else val[a] for a in e.ins]
 
@@ -343,11 +354,18 @@ def clarke_walk(P, x, ev, table, pl):
                     higher_order = True
                 else:
                     tied.append(j)
-        if ev is not None and (node.get("eqn") != k or node.get("tied") != tied or node.get("zero") != zero):
-            raise Invalid(f"the Clarke tree's node at equation {k + 1} does not match its tied switching functions")
         if higher_order and not pl:
             raise Undecidable(f"equation {k + 1}: a tie with zero gradient in a program that is not piecewise "
                               "linear is decided by higher-order terms")
+        if not tied:            # the index rule decides: the tree has no node here
+            piece = K.choose(e.prim, params, len(e.ins), signs)
+            v2, j2 = _branch_values(k, piece, xs, val, jumped)
+            G2 = G[:]
+            for o, (coefs, _) in zip(e.outs, piece):
+                G2[o] = [K.dot(coefs, [g[jj] for g in gs]) for jj in range(n)]
+            return visit(k + 1, v2, j2, G2, node, rows, indep, chosen + [piece])
+        if ev is not None and (node.get("eqn") != k or node.get("tied") != tied or node.get("zero") != zero):
+            raise Invalid(f"the Clarke tree's node at equation {k + 1} does not match its tied switching functions")
         if not pl:
             indep = indep + [grads[j] for j in tied]
             if not _independent(indep):
@@ -373,12 +391,7 @@ def clarke_walk(P, x, ev, table, pl):
             piece = K.choose(e.prim, params, len(e.ins), sg)
             if b is not None and table.piece(m, b["piece"]) != piece:
                 raise Invalid(f"the piece chosen at equation {k + 1} for signs {list(tau)} is not the stated one")
-            v2, j2 = val, jumped
-            for y, o in zip(K.apply_piece(piece, xs), e.outs):
-                if _sign(y - val[o], f"whether equation {k + 1} jumps") != 0:
-                    if v2 is val:
-                        v2 = val[:]
-                    v2[o], j2 = y, True
+            v2, j2 = _branch_values(k, piece, xs, val, jumped)
             G2 = G[:]
             for o, (coefs, _) in zip(e.outs, piece):
                 G2[o] = [K.dot(coefs, [g[jj] for g in gs]) for jj in range(n)]
@@ -435,10 +448,8 @@ def check_critical(cert):
             if math.prod(len(c) for c in lists) != len(ev["field"]):
                 raise Invalid("evidence.field must give the generator of every pattern of I(x)")
             pats = list(itertools.product(*lists))
-            own = []
-            for i, pc in enumerate(pats):
-                progress.report("check: gradients of I(x)", i, len(pats))
-                own.append((T.jacobian(pc)[0], (lambda pc=pc: tape().jacobian(pc)[0])))
+            progress.report("check: gradients of I(x)", 0, len(pats))
+            own = [(jac[0], (lambda pc=pc: tape().jacobian(pc)[0])) for jac, pc in zip(T.jacobians(pats), pats)]
         else:
             if "candidates" in ev:
                 raise Invalid("the global scope has no per-equation candidates")
@@ -449,8 +460,6 @@ def check_critical(cert):
                 raise Invalid("evidence.field must give the generator of every pattern of I(x)")
             own = [(K.Frozen(P, x, list(pc)).jacobian()[0], (lambda pc=pc: K.Frozen(P, x, list(pc)).jacobian()[0]))
                    for pc in pats]
-        for pc in pats:
-            table.indices(pc, "a pattern")
         return own
 
     def body(p):

@@ -358,56 +358,75 @@ class Tape:
     """The program evaluated once at x by the primitives' own definitions: every variable's value, every
     equation's arguments, and the partial derivatives of every smooth equation.  For the patterns of a local
     index set (every piece agrees with its primitive at x, so every variable has the same value under every
-    one of them) ``jacobian(pieces)`` is one reverse sweep per output with the given pieces at the nonsmooth
-    equations, skipping zero cotangents (symbolic zeros): the values are shared, not recomputed."""
+    one of them) the selection Jacobians are reverse sweeps over these shared values with the patterns' pieces
+    at the nonsmooth equations, skipping zero cotangents (symbolic zeros); ``jacobians`` sweeps the part after
+    the last equation where the patterns differ once for all of them."""
 
     def __init__(self, program, x):
         F = Frozen(program, x, want_grad=False)
         self.program, self.val, self.args = program, F.val, F.args
-        self.partials, self.position = [], []
-        m = 0
+        self.ops, self.eq_of_pos = [], []
         for k, e in enumerate(program.eqns):
             if e.prim in SMOOTH:
-                self.partials.append(smooth_partials(e.prim, F.args[k], F.val[e.outs[0]], dict(e.params)))
-                self.position.append(None)
+                ps = smooth_partials(e.prim, F.args[k], F.val[e.outs[0]], dict(e.params))
+                self.ops.append((e.outs[0], tuple((a, d) for a, d in zip(e.ins, ps)
+                                                  if isinstance(a, int) and not _zero(d)), None))
             else:
-                self.partials.append(None)
-                self.position.append(m)
-                m += 1
+                self.ops.append((e.outs, tuple(a if isinstance(a, int) else None for a in e.ins),
+                                 len(self.eq_of_pos)))
+                self.eq_of_pos.append(k)
 
     def outputs(self):
         return [a.value if not isinstance(a, int) else self.val[a] for a in self.program.outputs]
 
-    def jacobian(self, pieces):
-        P = self.program
-        n = P.n_inputs
-        rows = []
-        for out in P.outputs:
-            if not isinstance(out, int):
-                rows.append([Q0] * n)
+    def _sweep(self, ct, hi, lo, pieces):
+        """Reverse sweep over equations hi, hi - 1, ..., lo, in place on the cotangents ``ct`` (None: zero)."""
+        ops = self.ops
+        for k in range(hi, lo - 1, -1):
+            outs, ins, pos = ops[k]
+            if pos is None:
+                c = ct[outs]
+                if c is None:
+                    continue
+                ct[outs] = None
+                for a, d in ins:
+                    v = ct[a]
+                    ct[a] = c * d if v is None else v + c * d
                 continue
-            ct = {out: Q1}
-            for k in range(len(P.eqns) - 1, -1, -1):
-                if not ct:
-                    break
-                e = P.eqns[k]
-                cs = [ct.pop(o, None) for o in e.outs]
-                if all(c is None for c in cs):
+            for o, (coefs, _) in zip(outs, pieces[pos]):
+                c = ct[o]
+                if c is None:
                     continue
-                if self.position[k] is None:
-                    c = cs[0]
-                    for a, d in zip(e.ins, self.partials[k]):
-                        if isinstance(a, int) and not _zero(d):
-                            ct[a] = ct[a] + c * d if a in ct else c * d
-                    continue
-                for (coefs, _), c in zip(pieces[self.position[k]], cs):
-                    if c is None:
-                        continue
-                    for a, w in zip(e.ins, coefs):
-                        if isinstance(a, int) and w != 0:
-                            ct[a] = ct[a] + c * w if a in ct else c * w
-            rows.append([ct.get(i, Q0) for i in range(n)])
-        return rows
+                ct[o] = None
+                for a, w in zip(ins, coefs):
+                    if a is not None and w != 0:
+                        v = ct[a]
+                        ct[a] = c * w if v is None else v + c * w
+
+    def jacobians(self, patterns):
+        """The selection Jacobian (rows = outputs) of every pattern (a tuple of pieces per nonsmooth equation)."""
+        P = self.program
+        n, last = P.n_inputs, len(P.eqns) - 1
+        vary = [m for m in range(len(self.eq_of_pos)) if len({p[m] for p in patterns}) > 1]
+        split = self.eq_of_pos[max(vary)] if vary else -1        # equations after split: the same for all
+        out = [[] for _ in patterns]
+        for o in P.outputs:
+            if not isinstance(o, int):
+                for rows in out:
+                    rows.append([Q0] * n)
+                continue
+            ct = [None] * P.n_vars
+            ct[o] = Q1
+            if patterns:
+                self._sweep(ct, last, split + 1, patterns[0])
+            for rows, pat in zip(out, patterns):
+                c2 = ct[:]
+                self._sweep(c2, split, 0, pat)
+                rows.append([Q0 if c2[j] is None else c2[j] for j in range(n)])
+        return out
+
+    def jacobian(self, pieces):
+        return self.jacobians([tuple(pieces)])[0]
 
 
 class Forms:
