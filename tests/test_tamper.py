@@ -47,3 +47,16 @@ def test_unknown_keys_are_named():
         cert = dict(lst[0], result=dict(lst[0]["result"], extra="gradient is [7, 7]"))
         with pytest.raises(Invalid, match="unknown key 'extra' at result"):
             check(sign(cert))
+
+
+@pytest.mark.parametrize("kind", ["differentiable", "segment", "integral", "critical", "index_set"])
+def test_prec_is_validated_per_kind(kind):
+    """The measured holes: null -> 0 and 128 -> 127 passed for differentiable, segment and integral
+    certificates.  prec is null exactly when nothing is a ball, else the precision the checker re-derives at."""
+    from verify.certificates import sign
+    from verify.checker import Invalid, check
+    for cert in CERTS[kind]:
+        p = cert["prec"]
+        for bad in ([0, 128] if p is None else [None, 0, p - 1, p + 1, 127]):
+            with pytest.raises((Invalid, __import__("verify").InputError)):
+                check(sign(dict(cert, prec=bad)))
