@@ -131,6 +131,8 @@ OUTCOMES = [  # one run per command and outcome: stdout is one object valid agai
     (["eval", "lambda x, y: max(x, y)", "--at", "1,1"], 0),
     (["eval", "lambda x: exp(x)", "--at", "1/3", "--number", "float32"], 0),
     (["eval", "lambda x: exp(x)", "--at", "1000", "--number", "float16"], 0),
+    (["eval", "lambda x: exp(x)", "--at", "1e10000", "--number", "float"], 0),
+    (["eval", "lambda x: exp(x)", "--at", "1e10000"], 3),            # an infinite enclosure certifies nothing
     (["grad", "lambda x, y: (x * y, relu(x))", "--at", "2,3", "--number", "ball"], 0),
     (["grad", "lambda t: relu(log(exp(t)) - t)", "--at", "1/3"], 3),
     (["grad", "lambda x: log(x)", "--at", "-1"], 2),

@@ -23,7 +23,7 @@ class Parser(argparse.ArgumentParser):
     """argparse with usage errors as one line (raised, so that --json can report them too)."""
 
     def error(self, message):
-        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+        raise UsageError(f"{message} (see {self.prog} --help)")
 
 
 def build_parser():
@@ -118,8 +118,7 @@ def main(argv=None):
             pass
         return 141
     except KeyboardInterrupt:
-        print("verify: interrupted", file=sys.stderr)
-        return 130
+        return _fail(argv, "ERROR", "interrupted", 130)
     except Exception as e:  # a bug, not bad input: one line, and a distinct exit code
         return _fail(argv, "ERROR", f"internal error (please report): {type(e).__name__}: {e}", 4)
 

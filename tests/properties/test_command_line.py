@@ -27,7 +27,8 @@ GOOD = ["lambda x: relu(x)", "lambda x, y: max(x, y) + relu(x - y)", "lambda t: 
         "lambda t: where(t > 1/2, 1, 0)", "lambda x: relu(x*x - 1/2)", "lambda x: log(x)", "lambda x: 1 / x",
         "lambda x, y: clamp(x, lo=0, hi=1) + hardtanh(y)", "lambda x: relu(log(exp(x)) - x)",
         "def f(x):\n    a = relu(x)\n    b = where(x >= a, x, a)\n    return relu(x)\n",
-        "lambda x: " + " + ".join(["x"] * 300), "lambda x: x ** 7 - relu(x) ** 2"]
+        "lambda x: " + " + ".join(["x"] * 300), "lambda x: x ** 7 - relu(x) ** 2", "lambda x: exp(exp(x)) - relu(x)",
+        "lambda x: relu(sin(1000000 * x))", "lambda x: sqrt(1 + x * x) * tanh(x)"]
 HOSTILE = ["", " ", "lambda", "lambda x:", "def", "def f(x):\n    return", "x + 1", "nosuch.py", "/", ".",
            "lambda x: x ** 10000000000000", "lambda x: x * 1e999999999", "lambda x: (" * 400 + "x" + ")" * 400,
            "lambda x: __import__('os').system('true')", "lambda x: x.__class__", "lambda x: [x]", "\x00",
@@ -35,7 +36,7 @@ HOSTILE = ["", " ", "lambda", "lambda x:", "def", "def f(x):\n    return", "x + 
            "def relu(x):\n    return x\n", "lambda x: where(x, 1, 0)", "lambda x: 1/0", "lambda x: x ** -1",
            "lambda x: relu(" * 300 + "x" + ")" * 300]
 POINTS = ["0", "1", "-1", "1/3", "0.25", "1,2", "1,1,1", "-1/2,3", "", ",", "1,,2", "abc", "nan", "inf", "1/0",
-          "1e99999999", "9" * 200, "0x10", "1_000", "--json", " 1 , 2 "]
+          "1e99999999", "9" * 200, "0x10", "1_000", "--json", " 1 , 2 ", "1e10000", "-1e-9999", "1e308,1e-308"]
 FLAGS = {
     "eval": [["--number", ["exact", "ball", "interval", "float", "float32", "float16", "decimal"]],
              ["--prec", ["2", "64", "300", "1", "0", "-5", "x", "99999999"]],

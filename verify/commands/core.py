@@ -85,4 +85,14 @@ def report(args, program, res, is_grad, extra=None, verdict="PROVED", reason=Non
         lines.append(f"pattern   {p['equation']}   -> piece {p['piece']}")
     for k, v in (extra or {}).items():
         lines.append(f"{k}  {v['verdict']}: {v['reason']}")
+    numbers = list(res.values) + ([v for row in res.jacobian for v in row] if is_grad else [])
+    if verdict == "PROVED" and res.number in ("exact", "ball", "interval") and any(_infinite(v) for v in numbers):
+        verdict = "UNDECIDED"
+        reason = "an enclosure is not finite (the ball arithmetic overflowed): it certifies nothing"
+        lines.append(f"UNDECIDED: {reason}")
     return emit(args, verdict, out, "\n".join(lines), reason)
+
+
+def _infinite(v):
+    j = json_number(v)
+    return isinstance(j, dict) and "inf" in (j["lo"] + j["hi"])
