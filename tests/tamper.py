@@ -65,6 +65,7 @@ def sample_certificates():
             segment_certificate(segment_partition(P("lambda x, y: relu(x*y - 1/4)"), curve="0,0; 1,0; 0,1")),
             segment_certificate(segment_partition(P("lambda t: relu(exp(t) - 2) + relu(t - 1/2)"), "0", "1")),
             segment_certificate(segment_partition(P("lambda t: relu((exp(t) - 2)**2)"), "0", "1")),
+            segment_certificate(segment_partition(P("lambda x, y: max(x, x, sin(y))"), "-1,0", "0,-1")),
         ],
         "integral": [
             integral_certificate(integral_identity(P("lambda t: relu(t - 1/3) - relu(t - 2/3)"), "0", "1")),

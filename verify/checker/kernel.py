@@ -538,6 +538,30 @@ def switches(prim, params, n):
     raise Invalid(f"unknown primitive {prim!r}")
 
 
+def consistent(prim, params, n, signs):
+    """Can the switching functions of the primitive take these signs together, at some input?  Pairwise
+    differences (max, min, sort) must be a weak order of the arguments; clamp's x - lo > x - hi; single
+    switches take any sign."""
+    if prim in ("max", "min", "sort"):
+        pairs = {(i, j): k for k, (i, j) in enumerate((i, j) for i in range(n) for j in range(i + 1, n))}
+
+        def d(i, j):
+            return 0 if i == j else (signs[pairs[(i, j)]] if i < j else -signs[pairs[(j, i)]])
+        for i in range(n):
+            for j in range(n):
+                for k in range(n):
+                    a, b = d(i, j), d(j, k)
+                    if a >= 0 and b >= 0 and d(i, k) < (1 if a > 0 or b > 0 else 0):
+                        return False
+        return True
+    if prim in ("clamp", "hardtanh", "relu6"):
+        lo, hi = bounds(prim, params)
+        if lo is not None and hi is not None:
+            s_lo, s_hi = signs[0], signs[1]
+            return (s_hi < 0 or s_lo > 0) and (s_lo > 0 or s_hi < 0)
+    return True
+
+
 def choose(prim, params, n, signs):
     """The piece (affine map) the index rule picks for the given decided signs of the switches."""
     if prim in ("relu", "abs", "leaky_relu"):
