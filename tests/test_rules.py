@@ -187,3 +187,22 @@ def test_a_pattern_is_a_choice_of_distinct_affine_maps(src):
         assert sorted(maps) == sorted(K.pieces(e.prim, params, len(e.ins))), (src, conv)
     from verify.certify import index_set
     assert index_set("lambda x: leaky_relu(x, slope=1)", [0]).patterns == [(0,)]
+
+
+def test_affine_forms_decide_rational_differences_exactly():
+    """verify.numbers.affine (certifier) and the checker's kernel.Forms keep the identity of atoms: a difference
+    whose atoms cancel is an exact rational, whatever the balls say."""
+    from verify.checker import kernel as K
+    from verify.numbers.affine import AffineSystem
+    ns = AffineSystem()
+    t = ns.input(0, arb(Q(1, 2)))
+    e1, e2 = ns.exp(t), ns.exp(t)
+    d = ns.sub(ns.add(e1, ns.const(Q(1, 10 ** 40))), e2)
+    assert ns.is_exact_value(d) and d[0] == Q(1, 10 ** 40) and ns.sign(d) == 1
+    assert ns.sign(ns.sub(ns.mul(e1, t), ns.mul(t, e2))) == 0                 # a * b - b * a
+    assert ns.sign(ns.sub(ns.log(e1), t)) is None                              # log(exp(t)) - t: nonlinear, a ball
+    f = K.Forms()
+    x = f.input(0, arb(Q(1, 2)))
+    a, b = f.apply("exp", [x], {}), f.apply("exp", [x], {})
+    assert f.sign(f.add(f.add(a, f.const(Q(1, 10 ** 40))), b, -K.Q1)) == 1
+    assert f.sign(f.add(f.apply("mul", [a, x], {}), f.apply("mul", [x, b], {}), -K.Q1)) == 0
