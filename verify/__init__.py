@@ -20,7 +20,8 @@ __all__ = ["parse", "trace", "evaluate", "grad", "jvp", "vjp", "jacobian", "to_t
            "Eqn", "Lit", "EvalResult", "GradResult", "CONVENTIONS", "Truth", "TRUE", "FALSE", "UNKNOWN",
            "Verdict", "VerifyError", "InputError", "ParseError", "ProgramError", "DomainError", "Undecided", "ops",
            "index_set", "conservative_field", "clarke", "critical", "spurious", "segment_partition",
-           "integral_identity", "certify_differentiable", "check", "ExactArray", "Arrays", "scalarize"]
+           "integral_identity", "certify_differentiable", "check", "__version__", "ExactArray", "Arrays",
+           "scalarize"]
 
 
 _CERTIFY = ("index_set", "conservative_field", "clarke", "critical", "spurious", "segment_partition",

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from flint import arb, arb_series, ctx, fmpq
 
+from .. import progress
 from ..numbers.ball import int_power
 from ..errors import DomainError, Undecided
 from ..interpret.evaluate import PREC_CAP, Run, compiled
@@ -64,11 +65,11 @@ class SeriesSystem:
     def add(self, a, b): return a + b
     def sub(self, a, b): return a - b
     def mul(self, a, b): return a * b
-    def div(self, a, b): return a / b
+    def div(self, a, b): return _divide(a, b)
     def neg(self, a): return -a
 
     def pow(self, a, n):
-        return int_power(a, n) if n >= 0 else 1 / int_power(a, -n)
+        return int_power(a, n) if n >= 0 else _divide(1, int_power(a, -n))
 
     def exp(self, a): return a.exp()
     def log(self, a): return a.log()
@@ -79,10 +80,10 @@ class SeriesSystem:
     def tanh(self, a):
         if isinstance(a, arb):
             return a.tanh()
-        return 1 - 2 / ((2 * a).exp() + 1)
+        return 1 - _divide(2, (2 * a).exp() + 1)
 
     def sigmoid(self, a):
-        return 1 / (1 + (-a).exp())
+        return _divide(1, 1 + (-a).exp())
 
     def erf(self, a): return a.erf()
     def pi(self): return arb.pi()
@@ -95,6 +96,16 @@ class SeriesSystem:
 
     def to_json(self, x):
         return json_number(val(x))
+
+
+def _divide(a, b):
+    """a / b over a cell.  python-flint refuses (ValueError) a series division whose divisor's leading term
+    is not certainly nonzero, which a wide cell can cause even for a positive divisor (its enclosure is too
+    wide): the cell is then undecided and gets split."""
+    try:
+        return a / b
+    except (ValueError, ZeroDivisionError):
+        raise Undecided("the divisor's enclosure over the cell contains 0") from None
 
 
 SERIES = SeriesSystem()
@@ -366,6 +377,7 @@ class Analytic:
             item = todo.pop()
             if isinstance(item, Cell):
                 out.append(item)
+                progress.report(f"segment: cells certified up to t = {float(item.hi):.6f},", len(out))
                 continue
             todo.extend(reversed(self.process(*item)))
         return out
@@ -373,7 +385,7 @@ class Analytic:
 
 def analytic_partition(program, convention, curve, tol, prec=None):
     """The partition of Claim 1 by cells (see the module docstring); a Partition with method "ball"."""
-    p0 = max(prec or 128, tol + 64)
+    p0 = 1 << (max(prec or 128, tol + 64) - 1).bit_length()     # a power of two: certificates state one
     an = Analytic(program, convention, curve, tol, p0)
     with ctx.workprec(p0):
         cells = an.cover(fmpq(0), fmpq(1))

@@ -93,32 +93,76 @@ def _independent(ns, rows):
     return s != 0
 
 
+def live_equations(program):
+    """Indices of the equations whose outputs reach an output of the program: the others cannot change f."""
+    need, live = {a for a in program.outputs if a.__class__ is int}, set()
+    for k in reversed(range(len(program.eqns))):
+        e = program.eqns[k]
+        if any(o in need for o in e.outs):
+            live.add(k)
+            need.update(a for a in e.ins if a.__class__ is int)
+    return live
+
+
 def _walk(program, ns, xs, convention, pl, leaf_cap):
     r = run(program, ns, [ns.const(x) for x in xs], convention)
     steps = compiled(program, convention)
     n = program.n_inputs
     zero, one = ns.const(fmpq(0)), ns.const(fmpq(1))
     G = [[one if j == i else zero for j in range(n)] for i in range(n)] + [None] * (program.n_vars - n)
+    live = live_equations(program)
+    pos_of = {st.k: m for m, st in enumerate(st for st in steps if st.sel is not None)}
+    fx = [r.env[a] if a.__class__ is int else ns.const(a.value) for a in program.outputs]
     leaves = []
 
     def grad_of(atom, G):
         return [zero] * n if isinstance(atom, Lit) else G[atom]
 
-    def visit(k, G, pattern, rows, indep_rows):
+    def args_of(st, env):
+        return [env[a] if a.__class__ is int else ns.const(a.value) for a in st.ins]
+
+    # Continuity is a property of the function the outputs compute.  A branch carries its own values: when a
+    # piece's value differs from the primitive's at x (the equation jumps there), the branch continues with
+    # the piece's value, and only outputs that differ from f(x) are a jump of f.  Equations that reach no
+    # output never branch (they keep the piece chosen at x).
+    def visit(k, env, jumped, G, pattern, rows, indep_rows):
         G = G[:]        # this branch's own copy (branches share the values, not the gradients)
-        # advance through smooth steps
-        while k < len(steps) and steps[k].sel is None:
+        while k < len(steps) and (steps[k].sel is None or k not in live):
             st = steps[k]
+            if k not in live:
+                if st.sel is not None:
+                    pattern = pattern + [r.pattern[pos_of[k]]]
+                k += 1
+                continue
+            args = r.args[k] if not jumped else args_of(st, env)
+            if jumped:
+                env = env[:]
+                try:
+                    env[st.outs[0]] = st.rule(ns, st.params, *args)
+                except DomainError as e:
+                    raise DomainError(f"the program is not defined next to x on a branch where an equation jumps "
+                                      f"({e})") from None
             gs = [grad_of(a, G) for a in st.ins]
             out = []
-            for j in range(n):
-                t = jvp_rules[st.prim](ns, st.params, r.args[k], r.env[st.outs[0]], [g[j] for g in gs])
+            for j in range(n):      # exact zero tangents are symbolic zeros: 0 times a ball is not exact
+                ts = [None if g[j].__class__ is fmpq and g[j] == 0 else g[j] for g in gs]
+                t = jvp_rules[st.prim](ns, st.params, args, env[st.outs[0]], ts)
                 out.append(zero if t is None else t)
             G[st.outs[0]] = out
             k += 1
         if k == len(steps):
             if len(leaves) >= leaf_cap:
-                raise InputError(f"more than {leaf_cap} essential patterns: raise max_leaves")
+                raise InputError(f"more than {leaf_cap} essential patterns (the limit max_leaves={leaf_cap}; "
+                                 "--max-leaves on the command line)")
+            if jumped:
+                outs = [env[a] if a.__class__ is int else ns.const(a.value) for a in program.outputs]
+                for u, v in zip(outs, fx):
+                    s = ns.sign(ns.sub(u, v))
+                    if s is None:
+                        raise Undecided("cannot decide whether f jumps at x (an equation jumps there)")
+                    if s != 0:
+                        raise DomainError("the program is not continuous at x (its output jumps between pieces "
+                                          "there): the Clarke subdifferential is not defined")
             jac = [grad_of(a, G) for a in program.outputs]
             d = None
             if pl:
@@ -127,7 +171,7 @@ def _walk(program, ns, xs, convention, pl, leaf_cap):
             leaves.append(Leaf(tuple(pattern), jac, d, rows))
             return {"leaf": len(leaves) - 1}
         st = steps[k]
-        args = r.args[k]
+        args = r.args[k] if not jumped else args_of(st, env)
         gs = [grad_of(a, G) for a in st.ins]
         signs, tied, ident = [], [], []
         grads = []
@@ -173,27 +217,32 @@ def _walk(program, ns, xs, convention, pl, leaf_cap):
             sign_of.update(zip(tied, tau))
             i = st.sel.choose(st.params, len(args), lambda j: sign_of[j])
             piece = st.piece(i)
-            vals = piece.apply(ns, args)
-            for v, o in zip(vals, st.outs):
-                if ns.sign(ns.sub(v, r.env[o])) != 0:
-                    raise DomainError(f"the program is not continuous at x (equation {st.k + 1} jumps between "
-                                      "pieces there): the Clarke subdifferential is not defined")
+            env2, jumped2 = env, jumped
+            for v, o in zip(piece.apply(ns, args), st.outs):
+                s = ns.sign(ns.sub(v, env[o]))
+                if s is None:
+                    raise Undecided(f"cannot decide whether equation {st.k + 1} jumps at x")
+                if s != 0:
+                    if env2 is env:
+                        env2 = env[:]
+                    env2[o], jumped2 = v, True
             G2 = G[:]
             for o, (terms, _) in zip(st.outs, piece.rows):
                 G2[o] = [affine(ns, terms, fmpq(0), [g[jj] for g in gs]) if terms else zero for jj in range(n)]
             branch["piece"] = i
-            branch["next"] = visit(k + 1, G2, pattern + [i], new, indep_rows)
+            branch["next"] = visit(k + 1, env2, jumped2, G2, pattern + [i], new, indep_rows)
             node["branches"].append(branch)
         return node
 
-    tree = visit(0, G, [], [], [])
+    tree = visit(0, r.env, False, G, [], [], [])
     return leaves, tree
 
 
 def clarke(program, point, convention=kinks.DEFAULT, number="exact", prec=None, max_leaves=LEAF_CAP):
     """The essential patterns at ``point`` and the Clarke generalized Jacobian's generators (see
     ClarkeResult).  Raises Undecided when essentiality cannot be decided (non-PL programs with dependent
-    tied gradients, undecided signs after precision escalation) and DomainError when the program jumps at x."""
+    tied gradients, undecided signs after precision escalation) and DomainError when f (the function the
+    outputs compute) jumps at x."""
     program = as_program(program)
     if not program.is_scalar:
         from .sites import site_clarke

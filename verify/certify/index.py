@@ -18,7 +18,9 @@ from ..interpret.ad import jacobian
 from ..errors import DomainError, InputError, Undecided
 from ..interpret.evaluate import DEFAULT_PREC, PREC_CAP, _precision, coerce_point, compiled, output_values, run
 from ..frontends import as_program
+from .. import progress
 from ..numbers import get_system
+from ..program.prims import affine
 
 PATTERN_CAP = 4096
 GLOBAL_CAP = 4096
@@ -62,24 +64,43 @@ class IndexSet:
     chosen: tuple = None
     prec: int = None
     number: str = "exact"
+    cap: int = PATTERN_CAP
 
     @property
     def decided(self):
         return not self.undecided
 
 
+def _piece_difference(ns, st, p, q, args):
+    """p(args) - q(args) row by row, with the terms on one variable merged: exactly 0 when the two pieces
+    agree as maps of the distinct variables (the split piece mean(v, v) of max(v, v) is v: a tie of a
+    variable with itself is exact, also in balls)."""
+    out = []
+    for (tp, kp), (tq, kq) in zip(p.rows, q.rows):
+        coef = {}
+        for terms, w in ((tp, 1), (tq, -1)):
+            for j, c in terms:
+                a = st.ins[j]
+                key = ("v", a) if a.__class__ is int else ("l", j)
+                first, tot = coef.get(key, (j, 0))
+                coef[key] = (first, tot + w * c)
+        out.append(affine(ns, tuple((j, c) for j, c in coef.values() if c != 0), kp - kq, args))
+    return out
+
+
 def _local(program, xs, convention, ns, cap):
     r = run(program, ns, [ns.const(x) for x in xs], convention)
     cands, undecided = [], []
-    for st in (s for s in compiled(program, convention) if s.sel is not None):
+    for pos, st in enumerate(s for s in compiled(program, convention) if s.sel is not None):
         n = st.sel.n_pieces(st.params, len(st.ins))
         if n > PIECE_CAP:
             raise InputError(f"equation {st.k + 1} ({st.prim}) has {n} pieces, more than {PIECE_CAP}: "
                              "too many to enumerate")
-        args, val = r.args[st.k], [r.env[o] for o in st.outs]
+        args, chosen = r.args[st.k], st.piece(r.pattern[pos])
         ok, unknown = [], []
         for i in range(n):
-            diffs = [_differ(ns, a, b) for a, b in zip(st.piece(i).apply(ns, args), val)]
+            diffs = [None if s is None else int(s != 0)
+                     for s in (ns.sign(d) for d in _piece_difference(ns, st, st.piece(i), chosen, args))]
             if any(d == 1 for d in diffs):
                 continue
             (unknown if None in diffs else ok).append(i)
@@ -99,10 +120,11 @@ def _global(program, xs, convention, ns, cap, limit):
     sizes = [s.sel.n_pieces(s.params, len(s.ins)) for s in compiled(program, convention) if s.sel is not None]
     total = math.prod(sizes)
     if total > limit:
-        raise InputError(f"the global index set would try {total} patterns, more than the limit {limit}: "
-                         "use the local scope, or raise max_patterns")
+        raise InputError(f"the global index set would try {total} patterns, more than the limit {limit} "
+                         "(max_patterns=; --max-patterns on the command line): use the local scope or raise it")
     found, undecided = [], []
-    for pat in itertools.product(*(range(k) for k in sizes)):
+    for n_tried, pat in enumerate(itertools.product(*(range(k) for k in sizes))):
+        progress.report("global index set: patterns tried", n_tried, total)
         try:
             rp = run(program, ns, [ns.const(x) for x in xs], convention, pattern=pat)
         except DomainError:
@@ -132,6 +154,10 @@ def index_set(program, point, scope="local", convention=kinks.DEFAULT, number="e
                              "use verify.scalarize(P) and the scalar program for small ones")
         return site_index_set(program, point, convention, number, prec, cap)
     kinks.check_convention(convention)
+    for name, v in (("cap", cap), ("max_patterns", max_patterns)):
+        if type(v) is not int or v < 1:
+            flag = "--" + name.replace("_", "-")
+            raise InputError(f"{name}={v!r} must be a positive integer ({flag} on the command line)")
     if scope not in ("local", "global"):
         raise InputError(f"scope {scope!r} must be 'local' or 'global'")
     if number not in ("exact", "ball"):
@@ -156,7 +182,7 @@ def index_set(program, point, scope="local", convention=kinks.DEFAULT, number="e
     if failure is not None:
         raise Undecided(f"{failure} (still undecided at {p} bits)", prec=p)
     return IndexSet(program, xs, scope, convention, [tuple(p) for p in pats], total, total > len(pats), cands,
-                    undecided, r.pattern, p, number)
+                    undecided, r.pattern, p, number, cap)
 
 
 @dataclass
@@ -181,7 +207,8 @@ def field_of(iset, patterns):
     grads, where, keys = [], [], {}
     with _precision(ns, iset.prec):
         base = run(program, ns, [ns.const(x) for x in iset.point], convention) if iset.scope == "local" else None
-        for pat in patterns:
+        for n_done, pat in enumerate(patterns):
+            progress.report("field: gradients of patterns", n_done, len(patterns))
             if base is not None:
                 # local scope: every pattern's pieces agree with the primitives at x, so every variable has
                 # the same value under every pattern; only the linear parts differ
@@ -212,6 +239,6 @@ def conservative_field(program, point, scope="local", convention=kinks.DEFAULT, 
                         prec=iset.prec)
     if iset.capped:
         raise InputError(f"I(x) has {iset.count} patterns, more than the cap {cap}: the field would be "
-                         "incomplete (raise cap)")
+                         "incomplete (raise the cap: cap=, --cap on the command line)")
     grads, where, exact = field_of(iset, iset.patterns)
     return Field(iset, grads, where, exact)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from flint import fmpq_poly
 
 from ..errors import InputError
+from ..numbers.ball import interval_json
 from ..rational import fmt_q, parse_point
 from . import algebraic as A
 
@@ -125,7 +126,8 @@ class Partition:
 
 
 def enclosure_json(lo, hi):
-    return {"lo": A.q_decimal(lo)[0], "hi": A.q_decimal(hi)[1]}
+    """A rational enclosure (lo < hi) as JSON, with as many digits as it is accurate."""
+    return interval_json(lo, hi)
 
 
 def bp_json(b):

@@ -22,7 +22,11 @@ from flint import fmpq
 from ..errors import InputError, ParseError, ProgramError
 from ..program.ir import Arr, Lit
 from ..program.prims import INT, INTS, OPT_INTS, PRIMITIVES
+from ..program.prims.smooth import MAX_EXPONENT
+from ..rational import MAX_BITS, check_literal
 from . import Builder
+
+MAX_SOURCE_BYTES = 64 * 2 ** 20      # program text (a file or a string)
 
 _BINOPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div"}
 _CMP = {ast.Gt: ">", ast.GtE: ">=", ast.Lt: "<", ast.LtE: "<=", ast.Eq: "==", ast.NotEq: "!="}
@@ -170,6 +174,10 @@ class _Compiler:
             raise self.err(f"constant {v!r} is not a number", node)
         text = self.segment(node)
         try:
+            check_literal(text.replace("_", "") if text else str(v), "the literal")
+        except InputError as e:
+            raise self.err(str(e), node) from None
+        try:
             f = fractions.Fraction(text.replace("_", "")) if text else fractions.Fraction(v)
         except (ValueError, ZeroDivisionError):
             f = fractions.Fraction(v)
@@ -199,21 +207,30 @@ class _Compiler:
         if isinstance(node, ast.BinOp):
             if isinstance(node.op, ast.Pow):
                 return [self.power(node, b, env, stack, nm, loc)]
-            if isinstance(node.op, ast.MatMult):
-                x = self.expr(node.left, b, env, stack)
-                y = self.expr(node.right, b, env, stack)
-                return [self.matmul(x, y, b, node, nm, loc)]
-            op = _BINOPS.get(type(node.op))
-            if op is None:
-                raise self.err(f"operator {type(node.op).__name__} is not allowed (use + - * / @ and ** n)", node)
-            x = self.expr(node.left, b, env, stack)
-            y = self.expr(node.right, b, env, stack)
-            if isinstance(x, Lit) and isinstance(y, Lit):
-                return [Lit(_fold(op, x.value, y.value, node, self.err))]
-            out = list(b.emit(op, [x, y], names=[nm] if nm else None, loc=loc))
-            if self.tensor:
-                self.shaped(b, out[0], node)
-            return out
+            # a + b + c + ... is a left-deep chain: walk down its spine without recursion (a generated sum of
+            # hundreds of terms would exhaust Python's recursion limit)
+            spine = []
+            while isinstance(node, ast.BinOp) and not isinstance(node.op, ast.Pow):
+                op = "matmul" if isinstance(node.op, ast.MatMult) else _BINOPS.get(type(node.op))
+                if op is None:
+                    raise self.err(f"operator {type(node.op).__name__} is not allowed (use + - * / @ and ** n)",
+                                   node)
+                spine.append((op, node))
+                node = node.left
+            x = self.expr(node, b, env, stack)
+            for i, (op, n) in enumerate(reversed(spine)):
+                y = self.expr(n.right, b, env, stack)
+                last = i == len(spine) - 1
+                at = (n.lineno, n.col_offset + 1)
+                if op == "matmul":
+                    x = self.matmul(x, y, b, n, nm if last else None, at)
+                elif isinstance(x, Lit) and isinstance(y, Lit):
+                    x = Lit(_fold(op, x.value, y.value, n, self.err))
+                else:
+                    x = b.emit(op, [x, y], names=[nm] if nm and last else None, loc=at)[0]
+                    if self.tensor:
+                        self.shaped(b, x, n)
+            return [x]
         if isinstance(node, ast.Call):
             return self.call(node, b, env, stack, names, loc)
         hints = {
@@ -230,10 +247,16 @@ class _Compiler:
         if not isinstance(e, Lit) or e.value.q != 1:
             raise self.err("the exponent of ** must be an integer literal (use exp(y*log(x)) otherwise)", node.right)
         n = int(e.value.p)
+        if abs(n) > MAX_EXPONENT:
+            raise self.err(f"the exponent {n} exceeds the limit |n| <= {MAX_EXPONENT} "
+                           "(verify.program.prims.smooth.MAX_EXPONENT)", node.right)
         x = self.expr(node.left, b, env, stack)
         if isinstance(x, Lit):
             if x.value == 0 and n < 0:
                 raise self.err("0 to a negative power in a constant", node)
+            if x.value.height_bits() * abs(n) > MAX_BITS:
+                raise self.err(f"the constant would need about {x.value.height_bits() * abs(n)} bits, more than "
+                               f"the limit {MAX_BITS} (verify.rational.MAX_BITS)", node)
             return Lit(x.value ** n)
         return b.emit("pow", [x], {"n": n}, names=[nm] if nm else None, loc=loc)[0]
 
@@ -349,16 +372,27 @@ class _Compiler:
 
 
 def _read_source(source):
+    """(text, filename): a lambda string or program text as it is; anything else on one line is a path (a
+    mistyped path is an error, not program text)."""
+    if len(source) > MAX_SOURCE_BYTES:
+        raise InputError(f"the program text is larger than the limit of {MAX_SOURCE_BYTES} bytes")
     s = source.strip()
-    if s.startswith("lambda"):
+    if s.startswith("lambda") or "\n" in source or s.startswith("def ") or not s:
         return source, None
-    if "\n" not in s and (s.endswith(".prog") or os.path.isfile(s)):
-        try:
-            with open(s, encoding="utf-8") as f:
-                return f.read(), s
-        except OSError as e:
-            raise InputError(f"cannot read program file {s!r}: {e.strerror}") from None
-    return source, None
+    try:
+        if os.path.isdir(s):
+            raise InputError(f"cannot read program file {s!r}: it is a folder")
+        if not os.path.exists(s):
+            raise InputError(f"no program file {s!r} (PROGRAM is a .prog file, a lambda string, or program text "
+                             "with a def)")
+        if os.path.getsize(s) > MAX_SOURCE_BYTES:
+            raise InputError(f"program file {s!r} is larger than the limit of {MAX_SOURCE_BYTES} bytes")
+        with open(s, encoding="utf-8") as f:
+            return f.read(), s
+    except OSError as e:
+        raise InputError(f"cannot read program file {s!r}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"program file {s!r} is not UTF-8 text (a binary file?)") from None
 
 
 def parse(source, fn=None):
@@ -368,9 +402,21 @@ def parse(source, fn=None):
     """
     text, filename = _read_source(source)
     try:
+        return _parse(text, filename, fn)
+    except RecursionError:
+        raise ParseError("the program is nested too deeply to be read (an expression nested hundreds of levels "
+                         "deep: Python's recursion limit)", None, None, filename) from None
+    except MemoryError:
+        raise ParseError("the program is too large to be read in this much memory", None, None, filename) from None
+
+
+def _parse(text, filename, fn):
+    try:
         tree = ast.parse(text.strip() if text.strip().startswith("lambda") else text, filename or "<program>")
     except SyntaxError as e:
         raise ParseError(f"syntax error: {e.msg}", e.lineno, e.offset, filename) from None
+    except ValueError as e:           # e.g. "source code string cannot contain null bytes"
+        raise ParseError(f"not program text: {e}", None, None, filename) from None
     comp = _Compiler(text.strip() if text.strip().startswith("lambda") else text, filename, {})
     body = tree.body
     if len(body) == 1 and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Lambda):

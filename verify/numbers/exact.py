@@ -8,7 +8,13 @@ is exact exactly when it is an fmpq.
 from flint import fmpq, fmpz
 
 from .ball import arb_sign, int_power, to_arb
-from ..rational import fmt_q
+from ..errors import InputError
+from ..rational import MAX_BITS, fmt_q
+
+
+def _too_big(bits):
+    raise InputError(f"an exact rational would need about {bits} bits, more than the limit {MAX_BITS} "
+                     "(verify.rational.MAX_BITS): use ball arithmetic (--number ball)")
 
 
 def _rational_sqrt(q):
@@ -31,12 +37,22 @@ class ExactSystem:
 
     def add(self, a, b): return a + b
     def sub(self, a, b): return a - b
-    def mul(self, a, b): return a * b
-    def div(self, a, b): return a / b
+    def mul(self, a, b):
+        if a.__class__ is fmpq and b.__class__ is fmpq and a.height_bits() + b.height_bits() > MAX_BITS:
+            _too_big(a.height_bits() + b.height_bits())
+        return a * b
+
+    def div(self, a, b):
+        if a.__class__ is fmpq and b.__class__ is fmpq and a.height_bits() + b.height_bits() > MAX_BITS:
+            _too_big(a.height_bits() + b.height_bits())
+        return a / b
+
     def neg(self, a): return -a
 
     def pow(self, a, n):
         if isinstance(a, fmpq):
+            if a.height_bits() * abs(n) > MAX_BITS:
+                _too_big(a.height_bits() * abs(n))
             return a ** n
         return int_power(a, n) if n >= 0 else 1 / int_power(a, -n)
 

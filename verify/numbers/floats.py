@@ -11,8 +11,12 @@ class FloatSystem:
         self.dtype = getattr(np, name)
 
     def const(self, q):
-        # int/int division in Python rounds correctly to float64; then round to the narrower type
-        return self.dtype(int(q.p) / int(q.q))
+        # int/int division in Python rounds correctly to float64; then round to the narrower type.  A rational
+        # beyond float64's range is +-inf (or 0) as a float conversion gives, not an OverflowError
+        try:
+            return self.dtype(int(q.p) / int(q.q))
+        except OverflowError:
+            return self.dtype(np.inf if q > 0 else -np.inf) if abs(q) > 1 else self.dtype(0)
 
     def add(self, a, b): return a + b
     def sub(self, a, b): return a - b
@@ -43,4 +47,5 @@ class FloatSystem:
         return False
 
     def to_json(self, x):
-        return float(x)
+        from .ball import json_number
+        return json_number(x)

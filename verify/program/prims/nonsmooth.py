@@ -23,15 +23,20 @@ def _slope_label(c):
 
 
 class Slopes(Selection):
-    """One input u, one switch u; piece 0 = left slope * u (u < 0), piece 1 = right slope * u (u > 0) and
-    a kink piece kink * u when the slope chosen at u = 0 is neither."""
+    """One input u, one switch u; pieces are the distinct slopes among (left, right, kink): left * u for
+    u < 0, right * u for u > 0, kink * u at u = 0.  Pieces that coincide as affine maps are one piece (a
+    pattern is a choice of affine maps, so ``leaky_relu(u, slope=1)`` has the single piece u): the list is
+    (left, right, kink) with repeats dropped, in that order."""
 
     def __init__(self, slopes):
         self.slopes = slopes   # params -> (left, right, kink)
 
     def _list(self, params):
-        left, right, kink = (_q(s) for s in self.slopes(params))
-        return [left, right] + ([kink] if kink not in (left, right) else [])
+        out = []
+        for s in (_q(x) for x in self.slopes(params)):
+            if s not in out:
+                out.append(s)
+        return out
 
     def switches(self, params, n):
         return [(((0, fmpq(1)),), fmpq(0))]
@@ -45,18 +50,14 @@ class Slopes(Selection):
 
     def choose(self, params, n, sign):
         s = sign(0)
-        if s:
-            return 0 if s < 0 else 1
-        return self._kink_index(params)
-
-    def _kink_index(self, params):
         left, right, kink = (_q(x) for x in self.slopes(params))
-        return 0 if kink == left else (1 if kink == right else 2)
+        return self._list(params).index(left if s < 0 else (right if s > 0 else kink))
 
     def choose_array(self, params, n, signs):
         s = signs[0]
-        out = np.where(s < 0, 0, np.where(s == 1, 1, self._kink_index(params))).astype(np.int64)
-        return out, s == 2
+        lst = self._list(params)
+        left, right, kink = (lst.index(_q(x)) for x in self.slopes(params))
+        return np.where(s == -1, left, np.where(s == 1, right, kink)).astype(np.int64), s == 2
 
 
 relu_p = register(Primitive("relu", (1, 1), False, {"alpha": (fmpq(0), RATIONAL)},

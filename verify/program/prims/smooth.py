@@ -2,7 +2,7 @@
 Lipschitz at 0), and sin, cos, tanh, sigmoid, erf (analytic, allowed as in Remark 1 of the paper)."""
 from flint import fmpq
 
-from ...errors import DomainError, Undecided
+from ...errors import DomainError, ProgramError, Undecided
 from . import INT, Primitive, eval_rules, jvp_rules, register, vjp_rules
 
 
@@ -106,7 +106,20 @@ def _dpow(ns, p, x):
     return ns.mul(ns.const(fmpq(n)), ns.pow(x, n - 1))
 
 
-pow_p = smooth_prim("pow", 1, params={"n": (None, INT)}, required=("n",), doc="a ** n for an integer n")
+MAX_EXPONENT = 10 ** 5      # |n| of a ** n: FLINT dies (SIGFPE) or overflows on huge exponents
+
+
+class PowPrimitive(Primitive):
+    def check_params(self, explicit, n_in, where):
+        out = super().check_params(explicit, n_in, where)
+        if abs(out["n"]) > MAX_EXPONENT:
+            raise ProgramError(f"{where}: the exponent n={out['n']} exceeds the limit |n| <= {MAX_EXPONENT} "
+                               "(verify.program.prims.smooth.MAX_EXPONENT)")
+        return out
+
+
+pow_p = register(PowPrimitive("pow", (1, 1), True, params={"n": (None, INT)}, required=("n",),
+                              doc="a ** n for an integer n, |n| <= MAX_EXPONENT"))
 eval_rules["pow"] = _pow
 jvp_rules["pow"] = lambda ns, p, xs, y, ts: _zero_or(ns, ts[0], lambda t: ns.mul(_dpow(ns, p, xs[0]), t))
 vjp_rules["pow"] = lambda ns, p, xs, y, ct: (ns.mul(_dpow(ns, p, xs[0]), ct),)
