@@ -237,3 +237,44 @@ def test_readme_documents_the_json_contract_and_exit_codes():
     readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md"), encoding="utf-8").read()
     for words in ("output.schema.json", '"verdict"', "ERROR", "exit code", "141"):
         assert words in readme, words
+
+
+TENSOR = "def f(x: [3], w: [3]):\n    return sum(relu(x * w) + max(x, 1/2), axes=(0,))\n"
+TENSOR_OUTCOMES = [
+    (["eval", "P", "--at", "0,2,-1,1,1,1"], 0),
+    (["grad", "P", "--at", "0,2,-1,1,1,1"], 0),
+    (["grad", "P", "--at", "0,2,-1,1,1,1", "--number", "ball", "--certify-differentiable"], 3),
+    (["grad", "P", "--at", "1,2,-1,1,1,1", "--certify-differentiable"], 0),
+    (["index-set", "P", "--at", "1/2,2,-1,1,1,1"], 0),
+    (["critical", "P", "--at", "0,0,0,1,1,1"], 0),
+    (["critical", "P", "--at", "0,0,0,0,0,0"], 3),
+    (["segment", "P", "--from", "0,0,0,1,1,1", "--to", "1,1,1,1,1,1"], 0),
+    (["integral", "P", "--from", "0,0,0,1,1,1", "--to", "1,1,1,1,1,1"], 0),
+    (["grad", "P", "--at", "1,2"], 2),
+    (["index-set", "P", "--at", "1,2,3,1,1,1", "--global"], 2),
+]
+
+
+@pytest.mark.parametrize("argv, code", TENSOR_OUTCOMES, ids=[" ".join(a)[:60] for a, _ in TENSOR_OUTCOMES])
+def test_tensor_programs_keep_the_json_contract(argv, code, tmp_path, capsys):
+    prog = tmp_path / "p.prog"
+    prog.write_text(TENSOR)
+    argv = [str(prog) if a == "P" else a for a in argv]
+    rc, out, err = inproc(capsys, *argv, "--json")
+    obj = one_object(out)
+    assert rc == code and obj["command"] == argv[0]
+    if rc == 0 and argv[0] in ("eval", "grad", "index-set", "critical"):
+        assert obj["tensor"] is True
+
+
+def test_tensor_points_from_npz(tmp_path, capsys):
+    import numpy as np
+    prog = tmp_path / "p.prog"
+    prog.write_text(TENSOR)
+    np.savez(tmp_path / "pt.npz", x=np.array([0.5, 2.0, -1.0]), w=np.array([1.0, 0.0, 1.0]))
+    rc, out, err = inproc(capsys, "grad", str(prog), "--at", str(tmp_path / "pt.npz"), "--json")
+    obj = one_object(out)
+    assert rc == 0 and obj["gradient"] == {"x": ["3/2", "1", "0"], "w": ["1/2", "0", "0"]}   # max ties at 1/2
+    np.savez(tmp_path / "bad.npz", x=np.array([0.5, 2.0, -1.0]))
+    rc, out, err = inproc(capsys, "grad", str(prog), "--at", str(tmp_path / "bad.npz"))
+    assert rc == 2 and "missing w" in err

@@ -41,7 +41,6 @@ rebuilds the full patterns).  A network's segment changes a few sites per breakp
 repeat every site at every breakpoint.
 """
 import math
-import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -50,10 +49,10 @@ from flint import arb_poly, ctx, fmpq
 from ..errors import DomainError, InputError, ProgramError, Undecided
 from ..interpret import tensor as T
 from ..program import kinks
-from ..program.arrays import ExactArray, load_npz
+from ..program.arrays import ExactArray
 from ..program.prims import PRIMITIVES
 from ..program.scalarize import scalarize
-from ..rational import fmt_q, parse_point
+from ..rational import fmt_q
 from ..truth import Verdict
 from . import algebraic as A
 from .affine_t import AffineT, NotAffine
@@ -194,38 +193,8 @@ def _short_array(a):
 
 
 def endpoints(program, value, what="the segment's end"):
-    """One ExactArray per input of a tensor program from: a list (or tuple) with one array per input, a dict
-    {input name: array}, a path to an .npz file holding one array per input named like the inputs, or a
-    comma-separated string of every element of every input (row-major, inputs in order)."""
-    names = list(program.input_names)
-    shapes = program.input_shapes or [()] * program.n_inputs
-    if isinstance(value, str) and (value.endswith(".npz") or os.path.isfile(value)):
-        arrays = load_npz(value).arrays
-        unknown = sorted(set(arrays) - set(names))
-        missing = [n for n in names if n not in arrays]
-        if unknown or missing:
-            raise InputError(f"{what} {value!r} must hold one array per input of {program.name}, named "
-                             f"{', '.join(names)}" + (f"; missing {', '.join(missing)}" if missing else "")
-                             + (f"; unknown {', '.join(unknown)}" if unknown else ""))
-        value = [arrays[n] for n in names]
-    elif isinstance(value, str):
-        flat = parse_point(value)
-        sizes = [math.prod(s) for s in shapes]
-        if len(flat) != sum(sizes):
-            raise InputError(f"{what} has {len(flat)} number(s) but the inputs of {program.name} "
-                             f"({', '.join(f'{n}: {list(s)}' for n, s in zip(names, shapes))}) have {sum(sizes)} "
-                             "element(s): give an .npz file with one array per input (named like the inputs) or "
-                             "every element, comma-separated")
-        value, k = [], 0
-        for n, s in zip(sizes, shapes):
-            value.append(np.array(flat[k:k + n], dtype=object).reshape(s))
-            k += n
-    elif isinstance(value, dict):
-        missing = [n for n in names if n not in value]
-        if missing or len(value) != len(names):
-            raise InputError(f"{what} must give one array per input of {program.name} ({', '.join(names)})")
-        value = [value[n] for n in names]
-    return T.coerce_inputs(program, value)
+    """One ExactArray per input (see ``interpret.tensor.coerce_inputs`` for the accepted forms)."""
+    return T.coerce_inputs(program, value, what)
 
 
 # ------------------------------------------------------------------------------------------------ the walk

@@ -42,6 +42,8 @@ def run(args):
     if args.cmd == "grad" and args.certificate and not args.certify_differentiable:
         raise InputError("--certificate needs --certify-differentiable")
     program = parse(args.program, fn=args.fn)
+    if not program.is_scalar:
+        return run_tensor(args, program)
     if args.cmd == "eval":
         res = evaluate(program, args.at, number=args.number, prec=args.prec, convention=args.convention)
         return report(args, program, res, False)
@@ -96,3 +98,75 @@ def report(args, program, res, is_grad, extra=None, verdict="PROVED", reason=Non
 def _infinite(v):
     j = json_number(v)
     return isinstance(j, dict) and "inf" in (j["lo"] + j["hi"])
+
+
+# ------------------------------------------------------------------------------------------ tensor programs
+
+def nested(ns_values):
+    """An array of numbers (fmpq, arb, floats) as nested lists of JSON numbers."""
+    import numpy as np
+    a = np.asarray(ns_values, dtype=object)
+    if a.ndim == 0:
+        return json_number(a[()])
+    flat = [json_number(v) for v in a.ravel().tolist()]
+    return np.array(flat + [None], dtype=object)[:-1].reshape(a.shape).tolist()
+
+
+def summary(a, k=6):
+    """A short human form of an array: its shape and its first entries."""
+    import numpy as np
+    arr = np.asarray(a, dtype=object)
+    if arr.ndim == 0:
+        return number_text(arr[()])
+    head = ", ".join(number_text(v) for v in arr.ravel()[:k].tolist())
+    more = ", ..." if arr.size > k else ""
+    return f"array {list(arr.shape)}: [{head}{more}]"
+
+
+def run_tensor(args, program):
+    """eval / grad of a tensor program: --at is an .npz file (one array per input, named like the inputs) or
+    every element comma-separated; the JSON carries the arrays as nested lists."""
+    from ..errors import InputError
+    from ..interpret import tensor as T
+    if getattr(args, "certify_differentiable", False) or getattr(args, "certificate", None):
+        from ..certify.sites import site_differentiable
+        if args.certificate:
+            raise InputError("certificates for tensor programs are written by `verify audit` (this command "
+                             "reports --certify-differentiable without one)")
+    point = T.coerce_inputs(program, args.at)
+    if args.cmd == "eval":
+        res = T.evaluate(program, point, number=args.number, prec=args.prec, convention=args.convention)
+    else:
+        res = T.grad(program, point, mode=args.mode, number=args.number, prec=args.prec, convention=args.convention)
+    r = res.run
+    sites = kinks = 0
+    for st in T.nonsmooth_steps(program, res.convention):
+        for gi, g in enumerate(st.sites.groups):
+            sites += len(g.sites)
+            if st.switches[gi]:
+                import numpy as np
+                zero = np.zeros(len(g.sites), dtype=bool)
+                for s in r.switch_signs(st, gi):
+                    zero |= s == 0
+                kinks += int(zero.sum())
+    out = {"tensor": True, "value": [nested(v) for v in res.values], "exact": res.exact, "number": res.number,
+           "convention": res.convention, "prec": res.prec, "sites": sites, "kinks": kinks}
+    kind = "exact" if res.exact else ("enclosure" if res.number in ("exact", "ball", "interval") else "unverified")
+    shapes = ", ".join(f"{n}: {list(s)}" for n, s in zip(program.input_names, program.input_shapes))
+    lines = [f"program   {program.name}({shapes})   number={res.number}"
+             + ("" if res.prec is None else f" prec={res.prec}") + f"   convention={res.convention}   {kind}",
+             "value     " + "; ".join(summary(v) for v in res.values),
+             f"pattern   {sites} site(s), {kinks} on a kink (a switching function exactly 0)"]
+    verdict, reason = "PROVED", None
+    if args.cmd == "grad":
+        out["gradient"] = {n: nested(g) for n, g in zip(program.input_names, res.gradient) if g is not None}
+        out["mode"] = res.mode
+        lines += [f"gradient  {n}: {summary(g)}" for n, g in zip(program.input_names, res.gradient) if g is not None]
+        if args.certify_differentiable:
+            d = site_differentiable(program, point, res.convention, args.number if args.number in ("exact", "ball")
+                                    else "exact", args.prec)
+            verdict = "PROVED" if d.differentiable.value == "true" else "UNDECIDED"
+            reason = None if verdict == "PROVED" else d.reason
+            out["differentiable"] = {"verdict": verdict, "reason": d.reason, "signs": None}
+            lines.append(f"differentiable  {verdict}: {d.reason}")
+    return emit(args, verdict, out, "\n".join(lines), reason)

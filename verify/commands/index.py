@@ -68,6 +68,8 @@ def run_index(args):
     from ..frontends.text import parse
     t0 = time.perf_counter()
     P = parse(args.program, fn=args.fn)
+    if not P.is_scalar:
+        return _tensor_index(args, P)
     iset = index_set(P, args.at, scope=args.scope, convention=args.convention, cap=args.cap,
                      max_patterns=args.max_patterns)
     grads, where, exact = field_of(iset, iset.patterns) if iset.decided else ([], [], False)
@@ -98,6 +100,8 @@ def run_critical(args):
     from ..frontends.text import parse
     t0 = time.perf_counter()
     P = parse(args.program, fn=args.fn)
+    if not P.is_scalar:
+        return _tensor_critical(args, P)
     c = critical(P, args.at, convention=args.convention, scope=args.scope, cap=args.cap,
                  max_patterns=args.max_patterns, max_leaves=args.max_leaves)
     if args.certificate:
@@ -131,3 +135,57 @@ def run_spurious(args):
         write_certificate(spurious_certificate(P, Q, ev, args.convention, t0), args.certificate)
     return emit(args, "PROVED", {"program": to_text(Q), "same_function": True, "at": ev["at"], "shift": ev["shift"]},
                 to_text(Q).rstrip("\n"))
+
+
+# ------------------------------------------------------------------------------------------ tensor programs
+
+def _tensor_checks(args, P):
+    from ..errors import InputError
+    if args.certificate:
+        raise InputError("certificates for tensor programs are written by `verify audit`")
+    if args.scope != "local":
+        raise InputError("the global index set of a tensor program enumerates every pattern of every site: "
+                         "scalarise small programs (verify.scalarize) to ask for it")
+
+
+def _tensor_index(args, P):
+    """index-set of a tensor program: the sites where several pieces agree, and the exact kinks."""
+    from ..certify.sites import site_index_set
+    from ..interpret import tensor as T
+    _tensor_checks(args, P)
+    iset = site_index_set(P, T.coerce_inputs(P, args.at), args.convention, cap=args.cap)
+    sites = sum(len(g.sites) for st in T.nonsmooth_steps(P, args.convention) for g in st.sites.groups)
+    out = {"tensor": True, "count": iset.count, "capped": iset.capped, "multi": iset.candidates_json(),
+           "kinks": [k.json() for k in iset.kinks], "undecided": iset.undecided, "convention": args.convention,
+           "scope": "local", "decided": iset.decided, "sites": sites}
+    lines = [f"I(x): {iset.count} pattern(s) over {sites} site(s); {len(iset.multi)} site(s) where several pieces "
+             f"agree; {len(iset.kinks)} switching function(s) exactly 0"]
+    lines += [f"  equation {m['equation'] + 1} site {m['site']}: pieces {m['pieces']}" for m in
+              iset.candidates_json()[:20]]
+    if len(iset.multi) > 20:
+        lines.append(f"  ... {len(iset.multi) - 20} more (--json lists them all)")
+    lines += [f"UNDECIDED: {u['reason']} (equation {u['equation'] + 1} site {u['site']})" for u in iset.undecided]
+    reason = "; ".join(u["reason"] for u in iset.undecided)
+    return emit(args, "PROVED" if iset.decided else "UNDECIDED", out, "\n".join(lines), reason)
+
+
+def _tensor_critical(args, P):
+    from ..certify.sites import site_critical
+    from ..interpret import tensor as T
+    _tensor_checks(args, P)
+    c = site_critical(P, T.coerce_inputs(P, args.at), args.convention)
+    sel, cl, art = _truth(c.selection.truth), _truth(c.clarke_critical.truth), _truth(c.artificial)
+    out = {"tensor": True, "field_size": len(c.field.gradients),
+           "clarke_size": None if c.clarke is None else len(c.clarke.gradients), "selection_critical": sel,
+           "clarke_critical": cl, "artificial": art, "convention": args.convention, "scope": "local"}
+
+    def word(b):
+        return {True: "yes", False: "no", None: "UNDECIDED"}[b]
+    lines = [f"D_f(x): conv of {len(c.field.gradients)} selection gradient(s); Clarke: "
+             + (f"conv of {len(c.clarke.gradients)}" if c.clarke else f"UNDECIDED ({c.clarke_error})"),
+             f"selection-critical:   {word(sel)}" + (f"   ({c.selection.reason})" if sel is None else ""),
+             f"Clarke-critical:      {word(cl)}" + (f"   ({c.clarke_critical.reason})" if cl is None else ""),
+             f"artificial:           {word(art)}"]
+    why = [f"selection: {c.selection.reason}"] if sel is None else []
+    why += [f"Clarke: {c.clarke_critical.reason}"] if cl is None else []
+    return emit(args, "PROVED" if not why else "UNDECIDED", out, "\n".join(lines), "; ".join(why))

@@ -532,17 +532,51 @@ def escalate(number, prec, job, cap=PREC_CAP):
             p = min(2 * p, cap)
 
 
-def coerce_inputs(program, point):
-    """The point as one ExactArray per input, checked against the input shapes."""
-    if not isinstance(point, (list, tuple)):
-        raise InputError("a point of a tensor program is a list with one array per input")
-    if len(point) != program.n_inputs:
-        names = ", ".join(program.input_names)
-        raise InputError(f"the point has {len(point)} value(s) but {program.name} takes {program.n_inputs} "
-                         f"input(s) ({names})")
+def coerce_inputs(program, point, what="the point"):
+    """One ExactArray per input of a tensor program, checked against the input shapes, from: a list (or tuple)
+    with one array per input (numpy, torch, nested lists of exact numbers, ExactArray), a dict {input name:
+    array}, a path to an .npz file holding one array per input named like the inputs, or a comma-separated
+    string of every element of every input (row-major, inputs in order)."""
+    import os
+
+    from ..program.arrays import load_npz
+    from ..rational import parse_point
+    names = list(program.input_names)
     shapes = program.input_shapes or [()] * program.n_inputs
+    if isinstance(point, str) and (point.endswith(".npz") or os.path.isfile(point)):
+        arrays = load_npz(point).arrays
+        unknown = sorted(set(arrays) - set(names))
+        missing = [n for n in names if n not in arrays]
+        if unknown or missing:
+            raise InputError(f"{what} {point!r} must hold one array per input of {program.name}, named "
+                             f"{', '.join(names)}" + (f"; missing {', '.join(missing)}" if missing else "")
+                             + (f"; unknown {', '.join(unknown)}" if unknown else ""))
+        point = [arrays[n] for n in names]
+    elif isinstance(point, str):
+        flat = parse_point(point)
+        sizes = [math.prod(s) for s in shapes]
+        if len(flat) != sum(sizes):
+            raise InputError(f"{what} has {len(flat)} number(s) but the inputs of {program.name} "
+                             f"({', '.join(f'{n}: {list(s)}' for n, s in zip(names, shapes))}) have {sum(sizes)} "
+                             "element(s): give an .npz file with one array per input (named like the inputs) or "
+                             "every element, comma-separated")
+        point, k = [], 0
+        for n, s in zip(sizes, shapes):
+            point.append(np.array(flat[k:k + n], dtype=object).reshape(s))
+            k += n
+    elif isinstance(point, dict):
+        missing = [n for n in names if n not in point]
+        if missing or len(point) != len(names):
+            raise InputError(f"{what} must give one array per input of {program.name} ({', '.join(names)})")
+        point = [point[n] for n in names]
+    if not isinstance(point, (list, tuple)):
+        raise InputError(f"{what} of a tensor program is a list with one array per input, a dict by input name, "
+                         "an .npz file or every element comma-separated")
+    if len(point) != program.n_inputs:
+        raise InputError(f"{what} has {len(point)} value(s) but {program.name} takes {program.n_inputs} "
+                         f"input(s) ({', '.join(names)})")
     out = []
-    for name, v, sh in zip(program.input_names, point, shapes):
+    for name, v, sh in zip(names, point, shapes):
         a = ExactArray.from_any(v, f"input {name}")
         if tuple(a.shape) != tuple(sh):
             raise InputError(f"input {name} has shape {list(a.shape)}, the program declares {list(sh)}")
