@@ -18,7 +18,7 @@ __all__ = ["parse", "trace", "evaluate", "grad", "jvp", "vjp", "jacobian", "to_t
            "Eqn", "Lit", "EvalResult", "GradResult", "CONVENTIONS", "Truth", "TRUE", "FALSE", "UNKNOWN",
            "Verdict", "VerifyError", "InputError", "ParseError", "ProgramError", "DomainError", "Undecided", "ops",
            "index_set", "conservative_field", "clarke", "critical", "spurious", "segment_partition",
-           "integral_identity", "certify_differentiable", "check"]
+           "integral_identity", "certify_differentiable", "check", "from_torch", "from_jax"]
 
 
 _CERTIFY = ("index_set", "conservative_field", "clarke", "critical", "spurious", "segment_partition",
@@ -31,6 +31,8 @@ def __getattr__(name):
     import importlib
     if name in _CERTIFY:
         return getattr(importlib.import_module(".certify", __name__), name)
+    if name in ("from_torch", "from_jax"):       # importers load torch / jax only when used
+        return getattr(importlib.import_module(".frameworks", __name__), name)
     raise AttributeError(f"module 'verify' has no attribute {name!r}")
 
 

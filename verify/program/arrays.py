@@ -43,7 +43,7 @@ class ExactArray:
             raise InputError(f"denominator {den} must be positive")
         g = math.gcd(den, *num.ravel().tolist()) if num.size else den
         if g > 1:
-            num = num // g
+            num = np.asarray(num // g, dtype=object)       # // of a 0-d array is a bare int
             den //= g
         num.flags.writeable = False
         self.num, self.den = num, den
