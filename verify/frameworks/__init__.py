@@ -412,9 +412,11 @@ class Lowering:
         return outs
 
     def add_array(self, value, hint):
-        """Register an exact array constant; return its Arr atom."""
+        """Register an exact array constant; return its Arr atom (``params['w'][0]`` is named ``params.w.0``)."""
         ea = value if isinstance(value, ExactArray) else ExactArray.from_any(value, hint)
-        name, k = str(hint), 1
+        hint = re.sub(r"\[['\"]?([^'\"\]]*)['\"]?\]", r".\1", str(hint))
+        hint = re.sub(r"[\s'\"\\]+", "_", hint) or "c"
+        name, k = hint, 1
         while name in self.arrays:
             k += 1
             name = f"{hint}#{k}"
@@ -690,7 +692,7 @@ class Lowering:
     def concat(self, ts, axis):
         ts = [self.real(t) for t in ts]
         nd = len(ts[0].shape)
-        axis = axis % nd
+        axis = int(axis) % nd
         shape = list(ts[0].shape)
         shape[axis] = sum(t.shape[axis] for t in ts)
         shape = tuple(shape)
