@@ -94,6 +94,12 @@ PL = {
     "smooth_l1_loss": lambda x, y: F.smooth_l1_loss(x, y, reduction="none", beta=1.),
     "huber_loss": lambda x, y: F.huber_loss(x, y, reduction="none", delta=2.),
     "mse_loss": lambda x, y: F.mse_loss(x, y, reduction="none"),
+    "structure": lambda x, y: (x.flip(1) + y.roll(1, 0) + x.t().reshape(2, 3) + F.pad(x, (1, 1, 1, 1))[1:3, 1:4]
+                               + x[:, :1].expand(2, 3) + torch.stack([x, y])[1] + x[torch.tensor([1, 0])]
+                               + torch.index_select(y, 1, torch.tensor([2, 0, 1]))
+                               + torch.gather(x, 1, torch.tensor([[2, 2, 0], [1, 0, 0]]))
+                               + torch.cat(torch.split(y, [1, 2], dim=1), 1) + x.unsqueeze(0).squeeze(0)
+                               + F.pad(y, (0, 1), value=2.)[:, 1:] + x.repeat(2, 1)[1:3]),
 }
 # smooth or transcendental: compared to float64 rounding, at the tie point too
 SMOOTH = {
@@ -416,7 +422,7 @@ def test_origins_name_the_module_and_the_source_line():
 @pytest.mark.parametrize("fn, words", [
     (lambda x: torch.topk(x, 2).values.sum(), "aten.topk"),
     (lambda x: torch.sort(x.repeat(1, 6), dim=1).values[:, 0].sum(), "stable=True"),
-    (lambda x: x.argmax().to(D) * x.sum(), "integers computed from real values"),
+    (lambda x: x.argmax().to(D) * x.sum(), "integers from real values"),
     (lambda x: (x * x.detach()).sum(), "detach"),
     (lambda x: torch.clamp(x, x[0:1], x[1:2]).sum(), "tensor bounds"),
     (lambda x: (x // 2).sum(), "rounding_mode"),

@@ -499,7 +499,7 @@ class Lowering:
                 other = ts[1 - i]
                 if isinstance(ts[i].atom, Lit) and ts[i].atom.value == unit and other.shape == shape:
                     return other
-        if prim in ("max", "min") and len(ts) == 2 and prim == "max":
+        if prim == "max" and len(ts) == 2:
             r = self._relu_of_max(ts, shape, params)
             if r is not None:
                 return r

@@ -142,12 +142,8 @@ _CALLS = ("jit", "pjit", "closed_call", "core_call", "remat", "checkpoint", "cus
 
 
 def _is_float(dtype):
-    import numpy as np
-    try:
-        import jax.numpy as jnp
-        return bool(jnp.issubdtype(dtype, jnp.floating))
-    except TypeError:
-        return np.dtype(dtype).kind == "f"
+    import jax.numpy as jnp
+    return bool(jnp.issubdtype(dtype, jnp.floating))
 
 
 @_dataclass(frozen=True)
@@ -209,11 +205,15 @@ class JaxLowering(Lowering):
             self.hint = _hint(e)
             try:
                 outs = self.run_eqn(e, invals)
+                for v, o in zip(e.outvars, outs):
+                    shape = getattr(o, "shape", None)
+                    if shape is not None and tuple(shape) != tuple(v.aval.shape):
+                        self.fail(f"internal error: the lowering has shape {list(shape)}, JAX says "
+                                  f"{list(v.aval.shape)}")
+                    env[v] = o
             finally:
                 self.path.pop()
             self.origin, self.hint = saved
-            for v, o in zip(e.outvars, outs):
-                env[v] = o
         return [read(v) if n else None for v, n in zip(jaxpr.outvars, outs_needed)]
 
     def _origin(self, e):
@@ -597,15 +597,11 @@ def _stop_gradient(lo, e, a):
 def _broadcast_in_dim(lo, e, a, *dyn):
     shape = tuple(e.params["shape"])
     dims = tuple(e.params["broadcast_dimensions"])
-    if isinstance(a, (Const, NonReal)):
-        return _structural_const(lo, e, a)
-    return lo.broadcast_in_dim(lo.real(a), shape, dims)
-
-
-def _structural_const(lo, e, a):
     if isinstance(a, NonReal):
-        return NonReal(a.value, tuple(e.outvars[0].aval.shape))
-    return _concrete(e, [a])[0]
+        return NonReal(a.value, shape)
+    if isinstance(a, Const):
+        return _concrete(e, [a])[0]
+    return lo.broadcast_in_dim(lo.real(a), shape, dims)
 
 
 @rule("reshape")
@@ -805,7 +801,7 @@ def _window(lo, e, x):
                                 "element in row-major order, measured (tie=first)")
 def _reduce_window_max(lo, e, x):
     xn, perm, params = _window(lo, e, x)
-    if math_prod(params["kernel"]) < 2:
+    if _math.prod(params["kernel"]) < 2:
         return lo.transpose(xn, tuple(int(i) for i in _np.argsort(perm)))
     (o,) = lo.emit("max_pool2d", [lo.full(xn)], {**params, "tie": "first"})
     return lo.transpose(Tensor(o, lo.shape_of(o)), tuple(int(i) for i in _np.argsort(perm)))
@@ -818,12 +814,8 @@ def _reduce_window_sum(lo, e, x):
         lo.fail("a window sum with dilation")
     params.pop("dilation")
     (o,) = lo.emit("avg_pool2d", [lo.full(xn)], params)
-    y = lo.mul(Tensor(o, lo.shape_of(o)), math_prod(params["kernel"]))
+    y = lo.mul(Tensor(o, lo.shape_of(o)), _math.prod(params["kernel"]))
     return lo.transpose(y, tuple(int(i) for i in _np.argsort(perm)))
-
-
-def math_prod(xs):
-    return _math.prod(xs)
 
 
 @rule("sort", note="sort JVP permutes the tangent like the operand: is_stable=True keeps tied elements in "

@@ -109,6 +109,7 @@ import numpy as _np  # noqa: E402
 
 from . import (Const, Cond, ImportFailure, Imported, InputInfo, Lowering, NonReal, Origin, Tensor,  # noqa: E402
                Unavailable, exact_q)
+from ..program.prims import PRIMITIVES  # noqa: E402
 
 ATEN = {}      # "relu.default" -> (handler, kink note)
 
@@ -270,6 +271,8 @@ _DECOMPOSED = {
     "ones", "full", "new_zeros", "new_ones", "new_full", "scalar_tensor", "__and__", "__or__", "__invert__",
     "_assert_tensor_metadata", "lift_fresh_copy", "square", "rsub", "mean", "sum", "adaptive_avg_pool2d", "t",
     "transpose", "squeeze", "unsqueeze", "repeat", "index_select", "gather", "masked_fill", "clamp_min", "clamp_max",
+    "roll", "flip", "narrow", "tile", "movedim", "moveaxis", "swapaxes", "take_along_dim", "select", "slice",
+    "expand", "view", "permute", "split_with_sizes", "index", "pad", "constant_pad_nd",
     "gelu", "elu", "sigmoid", "tanh", "reciprocal", "neg", "abs", "exp", "log", "sqrt", "rsqrt", "pow", "sign",
 }
 
@@ -312,15 +315,16 @@ def _function_module(f):
 def _import_exported(ep, user_values, params, name):
     import torch
     from torch.export.graph_signature import InputKind, OutputKind
+    from torch.export.graph_signature import TensorArgument
     sig = ep.graph_signature
     placeholders = [n for n in ep.graph.nodes if n.op == "placeholder"]
-    users = iter(user_values)
+    users = iter(v for v in user_values if isinstance(v, torch.Tensor))
     inputs, values, point, infos, constants = [], {}, [], [], {}
 
     pending = []
     for node, spec in zip(placeholders, sig.input_specs):
         if spec.kind == InputKind.USER_INPUT:
-            v = next(users)
+            v = next(users) if isinstance(spec.arg, TensorArgument) else getattr(spec.arg, "value", None)
             pending.append((node, "input", spec.arg.name, v))
         elif spec.kind == InputKind.PARAMETER:
             v = ep.state_dict[spec.target]
@@ -364,7 +368,9 @@ def _import_exported(ep, user_values, params, name):
     for node in ep.graph.nodes:
         if node.op != "call_function" or node not in live:
             continue
-        lo.node, lo.hint = node, node.name
+        # our variables are named after the nodes; a node named like a primitive (mul) becomes mul_0, which
+        # torch never uses (its next mul node is mul_1)
+        lo.node, lo.hint = node, node.name + ("_0" if node.name in PRIMITIVES else "")
         op = _op_name(node.target)
         lo.origin = Origin("torch", f"aten.{op}" if node.target is not _operator.getitem else "getitem", node.name,
                            _module_path(node), _source(node), ATEN.get(op, (None, ""))[1])
