@@ -7,7 +7,9 @@ softmax cross-entropy, layer norm) round-trip: value and gradient equal JAX's at
 rounding (tests/import_helpers.py states the bound) and exactly at dyadic points built to sit on kinks.
 Skipped when JAX is not installed.
 """
+import json
 import os
+import pathlib
 
 import numpy as np
 import pytest
@@ -19,6 +21,7 @@ from jax import lax  # noqa: E402
 
 import verify  # noqa: E402
 from verify.frameworks import ImportFailure  # noqa: E402
+from verify.rational import to_fmpq  # noqa: E402
 from import_helpers import close, exact_equal  # noqa: E402
 
 
@@ -375,3 +378,25 @@ def test_unsupported_is_a_clear_error(fn, words):
     with pytest.raises(ImportFailure) as err:
         verify.from_jax(fn, a([1., -2., 3., 0.]))
     assert words in str(err.value)
+
+
+# ----------------------------------------------------------------------------- the measured kink table
+
+TABLE = json.loads((pathlib.Path(__file__).parent / "data" / "kink-conventions.json").read_text())
+JAX_CASES = [c for c in TABLE["cases"] if "jax" in c["expressions"]]
+
+
+@pytest.mark.parametrize("case", JAX_CASES, ids=[c["name"] for c in JAX_CASES])
+def test_imported_expressions_reproduce_the_measured_kink_table(case):
+    """Every JAX expression of tests/data/kink-conventions.json (measured in JAX 0.10.2), imported on scalars at
+    its point: our exact gradient is the table's, whatever the convention."""
+    args = ", ".join(f"x{i}" for i in range(len(case["point"])))
+    f = eval(f"lambda {args}: {case['expressions']['jax']}", {"jax": jax, "jnp": jnp})   # the table's own text
+    imp = verify.from_jax(f, *[jnp.float64(v) for v in case["point"]])
+    want = [to_fmpq(g) for g in case["gradient"]["jax"]]
+    for conv in ("torch", "jax", "tf"):
+        g = verify.grad(imp.program, imp.point, convention=conv)
+        ours = [np.asarray(v, dtype=object).item() for v in g.gradient]
+        # the table writes a float64 measurement within 1e-6 of a simple fraction as that fraction (its note):
+        # a split tie is exactly 1/3 in ours, leaky_relu's slope the double 0.01 (the literal, read exactly)
+        assert all(o == w or o == to_fmpq(int(w.p) / int(w.q)) for o, w in zip(ours, want)), (ours, want)

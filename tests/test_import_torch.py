@@ -6,7 +6,9 @@ leaky_relu, softmax cross-entropy, layer norm) round-trip: value and gradient eq
 points to float64 rounding (tests/import_helpers.py states the bound) and exactly at dyadic points built
 to sit on kinks.  Skipped when torch is not installed.
 """
+import json
 import os
+import pathlib
 
 import numpy as np
 import pytest
@@ -17,6 +19,7 @@ import torch.nn.functional as F  # noqa: E402
 
 import verify  # noqa: E402
 from verify.frameworks import ImportFailure  # noqa: E402
+from verify.rational import to_fmpq  # noqa: E402
 from import_helpers import close, exact_equal  # noqa: E402
 
 D = torch.float64
@@ -454,3 +457,25 @@ def test_decompositions_that_change_kinks_are_kept_whole():
     ops = {o.op for o in imp.origins}
     assert "aten.hardswish.default" in ops and "aten.clamp.default" not in ops
     assert verify.grad(imp.program, imp.point).gradient[0].tolist() == [0, 1]
+
+
+# ----------------------------------------------------------------------------- the measured kink table
+
+TABLE = json.loads((pathlib.Path(__file__).parent / "data" / "kink-conventions.json").read_text())
+TORCH_CASES = [c for c in TABLE["cases"] if "torch" in c["expressions"]]
+
+
+@pytest.mark.parametrize("case", TORCH_CASES, ids=[c["name"] for c in TORCH_CASES])
+def test_imported_expressions_reproduce_the_measured_kink_table(case):
+    """Every torch expression of tests/data/kink-conventions.json (measured in torch 2.13), imported on scalar
+    tensors at its point: our exact gradient is the table's, whatever the convention."""
+    args = ", ".join(f"x{i}" for i in range(len(case["point"])))
+    f = eval(f"lambda {args}: {case['expressions']['torch']}", {"torch": torch})   # the table's own text
+    imp = verify.from_torch(f, *[t(v) for v in case["point"]])
+    want = [to_fmpq(g) for g in case["gradient"]["torch"]]
+    for conv in ("torch", "jax", "tf"):
+        g = verify.grad(imp.program, imp.point, convention=conv)
+        ours = [np.asarray(v, dtype=object).item() for v in g.gradient]
+        # the table writes a float64 measurement within 1e-6 of a simple fraction as that fraction (its note):
+        # a split tie is exactly 1/3 in ours, leaky_relu's slope the double 0.01 (the literal, read exactly)
+        assert all(o == w or o == to_fmpq(int(w.p) / int(w.q)) for o, w in zip(ours, want)), (ours, want)

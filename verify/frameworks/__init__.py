@@ -227,7 +227,8 @@ class Imported:
     """An imported program and what maps it back to the framework.
 
     - ``program``: the verify tensor program (``to_text(program)`` and ``program.arrays.save(...)`` store it);
-    - ``point``: the example arguments as exact arrays, one per program input (``verify.grad(program, point)``);
+    - ``point``: the example arguments as exact arrays (an fmpq for a scalar), one per program input
+      (``verify.grad(program, point)``);
     - ``inputs``: an ``InputInfo`` per program input;
     - ``constants``: array constant name -> (kind, framework name, dtype) for weights, buffers and labels
       imported as exact constants;
@@ -319,6 +320,12 @@ def exact_q(x, what="number"):
         raise ImportFailure(f"{what} {v!r} is not a real number")
     p, q = v.as_integer_ratio()
     return fmpq(p, q)
+
+
+def point_value(ea):
+    """An input's value in ``Imported.point``: the ExactArray, or its fmpq for a scalar input (so that the point
+    of a program of scalars is also a point of the scalar interpreter)."""
+    return ea.item(()) if ea.shape == () else ea
 
 
 def identifier(text, default="v"):

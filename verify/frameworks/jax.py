@@ -118,7 +118,7 @@ from dataclasses import dataclass as _dataclass  # noqa: E402
 import numpy as _np  # noqa: E402
 
 from . import (Const, Cond, ImportFailure, Imported, InputInfo, Lowering, NonReal, Origin, Tensor,  # noqa: E402
-               Unavailable, exact_q)
+               Unavailable, exact_q, point_value)
 from ..errors import VerifyError  # noqa: E402
 from ..program.builder import Builder  # noqa: E402
 from ..program.ir import Eqn, Lit  # noqa: E402
@@ -251,14 +251,18 @@ def _hint(e):
     return e.primitive.name
 
 
+def _bind(e, vals):
+    """Run the equation's primitive on concrete values (one per invar; literals are taken from the equation):
+    the list of its outputs."""
+    from jax.extend.core import Literal
+    args = [v.val if isinstance(v, Literal) else x for v, x in zip(e.invars, vals)]
+    out = e.primitive.bind(*args, **e.primitive.get_bind_params(e.params))
+    return list(out) if e.primitive.multiple_results else [out]
+
+
 def _concrete(e, invals):
     """An equation on integers and booleans only, computed by JAX itself."""
-    from jax.extend.core import ClosedJaxpr, Jaxpr, Literal, jaxpr_as_fun
-    ins = [v for v in e.invars if not isinstance(v, Literal)]
-    uniq = list(dict.fromkeys(ins))
-    vals = {v: x for v, x in zip(e.invars, invals) if not isinstance(v, Literal)}
-    fn = jaxpr_as_fun(ClosedJaxpr(Jaxpr([], uniq, list(e.outvars), [e]), []))
-    outs = fn(*[_np.asarray(vals[v].value) for v in uniq])
+    outs = _bind(e, [None if not isinstance(x, Const) else _np.asarray(x.value) for x in invals])
     return [Const(_np.asarray(o)) for o in outs]
 
 
@@ -365,7 +369,7 @@ def from_jax(f, *example_args, constant_args=(), name=None):
             else:
                 args.append(lo.inputs[k])
                 infos.append(InputInfo(lo.b.names[k], "input", src, tuple(arr.shape), str(arr.dtype)))
-                point.append(ea)
+                point.append(point_value(ea))
                 k += 1
         elif arr.dtype.kind == "c":
             raise ImportFailure(f"jax: argument {src} is complex: only real numbers are supported")
@@ -688,29 +692,14 @@ def _split(lo, e, a):
 
 
 def _index_map(lo, e, t, others):
-    """A data-movement primitive (rev, gather with constant indices) applied by JAX itself to the positions
+    """A data-movement primitive (rev, tile, gather with constant indices) applied by JAX itself to the positions
     of ``t``: where each element lands is the primitive's own semantics."""
-    from jax.extend.core import ClosedJaxpr, Jaxpr, Literal, jaxpr_as_fun
     n = _math.prod(t.shape)
-    if n >= 2 ** 53:
-        lo.fail("array too large")
-    pos = _np.arange(n, dtype=_np.float64).reshape(t.shape)
-    vars_ = [v for v in e.invars if not isinstance(v, Literal)]
-    uniq = list(dict.fromkeys(vars_))
-    vals = {}
-    for v, x in zip(e.invars, [t] + list(others)):
-        if isinstance(v, Literal):
-            continue
-        vals[v] = pos if x is t else _np.asarray(x.value)
-    import jax.numpy as jnp
-    avals_ok = all(v.aval.dtype == jnp.float64 for v in [e.invars[0]])
-    if not avals_ok:
-        pos32 = pos.astype(_np.float32)
-        if n >= 2 ** 24:
-            lo.fail("index map of a float32 array with more than 2**24 elements")
-        vals[e.invars[0]] = pos32
-    fn = jaxpr_as_fun(ClosedJaxpr(Jaxpr([], uniq, list(e.outvars), [e]), []))
-    out = _np.asarray(fn(*[vals[v] for v in uniq])[0], dtype=_np.float64)
+    dtype = _np.dtype(e.invars[0].aval.dtype)
+    if n >= 2 ** (_np.finfo(dtype).nmant + 1):
+        lo.fail(f"an index map of {n} positions does not fit {dtype}")
+    pos = _np.arange(n, dtype=dtype).reshape(t.shape)
+    out = _np.asarray(_bind(e, [pos] + [_np.asarray(x.value) for x in others])[0], dtype=_np.float64)
     if not _np.all(_np.isfinite(out)):
         lo.fail("an index falls outside the array (the fill value is not a real number)")
     return lo.take(t, out.astype(_np.int64), "map")
@@ -1077,24 +1066,21 @@ def _rule_program(lo, e, args, xi, where):
     """The custom rule as a scalar program (x, t) -> derivative of the function at x applied to t: the JVP (or
     VJP) jaxpr of the call equation alone, lowered by this importer and scalarised."""
     import jax
-    from jax.extend.core import ClosedJaxpr, Jaxpr, Literal, jaxpr_as_fun
-    invars = [v for v in e.invars if not isinstance(v, Literal)]
-    uniq = list(dict.fromkeys(invars))
-    fn = jaxpr_as_fun(ClosedJaxpr(Jaxpr([], uniq, list(e.outvars), [e]), []))
+    from jax.extend.core import Literal
     xvar = e.invars[xi]
     fixed = {}
-    for v, a in zip(e.invars, args):
-        if isinstance(v, Literal) or v is xvar:
+    for i, (v, a) in enumerate(zip(e.invars, args)):
+        if isinstance(v, Literal) or i == xi:
             continue
         if isinstance(a, Const):
-            fixed[v] = _np.asarray(a.value)
+            fixed[i] = _np.asarray(a.value)
         elif isinstance(a, Tensor) and isinstance(a.atom, Lit):
-            fixed[v] = _np.full(a.shape, float(a.atom.value), dtype=v.aval.dtype)
+            fixed[i] = _np.full(a.shape, float(a.atom.value), dtype=v.aval.dtype)
         else:
             lo.fail(f"{where}: its other arguments must be numbers")
 
     def one(x):
-        return fn(*[x if v is xvar else fixed[v] for v in uniq])[0]
+        return _bind(e, [x if i == xi else fixed.get(i) for i in range(len(e.invars))])[0]
     spec = jax.ShapeDtypeStruct(xvar.aval.shape, xvar.aval.dtype)
     if e.primitive.name == "custom_jvp_call":
         rj = jax.make_jaxpr(lambda x, t: jax.jvp(one, (x,), (t,))[1])(spec, spec)

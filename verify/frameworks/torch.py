@@ -108,7 +108,7 @@ import operator as _operator  # noqa: E402
 import numpy as _np  # noqa: E402
 
 from . import (Const, Cond, ImportFailure, Imported, InputInfo, Lowering, NonReal, Origin, Tensor,  # noqa: E402
-               Unavailable, exact_q)
+               Unavailable, exact_q, point_value)
 from ..program.prims import PRIMITIVES  # noqa: E402
 
 ATEN = {}      # "relu.default" -> (handler, kink note)
@@ -349,7 +349,7 @@ def _import_exported(ep, user_values, params, name):
         if kind in ("input", "parameter") and _is_float(t.dtype):
             values[node] = lo.inputs[k]
             infos.append(InputInfo(lo.b.names[k], kind, src, tuple(t.shape), str(t.dtype)))
-            point.append(_exact_array(t))
+            point.append(point_value(_exact_array(t)))
             k += 1
         elif _is_float(t.dtype):
             lo.hint = src
