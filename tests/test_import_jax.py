@@ -400,3 +400,19 @@ def test_imported_expressions_reproduce_the_measured_kink_table(case):
         # the table writes a float64 measurement within 1e-6 of a simple fraction as that fraction (its note):
         # a split tie is exactly 1/3 in ours, leaky_relu's slope the double 0.01 (the literal, read exactly)
         assert all(o == w or o == to_fmpq(int(w.p) / int(w.q)) for o, w in zip(ours, want)), (ours, want)
+
+
+def test_framework_values_sit_beside_the_equations():
+    """framework_values runs the imported jaxpr in JAX's float arithmetic: every nonsmooth equation's origin
+    names an equation whose first input is the float counterpart of the equation's exact input."""
+    from verify.frameworks.jax import framework_values
+    rng = np.random.default_rng(6)
+    params = {"conv": rand(rng, 2, 1, 3, 3), "bias": rand(rng, 2), "fc": rand(rng, 18, 3)}
+    args = (params, rand(rng, 2, 1, 6, 6), rand(rng, 2, 3))
+    imp = verify.from_jax(cnn, *args)
+    values = framework_values(imp, *args)
+    r = verify.evaluate(imp.program, imp.point, number="ball")
+    for k, origin in imp.nonsmooth():
+        theirs = np.asarray(values[origin.node][0][0])
+        ours = np.asarray(r.run.args[k][0])
+        close(ours.reshape(1, -1), theirs.reshape(1, -1), origin.node)

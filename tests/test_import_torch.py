@@ -479,3 +479,20 @@ def test_imported_expressions_reproduce_the_measured_kink_table(case):
         # the table writes a float64 measurement within 1e-6 of a simple fraction as that fraction (its note):
         # a split tie is exactly 1/3 in ours, leaky_relu's slope the double 0.01 (the literal, read exactly)
         assert all(o == w or o == to_fmpq(int(w.p) / int(w.q)) for o, w in zip(ours, want)), (ours, want)
+
+
+def test_framework_values_sit_beside_the_equations():
+    """framework_values runs the imported graph in torch's float arithmetic: every nonsmooth equation's
+    origin names a node whose input is the float counterpart of the equation's exact input."""
+    from verify.frameworks.torch import framework_values
+    model = CNN()
+    gen = _randomize(model, 15)
+    args = (torch.randn(2, 1, 6, 6, generator=gen, dtype=D), torch.randn(2, 3, generator=gen, dtype=D))
+    imp = verify.from_torch(model, *args)
+    values = framework_values(imp, *args)
+    r = verify.evaluate(imp.program, imp.point, number="ball")
+    for k, origin in imp.nonsmooth():
+        node = next(n for n in imp.source.graph.nodes if n.name == origin.node)
+        theirs = values[node.args[0].name]
+        ours = r.run.args[k][0]
+        close(np.array([[v for v in np.asarray(ours).ravel()]]), theirs.numpy().reshape(1, -1), origin.node)

@@ -1211,3 +1211,35 @@ def _check_off_kinks(phi, rho, points, where, lo):
         if not (dv - rv).contains(0):
             lo.fail(f"{where}: its rule gives {rv.mid()} at x = {x} where its function's derivative is {dv.mid()}: "
                     "the rule is not a derivative of the function (e.g. a straight-through estimator)")
+
+
+def framework_values(imported, *args):
+    """Run the jaxpr that was imported, primitive by primitive in JAX's own float arithmetic (as JAX runs it
+    eagerly; a jit-compiled program may round fused operations differently), at ``args`` (as for from_jax):
+    {"eqn i/j/...": (input values, output values)} for every equation, nested calls included (``Origin.node``
+    names them), so that an audit can set the framework's floats beside the exact values of the equations
+    lowered from each one."""
+    import jax
+    from jax.extend.core import Literal
+    closed = imported.source
+    values = {}
+
+    def run(jaxpr, consts, vals, path):
+        env = dict(zip(jaxpr.constvars, consts))
+        env.update(zip(jaxpr.invars, vals))
+
+        def read(v):
+            return v.val if isinstance(v, Literal) else env[v]
+        for i, e in enumerate(jaxpr.eqns):
+            ins = [read(v) for v in e.invars]
+            where = path + [i]
+            if e.primitive.name in _CALLS:
+                j, c = _sub_jaxpr(e)
+                outs = run(j, c, ins, where)
+            else:
+                outs = _bind(e, ins)
+            values["eqn " + "/".join(str(k) for k in where)] = (ins, outs)
+            env.update(zip(e.outvars, outs))
+        return [read(v) for v in jaxpr.outvars]
+    run(closed.jaxpr, list(closed.consts), jax.tree_util.tree_leaves(args), [])
+    return values

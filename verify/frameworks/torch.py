@@ -1184,3 +1184,33 @@ def _full_like(lo, a, fill_value=None, **kw):
     if isinstance(v, float) and not _math.isfinite(v):
         return NonReal(v, shape)
     return lo.broadcast(lo.real(v, "fill value"), shape)
+
+
+def framework_values(imported, *args):
+    """Run the graph that was imported, in torch's own float arithmetic, at ``args`` (the model's arguments as
+    for from_torch; the weights are those of the exported program): {node name: its value} for every node of
+    the decomposed graph (``Origin.node`` names them), so that an audit can set the framework's floats beside
+    the exact values of the equations lowered from each node.  Multi-output nodes give tuples."""
+    import torch
+    from torch.export.graph_signature import InputKind, TensorArgument
+    from torch.utils import _pytree as pytree
+    ep = imported.source
+    leaves = iter(v for v in pytree.tree_leaves(tuple(args)) if isinstance(v, torch.Tensor))
+    inputs = []
+    for spec in ep.graph_signature.input_specs:
+        if spec.kind == InputKind.USER_INPUT:
+            inputs.append(next(leaves) if isinstance(spec.arg, TensorArgument) else getattr(spec.arg, "value", None))
+        elif spec.target in ep.state_dict:
+            inputs.append(ep.state_dict[spec.target])
+        else:
+            inputs.append(ep.constants[spec.target])
+    values = {}
+
+    class _Recorder(torch.fx.Interpreter):
+        def run_node(self, n):
+            out = super().run_node(n)
+            values[n.name] = out
+            return out
+    with torch.no_grad():
+        _Recorder(ep.graph_module).run(*inputs)
+    return values
