@@ -369,7 +369,7 @@ class BatchNormCNN(nn.Module):
         return F.relu(self.pool(self.bn(self.conv(x)))).sum()
 
 
-def test_batch_norm_eval_and_adaptive_pool():
+def test_batch_norm_eval_and_training_and_adaptive_pool():
     model = BatchNormCNN().eval()
     gen = _randomize(model, 14)
     with torch.no_grad():
@@ -378,6 +378,10 @@ def test_batch_norm_eval_and_adaptive_pool():
     x = torch.randn(2, 2, 4, 4, generator=gen, dtype=D)
     imp, _ = _check_model(model, (x,), exact=False)
     assert set(imp.constants) == {"bn.running_mean", "bn.running_var"}
+    model.train()                 # the batch's own statistics (the running statistics' update is a side effect)
+    _IMPORTED.clear()
+    _check_model(model, (x,), exact=False)
+    _IMPORTED.clear()
 
 
 def test_params_as_constants():
@@ -429,6 +433,7 @@ def test_origins_name_the_module_and_the_source_line():
     (lambda x: (x * x.detach()).sum(), "detach"),
     (lambda x: torch.clamp(x, x[0:1], x[1:2]).sum(), "tensor bounds"),
     (lambda x: (x // 2).sum(), "rounding_mode"),
+    (lambda x: F.dropout(x, 0.5, training=True).sum(), "random"),
     (lambda x: torch.where(x > 0, x, torch.tensor(float("nan"), dtype=D)).sum(), "nan"),
 ])
 def test_unsupported_is_a_clear_error(fn, words):

@@ -100,7 +100,7 @@ class Backend:
 #
 # An interpreter over torch.export's core ATen graph (``run_decompositions()``), one small entry per op in
 # ``ATEN`` with the op's backward at its kinks beside it.  Kink facts are those of the op's real backward
-# (derivatives.yaml / the CPU kernels), measured live in tests/test_import.py at a tie and off it.
+# (derivatives.yaml / the CPU kernels), measured live in tests/test_import_torch.py at a tie and off it.
 
 import math as _math  # noqa: E402
 import operator as _operator  # noqa: E402
@@ -125,13 +125,11 @@ def aten(*names, note=""):
 
 _FLOAT_DTYPES = ("torch.float16", "torch.bfloat16", "torch.float32", "torch.float64")
 # ops that only create or convert constants: with no real operand they are evaluated by torch at import time
-# and their result read exactly (a float constant of the program is the float the code produces)
+# and their result read exactly (a float constant of the program is the float the code produces).  Any other
+# float op on constants is lowered like the rest, in exact arithmetic (1 / 3 stays 1/3).  ``empty`` is not
+# here: its values are undefined.
 _CONCRETE = {"full.default", "scalar_tensor.default", "zeros.default", "ones.default", "arange.default",
-             "arange.start", "arange.start_step", "_to_copy.default", "lift_fresh_copy.default", "clone.default",
-             "alias.default", "view.default", "_unsafe_view.default", "expand.default", "permute.default",
-             "unsqueeze.default", "squeeze.dims", "squeeze.dim", "squeeze.default", "slice.Tensor", "select.int",
-             "cat.default", "index_select.default", "repeat.default", "full_like.default", "zeros_like.default",
-             "ones_like.default", "empty.memory_format", "empty_like.default"}
+             "arange.start", "arange.start_step", "_to_copy.default", "lift_fresh_copy.default"}
 
 
 class TorchLowering(Lowering):
@@ -140,10 +138,6 @@ class TorchLowering(Lowering):
         import torch
         self.torch = torch
         self.node = None
-
-    @property
-    def out_meta(self):
-        return self.node.meta.get("val")
 
     def index_map(self, t, fn):
         """Apply a data-movement op ``fn`` (a function of a torch tensor) to the positions of ``t``: the op's own
@@ -191,9 +185,10 @@ def _is_float(dtype):
     return str(dtype) in _FLOAT_DTYPES
 
 
-def _live_nodes(graph):
-    out = next(n for n in graph.nodes if n.op == "output")
-    live, todo = set(), [out]
+def _live_nodes(graph, user_outputs):
+    """The nodes the user's outputs depend on (buffer mutations, such as batch-norm running statistics in
+    training mode, are not outputs of the real-number function)."""
+    live, todo = set(), [a for a in user_outputs if hasattr(a, "all_input_nodes")]
     while todo:
         n = todo.pop()
         if n in live:
@@ -364,7 +359,9 @@ def _import_exported(ep, user_values, params, name):
             raise ImportFailure(f"torch: input {src} is complex: only real numbers are supported")
         else:
             values[node] = Const(t.cpu().numpy())
-    live = _live_nodes(ep.graph)
+    out_node = next(n for n in ep.graph.nodes if n.op == "output")
+    user_outputs = [a for a, spec in zip(out_node.args[0], sig.output_specs) if spec.kind == OutputKind.USER_OUTPUT]
+    live = _live_nodes(ep.graph, user_outputs)
     for node in ep.graph.nodes:
         if node.op != "call_function" or node not in live:
             continue
@@ -376,11 +373,8 @@ def _import_exported(ep, user_values, params, name):
                            _module_path(node), _source(node), ATEN.get(op, (None, ""))[1])
         values[node] = _run_node(lo, node, op, values)
         _check_shape(lo, node, values[node])
-    out_node = next(n for n in ep.graph.nodes if n.op == "output")
     outs = []
-    for a, spec in zip(out_node.args[0], sig.output_specs):
-        if spec.kind != OutputKind.USER_OUTPUT:
-            continue
+    for a in user_outputs:
         lo.origin = Origin("torch", "output", getattr(a, "name", ""))
         outs.append(values[a] if isinstance(a, torch.fx.Node) else a)
     program = lo.finish(outs)
@@ -892,8 +886,23 @@ def _batch_norm_eval(lo, a, weight, bias, running_mean, running_var, momentum, e
     return y, Unavailable("batch-norm saved statistics"), Unavailable("batch-norm saved statistics")
 
 
+@aten("_native_batch_norm_legit_functional.default")
+def _batch_norm_functional(lo, a, weight, bias, running_mean, running_var, training, momentum, eps):
+    if not training:
+        return _batch_norm_eval(lo, a, weight, bias, running_mean, running_var, momentum, eps) + \
+            (Unavailable("batch-norm running statistics"),) * 2
+    return _batch_norm_train(lo, a, weight, bias, eps) + (Unavailable("batch-norm running statistics"),) * 2
+
+
+@aten("native_dropout.default")
+def _dropout(lo, a, p, train):
+    lo.fail("dropout in training mode is random, not a function: call model.eval() before importing")
+
+
 @aten("_native_batch_norm_legit.default", "_native_batch_norm_legit.no_stats")
 def _batch_norm_train(lo, a, weight, bias, *rest):
+    """Training mode: the batch's own mean and biased variance over (N, H, W) (the running statistics'
+    update is a side effect, not part of the function)."""
     t = lo.real(a)
     eps = rest[-1]
     nd = len(t.shape)
