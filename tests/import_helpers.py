@@ -46,3 +46,13 @@ def exact_equal(ours, theirs, what=""):
     t = ExactArray.from_any(np.asarray(theirs, dtype=np.float64)).to_fmpq()
     assert o.shape == t.shape and all(a == b for a, b in zip(o.ravel(), t.ravel())), \
         f"{what}: ours {o.tolist()} != framework {np.asarray(theirs).tolist()}"
+
+
+def assert_kinks_explicit(program):
+    """Every kink param that a convention could fill is written in the imported program, so it means the same
+    under every convention."""
+    from verify.program.kinks import CONVENTIONS
+    for k, e in enumerate(program.eqns):
+        names = set().union(*(set(CONVENTIONS[c].get(e.prim, {})) for c in CONVENTIONS))
+        missing = names - set(e.param_dict)
+        assert not missing, f"equation {k + 1} ({e.prim}) leaves {sorted(missing)} to the convention"

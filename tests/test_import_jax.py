@@ -22,7 +22,7 @@ from jax import lax  # noqa: E402
 import verify  # noqa: E402
 from verify.frameworks import ImportFailure  # noqa: E402
 from verify.rational import to_fmpq  # noqa: E402
-from import_helpers import close, exact_equal  # noqa: E402
+from import_helpers import assert_kinks_explicit, close, exact_equal  # noqa: E402
 
 
 def a(x):
@@ -119,6 +119,7 @@ def test_op_matches_jax_at_a_tie_and_off_the_kinks(name):
     rounding for the others) and at a random point (float64 rounding)."""
     f = weighted({**PL, **SMOOTH}[name])
     imp = verify.from_jax(f, X_TIE, Y_TIE)
+    assert_kinks_explicit(imp.program)
     exact = name in PL
     value, grads = run_ours(imp, "exact" if exact else "ball")
     tv, tg = run_jax(f, (X_TIE, Y_TIE))
@@ -271,6 +272,7 @@ def check_model(f, args, exact):
     key = f.__name__ + str([np.shape(x) for x in jax.tree_util.tree_leaves(args)])
     if key not in _IMPORTED:
         _IMPORTED[key] = verify.from_jax(f, *args)
+        assert_kinks_explicit(_IMPORTED[key].program)
     imp = _IMPORTED[key]
     value, grads = run_ours(imp, "exact" if exact else "ball", leaves(*args))
     tv, tg = run_jax(f, args)

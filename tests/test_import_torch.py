@@ -20,7 +20,7 @@ import torch.nn.functional as F  # noqa: E402
 import verify  # noqa: E402
 from verify.frameworks import ImportFailure  # noqa: E402
 from verify.rational import to_fmpq  # noqa: E402
-from import_helpers import close, exact_equal  # noqa: E402
+from import_helpers import assert_kinks_explicit, close, exact_equal  # noqa: E402
 
 D = torch.float64
 
@@ -137,6 +137,7 @@ def test_op_matches_torch_at_a_tie_and_off_the_kinks(name):
     float64 rounding for the others) and at a random point (float64 rounding)."""
     f = weighted({**PL, **SMOOTH}[name])
     imp = verify.from_torch(f, X_TIE, Y_TIE)
+    assert_kinks_explicit(imp.program)
     exact = name in PL
     value, grads = run_ours(imp, "exact" if exact else "ball")
     tv, tg = run_torch(f, [X_TIE, Y_TIE])
@@ -251,6 +252,7 @@ def imported(model, args):
         imp = verify.from_torch(model, *args)
         assert [i.source for i in imp.inputs][:len(list(model.parameters()))] == \
             [n for n, _ in model.named_parameters()]
+        assert_kinks_explicit(imp.program)
         _IMPORTED[key] = imp
     return _IMPORTED[key]
 
@@ -398,19 +400,21 @@ def test_params_as_constants():
     close(grads[0], tg[0])
 
 
-def test_text_and_arrays_round_trip(tmp_path):
-    model = CNN()
-    _randomize(model, 13)
-    imp = verify.from_torch(model, torch.randn(1, 1, 6, 6, dtype=D), torch.randn(1, 3, dtype=D),
-                            params="constants")
-    P = imp.program
-    P.arrays.save(os.path.join(tmp_path, P.arrays.file))
-    path = os.path.join(tmp_path, "model.prog")
-    with open(path, "w") as fh:
-        fh.write(verify.to_text(P))
-    Q = verify.parse(path)
-    assert Q == P
-    assert verify.grad(Q, imp.point).gradient[0].tolist() == verify.grad(P, imp.point).gradient[0].tolist()
+@pytest.mark.parametrize("params", ["constants", "inputs"])
+def test_text_and_arrays_round_trip(tmp_path, params):
+    for model, args in ((CNN(), (torch.randn(1, 1, 6, 6, dtype=D), torch.randn(1, 3, dtype=D))),
+                        (Zoo(), (torch.randn(3, 4, dtype=D), torch.randn(3, 5, dtype=D)))):
+        _randomize(model, 13)
+        imp = verify.from_torch(model, *args, params=params)
+        P = imp.program
+        if P.arrays:
+            P.arrays.save(os.path.join(tmp_path, P.arrays.file))
+        path = os.path.join(tmp_path, f"{P.name}.prog")
+        with open(path, "w") as fh:
+            fh.write(verify.to_text(P))
+        Q = verify.parse(path)
+        assert Q == P
+        assert verify.grad(Q, imp.point).gradient[0].tolist() == verify.grad(P, imp.point).gradient[0].tolist()
 
 
 def test_origins_name_the_module_and_the_source_line():
