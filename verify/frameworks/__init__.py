@@ -178,11 +178,15 @@ class ImportFailure(InputError):
 
 def from_torch(f, *example_args, params="inputs", name=None):
     """See ``verify.frameworks.torch.from_torch``."""
+    if not available("torch"):
+        raise ImportFailure("PyTorch is not installed (pip install 'verify-ad[frameworks]')")
     return _module("torch").from_torch(f, *example_args, params=params, name=name)
 
 
 def from_jax(f, *example_args, constant_args=(), name=None):
     """See ``verify.frameworks.jax.from_jax``."""
+    if not available("jax"):
+        raise ImportFailure("JAX is not installed (pip install 'verify-ad[frameworks]')")
     return _module("jax").from_jax(f, *example_args, constant_args=constant_args, name=name)
 
 
