@@ -214,7 +214,8 @@ def from_torch(f, *example_args, params="inputs", name=None):
     statistics) are always constants.  Every float is its exact dyadic value: float32 weights are exactly the
     float32 numbers, Python scalars (``x * 0.1``, ``eps``) their double value, and float casts are the
     identity, so the program is the real-number program that the float code approximates.  Constants inside
-    a kernel are the double constants the kernel uses (GELU's sqrt(1/2) and sqrt(2/pi)).
+    a kernel are the kernel's double constants (GELU's M_SQRT1_2 and sqrt(2/pi); a float32 kernel rounds them
+    to float32, as it rounds everything else).
 
     Returns an ``Imported`` (program, the example point as exact arrays, input and constant names, the origin
     of every equation).  Raises ImportFailure naming the op, the module and the source line for anything
