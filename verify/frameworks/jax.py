@@ -102,3 +102,1144 @@ class Backend:
             ct = tuple(jnp.float64(1.0 if j == k else 0.0) for j in range(len(outs)))
             jac.append([float(g) for g in vjp(ct)])
         return vals, jac, [None if v is None else float(v) for v in env]
+
+
+# ============================================================================================== importing
+#
+# An interpreter over jaxprs: one small entry per JAX primitive in ``RULES``, with its JVP's kink semantics
+# beside it; nested ``jit`` calls are followed, ``custom_jvp_call`` / ``custom_vjp_call`` take the forward
+# from ``call_jaxpr`` and the derivative at its kinks from the rule's own jaxpr (``_resolve_kinks``), and
+# ``stop_gradient`` is accepted where the result provably does not depend on it (``Shifted``).
+
+import math as _math  # noqa: E402
+import os  # noqa: E402
+from dataclasses import dataclass as _dataclass  # noqa: E402
+
+import numpy as _np  # noqa: E402
+
+from . import (Const, Cond, ImportFailure, Imported, InputInfo, Lowering, NonReal, Origin, Tensor,  # noqa: E402
+               Unavailable, exact_q, point_value)
+from ..errors import VerifyError  # noqa: E402
+from ..program.builder import Builder  # noqa: E402
+from ..program.ir import Eqn, Lit  # noqa: E402
+from ..program.prims import PRIMITIVES, selection_rules  # noqa: E402
+
+RULES = {}     # primitive name -> (handler, kink note)
+
+
+def rule(*names, note=""):
+    """Register a handler ``fn(lo, eqn, *invals) -> value or list of values`` for JAX primitives ``names``."""
+    def deco(fn):
+        for n in names:
+            RULES[n] = (fn, note)
+        return fn
+    return deco
+
+
+_MISSING = object()
+_CALLS = ("jit", "pjit", "closed_call", "core_call", "remat", "checkpoint", "custom_jvp_call", "custom_vjp_call",
+          "custom_vjp_call_jaxpr")
+
+
+def _is_float(dtype):
+    import jax.numpy as jnp
+    return bool(jnp.issubdtype(dtype, jnp.floating))
+
+
+@_dataclass(frozen=True)
+class Shifted:
+    """A value downstream of ``stop_gradient(m)``, tracked exactly: the program computes ``base`` as if the shift
+    were 0, and the true value is ``base + coef * eps[proj]`` (kind "add") or ``base * exp(coef * eps[proj])``
+    (kind "mul"), eps being the unknown stopped value and ``proj`` (an int array of the value's shape) which of
+    its elements reaches each position.  Only operations for which these forms are exact identities are
+    accepted; a value whose coefficient cancels is exactly ``base``, whatever eps is, so the program's result
+    does not depend on the stopped value (the max shift of log_softmax, softmax and logsumexp)."""
+    base: object
+    kind: str
+    coef: object
+    proj: object
+
+    @property
+    def shape(self):
+        return self.base.shape
+
+
+class JaxLowering(Lowering):
+    def __init__(self, name, inputs, resolve=True):
+        super().__init__("jax", name, inputs)
+        self.stack = []           # names of the nested calls being lowered
+        self.path = []            # equation indices of the calls being lowered (an equation's node is its path)
+        self.resolve = resolve    # resolve the kinks of custom_jvp / custom_vjp functions from their rules
+
+    # ------------------------------------------------------------------------------------------- values
+    def literal(self, lit):
+        val = _np.asarray(lit.val)
+        if _is_float(val.dtype):
+            return self.constant(val, "literal")
+        if val.dtype.kind == "c":
+            self.fail("a complex literal")
+        return Const(val)
+
+    def lower(self, jaxpr, consts, args, outs_needed=None):
+        """Lower an open jaxpr given the values of its constvars and invars; values of the needed outputs."""
+        from jax.extend.core import Literal
+        outs_needed = outs_needed or [True] * len(jaxpr.outvars)
+        env = {}
+        for v, x in zip(jaxpr.constvars, consts):
+            env[v] = x
+        for v, x in zip(jaxpr.invars, args):
+            env[v] = x
+
+        def read(v):
+            if isinstance(v, Literal):
+                return self.literal(v)
+            return env.get(v, _MISSING)
+        mask = _needed(jaxpr, outs_needed)[0]
+        for i, (e, live) in enumerate(zip(jaxpr.eqns, mask)):
+            if not live:
+                continue
+            invals = [read(v) for v in e.invars]
+            saved = self.origin, self.hint
+            self.path.append(i)
+            self.origin = self._origin(e)
+            self.hint = _hint(e)
+            try:
+                outs = self.run_eqn(e, invals)
+                for v, o in zip(e.outvars, outs):
+                    shape = getattr(o, "shape", None)
+                    if shape is not None and tuple(shape) != tuple(v.aval.shape):
+                        self.fail(f"internal error: the lowering has shape {list(shape)}, JAX says "
+                                  f"{list(v.aval.shape)}")
+                    env[v] = o
+            finally:
+                self.path.pop()
+            self.origin, self.hint = saved
+        return [read(v) if n else None for v, n in zip(jaxpr.outvars, outs_needed)]
+
+    def _origin(self, e):
+        from jax.extend import source_info_util
+        name = e.primitive.name
+        sub = e.params.get("name")
+        op = f"{name}[{sub}]" if sub and name in _CALLS else name
+        try:
+            src = source_info_util.summarize(e.source_info)
+        except Exception:    # source info is best effort: never let it break an import
+            src = ""
+        if not src or f"{os.sep}jax{os.sep}" in src:
+            src = self.origin.source          # inside a library call: the caller's line
+        return Origin("jax", op, "eqn " + "/".join(str(i) for i in self.path), "/".join(self.stack), src,
+                      RULES.get(name, (None, ""))[1])
+
+    def run_eqn(self, e, invals):
+        name = e.primitive.name
+        float_out = any(_is_float(v.aval.dtype) for v in e.outvars if hasattr(v.aval, "dtype"))
+        real_in = any(isinstance(x, (Tensor, Cond, NonReal, Unavailable, Shifted)) for x in invals)
+        if not real_in and not float_out and name not in _CALLS:
+            return _concrete(e, invals)
+        if any(isinstance(x, Shifted) for x in invals) and name not in _CALLS:
+            out = _shift(self, e, invals)
+        else:
+            entry = RULES.get(name)
+            if entry is None:
+                self.fail(f"the JAX primitive {name!r} is not supported by the importer (no mapping to verify's "
+                          "primitives)")
+            out = entry[0](self, e, *invals)
+        return list(out) if isinstance(out, (list, tuple)) else [out]
+
+
+def _hint(e):
+    return e.primitive.name
+
+
+def _bind(e, vals):
+    """Run the equation's primitive on concrete values (one per invar; literals are taken from the equation):
+    the list of its outputs."""
+    from jax.extend.core import Literal
+    args = [v.val if isinstance(v, Literal) else x for v, x in zip(e.invars, vals)]
+    out = e.primitive.bind(*args, **e.primitive.get_bind_params(e.params))
+    return list(out) if e.primitive.multiple_results else [out]
+
+
+def _concrete(e, invals):
+    """An equation on integers and booleans only, computed by JAX itself."""
+    outs = _bind(e, [None if not isinstance(x, Const) else _np.asarray(x.value) for x in invals])
+    return [Const(_np.asarray(o)) for o in outs]
+
+
+def _sub_jaxpr(e):
+    """(open jaxpr, consts) of a call equation."""
+    p = e.params
+    j = p.get("jaxpr") or p.get("call_jaxpr") or p.get("fun_jaxpr")
+    if hasattr(j, "jaxpr"):
+        return j.jaxpr, list(j.consts)
+    return j, []
+
+
+def _needed(jaxpr, outs_needed):
+    """(live equation mask, needed invars mask): dead code is never lowered, so an unused argmax or sort
+    index, or the max that only feeds a stop_gradient, costs nothing and raises nothing."""
+    from jax.extend.core import Literal
+    need = {v for v, n in zip(jaxpr.outvars, outs_needed) if n and not isinstance(v, Literal)}
+    mask = [False] * len(jaxpr.eqns)
+    for i in range(len(jaxpr.eqns) - 1, -1, -1):
+        e = jaxpr.eqns[i]
+        live = [v in need for v in e.outvars]
+        if not any(live):
+            continue
+        mask[i] = True
+        for v, n in zip(e.invars, _inputs_needed(e, live)):
+            if n and not isinstance(v, Literal):
+                need.add(v)
+    return mask, [v in need for v in jaxpr.invars]
+
+
+def _inputs_needed(e, live):
+    name = e.primitive.name
+    n = len(e.invars)
+    if name == "stop_gradient":
+        return [False]
+    if name == "sort":
+        k = e.params.get("num_keys", 1)
+        return [i < k or live[i] for i in range(n)]
+    if name in _CALLS:
+        j, _ = _sub_jaxpr(e)
+        if j is not None and len(j.invars) == n:
+            return _needed(j, live)[1]
+    return [True] * n
+
+
+def from_jax(f, *example_args, constant_args=(), name=None):
+    """Import a JAX function as a verify tensor program.
+
+    ``f`` is a function of arrays (pytrees allowed); ``example_args`` its example arguments.  The program is read
+    from ``jax.make_jaxpr(f)(*example_args)``, one entry of ``RULES`` per JAX primitive, following nested
+    ``jit`` calls.  Float leaves become program inputs, except those of the arguments listed in
+    ``constant_args`` (indices), which become exact array constants, as do arrays closed over by ``f``; integer
+    and boolean leaves (labels) are exact constants.  Every float is its exact dyadic value and a float cast
+    (``convert_element_type``) is the identity on exact values: the program is the real-number program that
+    the float code approximates.  Run under ``jax_enable_x64`` for float64 models.
+
+    Kinks, from each primitive's JVP: ``max`` / ``min`` split a tie (``jnp.maximum(x, 0)`` is relu with
+    derivative 1/2 at 0), ``abs`` has derivative 1 at 0, ``clamp`` (lax.clamp) 0 at its bounds, ``jnp.clip`` is
+    max and min (1/2 at its bounds), ``reduce_max`` splits a tie, ``reduce_window_max`` (max-pool) gives a tied
+    window's gradient to its first maximal element, ``sort`` is stable, ``select_n`` follows its comparison.
+    ``custom_jvp_call`` and ``custom_vjp_call`` (``jax.nn.relu``, ``jax.nn.relu6``, user rules): the forward is
+    lowered from ``call_jaxpr``; when it has kinks, the function must be elementwise, and each kink param is
+    chosen so that the program's derivative equals the rule's own jaxpr (lowered and evaluated exactly) at
+    every kink found by exact Newton steps from the function's literals; the rule is also checked against the
+    forward's derivative off the kinks (a rule that is not a derivative, such as a straight-through estimator,
+    is an ImportFailure).  ``stop_gradient`` is not a real-number function: it is accepted only where the
+    result provably does not depend on the stopped value (the max shift of log_softmax, softmax, logsumexp:
+    see ``Shifted``), and is an ImportFailure anywhere else.
+    """
+    import inspect
+
+    import jax
+    try:
+        closed = jax.make_jaxpr(f)(*example_args)
+    except Exception as e:     # tracing runs the user's code: any error is the user's, reported in one line
+        raise ImportFailure(f"jax.make_jaxpr could not trace {getattr(f, '__name__', 'f')}: "
+                            f"{type(e).__name__}: {e}".split("\n")[0]) from e
+    name = name or getattr(f, "__name__", "f")
+    try:
+        argnames = list(inspect.signature(f).parameters)
+    except (TypeError, ValueError):
+        argnames = []
+    leaves = []
+    for i, a in enumerate(example_args):
+        base = argnames[i] if i < len(argnames) and not argnames[i].startswith("*") else f"arg{i}"
+        for path, leaf in jax.tree_util.tree_flatten_with_path(a)[0]:
+            leaves.append((i, base + jax.tree_util.keystr(path), leaf))
+    jaxpr = closed.jaxpr
+    if len(leaves) != len(jaxpr.invars):
+        raise ImportFailure(f"jax: {len(leaves)} argument leaves for {len(jaxpr.invars)} jaxpr inputs")
+    inputs = []
+    for (i, src, leaf), v in zip(leaves, jaxpr.invars):
+        if _is_float(v.aval.dtype) and i not in constant_args:
+            inputs.append((src, tuple(v.aval.shape)))
+    lo = JaxLowering(name, inputs)
+    args, point, infos, constants, k = [], [], [], {}, 0
+    for (i, src, leaf), v in zip(leaves, jaxpr.invars):
+        arr = _np.asarray(leaf)
+        if _is_float(v.aval.dtype):
+            ea = _exact(arr)
+            if i in constant_args:
+                args.append(Tensor(lo.add_array(ea, src), tuple(arr.shape)))
+                constants[src] = ("constant", src, str(arr.dtype))
+            else:
+                args.append(lo.inputs[k])
+                infos.append(InputInfo(lo.b.names[k], "input", src, tuple(arr.shape), str(arr.dtype)))
+                point.append(point_value(ea))
+                k += 1
+        elif arr.dtype.kind == "c":
+            raise ImportFailure(f"jax: argument {src} is complex: only real numbers are supported")
+        else:
+            args.append(Const(arr))
+    consts = []
+    for j, c in enumerate(closed.consts):
+        arr = _np.asarray(c)
+        if _is_float(arr.dtype):
+            src = f"closure{j}"
+            consts.append(Tensor(lo.add_array(_exact(arr), src), tuple(arr.shape)))
+            constants[src] = ("closure", src, str(arr.dtype))
+        else:
+            consts.append(Const(arr))
+    outs = lo.lower(jaxpr, consts, args)
+    lo.origin = Origin("jax", "output")
+    for o in outs:
+        if isinstance(o, Shifted):
+            lo.fail("the output depends on a stop_gradient value")
+    program = lo.finish(outs)
+    return Imported(program, point, infos, constants, tuple(lo.origins), "jax", closed)
+
+
+def _exact(arr):
+    from ..program.arrays import ExactArray
+    arr = _np.asarray(arr)
+    if arr.dtype.kind == "f" and arr.dtype.itemsize < 2 or str(arr.dtype) == "bfloat16":
+        arr = arr.astype(_np.float32)
+    return ExactArray.from_any(arr)
+
+
+# --------------------------------------------------------------------------------------------- elementwise
+
+def _binary(prim):
+    def fn(lo, e, a, b):
+        return lo.ew(prim, [a, b])
+    return fn
+
+
+def _unary(prim):
+    def fn(lo, e, a):
+        return lo.ew(prim, [a])
+    return fn
+
+
+for _p in ("add", "sub", "mul", "div"):
+    rule(_p)(_binary(_p))
+for _p in ("neg", "exp", "log", "sqrt", "tanh", "erf", "sin", "cos"):
+    rule(_p)(_unary(_p))
+rule("logistic")(_unary("sigmoid"))
+
+
+@rule("add_any")
+def _add_any(lo, e, a, b):
+    return lo.add(a, b)
+
+
+@rule("copy", "copy_p", "optimization_barrier")
+def _copy(lo, e, *a):
+    return list(a)
+
+
+@rule("rsqrt")
+def _rsqrt(lo, e, a):
+    return lo.div(1, lo.ew("sqrt", [a]))
+
+
+@rule("log1p")
+def _log1p(lo, e, a):
+    return lo.ew("log", [lo.add(1, a)])
+
+
+@rule("expm1")
+def _expm1(lo, e, a):
+    return lo.sub(lo.ew("exp", [a]), 1)
+
+
+@rule("erfc")
+def _erfc(lo, e, a):
+    return lo.sub(1, lo.ew("erf", [a]))
+
+
+@rule("square")
+def _square(lo, e, a):
+    return lo.ew("pow", [a], {"n": 2})
+
+
+@rule("integer_pow")
+def _integer_pow(lo, e, a):
+    return lo.ew("pow", [a], {"n": int(e.params["y"])})
+
+
+@rule("pow")
+def _pow(lo, e, a, b):
+    if not (isinstance(b, Tensor) and isinstance(b.atom, Lit)) and not isinstance(b, Const):
+        lo.fail("x ** y with a real exponent y: only constant exponents are supported")
+    q = b.atom.value if isinstance(b, Tensor) else exact_q(_np.asarray(b.value).ravel()[0])
+    if isinstance(b, Const) and not _np.all(_np.asarray(b.value) == _np.asarray(b.value).ravel()[0]):
+        lo.fail("x ** y with an array of exponents")
+    if q.q == 1:
+        return lo.ew("pow", [a], {"n": int(q.p)})
+    if q == fmpq(1, 2):
+        return lo.ew("sqrt", [a])
+    if q == fmpq(-1, 2):
+        return lo.div(1, lo.ew("sqrt", [a]))
+    lo.fail(f"x ** {q}: only integer exponents and +-1/2 are supported")
+
+
+@rule("max", note="max JVP: a tie gives 1/2 to each side (tie=split); max(x, -inf) = x")
+def _max(lo, e, a, b):
+    return _extremum(lo, "max", a, b)
+
+
+@rule("min", note="min JVP: a tie gives 1/2 to each side (tie=split); min(x, inf) = x")
+def _min(lo, e, a, b):
+    return _extremum(lo, "min", a, b)
+
+
+def _extremum(lo, prim, a, b):
+    neutral = -_math.inf if prim == "max" else _math.inf
+    for x, y in ((a, b), (b, a)):
+        if isinstance(x, NonReal) and x.value == neutral:
+            return lo.broadcast(lo.real(y), lo.bshape(x.shape, y.shape))
+    return lo.ew(prim, [a, b], {"tie": "split"})
+
+
+@rule("abs", note="abs JVP: select(x >= 0, t, -t), so derivative 1 at 0")
+def _abs(lo, e, a):
+    t = lo.real(a)
+    (o,) = lo.emit("abs", [t.atom], {"at_zero": fmpq(1)})
+    return Tensor(o, t.shape)
+
+
+@rule("sign", note="sign JVP is 0 everywhere (a jump at 0)")
+def _sign(lo, e, a):
+    return lo.sign(a)
+
+
+@rule("clamp", note="lax.clamp JVP: select(lo < x < hi, t, 0), so derivative 0 at both bounds")
+def _clamp(lo, e, lo_v, x, hi_v):
+    t = lo.real(x)
+    bounds = []
+    for v in (lo_v, hi_v):
+        if isinstance(v, NonReal):
+            bounds.append(None)
+            continue
+        v = lo.real(v)
+        if not isinstance(v.atom, Lit):
+            lo.fail("lax.clamp with array bounds (only number bounds are supported)")
+        bounds.append(v.atom.value)
+    if bounds[0] is not None and bounds[1] is not None and not bounds[0] < bounds[1]:
+        lo.fail("lax.clamp with lo >= hi")
+    (o,) = lo.emit("clamp", [lo.full(t)], {"lo": bounds[0], "hi": bounds[1], "at_lo": fmpq(0), "at_hi": fmpq(0)})
+    return Tensor(o, t.shape)
+
+
+def _cmp(op):
+    def fn(lo, e, a, b):
+        return lo.compare(op, a, b)
+    return fn
+
+
+for _name, _op in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<="), ("eq", "=="), ("ne", "!=")):
+    rule(_name)(_cmp(_op))
+
+
+@rule("and")
+def _and(lo, e, a, b):
+    return lo.logical("and", a, b)
+
+
+@rule("or")
+def _or(lo, e, a, b):
+    return lo.logical("or", a, b)
+
+
+@rule("not")
+def _not(lo, e, a):
+    return lo.logical("not", a)
+
+
+@rule("is_finite")
+def _is_finite(lo, e, a):
+    if isinstance(a, NonReal):
+        return Const(_np.zeros(a.shape, dtype=bool))
+    return Const(_np.ones(lo.real(a).shape, dtype=bool))          # every real number is finite
+
+
+@rule("select_n", note="select_n JVP: the tangent of the selected case")
+def _select_n(lo, e, pred, *cases):
+    if len(cases) == 1:
+        return cases[0]
+    if len(cases) != 2:
+        if isinstance(pred, Const):
+            p = _np.asarray(pred.value)
+            out = cases[0]
+            for i in range(1, len(cases)):
+                out = lo.select(Const(p == i), cases[i], out)
+            return out
+        lo.fail("select_n with more than two cases and a real-valued selector")
+    if isinstance(pred, Const) and _np.asarray(pred.value).dtype.kind != "b":
+        pred = Const(_np.asarray(pred.value) != 0)
+    return lo.select(pred, cases[1], cases[0])
+
+
+@rule("convert_element_type", note="a float cast is the identity on exact values")
+def _convert(lo, e, a):
+    new = e.params["new_dtype"]
+    if not _is_float(new):
+        what = "a boolean computed from real values" if isinstance(a, Cond) else "a real value"
+        lo.fail(f"a cast of {what} to {new} (an index, or control flow such as lax.cond): not a real-number "
+                "function")
+    if isinstance(a, Cond):
+        return lo.as_real(a, a.shape)
+    if isinstance(a, NonReal):
+        return a
+    return lo.real(a)
+
+
+@rule("stop_gradient")
+def _stop_gradient(lo, e, a):
+    shape = tuple(e.outvars[0].aval.shape)
+    return Shifted(Tensor(Lit(fmpq(0)), shape), "add", fmpq(1), _np.arange(_math.prod(shape)).reshape(shape))
+
+
+# ----------------------------------------------------------------------------------------------- structure
+
+@rule("broadcast_in_dim")
+def _broadcast_in_dim(lo, e, a, *dyn):
+    shape = tuple(e.params["shape"])
+    dims = tuple(e.params["broadcast_dimensions"])
+    if isinstance(a, NonReal):
+        return NonReal(a.value, shape)
+    if isinstance(a, Const):
+        return _concrete(e, [a])[0]
+    return lo.broadcast_in_dim(lo.real(a), shape, dims)
+
+
+@rule("reshape")
+def _reshape(lo, e, a, *dyn):
+    t = lo.real(a)
+    if e.params.get("dimensions") is not None:
+        t = lo.transpose(t, e.params["dimensions"])
+    return lo.reshape(t, e.params["new_sizes"])
+
+
+@rule("squeeze")
+def _squeeze(lo, e, a):
+    return lo.reshape(lo.real(a), e.outvars[0].aval.shape)
+
+
+@rule("expand_dims")
+def _expand_dims(lo, e, a):
+    return lo.reshape(lo.real(a), e.outvars[0].aval.shape)
+
+
+@rule("transpose")
+def _transpose(lo, e, a):
+    return lo.transpose(lo.real(a), e.params["permutation"])
+
+
+@rule("slice")
+def _slice(lo, e, a):
+    p = e.params
+    return lo.slice(lo.real(a), p["start_indices"], p["limit_indices"], p["strides"])
+
+
+@rule("dynamic_slice")
+def _dynamic_slice(lo, e, a, *starts):
+    t = lo.real(a)
+    if not all(isinstance(s, Const) for s in starts):
+        lo.fail("dynamic_slice at positions computed from real values")
+    sizes = e.params["slice_sizes"]
+    st = [min(max(int(_np.asarray(s.value)), 0), d - k) for s, d, k in zip(starts, t.shape, sizes)]
+    return lo.slice(t, st, [s + k for s, k in zip(st, sizes)])
+
+
+@rule("concatenate")
+def _concatenate(lo, e, *xs):
+    return lo.concat(list(xs), e.params["dimension"])
+
+
+@rule("iota")
+def _iota(lo, e, *dyn):
+    (c,) = _concrete(e, list(dyn))
+    return lo.constant(c.value, "iota")
+
+
+@rule("stack")
+def _stack(lo, e, *xs):
+    ax = e.params["axis"]
+    ts = [lo.real(x) for x in xs]
+    shape = list(ts[0].shape)
+    shape.insert(ax % (len(shape) + 1), 1)
+    return lo.concat([lo.reshape(t, shape) for t in ts], ax % len(shape))
+
+
+@rule("pad")
+def _pad(lo, e, a, value):
+    cfg = e.params["padding_config"]
+    if any(int(i) for _, _, i in cfg):
+        lo.fail("pad with interior padding")
+    v = lo.real(value)
+    if not isinstance(v.atom, Lit):
+        lo.fail("pad with a padding value computed from real values")
+    return lo.pad(a, [int(a_) for a_, _, _ in cfg], [int(b) for _, b, _ in cfg], v.atom.value)
+
+
+@rule("split")
+def _split(lo, e, a):
+    t = lo.real(a)
+    ax = e.params["axis"] % len(t.shape)
+    out, off = [], 0
+    for s in e.params["sizes"]:
+        start, stop = [0] * len(t.shape), list(t.shape)
+        start[ax], stop[ax] = off, off + int(s)
+        out.append(lo.slice(t, start, stop))
+        off += int(s)
+    return out
+
+
+def _index_map(lo, e, t, others):
+    """A data-movement primitive (rev, tile, gather with constant indices) applied by JAX itself to the positions
+    of ``t``: where each element lands is the primitive's own semantics."""
+    n = _math.prod(t.shape)
+    dtype = _np.dtype(e.invars[0].aval.dtype)
+    if n >= 2 ** (_np.finfo(dtype).nmant + 1):
+        lo.fail(f"an index map of {n} positions does not fit {dtype}")
+    pos = _np.arange(n, dtype=dtype).reshape(t.shape)
+    out = _np.asarray(_bind(e, [pos] + [_np.asarray(x.value) for x in others])[0], dtype=_np.float64)
+    if not _np.all(_np.isfinite(out)):
+        lo.fail("an index falls outside the array (the fill value is not a real number)")
+    return lo.take(t, out.astype(_np.int64), "map")
+
+
+@rule("rev", "tile")
+def _rev(lo, e, a):
+    return _index_map(lo, e, lo.real(a), [])
+
+
+@rule("gather")
+def _gather(lo, e, a, idx):
+    if not isinstance(idx, Const):
+        lo.fail("gather with indices computed from real values: not a real-number function")
+    return _index_map(lo, e, lo.real(a), [idx])
+
+
+# ---------------------------------------------------------------------------------------------- reductions
+
+@rule("reduce_sum")
+def _reduce_sum(lo, e, a):
+    return lo.reduce("sum", a, e.params["axes"])
+
+
+@rule("reduce_max", note="reduce_max JVP: the tangent averaged over the maximal elements (tie=split)")
+def _reduce_max(lo, e, a):
+    return lo.reduce("amax", a, e.params["axes"], tie="split")
+
+
+@rule("reduce_min", note="reduce_min JVP: the tangent averaged over the minimal elements (tie=split)")
+def _reduce_min(lo, e, a):
+    return lo.reduce("amin", a, e.params["axes"], tie="split")
+
+
+@rule("dot_general")
+def _dot_general(lo, e, a, b):
+    (ca, cb), (ba, bb) = e.params["dimension_numbers"]
+    return lo.dot(a, b, tuple(int(i) for i in ca), tuple(int(i) for i in cb), tuple(int(i) for i in ba),
+                  tuple(int(i) for i in bb))
+
+
+@rule("conv_general_dilated")
+def _conv(lo, e, x, w):
+    p = e.params
+    x, w = lo.real(x), lo.real(w)
+    if any(d != 1 for d in p["lhs_dilation"]):
+        lo.fail("a transposed convolution (lhs_dilation != 1)")
+    if p.get("batch_group_count", 1) != 1:
+        lo.fail("batch_group_count != 1")
+    dn = p["dimension_numbers"]
+    lhs, rhs, out = dn.lhs_spec, dn.rhs_spec, dn.out_spec
+    if len(lhs) != 4:
+        lo.fail(f"a {len(lhs) - 2}-d convolution (only 2-d is supported)")
+    xn = lo.transpose(x, lhs)
+    wn = lo.transpose(w, rhs)
+    (t, b), (le, r) = p["padding"]
+    (o,) = lo.emit("conv2d", [lo.full(xn), lo.full(wn)],
+                   {"stride": tuple(int(s) for s in p["window_strides"]), "padding": (int(t), int(b), int(le), int(r)),
+                    "dilation": tuple(int(d) for d in p["rhs_dilation"]), "groups": int(p["feature_group_count"])})
+    y = Tensor(o, lo.shape_of(o))
+    return lo.transpose(y, tuple(int(i) for i in _np.argsort(out)))
+
+
+def _window(lo, e, x):
+    """NCHW pooling params from a reduce_window over (1, 1, kh, kw) windows (or NHWC: (1, kh, kw, 1))."""
+    p = e.params
+    dims, strides, pad = p["window_dimensions"], p["window_strides"], p["padding"]
+    if any(d != 1 for d in p["base_dilation"]):
+        lo.fail("reduce_window with base dilation")
+    if len(dims) != 4:
+        lo.fail(f"a reduce_window over {len(dims)} dimensions (only 2-d pooling of 4-d arrays is supported)")
+    spatial = [i for i, d in enumerate(dims) if d != 1 or strides[i] != 1 or tuple(pad[i]) != (0, 0)]
+    perm = None
+    if all(i in (2, 3) for i in spatial):
+        perm = (0, 1, 2, 3)
+    elif all(i in (1, 2) for i in spatial):
+        perm = (0, 3, 1, 2)          # NHWC
+    else:
+        lo.fail("a reduce_window whose window is not over two spatial axes")
+    h, w = perm[2], perm[3]
+    params = {"kernel": (int(dims[h]), int(dims[w])), "stride": (int(strides[h]), int(strides[w])),
+              "padding": (int(pad[h][0]), int(pad[h][1]), int(pad[w][0]), int(pad[w][1])),
+              "dilation": (int(p["window_dilation"][h]), int(p["window_dilation"][w]))}
+    return lo.transpose(lo.real(x), perm), perm, params
+
+
+@rule("reduce_window_max", note="reduce_window_max JVP gives a tied window's tangent to its first maximal "
+                                "element in row-major order, measured (tie=first)")
+def _reduce_window_max(lo, e, x):
+    xn, perm, params = _window(lo, e, x)
+    if _math.prod(params["kernel"]) < 2:
+        return lo.transpose(xn, tuple(int(i) for i in _np.argsort(perm)))
+    (o,) = lo.emit("max_pool2d", [lo.full(xn)], {**params, "tie": "first"})
+    return lo.transpose(Tensor(o, lo.shape_of(o)), tuple(int(i) for i in _np.argsort(perm)))
+
+
+@rule("reduce_window_sum")
+def _reduce_window_sum(lo, e, x):
+    xn, perm, params = _window(lo, e, x)
+    if params["dilation"] != (1, 1):
+        lo.fail("a window sum with dilation")
+    params.pop("dilation")
+    (o,) = lo.emit("avg_pool2d", [lo.full(xn)], params)
+    y = lo.mul(Tensor(o, lo.shape_of(o)), _math.prod(params["kernel"]))
+    return lo.transpose(y, tuple(int(i) for i in _np.argsort(perm)))
+
+
+@rule("sort", note="sort JVP permutes the tangent like the operand: is_stable=True keeps tied elements in "
+                   "input order (ties=stable); jnp.sort(descending=True) is an ascending sort and rev")
+def _sort(lo, e, *ops):
+    p = e.params
+    if p.get("num_keys", 1) != 1:
+        lo.fail("sort with several keys")
+    t = lo.real(ops[0])
+    ax = p["dimension"] % len(t.shape)
+    if not p.get("is_stable", False) and t.shape[ax] > 1:
+        lo.fail("an unstable sort (is_stable=False) orders ties arbitrarily")
+    if t.shape[ax] < 2:
+        out = t
+    else:
+        (o,) = lo.emit("sort_axis", [lo.full(t)], {"axis": ax, "descending": False, "ties": "stable"})
+        out = Tensor(o, t.shape)
+    rest = [Unavailable("the operands sorted along with a key (argsort indices) are not supported", x.shape)
+            for x in ops[1:]]
+    return [out] + rest
+
+
+@rule("argmax", "argmin")
+def _argmax(lo, e, a):
+    lo.fail(f"{e.primitive.name} computes integers from real values: not a real-number function")
+
+
+# ---------------------------------------------------------------------------------------------------- calls
+
+@rule("jit", "pjit", "closed_call", "core_call", "remat", "checkpoint")
+def _call(lo, e, *args):
+    j, consts = _sub_jaxpr(e)
+    consts = [lo.constant(_np.asarray(c), f"closure.{lo.hint}", fold=False) if _is_float(_np.asarray(c).dtype)
+              else Const(_np.asarray(c)) for c in consts]
+    lo.stack.append(_call_name(e))
+    try:
+        return lo.lower(j, consts, list(args), [True] * len(j.outvars))
+    finally:
+        lo.stack.pop()
+
+
+def _call_name(e):
+    """The name of a called function: jit's ``name``, or the custom function's own name."""
+    if e.params.get("name"):
+        return str(e.params["name"])
+    j, _ = _sub_jaxpr(e)
+    info = getattr(j, "debug_info", None)
+    name = getattr(info, "func_name", None) if info is not None else None
+    if not name and info is not None:
+        name = str(getattr(info, "func_src_info", "") or "").split(" ")[0]
+    return name or e.primitive.name
+
+
+@rule("custom_jvp_call", "custom_vjp_call", "custom_vjp_call_jaxpr",
+      note="custom rule: forward from call_jaxpr; kink params chosen so that the derivative equals the rule's "
+           "jaxpr at the function's kinks")
+def _custom(lo, e, *args):
+    first = len(lo.b.eqns)
+    outs = _call(lo, e, *args)
+    new = list(range(first, len(lo.b.eqns)))
+    kinky = [k for k in new if not PRIMITIVES[lo.b.eqns[k].prim].smooth]
+    if kinky and lo.resolve:
+        _resolve_kinks(lo, e, args, outs, new, kinky)
+    return outs
+
+
+# --------------------------------------------------------------------------------------- stop_gradient shifts
+
+_STRUCT_PROJ = {
+    "broadcast_in_dim": lambda e, p: _np.broadcast_to(
+        p.reshape([p.shape[e.params["broadcast_dimensions"].index(d)] if d in e.params["broadcast_dimensions"]
+                   else 1 for d in range(len(e.params["shape"]))]), tuple(e.params["shape"])),
+    "reshape": lambda e, p: p.reshape(tuple(e.outvars[0].aval.shape)),
+    "squeeze": lambda e, p: p.reshape(tuple(e.outvars[0].aval.shape)),
+    "expand_dims": lambda e, p: p.reshape(tuple(e.outvars[0].aval.shape)),
+    "transpose": lambda e, p: _np.transpose(p, e.params["permutation"]),
+}
+
+
+def _shift(lo, e, invals):
+    """Lower an equation with Shifted operands: run it on the bases (the values at shift 0) and carry the shift
+    through the exact identities below; anything else is an ImportFailure.
+
+    add form v0 + c*eps:  (v0 + c eps) +- w,  (v0 + c1 eps) +- (w0 + c2 eps),  -(v0 + c eps),  sum over axes
+    along which eps is constant (n*c), max over such axes (c), exp -> mul form with c.
+    mul form v0 * exp(c*eps):  times or divided by w, by each other (c1 +- c2), |.|, sum over axes along which
+    eps is constant, log -> add form with c.
+    Structural ops (broadcast, reshape, transpose) move the projection with the values.  A coefficient that
+    cancels leaves an ordinary value, exactly equal to the true one whatever eps is."""
+    name = e.primitive.name
+    entry = RULES.get(name)
+    sh = [x for x in invals if isinstance(x, Shifted)]
+    kinds = {x.kind for x in sh}
+
+    def fail():
+        lo.fail(f"a stop_gradient value flows into {name}: verify cannot prove the result independent of it "
+                "(stop_gradient is accepted only where the result does not depend on it, such as the max shift of "
+                "log_softmax, softmax and logsumexp)")
+    if entry is None or name == "stop_gradient" or len(kinds) != 1:
+        fail()
+    kind = kinds.pop()
+    bases = [x.base if isinstance(x, Shifted) else x for x in invals]
+    shape = tuple(e.outvars[0].aval.shape)
+
+    def tracked(k, coef, proj):
+        out = entry[0](lo, e, *bases)
+        out = out[0] if isinstance(out, list) else out
+        return out if coef == 0 else Shifted(out, k, fmpq(coef), _np.array(proj))
+    signs = {"add": {"add": (1, 1), "add_any": (1, 1), "sub": (1, -1)},
+             "mul": {"mul": (1, 1), "div": (1, -1)}}[kind]
+    if name in signs:
+        projs = [_np.broadcast_to(x.proj, shape) for x in sh]
+        if any(not _np.array_equal(p, projs[0]) for p in projs):
+            fail()
+        coef = sum((x.coef * s for x, s in zip(invals, signs[name]) if isinstance(x, Shifted)), fmpq(0))
+        return tracked(kind, coef, projs[0])
+    if len(sh) != 1 or len(invals) != 1:
+        fail()
+    x = sh[0]
+    if name in ("copy", "copy_p", "convert_element_type"):
+        return tracked(kind, x.coef, x.proj)
+    if name in _STRUCT_PROJ:
+        return tracked(kind, x.coef, _STRUCT_PROJ[name](e, x.proj))
+    if (name, kind) == ("neg", "add"):
+        return tracked("add", -x.coef, x.proj)
+    if (name, kind) == ("exp", "add"):
+        return tracked("mul", x.coef, x.proj)
+    if (name, kind) == ("log", "mul"):
+        return tracked("add", x.coef, x.proj)
+    if (name, kind) == ("abs", "mul"):
+        return tracked("mul", x.coef, x.proj)
+    if name == "reduce_sum" or (name, kind) == ("reduce_max", "add"):
+        axes = tuple(e.params["axes"])
+        lo_p, hi_p = x.proj.min(axis=axes), x.proj.max(axis=axes)
+        if not _np.array_equal(lo_p, hi_p):
+            fail()
+        n = _math.prod(x.proj.shape[a] for a in axes)
+        return tracked(kind, x.coef * (n if (name, kind) == ("reduce_sum", "add") else 1), lo_p)
+    fail()
+
+
+# ---------------------------------------------------------------------------------- custom rules at the kinks
+
+_CANDIDATES = {
+    "relu": [("alpha", [fmpq(0), fmpq(1, 2), fmpq(1)])],
+    "abs": [("at_zero", [fmpq(1), fmpq(0), fmpq(-1)])],
+    "max": [("tie", ["split", "first", "last"])],
+    "min": [("tie", ["split", "first", "last"])],
+    "clamp": [("at_lo", [fmpq(0), fmpq(1, 2), fmpq(1)]), ("at_hi", [fmpq(0), fmpq(1, 2), fmpq(1)])],
+    "where": [],
+}
+_MAX_ASSIGNMENTS = 729
+
+
+def _resolve_kinks(lo, e, args, outs, new, kinky):
+    """Choose the kink params of the custom function's forward equations ``kinky`` so that the program's
+    derivative equals the custom rule at the function's kinks (see ``from_jax``)."""
+    import itertools
+    where = f"{e.primitive.name} {_call_name(e)}"
+    xs = [i for i, a in enumerate(args) if isinstance(a, Tensor) and not isinstance(a.atom, (Lit,)) and
+          isinstance(a.atom, int)]
+    if len(xs) != 1 or len(outs) != 1 or not isinstance(outs[0], Tensor) or outs[0].shape != args[xs[0]].shape:
+        lo.fail(f"{where}: a nonsmooth custom function must be elementwise in one real argument to have its "
+                "kinks read from its rule")
+    xi = xs[0]
+    phi = _scalarize(lo, [lo.b.eqns[k] for k in new], [args[xi].atom], outs[0].atom, where)
+    rho = _rule_program(lo, e, args, xi, where)
+    starts = {fmpq(0), fmpq(1), fmpq(-1)}
+    for prog in (phi[0], rho):
+        for eq in prog.eqns:
+            for a in eq.ins:
+                if isinstance(a, Lit):
+                    starts |= {a.value, -a.value, a.value + 1, a.value - 1, -a.value + 1, -a.value - 1}
+    kinks_at = {}
+    for j in phi[1]:
+        found = _kink_points(phi[0], j, starts)
+        if not found:
+            lo.fail(f"{where}: cannot locate the kinks of `{phi[0].eqns[j].prim}` (exact Newton steps from the "
+                    "function's literals found none)")
+        kinks_at[j] = found
+    points = sorted(set().union(*kinks_at.values()))
+    want = [_rule_value(rho, x, where, lo) for x in points]
+    exact = all(isinstance(r, fmpq) for r in want)
+    options = []
+    for j in phi[1]:
+        eq = phi[0].eqns[j]
+        cands = _CANDIDATES.get(eq.prim)
+        if cands is None:
+            lo.fail(f"{where}: kinks of {eq.prim} inside a custom function are not supported")
+        combos = [dict(zip([k for k, _ in cands], vals)) for vals in itertools.product(*[v for _, v in cands])]
+        current = eq.param_dict
+        combos.sort(key=lambda c: any(current.get(k) != v for k, v in c.items()))
+        options.append(combos or [{}])
+    total = _math.prod(len(o) for o in options)
+    if total > _MAX_ASSIGNMENTS:
+        lo.fail(f"{where}: too many kink choices to try ({total})")
+    matches = []
+    for assign in itertools.product(*options):
+        cand = _with_params(phi[0], dict(zip(phi[1], assign)))
+        got = [_derivative(cand, x, exact) for x in points]
+        if exact and got == want:
+            matches = [(assign, got)]
+            break
+        if not exact and all(g is not None and (g - r).contains(0) for g, r in zip(got, want)):
+            matches.append((assign, got))
+    if not matches:
+        shown = ", ".join(f"{_show(r)} at {x}" for x, r in zip(points, want))
+        lo.fail(f"{where}: the rule's derivative ({shown}) is not given by any choice of the kink params of "
+                "its function")
+    for _, got in matches[1:]:       # in balls: every accepted choice must give the same derivatives
+        if any(not (g - h).contains(0) for g, h in zip(got, matches[0][1])):
+            lo.fail(f"{where}: the rule's derivative at its kinks is not decided in ball arithmetic")
+    chosen = matches[0][0]
+    final = _with_params(phi[0], dict(zip(phi[1], chosen)))
+    _check_off_kinks(final, rho, points, where, lo)
+    for j, k in zip(phi[1], phi[2]):
+        old = lo.b.eqns[k]
+        params = {**old.param_dict, **chosen[phi[1].index(j)]}
+        lo.b.eqns[k] = Eqn(old.prim, old.ins, tuple(sorted(params.items())), old.outs, old.loc)
+        lo.origins[k] = Origin(lo.origins[k].framework, lo.origins[k].op, lo.origins[k].node, lo.origins[k].module,
+                               lo.origins[k].source, f"{where}: kink params {chosen[phi[1].index(j)]} read from the "
+                               f"rule at {[str(x) for x in points]}")
+
+
+def _scalarize(lo, eqns, in_atoms, out_atom, where):
+    """The scalar function of an elementwise piece of the program: (program, positions of its nonsmooth
+    equations, their indices in the main program)."""
+    b = Builder("phi", ["x"])
+    amap = {a: 0 for a in in_atoms}
+    first = len(lo.b.eqns) - len(eqns)
+    ns_local, ns_main = [], []
+    for i, eq in enumerate(eqns):
+        ins = []
+        for a in eq.ins:
+            if isinstance(a, Lit):
+                ins.append(a)
+            elif isinstance(a, int) and a in amap:
+                ins.append(amap[a])
+            else:
+                lo.fail(f"{where}: its function uses a value other than its argument and numbers: not elementwise")
+        prim = PRIMITIVES[eq.prim]
+        if eq.prim in ("broadcast_to", "reshape"):
+            amap[eq.outs[0]] = ins[0]
+            continue
+        if prim.tensor:
+            lo.fail(f"{where}: its function uses {eq.prim}: not elementwise")
+        outs = b.emit(eq.prim, ins, eq.param_dict, len(eq.outs))
+        for o, n in zip(eq.outs, outs):
+            amap[o] = n
+        if not prim.smooth:
+            ns_local.append(len(b.eqns) - 1)
+            ns_main.append(first + i)
+    if out_atom not in amap:
+        lo.fail(f"{where}: its output is not computed from its argument")
+    return b.finish([amap[out_atom]]), ns_local, ns_main
+
+
+def _rule_program(lo, e, args, xi, where):
+    """The custom rule as a scalar program (x, t) -> derivative of the function at x applied to t: the JVP (or
+    VJP) jaxpr of the call equation alone, lowered by this importer and scalarised."""
+    import jax
+    from jax.extend.core import Literal
+    xvar = e.invars[xi]
+    fixed = {}
+    for i, (v, a) in enumerate(zip(e.invars, args)):
+        if isinstance(v, Literal) or i == xi:
+            continue
+        if isinstance(a, Const):
+            fixed[i] = _np.asarray(a.value)
+        elif isinstance(a, Tensor) and isinstance(a.atom, Lit):
+            fixed[i] = _np.full(a.shape, float(a.atom.value), dtype=v.aval.dtype)
+        else:
+            lo.fail(f"{where}: its other arguments must be numbers")
+
+    def one(x):
+        return _bind(e, [x if i == xi else fixed.get(i) for i in range(len(e.invars))])[0]
+    spec = jax.ShapeDtypeStruct(xvar.aval.shape, xvar.aval.dtype)
+    if e.primitive.name == "custom_jvp_call":
+        rj = jax.make_jaxpr(lambda x, t: jax.jvp(one, (x,), (t,))[1])(spec, spec)
+    else:
+        rj = jax.make_jaxpr(lambda x, t: jax.vjp(one, x)[1](t)[0])(spec, spec)
+    shape = tuple(xvar.aval.shape)
+    sub = JaxLowering("rule", [("x", shape), ("t", shape)], resolve=False)
+    sub.stack = lo.stack + [_call_name(e)]
+    try:
+        (out,) = sub.lower(rj.jaxpr, [sub.constant(_np.asarray(c), "c") for c in rj.consts], sub.inputs)
+    except ImportFailure as err:
+        lo.fail(f"{where}: its rule cannot be read: {err}")
+    t = sub.real(out)
+    b = Builder("rho", ["x", "t"])
+    amap = {0: 0, 1: 1}
+    for eq in sub.b.eqns:
+        ins = []
+        for a in eq.ins:
+            if isinstance(a, Lit):
+                ins.append(a)
+            elif isinstance(a, int) and a in amap:
+                ins.append(amap[a])
+            else:
+                lo.fail(f"{where}: its rule is not elementwise")
+        if eq.prim in ("broadcast_to", "reshape"):
+            amap[eq.outs[0]] = ins[0]
+            continue
+        if PRIMITIVES[eq.prim].tensor:
+            lo.fail(f"{where}: its rule uses {eq.prim}: not elementwise")
+        outs = b.emit(eq.prim, ins, eq.param_dict, len(eq.outs))
+        for o, n in zip(eq.outs, outs):
+            amap[o] = n
+    a = t.atom
+    return b.finish([a if isinstance(a, Lit) else amap[a]])
+
+
+def _show(r):
+    return str(r) if isinstance(r, fmpq) else str(r.mid())
+
+
+def _rule_value(rho, x, where, lo):
+    """The rule's derivative at x: exact when it is rational, else a ball (precision 128)."""
+    from ..interpret.evaluate import evaluate
+    try:
+        r = evaluate(rho, [x, 1])
+        return r.values[0] if r.exact else evaluate(rho, [x, 1], number="ball").values[0]
+    except VerifyError as err:
+        lo.fail(f"{where}: its rule cannot be evaluated at {x}: {err}")
+
+
+def _derivative(prog, x, exact=True):
+    from ..interpret.ad import grad
+    try:
+        g = grad(prog, [x], number="exact" if exact else "ball")
+    except VerifyError:
+        return None
+    return g.gradient[0] if (g.exact or not exact) else None
+
+
+def _with_params(prog, changes):
+    from ..program.ir import Program, typecheck
+    eqns = list(prog.eqns)
+    for j, params in changes.items():
+        old = eqns[j]
+        eqns[j] = Eqn(old.prim, old.ins, tuple(sorted({**old.param_dict, **params}.items())), old.outs, old.loc)
+    return typecheck(Program(prog.name, prog.names, prog.n_inputs, tuple(eqns), prog.outputs))
+
+
+def _kink_points(phi, j, starts):
+    """Exact points where a switching function of equation j of the scalar function phi vanishes, by exact
+    Newton steps on the truncated program (exact when the switching function is affine near the start)."""
+    from ..interpret.ad import grad
+    from ..program.ir import Program, typecheck
+    eq = phi.eqns[j]
+    sel = selection_rules[eq.prim]
+    params = {k: d for k, (d, _) in PRIMITIVES[eq.prim].params.items()}
+    params.update(eq.param_dict)
+    found = set()
+    for terms, const in sel.switches(params, len(eq.ins)):
+        b = Builder("h", ["x"])
+        amap = {0: 0}
+        for q in phi.eqns[:j]:
+            outs = b.emit(q.prim, [a if isinstance(a, Lit) else amap[a] for a in q.ins], q.param_dict, len(q.outs))
+            for o, n in zip(q.outs, outs):
+                amap[o] = n
+        acc = Lit(const)
+        for i, c in terms:
+            a = eq.ins[i]
+            a = a if isinstance(a, Lit) else amap[a]
+            (m,) = b.emit("mul", [Lit(c), a])
+            (acc,) = b.emit("add", [acc, m])
+        try:
+            h = typecheck(Program("h", tuple(b.names), 1, tuple(b.eqns), (acc,)))
+        except VerifyError:
+            continue
+        for x0 in starts:
+            x = x0
+            for _ in range(4):
+                try:
+                    g = grad(h, [x])
+                except VerifyError:
+                    break
+                if not g.exact:
+                    break
+                v, d = g.values[0], g.gradient[0]
+                if v == 0:
+                    found.add(x)
+                    break
+                if d == 0:
+                    break
+                x = x - v / d
+    return found
+
+
+def _check_off_kinks(phi, rho, points, where, lo):
+    """The rule must be the function's derivative off its kinks (else it is not a selection derivative)."""
+    from ..interpret.ad import grad
+    from ..interpret.evaluate import evaluate
+    pts = sorted(points)
+    probes = [pts[0] - fmpq(1, 2)] + [(a + b) / 2 for a, b in zip(pts, pts[1:])] + [pts[-1] + fmpq(1, 3)]
+    for x in probes:
+        try:
+            d = grad(phi, [x], number="ball")
+            r = evaluate(rho, [x, 1], number="ball")
+        except VerifyError:
+            continue
+        dv, rv = d.gradient[0], r.values[0]
+        if not (dv - rv).contains(0):
+            lo.fail(f"{where}: its rule gives {rv.mid()} at x = {x} where its function's derivative is {dv.mid()}: "
+                    "the rule is not a derivative of the function (e.g. a straight-through estimator)")
+
+
+def framework_values(imported, *args):
+    """Run the jaxpr that was imported, primitive by primitive in JAX's own float arithmetic (as JAX runs it
+    eagerly; a jit-compiled program may round fused operations differently), at ``args`` (as for from_jax):
+    {"eqn i/j/...": (input values, output values)} for every equation, nested calls included (``Origin.node``
+    names them), so that an audit can set the framework's floats beside the exact values of the equations
+    lowered from each one."""
+    import jax
+    from jax.extend.core import Literal
+    closed = imported.source
+    values = {}
+
+    def run(jaxpr, consts, vals, path):
+        env = dict(zip(jaxpr.constvars, consts))
+        env.update(zip(jaxpr.invars, vals))
+
+        def read(v):
+            return v.val if isinstance(v, Literal) else env[v]
+        for i, e in enumerate(jaxpr.eqns):
+            ins = [read(v) for v in e.invars]
+            where = path + [i]
+            if e.primitive.name in _CALLS:
+                j, c = _sub_jaxpr(e)
+                outs = run(j, c, ins, where)
+            else:
+                outs = _bind(e, ins)
+            values["eqn " + "/".join(str(k) for k in where)] = (ins, outs)
+            env.update(zip(e.outvars, outs))
+        return [read(v) for v in jaxpr.outvars]
+    run(closed.jaxpr, list(closed.consts), jax.tree_util.tree_leaves(args), [])
+    return values

@@ -94,3 +94,1133 @@ class Backend:
             gs = self.t.autograd.grad(o, ins, retain_graph=True, allow_unused=True)
             jac.append([0.0 if g is None else float(g) for g in gs])
         return vals, jac, [None if v is None else float(v.detach()) for v in env]
+
+
+# ============================================================================================== importing
+#
+# An interpreter over torch.export's core ATen graph (``run_decompositions()``), one small entry per op in
+# ``ATEN`` with the op's backward at its kinks beside it.  Kink facts are those of the op's real backward
+# (derivatives.yaml / the CPU kernels), measured live in tests/test_import_torch.py at a tie and off it.
+
+import math as _math  # noqa: E402
+import operator as _operator  # noqa: E402
+
+import numpy as _np  # noqa: E402
+
+from . import (Const, Cond, ImportFailure, Imported, InputInfo, Lowering, NonReal, Origin, Tensor,  # noqa: E402
+               Unavailable, exact_q, point_value)
+from ..program.prims import PRIMITIVES  # noqa: E402
+
+ATEN = {}      # "relu.default" -> (handler, kink note)
+
+
+def aten(*names, note=""):
+    """Register a handler for the core ATen ops ``names`` (``op.overload``); ``note`` states its kink semantics."""
+    def deco(fn):
+        for n in names:
+            ATEN[n] = (fn, note)
+        return fn
+    return deco
+
+
+_FLOAT_DTYPES = ("torch.float16", "torch.bfloat16", "torch.float32", "torch.float64")
+# ops that only create or convert constants: with no real operand they are evaluated by torch at import time
+# and their result read exactly (a float constant of the program is the float the code produces).  Any other
+# float op on constants is lowered like the rest, in exact arithmetic (1 / 3 stays 1/3).  ``empty`` is not
+# here: its values are undefined.
+_CONCRETE = {"full.default", "scalar_tensor.default", "zeros.default", "ones.default", "arange.default",
+             "arange.start", "arange.start_step", "_to_copy.default", "lift_fresh_copy.default"}
+
+
+class TorchLowering(Lowering):
+    def __init__(self, name, inputs):
+        super().__init__("torch", name, inputs)
+        import torch
+        self.torch = torch
+        self.node = None
+
+    def index_map(self, t, fn):
+        """Apply a data-movement op ``fn`` (a function of a torch tensor) to the positions of ``t``: the op's own
+        code computes which element lands where, so the result is faithful by construction."""
+        pos = self.torch.arange(_math.prod(t.shape), dtype=self.torch.int64).reshape(t.shape)
+        return self.take(t, fn(pos).numpy(), "map")
+
+
+def _op_name(target):
+    s = str(target)
+    return s[len("aten."):] if s.startswith("aten.") else s
+
+
+def _source(node):
+    """``file:line `code``` of the user's frame that created the node (the last frame outside torch and verify)."""
+    import os
+    st = node.meta.get("stack_trace") or ""
+    lines = [ln.strip() for ln in st.strip().splitlines()]
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for i in range(len(lines) - 1, -1, -1):
+        if not lines[i].startswith("File "):
+            continue
+        try:
+            path = lines[i].split('"')[1]
+            line = lines[i].split("line ")[1].split(",")[0]
+        except IndexError:
+            continue
+        if os.path.abspath(path).startswith(here) or f"{os.sep}torch{os.sep}" in path:
+            continue
+        code = lines[i + 1] if i + 1 < len(lines) and not lines[i + 1].startswith("File ") else ""
+        short = os.path.basename(path)
+        return f"{short}:{line} `{code}`" if code else f"{short}:{line}"
+    return ""
+
+
+def _module_path(node):
+    stack = node.meta.get("nn_module_stack") or {}
+    if not stack:
+        return ""
+    path = list(stack.values())[-1][0]
+    return "" if path in ("", "L__self__") else str(path)
+
+
+def _is_float(dtype):
+    return str(dtype) in _FLOAT_DTYPES
+
+
+def _live_nodes(graph, user_outputs):
+    """The nodes the user's outputs depend on (buffer mutations, such as batch-norm running statistics in
+    training mode, are not outputs of the real-number function)."""
+    live, todo = set(), [a for a in user_outputs if hasattr(a, "all_input_nodes")]
+    while todo:
+        n = todo.pop()
+        if n in live:
+            continue
+        live.add(n)
+        todo.extend(n.all_input_nodes)
+    return live
+
+
+def from_torch(f, *example_args, params="inputs", name=None):
+    """Import a PyTorch model or function as a verify tensor program.
+
+    ``f`` is a ``torch.nn.Module`` or a function of tensors; ``example_args`` its example arguments (they fix the
+    shapes, and integer tensors among them, such as labels, become exact constants: integers are not
+    differentiated).  The program is read from ``torch.export.export(...).run_decompositions()`` (the core
+    ATen opset), one entry of ``ATEN`` per op with its kink semantics taken from the op's real backward
+    (``relu`` 0 at 0, ``clamp`` 1 at its bounds, ``hardtanh`` and ``relu6`` 0 at theirs, ``maximum`` 1/2 at a
+    tie, ``max_pool2d`` the first maximal element of a window, ...), written as explicit params.
+
+    ``params="inputs"``: the module's parameters are program inputs (before the function's own inputs, in the
+    exported order), so ``verify.grad`` differentiates with respect to the weights too; ``"constants"``: they
+    are exact array constants named by their qualified names (``const('l1.weight')``).  Buffers (batch-norm
+    statistics) are always constants.  Every float is its exact dyadic value: float32 weights are exactly the
+    float32 numbers, Python scalars (``x * 0.1``, ``eps``) their double value, and float casts are the
+    identity, so the program is the real-number program that the float code approximates.  Constants inside
+    a kernel are the kernel's double constants (GELU's M_SQRT1_2 and sqrt(2/pi); a float32 kernel rounds them
+    to float32, as it rounds everything else).
+
+    Returns an ``Imported`` (program, the example point as exact arrays, input and constant names, the origin
+    of every equation).  Raises ImportFailure naming the op, the module and the source line for anything
+    without a faithful counterpart (an unsupported op, ``torch.sort`` without ``stable=True`` along more than
+    16 elements, max-pool indices used as data, ``detach``, ...).
+    """
+    import torch
+    from torch.utils import _pytree as pytree
+    if params not in ("inputs", "constants"):
+        raise ImportFailure(f"params={params!r} must be 'inputs' or 'constants'")
+    if isinstance(f, torch.nn.Module):
+        module = f
+        name = name or type(f).__name__
+    else:
+        module = _function_module(f)
+        name = name or getattr(f, "__name__", "f")
+    table = torch.export.default_decompositions()
+    for op in _KEEP:
+        table.pop(getattr(torch.ops.aten, op).default, None)
+    try:
+        ep = torch.export.export(module, tuple(example_args))
+    except Exception as e:     # torch raises many unrelated types here; the message is what matters
+        raise ImportFailure(f"torch.export could not export {name}: {type(e).__name__}: {e}".split("\n")[0]) from e
+    _check_decompositions(ep, table)
+    try:
+        ep = ep.run_decompositions(table)
+    except Exception as e:
+        raise ImportFailure(f"torch.export could not decompose {name}: {type(e).__name__}: {e}".split("\n")[0]) from e
+    return _import_exported(ep, pytree.tree_leaves(tuple(example_args)), params, name)
+
+
+# Decompositions.  ``run_decompositions`` rewrites ops that have their own backward into core ATen ops, and
+# the rewrite keeps values, not kinks, nor stop-gradients: hardswish's decomposition x * clamp(x + 3, 0, 6) / 6
+# has derivative -1/2 at -3 and 3/2 at 3 where torch's hardswish_backward gives 0 and 1 (measured), detach
+# becomes alias (the identity), and a torch.no_grad() block is inlined.  So: the ops of _KEEP are kept whole
+# and mapped with their own backward; every other op that the table would decompose must be in _DECOMPOSED,
+# whose decompositions are checked against the op's own backward at its kinks in tests/test_import_torch.py
+# (or have no kinks); anything else, and any higher-order op (no_grad, cond, ...), is an ImportFailure.
+_KEEP = ("hardswish", "hardsigmoid", "detach", "detach_")
+_DECOMPOSED = {
+    # kinks measured against the op's own backward (tests/test_import_torch.py)
+    "relu6", "threshold", "softplus", "hardshrink", "softshrink", "prelu", "l1_loss", "smooth_l1_loss", "huber_loss",
+    "mse_loss", "celu", "selu", "silu", "mish", "log_sigmoid", "max_pool2d", "cross_entropy_loss", "nll_loss",
+    "nll_loss_nd", "logsumexp", "var", "std", "where",
+    # linear, structural or smooth
+    "linear", "matmul", "einsum", "conv1d", "conv2d", "flatten", "unflatten", "stack", "broadcast_tensors",
+    "expand_as", "view_as", "reshape_as", "type_as", "to", "contiguous", "chunk", "split", "unbind", "dropout",
+    "layer_norm", "batch_norm", "softmax", "log_softmax", "arange", "zeros_like", "ones_like", "full_like", "zeros",
+    "ones", "full", "new_zeros", "new_ones", "new_full", "scalar_tensor", "__and__", "__or__", "__invert__",
+    "_assert_tensor_metadata", "lift_fresh_copy", "square", "rsub", "mean", "sum", "adaptive_avg_pool2d", "t",
+    "transpose", "squeeze", "unsqueeze", "repeat", "index_select", "gather", "masked_fill", "clamp_min", "clamp_max",
+    "roll", "flip", "narrow", "tile", "movedim", "moveaxis", "swapaxes", "take_along_dim", "select", "slice",
+    "expand", "view", "permute", "split_with_sizes", "index", "pad", "constant_pad_nd",
+    "gelu", "elu", "sigmoid", "tanh", "reciprocal", "neg", "abs", "exp", "log", "sqrt", "rsqrt", "pow", "sign",
+}
+
+
+def _check_decompositions(ep, table):
+    """Refuse a graph whose decomposition could change kinks or drop a stop-gradient (see _DECOMPOSED)."""
+    import torch
+    for node in ep.graph.nodes:
+        if node.op != "call_function":
+            continue
+        target = node.target
+        if isinstance(target, torch._ops.HigherOrderOperator):
+            raise ImportFailure(f"torch {target} ({_source(node) or node.name}): a higher-order op (torch.no_grad(), "
+                                "control flow, ...) is not supported: it is not a real-number program with its AD")
+        if target in table and str(target).split(".")[1] not in _DECOMPOSED:
+            raise ImportFailure(f"torch {target} ({_source(node) or node.name}): torch.export would decompose it "
+                                "into core ATen ops whose kinks have not been checked against its own backward")
+
+
+def _function_module(f):
+    """A module whose forward is ``f``.  For a Python function the forward is a copy of ``f`` whose code object is
+    named ``forward``: torch.export records source lines only for frames of that name, so every node then
+    names its line in the user's function (the user's function itself is untouched)."""
+    import types
+
+    import torch
+
+    class _Fn(torch.nn.Module):
+        def forward(self, *args):
+            return f(*args)
+    m = _Fn()
+    if isinstance(f, types.FunctionType):
+        fn = types.FunctionType(f.__code__.replace(co_name="forward"), f.__globals__, "forward", f.__defaults__,
+                                f.__closure__)
+        fn.__kwdefaults__ = f.__kwdefaults__
+        m.forward = fn
+    return m
+
+
+def _import_exported(ep, user_values, params, name):
+    import torch
+    from torch.export.graph_signature import InputKind, OutputKind
+    from torch.export.graph_signature import TensorArgument
+    sig = ep.graph_signature
+    placeholders = [n for n in ep.graph.nodes if n.op == "placeholder"]
+    users = iter(v for v in user_values if isinstance(v, torch.Tensor))
+    inputs, values, point, infos, constants = [], {}, [], [], {}
+
+    pending = []
+    for node, spec in zip(placeholders, sig.input_specs):
+        if spec.kind == InputKind.USER_INPUT:
+            v = next(users) if isinstance(spec.arg, TensorArgument) else getattr(spec.arg, "value", None)
+            pending.append((node, "input", spec.arg.name, v))
+        elif spec.kind == InputKind.PARAMETER:
+            v = ep.state_dict[spec.target]
+            pending.append((node, "parameter" if params == "inputs" else "parameter constant", spec.target, v))
+        elif spec.kind == InputKind.BUFFER:
+            v = ep.state_dict[spec.target] if spec.target in ep.state_dict else ep.constants[spec.target]
+            pending.append((node, "buffer", spec.target, v))
+        elif spec.kind == InputKind.CONSTANT_TENSOR:
+            pending.append((node, "constant", spec.target, ep.constants[spec.target]))
+        else:
+            raise ImportFailure(f"torch: input {node.name} of kind {spec.kind.name} is not supported")
+    for node, kind, src, v in pending:
+        if kind in ("input", "parameter") and isinstance(v, torch.Tensor) and _is_float(v.dtype):
+            inputs.append((src, tuple(v.shape)))
+    lo = TorchLowering(name, inputs)
+    k = 0
+    for node, kind, src, v in pending:
+        if not isinstance(v, torch.Tensor):
+            values[node] = v
+            continue
+        t = v.detach()
+        if kind in ("input", "parameter") and _is_float(t.dtype):
+            values[node] = lo.inputs[k]
+            infos.append(InputInfo(lo.b.names[k], kind, src, tuple(t.shape), str(t.dtype)))
+            point.append(point_value(_exact_array(t)))
+            k += 1
+        elif _is_float(t.dtype):
+            lo.hint = src
+            if bool(torch.isfinite(t).all()):
+                values[node] = Tensor(lo.add_array(_exact_array(t), src), tuple(t.shape))
+                constants[src] = (kind.split()[0], src, str(t.dtype))
+            else:
+                lo.origin = Origin("torch", "constant", node.name, src)
+                values[node] = lo.constant((t.float() if str(t.dtype) == "torch.bfloat16" else t).cpu().numpy(),
+                                           src)
+        elif t.is_complex():
+            raise ImportFailure(f"torch: input {src} is complex: only real numbers are supported")
+        else:
+            values[node] = Const(t.cpu().numpy())
+    out_node = next(n for n in ep.graph.nodes if n.op == "output")
+    user_outputs = [a for a, spec in zip(out_node.args[0], sig.output_specs) if spec.kind == OutputKind.USER_OUTPUT]
+    live = _live_nodes(ep.graph, user_outputs)
+    for node in ep.graph.nodes:
+        if node.op != "call_function" or node not in live:
+            continue
+        # our variables are named after the nodes; a node named like a primitive (mul) becomes mul_0, which
+        # torch never uses (its next mul node is mul_1)
+        lo.node, lo.hint = node, node.name + ("_0" if node.name in PRIMITIVES else "")
+        op = _op_name(node.target)
+        lo.origin = Origin("torch", f"aten.{op}" if node.target is not _operator.getitem else "getitem", node.name,
+                           _module_path(node), _source(node), ATEN.get(op, (None, ""))[1])
+        values[node] = _run_node(lo, node, op, values)
+        _check_shape(lo, node, values[node])
+    outs = []
+    for a in user_outputs:
+        lo.origin = Origin("torch", "output", getattr(a, "name", ""))
+        outs.append(values[a] if isinstance(a, torch.fx.Node) else a)
+    program = lo.finish(outs)
+    return Imported(program, point, infos, constants, tuple(lo.origins), "torch", ep)
+
+
+def _exact_array(t):
+    from ..program.arrays import ExactArray
+    t = t.detach().cpu()
+    if str(t.dtype) == "torch.bfloat16":
+        t = t.float()
+    return ExactArray.from_any(t.numpy())
+
+
+def _check_shape(lo, node, v):
+    meta = node.meta.get("val")
+    if meta is None or not hasattr(meta, "shape") or isinstance(v, (list, tuple)):
+        return
+    if isinstance(v, (Tensor, Const, Cond, NonReal)) and tuple(v.shape) != tuple(meta.shape):
+        lo.fail(f"internal error: the lowering has shape {list(v.shape)}, torch says {list(meta.shape)}")
+
+
+def _convert(values, a):
+    import torch
+    if isinstance(a, torch.fx.Node):
+        return values[a]
+    if isinstance(a, (list, tuple)):
+        return type(a)(_convert(values, x) for x in a)
+    return a
+
+
+def _has_real(x):
+    if isinstance(x, (Tensor, Cond, NonReal, Unavailable)):
+        return True
+    if isinstance(x, (list, tuple)):
+        return any(_has_real(y) for y in x)
+    return False
+
+
+def _to_torch_value(x):
+    import torch
+    if isinstance(x, Const):
+        return torch.from_numpy(_np.array(x.value))
+    if isinstance(x, (list, tuple)):
+        return type(x)(_to_torch_value(y) for y in x)
+    return x
+
+
+def _from_torch_value(lo, x):
+    import torch
+    if isinstance(x, torch.Tensor):
+        if _is_float(x.dtype):
+            x = x.detach().cpu()
+            return lo.constant((x.float() if str(x.dtype) == "torch.bfloat16" else x).numpy(), f"const.{lo.hint}")
+        return Const(x.detach().cpu().numpy())
+    if isinstance(x, (list, tuple)):
+        return type(x)(_from_torch_value(lo, y) for y in x)
+    return x
+
+
+def _run_node(lo, node, op, values):
+    args = _convert(values, node.args)
+    kwargs = {k: _convert(values, v) for k, v in node.kwargs.items()}
+    if node.target is _operator.getitem:
+        seq, i = args
+        return seq[i]
+    meta = node.meta.get("val")
+    float_out = any(_is_float(m.dtype) for m in (meta if isinstance(meta, (list, tuple)) else [meta])
+                    if hasattr(m, "dtype"))
+    if not _has_real(args) and not _has_real(list(kwargs.values())) and (not float_out or op in _CONCRETE):
+        # integers, booleans and constant creation: computed by torch itself, exactly
+        out = node.target(*_to_torch_value(args), **{k: _to_torch_value(v) for k, v in kwargs.items()})
+        return _from_torch_value(lo, out)
+    if not float_out and op not in _BOOL_OPS:
+        lo.fail(f"aten.{op} computes integers from real values (indices, counts): not a real-number function")
+    entry = ATEN.get(op)
+    if entry is None:
+        lo.fail(f"the op aten.{op} is not supported by the importer (no mapping to verify's primitives)")
+    return entry[0](lo, *args, **kwargs)
+
+
+_BOOL_OPS = set()
+
+
+def _bool(*names):
+    _BOOL_OPS.update(names)
+    return names
+
+
+# ---------------------------------------------------------------------------------------------- arithmetic
+
+@aten("add.Tensor", "add.Scalar")
+def _add(lo, a, b, alpha=1):
+    return lo.add(a, b if alpha == 1 else lo.mul(b, alpha))
+
+
+@aten("sub.Tensor", "sub.Scalar")
+def _sub(lo, a, b, alpha=1):
+    return lo.sub(a, b if alpha == 1 else lo.mul(b, alpha))
+
+
+@aten("rsub.Tensor", "rsub.Scalar")
+def _rsub(lo, a, b, alpha=1):
+    return lo.sub(b, a if alpha == 1 else lo.mul(a, alpha))
+
+
+@aten("mul.Tensor", "mul.Scalar")
+def _mul(lo, a, b):
+    return lo.mul(a, b)
+
+
+@aten("div.Tensor", "div.Scalar", "div.Tensor_mode", "div.Scalar_mode")
+def _div(lo, a, b, rounding_mode=None):
+    if rounding_mode is not None:
+        lo.fail(f"division with rounding_mode={rounding_mode!r} is not a real-number function")
+    return lo.div(a, b)
+
+
+@aten("neg.default")
+def _neg(lo, a):
+    return lo.neg(a)
+
+
+@aten("reciprocal.default")
+def _reciprocal(lo, a):
+    return lo.div(1, a)
+
+
+def _unary(prim):
+    def fn(lo, a):
+        return lo.ew(prim, [a])
+    return fn
+
+
+for _p in ("exp", "log", "sqrt", "sigmoid", "tanh", "erf", "sin", "cos"):
+    aten(f"{_p}.default")(_unary(_p))
+
+
+@aten("rsqrt.default")
+def _rsqrt(lo, a):
+    return lo.div(1, lo.ew("sqrt", [a]))
+
+
+@aten("expm1.default")
+def _expm1(lo, a):
+    return lo.sub(lo.ew("exp", [a]), 1)
+
+
+@aten("log1p.default")
+def _log1p(lo, a):
+    return lo.ew("log", [lo.add(1, a)])
+
+
+def _pow_n(lo, a, e):
+    q = exact_q(e, "exponent")
+    if q.q == 1:
+        return lo.ew("pow", [a], {"n": int(q.p)})
+    if q == fmpq(1, 2):
+        return lo.ew("sqrt", [a])
+    if q == fmpq(-1, 2):
+        return lo.div(1, lo.ew("sqrt", [a]))
+    lo.fail(f"x ** {e!r}: only integer exponents and +-1/2 are supported")
+
+
+@aten("pow.Tensor_Scalar")
+def _pow(lo, a, e):
+    return _pow_n(lo, a, e)
+
+
+@aten("square.default")
+def _square(lo, a):
+    return lo.ew("pow", [a], {"n": 2})
+
+
+# ------------------------------------------------------------------------------------- nonsmooth elementwise
+
+@aten("relu.default", note="threshold_backward: derivative 0 at 0 (relu alpha=0)")
+def _relu(lo, a):
+    t = lo.real(a)
+    (o,) = lo.emit("relu", [t.atom], {"alpha": fmpq(0)})
+    return Tensor(o, t.shape)
+
+
+@aten("leaky_relu.default", note="leaky_relu_backward: x > 0 ? g : slope*g, so slope at 0")
+def _leaky(lo, a, slope=0.01):
+    t = lo.real(a)
+    s = exact_q(slope, "negative_slope")
+    (o,) = lo.emit("leaky_relu", [t.atom], {"slope": s, "at_zero": s})
+    return Tensor(o, t.shape)
+
+
+@aten("hardtanh.default", note="hardtanh_backward: 0 where x <= lo or x >= hi, so 0 at both bounds "
+                                "(relu6 exports as hardtanh(0, 6))")
+def _hardtanh(lo, a, min_val=-1.0, max_val=1.0):
+    t = lo.real(a)
+    lo_q, hi_q = exact_q(min_val), exact_q(max_val)
+    if not lo_q < hi_q:
+        lo.fail(f"hardtanh with min_val={min_val} >= max_val={max_val}")
+    (o,) = lo.emit("hardtanh", [t.atom], {"lo": lo_q, "hi": hi_q, "at_lo": fmpq(0), "at_hi": fmpq(0)})
+    return Tensor(o, t.shape)
+
+
+def _clamp_eq(lo, a, lo_v, hi_v):
+    t = lo.real(a)
+    if lo_v is None and hi_v is None:
+        return t
+    for v in (lo_v, hi_v):
+        if v is not None and not isinstance(v, (int, float)):
+            lo.fail("clamp with tensor bounds is not supported (only number bounds)")
+    lo_q = None if lo_v is None else exact_q(lo_v)
+    hi_q = None if hi_v is None else exact_q(hi_v)
+    if lo_q is not None and hi_q is not None and not lo_q < hi_q:
+        lo.fail(f"clamp with min={lo_v} >= max={hi_v}")
+    (o,) = lo.emit("clamp", [t.atom], {"lo": lo_q, "hi": hi_q, "at_lo": fmpq(1), "at_hi": fmpq(1)})
+    return Tensor(o, t.shape)
+
+
+@aten("clamp.Tensor")
+def _clamp_tensor(lo, a, min=None, max=None):
+    lo.fail("clamp with tensor bounds is not supported (only number bounds)")
+
+
+@aten("clamp.default", note="clamp_backward: 1 where lo <= x <= hi, so 1 at both bounds")
+def _clamp(lo, a, min=None, max=None):
+    return _clamp_eq(lo, a, min, max)
+
+
+@aten("clamp_min.default", note="clamp_backward: 1 at the bound")
+def _clamp_min(lo, a, min):
+    return _clamp_eq(lo, a, min, None)
+
+
+@aten("clamp_max.default", note="clamp_backward: 1 at the bound")
+def _clamp_max(lo, a, max):
+    return _clamp_eq(lo, a, None, max)
+
+
+@aten("abs.default", note="abs backward is sgn(x) * g with sgn(0) = 0: 0 at 0")
+def _abs(lo, a):
+    t = lo.real(a)
+    (o,) = lo.emit("abs", [t.atom], {"at_zero": fmpq(0)})
+    return Tensor(o, t.shape)
+
+
+@aten("sign.default", note="sign backward is 0 everywhere (a jump at 0)")
+def _sign(lo, a):
+    return lo.sign(a)
+
+
+@aten("maximum.default", note="max/min backward at a tie: 1/2 to each side (tie=split)")
+def _maximum(lo, a, b):
+    return lo.ew("max", [a, b], {"tie": "split"})
+
+
+@aten("minimum.default", note="max/min backward at a tie: 1/2 to each side (tie=split)")
+def _minimum(lo, a, b):
+    return lo.ew("min", [a, b], {"tie": "split"})
+
+
+# the double constants of ATen's CPU GELU kernels: M_SQRT1_2 and M_SQRT2 * M_2_SQRTPI * 0.5
+_SQRT1_2 = 0.70710678118654752440
+_GELU_BETA = 1.41421356237309504880 * 1.12837916709551257390 * 0.5
+
+
+@aten("gelu.default")
+def _gelu(lo, a, approximate="none"):
+    x = lo.real(a)
+    half_x = lo.mul(x, fmpq(1, 2))
+    if approximate == "none":
+        return lo.mul(half_x, lo.add(1, lo.ew("erf", [lo.mul(x, _SQRT1_2)])))
+    if approximate == "tanh":
+        inner = lo.mul(_GELU_BETA, lo.add(x, lo.mul(0.044715, lo.ew("pow", [x], {"n": 3}))))
+        return lo.mul(half_x, lo.add(1, lo.ew("tanh", [inner])))
+    lo.fail(f"gelu with approximate={approximate!r}")
+
+
+@aten("elu.default", note="elu_backward: x <= 0 takes the exponential branch, so alpha*scale*input_scale at 0 "
+                          "(where(x > 0, ...))")
+def _elu(lo, a, alpha=1.0, scale=1.0, input_scale=1.0):
+    x = lo.real(a)
+    pos = lo.mul(x, scale)
+    neg = lo.mul(lo.mul(alpha, scale), lo.sub(lo.ew("exp", [lo.mul(x, input_scale)]), 1))
+    return lo.select(lo.compare(">", x, 0), pos, neg)
+
+
+@aten("hardswish.default", note="hardswish_backward: 0 for x <= -3, x/3 + 1/2 for -3 < x < 3, 1 for x >= 3 "
+                                "(so 0 at -3 and 1 at 3, measured)")
+def _hardswish(lo, a):
+    x = lo.real(a)
+    mid = lo.div(lo.mul(x, lo.add(x, 3)), 6)
+    return lo.select(lo.compare(">", x, -3), lo.select(lo.compare("<", x, 3), mid, x), 0)
+
+
+@aten("hardsigmoid.default", note="hardsigmoid_backward: 1/6 for -3 < x < 3, else 0 (so 0 at both kinks)")
+def _hardsigmoid(lo, a):
+    x = lo.real(a)
+    mid = lo.add(lo.div(x, 6), fmpq(1, 2))
+    return lo.select(lo.compare(">", x, -3), lo.select(lo.compare("<", x, 3), mid, 1), 0)
+
+
+@aten("where.self", note="where backward: the gradient goes to the selected side")
+def _where(lo, c, a, b):
+    return lo.select(c, a, b)
+
+
+def _cmp(op):
+    def fn(lo, a, b):
+        return lo.compare(op, a, b)
+    return fn
+
+
+for _name, _op in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<="), ("eq", "=="), ("ne", "!=")):
+    aten(*_bool(f"{_name}.Scalar", f"{_name}.Tensor"))(_cmp(_op))
+
+
+@aten(*_bool("logical_not.default", "bitwise_not.default"))
+def _not(lo, a):
+    return lo.logical("not", a)
+
+
+@aten(*_bool("logical_and.default", "bitwise_and.Tensor"))
+def _and(lo, a, b):
+    return lo.logical("and", a, b)
+
+
+@aten(*_bool("logical_or.default", "bitwise_or.Tensor"))
+def _or(lo, a, b):
+    return lo.logical("or", a, b)
+
+
+# --------------------------------------------------------------------------------------------- reductions
+
+def _dims(t, dim):
+    if dim is None or (isinstance(dim, (list, tuple)) and len(dim) == 0):
+        return tuple(range(len(t.shape)))
+    return tuple(dim) if isinstance(dim, (list, tuple)) else (dim,)
+
+
+@aten("sum.dim_IntList", "sum.default")
+def _sum(lo, a, dim=None, keepdim=False, dtype=None):
+    t = lo.real(a)
+    return lo.reduce("sum", t, _dims(t, dim), keepdim)
+
+
+@aten("mean.dim", "mean.default")
+def _mean(lo, a, dim=None, keepdim=False, dtype=None):
+    t = lo.real(a)
+    return lo.reduce("mean", t, _dims(t, dim), keepdim)
+
+
+@aten("amax.default", note="amax backward: a tie shares the gradient evenly (tie=split)")
+def _amax(lo, a, dim=(), keepdim=False):
+    t = lo.real(a)
+    return lo.reduce("amax", t, _dims(t, dim), keepdim, tie="split")
+
+
+@aten("amin.default", note="amin backward: a tie shares the gradient evenly (tie=split)")
+def _amin(lo, a, dim=(), keepdim=False):
+    t = lo.real(a)
+    return lo.reduce("amin", t, _dims(t, dim), keepdim, tie="split")
+
+
+@aten("max.default", note="max() backward (evenly_distribute_backward): a tie shares the gradient evenly")
+def _max_all(lo, a):
+    t = lo.real(a)
+    return lo.reduce("amax", t, _dims(t, None), False, tie="split")
+
+
+@aten("min.default", note="min() backward (evenly_distribute_backward): a tie shares the gradient evenly")
+def _min_all(lo, a):
+    t = lo.real(a)
+    return lo.reduce("amin", t, _dims(t, None), False, tie="split")
+
+
+@aten("max.dim", note="max(dim) backward goes through the returned index, the first maximal element (tie=first)")
+def _max_dim(lo, a, dim, keepdim=False):
+    t = lo.real(a)
+    return (lo.reduce("amax", t, (dim,), keepdim, tie="first"),
+            Unavailable("the indices of max(dim) are integers computed from real values"))
+
+
+@aten("min.dim", note="min(dim) backward goes through the returned index, the first minimal element (tie=first)")
+def _min_dim(lo, a, dim, keepdim=False):
+    t = lo.real(a)
+    return (lo.reduce("amin", t, (dim,), keepdim, tie="first"),
+            Unavailable("the indices of min(dim) are integers computed from real values"))
+
+
+@aten("var.correction")
+def _var(lo, a, dim=None, correction=None, keepdim=False):
+    t = lo.real(a)
+    axes = _dims(t, dim)
+    n = _math.prod(t.shape[d % len(t.shape)] for d in axes)
+    c = 1 if correction is None else correction
+    if n - c <= 0:
+        lo.fail(f"variance of {n} element(s) with correction {c}")
+    m = lo.reduce("mean", t, axes, True)
+    d = lo.sub(t, m)
+    s = lo.reduce("sum", lo.mul(d, d), axes, keepdim)
+    return lo.div(s, n - c)
+
+
+@aten("_log_softmax.default")
+def _log_softmax(lo, a, dim, half_to_float=False):
+    t = lo.real(a)
+    return lo.sub(t, lo.logsumexp(t, (dim,), True))
+
+
+@aten("_softmax.default")
+def _softmax(lo, a, dim, half_to_float=False):
+    t = lo.real(a)
+    return lo.ew("exp", [lo.sub(t, lo.logsumexp(t, (dim,), True))])
+
+
+@aten("logsumexp.default")
+def _logsumexp(lo, a, dim, keepdim=False):
+    t = lo.real(a)
+    return lo.logsumexp(t, _dims(t, dim), keepdim)
+
+
+# --------------------------------------------------------------------------------------------- linear maps
+
+@aten("mm.default")
+def _mm(lo, a, b):
+    return lo.dot(a, b, (1,), (0,))
+
+
+@aten("bmm.default")
+def _bmm(lo, a, b):
+    return lo.dot(a, b, (2,), (1,), (0,), (0,))
+
+
+@aten("dot.default")
+def _dot1(lo, a, b):
+    return lo.dot(a, b, (0,), (0,))
+
+
+@aten("addmm.default")
+def _addmm(lo, bias, a, b, beta=1, alpha=1):
+    p = lo.dot(a, b, (1,), (0,))
+    return lo.add(lo.mul(bias, beta), lo.mul(p, alpha))
+
+
+@aten("convolution.default")
+def _convolution(lo, x, w, bias, stride, padding, dilation, transposed, output_padding, groups):
+    x, w = lo.real(x), lo.real(w)
+    if transposed:
+        lo.fail("transposed convolution is not supported")
+    nd = len(x.shape) - 2
+    if nd == 1:           # conv1d as conv2d over a height of 1
+        N, C, L = x.shape
+        x4 = lo.reshape(x, (N, C, 1, L))
+        w4 = lo.reshape(w, (w.shape[0], w.shape[1], 1, w.shape[2]))
+        stride, padding, dilation = (1, stride[0]), (0, padding[0]), (1, dilation[0])
+    elif nd == 2:
+        x4, w4 = x, w
+    else:
+        lo.fail(f"a {nd}-d convolution (only 1-d and 2-d are supported)")
+    (o,) = lo.emit("conv2d", [lo.full(x4), lo.full(w4)], {"stride": tuple(stride), "padding": tuple(padding),
+                                                          "dilation": tuple(dilation), "groups": int(groups)})
+    shape = tuple(lo.shape_of(o))
+    y = Tensor(o, shape)
+    if nd == 1:
+        y = lo.reshape(y, (shape[0], shape[1], shape[3]))
+    if bias is not None:
+        b = lo.real(bias)
+        y = lo.add(y, lo.reshape(b, (b.shape[0],) + (1,) * nd))
+    return y
+
+
+# ----------------------------------------------------------------------------------------- normalisation
+
+def _normalize(lo, t, axes, eps):
+    m = lo.reduce("mean", t, axes, True)
+    d = lo.sub(t, m)
+    var = lo.reduce("mean", lo.mul(d, d), axes, True)
+    rstd = lo.div(1, lo.ew("sqrt", [lo.add(var, eps)]))
+    return lo.mul(d, rstd), m, rstd
+
+
+@aten("native_layer_norm.default")
+def _layer_norm(lo, a, normalized_shape, weight, bias, eps):
+    t = lo.real(a)
+    k = len(normalized_shape)
+    axes = tuple(range(len(t.shape) - k, len(t.shape)))
+    y, m, rstd = _normalize(lo, t, axes, eps)
+    if weight is not None:
+        y = lo.mul(y, weight)
+    if bias is not None:
+        y = lo.add(y, bias)
+    return y, m, rstd
+
+
+def _channel(lo, v, nd):
+    v = lo.real(v)
+    return lo.reshape(v, (v.shape[0],) + (1,) * (nd - 2))
+
+
+@aten("_native_batch_norm_legit_no_training.default")
+def _batch_norm_eval(lo, a, weight, bias, running_mean, running_var, momentum, eps):
+    t = lo.real(a)
+    nd = len(t.shape)
+    y = lo.div(lo.sub(t, _channel(lo, running_mean, nd)),
+               lo.ew("sqrt", [lo.add(_channel(lo, running_var, nd), eps)]))
+    if weight is not None:
+        y = lo.mul(y, _channel(lo, weight, nd))
+    if bias is not None:
+        y = lo.add(y, _channel(lo, bias, nd))
+    return y, Unavailable("batch-norm saved statistics"), Unavailable("batch-norm saved statistics")
+
+
+@aten("_native_batch_norm_legit_functional.default")
+def _batch_norm_functional(lo, a, weight, bias, running_mean, running_var, training, momentum, eps):
+    if not training:
+        return _batch_norm_eval(lo, a, weight, bias, running_mean, running_var, momentum, eps) + \
+            (Unavailable("batch-norm running statistics"),) * 2
+    return _batch_norm_train(lo, a, weight, bias, eps) + (Unavailable("batch-norm running statistics"),) * 2
+
+
+@aten("native_dropout.default")
+def _dropout(lo, a, p, train):
+    lo.fail("dropout in training mode is random, not a function: call model.eval() before importing")
+
+
+@aten("_native_batch_norm_legit.default", "_native_batch_norm_legit.no_stats")
+def _batch_norm_train(lo, a, weight, bias, *rest):
+    """Training mode: the batch's own mean and biased variance over (N, H, W) (the running statistics'
+    update is a side effect, not part of the function)."""
+    t = lo.real(a)
+    eps = rest[-1]
+    nd = len(t.shape)
+    y, m, rstd = _normalize(lo, t, (0,) + tuple(range(2, nd)), eps)
+    if weight is not None:
+        y = lo.mul(y, _channel(lo, weight, nd))
+    if bias is not None:
+        y = lo.add(y, _channel(lo, bias, nd))
+    return y, Unavailable("batch-norm saved mean"), Unavailable("batch-norm saved statistics")
+
+
+# ------------------------------------------------------------------------------------------------ pooling
+
+def _pool_args(lo, x, kernel, stride, padding, dilation, ceil_mode):
+    kernel = tuple(kernel) * (2 if len(kernel) == 1 else 1)
+    stride = tuple(stride or kernel) * (2 if len(stride or kernel) == 1 else 1)
+    padding = tuple(padding) * (2 if len(padding) == 1 else 1) if isinstance(padding, (list, tuple)) \
+        else (padding, padding)
+    dilation = tuple(dilation) * (2 if len(dilation) == 1 else 1) if isinstance(dilation, (list, tuple)) \
+        else (dilation, dilation)
+    if ceil_mode:
+        H, W = x.shape[2:]
+        for n, k, s, p, d in zip((H, W), kernel, stride, padding, dilation):
+            eff = d * (k - 1) + 1
+            if (n + 2 * p - eff) % s:
+                lo.fail("ceil_mode=True changes the output shape here (windows running off the input)")
+    return kernel, stride, padding, dilation
+
+
+@aten("max_pool2d_with_indices.default",
+      note="max_pool2d backward goes through the kernel's index, the first maximal element of the window in "
+           "row-major order (tie=first)")
+def _max_pool(lo, a, kernel, stride=(), padding=0, dilation=1, ceil_mode=False):
+    x = lo.real(a)
+    kernel, stride, padding, dilation = _pool_args(lo, x, kernel, stride, padding, dilation, ceil_mode)
+    (o,) = lo.emit("max_pool2d", [lo.full(x)], {"kernel": kernel, "stride": stride, "padding": padding,
+                                                "dilation": dilation, "tie": "first"})
+    return Tensor(o, lo.shape_of(o)), Unavailable("max-pool indices are integers computed from real values")
+
+
+@aten("avg_pool2d.default")
+def _avg_pool(lo, a, kernel, stride=(), padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None):
+    x = lo.real(a)
+    kernel, stride, padding, _ = _pool_args(lo, x, kernel, stride, padding, 1, ceil_mode)
+    if not count_include_pad and any(padding):
+        lo.fail("avg_pool2d with count_include_pad=False and padding")
+    (o,) = lo.emit("avg_pool2d", [lo.full(x)], {"kernel": kernel, "stride": stride, "padding": padding})
+    y = Tensor(o, lo.shape_of(o))
+    if divisor_override:
+        y = lo.mul(y, fmpq(kernel[0] * kernel[1], int(divisor_override)))
+    return y
+
+
+@aten("_adaptive_avg_pool2d.default")
+def _adaptive_avg(lo, a, output_size):
+    x = lo.real(a)
+    H, W = x.shape[-2:]
+    oh, ow = output_size
+    if H % oh or W % ow:
+        lo.fail(f"adaptive average pooling from {H}x{W} to {oh}x{ow} (only exact divisions are supported)")
+    k = (H // oh, W // ow)
+    (o,) = lo.emit("avg_pool2d", [lo.full(x)], {"kernel": k, "stride": k, "padding": (0, 0)})
+    return Tensor(o, lo.shape_of(o))
+
+
+# --------------------------------------------------------------------------------------------------- sort
+
+_UNSTABLE_MAX = 16
+
+
+@aten("sort.stable", "sort.default",
+      note="sort backward scatters through the kernel's permutation: stable=True keeps tied elements in input "
+           "order (ties=stable, ascending and descending); without stable=True torch's CPU std::sort is "
+           "stable (insertion sort) up to 16 elements and not beyond, measured")
+def _sort(lo, a, dim=-1, descending=False, stable=None):
+    t = lo.real(a)
+    ax = dim % len(t.shape)
+    if not stable and t.shape[ax] > _UNSTABLE_MAX:
+        lo.fail(f"torch.sort without stable=True along {t.shape[ax]} > {_UNSTABLE_MAX} elements orders ties "
+                "arbitrarily (std::sort): write torch.sort(..., stable=True)")
+    if t.shape[ax] < 2:
+        out = t
+    else:
+        (o,) = lo.emit("sort_axis", [lo.full(t)], {"axis": ax, "descending": bool(descending), "ties": "stable"})
+        out = Tensor(o, t.shape)
+    return out, Unavailable("sort indices are integers computed from real values")
+
+
+# ---------------------------------------------------------------------------------------------- structure
+
+@aten("view.default", "_unsafe_view.default", "reshape.default")
+def _view(lo, a, shape):
+    t = lo.real(a)
+    shape = list(shape)
+    if -1 in shape:
+        i = shape.index(-1)
+        shape[i] = _math.prod(t.shape) // max(1, _math.prod(d for d in shape if d != -1))
+    return lo.reshape(t, shape)
+
+
+@aten("permute.default")
+def _permute(lo, a, dims):
+    return lo.transpose(lo.real(a), dims)
+
+
+@aten("t.default")
+def _t(lo, a):
+    t = lo.real(a)
+    return t if len(t.shape) < 2 else lo.transpose(t, (1, 0))
+
+
+@aten("transpose.int")
+def _transpose(lo, a, d0, d1):
+    t = lo.real(a)
+    perm = list(range(len(t.shape)))
+    perm[d0], perm[d1] = perm[d1], perm[d0]
+    return lo.transpose(t, perm)
+
+
+@aten("expand.default")
+def _expand(lo, a, size, implicit=False):
+    t = lo.real(a)
+    lead = len(size) - len(t.shape)
+    shape = [(t.shape[i - lead] if s == -1 else s) for i, s in enumerate(size)]
+    return lo.broadcast(t, shape)
+
+
+@aten("squeeze.dims", "squeeze.dim", "squeeze.default")
+def _squeeze(lo, a, dims=None):
+    t = lo.real(a)
+    nd = len(t.shape)
+    if dims is None:
+        dims = [i for i, d in enumerate(t.shape) if d == 1]
+    dims = {d % nd for d in ((dims,) if isinstance(dims, int) else dims)} if nd else set()
+    return lo.reshape(t, [d for i, d in enumerate(t.shape) if not (i in dims and d == 1)])
+
+
+@aten("unsqueeze.default")
+def _unsqueeze(lo, a, dim):
+    t = lo.real(a)
+    shape = list(t.shape)
+    shape.insert(dim % (len(shape) + 1), 1)
+    return lo.reshape(t, shape)
+
+
+@aten("clone.default", "alias.default", "lift_fresh_copy.default", "contiguous.default")
+def _identity(lo, a, **kw):
+    return a
+
+
+@aten("_to_copy.default", note="a float cast is the identity on exact values")
+def _to_copy(lo, a, dtype=None, **kw):
+    if dtype is not None and not _is_float(dtype):
+        lo.fail(f"a cast to {dtype} of a real value is not a real-number function")
+    if isinstance(a, Cond):
+        return lo.as_real(a, a.shape)
+    return lo.real(a)
+
+
+@aten("detach.default", "detach_.default")
+def _detach(lo, a):
+    if isinstance(a, Tensor) and not isinstance(a.atom, int) or isinstance(a, (Const, NonReal)):
+        return a                  # a constant: nothing to stop
+    lo.fail("detach (stop_gradient) of a value computed from the inputs is not a real-number function: its "
+            "derivative is not the derivative of any program verify can represent")
+
+
+@aten("slice.Tensor")
+def _slice(lo, a, dim=0, start=None, end=None, step=1):
+    t = lo.real(a)
+    nd = len(t.shape)
+    dim %= nd
+    starts = [0] * nd
+    stops = list(t.shape)
+    steps = [1] * nd
+    starts[dim] = 0 if start is None else start
+    stops[dim] = t.shape[dim] if end is None else min(end, t.shape[dim])
+    steps[dim] = step
+    return lo.slice(t, starts, stops, steps)
+
+
+@aten("select.int")
+def _select(lo, a, dim, index):
+    t = lo.real(a)
+    nd = len(t.shape)
+    dim %= nd
+    index %= t.shape[dim]
+    starts, stops = [0] * nd, list(t.shape)
+    starts[dim], stops[dim] = index, index + 1
+    s = lo.slice(t, starts, stops)
+    return lo.reshape(s, [d for i, d in enumerate(t.shape) if i != dim])
+
+
+@aten("cat.default")
+def _cat(lo, tensors, dim=0):
+    ts = [lo.real(t) for t in tensors if not (isinstance(t, Tensor) and t.shape == (0,))]
+    return lo.concat(ts, dim)
+
+
+@aten("split_with_sizes.default")
+def _split_sizes(lo, a, sizes, dim=0):
+    t = lo.real(a)
+    nd = len(t.shape)
+    dim %= nd
+    out, off = [], 0
+    for s in sizes:
+        starts, stops = [0] * nd, list(t.shape)
+        starts[dim], stops[dim] = off, off + s
+        out.append(lo.slice(t, starts, stops))
+        off += s
+    return out
+
+
+@aten("split.Tensor")
+def _split(lo, a, size, dim=0):
+    t = lo.real(a)
+    n = t.shape[dim % len(t.shape)]
+    return _split_sizes(lo, t, [min(size, n - i) for i in range(0, n, size)], dim)
+
+
+@aten("constant_pad_nd.default")
+def _pad(lo, a, pad, value=0):
+    t = lo.real(a)
+    nd = len(t.shape)
+    lo_, hi_ = [0] * nd, [0] * nd
+    for i in range(len(pad) // 2):
+        lo_[nd - 1 - i], hi_[nd - 1 - i] = pad[2 * i], pad[2 * i + 1]
+    return lo.pad(t, lo_, hi_, value)
+
+
+def _const_index(lo, idx, what):
+    if isinstance(idx, (Tensor, Cond, NonReal, Unavailable)):
+        lo.fail(f"{what} with indices computed from real values: not a real-number function")
+    return idx
+
+
+@aten("gather.default")
+def _gather(lo, a, dim, index, sparse_grad=False):
+    t = lo.real(a)
+    idx = _np.asarray(_const_index(lo, index, "gather").value)
+    import torch
+    return lo.index_map(t, lambda pos: torch.gather(pos, dim, torch.from_numpy(idx)))
+
+
+@aten("index_select.default")
+def _index_select(lo, a, dim, index):
+    t = lo.real(a)
+    idx = _np.asarray(_const_index(lo, index, "index_select").value)
+    import torch
+    return lo.index_map(t, lambda pos: torch.index_select(pos, dim, torch.from_numpy(idx)))
+
+
+@aten("index.Tensor")
+def _index(lo, a, indices):
+    t = lo.real(a)
+    import torch
+    idx = [None if i is None else torch.from_numpy(_np.asarray(_const_index(lo, i, "indexing").value))
+           for i in indices]
+    return lo.index_map(t, lambda pos: torch.ops.aten.index.Tensor(pos, idx))
+
+
+@aten("repeat.default")
+def _repeat(lo, a, repeats):
+    return lo.index_map(lo.real(a), lambda pos: pos.repeat(*repeats))
+
+
+@aten("flip.default")
+def _flip(lo, a, dims):
+    return lo.index_map(lo.real(a), lambda pos: pos.flip(list(dims)))
+
+
+@aten("roll.default")
+def _roll(lo, a, shifts, dims=()):
+    return lo.index_map(lo.real(a), lambda pos: pos.roll(list(shifts), list(dims)))
+
+
+@aten("unbind.int")
+def _unbind(lo, a, dim=0):
+    t = lo.real(a)
+    return [_select(lo, t, dim, i) for i in range(t.shape[dim % len(t.shape)])]
+
+
+@aten("full_like.default", "zeros_like.default", "ones_like.default")
+def _full_like(lo, a, fill_value=None, **kw):
+    op = lo.origin.op
+    v = 0 if "zeros" in op else (1 if "ones" in op else fill_value)
+    shape = tuple(a.shape)
+    if isinstance(v, float) and not _math.isfinite(v):
+        return NonReal(v, shape)
+    return lo.broadcast(lo.real(v, "fill value"), shape)
+
+
+def framework_values(imported, *args):
+    """Run the graph that was imported, in torch's own float arithmetic, at ``args`` (the model's arguments as
+    for from_torch; the weights are those of the exported program): {node name: its value} for every node of
+    the decomposed graph (``Origin.node`` names them), so that an audit can set the framework's floats beside
+    the exact values of the equations lowered from each node.  Multi-output nodes give tuples."""
+    import torch
+    from torch.export.graph_signature import InputKind, TensorArgument
+    from torch.utils import _pytree as pytree
+    ep = imported.source
+    leaves = iter(v for v in pytree.tree_leaves(tuple(args)) if isinstance(v, torch.Tensor))
+    inputs = []
+    for spec in ep.graph_signature.input_specs:
+        if spec.kind == InputKind.USER_INPUT:
+            inputs.append(next(leaves) if isinstance(spec.arg, TensorArgument) else getattr(spec.arg, "value", None))
+        elif spec.target in ep.state_dict:
+            inputs.append(ep.state_dict[spec.target])
+        else:
+            inputs.append(ep.constants[spec.target])
+    values = {}
+
+    class _Recorder(torch.fx.Interpreter):
+        def run_node(self, n):
+            out = super().run_node(n)
+            values[n.name] = out
+            return out
+    with torch.no_grad():
+        _Recorder(ep.graph_module).run(*inputs)
+    return values

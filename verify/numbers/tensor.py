@@ -432,7 +432,9 @@ class BallTensors(_Base):
     def pi(self): return _obj(arb.pi())
 
     def signs(self, x):
-        return _arb_sign(x).astype(np.int8).reshape(np.shape(x)) if np.size(x) else np.zeros(np.shape(x), np.int8)
+        # np.asarray: a ufunc from frompyfunc returns a bare Python int for a 0-d array
+        return np.asarray(_arb_sign(x)).astype(np.int8).reshape(np.shape(x)) if np.size(x) else \
+            np.zeros(np.shape(x), np.int8)
 
     def zeros(self, shape):
         return np.full(shape, arb(0), dtype=object)
