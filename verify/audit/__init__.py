@@ -84,14 +84,15 @@ class AuditReport:
     critical: dict = None          # {"selection": ..., "clarke": ..., "artificial": ...} when the gradient is tiny
     verdict: str = ""
     selection_gradient: object = UNKNOWN    # is the float gradient a selection gradient at x (to rounding)?
+    max_gradient: float = 0.0               # the largest |entry| of the exact gradient (its midpoint for a ball)
     imported: object = field(default=None, repr=False)
     iset: object = field(default=None, repr=False)
     notes: list = field(default_factory=list)
 
     def summary(self):
         lines = [f"audit of {self.model} ({self.framework}, {self.dtype}) at the exact example point",
-                 f"exact kinks: {len(self.exact_kinks)}; float kinks (replay in {self.dtype}): {len(self.float_kinks)}",
-                 f"differentiable: {_t(self.differentiable)}"]
+                 f"exact kinks: {len(self.exact_kinks)}; float kinks: {len(self.float_kinks)}",
+                 f"differentiable: {_t(self.differentiable)}; largest |gradient entry|: {self.max_gradient:.6g}"]
         for a in self.agreement:
             lines.append(f"  {a.name}: float vs exact gradient: {a.outside} of {a.size} element(s) outside float "
                          f"rounding (max |diff| {a.max_error:.3g}, worst {a.worst:.3g} x tolerance)")
@@ -122,7 +123,47 @@ def audit(f, *args, framework=None, wrt=None, params="inputs", prec=None, tiny=T
         fgrad = _jax_gradient(f, args, imp, constant_args)
     else:
         raise InputError(f"framework {framework!r} must be 'torch' or 'jax'")
-    return audit_imported(imp, fgrad, wrt=wrt, prec=prec, tiny=tiny, critical=critical)
+    try:
+        fvals = var_values(imp, frameworks._module(framework).framework_values(imp, *args))
+    except Exception as e:      # the framework's own run of its graph: any failure leaves the replay alone
+        fvals = {}
+        note = f"the framework's own intermediate values are not available ({type(e).__name__}: {e}); float " \
+               "decisions come from a replay"
+    else:
+        note = None
+    rep = audit_imported(imp, fgrad, wrt=wrt, prec=prec, tiny=tiny, critical=critical, framework_vars=fvals)
+    if note:
+        rep.notes.append(note)
+    return rep
+
+
+def var_values(imp, node_values):
+    """{program variable: the framework's float array} for the variables that are the output of a framework
+    node (the last equation lowered from it; torch: {node name: value}; jax: {path: (ins, outs)})."""
+    P = imp.program
+    last = {}
+    for k, o in enumerate(imp.origins):
+        if o.node:
+            last[o.node] = k
+    out = {}
+    for node, k in last.items():
+        if node not in node_values:
+            continue
+        v = node_values[node]
+        if isinstance(v, tuple) and len(v) == 2 and isinstance(v[1], (list, tuple)):      # jax: (ins, outs)
+            v = v[1]
+        if isinstance(v, (list, tuple)):
+            vals = list(v)
+        else:
+            vals = [v]
+        e = P.eqns[k]
+        if len(vals) != len(e.outs):
+            continue
+        for o, val in zip(e.outs, vals):
+            arr = np.asarray(val.detach().cpu().numpy() if hasattr(val, "detach") else val)
+            if arr.dtype.kind == "f" and tuple(arr.shape) == tuple(P.shapes[o]):
+                out[o] = arr
+    return out
 
 
 def _guess(f, args):
@@ -192,9 +233,12 @@ def _wrt(imp, wrt):
     return out
 
 
-def audit_imported(imp, float_gradient, wrt=None, prec=None, tiny=TINY, critical="auto", convention="torch"):
+def audit_imported(imp, float_gradient, wrt=None, prec=None, tiny=TINY, critical="auto", convention="torch",
+                   framework_vars=None):
     """The audit of an imported program (``Imported``) at its example point, given the framework's gradient
-    (one numpy array per program input)."""
+    (one numpy array per program input) and, when known, the framework's own float values of program
+    variables (``framework_vars``: {variable: array}); other float values come from a replay in the model's
+    precision."""
     from ..certify.sites import site_critical, site_index_set
     P, point = imp.program, imp.point
     wrt = _wrt(imp, wrt)
@@ -207,8 +251,9 @@ def audit_imported(imp, float_gradient, wrt=None, prec=None, tiny=TINY, critical
         exact = [None if i not in wrt else T.user_value(r.ns, r.ns.zeros(P.shapes[i]) if c is None else c)
                  for i, c in enumerate(cts)]
     origins = imp.origins
-    exact_kinks = [Site(k.eqn, tuple(k.site), k.switch, str(origins[k.eqn]), exact="0") for k in iset.kinks]
-    float_kinks = _float_kinks(P, point, r, dtype, origins)
+    float_kinks, float_sign = _float_kinks(P, point, r, dtype, origins, framework_vars or {})
+    exact_kinks = [Site(k.eqn, tuple(k.site), k.switch, str(origins[k.eqn]), exact="0",
+                        float=float_sign.get((k.eqn, tuple(k.site), k.switch), "?")) for k in iset.kinks]
     agreement = []
     for i in wrt:
         fg = float_gradient[i] if i < len(float_gradient) else None
@@ -217,7 +262,8 @@ def audit_imported(imp, float_gradient, wrt=None, prec=None, tiny=TINY, critical
     report = AuditReport(imp.framework, P.name, str(dtype), imp.inputs, wrt, [float_gradient[i] for i in wrt],
                          [exact[i] for i in wrt], agreement, exact_kinks, float_kinks, differentiable,
                          imported=imp, iset=iset)
-    if critical == "always" or (critical == "auto" and _tiny(exact, wrt, tiny)):
+    report.max_gradient = _max_abs(exact, wrt)
+    if critical == "always" or (critical == "auto" and report.max_gradient <= tiny):
         try:
             c = site_critical(P, point, convention, "exact", prec, wrt)
             report.critical = {"selection": c.selection.truth, "clarke": c.clarke_critical.truth,
@@ -239,33 +285,43 @@ def _dtype(imp):
     return np.dtype("float32")
 
 
-def _tiny(exact, wrt, tiny):
+def _max_abs(exact, wrt):
     m = 0.0
     for i in wrt:
         for v in np.ravel(np.asarray(exact[i], dtype=object)).tolist():
             m = max(m, abs(float(v.mid() if isinstance(v, arb) else v)))
-    return m <= tiny
+    return m
 
 
-def _float_kinks(P, point, r, dtype, origins):
-    """Sites where a replay of the program in the model's float precision decides otherwise than the exact
-    evaluation: a float 0 that is not exactly 0, an exact 0 that floats miss, or opposite signs."""
+def _float_kinks(P, point, r, dtype, origins, fvars):
+    """Sites where the float computation decides otherwise than the exact evaluation: a float 0 that is not
+    exactly 0, an exact 0 that floats miss, or opposite signs.  The float arguments of a site are the
+    framework's own values where ``fvars`` has them, else those of a replay in the model's precision."""
     ns = FloatTensors(dtype.name)
     try:
         fr = T.run(P, ns, [ns.const_array(x) for x in point], r.convention)
     except (Undecided, ArithmeticError, ValueError):
-        return []
-    out = []
+        return [], {}
+    out, at_kinks = [], {}
     for st in T.nonsmooth_steps(P, r.convention):
+        args = [ns._c(fvars[a]) if isinstance(a, int) and a in fvars else v for a, v in zip(st.ins, fr.args[st.k])]
+        source = "framework" if any(isinstance(a, int) and a in fvars for a in st.ins) else "replay"
         for gi, g in enumerate(st.sites.groups):
-            ex, fl = r.switch_signs(st, gi), fr.switch_signs(st, gi)
+            fa = T._site_args(ns, st, g, args)
+            ex = r.switch_signs(st, gi)
+            fl = [T.switch_signs(ns, t, c, fa, len(g.sites)) for t, c in st.switches[gi]]
             for j, (se, sf) in enumerate(zip(ex, fl)):
+                for loc in np.nonzero(se == 0)[0].tolist():
+                    at_kinks[(st.k, _site(st, g, loc), j)] = f"{_sgn(sf[loc])} ({source})"
                 differ = np.nonzero((se != sf) & (se != UNDECIDED))[0]
                 for loc in differ.tolist():
-                    site = tuple(int(i) for i in np.unravel_index(int(g.sites[loc]), st.sites.grid)) \
-                        if st.sites.grid else ()
-                    out.append(Site(st.k, site, j, str(origins[st.k]), exact=_sgn(se[loc]), float=_sgn(sf[loc])))
-    return out
+                    out.append(Site(st.k, _site(st, g, loc), j, str(origins[st.k]), exact=_sgn(se[loc]),
+                                    float=f"{_sgn(sf[loc])} ({source})"))
+    return out, at_kinks
+
+
+def _site(st, g, loc):
+    return tuple(int(i) for i in np.unravel_index(int(g.sites[loc]), st.sites.grid)) if st.sites.grid else ()
 
 
 def _sgn(s):
@@ -288,6 +344,11 @@ def _agreement(name, fg, ex, dtype):
     examples = [(tuple(int(i) for i in b), float(fgv[tuple(b)]), str(ex_arr[tuple(b)])) for b in bad[:5]]
     return FloatAgreement(name, float(err.max()) if err.size else 0.0, float(ratio.max()) if ratio.size else 0.0,
                           int(len(bad)), int(mids.size), examples)
+
+
+def audit_certificate(rep, path):
+    """The certificate of an audit (see verify/certify for the tensor certificate kinds)."""
+    raise InputError("audit certificates are not available yet")
 
 
 def _verdict(rep):

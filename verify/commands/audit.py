@@ -1,0 +1,119 @@
+"""verify audit SCRIPT.py:NAME."""
+import os
+
+from . import FMT, emit, footer
+
+SCRIPT_HELP = ("SCRIPT.py:NAME names a function NAME in your own Python script that returns (model, args) or (model, "
+               "args, options): the model (a torch.nn.Module, or a function of tensors, or a JAX function) "
+               "returning a scalar loss, its example arguments as a tuple, and optionally a dict of audit options "
+               "(wrt, params, constant_args, framework).  The script is your code and is imported as such; program "
+               "text elsewhere in verify is never executed.")
+
+
+def add(sub):
+    a = sub.add_parser("audit", help="audit what PyTorch or JAX returned: exact kinks, the exact selection gradient, "
+                                     "differentiability, artificial critical points",
+                       description="Import the model (through torch.export or jax.make_jaxpr, with the framework's "
+                                   "kink semantics), evaluate it exactly at the example arguments (floats are the "
+                                   "dyadic rationals they are), and report: the framework's float gradient beside "
+                                   "the exact selection gradient its kink convention defines, element by element; "
+                                   "the exact kinks (switching functions exactly 0) and the float kinks (decisions "
+                                   "the float computation made otherwise), with their places in the model; whether "
+                                   "the point is certified differentiable; and when the gradient is zero or tiny, "
+                                   "whether the point is selection-critical, Clarke-critical, artificial.  Exit 0 "
+                                   "when the framework's gradient is (to float rounding) a selection gradient at "
+                                   "the exact point, 1 when it is not, 3 when that is undecided.",
+                       epilog=footer(SCRIPT_HELP), formatter_class=FMT)
+    a.add_argument("target", metavar="SCRIPT.py:NAME", help="the script and the function returning (model, args)")
+    a.add_argument("--framework", choices=("torch", "jax"), help="default: from the model's type")
+    a.add_argument("--wrt", metavar="NAMES", help="comma-separated inputs to differentiate (program names such as "
+                                                   "l1_weight, or framework names such as l1.weight; default all)")
+    a.add_argument("--critical", default="auto", choices=("auto", "always", "never"),
+                   help="criticality: when the gradient is tiny (auto, default), always, or never")
+    a.add_argument("--certificate", metavar="FILE", help="write a certificate that `verify check` re-validates "
+                                                         "(the program and the point go to .npz files beside it)")
+    a.add_argument("--json", action="store_true", help="print one JSON object (whatever the outcome)")
+    a.set_defaults(run=run)
+
+
+def load_target(target):
+    """(model, args, options) from SCRIPT.py:NAME (the user's own script, imported as a module)."""
+    import importlib.util
+    import sys
+
+    from ..errors import InputError
+    path, sep, name = target.rpartition(":")
+    if not sep or not path.endswith(".py") or not name.isidentifier():
+        raise InputError(f"{target!r}: write SCRIPT.py:NAME, e.g. model.py:make")
+    if not os.path.isfile(path):
+        raise InputError(f"{path!r}: no such script")
+    spec = importlib.util.spec_from_file_location(f"verify_audit_{abs(hash(path))}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
+    try:
+        spec.loader.exec_module(module)     # the user's own code, run as the user asked
+        fn = getattr(module, name, None)
+        if not callable(fn):
+            raise InputError(f"{path} has no function {name!r}")
+        out = fn()
+    except InputError:
+        raise
+    except Exception as e:                  # anything the user's script raises, reported in one line
+        raise InputError(f"{target}: the script raised {type(e).__name__}: {e}".split("\n")[0]) from None
+    finally:
+        sys.path.pop(0)
+    if not isinstance(out, tuple) or len(out) not in (2, 3) or not isinstance(out[1], (tuple, list)):
+        raise InputError(f"{target} must return (model, args) or (model, args, options), args a tuple")
+    return out[0], tuple(out[1]), dict(out[2]) if len(out) == 3 else {}
+
+
+def run(args):
+    from ..audit import audit
+    from ..truth import FALSE, TRUE
+    model, margs, opts = load_target(args.target)
+    wrt = args.wrt.split(",") if args.wrt else opts.get("wrt")
+    rep = audit(model, *margs, framework=args.framework or opts.get("framework"), wrt=wrt,
+                params=opts.get("params", "inputs"), constant_args=opts.get("constant_args", ()),
+                critical=args.critical)
+    if args.certificate:
+        from . import write_certificate
+        from ..audit import audit_certificate
+        write_certificate(audit_certificate(rep, args.certificate), args.certificate)
+    verdict = {TRUE: "PROVED", FALSE: "REFUTED"}.get(rep.selection_gradient, "UNDECIDED")
+    return emit(args, verdict, report_json(rep), rep.summary() + _details(rep), rep.verdict)
+
+
+def _truth(t):
+    from ..truth import FALSE, TRUE
+    return True if t is TRUE else (False if t is FALSE else None)
+
+
+def report_json(rep):
+    return {
+        "framework": rep.framework, "model": rep.model, "dtype": rep.dtype,
+        "inputs": [{"name": i.name, "source": i.source, "kind": i.kind, "shape": list(i.shape), "dtype": i.dtype}
+                   for i in rep.inputs],
+        "wrt": [rep.inputs[i].name for i in rep.wrt],
+        "exact_kinks": [s.json() for s in rep.exact_kinks],
+        "float_kinks": [s.json() for s in rep.float_kinks],
+        "differentiable": _truth(rep.differentiable),
+        "agreement": [{"input": a.name, "size": a.size, "outside": a.outside, "max_error": a.max_error,
+                       "worst": a.worst, "examples": [{"index": list(i), "float": f, "exact": e}
+                                                       for i, f, e in a.examples]} for a in rep.agreement],
+        "critical": None if rep.critical is None else {k: _truth(v) for k, v in rep.critical.items()},
+        "selection_gradient": _truth(rep.selection_gradient),
+        "max_gradient": rep.max_gradient,
+        "notes": list(rep.notes),
+    }
+
+
+def _details(rep):
+    lines = []
+    for title, sites in (("exact kinks", rep.exact_kinks), ("float kinks", rep.float_kinks)):
+        for s in sites[:10]:
+            lines.append(f"  {title[:-1]}: equation {s.eqn + 1} site {list(s.index)} (exact {s.exact or '?'}, "
+                         f"float {s.float or '?'}): {s.origin}")
+        if len(sites) > 10:
+            lines.append(f"  ... {len(sites) - 10} more {title} (--json lists them all)")
+    lines += [f"note: {n}" for n in rep.notes]
+    return ("\n" + "\n".join(lines)) if lines else ""
