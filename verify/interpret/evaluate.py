@@ -6,9 +6,9 @@ the run is repeated at twice the precision, up to a cap, and then the honest ans
 the equation.  A value that is exactly rational decides exactly, at any precision.
 """
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from flint import ctx
+from flint import ctx, fmpq
 
 from ..program import kinks
 from ..errors import DomainError, InputError, Undecided
@@ -16,7 +16,12 @@ from ..program.ir import Lit, eqn_label
 from ..numbers import get_system
 from ..numbers.interval import IntervalSystem
 from ..program.prims import PRIMITIVES, affine, eval_rules, selection_rules
+from ..program.prims.smooth import _show
 from ..rational import parse_point
+from .forms import Forms, TooLarge
+from .tape import def_steps, tape_of  # noqa: F401  (def_steps is part of this module's interface)
+
+Q0 = fmpq(0)
 
 DEFAULT_PREC = 128
 PREC_CAP = 4096
@@ -77,14 +82,39 @@ def _merge(ins, terms, const):
 @dataclass
 class Run:
     """What one evaluation produced: every variable's value, the argument values of every equation, the
-    pattern, and the number system and precision used."""
+    pattern, and the number system and precision used (the highest precision any value was computed at).
+
+    ``full`` (the values followed by the literals', for the lean backward pass), ``forms`` (the exact forms
+    computed while deciding, see forms.py) and ``tape`` are the interpreter's own: absent on runs built by
+    other walks."""
     program: object
     ns: object
     env: list
-    args: list
+    args: object
     pattern: tuple
     prec: int
     convention: str
+    full: list = field(default=None, repr=False, compare=False)
+    forms: object = field(default=None, repr=False, compare=False)
+    tape: object = field(default=None, repr=False, compare=False)
+
+
+class Args:
+    """The argument values of every equation of a run, built on demand (``args[k]`` is a fresh list)."""
+    __slots__ = ("full", "slots")
+
+    def __init__(self, full, slots):
+        self.full, self.slots = full, slots
+
+    def __getitem__(self, k):
+        full = self.full
+        return [full[s] for s in self.slots[k]]
+
+    def __len__(self):
+        return len(self.slots)
+
+    def __iter__(self):
+        return (self[k] for k in range(len(self.slots)))
 
 
 def _where(program, k):
@@ -106,12 +136,264 @@ def _switch_text(program, e, terms, const):
     return " + ".join(parts).replace("+ -", "- ") or "0"
 
 
-def run(program, ns, xs, convention=kinks.DEFAULT, pattern=None, prec=None):
+# the smooth primitives whose argument must have a sign: (argument index, allowed signs, what is needed)
+_DOMAIN = {"div": (1, (-1, 1), "division needs a nonzero divisor"),
+           "log": (0, (1,), "log needs a positive argument"),
+           "sqrt": (0, (1,), "sqrt needs a positive argument (it is not Lipschitz at 0)"),
+           "pow": (0, (-1, 1), "a negative power needs a nonzero base")}
+
+
+class _Runner:
+    """One evaluation (Algorithm 1).  Signs are decided by the values first; when they cannot decide, by the
+    exact forms (forms.py), then by re-evaluating only the undecided equation's dependency cone at a higher
+    precision (``escalating``: balls at any precision are sound enclosures, and decisions already made stay
+    valid), starting at the precision the last escalation of this program needed."""
+
+    def __init__(self, program, steps, tape, ns, full, frozen, inputs, cap):
+        self.program, self.steps, self.tape, self.ns, self.full = program, steps, tape, ns, full
+        self.frozen = frozen
+        self.chosen = []
+        self._forms = None
+        self.use_forms = not ns.name.startswith("float")
+        self.base = self.hp = ctx.prec
+        self.cap = cap
+        self.step_prec = {}
+        # cone escalation: balls (exact inputs given) and the hybrid exact system (rational inputs)
+        self.inputs = inputs
+        self.escalating = (ns.name in ("ball", "exact") and inputs is not None and tape is not None)
+        self.cur, self.cache = -1, {}
+
+    # -- exact forms and precision
+    def forms(self):
+        if self._forms is None:
+            self._forms = Forms(self.program, self.steps, self.ns, self.full, self.chosen, self.tape.def_step)
+        return self._forms
+
+    def args_of(self, k):
+        full = self.full
+        return [full[s] for s in self.tape.slots[k]]
+
+    def resolve(self, k, value, form):
+        """The sign of a quantity of step k that its value (``value()``, recomputed on demand) does not decide:
+        from its exact form (``form()``), else from the values of step k's dependency cone at higher precision.
+        None when nothing decides it."""
+        ns = self.ns
+        s = ns.sign(value())
+        if s is not None:
+            return s
+        F = None
+        if self.use_forms:
+            try:
+                F = form()
+                s = self.forms().sign(F)[0]
+            except TooLarge:
+                F = None
+            if s is not None:
+                return s
+        while self.escalating and self.hp < self.cap:
+            self.escalate_cone(k)
+            with ctx.workprec(self.hp):
+                s = ns.sign(value())
+                if s is None and F is not None:
+                    s = self.forms().sign(F)[0]
+            if s is not None:
+                return s
+        return None
+
+    def escalate_cone(self, k):
+        """Recompute the values step k depends on at the next precision (the hint of a previous run first)."""
+        tape, ns, full = self.tape, self.ns, self.full
+        p = min(max(2 * self.hp, tape.hint.get(ns.name, 0)), self.cap)
+        steps, ins, lits = tape.cone(k)
+        with ctx.workprec(p):
+            if ns.name == "ball":
+                for i in ins:
+                    full[i] = ns.const(self.inputs[i])
+            n = tape.n_vars
+            for s in lits:
+                full[s] = ns.const(tape.lits[s - n])
+            for j in steps:
+                if self.step_prec.get(j, self.base) >= p:
+                    continue
+                self.replay(j)
+                self.step_prec[j] = p
+        self.hp = p
+        tape.hint[ns.name] = max(tape.hint.get(ns.name, 0), p)
+
+    def replay(self, j):
+        """Recompute step j at the current precision with the piece already chosen (no decision is made
+        again: every sign used was decided, and stays true)."""
+        st, ns, full = self.steps[j], self.ns, self.full
+        args = self.args_of(j)
+        if st.sel is not None:
+            piece = st.piece(self.chosen[self.tape.pos[j]])
+            for o, v in zip(st.outs, piece.apply(ns, args)):
+                full[o] = v
+            return
+        prim = st.prim
+        if prim in _DOMAIN:
+            full[st.outs[0]] = ns.pow(args[0], st.params["n"]) if prim == "pow" else getattr(ns, prim)(*args)
+        else:
+            full[st.outs[0]] = st.rule(ns, st.params, *args)
+
+    # -- slow paths
+    def sign(self, j):
+        """The decided sign of switching function j of the current nonsmooth step (``Selection.choose``
+        calls this); raises Undecided."""
+        s = self.cache.get(j)
+        if s is None:
+            k = self.cur
+            st = self.steps[k]
+            terms, const = st.switches[j]
+            ns = self.ns
+            s = self.resolve(k, lambda: affine(ns, terms, const, self.args_of(k)),
+                             lambda: self.forms().affine(st.ins, terms, const))
+            if s is None:
+                e = self.program.eqns[k]
+                raise self.undecided(f"cannot decide the sign of {_switch_text(self.program, e, terms, const)}")
+            self.cache[j] = s
+        return s
+
+    def undecided(self, msg):
+        u = Undecided(msg, prec=self.hp)
+        u.cap_reached = self.escalating and self.hp >= self.cap
+        return u
+
+    def nonsmooth(self, k):
+        """A nonsmooth step through its selection: choose (or the frozen piece), then apply the piece."""
+        st = self.steps[k]
+        if self.frozen is not None:
+            i = self.frozen[self.tape.pos[k] if self.tape is not None else len(self.chosen)]
+        else:
+            self.cur, self.cache = k, {}
+            i = st.sel.choose(st.params, len(st.ins), self.sign)
+        self.chosen.append(i)
+        full = self.full
+        for o, v in zip(st.outs, st.piece(i).apply(self.ns, self.args_of(k))):
+            full[o] = v
+
+    def slope_tie(self, k):
+        """relu / abs / leaky_relu when the input is not strictly signed: the piece index."""
+        st = self.steps[k]
+        self.cur, self.cache = k, {}
+        return st.sel.choose(st.params, 1, self.sign)
+
+    def domain(self, k):
+        """A smooth step whose argument's sign its value does not decide: decide it, then compute."""
+        st, ns = self.steps[k], self.ns
+        j, allowed, need = _DOMAIN[st.prim]
+        slot = self.tape.slots[k][j]
+        atom = st.ins[j]
+        s = self.resolve(k, lambda: self.full[slot], lambda: self.forms().of_atom(atom))
+        x = self.full[slot]
+        if s is None:
+            raise self.undecided(f"cannot decide whether {_show(ns, x)} is allowed ({need})")
+        if s not in allowed:
+            raise DomainError(f"{need}, got {_show(ns, x)}")
+        args = self.args_of(k)
+        if st.prim == "pow":
+            return ns.pow(args[0], st.params["n"])
+        return getattr(ns, st.prim)(*args)
+
+    def rule(self, k):
+        st = self.steps[k]
+        try:
+            return st.rule(self.ns, st.params, *self.args_of(k))
+        except Undecided:
+            if st.prim in _DOMAIN:
+                return self.domain(k)
+            raise
+
+    # -- the two interpreters
+    def lean(self, code):
+        """The tape walk (native number systems)."""
+        full, push, frozen = self.full, self.chosen.append, self.frozen
+        ns = self.ns
+        neg, mul, sub = ns.neg, ns.mul, ns.sub
+        zero = ns.const(Q0)
+        k = -1
+        try:
+            for kind, f, a, b, o, k in code:
+                if kind == 0:                       # BIN
+                    full[o] = f(full[a], full[b])
+                elif kind == 2:                     # SLOPE
+                    u = full[a]
+                    if frozen is not None:
+                        i = frozen[f[0]]
+                    elif u > 0:
+                        i = 1
+                    elif u < 0:
+                        i = 0
+                    else:
+                        i = self.slope_tie(k)
+                        u = full[a]
+                    push(i)
+                    mode, cs = f[1][i]
+                    full[o] = u if mode == 1 else (zero if mode == 0 else (neg(u) if mode == -1 else mul(full[cs], u)))
+                elif kind == 1:                     # UN
+                    full[o] = f(full[a])
+                elif kind == 3:                     # EXT2
+                    if frozen is not None:
+                        self.nonsmooth(k)
+                        continue
+                    x0 = full[a]
+                    x1 = full[b]
+                    d = sub(x0, x1)
+                    if d > 0:
+                        i = f[1]
+                    elif d < 0:
+                        i = 1 - f[1]
+                    else:
+                        self.nonsmooth(k)
+                        continue
+                    push(i)
+                    full[o] = x1 if i else x0
+                elif kind == 4:                     # DIV
+                    y = full[b]
+                    full[o] = f(full[a], y) if (y > 0 or y < 0) else self.domain(k)
+                elif kind == 5:                     # DOM
+                    x = full[a]
+                    full[o] = f(x) if x > 0 else self.domain(k)
+                elif kind == 6:                     # POW
+                    x = full[a]
+                    full[o] = f(x, b) if (b >= 0 or x > 0 or x < 0) else self.domain(k)
+                elif kind == 7:                     # NONS
+                    self.nonsmooth(k)
+                else:                               # RULE
+                    full[o] = self.rule(k)
+        except (DomainError, Undecided) as err:
+            raise _located(err, self.program, k) from None
+
+    def generic(self):
+        """The rule-table walk (every number system)."""
+        full = self.full
+        k = -1
+        try:
+            for st in self.steps:
+                k = st.k
+                if st.rule is not None:
+                    full[st.outs[0]] = self.rule(k)
+                else:
+                    self.nonsmooth(k)
+        except (DomainError, Undecided) as err:
+            raise _located(err, self.program, k) from None
+
+
+def _located(err, program, k):
+    """The error re-raised with the equation it happened in (and its source position)."""
+    new = type(err)(f"{_where(program, k)}: {err}")
+    new.__dict__.update(err.__dict__)
+    return new
+
+
+def run(program, ns, xs, convention=kinks.DEFAULT, pattern=None, prec=None, inputs=None, cap=PREC_CAP):
     """Evaluate ``program`` at the values ``xs`` (already in ``ns``), inside the caller's precision context.
 
     With ``pattern`` (one piece index per nonsmooth equation) every nonsmooth equation is frozen to that
-    piece: this evaluates f_sigma, the program's own representation.  Raises DomainError / Undecided with
-    the equation and its source position.
+    piece: this evaluates f_sigma, the program's own representation.  ``inputs``: the exact point (fmpq),
+    which lets a ball run re-evaluate an undecided equation's dependency cone at a higher precision, up to
+    ``cap`` bits (the exact system escalates from its own rational inputs).  Raises DomainError / Undecided
+    with the equation and its source position.
     """
     steps = compiled(program, convention)
     nonsmooth = [st for st in steps if st.sel is not None]
@@ -124,47 +406,30 @@ def run(program, ns, xs, convention=kinks.DEFAULT, pattern=None, prec=None):
             n = st.sel.n_pieces(st.params, len(st.ins))
             if type(i) is not int or not 0 <= i < n:
                 raise InputError(f"pattern entry {i!r} for {_where(program, st.k)} must be a piece index 0..{n - 1}")
-    env = list(xs) + [None] * (program.n_vars - program.n_inputs)
-    lits = {}
-    all_args, chosen = [], []
-    for st in steps:
-        args = []
-        for a in st.ins:
-            if a.__class__ is int:
-                args.append(env[a])
-            else:
-                # keyed by the Lit object: hashing an fmpq builds a fractions.Fraction (~4 us)
-                v = lits.get(id(a))
-                if v is None:
-                    v = lits[id(a)] = ns.const(a.value)
-                args.append(v)
-        all_args.append(args)
-        try:
-            if st.rule is not None:
-                env[st.outs[0]] = st.rule(ns, st.params, *args)
-                continue
-            if pattern is not None:
-                i = pattern[len(chosen)]
-            else:
-                signs = {}
+    tape = tape_of(program, steps, convention)
+    lean = getattr(ns, "native", False) and tape.eval_ok()
+    lits = tape.lit_values(ns) if lean else [ns.const(q) for q in tape.lits]
+    full = list(xs) + [None] * (program.n_vars - program.n_inputs) + lits
+    if inputs is None and ns.name == "exact" and all(x.__class__ is fmpq for x in xs):
+        inputs = xs
+    runner = _Runner(program, steps, tape, ns, full, pattern, inputs, cap)
+    if lean:
+        runner.lean(tape.bound(ns))
+    else:
+        runner.generic()
+    used = prec if runner.hp == runner.base else runner.hp
+    return Run(program, ns, full[:program.n_vars], Args(full, tape.slots), tuple(runner.chosen), used, convention,
+               full=full, forms=runner._forms, tape=tape)
 
-                def sign(j, st=st, args=args, signs=signs):
-                    s = signs.get(j, 2)
-                    if s == 2:
-                        terms, const = st.switches[j]
-                        s = signs[j] = ns.sign(affine(ns, terms, const, args))
-                    if s is None:
-                        e = program.eqns[st.k]
-                        raise Undecided(f"cannot decide the sign of {_switch_text(program, e, *st.switches[j])}")
-                    return s
-                i = st.sel.choose(st.params, len(args), sign)
-            chosen.append(i)
-            for o, v in zip(st.outs, st.piece(i).apply(ns, args)):
-                env[o] = v
-        except (DomainError, Undecided) as err:
-            msg = f"{_where(program, st.k)}: {err}"
-            raise type(err)(msg) from None
-    return Run(program, ns, env, all_args, tuple(chosen), prec, convention)
+
+def forms_of_run(r):
+    """The exact forms (forms.py) of a completed Run, created once and kept on it."""
+    F = r.forms
+    if F is None:
+        steps = compiled(r.program, r.convention)
+        env = r.full if r.full is not None else r.env
+        F = r.forms = Forms(r.program, steps, r.ns, env, list(r.pattern), def_steps(r.program, steps))
+    return F
 
 
 def output_values(r):
@@ -199,8 +464,10 @@ def escalate(number, prec, job, cap=PREC_CAP):
             with _precision(ns, p):
                 return job(ns, p)
         except Undecided as u:
-            if p >= cap:
-                raise Undecided(f"{u} (still undecided at {p} bits)", prec=p) from None
+            # a run that escalated its own undecided cone up to the cap has tried every precision
+            if p >= cap or getattr(u, "cap_reached", False):
+                top = max(p, u.prec or p)
+                raise Undecided(f"{u} (still undecided at {top} bits)", prec=top) from None
             p = min(2 * p, cap)
 
 
@@ -236,7 +503,7 @@ def evaluate(program, point, number="exact", prec=None, convention=kinks.DEFAULT
     xs = coerce_point(program, point)
 
     def job(ns, p):
-        r = run(program, ns, [ns.const(x) for x in xs], convention, pattern, p)
+        r = run(program, ns, [ns.const(x) for x in xs], convention, pattern, p, inputs=xs)
         vals = output_values(r)
-        return EvalResult(vals, r.pattern, all(ns.is_exact_value(v) for v in vals), ns.name, p, convention, r)
+        return EvalResult(vals, r.pattern, all(ns.is_exact_value(v) for v in vals), ns.name, r.prec, convention, r)
     return escalate(number, prec, job)

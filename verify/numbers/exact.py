@@ -5,6 +5,8 @@ log(1) = 0, sin(0) = 0, cos(0) = 1, tanh(0) = 0, sigmoid(0) = 1/2, sqrt of a rat
 transcendental value becomes an arb ball at the current precision and stays a ball from then on.  A result
 is exact exactly when it is an fmpq.
 """
+import operator
+
 from flint import fmpq, fmpz
 
 from .ball import arb_sign, int_power, to_arb
@@ -29,11 +31,13 @@ class ExactSystem:
     def const(self, q):
         return q
 
-    def add(self, a, b): return a + b
-    def sub(self, a, b): return a - b
-    def mul(self, a, b): return a * b
-    def div(self, a, b): return a / b
-    def neg(self, a): return -a
+    native = True            # add/sub/mul/div/neg are Python's operators, comparisons are decided ones
+
+    add = staticmethod(operator.add)
+    sub = staticmethod(operator.sub)
+    mul = staticmethod(operator.mul)
+    div = staticmethod(operator.truediv)
+    neg = staticmethod(operator.neg)
 
     def pow(self, a, n):
         if isinstance(a, fmpq):

@@ -1,0 +1,304 @@
+"""Exact affine forms beside the values: what a run knows *exactly* about each value (issue 9).
+
+Balls lose identity: for one arb ``a``, ``a - a`` is a ball around 0 at every precision, so a switching
+function such as ``tanh(t) - tanh(t)`` can never be decided by enclosures.  A ``Form`` is an exact affine
+combination ``sum c_i * atom_i + const`` with fmpq coefficients over *atoms*: the program's inputs and the
+results of nonlinear equations.  A nonlinear equation applied to the same canonical operands is the same atom
+(``tanh(a)`` computed twice, ``sin(t)`` twice, ``x * y`` and ``y * x``, ``u * u`` and ``u ** 2``), with the
+exact symmetries of the primitive folded in (``tanh(-u) = -tanh(u)``, ``cos(-u) = cos(u)``,
+``sigmoid(-u) = 1 - sigmoid(u)``, constants pulled out of products and quotients).  A value that is exactly
+known (an fmpq, or a ball of radius 0) is a constant.
+
+Soundness: every form is an identity of real numbers that holds for the pieces the run chose (a piece equals
+its primitive at the actual inputs, so a variable's value is exactly the piece's affine map of its inputs);
+coefficients are fmpq and never a float or a ball; two atoms are merged only when their keys (primitive,
+exact params and exact operand forms) are equal.  A form that needs nonlinear algebra (``log(exp(t)) - t``)
+keeps its atoms, and is never claimed zero.
+
+Forms are computed lazily, only when a sign is undecided in balls: they depend only on the program's structure
+and the pieces already chosen, so a run with no undecided sign pays nothing.  ``Forms.sign`` decides a form
+exactly when it is constant, else from an enclosure of ``sum c_i * value(atom_i) + const`` computed in the
+run's number system (tighter than the run's own value: the dependency on repeated atoms is gone).
+"""
+from flint import arb, fmpq
+
+from ..numbers.ball import arb_exact_q
+
+Q0, Q1 = fmpq(0), fmpq(1)
+BUDGET = 2_000_000            # terms created per Forms object before giving up (the answer is then "undecided")
+_ODD = ("sin", "tanh")
+_EVEN = ("cos",)
+
+
+class TooLarge(Exception):
+    """The forms would exceed the budget: no exact answer (never a wrong one)."""
+
+
+def _qk(q):
+    return (int(q.p), int(q.q))
+
+
+class Form:
+    """``terms``: {atom id: nonzero fmpq}; ``const``: fmpq.  Immutable by convention."""
+    __slots__ = ("terms", "const", "_key")
+
+    def __init__(self, terms, const):
+        self.terms, self.const, self._key = terms, const, None
+
+    def key(self):
+        """A canonical hashable key: equal keys mean equal forms."""
+        if self._key is None:
+            self._key = (_qk(self.const), tuple(sorted((a, _qk(c)) for a, c in self.terms.items())))
+        return self._key
+
+    @property
+    def is_const(self):
+        return not self.terms
+
+    def __repr__(self):
+        parts = [f"{c}*a{a}" for a, c in sorted(self.terms.items())]
+        return "Form(" + " + ".join(parts + [str(self.const)]) + ")"
+
+
+ZERO = Form({}, Q0)
+
+
+def const(q):
+    return Form({}, q)
+
+
+def exact_value(v):
+    """The exact rational value of ``v`` when it is known exactly (fmpq, or a finite arb of radius 0 with a
+    moderate exponent), else None."""
+    if v.__class__ is fmpq:
+        return v
+    if v.__class__ is arb and v.is_exact() and v.is_finite():
+        e = int(v.mid().man_exp()[1])
+        if abs(e) <= 4096:
+            return arb_exact_q(v)
+    return None
+
+
+def sign_q(q):
+    return (q > 0) - (q < 0)
+
+
+class Forms:
+    """Forms of the variables of one run (memoised).  ``steps``: the compiled steps; ``env``: the run's value
+    list (read for exactly known values and to enclose atoms); ``chosen``: the piece index chosen at each
+    nonsmooth equation so far (by position); ``def_step``: the step defining each variable (-1 for inputs)."""
+
+    def __init__(self, program, steps, ns, env, chosen, def_step, budget=BUDGET):
+        self.program, self.steps, self.ns, self.env, self.chosen = program, steps, ns, env, chosen
+        self.def_step = def_step
+        self.memo = {}
+        self.atoms = {}            # key -> atom id
+        self.source = []           # atom id -> (var, scale, offset): value(atom) = scale * env[var] + offset
+        self.budget = budget
+        self._pos = None
+
+    # -- building blocks
+    def _spend(self, n):
+        self.budget -= n
+        if self.budget < 0:
+            raise TooLarge("the exact forms of this run are too large")
+
+    def _lin(self, pairs, c0):
+        """sum(c * F for c, F in pairs) + c0."""
+        terms, c = {}, c0
+        for coef, F in pairs:
+            if coef == 0:
+                continue
+            c += coef * F.const
+            self._spend(len(F.terms))
+            for a, v in F.terms.items():
+                w = terms.get(a, Q0) + coef * v
+                if w == 0:
+                    terms.pop(a, None)
+                else:
+                    terms[a] = w
+        return Form(terms, c)
+
+    def _scale(self, F, s):
+        return self._lin(((s, F),), Q0)
+
+    def _atom(self, key, var, scale, offset):
+        """The atom id of ``key`` (new: its value is scale * env[var] + offset)."""
+        a = self.atoms.get(key)
+        if a is None:
+            a = self.atoms[key] = len(self.source)
+            self.source.append((var, scale, offset))
+        return a
+
+    @staticmethod
+    def _lead(F):
+        """The coefficient of F's first atom (F not constant)."""
+        return F.terms[min(F.terms)]
+
+    def _split(self, F):
+        """F = s * G with G's first coefficient 1."""
+        s = self._lead(F)
+        return s, (F if s == 1 else self._scale(F, 1 / s))
+
+    # -- forms of atoms and variables
+    def of_atom(self, a):
+        """The form of an atom of the program (an int variable or a Lit)."""
+        if a.__class__ is int:
+            return self.of_var(a)
+        return const(a.value)
+
+    def of_var(self, v):
+        F = self.memo.get(v)
+        if F is not None:
+            return F
+        # post-order over the variables not known yet (iterative: programs can be 10^5 equations deep)
+        order, stack, seen = [], [v], set()
+        while stack:
+            u = stack[-1]
+            if u in self.memo:
+                stack.pop()
+                continue
+            if u in seen:
+                stack.pop()
+                order.append(u)
+                continue
+            seen.add(u)
+            k = self.def_step[u]
+            if k >= 0 and exact_value(self.env[u]) is None:
+                for a in self.steps[k].ins:
+                    if a.__class__ is int and a not in self.memo and a not in seen:
+                        stack.append(a)
+        for u in order:
+            if u not in self.memo:
+                self.memo[u] = self._compute(u)
+        return self.memo[v]
+
+    def _positions(self):
+        if self._pos is None:
+            self._pos, m = {}, 0
+            for st in self.steps:
+                if st.sel is not None:
+                    self._pos[st.k] = m
+                    m += 1
+        return self._pos
+
+    def _compute(self, u):
+        q = exact_value(self.env[u])
+        if q is not None:
+            return const(q)
+        k = self.def_step[u]
+        if k < 0:
+            return Form({self._atom(("in", u), u, Q1, Q0): Q1}, Q0)
+        st = self.steps[k]
+        ins = [self.of_atom(a) for a in st.ins]
+        if st.sel is not None:
+            piece = st.piece(self.chosen[self._positions()[k]])
+            terms, c0 = piece.rows[st.outs.index(u)]
+            return self._lin(((c, ins[j]) for j, c in terms), c0)
+        return self._smooth(st, ins, u)
+
+    def _smooth(self, st, ins, u):
+        prim = st.prim
+        if prim == "add":
+            return self._lin(((Q1, ins[0]), (Q1, ins[1])), Q0)
+        if prim == "sub":
+            return self._lin(((Q1, ins[0]), (-Q1, ins[1])), Q0)
+        if prim == "neg":
+            return self._scale(ins[0], -Q1)
+        if prim == "mul":
+            A, B = ins
+            if A.is_const:
+                return self._scale(B, A.const)
+            if B.is_const:
+                return self._scale(A, B.const)
+            sa, ga = self._split(A)
+            sb, gb = self._split(B)
+            ka, kb = ga.key(), gb.key()
+            key = ("pow", 2, ka) if ka == kb else ("mul",) + tuple(sorted((ka, kb)))
+            s = sa * sb
+            return Form({self._atom(key, u, 1 / s, Q0): s}, Q0)
+        if prim == "div":
+            A, B = ins
+            if B.is_const:
+                if B.const == 0:            # the run would have refused: no identity to claim
+                    return Form({self._atom(("var", u), u, Q1, Q0): Q1}, Q0)
+                return self._scale(A, 1 / B.const)
+            if A.is_const and A.const == 0:
+                return ZERO
+            sb, gb = self._split(B)
+            if A.is_const:
+                sa, ka = A.const, const(Q1).key()
+            else:
+                sa, ga = self._split(A)
+                ka = ga.key()
+                if ka == gb.key():          # a / (c a) with a != 0 (the run checked the divisor)
+                    return const(sa / sb)
+            s = sa / sb
+            return Form({self._atom(("div", ka, gb.key()), u, 1 / s, Q0): s}, Q0)
+        if prim == "pow":
+            n = st.params["n"]
+            A = ins[0]
+            if n == 0:
+                return const(Q1)
+            if n == 1:
+                return A
+            if A.is_const:
+                if abs(n) <= 64 and (n > 0 or A.const != 0):
+                    return const(A.const ** n)
+                return Form({self._atom(("pow", n, A.key()), u, Q1, Q0): Q1}, Q0)
+            sa, ga = self._split(A)
+            s = sa ** n
+            return Form({self._atom(("pow", n, ga.key()), u, 1 / s, Q0): s}, Q0)
+        return self._transcendental(prim, ins[0], u)
+
+    def _transcendental(self, prim, A, u):
+        if A.is_const:
+            c = A.const
+            special = {("exp", 0): Q1, ("log", 1): Q0, ("sin", 0): Q0, ("cos", 0): Q1, ("tanh", 0): Q0,
+                       ("sigmoid", 0): fmpq(1, 2)}
+            for (p, at), val in special.items():
+                if p == prim and c == at:
+                    return const(val)
+            if prim == "sqrt" and c > 0:
+                from ..numbers.exact import _rational_sqrt
+                r = _rational_sqrt(c)
+                if r is not None:
+                    return const(r)
+        flip = not A.is_const and self._lead(A) < 0
+        if flip and prim in _ODD + _EVEN + ("sigmoid",):
+            key = (prim, self._scale(A, -Q1).key())
+            if prim in _EVEN:
+                return Form({self._atom(key, u, Q1, Q0): Q1}, Q0)
+            if prim in _ODD:                # f(A) = -f(-A)
+                return Form({self._atom(key, u, -Q1, Q0): -Q1}, Q0)
+            # sigmoid(A) = 1 - sigmoid(-A)
+            return Form({self._atom(key, u, -Q1, Q1): -Q1}, Q1)
+        return Form({self._atom((prim, A.key()), u, Q1, Q0): Q1}, Q0)
+
+    # -- switching functions and decisions
+    def affine(self, ins, terms, c0):
+        """The form of sum(c * ins[j] for j, c in terms) + c0 over an equation's input atoms."""
+        return self._lin(((c, self.of_atom(ins[j])) for j, c in terms), c0)
+
+    def enclose(self, F):
+        """F's value in the run's number system, from the atoms' values."""
+        ns, env = self.ns, self.env
+        acc = None
+        c0 = F.const
+        for a, c in F.terms.items():
+            var, scale, offset = self.source[a]
+            c0 += c * offset
+            cs = c * scale
+            v = env[var]
+            t = v if cs == 1 else (ns.neg(v) if cs == -1 else ns.mul(ns.const(cs), v))
+            acc = t if acc is None else ns.add(acc, t)
+        if acc is None:
+            return ns.const(c0)
+        return acc if c0 == 0 else ns.add(acc, ns.const(c0))
+
+    def sign(self, F):
+        """(sign, exact): the sign of F when decided (exactly for a constant form, else from ``enclose``), or
+        (None, False)."""
+        if F.is_const:
+            return sign_q(F.const), True
+        return self.ns.sign(self.enclose(F)), False

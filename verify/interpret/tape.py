@@ -1,0 +1,217 @@
+"""The lean form of a compiled program (issue 10, item 5): a tape of (kind, function, input slots, output slot)
+tuples that the interpreters walk with direct calls, for the number systems whose arithmetic is Python's
+operators (``ns.native``: balls, exact rationals, floats).
+
+Every input of every equation is a *slot*: variables are 0..n_vars-1 and literals follow, so a literal is
+converted into the number system once per program and precision (``Tape.lit_values``), not once per use.
+Smooth binary steps call the number system's function directly (for balls ``operator.add`` on two arbs: no
+Python frame in between).  The common nonsmooth primitives (relu, abs, leaky_relu: one switch on the input;
+max / min of two arguments) decide strict signs inline; ties, undecided signs and every other primitive go
+through the rule tables, exactly as the generic interpreter does.
+
+The fast paths are optimisations of the registered rules, not replacements: a step is inlined only while its
+rule-table entry is the one registered at import (``inlined_rules_ok``), so whoever patches a rule (the
+mutation self-test does) runs the patched rule.  tests/test_tape.py checks the lean and generic interpreters
+against each other on random programs.
+"""
+from flint import ctx, fmpq
+
+from ..program.prims import eval_rules, vjp_rules
+from ..program.prims.nonsmooth import Extremum, Slopes
+
+# evaluation kinds
+BIN, UN, SLOPE, EXT2, DIV, DOM, POW, NONS, RULE = range(9)
+# backward kinds
+(V_MULA, V_ADD, V_SUB, V_SLOPE, V_EXT2, V_MUL, V_TANH, V_SIGMOID, V_EXP, V_ADD1, V_SUBA, V_SUBB, V_MULB, V_NEG,
+ V_DIV, V_SIN, V_COS, V_LOG, V_SQRT, V_POW, V_NONS, V_RULE, V_SKIP) = range(23)
+
+DEFAULT_EVAL = dict(eval_rules)     # the rules as registered (before anyone patches a table)
+DEFAULT_VJP = dict(vjp_rules)
+_UNARY = ("neg", "exp", "sin", "cos", "tanh", "sigmoid")
+_V_UNARY = {"tanh": V_TANH, "sigmoid": V_SIGMOID, "exp": V_EXP, "neg": V_NEG, "sin": V_SIN, "cos": V_COS,
+            "log": V_LOG, "sqrt": V_SQRT}
+FUNCTIONS = ("add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid",
+             "const")
+
+
+def def_steps(program, steps):
+    """The step defining each variable (-1 for inputs), cached beside the steps."""
+    cache = program.__dict__.setdefault("_def_steps", {})
+    out = cache.get(id(steps))
+    if out is None:
+        out = [-1] * program.n_vars
+        for st in steps:
+            for o in st.outs:
+                out[o] = st.k
+        cache[id(steps)] = out
+    return out
+
+
+def _slot_key(q):
+    return (int(q.p), int(q.q))
+
+
+class Tape:
+    def __init__(self, program, steps):
+        self.n_vars, self.n_inputs = program.n_vars, program.n_inputs
+        self.steps = steps
+        self.def_step = def_steps(program, steps)
+        self.lits, lit_slot = [], {}
+
+        def lit(q):
+            key = _slot_key(q)
+            s = lit_slot.get(key)
+            if s is None:
+                s = lit_slot[key] = self.n_vars + len(self.lits)
+                self.lits.append(q)
+            return s
+
+        self.slots, self.pos, code, vcode = [], [], [], []
+        self.eval_inlined, self.vjp_inlined = set(), set()
+        m = 0
+        for st in steps:
+            slots = tuple(a if a.__class__ is int else lit(a.value) for a in st.ins)
+            self.slots.append(slots)
+            isvar = tuple(a.__class__ is int for a in st.ins)
+            o = st.outs[0]
+            k = st.k
+            a = slots[0]
+            b = slots[1] if len(slots) > 1 else 0
+            if st.sel is None:
+                self.pos.append(-1)
+                prim = st.prim
+                if st.rule is not DEFAULT_EVAL.get(prim):
+                    code.append((RULE, None, a, b, o, k))
+                elif prim in ("add", "sub", "mul"):
+                    code.append((BIN, prim, a, b, o, k))
+                elif prim in _UNARY:
+                    code.append((UN, prim, a, b, o, k))
+                elif prim == "div":
+                    code.append((DIV, prim, a, b, o, k))
+                elif prim in ("log", "sqrt"):
+                    code.append((DOM, prim, a, b, o, k))
+                elif prim == "pow":
+                    code.append((POW, "pow", a, st.params["n"], o, k))
+                else:
+                    code.append((RULE, None, a, b, o, k))
+                if code[-1][0] != RULE:
+                    self.eval_inlined.add(prim)
+                vcode.append(self._vjp_code(st, slots, isvar, o, k))
+                continue
+            self.pos.append(m)
+            if type(st.sel) is Slopes and len(st.switches[0][0]) == 1:
+                modes = []
+                for i in range(st.sel.n_pieces(st.params, 1)):
+                    (rows,) = st.piece(i).rows
+                    terms, c0 = rows
+                    c = terms[0][1] if terms else fmpq(0)
+                    assert c0 == 0
+                    mode = 1 if c == 1 else (0 if c == 0 else (-1 if c == -1 else 2))
+                    modes.append((mode, lit(c) if mode == 2 else 0))
+                code.append((SLOPE, (m, tuple(modes)), a, b, o, k))
+                vcode.append((V_SLOPE, a, b, o, (m, tuple(modes)), k) if isvar[0] else (V_SKIP, 0, 0, o, None, k))
+            elif type(st.sel) is Extremum and len(st.ins) == 2 and len(st.switches[0][0]) == 2:
+                flag = 0 if st.sel.direction == 1 else 1
+                code.append((EXT2, (m, flag), a, b, o, k))
+                vcode.append((V_EXT2, a, b, o, m, k) if all(isvar) else (V_NONS, a, b, o, m, k))
+            else:
+                code.append((NONS, m, a, b, o, k))
+                vcode.append((V_NONS, a, b, o, m, k))
+            m += 1
+        self.code = code
+        self.vcode_rev = vcode[::-1]
+        self.n_slots = self.n_vars + len(self.lits)
+        self._bound, self._bound_v, self._lit_cache = {}, {}, {}
+        self.hint = {}           # number system name -> the precision the last escalation needed
+
+    def _vjp_code(self, st, slots, isvar, o, k):
+        prim = st.prim
+        a = slots[0]
+        b = slots[1] if len(slots) > 1 else 0
+        if vjp_rules.get(prim) is not DEFAULT_VJP.get(prim):
+            return (V_RULE, a, b, o, None, k)
+        self.vjp_inlined.add(prim)
+        if not any(isvar):
+            return (V_SKIP, a, b, o, None, k)
+        if prim == "add":
+            if all(isvar):
+                return (V_ADD, a, b, o, None, k)
+            return (V_ADD1, a if isvar[0] else b, 0, o, None, k)
+        if prim == "sub":
+            if all(isvar):
+                return (V_SUB, a, b, o, None, k)
+            return (V_SUBA, a, b, o, None, k) if isvar[0] else (V_SUBB, a, b, o, None, k)
+        if prim == "mul":
+            if all(isvar):
+                return (V_MUL, a, b, o, None, k)
+            return (V_MULA, a, b, o, None, k) if isvar[0] else (V_MULB, a, b, o, None, k)
+        if prim == "div":
+            return (V_DIV, a, b, o, None, k) if all(isvar) else (V_RULE, a, b, o, None, k)
+        if prim == "pow":
+            return (V_POW, a, b, o, st.params["n"], k)
+        if prim in _V_UNARY:
+            return (_V_UNARY[prim], a, b, o, None, k)
+        self.vjp_inlined.discard(prim)
+        return (V_RULE, a, b, o, None, k)
+
+    # -- validity and binding to a number system
+    def eval_ok(self):
+        return all(eval_rules.get(p) is DEFAULT_EVAL.get(p) for p in self.eval_inlined)
+
+    def vjp_ok(self):
+        return all(vjp_rules.get(p) is DEFAULT_VJP.get(p) for p in self.vjp_inlined)
+
+    @staticmethod
+    def _ns_key(ns):
+        """Number systems of one class and name are interchangeable (their only state is the name's dtype);
+        the functions are in the key so that patching one (the mutation self-test) rebinds the code."""
+        cls = type(ns)
+        return (cls, ns.name) + tuple(getattr(cls, f) for f in FUNCTIONS)
+
+    def bound(self, ns):
+        """The evaluation code with the number system's functions in place of their names."""
+        key = self._ns_key(ns)
+        code = self._bound.get(key)
+        if code is None:
+            fns = {f: getattr(ns, f) for f in FUNCTIONS}
+            code = [(kind, fns[f] if kind in (BIN, UN, DIV, DOM, POW) else f, a, b, o, k)
+                    for kind, f, a, b, o, k in self.code]
+            self._bound[key] = code
+        return code
+
+    def lit_values(self, ns):
+        """The literals as values of ``ns`` at the current precision (cached per precision)."""
+        key = self._ns_key(ns) + (ctx.prec,)
+        vals = self._lit_cache.get(key)
+        if vals is None:
+            vals = self._lit_cache[key] = [ns.const(q) for q in self.lits]
+        return vals
+
+    def cone(self, k):
+        """The steps that step k depends on (sorted), the input variables and the literal slots they read
+        (step k's own included)."""
+        dstep, n = self.def_step, self.n_vars
+        seen, todo, ins, lits = {k}, [k], set(), set()
+        while todo:
+            j = todo.pop()
+            for s in self.slots[j]:
+                if s >= n:
+                    lits.add(s)
+                    continue
+                d = dstep[s]
+                if d < 0:
+                    ins.add(s)
+                elif d not in seen:
+                    seen.add(d)
+                    todo.append(d)
+        seen.discard(k)
+        return sorted(seen), sorted(ins), sorted(lits)
+
+
+def tape_of(program, steps, convention):
+    """The Tape of ``program`` under ``convention`` (cached beside the compiled steps)."""
+    cache = program.__dict__.setdefault("_tapes", {})
+    t = cache.get(convention)
+    if t is None or t.steps is not steps:
+        t = cache[convention] = Tape(program, steps)
+    return t
