@@ -9,7 +9,7 @@ from ..certificates import make
 from ..interpret.evaluate import compiled
 from ..numbers.ball import json_number
 from ..rational import fmt_q
-from ..truth import FALSE, TRUE
+from ..truth import FALSE, TRUE, UNKNOWN
 
 VERDICT = {True: "PROVED", False: "UNDECIDED"}
 
@@ -96,17 +96,25 @@ def clarke_evidence(cl):
 def critical_certificate(c, started=None):
     iset = c.field_result.index
     claim = {"point": [fmt_q(x) for x in iset.point], "scope": iset.scope}
-    result = {"field": [vec(g) for g in c.field], "clarke": None if c.clarke is None else [vec(g) for g in c.clarke],
+    cl, clarke_critical, artificial, error = c.clarke_result, c.clarke_critical, c.artificial, c.clarke_error
+    if cl is not None and not cl.replayable:
+        # decided beyond the linearised cone (issue 9): the checker cannot replay that walk, so the certificate
+        # states the Clarke part as undecided rather than carry evidence nobody can check
+        error = (f"the Clarke walk used decisions the checker cannot replay yet ({', '.join(cl.beyond)}): "
+                 "run `verify critical` for the answer")
+        cl, clarke_critical, artificial = None, None, c.selection.truth & UNKNOWN
+    result = {"field": [vec(g) for g in c.field],
+              "clarke": None if cl is None or c.clarke is None else [vec(g) for g in c.clarke],
               "selection_critical": truth_json(c.selection.truth),
-              "clarke_critical": truth_json(c.clarke_critical.truth), "artificial": truth_json(c.artificial)}
+              "clarke_critical": None if clarke_critical is None else truth_json(clarke_critical.truth),
+              "artificial": None if artificial is None else truth_json(artificial)}
     evidence = {"index": index_evidence(iset), "field_patterns": [[list(p) for p in ps] for ps in
                                                                   c.field_result.patterns_of],
                 "selection": _membership(c.selection),
-                "clarke": clarke_evidence(c.clarke_result) if c.clarke_result is not None else
-                {"undecided": c.clarke_error},
-                "clarke_membership": _membership(c.clarke_critical)}
+                "clarke": clarke_evidence(cl) if cl is not None else {"undecided": error},
+                "clarke_membership": {"undecided": error} if clarke_critical is None else _membership(clarke_critical)}
     decided = None not in (result["selection_critical"], result["clarke_critical"])
-    prec = max(iset.prec or 0, (c.clarke_result.prec if c.clarke_result else 0) or 0) or None
+    prec = max(iset.prec or 0, (cl.prec if cl else 0) or 0) or None
     return make("critical", iset.program, iset.convention, claim, VERDICT[decided], result, evidence,
                 prec, started)
 

@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from ..program import kinks
 from ..interpret.ad import jacobian
 from ..errors import DomainError, InputError, Undecided
-from ..interpret.evaluate import DEFAULT_PREC, PREC_CAP, _precision, coerce_point, compiled, output_values, run
+from ..interpret.evaluate import (DEFAULT_PREC, PREC_CAP, _precision, coerce_point, compiled, forms_of_run,
+                                  output_values, run)
+from ..interpret.forms import TooLarge
 from ..frontends import as_program
 from ..numbers import get_system
 
@@ -38,9 +40,17 @@ def precisions(prec=None, cap=PREC_CAP):
         p = min(2 * p, cap)
 
 
-def _differ(ns, a, b):
-    """1 when a != b is decided, 0 when a == b is decided, None when undecided."""
+def _differ(ns, a, b, forms=None):
+    """1 when a != b is decided, 0 when a == b is decided, None when undecided.  ``forms``: a function
+    returning (Forms, form of a, form of b), called only when the values do not decide (exact forms decide
+    ties that hold by a linear identity, which no ball can)."""
     s = ns.sign(ns.sub(a, b))
+    if s is None and forms is not None:
+        try:
+            F, fa, fb = forms()
+            s = F.sign(F.sub(fa, fb))[0]
+        except TooLarge:
+            s = None
     return None if s is None else int(s != 0)
 
 
@@ -69,8 +79,13 @@ class IndexSet:
 
 
 def _local(program, xs, convention, ns, cap):
-    r = run(program, ns, [ns.const(x) for x in xs], convention)
+    r = run(program, ns, [ns.const(x) for x in xs], convention, inputs=xs)
     cands, undecided = [], []
+
+    def forms(st, i, row):
+        F = forms_of_run(r, inputs=xs)
+        terms, const = st.piece(i).rows[row]
+        return F, F.affine(st.ins, terms, const), F.of_var(st.outs[row])
     for st in (s for s in compiled(program, convention) if s.sel is not None):
         n = st.sel.n_pieces(st.params, len(st.ins))
         if n > PIECE_CAP:
@@ -79,7 +94,8 @@ def _local(program, xs, convention, ns, cap):
         args, val = r.args[st.k], [r.env[o] for o in st.outs]
         ok, unknown = [], []
         for i in range(n):
-            diffs = [_differ(ns, a, b) for a, b in zip(st.piece(i).apply(ns, args), val)]
+            diffs = [_differ(ns, a, b, lambda st=st, i=i, row=row: forms(st, i, row))
+                     for row, (a, b) in enumerate(zip(st.piece(i).apply(ns, args), val))]
             if any(d == 1 for d in diffs):
                 continue
             (unknown if None in diffs else ok).append(i)
@@ -94,8 +110,17 @@ def _local(program, xs, convention, ns, cap):
 
 
 def _global(program, xs, convention, ns, cap, limit):
-    r = run(program, ns, [ns.const(x) for x in xs], convention)
+    r = run(program, ns, [ns.const(x) for x in xs], convention, inputs=xs)
     fx = output_values(r)
+    table = forms_of_run(r, inputs=xs).table        # atoms shared by the forms of every f_sigma at x
+    out_forms = {}
+
+    def forms(rp, o):
+        F = forms_of_run(rp, inputs=xs, table=table)
+        a = rp.program.outputs[o]
+        if "f" not in out_forms:
+            out_forms["f"] = forms_of_run(r, inputs=xs)
+        return F, F.of_atom(a), out_forms["f"].of_atom(a)
     sizes = [s.sel.n_pieces(s.params, len(s.ins)) for s in compiled(program, convention) if s.sel is not None]
     total = math.prod(sizes)
     if total > limit:
@@ -104,13 +129,14 @@ def _global(program, xs, convention, ns, cap, limit):
     found, undecided = [], []
     for pat in itertools.product(*(range(k) for k in sizes)):
         try:
-            rp = run(program, ns, [ns.const(x) for x in xs], convention, pattern=pat)
+            rp = run(program, ns, [ns.const(x) for x in xs], convention, pattern=pat, inputs=xs)
         except DomainError:
             continue      # f_sigma is not defined at x: not in I(x)
         except Undecided as u:
             undecided.append({"pattern": list(pat), "reason": str(u)})
             continue
-        diffs = [_differ(ns, a, b) for a, b in zip(output_values(rp), fx)]
+        diffs = [_differ(ns, a, b, lambda rp=rp, o=o: forms(rp, o))
+                 for o, (a, b) in enumerate(zip(output_values(rp), fx))]
         if any(d == 1 for d in diffs):
             continue
         if None in diffs:
@@ -179,7 +205,7 @@ def field_of(iset, patterns):
             if base is not None:
                 # local scope: every pattern's pieces agree with the primitives at x, so every variable has
                 # the same value under every pattern; only the linear parts differ
-                r = dataclasses.replace(base, pattern=tuple(pat))
+                r = dataclasses.replace(base, pattern=tuple(pat), forms=None)
             else:
                 r = run(program, ns, [ns.const(x) for x in iset.point], convention, pattern=pat)
             jac = jacobian(r, "backward")

@@ -166,7 +166,8 @@ class _Runner:
     # -- exact forms and precision
     def forms(self):
         if self._forms is None:
-            self._forms = Forms(self.program, self.steps, self.ns, self.full, self.chosen, self.tape.def_step)
+            self._forms = Forms(self.program, self.steps, self.ns, self.full, self.chosen, self.tape.def_step,
+                                inputs=self.inputs)
         return self._forms
 
     def args_of(self, k):
@@ -422,13 +423,19 @@ def run(program, ns, xs, convention=kinks.DEFAULT, pattern=None, prec=None, inpu
                full=full, forms=runner._forms, tape=tape)
 
 
-def forms_of_run(r):
-    """The exact forms (forms.py) of a completed Run, created once and kept on it."""
-    F = r.forms
-    if F is None:
-        steps = compiled(r.program, r.convention)
-        env = r.full if r.full is not None else r.env
-        F = r.forms = Forms(r.program, steps, r.ns, env, list(r.pattern), def_steps(r.program, steps))
+def forms_of_run(r, inputs=None, symbolic=False, pattern=None, table=None):
+    """Exact forms (forms.py) over a completed Run's values.  Value forms (the inputs constant when the run or
+    ``inputs`` knows them exactly) are created once and kept on the Run.  ``symbolic=True`` gives forms over
+    input atoms (identities of functions near the point, for the pieces of ``pattern``: by default the
+    run's own) in a fresh object.  ``table``: share atoms with the forms of other runs at the same point."""
+    if not symbolic and r.forms is not None and table is None:
+        return r.forms
+    steps = compiled(r.program, r.convention)
+    env = r.full if r.full is not None else r.env
+    F = Forms(r.program, steps, r.ns, env, list(r.pattern if pattern is None else pattern),
+              def_steps(r.program, steps), inputs=inputs, symbolic=symbolic, table=table)
+    if not symbolic and table is None:
+        r.forms = F
     return F
 
 

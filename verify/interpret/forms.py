@@ -86,14 +86,24 @@ def sign_q(q):
 class Forms:
     """Forms of the variables of one run (memoised).  ``steps``: the compiled steps; ``env``: the run's value
     list (read for exactly known values and to enclose atoms); ``chosen``: the piece index chosen at each
-    nonsmooth equation so far (by position); ``def_step``: the step defining each variable (-1 for inputs)."""
+    nonsmooth equation so far (by position); ``def_step``: the step defining each variable (-1 for inputs).
 
-    def __init__(self, program, steps, ns, env, chosen, def_step, budget=BUDGET):
+    ``inputs`` (the exact point, fmpq): the inputs are constants, so every value computed rationally from them
+    is a constant too (a tie at a rational point is exact).  ``symbolic=True``: inputs are atoms and no value
+    is read as a constant, so a form is an identity of functions of the inputs on the region where the chosen
+    pieces hold (what "identically zero near x" needs), not only of the values at this point."""
+
+    def __init__(self, program, steps, ns, env, chosen, def_step, inputs=None, symbolic=False, table=None,
+                 budget=BUDGET):
         self.program, self.steps, self.ns, self.env, self.chosen = program, steps, ns, env, chosen
         self.def_step = def_step
+        self.inputs = None if symbolic else inputs
+        self.symbolic = symbolic
         self.memo = {}
-        self.atoms = {}            # key -> atom id
-        self.source = []           # atom id -> (var, scale, offset): value(atom) = scale * env[var] + offset
+        # shared by the Forms of runs of one program at one point (their atoms are the same real numbers):
+        # key -> atom id, and atom id -> (env, var, scale, offset) with value(atom) = scale * env[var] + offset
+        self.atoms, self.source = table if table is not None else ({}, [])
+        self.table = (self.atoms, self.source)
         self.budget = budget
         self._pos = None
 
@@ -127,7 +137,7 @@ class Forms:
         a = self.atoms.get(key)
         if a is None:
             a = self.atoms[key] = len(self.source)
-            self.source.append((var, scale, offset))
+            self.source.append((self.env, var, scale, offset))
         return a
 
     @staticmethod
@@ -164,7 +174,7 @@ class Forms:
                 continue
             seen.add(u)
             k = self.def_step[u]
-            if k >= 0 and exact_value(self.env[u]) is None:
+            if k >= 0 and (self.symbolic or exact_value(self.env[u]) is None):
                 for a in self.steps[k].ins:
                     if a.__class__ is int and a not in self.memo and a not in seen:
                         stack.append(a)
@@ -183,10 +193,13 @@ class Forms:
         return self._pos
 
     def _compute(self, u):
-        q = exact_value(self.env[u])
-        if q is not None:
-            return const(q)
         k = self.def_step[u]
+        if not self.symbolic:
+            if k < 0 and self.inputs is not None:
+                return const(self.inputs[u])
+            q = exact_value(self.env[u])
+            if q is not None:
+                return const(q)
         if k < 0:
             return Form({self._atom(("in", u), u, Q1, Q0): Q1}, Q0)
         st = self.steps[k]
@@ -276,17 +289,20 @@ class Forms:
         return Form({self._atom((prim, A.key()), u, Q1, Q0): Q1}, Q0)
 
     # -- switching functions and decisions
+    def sub(self, A, B):
+        return self._lin(((Q1, A), (-Q1, B)), Q0)
+
     def affine(self, ins, terms, c0):
         """The form of sum(c * ins[j] for j, c in terms) + c0 over an equation's input atoms."""
         return self._lin(((c, self.of_atom(ins[j])) for j, c in terms), c0)
 
     def enclose(self, F):
         """F's value in the run's number system, from the atoms' values."""
-        ns, env = self.ns, self.env
+        ns = self.ns
         acc = None
         c0 = F.const
         for a, c in F.terms.items():
-            var, scale, offset = self.source[a]
+            env, var, scale, offset = self.source[a]
             c0 += c * offset
             cs = c * scale
             v = env[var]
