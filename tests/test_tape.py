@@ -2,7 +2,7 @@
 programs both choose the same pattern and compute the same values and gradients, bit for bit (same operations
 in the same order), in exact rationals, balls and floats; a patched rule reaches the lean path too."""
 from flint import arb, ctx, fmpq
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
 
 import verify
 from verify import strategies as S
@@ -46,7 +46,6 @@ def _outcome(P, ns, x, conv, inputs):
     return r.pattern, r.env, vjp(r, one)
 
 
-@settings(max_examples=150, deadline=None)
 @given(st.data())
 def test_lean_and_generic_interpreters_agree(data):
     P = data.draw(S.programs(n_inputs=2, max_eqns=10))

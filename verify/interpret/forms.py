@@ -277,7 +277,7 @@ class Forms:
                 r = _rational_sqrt(c)
                 if r is not None:
                     return const(r)
-        flip = not A.is_const and self._lead(A) < 0
+        flip = (A.const < 0) if A.is_const else (self._lead(A) < 0)     # f(-u) in terms of f(u)
         if flip and prim in _ODD + _EVEN + ("sigmoid",):
             key = (prim, self._scale(A, -Q1).key())
             if prim in _EVEN:
