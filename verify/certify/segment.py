@@ -169,6 +169,8 @@ def partition_evidence(part):
         j = {"kind": c.kind, "lo": fmt_q(c.lo), "hi": fmt_q(c.hi)}
         if c.kind == "region":
             j["pattern"], j["known"] = list(c.pattern), [list(k) for k in c.known]
+            if c.exact:         # decided exactly (issue 9): the checker's ball replay leaves these undecided
+                j["exact"] = [list(e) for e in c.exact]
         elif c.kind == "simple":
             j["switch"], j["signs"], j["patterns"] = list(c.switch), list(c.signs), [list(p) for p in c.patterns]
         else:
