@@ -158,18 +158,18 @@ def test_escalation_decides_a_near_tie_and_reports_the_precision():
 def test_escalation_replays_only_the_cone():
     from verify.interpret import evaluate as E
     calls = []
-    good = E._Runner.replay
+    good = E._Runner.replay_steps
 
-    def counting(self, j):
-        calls.append(j)
-        return good(self, j)
+    def counting(self, js):
+        calls.extend(js)
+        return good(self, js)
     P = verify.parse(NEAR.format(eps=f"1/{2 ** 400}") + " + " + " + ".join(f"sin(y * {k})" for k in range(1, 30)))
     eps = fmpq(1, 2 ** 400)
-    E._Runner.replay = counting
+    E._Runner.replay_steps = counting
     try:
         g = verify.grad(P, [T + eps, T], number="ball")
     finally:
-        E._Runner.replay = good
+        E._Runner.replay_steps = good
     assert g.pattern == (1,)
     cone = {k for k, e in enumerate(P.eqns) if e.prim in ("exp", "sub")}
     assert set(calls) <= cone and calls

@@ -21,7 +21,8 @@ from ..rational import parse_point
 from .forms import Forms, TooLarge
 from .tape import def_steps, tape_of  # noqa: F401  (def_steps is part of this module's interface)
 
-Q0 = fmpq(0)
+Q0, Q1 = fmpq(0), fmpq(1)
+FORMS_FIRST = 2000      # an undecided sign whose cone has at most this many steps tries the full forms first
 
 DEFAULT_PREC = 128
 PREC_CAP = 4096
@@ -147,7 +148,8 @@ class _Runner:
     """One evaluation (Algorithm 1).  Signs are decided by the values first; when they cannot decide, by the
     exact forms (forms.py), then by re-evaluating only the undecided equation's dependency cone at a higher
     precision (``escalating``: balls at any precision are sound enclosures, and decisions already made stay
-    valid), starting at the precision the last escalation of this program needed."""
+    valid), four times the bits at each step, starting at the precision the last escalation of this program
+    needed."""
 
     def __init__(self, program, steps, tape, ns, full, frozen, inputs, cap):
         self.program, self.steps, self.tape, self.ns, self.full = program, steps, tape, ns, full
@@ -162,6 +164,7 @@ class _Runner:
         self.inputs = inputs
         self.escalating = (ns.name in ("ball", "exact") and inputs is not None and tape is not None)
         self.cur, self.cache = -1, {}
+        self.code = None            # the bound tape, when the run is lean
 
     # -- exact forms and precision
     def forms(self):
@@ -174,56 +177,101 @@ class _Runner:
         full = self.full
         return [full[s] for s in self.tape.slots[k]]
 
-    def resolve(self, k, value, form):
-        """The sign of a quantity of step k that its value (``value()``, recomputed on demand) does not decide:
-        from its exact form (``form()``), else from the values of step k's dependency cone at higher precision.
-        None when nothing decides it."""
+    def resolve(self, k, value, form, quick):
+        """The sign of a quantity of step k that its value (``value()``, recomputed on demand) does not decide,
+        or None when nothing decides it.  In order of cost: the quick exact form (``quick()``, a sweep of the
+        linear cone), the full exact form (``form()``) when the cone is small, then the cone re-evaluated at
+        higher precision, with the full form tried once after the first escalation (a near tie needs bits, an
+        identity needs algebra: neither pays much for the other)."""
         ns = self.ns
         s = ns.sign(value())
         if s is not None:
             return s
-        F = None
+        F, tried = None, not self.use_forms
         if self.use_forms:
             try:
-                F = form()
-                s = self.forms().sign(F)[0]
+                s = self.forms().sign(quick())[0]
             except TooLarge:
-                F = None
+                s = None
             if s is not None:
                 return s
+            if not self.escalating or len(self.tape.cone(k)) <= FORMS_FIRST:
+                F, s, tried = self.full_sign(form)
+                if s is not None:
+                    return s
         while self.escalating and self.hp < self.cap:
             self.escalate_cone(k)
             with ctx.workprec(self.hp):
                 s = ns.sign(value())
                 if s is None and F is not None:
                     s = self.forms().sign(F)[0]
+                if s is None and not tried:
+                    F, s, tried = self.full_sign(form)
             if s is not None:
                 return s
         return None
 
+    def full_sign(self, form):
+        """(form, its sign or None, True) for the full exact form; (None, None, True) when it is too large."""
+        try:
+            F = form()
+            return F, self.forms().sign(F)[0], True
+        except TooLarge:
+            return None, None, True
+
     def escalate_cone(self, k):
         """Recompute the values step k depends on at the next precision (the hint of a previous run first)."""
         tape, ns, full = self.tape, self.ns, self.full
-        p = min(max(2 * self.hp, tape.hint.get(ns.name, 0)), self.cap)
-        steps, ins, lits = tape.cone(k)
+        p = min(max(4 * self.hp, tape.hint.get(ns.name, 0)), self.cap)
+        steps = tape.cone(k)
         with ctx.workprec(p):
             if ns.name == "ball":
-                for i in ins:
+                for i in range(tape.n_inputs):
                     full[i] = ns.const(self.inputs[i])
-            n = tape.n_vars
-            for s in lits:
-                full[s] = ns.const(tape.lits[s - n])
-            for j in steps:
-                if self.step_prec.get(j, self.base) >= p:
-                    continue
-                self.replay(j)
+            full[tape.n_vars:] = tape.lit_values(ns)        # every literal, at the new precision
+            sp = self.step_prec
+            todo = [j for j in steps if sp.get(j, 0) < p] if sp else steps
+            self.replay_steps(todo)
+            for j in todo:
                 self.step_prec[j] = p
         self.hp = p
         tape.hint[ns.name] = max(tape.hint.get(ns.name, 0), p)
+        if 2 * len(steps) >= len(self.steps):
+            # most of the program had to be recomputed: its next run starts at this precision
+            tape.start[ns.name] = max(tape.start.get(ns.name, 0), p)
+
+    def replay_steps(self, js):
+        """Recompute the steps ``js`` (in order) at the current precision with the pieces already chosen (no
+        decision is made again: every sign used was decided, and stays true): along the tape when the run is
+        lean, else one step at a time."""
+        if self.code is not None:
+            self.replay_lean([self.code[j] for j in js])
+        else:
+            for j in js:
+                self.replay(j)
+
+    def replay_lean(self, code):
+        full, chosen, ns = self.full, self.chosen, self.ns
+        neg, mul = ns.neg, ns.mul
+        zero = ns.const(Q0)
+        for kind, f, a, b, o, k in code:
+            if kind == 0 or kind == 4:              # BIN, DIV
+                full[o] = f(full[a], full[b])
+            elif kind == 1 or kind == 5:            # UN, DOM
+                full[o] = f(full[a])
+            elif kind == 2:                         # SLOPE
+                u = full[a]
+                mode, cs = f[1][chosen[f[0]]]
+                full[o] = u if mode == 1 else (zero if mode == 0 else (neg(u) if mode == -1 else mul(full[cs], u)))
+            elif kind == 6:                         # POW
+                full[o] = f(full[a], b)
+            elif kind == 3 and chosen[f[0]] < 2:    # EXT2, one argument chosen
+                full[o] = full[b] if chosen[f[0]] else full[a]
+            else:
+                self.replay(k)
 
     def replay(self, j):
-        """Recompute step j at the current precision with the piece already chosen (no decision is made
-        again: every sign used was decided, and stays true)."""
+        """Recompute step j at the current precision with the piece already chosen."""
         st, ns, full = self.steps[j], self.ns, self.full
         args = self.args_of(j)
         if st.sel is not None:
@@ -248,7 +296,8 @@ class _Runner:
             terms, const = st.switches[j]
             ns = self.ns
             s = self.resolve(k, lambda: affine(ns, terms, const, self.args_of(k)),
-                             lambda: self.forms().affine(st.ins, terms, const))
+                             lambda: self.forms().affine(st.ins, terms, const),
+                             lambda: self.forms().quick(st.ins, terms, const))
             if s is None:
                 e = self.program.eqns[k]
                 raise self.undecided(f"cannot decide the sign of {_switch_text(self.program, e, terms, const)}")
@@ -285,7 +334,8 @@ class _Runner:
         j, allowed, need = _DOMAIN[st.prim]
         slot = self.tape.slots[k][j]
         atom = st.ins[j]
-        s = self.resolve(k, lambda: self.full[slot], lambda: self.forms().of_atom(atom))
+        s = self.resolve(k, lambda: self.full[slot], lambda: self.forms().of_atom(atom),
+                         lambda: self.forms().quick((atom,), ((0, Q1),), Q0))
         x = self.full[slot]
         if s is None:
             raise self.undecided(f"cannot decide whether {_show(ns, x)} is allowed ({need})")
@@ -408,14 +458,20 @@ def run(program, ns, xs, convention=kinks.DEFAULT, pattern=None, prec=None, inpu
             if type(i) is not int or not 0 <= i < n:
                 raise InputError(f"pattern entry {i!r} for {_where(program, st.k)} must be a piece index 0..{n - 1}")
     tape = tape_of(program, steps, convention)
+    if inputs is None and ns.name == "exact" and all(x.__class__ is fmpq for x in xs):
+        inputs = xs
+    start = tape.start.get(ns.name, 0)
+    if start > ctx.prec and inputs is not None and ns.name in ("ball", "exact") and start <= cap:
+        # the last run of this program recomputed most of it at ``start`` bits: begin there
+        with ctx.workprec(start):
+            return run(program, ns, [ns.const(x) for x in inputs], convention, pattern, start, inputs, cap)
     lean = getattr(ns, "native", False) and tape.eval_ok()
     lits = tape.lit_values(ns) if lean else [ns.const(q) for q in tape.lits]
     full = list(xs) + [None] * (program.n_vars - program.n_inputs) + lits
-    if inputs is None and ns.name == "exact" and all(x.__class__ is fmpq for x in xs):
-        inputs = xs
     runner = _Runner(program, steps, tape, ns, full, pattern, inputs, cap)
     if lean:
-        runner.lean(tape.bound(ns))
+        runner.code = tape.bound(ns)
+        runner.lean(runner.code)
     else:
         runner.generic()
     used = prec if runner.hp == runner.base else runner.hp

@@ -19,6 +19,19 @@ Forms are computed lazily, only when a sign is undecided in balls: they depend o
 and the pieces already chosen, so a run with no undecided sign pays nothing.  ``Forms.sign`` decides a form
 exactly when it is constant, else from an enclosure of ``sum c_i * value(atom_i) + const`` computed in the
 run's number system (tighter than the run's own value: the dependency on repeated atoms is gone).
+
+Two ways to compute them, cheap first:
+
+- ``quick``: a reverse sweep from the switching function down its *linear* cone (sums, scalings, pieces),
+  latest variable first so that every variable is substituted once with its total coefficient (that is where
+  u - u cancels); every nonlinear result it reaches is an atom, and two such atoms are merged when they are
+  the same expression (same primitive, params and chosen piece, operands the same variables or, recursively,
+  the same expressions): the same subexpression computed twice.  Its cost is the size of the linear cone
+  plus the part where two compared expressions differ, without storing a form per variable.
+- ``of_var`` (full forms): forms of every variable of the cone, memoised, nonlinear atoms keyed by the exact
+  forms of their operands, so tanh(u + 0) and tanh(u) or exp(2 x) and exp(x + x) are the same atom.  A form
+  with more than MAX_TERMS terms is replaced by its value-number atom (a running sum over a whole program
+  would otherwise cost quadratic time): an identity that cancels inside such a sum is missed, never claimed.
 """
 from flint import arb, fmpq
 
@@ -26,6 +39,8 @@ from ..numbers.ball import arb_exact_q
 
 Q0, Q1 = fmpq(0), fmpq(1)
 BUDGET = 2_000_000            # terms created per Forms object before giving up (the answer is then "undecided")
+MAX_TERMS = 48                # a larger full form is replaced by its variable's value-number atom
+QUICK_BUDGET = 200_000        # substitutions per quick sweep
 _ODD = ("sin", "tanh")
 _EVEN = ("cos",)
 
@@ -106,6 +121,7 @@ class Forms:
         self.table = (self.atoms, self.source)
         self.budget = budget
         self._pos = None
+        self._vn, self._vn_ids, self._same = {}, {}, {}
 
     # -- building blocks
     def _spend(self, n):
@@ -180,8 +196,206 @@ class Forms:
                         stack.append(a)
         for u in order:
             if u not in self.memo:
-                self.memo[u] = self._compute(u)
+                F = self._compute(u)
+                if len(F.terms) > MAX_TERMS:
+                    F = Form({self._atom(("vn", self.vn(u)), u, Q1, Q0): Q1}, Q0)
+                self.memo[u] = F
         return self.memo[v]
+
+    # -- value numbers
+    def _known(self, u):
+        """The exact value of variable u when the run knows it (an input of the exact point, an exact value),
+        else None; always None for symbolic forms."""
+        if self.symbolic:
+            return None
+        if self.def_step[u] < 0 and self.inputs is not None:
+            return self.inputs[u]
+        return exact_value(self.env[u])
+
+    def vn(self, v):
+        """The value number of variable v: equal numbers mean the same expression of the inputs (with the same
+        pieces), hence the same value."""
+        out = self._vn.get(v)
+        if out is not None:
+            return out
+        stack = [v]
+        while stack:
+            u = stack[-1]
+            if u in self._vn:
+                stack.pop()
+                continue
+            k = self.def_step[u]
+            q = self._known(u)
+            if q is not None:
+                key = ("q", _qk(q))
+            elif k < 0:
+                key = ("in", u)
+            else:
+                st = self.steps[k]
+                todo = [a for a in st.ins if a.__class__ is int and a not in self._vn]
+                if todo:
+                    stack.extend(todo)
+                    continue
+                ops = tuple(("q", _qk(a.value)) if a.__class__ is not int else self._vn[a] for a in st.ins)
+                if st.prim in ("add", "mul"):
+                    ops = tuple(sorted(ops, key=repr))
+                piece = None
+                if st.sel is not None:
+                    piece = (self.chosen[self._positions()[k]], st.outs.index(u))
+                params = tuple(sorted((n, repr(x)) for n, x in st.params.items()))
+                key = (st.prim, params, piece, ops)
+            stack.pop()
+            self._vn[u] = self._vn_ids.setdefault(key, len(self._vn_ids))
+        return self._vn[v]
+
+    # -- the quick sweep
+    def quick(self, ins, terms, c0):
+        """The form of sum(c * ins[j]) + c0 by the reverse sweep over its linear cone (see the module
+        docstring)."""
+        import heapq
+        coef, heap, c = {}, [], fmpq(c0)
+        for j, cj in terms:
+            a = ins[j]
+            if a.__class__ is int:
+                if a not in coef:
+                    heapq.heappush(heap, -a)
+                coef[a] = coef.get(a, Q0) + cj
+            else:
+                c += cj * a.value
+        atoms = {}                  # atom variable -> coefficient
+        budget = QUICK_BUDGET
+        while heap:
+            u = -heapq.heappop(heap)
+            cu = coef.pop(u)
+            if cu == 0:
+                continue
+            budget -= 1
+            if budget < 0:
+                raise TooLarge("the linear cone is too large for the quick sweep")
+            q = self._known(u)
+            if q is not None:
+                c += cu * q
+                continue
+            lin = self._linear(u)
+            if lin is None:
+                atoms[u] = atoms.get(u, Q0) + cu
+                continue
+            pairs, k0 = lin
+            c += cu * k0
+            for cj, a in pairs:
+                if a.__class__ is not int:
+                    c += cu * cj * a.value
+                    continue
+                if a not in coef:
+                    heapq.heappush(heap, -a)
+                coef[a] = coef.get(a, Q0) + cu * cj
+        # merge atoms that are the same expression
+        groups = {}
+        for u in atoms:
+            groups.setdefault(self._shape(u), []).append(u)
+        for members in groups.values():
+            for i, u in enumerate(members):
+                if atoms.get(u, Q0) == 0:
+                    continue
+                for v in members[i + 1:]:
+                    if atoms.get(v, Q0) != 0 and self.same(u, v):
+                        atoms[u] += atoms.pop(v)
+        out = {}
+        for u, x in atoms.items():
+            if x != 0:
+                out[self._atom(("var", u), u, Q1, Q0)] = x
+        return Form(out, c)
+
+    def _shape(self, u):
+        k = self.def_step[u]
+        if k < 0:
+            return ("in", u)
+        st = self.steps[k]
+        return (st.prim, len(st.ins), st.outs.index(u))
+
+    def same(self, u, v):
+        """True when variables u and v are proved to be the same expression of the inputs (hence the same
+        value); False means not proved."""
+        memo = self._same
+        todo = [(u, v)]
+        pending = []                # pairs to confirm once every pair they need is confirmed
+        while todo:
+            a, b = todo.pop()
+            if a == b or memo.get((a, b)):
+                continue
+            if (a, b) in memo:
+                return False
+            ka, kb = self.def_step[a], self.def_step[b]
+            qa, qb = self._known(a), self._known(b)
+            if qa is not None or qb is not None:
+                if qa is None or qb is None or qa != qb:
+                    memo[(a, b)] = False
+                    return False
+                continue
+            if ka < 0 or kb < 0:
+                memo[(a, b)] = False
+                return False
+            sa, sb = self.steps[ka], self.steps[kb]
+            if sa.prim != sb.prim or sa.params != sb.params or sa.outs.index(a) != sb.outs.index(b) or \
+                    len(sa.ins) != len(sb.ins):
+                memo[(a, b)] = False
+                return False
+            if sa.sel is not None:
+                pos = self._positions()
+                if self.chosen[pos[ka]] != self.chosen[pos[kb]]:
+                    memo[(a, b)] = False
+                    return False
+            pairs = list(zip(sa.ins, sb.ins))
+            if sa.prim in ("add", "mul") and not self._operands_match(pairs):
+                pairs = list(zip(sa.ins, reversed(sb.ins)))
+            for x, y in pairs:
+                if x.__class__ is not int or y.__class__ is not int:
+                    if x.__class__ is int or y.__class__ is int or x.value != y.value:
+                        memo[(a, b)] = False
+                        return False
+                elif x != y:
+                    todo.append((x, y))
+            pending.append((a, b))
+            if len(pending) > QUICK_BUDGET:
+                return False
+        for pair in pending:
+            memo[pair] = True
+        return True
+
+    @staticmethod
+    def _operands_match(pairs):
+        return all(x == y if x.__class__ is int and y.__class__ is int else
+                   (x.__class__ is not int and y.__class__ is not int and x.value == y.value) for x, y in pairs)
+
+    def _linear(self, u):
+        """u's definition as ([(coefficient, atom)], constant) when it is affine in its operands (sums, a
+        product or quotient by a literal or an exactly known value, powers 0 and 1, a piece), else None."""
+        k = self.def_step[u]
+        if k < 0:
+            return None
+        st = self.steps[k]
+        ins = st.ins
+        if st.sel is not None:
+            tm, c0 = st.piece(self.chosen[self._positions()[k]]).rows[st.outs.index(u)]
+            return [(cj, ins[j]) for j, cj in tm], c0
+        prim = st.prim
+        if prim == "add":
+            return [(Q1, ins[0]), (Q1, ins[1])], Q0
+        if prim == "sub":
+            return [(Q1, ins[0]), (-Q1, ins[1])], Q0
+        if prim == "neg":
+            return [(-Q1, ins[0])], Q0
+        if prim == "pow" and st.params["n"] in (0, 1):
+            return ([], Q1) if st.params["n"] == 0 else ([(Q1, ins[0])], Q0)
+        if prim in ("mul", "div"):
+            qs = [a.value if a.__class__ is not int else self._known(a) for a in ins]
+            if prim == "mul" and qs[0] is not None:
+                return [(qs[0], ins[1])], Q0
+            if prim == "mul" and qs[1] is not None:
+                return [(qs[1], ins[0])], Q0
+            if prim == "div" and qs[1] is not None and qs[1] != 0:
+                return [(1 / qs[1], ins[0])], Q0
+        return None
 
     def _positions(self):
         if self._pos is None:

@@ -123,6 +123,8 @@ class Tape:
         self.n_slots = self.n_vars + len(self.lits)
         self._bound, self._bound_v, self._lit_cache = {}, {}, {}
         self.hint = {}           # number system name -> the precision the last escalation needed
+        self.start = {}          # number system name -> the precision a run starts at (see evaluate.run)
+        self._cones = {}
 
     def _vjp_code(self, st, slots, isvar, o, k):
         prim = st.prim
@@ -188,24 +190,28 @@ class Tape:
         return vals
 
     def cone(self, k):
-        """The steps that step k depends on (sorted), the input variables and the literal slots they read
-        (step k's own included)."""
-        dstep, n = self.def_step, self.n_vars
-        seen, todo, ins, lits = {k}, [k], set(), set()
-        while todo:
-            j = todo.pop()
-            for s in self.slots[j]:
-                if s >= n:
-                    lits.add(s)
-                    continue
-                d = dstep[s]
-                if d < 0:
-                    ins.add(s)
-                elif d not in seen:
-                    seen.add(d)
-                    todo.append(d)
-        seen.discard(k)
-        return sorted(seen), sorted(ins), sorted(lits)
+        """The steps that step k depends on, in order (cached: it depends on the program only).  When the search
+        has visited a third of the steps before k, it stops and returns all of them: replaying a few steps too
+        many costs less than finishing a search in Python."""
+        c = self._cones.get(k)
+        if c is None:
+            dstep, n, slots = self.def_step, self.n_vars, self.slots
+            seen = bytearray(k + 1)
+            todo = [k]
+            budget = k // 3
+            while todo:
+                for s in slots[todo.pop()]:
+                    if s < n:
+                        d = dstep[s]
+                        if d >= 0 and not seen[d]:
+                            seen[d] = 1
+                            todo.append(d)
+                            budget -= 1
+                if budget < 0:
+                    c = self._cones[k] = list(range(k))
+                    return c
+            c = self._cones[k] = [j for j in range(k) if seen[j]]
+        return c
 
 
 def tape_of(program, steps, convention):
