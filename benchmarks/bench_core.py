@@ -13,8 +13,9 @@ Two program families (every row of the table says which one it uses):
 Operands are drawn among the 16 most recently defined variables (an input now and then; the oldest unused
 variable first, so there is no dead code); every 8 steps a residual sum acc = acc + latest is updated and
 acc is the output, so the backward pass reaches most of the program (the table's notes give the share).
-Times are medians over --repeat runs (time.perf_counter, garbage collector off as in timeit), after an
-untimed warm-up; compiling a program's steps happens once per program and is its own row.
+Times are minima over --repeat runs (time.perf_counter, garbage collector off, as timeit recommends: on a
+shared machine the minimum is the least disturbed figure), after an untimed warm-up; compiling a program's
+steps happens once per program and is its own row.
 
 A *bare tape* baseline does the same arithmetic with nothing else: a list of (kind, function, input slots,
 output slot) tuples walked by one loop that decides kinks by Python comparisons, and a reverse loop for the
@@ -32,7 +33,6 @@ import argparse
 import gc
 import operator
 import random
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -168,7 +168,7 @@ def random_point(seed):
 # ------------------------------------------------------------------------------------------- timing
 
 def timed(fn, repeat):
-    """(median seconds, last result) over ``repeat`` calls of fn(), garbage collector off (as timeit)."""
+    """(minimum seconds, last result) over ``repeat`` calls of fn(), garbage collector off (as timeit)."""
     ts, out = [], None
     for _ in range(repeat):
         out = None
@@ -180,7 +180,7 @@ def timed(fn, repeat):
             ts.append(time.perf_counter() - t)
         finally:
             gc.enable()
-    return statistics.median(ts), out
+    return min(ts), out
 
 
 def ball_eval_and_vjp(P, x, repeat):
@@ -237,7 +237,7 @@ def torch_forward_backward(P, x, repeat):
         t_b, grads = timed(lambda: torch.autograd.grad(y, xs), 1)
         fwd.append(t_f)
         bwd.append(t_b)
-    return statistics.median(fwd), statistics.median(bwd), [float(g) for g in grads]
+    return min(fwd), min(bwd), [float(g) for g in grads]
 
 
 # ------------------------------------------------------------------------------------------ bare tape
@@ -282,10 +282,11 @@ def bare_grad(P, code, lits, xs, zero, one, half=None):
             env[o] = u.tanh() if f == "tanh" else (u.exp() if f == "exp" else one / (one + (-u).exp()))
         elif k == 2:
             u = env[a]
-            if u > 0:
+            s = u.p if exact else u              # an fmpq's sign is its numerator's (and faster to read)
+            if s > 0:
                 env[o] = u
                 push(1)
-            elif u < 0:
+            elif s < 0:
                 env[o] = zero
                 push(0)
             elif exact:                 # torch: relu'(0) = 0
@@ -295,10 +296,11 @@ def bare_grad(P, code, lits, xs, zero, one, half=None):
                 raise ValueError("an undecided sign")
         elif k == 3:
             u = env[a]
-            if u > 0:
+            s = u.p if exact else u
+            if s > 0:
                 env[o] = u
                 push(1)
-            elif u < 0:
+            elif s < 0:
                 env[o] = -u
                 push(0)
             elif exact:                 # torch: abs'(0) = 0
@@ -309,10 +311,11 @@ def bare_grad(P, code, lits, xs, zero, one, half=None):
         else:
             u, v = env[a], env[b]
             d = u - v
-            if d > 0:
+            s = d.p if exact else d
+            if s > 0:
                 env[o] = u
                 push(0)
-            elif d < 0:
+            elif s < 0:
                 env[o] = v
                 push(1)
             elif exact:                 # torch: a tie splits
@@ -377,7 +380,7 @@ def main():
     ap.add_argument("--sizes", default="1000,10000,100000",
                     help="comma-separated numbers of equations N (default 1000,10000,100000)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the random programs and point (default 0)")
-    ap.add_argument("--repeat", type=int, default=3, help="timed runs per measurement; the median is shown")
+    ap.add_argument("--repeat", type=int, default=5, help="timed runs per measurement; the minimum is shown")
     ap.add_argument("--no-torch", action="store_true", help="skip the torch comparison")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -389,7 +392,7 @@ def main():
 
     x = random_point(args.seed)
     print(f"point x = ({', '.join(str(q) for q in x)}), {N_INPUTS} inputs, operand window {WINDOW}, "
-          f"ball precision {PREC} bits, median of {args.repeat}")
+          f"ball precision {PREC} bits, minimum of {args.repeat}")
     rows, notes, checks = [], [], []
 
     def row(n, prog, system, what, secs):

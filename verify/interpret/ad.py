@@ -105,7 +105,7 @@ def _lean_vjp(r, tape, cotangents):
     prog, ns = r.program, r.ns
     full, pat, steps = r.full, r.pattern, tape.steps
     add, sub, mul, neg = ns.add, ns.sub, ns.mul, ns.neg
-    one = ns.const(fmpq(1))
+    one, half = ns.const(fmpq(1)), ns.const(fmpq(1, 2))
     CT = [None] * tape.n_slots
     for a, c in zip(prog.outputs, cotangents):
         if a.__class__ is int and c is not None:
@@ -138,8 +138,12 @@ def _lean_vjp(r, tape, cotangents):
             CT[a] = g if t is None else add(t, g)
         elif vk == V_EXT2:
             i = pat[x]
-            if i > 1:
-                _nonsmooth_vjp(ns, steps[k], tape.slots[k], pat[x], CT)
+            if i > 1:                   # the mean of both (a split tie): 1/2 to each, as the piece says
+                g = mul(half, c)
+                t = CT[a]
+                CT[a] = g if t is None else add(t, g)
+                t = CT[b]
+                CT[b] = g if t is None else add(t, g)
                 continue
             j = b if i else a
             t = CT[j]

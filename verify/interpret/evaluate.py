@@ -21,7 +21,7 @@ from ..rational import parse_point
 from .forms import Forms, TooLarge
 from .tape import def_steps, tape_of  # noqa: F401  (def_steps is part of this module's interface)
 
-Q0, Q1 = fmpq(0), fmpq(1)
+Q0, Q1, HALF = fmpq(0), fmpq(1), fmpq(1, 2)
 FORMS_FIRST = 2000      # an undecided sign whose cone has at most this many steps tries the full forms first
 
 DEFAULT_PREC = 128
@@ -259,13 +259,13 @@ class _Runner:
                 full[o] = f(full[a], full[b])
             elif kind == 1 or kind == 5:            # UN, DOM
                 full[o] = f(full[a])
-            elif kind == 2:                         # SLOPE
+            elif kind == 2 or kind == 9:            # SLOPE
                 u = full[a]
                 mode, cs = f[1][chosen[f[0]]]
                 full[o] = u if mode == 1 else (zero if mode == 0 else (neg(u) if mode == -1 else mul(full[cs], u)))
             elif kind == 6:                         # POW
                 full[o] = f(full[a], b)
-            elif kind == 3 and chosen[f[0]] < 2:    # EXT2, one argument chosen
+            elif (kind == 3 or kind == 10) and chosen[f[0]] < 2:    # EXT2, one argument chosen
                 full[o] = full[b] if chosen[f[0]] else full[a]
             else:
                 self.replay(k)
@@ -381,8 +381,44 @@ class _Runner:
                     push(i)
                     mode, cs = f[1][i]
                     full[o] = u if mode == 1 else (zero if mode == 0 else (neg(u) if mode == -1 else mul(full[cs], u)))
+                elif kind == 9:                     # SLOPEQ: the exact system
+                    u = full[a]
+                    if frozen is not None:
+                        i = frozen[f[0]]
+                    elif u.__class__ is fmpq:
+                        p = u.p
+                        i = 1 if p > 0 else (0 if p < 0 else f[2])
+                    elif u > 0:
+                        i = 1
+                    elif u < 0:
+                        i = 0
+                    else:
+                        i = self.slope_tie(k)
+                        u = full[a]
+                    push(i)
+                    mode, cs = f[1][i]
+                    full[o] = u if mode == 1 else (zero if mode == 0 else (neg(u) if mode == -1 else mul(full[cs], u)))
                 elif kind == 1:                     # UN
                     full[o] = f(full[a])
+                elif kind == 10:                    # EXT2Q: the exact system
+                    if frozen is not None:
+                        self.nonsmooth(k)
+                        continue
+                    x0 = full[a]
+                    x1 = full[b]
+                    d = sub(x0, x1)
+                    if d.__class__ is fmpq:
+                        p = d.p
+                        i = f[1] if p > 0 else (1 - f[1] if p < 0 else f[2])
+                    elif d > 0:
+                        i = f[1]
+                    elif d < 0:
+                        i = 1 - f[1]
+                    else:
+                        self.nonsmooth(k)
+                        continue
+                    push(i)
+                    full[o] = x0 if i == 0 else (x1 if i == 1 else (x0 + x1) * HALF)
                 elif kind == 3:                     # EXT2
                     if frozen is not None:
                         self.nonsmooth(k)

@@ -19,8 +19,8 @@ from flint import ctx, fmpq
 from ..program.prims import eval_rules, vjp_rules
 from ..program.prims.nonsmooth import Extremum, Slopes
 
-# evaluation kinds
-BIN, UN, SLOPE, EXT2, DIV, DOM, POW, NONS, RULE = range(9)
+# evaluation kinds (SLOPEQ, EXT2Q: SLOPE, EXT2 for the exact system, signs read from the numerator of an fmpq)
+BIN, UN, SLOPE, EXT2, DIV, DOM, POW, NONS, RULE, SLOPEQ, EXT2Q = range(11)
 # backward kinds
 (V_MULA, V_ADD, V_SUB, V_SLOPE, V_EXT2, V_MUL, V_TANH, V_SIGMOID, V_EXP, V_ADD1, V_SUBA, V_SUBB, V_MULB, V_NEG,
  V_DIV, V_SIN, V_COS, V_LOG, V_SQRT, V_POW, V_NONS, V_RULE, V_SKIP) = range(23)
@@ -32,6 +32,10 @@ _V_UNARY = {"tanh": V_TANH, "sigmoid": V_SIGMOID, "exp": V_EXP, "neg": V_NEG, "s
             "log": V_LOG, "sqrt": V_SQRT}
 FUNCTIONS = ("add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid",
              "const")
+
+
+def _zero(j):
+    return 0
 
 
 def def_steps(program, steps):
@@ -108,11 +112,13 @@ class Tape:
                     assert c0 == 0
                     mode = 1 if c == 1 else (0 if c == 0 else (-1 if c == -1 else 2))
                     modes.append((mode, lit(c) if mode == 2 else 0))
-                code.append((SLOPE, (m, tuple(modes)), a, b, o, k))
+                tie = st.sel.choose(st.params, 1, _zero)       # the piece at u = 0
+                code.append((SLOPE, (m, tuple(modes), tie), a, b, o, k))
                 vcode.append((V_SLOPE, a, b, o, (m, tuple(modes)), k) if isvar[0] else (V_SKIP, 0, 0, o, None, k))
             elif type(st.sel) is Extremum and len(st.ins) == 2 and len(st.switches[0][0]) == 2:
                 flag = 0 if st.sel.direction == 1 else 1
-                code.append((EXT2, (m, flag), a, b, o, k))
+                tie = st.sel.choose(st.params, 2, _zero)       # the piece at a tie: 0, 1 or 2 (the mean)
+                code.append((EXT2, (m, flag, tie), a, b, o, k))
                 vcode.append((V_EXT2, a, b, o, m, k) if all(isvar) else (V_NONS, a, b, o, m, k))
             else:
                 code.append((NONS, m, a, b, o, k))
@@ -176,7 +182,8 @@ class Tape:
         code = self._bound.get(key)
         if code is None:
             fns = {f: getattr(ns, f) for f in FUNCTIONS}
-            code = [(kind, fns[f] if kind in (BIN, UN, DIV, DOM, POW) else f, a, b, o, k)
+            exact = {SLOPE: SLOPEQ, EXT2: EXT2Q} if ns.name == "exact" else {}
+            code = [(exact.get(kind, kind), fns[f] if kind in (BIN, UN, DIV, DOM, POW) else f, a, b, o, k)
                     for kind, f, a, b, o, k in self.code]
             self._bound[key] = code
         return code
