@@ -1,13 +1,14 @@
 """The lean tape interpreter (verify/interpret/tape.py) against the generic rule-table interpreter: on random
-programs both choose the same pattern and compute the same values and gradients, bit for bit (same operations
-in the same order), in exact rationals, balls and floats; a patched rule reaches the lean path too."""
+programs both choose the same pattern and compute the same values, backward and forward derivatives, bit for
+bit (same operations in the same order), in exact rationals, balls and floats; a patched rule reaches the lean
+path too."""
 from flint import arb, ctx, fmpq
 from hypothesis import given, strategies as st
 
 import verify
 from verify import strategies as S
 from verify.errors import DomainError, Undecided
-from verify.interpret.ad import vjp
+from verify.interpret.ad import jvp, vjp
 from verify.interpret.evaluate import run
 from verify.numbers import get_system
 from verify.numbers.ball import BallSystem
@@ -43,7 +44,9 @@ def _outcome(P, ns, x, conv, inputs):
     except (DomainError, Undecided) as e:
         return type(e).__name__, str(e)
     one = [ns.const(fmpq(1)) if k == 0 else None for k in range(P.n_outputs)]
-    return r.pattern, r.env, vjp(r, one)
+    fwd = [t for i in range(P.n_inputs) for t in jvp(r, [ns.const(fmpq(1)) if j == i else None
+                                                       for j in range(P.n_inputs)])]
+    return r.pattern, r.env, vjp(r, one) + fwd
 
 
 @given(st.data())

@@ -40,6 +40,9 @@ def _linear(ns, terms, ts):
 
 def jvp(r, tangents):
     """Output tangents (None = 0) of the Run ``r`` for input tangents (a list, None = 0)."""
+    tape = r.tape
+    if tape is not None and r.full is not None and getattr(r.ns, "native", False) and tape.jvp_ok():
+        return _lean_jvp(r, tape, tangents)
     prog, ns = r.program, r.ns
     steps = compiled(prog, r.convention)
     T = list(tangents) + [None] * (prog.n_vars - prog.n_inputs)
@@ -199,6 +202,84 @@ def _lean_vjp(r, tape, cotangents):
                     t = CT[s]
                     CT[s] = g if t is None else add(t, g)
     return CT[:prog.n_inputs]
+
+
+def _lean_jvp(r, tape, tangents):
+    """The forward pass over the tape (the rules of prims/smooth.py inlined, in the same order of
+    operations; tangents of literals are symbolic zeros)."""
+    prog, ns = r.program, r.ns
+    full, pat, steps = r.full, r.pattern, tape.steps
+    add, sub, mul, neg = ns.add, ns.sub, ns.mul, ns.neg
+    one, half = ns.const(fmpq(1)), ns.const(fmpq(1, 2))
+    T = list(tangents) + [None] * (tape.n_slots - prog.n_inputs)
+    for vk, a, b, o, x, k in tape.vcode:
+        if vk == V_MULA:
+            t = T[a]
+            T[o] = None if t is None else mul(t, full[b])
+        elif vk == V_ADD:
+            ta, tb = T[a], T[b]
+            T[o] = tb if ta is None else (ta if tb is None else add(ta, tb))
+        elif vk == V_SUB:
+            ta, tb = T[a], T[b]
+            T[o] = (None if tb is None else neg(tb)) if ta is None else (ta if tb is None else add(ta, neg(tb)))
+        elif vk == V_SLOPE:
+            t = T[a]
+            if t is None:
+                T[o] = None
+                continue
+            mode, cs = x[1][pat[x[0]]]
+            T[o] = t if mode == 1 else (None if mode == 0 else (neg(t) if mode == -1 else mul(full[cs], t)))
+        elif vk == V_EXT2:
+            i = pat[x]
+            if i < 2:
+                T[o] = T[b] if i else T[a]
+                continue
+            ta, tb = T[a], T[b]         # the mean: 1/2 * ta + 1/2 * tb, as the piece's affine map computes it
+            ga = None if ta is None else mul(half, ta)
+            gb = None if tb is None else mul(half, tb)
+            T[o] = gb if ga is None else (ga if gb is None else add(ga, gb))
+        elif vk == V_MUL:
+            ta, tb = T[a], T[b]
+            ga = None if ta is None else mul(ta, full[b])
+            gb = None if tb is None else mul(full[a], tb)
+            T[o] = gb if ga is None else (ga if gb is None else add(ga, gb))
+        elif vk == V_TANH:
+            t = T[a]
+            y = full[o]
+            T[o] = None if t is None else mul(sub(one, mul(y, y)), t)
+        elif vk == V_SIGMOID:
+            t = T[a]
+            y = full[o]
+            T[o] = None if t is None else mul(mul(y, sub(one, y)), t)
+        elif vk == V_EXP:
+            t = T[a]
+            T[o] = None if t is None else mul(full[o], t)
+        elif vk == V_ADD1 or vk == V_SUBA:
+            T[o] = T[a]
+        elif vk == V_SUBB:
+            t = T[b]
+            T[o] = None if t is None else neg(t)
+        elif vk == V_MULB:
+            t = T[b]
+            T[o] = None if t is None else mul(full[a], t)
+        elif vk == V_NEG:
+            t = T[a]
+            T[o] = None if t is None else neg(t)
+        elif vk == V_SKIP:
+            T[o] = None
+        else:
+            st = steps[k]
+            ts = [T[s] if a_.__class__ is int else None for a_, s in zip(st.ins, tape.slots[k])]
+            if all(t is None for t in ts):
+                for out in st.outs:
+                    T[out] = None
+                continue
+            if st.sel is None:
+                T[o] = jvp_rules[st.prim](ns, st.params, [full[s] for s in tape.slots[k]], full[o], ts)
+            else:
+                for out, (terms, _) in zip(st.outs, st.piece(pat[x]).rows):
+                    T[out] = _linear(ns, terms, ts)
+    return [T[a] if a.__class__ is int else None for a in prog.outputs]
 
 
 def _nonsmooth_vjp(ns, st, slots, i, CT):

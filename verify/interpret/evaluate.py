@@ -1,9 +1,16 @@
 """Algorithm 1 of the paper: evaluate a program in a number system and record the pattern (the piece chosen
 by each nonsmooth equation's index rule).
 
-In balls an index rule may be undecided (a switching function whose ball contains 0 but is not exactly 0):
-the run is repeated at twice the precision, up to a cap, and then the honest answer is Undecided, naming
-the equation.  A value that is exactly rational decides exactly, at any precision.
+In balls an index rule may be undecided (a switching function whose ball contains 0 but is not exactly 0).
+Then, cheapest first: the exact affine form of the switching function over atoms (forms.py: ties that hold
+by a linear identity are exact, also in balls), and the undecided equation's dependency cone recomputed at
+a higher precision (balls at any precision are sound enclosures, and the decisions already made stay true),
+up to a cap; then the honest answer is Undecided, naming the equation.  A value that is exactly rational
+decides exactly, at any precision.
+
+For the number systems whose arithmetic is Python's operators (balls, exact, floats) the run walks the
+program's tape (tape.py: literals converted once per precision, direct calls); for the others the rule
+tables, equation by equation.  Both make the same decisions in the same order (tests/test_tape.py).
 """
 import contextlib
 from dataclasses import dataclass, field

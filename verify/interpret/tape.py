@@ -16,7 +16,7 @@ against each other on random programs.
 """
 from flint import ctx, fmpq
 
-from ..program.prims import eval_rules, vjp_rules
+from ..program.prims import eval_rules, jvp_rules, vjp_rules
 from ..program.prims.nonsmooth import Extremum, Slopes
 
 # evaluation kinds (SLOPEQ, EXT2Q: SLOPE, EXT2 for the exact system, signs read from the numerator of an fmpq)
@@ -27,6 +27,7 @@ BIN, UN, SLOPE, EXT2, DIV, DOM, POW, NONS, RULE, SLOPEQ, EXT2Q = range(11)
 
 DEFAULT_EVAL = dict(eval_rules)     # the rules as registered (before anyone patches a table)
 DEFAULT_VJP = dict(vjp_rules)
+DEFAULT_JVP = dict(jvp_rules)
 _UNARY = ("neg", "exp", "sin", "cos", "tanh", "sigmoid")
 _V_UNARY = {"tanh": V_TANH, "sigmoid": V_SIGMOID, "exp": V_EXP, "neg": V_NEG, "sin": V_SIN, "cos": V_COS,
             "log": V_LOG, "sqrt": V_SQRT}
@@ -125,6 +126,7 @@ class Tape:
                 vcode.append((V_NONS, a, b, o, m, k))
             m += 1
         self.code = code
+        self.vcode = vcode
         self.vcode_rev = vcode[::-1]
         self.n_slots = self.n_vars + len(self.lits)
         self._bound, self._bound_v, self._lit_cache = {}, {}, {}
@@ -168,6 +170,11 @@ class Tape:
 
     def vjp_ok(self):
         return all(vjp_rules.get(p) is DEFAULT_VJP.get(p) for p in self.vjp_inlined)
+
+    def jvp_ok(self):
+        """The forward pass reads the same codes: the same primitives are inlined."""
+        return all(jvp_rules.get(p) is DEFAULT_JVP.get(p) and vjp_rules.get(p) is DEFAULT_VJP.get(p)
+                   for p in self.vjp_inlined)
 
     @staticmethod
     def _ns_key(ns):
