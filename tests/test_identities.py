@@ -192,3 +192,12 @@ def test_lemma1_in_balls_on_identity_programs_is_never_undecided(P, data):
     x = data.draw(S.points(P))
     conv = data.draw(st.sampled_from(CONVENTIONS))
     assert check(Example("lemma1", P, x, conv, {"number": "ball"})) == "ok"
+
+
+def test_a_program_that_needed_more_bits_starts_there_next_time():
+    src = "lambda x: relu(sin(x * x + x) ** 2 + cos(x * x + x) ** 2 - 1 - 1/{d}) + x".format(d=2 ** 400)
+    P = verify.parse(src)
+    for point in ([T], [fmpq(2, 5)], [T]):
+        g = verify.grad(P, point, number="ball")
+        assert g.pattern == (0,) and g.prec == 512 and g.gradient[0].overlaps(arb(1))
+    assert P.__dict__["_tapes"]["torch"].start["ball"] == 512
