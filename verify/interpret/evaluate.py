@@ -61,14 +61,22 @@ def compiled(program, convention):
     steps = cache.get(convention)
     if steps is None:
         steps = []
+        shared = {}         # (primitive, arity, explicit params) -> resolved params and raw switches
         for k, e in enumerate(program.eqns):
-            params = kinks.resolve(e, convention)
+            key = (e.prim, len(e.ins), e.params if not e.params else repr(e.params))
+            got = shared.get(key)
+            if got is None:
+                params = kinks.resolve(e, convention)
+                smooth = PRIMITIVES[e.prim].smooth
+                raw = None if smooth else selection_rules[e.prim].switches(params, len(e.ins))
+                got = shared[key] = (params, smooth, raw)
+            params, smooth, raw = got
             st = Step(k, e.prim, e.ins, e.outs, params)
-            if PRIMITIVES[e.prim].smooth:
+            if smooth:
                 st.rule = eval_rules[e.prim]
             else:
                 st.sel = selection_rules[e.prim]
-                st.switches = [_merge(e.ins, terms, const) for terms, const in st.sel.switches(params, len(e.ins))]
+                st.switches = [_merge(e.ins, terms, const) for terms, const in raw]
                 st.pieces = {}
             steps.append(st)
         cache[convention] = steps

@@ -116,12 +116,13 @@ class Forms:
         self.symbolic = symbolic
         self.memo = {}
         # shared by the Forms of runs of one program at one point (their atoms are the same real numbers):
-        # key -> atom id, and atom id -> (env, var, scale, offset) with value(atom) = scale * env[var] + offset
-        self.atoms, self.source = table if table is not None else ({}, [])
-        self.table = (self.atoms, self.source)
+        # key -> atom id, atom id -> (env, var, scale, offset) with value(atom) = scale * env[var] + offset,
+        # and the value-number interning (a value number must mean one expression in every run sharing it)
+        self.atoms, self.source, self._vn_ids = table if table is not None else ({}, [], {})
+        self.table = (self.atoms, self.source, self._vn_ids)
         self.budget = budget
         self._pos = None
-        self._vn, self._vn_ids, self._same = {}, {}, {}
+        self._vn, self._same = {}, {}
 
     # -- building blocks
     def _spend(self, n):
@@ -303,7 +304,7 @@ class Forms:
         out = {}
         for u, x in atoms.items():
             if x != 0:
-                out[self._atom(("var", u), u, Q1, Q0)] = x
+                out[self._atom(("var", id(self.env), u), u, Q1, Q0)] = x     # this run's variable u
         return Form(out, c)
 
     def _shape(self, u):
@@ -448,7 +449,7 @@ class Forms:
             A, B = ins
             if B.is_const:
                 if B.const == 0:            # the run would have refused: no identity to claim
-                    return Form({self._atom(("var", u), u, Q1, Q0): Q1}, Q0)
+                    return Form({self._atom(("var", id(self.env), u), u, Q1, Q0): Q1}, Q0)
                 return self._scale(A, 1 / B.const)
             if A.is_const and A.const == 0:
                 return ZERO

@@ -73,11 +73,22 @@ class Tape:
 
         self.slots, self.pos, code, vcode = [], [], [], []
         self.eval_inlined, self.vjp_inlined = set(), set()
+        smooth_kind = {p: (BIN if p in ("add", "sub", "mul") else UN if p in _UNARY else DIV if p == "div" else
+                           DOM if p in ("log", "sqrt") else POW if p == "pow" else RULE) for p in DEFAULT_EVAL}
+        nonsmooth_info = {}         # (primitive, explicit params): what its fast path needs (the same for all)
+        eqns = program.eqns
         m = 0
         for st in steps:
-            slots = tuple(a if a.__class__ is int else lit(a.value) for a in st.ins)
+            ins = st.ins
+            if len(ins) == 2:
+                x0, x1 = ins
+                slots = (x0 if x0.__class__ is int else lit(x0.value), x1 if x1.__class__ is int else lit(x1.value))
+            elif len(ins) == 1:
+                x0 = ins[0]
+                slots = (x0 if x0.__class__ is int else lit(x0.value),)
+            else:
+                slots = tuple(x if x.__class__ is int else lit(x.value) for x in ins)
             self.slots.append(slots)
-            isvar = tuple(a.__class__ is int for a in st.ins)
             o = st.outs[0]
             k = st.k
             a = slots[0]
@@ -85,42 +96,30 @@ class Tape:
             if st.sel is None:
                 self.pos.append(-1)
                 prim = st.prim
-                if st.rule is not DEFAULT_EVAL.get(prim):
-                    code.append((RULE, None, a, b, o, k))
-                elif prim in ("add", "sub", "mul"):
-                    code.append((BIN, prim, a, b, o, k))
-                elif prim in _UNARY:
-                    code.append((UN, prim, a, b, o, k))
-                elif prim == "div":
-                    code.append((DIV, prim, a, b, o, k))
-                elif prim in ("log", "sqrt"):
-                    code.append((DOM, prim, a, b, o, k))
-                elif prim == "pow":
-                    code.append((POW, "pow", a, st.params["n"], o, k))
-                else:
-                    code.append((RULE, None, a, b, o, k))
-                if code[-1][0] != RULE:
+                kind = smooth_kind.get(prim, RULE) if st.rule is DEFAULT_EVAL.get(prim) else RULE
+                if kind == POW:
+                    b = st.params["n"]
+                code.append((kind, None if kind == RULE else prim, a, b, o, k))
+                if kind != RULE:
                     self.eval_inlined.add(prim)
-                vcode.append(self._vjp_code(st, slots, isvar, o, k))
+                vcode.append(self._vjp_code(st, slots, [x.__class__ is int for x in ins], o, k))
                 continue
             self.pos.append(m)
-            if type(st.sel) is Slopes and len(st.switches[0][0]) == 1:
-                modes = []
-                for i in range(st.sel.n_pieces(st.params, 1)):
-                    (rows,) = st.piece(i).rows
-                    terms, c0 = rows
-                    c = terms[0][1] if terms else fmpq(0)
-                    assert c0 == 0
-                    mode = 1 if c == 1 else (0 if c == 0 else (-1 if c == -1 else 2))
-                    modes.append((mode, lit(c) if mode == 2 else 0))
-                tie = st.sel.choose(st.params, 1, _zero)       # the piece at u = 0
-                code.append((SLOPE, (m, tuple(modes), tie), a, b, o, k))
-                vcode.append((V_SLOPE, a, b, o, (m, tuple(modes)), k) if isvar[0] else (V_SKIP, 0, 0, o, None, k))
-            elif type(st.sel) is Extremum and len(st.ins) == 2 and len(st.switches[0][0]) == 2:
-                flag = 0 if st.sel.direction == 1 else 1
-                tie = st.sel.choose(st.params, 2, _zero)       # the piece at a tie: 0, 1 or 2 (the mean)
+            explicit = eqns[k].params
+            key = (st.prim, len(ins), explicit if not explicit else repr(explicit))
+            info = nonsmooth_info.get(key)
+            if info is None:
+                info = nonsmooth_info[key] = self._nonsmooth_info(st, lit)
+            if info[0] == SLOPE and len(st.switches[0][0]) == 1:
+                _, modes, tie = info
+                code.append((SLOPE, (m, modes, tie), a, b, o, k))
+                vcode.append((V_SLOPE, a, b, o, (m, modes), k) if ins[0].__class__ is int else
+                             (V_SKIP, 0, 0, o, None, k))
+            elif info[0] == EXT2 and len(st.switches[0][0]) == 2:
+                _, flag, tie = info
                 code.append((EXT2, (m, flag, tie), a, b, o, k))
-                vcode.append((V_EXT2, a, b, o, m, k) if all(isvar) else (V_NONS, a, b, o, m, k))
+                vcode.append((V_EXT2, a, b, o, m, k) if ins[0].__class__ is int and ins[1].__class__ is int else
+                             (V_NONS, a, b, o, m, k))
             else:
                 code.append((NONS, m, a, b, o, k))
                 vcode.append((V_NONS, a, b, o, m, k))
@@ -133,6 +132,25 @@ class Tape:
         self.hint = {}           # number system name -> the precision the last escalation needed
         self.start = {}          # number system name -> the precision a run starts at (see evaluate.run)
         self._cones = {}
+
+    @staticmethod
+    def _nonsmooth_info(st, lit):
+        """(SLOPE, modes, tie piece) for relu / abs / leaky_relu, (EXT2, 0 for max or 1 for min, tie piece) for
+        max / min of two arguments, (NONS,) otherwise; the selection's own pieces and index rule."""
+        if type(st.sel) is Slopes and len(st.ins) == 1:
+            modes = []
+            for i in range(st.sel.n_pieces(st.params, 1)):
+                (rows,) = st.piece(i).rows
+                terms, c0 = rows
+                c = terms[0][1] if terms else fmpq(0)
+                assert c0 == 0
+                mode = 1 if c == 1 else (0 if c == 0 else (-1 if c == -1 else 2))
+                modes.append((mode, lit(c) if mode == 2 else 0))
+            return SLOPE, tuple(modes), st.sel.choose(st.params, 1, _zero)      # the piece at u = 0
+        if type(st.sel) is Extremum and len(st.ins) == 2:
+            # the piece at a tie: 0, 1 or 2 (the mean)
+            return EXT2, (0 if st.sel.direction == 1 else 1), st.sel.choose(st.params, 2, _zero)
+        return (NONS,)
 
     def _vjp_code(self, st, slots, isvar, o, k):
         prim = st.prim
