@@ -45,7 +45,6 @@ from flint import arb, ctx, fmpq  # noqa: E402
 import verify  # noqa: E402
 from verify.interpret.ad import vjp  # noqa: E402
 from verify.interpret.evaluate import compiled, run  # noqa: E402
-from verify.interpret.tape import tape_of  # noqa: E402
 from verify.frontends import Builder  # noqa: E402
 from verify.program.ir import Lit  # noqa: E402
 from verify.program.kinks import DEFAULT  # noqa: E402
@@ -410,6 +409,7 @@ def main():
         t = time.perf_counter()
         compiled(M, DEFAULT)
         row(nm, "mixed", "-", "compile steps (once)", time.perf_counter() - t)
+        from verify.interpret.tape import tape_of      # here: bench_decide imports this file with older code
         t = time.perf_counter()
         tape = tape_of(M, compiled(M, DEFAULT), DEFAULT)
         with ctx.workprec(PREC):
