@@ -201,3 +201,10 @@ def test_a_program_that_needed_more_bits_starts_there_next_time():
         g = verify.grad(P, point, number="ball")
         assert g.pattern == (0,) and g.prec == 512 and g.gradient[0].overlaps(arb(1))
     assert P.__dict__["_tapes"]["torch"].start["ball"] == 512
+
+
+def test_a_second_near_tie_starts_where_the_first_one_ended():
+    tie = "relu(sin({u}) ** 2 + cos({u}) ** 2 - 1 - 1/{d})".format(u="{u}", d=2 ** 400)
+    P = verify.parse("lambda x, y: " + tie.format(u="x") + " + " + tie.format(u="y") + " + x * y")
+    g = verify.grad(P, [T, fmpq(2, 7)], number="ball")
+    assert g.pattern == (0, 0) and g.prec == 512 and g.gradient[0].overlaps(arb(fmpq(2, 7)))

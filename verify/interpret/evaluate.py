@@ -163,8 +163,8 @@ class _Runner:
     """One evaluation (Algorithm 1).  Signs are decided by the values first; when they cannot decide, by the
     exact forms (forms.py), then by re-evaluating only the undecided equation's dependency cone at a higher
     precision (``escalating``: balls at any precision are sound enclosures, and decisions already made stay
-    valid), four times the bits at each step, starting at the precision the last escalation of this program
-    needed."""
+    valid), four times the bits at each step, starting at the precision this run or the last escalation of
+    this program needed."""
 
     def __init__(self, program, steps, tape, ns, full, frozen, inputs, cap):
         self.program, self.steps, self.tape, self.ns, self.full = program, steps, tape, ns, full
@@ -214,17 +214,26 @@ class _Runner:
                 F, s, tried = self.full_sign(form)
                 if s is not None:
                     return s
-        while self.escalating and self.hp < self.cap:
-            self.escalate_cone(k)
-            with ctx.workprec(self.hp):
+        if not self.escalating:
+            return None
+        # the first level: what this run or the program's last escalation needed, else 4x the base
+        level = max(self.hp, self.tape.hint.get(ns.name, 0))
+        if level <= self.base:
+            level = 4 * self.base
+        level = min(level, self.cap)
+        if level <= self.base:
+            return None             # already at the cap
+        while True:
+            self.escalate_cone(k, level)
+            with ctx.workprec(level):
                 s = ns.sign(value())
                 if s is None and F is not None:
                     s = self.forms().sign(F)[0]
                 if s is None and not tried:
                     F, s, tried = self.full_sign(form)
-            if s is not None:
+            if s is not None or level >= self.cap:
                 return s
-        return None
+            level = min(4 * level, self.cap)
 
     def full_sign(self, form):
         """(form, its sign or None, True) for the full exact form; (None, None, True) when it is too large."""
@@ -234,10 +243,9 @@ class _Runner:
         except TooLarge:
             return None, None, True
 
-    def escalate_cone(self, k):
-        """Recompute the values step k depends on at the next precision (the hint of a previous run first)."""
+    def escalate_cone(self, k, p):
+        """Recompute the values step k depends on at ``p`` bits (those not computed at ``p`` bits yet)."""
         tape, ns, full = self.tape, self.ns, self.full
-        p = min(max(4 * self.hp, tape.hint.get(ns.name, 0)), self.cap)
         steps = tape.cone(k)
         with ctx.workprec(p):
             if ns.name == "ball":
@@ -249,7 +257,7 @@ class _Runner:
             self.replay_steps(todo)
             for j in todo:
                 self.step_prec[j] = p
-        self.hp = p
+        self.hp = max(self.hp, p)
         tape.hint[ns.name] = max(tape.hint.get(ns.name, 0), p)
         if 2 * len(steps) >= len(self.steps):
             # most of the program had to be recomputed: its next run starts at this precision
