@@ -50,20 +50,3 @@ def contains(ball, q):
 def width(x):
     lo, hi = q_bounds(x)
     return hi - lo
-
-
-def json_paths(o, path=()):
-    """Every leaf (and every non-empty list) of a certificate's JSON, except its top-level meta: the places
-    a tamper test changes."""
-    if isinstance(o, dict):
-        for k, v in o.items():
-            if path == () and k == "meta":
-                continue
-            yield from json_paths(v, path + (k,))
-    elif isinstance(o, list):
-        if o:
-            yield path, "list"
-        for i, v in enumerate(o):
-            yield from json_paths(v, path + (i,))
-    else:
-        yield path, "leaf"

@@ -69,7 +69,7 @@ def test_human_output(capsys):
     (["grad", "lambda x: x", "--at", "nan"], 2, "not an exact number"),
     (["grad", "lambda x: x.y", "--at", "1"], 2, "attribute access"),
     (["grad", "lambda x: __import__('os')", "--at", "1"], 2, "unknown function '__import__'"),
-    (["grad", "/nonexistent/p.prog", "--at", "1"], 2, "cannot read"),
+    (["grad", "/nonexistent/p.prog", "--at", "1"], 2, "no program file"),
     (["grad", "lambda x: x", "--at", "1", "--prec", "1"], 2, "prec=1"),
 ])
 def test_bad_input_is_one_clear_line(args, code, msg):

@@ -28,7 +28,7 @@ def test_json_report_has_every_claim(capsys, tmp_path):
     assert code == 0 and err == ""             # no progress bar with --json
     rep = json.loads(out)
     assert set(rep["claims"]) == set(NAMES) == {"lemma1", "theorem1", "theorem2", "proposition2", "proposition3",
-                                                 "proposition4", "soundness", "frameworks"}
+                                                 "proposition4", "soundness", "frameworks", "certificates"}
     for name, c in rep["claims"].items():
         assert {"examples", "failures", "undecided", "seconds"} <= set(c)
         assert c["failures"] == 0

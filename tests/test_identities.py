@@ -208,3 +208,31 @@ def test_a_second_near_tie_starts_where_the_first_one_ended():
     P = verify.parse("lambda x, y: " + tie.format(u="x") + " + " + tie.format(u="y") + " + x * y")
     g = verify.grad(P, [T, fmpq(2, 7)], number="ball")
     assert g.pattern == (0, 0) and g.prec == 512 and g.gradient[0].overlaps(arb(fmpq(2, 7)))
+
+
+def test_certificates_state_only_what_the_checker_replays():
+    """The checker replays values only and requires a certificate's result to be exactly what it derives: a
+    result that used exact forms, germs or exact rational functions of t is written as values alone decide it
+    (evaluate.values_only), or not at all (Undecided)."""
+    from verify.certify import segment_partition
+    from verify.certify.certs import critical_certificate, index_certificate
+    from verify.certify.integral import integral_certificate, integral_identity
+    from verify.certify.segment import segment_certificate
+    from verify.checker import check as check_certificate
+    iset = index_set("lambda x: exp(x)", [1], scope="global")      # f_s(x) = f(x): the same atom exp(1)
+    assert iset.decided and iset.count == 1 and iset.beyond
+    cert = index_certificate(iset)
+    check_certificate(cert)
+    assert cert["verdict"] == "UNDECIDED" and cert["result"]["count"] == 0
+    c = critical("lambda x: relu(x * x)", [0])
+    assert c.clarke_critical.truth is verify.TRUE and not c.clarke_result.replayable
+    cert = critical_certificate(c)
+    check_certificate(cert)
+    assert cert["result"]["clarke"] is None and cert["result"]["selection_critical"] is True
+    part = segment_partition("lambda x0, x1: min(x0, clamp(x0, lo=0, hi=1)) + cos(x1)", [-2, 0], [fmpq(1, 2), 1])
+    assert part.complete and part.beyond
+    with pytest.raises(verify.Undecided):
+        segment_certificate(part)
+    res = integral_identity("lambda x: max(exp(clamp(x, lo=0, hi=1)), cos(tanh(x)))", [-1], [0])
+    assert res.partition.beyond
+    check_certificate(integral_certificate(res))

@@ -38,7 +38,7 @@ def layer(mod):
     if mod in TOP:
         return "top"
     parts = mod.split(".")
-    if len(parts) == 2 and parts[1] in ("errors", "truth", "rational", "version"):
+    if len(parts) == 2 and parts[1] in ("errors", "truth", "rational", "version", "progress"):
         return "base"
     if parts[1] == "ops":
         return "frontends"
@@ -125,3 +125,16 @@ def test_checker_never_reaches_the_certifiers():
         seen.add(m)
         todo.extend(g[m])
     assert not {m for m in seen if layer(m) in ("certify", "interpret", "frameworks", "fuzz")}, sorted(seen)
+
+
+def test_checker_modules_share_only_public_helpers():
+    """verify/checker/common.py holds what the checks share: no checker module imports a private name (one
+    starting with _) of another."""
+    bad = []
+    for mod, path in modules().items():
+        if not mod.startswith("verify.checker"):
+            continue
+        for node in ast.walk(ast.parse(open(path, encoding="utf-8").read())):
+            if isinstance(node, ast.ImportFrom) and node.level and any(a.name.startswith("_") for a in node.names):
+                bad.append(f"{mod} imports {[a.name for a in node.names]} from .{node.module or ''}")
+    assert not bad, bad

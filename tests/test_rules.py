@@ -160,3 +160,49 @@ def test_integer_powers_of_balls_around_zero_are_sound():
     g = verify.grad("lambda x: (x - x) ** 3 + x ** 2", ["1/3"], number="ball").gradient[0]
     from helpers import contains
     assert contains(g, fmpq(2, 3)) and g.rad() < 1e-30
+
+
+@pytest.mark.parametrize("src", [
+    "lambda u: leaky_relu(u, slope=1)", "lambda u: leaky_relu(u, slope=1, at_zero=1)",
+    "lambda u: leaky_relu(u, slope=0)", "lambda u: relu(u, alpha=1)", "lambda u: relu(u, alpha=0)",
+    "lambda u: abs(u, at_zero=1)", "lambda u: abs(u, at_zero=-1)", "lambda u: abs(u, at_zero=1/2)",
+    "lambda u: clamp(u, lo=0, hi=1, at_lo=0, at_hi=1)", "lambda u: clamp(u, lo=0, at_lo=1/2)",
+    "lambda u: hardtanh(u)", "lambda u: relu6(u, at_lo=1, at_hi=1/3)",
+    "lambda a, b, c: max(a, b, c)", "lambda a, b: min(a, b, tie='first')", "lambda a, b, c: sort(a, b, c)",
+    "lambda u, v, a, b: where(u > v, a, b)"])
+def test_a_pattern_is_a_choice_of_distinct_affine_maps(src):
+    """Pieces that coincide as affine maps are one piece, for the certifier (prims) and the checker (kernel)
+    alike: leaky_relu(u, slope=1) has the single piece u, so I(0) has one pattern, not two."""
+    from verify.checker import kernel as K
+    from verify.program.kinks import resolve
+    P = verify.parse(src)
+    for conv in ("torch", "jax", "tf"):
+        e = P.eqns[-1]
+        params = resolve(e, conv)
+        sel = selection_rules[e.prim]
+        maps = [tuple((tuple(dict(terms).get(j, Q(0)) for j in range(len(e.ins))), const)
+                      for terms, const in sel.piece(params, len(e.ins), i).rows)
+                for i in range(sel.n_pieces(params, len(e.ins)))]
+        assert len(set(maps)) == len(maps), (src, conv, maps)
+        assert sorted(maps) == sorted(K.pieces(e.prim, params, len(e.ins))), (src, conv)
+    from verify.certify import index_set
+    assert index_set("lambda x: leaky_relu(x, slope=1)", [0]).patterns == [(0,)]
+
+
+def test_affine_forms_decide_rational_differences_exactly():
+    """verify.numbers.affine (certifier) and the checker's kernel.Forms keep the identity of atoms: a difference
+    whose atoms cancel is an exact rational, whatever the balls say."""
+    from verify.checker import kernel as K
+    from verify.numbers.affine import AffineSystem
+    ns = AffineSystem()
+    t = ns.input(0, arb(Q(1, 2)))
+    e1, e2 = ns.exp(t), ns.exp(t)
+    d = ns.sub(ns.add(e1, ns.const(Q(1, 10 ** 40))), e2)
+    assert ns.is_exact_value(d) and d[0] == Q(1, 10 ** 40) and ns.sign(d) == 1
+    assert ns.sign(ns.sub(ns.mul(e1, t), ns.mul(t, e2))) == 0                 # a * b - b * a
+    assert ns.sign(ns.sub(ns.log(e1), t)) is None                              # log(exp(t)) - t: nonlinear, a ball
+    f = K.Forms()
+    x = f.input(0, arb(Q(1, 2)))
+    a, b = f.apply("exp", [x], {}), f.apply("exp", [x], {})
+    assert f.sign(f.add(f.add(a, f.const(Q(1, 10 ** 40))), b, -K.Q1)) == 1
+    assert f.sign(f.add(f.apply("mul", [a, x], {}), f.apply("mul", [x, b], {}), -K.Q1)) == 0

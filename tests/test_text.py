@@ -104,7 +104,7 @@ def test_fn_selects_a_def_and_files_are_read(tmp_path):
     assert verify.parse(str(f), fn="relu2").name == "relu2"
     with pytest.raises(InputError, match="no def named 'nope'"):
         verify.parse(str(f), fn="nope")
-    with pytest.raises(InputError, match="cannot read"):
+    with pytest.raises(InputError, match="no program file"):
         verify.parse(str(tmp_path / "missing.prog"))
     with pytest.raises(ParseError) as e:
         f.write_text("def f(x):\n    return x +* 2\n")

@@ -10,15 +10,18 @@ from .frontends.text import parse
 from .frontends.trace import trace
 from .program.ir import Eqn, Lit, Program, to_text, typecheck
 from .program.kinks import CONVENTIONS
+from .program.arrays import Arrays, ExactArray
+from .program.scalarize import scalarize
 from .truth import FALSE, TRUE, UNKNOWN, Truth, Verdict
 from . import ops
 
-from .version import __version__  # noqa: E402,F401  (the package version, re-exported)
+from .version import __version__  # noqa: E402,F401
 __all__ = ["parse", "trace", "evaluate", "grad", "jvp", "vjp", "jacobian", "to_text", "typecheck", "Program",
            "Eqn", "Lit", "EvalResult", "GradResult", "CONVENTIONS", "Truth", "TRUE", "FALSE", "UNKNOWN",
            "Verdict", "VerifyError", "InputError", "ParseError", "ProgramError", "DomainError", "Undecided", "ops",
            "index_set", "conservative_field", "clarke", "critical", "spurious", "segment_partition",
-           "integral_identity", "certify_differentiable", "check"]
+           "integral_identity", "certify_differentiable", "check", "__version__", "ExactArray", "Arrays",
+           "scalarize"]
 
 
 _CERTIFY = ("index_set", "conservative_field", "clarke", "critical", "spurious", "segment_partition",

@@ -1,23 +1,44 @@
 """The ``verify`` command line: a thin layer over the Python API (commands live in verify/commands/).
 
-Exit codes: 0 done / PROVED, 1 REFUTED, 2 bad input or a program not defined at the point, 3 UNDECIDED,
-4 internal error (a bug: please report it).  Errors are one line on stderr, never a traceback.
+Exit codes: 0 done / PROVED, 1 REFUTED, 2 bad input, a usage error or a program not defined at the point
+(ERROR), 3 UNDECIDED, 4 internal error (a bug: please report it), 130 interrupted, 141 stdout closed early
+(e.g. piped into head).  An error is one line on stderr, never a traceback; with --json, stdout also gets
+exactly one JSON object whatever the outcome (verify/commands/output.schema.json).
 """
 import argparse
 import importlib
+import json
+import os
 import sys
 
-from .commands import EPILOG, modules
-from .errors import Undecided, VerifyError
+from .commands import FMT, modules
+from .errors import InputError, Undecided, VerifyError
+
+
+class UsageError(InputError):
+    """A command line argparse rejects (a missing or unknown flag, a bad value)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with usage errors as one line (raised, so that --json can report them too)."""
+
+    def error(self, message):
+        raise UsageError(f"{message} (see {self.prog} --help)")
 
 
 def build_parser():
-    ap = argparse.ArgumentParser(
-        prog="verify", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
-        description="Certified automatic differentiation of nonsmooth programs (Bolte & Pauwels 2020): "
-                    "evaluate programs exactly or in ball arithmetic and compute the selection derivative "
-                    "that AD returns, under PyTorch, JAX or TensorFlow kink conventions.")
-    sub = ap.add_subparsers(dest="cmd", metavar="COMMAND")
+    from .version import __version__
+    ap = Parser(prog="verify", formatter_class=FMT,
+                description="Certified automatic differentiation of nonsmooth programs (Bolte & Pauwels 2020): "
+                            "evaluate programs exactly or in ball arithmetic and compute the selection derivative "
+                            "that AD returns, under PyTorch, JAX or TensorFlow kink conventions; certify index "
+                            "sets, conservative fields, Clarke subdifferentials, critical points, segment "
+                            "partitions and the integral identity, with certificates an independent checker "
+                            "re-validates.",
+                epilog="exit codes: 0 done / PROVED, 1 REFUTED, 2 bad input or ERROR, 3 UNDECIDED, 4 internal error "
+                       "(a bug).\n`verify COMMAND --help` describes each command and its flags.")
+    ap.add_argument("--version", action="version", version=f"verify {__version__}")
+    sub = ap.add_subparsers(dest="cmd", metavar="COMMAND", parser_class=Parser)
     sub.required = True
     for name in modules():
         importlib.import_module(f".commands.{name}", __package__).add(sub)
@@ -30,29 +51,76 @@ def _fix_negative_values(argv):
     for a in it:
         if a in ("--at", "--from", "--to", "--curve", "--shift"):
             nxt = next(it, None)
-            out.append(a if nxt is None else f"{a}={nxt}")
+            if nxt is None or nxt.startswith("--"):
+                out.append(a)
+                if nxt is not None:
+                    out.append(nxt)
+            else:
+                out.append(f"{a}={nxt}")
         else:
             out.append(a)
     return out
 
 
+COMMANDS = ("eval", "grad", "index-set", "critical", "spurious", "segment", "integral", "check", "fuzz", "reproduce")
+
+
+def _one_line(msg):
+    return " ".join(str(msg).split()) or "(no message)"
+
+
+def _fail(argv, verdict, msg, code):
+    """Report an outcome that has no result: one line on stderr; with --json also one JSON object on stdout."""
+    msg = _one_line(msg)
+    print(f"verify: {'UNDECIDED' if verdict == 'UNDECIDED' else 'error'}: {msg}", file=sys.stderr)
+    if "--json" in argv:
+        cmd = next((a for a in argv if a in COMMANDS), "verify")
+        print(json.dumps({"command": cmd, "verdict": verdict, "reason": msg}))
+    return code
+
+
 def main(argv=None):
     argv = _fix_negative_values(sys.argv[1:] if argv is None else list(argv))
-    args = build_parser().parse_args(argv)
+    import warnings
+
+    from . import progress
+    # the unverified float systems overflow to inf by design: the value says so, numpy need not warn
+    warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"verify\.numbers\.floats")
     try:
-        return args.run(args)
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as e:          # --help, --version
+            return e.code if isinstance(e.code, int) else 0
+        from .commands import check_certificate_path
+        check_certificate_path(args)
+        progress.enable(not getattr(args, "json", False))
+        try:
+            return args.run(args)
+        finally:
+            progress.clear()
+            progress.enable(False)
     except Undecided as e:
-        print(f"verify: UNDECIDED: {e}", file=sys.stderr)
-        return 3
+        return _fail(argv, "UNDECIDED", e, 3)
     except VerifyError as e:
-        print(f"verify: error: {e}", file=sys.stderr)
-        return 2
+        return _fail(argv, "ERROR", e, 2)
+    except RecursionError:
+        return _fail(argv, "ERROR", "the program is nested too deeply for this command (Python's recursion limit): "
+                                    "split it into smaller defs or equations", 2)
+    except MemoryError:
+        return _fail(argv, "ERROR", "out of memory: the program, the numbers or the enumeration is too large for "
+                                    "this machine", 2)
+    except BrokenPipeError:
+        # stdout was closed early (e.g. `verify ... | head`): stop quietly, and keep Python from complaining
+        # again when it flushes stdout at exit
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 141
     except KeyboardInterrupt:
-        print("verify: interrupted", file=sys.stderr)
-        return 130
+        return _fail(argv, "ERROR", "interrupted", 130)
     except Exception as e:  # a bug, not bad input: one line, and a distinct exit code
-        print(f"verify: internal error (please report): {type(e).__name__}: {e}", file=sys.stderr)
-        return 4
+        return _fail(argv, "ERROR", f"internal error (please report): {type(e).__name__}: {e}", 4)
 
 
 if __name__ == "__main__":

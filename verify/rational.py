@@ -30,6 +30,7 @@ def to_fmpq(x, what="number"):
         return fmpq(p, q)
     if isinstance(x, str):
         s = x.strip()
+        check_literal(s, what)
         try:
             f = fractions.Fraction(s)
         except (ValueError, ZeroDivisionError):
@@ -40,6 +41,20 @@ def to_fmpq(x, what="number"):
     if isinstance(x, _numbers.Real) and type(x).__module__ == "numpy":
         return to_fmpq(float(x), what)
     raise InputError(f"{what} {x!r} of type {type(x).__name__} is not a number")
+
+
+MAX_DIGITS = 10000      # digits or decimal exponent of one number written in text
+MAX_BITS = 10 ** 7      # size of an exact rational (numerator and denominator bits) verify computes at most
+
+
+def check_literal(s, what="number"):
+    """Refuse a number written with more than MAX_DIGITS digits or a decimal exponent beyond MAX_DIGITS
+    (fractions.Fraction("1e1000000000") would build a billion-digit integer)."""
+    import re
+    m = re.search(r"[eE]\s*([+-]?\d+)\s*$", s)
+    if (m and abs(int(m.group(1)[:12])) > MAX_DIGITS) or len(s) > 2 * MAX_DIGITS + 2:
+        raise InputError(f"{what} {s[:40]!r}{'...' if len(s) > 40 else ''} exceeds the limit of {MAX_DIGITS} digits "
+                         "or a decimal exponent of 10^" + str(MAX_DIGITS) + " (verify.rational.MAX_DIGITS)")
 
 
 def parse_point(text):

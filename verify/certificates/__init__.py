@@ -1,22 +1,27 @@
 """Certificates: JSON documents that state a claim about a program and carry the evidence for it.
 
-Every certificate has the same envelope (see ``schema.json``):
+Every certificate has the same envelope (``schema.json``, closed at every level: an unknown key is an error):
 
-    {"format": "verify-certificate/1",
-     "kind": "index_set" | "critical" | "segment" | "integral" | "spurious" | ...,
+    {"format": "verify-certificate/2",
+     "kind": "index_set" | "critical" | "spurious" | "segment" | "integral" | "differentiable",
      "program": {"text": canonical .prog text with every kink param written out,
                  "source": the program as given, "fn": name},
-     "claim": {... what is claimed: point, scope, ...},
+     "claim": {... what is claimed about: point, scope, curve, tol, convention ...},
      "verdict": "PROVED" | "REFUTED" | "UNDECIDED",
-     "result": {... the certified objects ...},
-     "evidence": {... what a checker needs to re-validate ...},
-     "prec": bits used for balls (or null),
-     "meta": {"versions": ..., "seconds": ...},     # the only part a checker ignores
+     "result": {... the certified objects: the checker re-derives all of it and compares ...},
+     "evidence": {... what the checker needs, and nothing it does not check ...},
+     "prec": precision of the balls (null when the kind has none, see below),
+     "meta": {"versions": ..., "created": ..., "seconds": ...},     # the only part a checker ignores
      "digest": sha256 of the rest (any edit after writing is visible)}
 
-Numbers are exact strings "p/q" or enclosures {"lo": "...", "hi": "..."} of decimal strings.  The program
-text has the convention resolved (every param explicit); the checker re-resolves the source to confirm it.
-``verify check`` (checker.py) re-validates a certificate without importing verify.certify.
+Numbers are exact strings "p/q" or enclosures {"lo": "...", "hi": "..."} of decimal strings.  ``prec`` per
+kind: index_set and spurious certificates hold no balls (null; the checker decides signs with its own
+precision ladder); critical and differentiable: null exactly when every number is exact, else the power of
+two at which the certifier computed the balls (the checker recomputes them there: a stated ball must contain
+the checker's own and be about as wide); segment and integral: null for the exact method, else the precision
+of the ball cells (a power of two at least tol + 64, 4096 when a cluster is left), at which the checker
+re-evaluates every cell.  ``verify check`` (verify/checker/) re-validates a certificate without importing
+verify.certify.
 """
 import json
 import time
@@ -25,7 +30,8 @@ from importlib import resources
 from ..errors import InputError
 from ..program.ir import Eqn, Program, to_text, typecheck
 
-FORMAT = "verify-certificate/1"
+FORMAT = "verify-certificate/2"
+KINDS = ("index_set", "critical", "spurious", "segment", "integral", "differentiable")
 
 
 def resolved_program(program, convention):
@@ -53,10 +59,9 @@ def versions():
 
 def make(kind, program, convention, claim, verdict, result, evidence, prec=None, started=None):
     """A certificate dict (see the module docstring).  ``program`` is a Program; its text is written with
-    the convention resolved."""
+    the convention resolved.  ``prec`` is stored as given: each certifier states the precision its kind
+    means (see the module docstring)."""
     rp = resolved_program(program, convention)
-    if prec is not None and not _has_balls(result) and not _has_balls(evidence):
-        prec = None            # every number is exact: precision played no part
     meta = {"versions": versions(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     if started is not None:
         meta["seconds"] = round(time.perf_counter() - started, 6)
@@ -75,47 +80,119 @@ def digest(cert):
 
 
 def sign(cert):
-    """Set ``cert["digest"]``: a record of exactly what was certified.  Witnesses (directions, weights,
-    separators) are not unique, so the digest is what makes any later edit visible; the checker still
-    re-validates every claim and witness on its own."""
+    """Set ``cert["digest"]``: a record of exactly what was certified.  The digest makes any later edit
+    visible; the checker still re-derives every claim from the evidence on its own."""
     cert = dict(cert)
     cert["digest"] = digest(cert)
     return cert
 
 
-def _has_balls(o):
+def has_balls(o):
+    """True when the JSON value ``o`` holds an enclosure {"lo", "hi"} somewhere."""
     if isinstance(o, dict):
-        return ("lo" in o and "hi" in o) or any(_has_balls(v) for v in o.values())
-    return isinstance(o, list) and any(_has_balls(v) for v in o)
+        return ("lo" in o and "hi" in o and isinstance(o["lo"], str)) or any(has_balls(v) for v in o.values())
+    return isinstance(o, list) and any(has_balls(v) for v in o)
+
+
+_SCHEMA = None
+_INLINE = ("index", "exact", "decimal", "convention", "exact_vector", "pattern", "ball", "number")
+
+
+def _inlined(node, defs):
+    """The schema with references to the small leaf definitions replaced by their content (the same schema;
+    jsonschema resolves a $ref per array item otherwise, which dominates checking a large certificate)."""
+    if isinstance(node, dict):
+        ref = node.get("$ref", "")
+        if len(node) == 1 and ref.startswith("#/$defs/") and ref[8:] in _INLINE:
+            return _inlined(defs[ref[8:]], defs)
+        return {k: _inlined(v, defs) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_inlined(v, defs) for v in node]
+    return node
 
 
 def schema():
-    return json.loads(resources.files(__package__).joinpath("schema.json").read_text())
+    """The certificate schema (schema.json), with leaf definitions inlined for speed."""
+    global _SCHEMA
+    if _SCHEMA is None:
+        raw = json.loads(resources.files(__package__).joinpath("schema.json").read_text(encoding="utf-8"))
+        _SCHEMA = _inlined(raw, raw["$defs"])
+    return _SCHEMA
+
+
+def schema_error(doc, sch, what="certificate"):
+    """None when ``doc`` matches the JSON Schema ``sch``, else one line naming the place and the problem (an
+    unknown key is named as such)."""
+    import jsonschema
+    cls = jsonschema.validators.validator_for(sch)
+    err = jsonschema.exceptions.best_match(cls(sch).iter_errors(doc))
+    if err is None:
+        return None
+    where = "/".join(str(p) for p in err.absolute_path) or "the top level"
+    if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+        import re
+        known = set(err.schema.get("properties", {}))
+        pats = [re.compile(p) for p in err.schema.get("patternProperties", {})]
+        extra = sorted(k for k in err.instance if k not in known and not any(p.search(k) for p in pats))
+        if extra:
+            return f"{what}: unknown key {extra[0]!r} at {where}"
+    if err.validator == "propertyNames":
+        return f"{what}: unknown key {err.instance!r} at {where}"
+    if err.validator == "required":
+        return f"{what}: {err.message} at {where}"
+    return f"{what} does not match the schema at {where}: {err.message[:300]}"
 
 
 def validate_schema(cert):
-    """Raise InputError naming the first schema violation."""
-    import jsonschema
-    try:
-        jsonschema.validate(cert, schema())
-    except jsonschema.ValidationError as e:
-        where = "/".join(str(p) for p in e.absolute_path) or "(top level)"
-        raise InputError(f"certificate does not match the schema at {where}: {e.message}") from None
+    """Raise InputError naming the first schema violation (an unknown key by name)."""
+    msg = schema_error(cert, schema())
+    if msg is not None:
+        raise InputError(msg)
+
+
+def check_writable(path):
+    """Fail early, before any work, when ``path`` cannot be written: InputError naming the folder."""
+    import os
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise InputError(f"cannot write {path!r}: it is a folder")
+    if not os.path.isdir(folder):
+        raise InputError(f"cannot write {path!r}: the folder {folder!r} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise InputError(f"cannot write {path!r}: the folder {folder!r} is not writable")
 
 
 def write(cert, path):
-    """Validate against the schema, then write ``cert`` as JSON to ``path``."""
+    """Validate against the schema, then write ``cert`` as JSON to ``path`` (InputError when it cannot)."""
     validate_schema(cert)
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(cert, f, indent=1, sort_keys=True)
-        f.write("\n")
+    check_writable(path)
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(cert, f, indent=1, sort_keys=True)
+            f.write("\n")
+    except OSError as e:
+        raise InputError(f"cannot write {path!r}: {e.strerror}") from None
+
+
+MAX_BYTES = 256 * 2 ** 20
 
 
 def load(path):
+    """The JSON object in the file ``path``; InputError (one line) when it cannot be read, is not UTF-8 text,
+    is larger than MAX_BYTES or is not JSON."""
+    import os
     try:
+        if os.path.isdir(path):
+            raise InputError(f"cannot read certificate {path!r}: it is a folder")
+        if os.path.getsize(path) > MAX_BYTES:
+            raise InputError(f"certificate {path!r} is larger than the limit of {MAX_BYTES} bytes")
         with open(path, encoding="utf-8") as f:
             return json.load(f)
     except OSError as e:
         raise InputError(f"cannot read certificate {path!r}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"certificate {path!r} is not UTF-8 text (a binary file?)") from None
     except json.JSONDecodeError as e:
         raise InputError(f"certificate {path!r} is not JSON: line {e.lineno}:{e.colno}: {e.msg}") from None
+    except RecursionError:
+        raise InputError(f"certificate {path!r} is nested too deeply to be a certificate") from None

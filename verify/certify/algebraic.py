@@ -12,7 +12,6 @@ import functools
 
 from flint import arb, arb_poly, ctx, fmpq, fmpq_poly, fmpz_poly
 
-from ..numbers.ball import arb_bounds
 
 _ROOT_CACHE = {}
 
@@ -80,9 +79,8 @@ class Alg:
     def json(self):
         """{"lo", "hi"} outward decimal bounds, the defining polynomial (integer coefficients, constant term
         first) and the exact isolating interval."""
-        lo, _ = q_decimal(self.lo)
-        _, hi = q_decimal(self.hi)
-        return {"lo": lo, "hi": hi, "poly": [str(c) for c in self.q.coeffs()],
+        enc = interval_json(self.lo, self.hi)
+        return {"lo": enc["lo"], "hi": enc["hi"], "poly": [str(c) for c in self.q.coeffs()],
                 "interval": [_fmt(self.lo), _fmt(self.hi)]}
 
 
@@ -90,10 +88,7 @@ def _fmt(x):
     return str(x.p) if x.q == 1 else f"{x.p}/{x.q}"
 
 
-def q_decimal(x, digits=20):
-    """Outward decimal bounds (lo, hi) of the rational x (exact strings; lo == hi when x is a short decimal)."""
-    with ctx.workprec(4 * digits + 64):
-        return arb_bounds(arb(x), digits)
+from ..numbers.ball import interval_json, q_decimal  # noqa: E402,F401  (one number format for every command)
 
 
 def same_root(a, b):

@@ -41,9 +41,10 @@ from dataclasses import dataclass
 
 from flint import arb, arb_series, ctx, fmpq
 
+from .. import progress
 from ..numbers.ball import int_power
 from ..errors import DomainError, Undecided
-from ..interpret.evaluate import PREC_CAP, Run, compiled, def_steps, run
+from ..interpret.evaluate import PREC_CAP, Run, compiled, def_steps, run, structure_allowed
 from ..interpret.forms import Forms, TooLarge
 from ..numbers import get_system
 from . import ratfunc as R
@@ -87,11 +88,11 @@ class SeriesSystem:
     def add(self, a, b): return a + b
     def sub(self, a, b): return a - b
     def mul(self, a, b): return a * b
-    def div(self, a, b): return a / b
+    def div(self, a, b): return _divide(a, b)
     def neg(self, a): return -a
 
     def pow(self, a, n):
-        return int_power(a, n) if n >= 0 else 1 / int_power(a, -n)
+        return int_power(a, n) if n >= 0 else _divide(1, int_power(a, -n))
 
     def exp(self, a): return a.exp()
     def log(self, a): return a.log()
@@ -102,10 +103,13 @@ class SeriesSystem:
     def tanh(self, a):
         if isinstance(a, arb):
             return a.tanh()
-        return 1 - 2 / ((2 * a).exp() + 1)
+        return 1 - _divide(2, (2 * a).exp() + 1)
 
     def sigmoid(self, a):
-        return 1 / (1 + (-a).exp())
+        return _divide(1, 1 + (-a).exp())
+
+    def erf(self, a): return a.erf()
+    def pi(self): return arb.pi()
 
     def sign(self, x):
         return arb_sign(val(x))
@@ -115,6 +119,16 @@ class SeriesSystem:
 
     def to_json(self, x):
         return json_number(val(x))
+
+
+def _divide(a, b):
+    """a / b over a cell.  python-flint refuses (ValueError) a series division whose divisor's leading term
+    is not certainly nonzero, which a wide cell can cause even for a positive divisor (its enclosure is too
+    wide): the cell is then undecided and gets split."""
+    try:
+        return a / b
+    except (ValueError, ZeroDivisionError):
+        raise Undecided("the divisor's enclosure over the cell contains 0") from None
 
 
 SERIES = SeriesSystem()
@@ -202,7 +216,8 @@ class Analytic:
         self.points = {}
         self.evals = 0
         self.clusters = 0
-        self._cones, self._rf = {}, {}
+        self._cones, self._rf, self._exact_points = {}, {}, {}
+        self.beyond = False     # a decision used exact methods (see evaluate.values_only)
 
     # -- evaluation
     def inputs(self, lo, hi):
@@ -231,18 +246,29 @@ class Analytic:
         return walk(self.program, self.steps, SERIES, self.inputs(lo, hi), decide, pattern, stop)
 
     def point(self, t):
-        """The pattern at the rational point t, or None when it cannot be decided: the exact system (exact
-        forms, the undecided cone re-run at more precision, up to the cap) at the exact point."""
-        if t not in self.points:
-            self.evals += 1
+        """The pattern at the rational point t, or None when it cannot be decided: every switching function
+        decided by balls at this precision (what the certificate checker replays) or else by the exact system
+        (exact forms, the undecided cone re-run at more precision, up to the cap) at the exact point."""
+        key = (t, ctx.prec)
+        if key not in self.points:
             try:
-                self.points[t] = run(self.program, EXACT, self.curve.at(t), self.convention).pattern
+                self.points[key] = self.eval(t, t, {}).pattern
+            except GiveUp:
+                raise
             except DomainError as e:
                 raise DomainError(f"{self.program.name} at t = {A.number_json(t)} (point "
                                   f"{', '.join(A.number_json(v) for v in self.curve.at(t))}): {e}") from None
-            except Undecided:
-                self.points[t] = None
-        return self.points[t]
+            except (Open, Undecided):
+                self.points[key] = None
+                if structure_allowed():
+                    if t not in self._exact_points:
+                        try:
+                            self._exact_points[t] = run(self.program, EXACT, self.curve.at(t), self.convention).pattern
+                        except Undecided:
+                            self._exact_points[t] = None
+                    self.points[key] = self._exact_points[t]
+                    self.beyond = self.beyond or self.points[key] is not None
+        return self.points[key]
 
     def switch_at(self, t, o):
         """Enclosure of the switching function of the Open ``o`` at the point t (upstream frozen), or None."""
@@ -433,7 +459,7 @@ class Analytic:
             if q[1] is not None:
                 how[key] = q[1]
             return None
-        h = self.rational_switch(o)
+        h = self.rational_switch(o) if structure_allowed() else None
         if h is not None:
             act = self.exact_decision(lo, hi, h)
             if act[0] == "split":
@@ -501,6 +527,8 @@ class Analytic:
             sl, sr = self.sign_at(lo, o), self.sign_at(hi, o)
             if sl is not None and sr is not None and (sl or sr) and sl * sr >= 0:
                 return sl or sr, None
+        if not structure_allowed():
+            return None
         h = self.rational_switch(o)
         if h is not None:
             act = self.exact_decision(lo, hi, h)
@@ -523,6 +551,7 @@ class Analytic:
                 if q is None:
                     raise
                 known[(o.pos, o.j)] = q[0]
+                self.beyond = self.beyond or q[1] is not None
 
     def exact_root(self, lo, hi, o, h, a, b):
         """The first root of the rational switching function h in (lo, hi) is algebraic and alone in [a, b]
@@ -590,6 +619,7 @@ class Analytic:
             item = todo.pop()
             if isinstance(item, Cell):
                 out.append(item)
+                progress.report(f"segment: cells certified up to t = {float(item.hi):.6f},", len(out))
                 continue
             todo.extend(reversed(self.process(*item)))
         return out
@@ -597,7 +627,7 @@ class Analytic:
 
 def analytic_partition(program, convention, curve, tol, prec=None):
     """The partition of Claim 1 by cells (see the module docstring); a Partition with method "ball"."""
-    p0 = max(prec or 128, tol + 64)
+    p0 = 1 << (max(prec or 128, tol + 64) - 1).bit_length()     # a power of two: certificates state one
     an = Analytic(program, convention, curve, tol, p0)
     with ctx.workprec(p0):
         cells = an.cover(fmpq(0), fmpq(1))
@@ -624,7 +654,8 @@ def analytic_partition(program, convention, curve, tol, prec=None):
             atoms.append(("X", (c.lo, c.hi), c.candidates))
         atoms.append(("P", c.hi, points[c.hi]))
     bps, pieces = merge(atoms)
-    return Partition(program, convention, curve, "ball", tol, p, bps, pieces, atoms, cells, points)
+    beyond = an.beyond or any(c.exact for c in cells)
+    return Partition(program, convention, curve, "ball", tol, p, bps, pieces, atoms, cells, points, beyond=beyond)
 
 
 def _point_pattern(an, t, p0):

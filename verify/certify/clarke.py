@@ -24,7 +24,7 @@ from flint import arb_mat, fmpq, fmpq_mat
 
 from ..program import kinks
 from ..errors import DomainError, InputError, Undecidable, Undecided
-from ..interpret.evaluate import _precision, coerce_point, compiled, forms_of_run, run
+from ..interpret.evaluate import _precision, coerce_point, compiled, forms_of_run, run, structure_allowed
 from ..interpret.forms import TooLarge
 from ..frontends import as_program
 from ..program.ir import Lit
@@ -49,7 +49,7 @@ def is_piecewise_linear(program):
             continue
         if e.prim == "pow" and dict(e.params)["n"] in (0, 1):
             continue
-        if e.prim in ("exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid", "mul", "div", "pow"):
+        if e.prim in ("exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid", "erf", "mul", "div", "pow"):
             return False
     return True
 
@@ -68,8 +68,9 @@ class ClarkeResult:
     subdifferential / generalized Jacobian); ``leaves``: every essential pattern with its witness;
     ``tree``: the walk (nodes at equations with tied switching functions, branches with the sign vector
     and either the next node/leaf or a Gordan certificate), for certificates; ``piecewise_linear``.
-    ``beyond``: the decisions made beyond the linearised cone (ties that are linear identities, higher-order
-    germs, witness directions, one-input sides); empty when the certificate checker can replay the walk."""
+    ``beyond``: the decisions made beyond values and the linearised cone (signs at x and ties that are linear
+    identities, higher-order germs, witness directions, one-input sides); empty when the certificate checker
+    can replay the walk."""
     program: object
     point: list
     convention: str
@@ -102,21 +103,26 @@ def _independent(ns, rows):
     return s != 0
 
 
-def _value_sign(ns, r, xs, v, form):
-    """The sign of the value ``v`` at x, from the exact forms when the value does not decide it."""
+def _value_sign(ns, r, xs, v, form, beyond):
+    """The sign of the value ``v`` at x, from the exact forms when the value does not decide it (recorded in
+    ``beyond``)."""
     s = ns.sign(v)
-    if s is None:
+    if s is None and structure_allowed():
         try:
             F = forms_of_run(r, inputs=xs)
             s = F.sign(form(F))[0]
         except TooLarge:
             s = None
+        if s is not None:
+            beyond.append("value")
     return s
 
 
 def _identically_zero(r, pattern, st, terms, const):
     """True when the switching function is the zero function on the branch (its exact form over input atoms,
     for the branch's pieces, is 0): a linear identity such as tanh(t) - tanh(t)."""
+    if not structure_allowed():
+        return False
     try:
         F = forms_of_run(r, symbolic=True, pattern=pattern)
         f = F.affine(st.ins, terms, const)
@@ -136,33 +142,78 @@ def _witness(ns, n, rows, polys):
     return None
 
 
+def live_equations(program):
+    """Indices of the equations whose outputs reach an output of the program: the others cannot change f."""
+    need, live = {a for a in program.outputs if a.__class__ is int}, set()
+    for k in reversed(range(len(program.eqns))):
+        e = program.eqns[k]
+        if any(o in need for o in e.outs):
+            live.add(k)
+            need.update(a for a in e.ins if a.__class__ is int)
+    return live
+
+
 def _walk(program, ns, xs, convention, pl, leaf_cap):
     r = run(program, ns, [ns.const(x) for x in xs], convention, inputs=xs)
     steps = compiled(program, convention)
     n = program.n_inputs
     zero, one = ns.const(fmpq(0)), ns.const(fmpq(1))
     G = [[one if j == i else zero for j in range(n)] for i in range(n)] + [None] * (program.n_vars - n)
+    live = live_equations(program)
+    pos_of = {st.k: m for m, st in enumerate(st for st in steps if st.sel is not None)}
+    fx = [r.env[a] if a.__class__ is int else ns.const(a.value) for a in program.outputs]
     leaves = []
-    beyond = []         # decisions the linearised cone does not make (see ClarkeResult.replayable)
+    beyond = ["value"] if r.beyond else []      # decisions beyond values and the linearised cone (replayable)
 
     def grad_of(atom, G):
         return [zero] * n if isinstance(atom, Lit) else G[atom]
 
-    def visit(k, G, pattern, rows, indep_rows, polys=()):
+    def args_of(st, env):
+        return [env[a] if a.__class__ is int else ns.const(a.value) for a in st.ins]
+
+    # Continuity is a property of the function the outputs compute.  A branch carries its own values: when a
+    # piece's value differs from the primitive's at x (the equation jumps there), the branch continues with
+    # the piece's value, and only outputs that differ from f(x) are a jump of f.  Equations that reach no
+    # output never branch (they keep the piece chosen at x).  The exact value forms describe the run at x,
+    # so they decide signs on branches that have not jumped.
+    def visit(k, env, jumped, G, pattern, rows, indep_rows, polys=()):
         G = G[:]        # this branch's own copy (branches share the values, not the gradients)
-        # advance through smooth steps
-        while k < len(steps) and steps[k].sel is None:
+        while k < len(steps) and (steps[k].sel is None or k not in live):
             st = steps[k]
+            if k not in live:
+                if st.sel is not None:
+                    pattern = pattern + [r.pattern[pos_of[k]]]
+                k += 1
+                continue
+            args = r.args[k] if not jumped else args_of(st, env)
+            if jumped:
+                env = env[:]
+                try:
+                    env[st.outs[0]] = st.rule(ns, st.params, *args)
+                except DomainError as e:
+                    raise DomainError(f"the program is not defined next to x on a branch where an equation jumps "
+                                      f"({e})") from None
             gs = [grad_of(a, G) for a in st.ins]
             out = []
-            for j in range(n):
-                t = jvp_rules[st.prim](ns, st.params, r.args[k], r.env[st.outs[0]], [g[j] for g in gs])
+            for j in range(n):      # exact zero tangents are symbolic zeros: 0 times a ball is not exact
+                ts = [None if g[j].__class__ is fmpq and g[j] == 0 else g[j] for g in gs]
+                t = jvp_rules[st.prim](ns, st.params, args, env[st.outs[0]], ts)
                 out.append(zero if t is None else t)
             G[st.outs[0]] = out
             k += 1
         if k == len(steps):
             if len(leaves) >= leaf_cap:
-                raise InputError(f"more than {leaf_cap} essential patterns: raise max_leaves")
+                raise InputError(f"more than {leaf_cap} essential patterns (the limit max_leaves={leaf_cap}; "
+                                 "--max-leaves on the command line)")
+            if jumped:
+                outs = [env[a] if a.__class__ is int else ns.const(a.value) for a in program.outputs]
+                for u, v in zip(outs, fx):
+                    s = ns.sign(ns.sub(u, v))
+                    if s is None:
+                        raise Undecided("cannot decide whether f jumps at x (an equation jumps there)")
+                    if s != 0:
+                        raise DomainError("the program is not continuous at x (its output jumps between pieces "
+                                          "there): the Clarke subdifferential is not defined")
             jac = [grad_of(a, G) for a in program.outputs]
             d = None
             if pl:
@@ -171,13 +222,14 @@ def _walk(program, ns, xs, convention, pl, leaf_cap):
             leaves.append(Leaf(tuple(pattern), jac, d, rows))
             return {"leaf": len(leaves) - 1}
         st = steps[k]
-        args = r.args[k]
+        args = r.args[k] if not jumped else args_of(st, env)
         gs = [grad_of(a, G) for a in st.ins]
         signs, tied, ident, higher, generic = [], [], [], {}, []
         grads = []
         for j, (terms, const) in enumerate(st.switches):
-            s = _value_sign(ns, r, xs, affine(ns, terms, const, args),
-                            lambda F, terms=terms, const=const: F.affine(st.ins, terms, const))
+            v = affine(ns, terms, const, args)
+            s = ns.sign(v) if jumped else _value_sign(
+                ns, r, xs, v, lambda F, terms=terms, const=const: F.affine(st.ins, terms, const), beyond)
             if s is None:
                 raise Undecided(f"cannot decide the sign of a switching function of equation {st.k + 1} at x")
             g = [affine(ns, tuple((i, c) for i, c in terms), fmpq(0), [gg[jj] for gg in gs]) for jj in range(n)]
@@ -199,7 +251,8 @@ def _walk(program, ns, xs, convention, pl, leaf_cap):
                     if pl:
                         ident.append(j)     # affine with zero value and gradient: identically zero on the branch
                         continue
-                    frac = germs.switch_fraction(program, steps, xs, pattern, k, terms, const)
+                    frac = germs.switch_fraction(program, steps, xs, pattern, k, terms, const) \
+                        if structure_allowed() else None
                     if frac is None:
                         raise Undecidable(f"a switching function of equation {st.k + 1} vanishes at x with zero "
                                           "gradient: its sign near x depends on higher-order terms, and its "
@@ -222,7 +275,7 @@ def _walk(program, ns, xs, convention, pl, leaf_cap):
             indep = indep_rows + [grads[j] for j in lin]
             if _independent(ns, indep):
                 indep_rows = indep
-            elif n == 1:
+            elif n == 1 and structure_allowed():
                 witness = True          # one input: the two sides of x are all there is
             else:
                 raise Undecidable(f"tied switching functions (up to equation {st.k + 1}) have linearly dependent "
@@ -260,29 +313,38 @@ def _walk(program, ns, xs, convention, pl, leaf_cap):
             sign_of.update(zip(tied, tau))
             i = st.sel.choose(st.params, len(args), lambda j: sign_of[j])
             piece = st.piece(i)
-            vals = piece.apply(ns, args)
-            for row, (v, o) in enumerate(zip(vals, st.outs)):
-                if _value_sign(ns, r, xs, ns.sub(v, r.env[o]), lambda F, row=row, o=o: F.sub(
-                        F.affine(st.ins, *piece.rows[row]), F.of_var(o))) != 0:
-                    raise DomainError(f"the program is not continuous at x (equation {st.k + 1} jumps between "
-                                      "pieces there): the Clarke subdifferential is not defined")
+            env2, jumped2 = env, jumped
+            for row, (v, o) in enumerate(zip(piece.apply(ns, args), st.outs)):
+                d = ns.sub(v, env[o])
+                s = ns.sign(d) if jumped else _value_sign(ns, r, xs, d, lambda F, row=row, o=o: F.sub(
+                    F.affine(st.ins, *piece.rows[row]), F.of_var(o)), beyond)
+                if s is None:
+                    raise Undecided(f"cannot decide whether equation {st.k + 1} jumps at x")
+                if s != 0:
+                    if env2 is env:
+                        env2 = env[:]
+                    env2[o], jumped2 = v, True
             G2 = G[:]
             for o, (terms, _) in zip(st.outs, piece.rows):
                 G2[o] = [affine(ns, terms, fmpq(0), [g[jj] for g in gs]) if terms else zero for jj in range(n)]
             branch["piece"] = i
-            branch["next"] = visit(k + 1, G2, pattern + [i], new, indep_rows, new_polys)
+            branch["next"] = visit(k + 1, env2, jumped2, G2, pattern + [i], new, indep_rows, new_polys)
             node["branches"].append(branch)
         return node
 
-    tree = visit(0, G, [], [], [])
+    tree = visit(0, r.env, False, G, [], [], [])
     return leaves, tree, beyond
 
 
 def clarke(program, point, convention=kinks.DEFAULT, number="exact", prec=None, max_leaves=LEAF_CAP):
     """The essential patterns at ``point`` and the Clarke generalized Jacobian's generators (see
     ClarkeResult).  Raises Undecided when essentiality cannot be decided (non-PL programs with dependent
-    tied gradients, undecided signs after precision escalation) and DomainError when the program jumps at x."""
+    tied gradients, undecided signs after precision escalation) and DomainError when f (the function the
+    outputs compute) jumps at x."""
     program = as_program(program)
+    if not program.is_scalar:
+        from .sites import site_clarke
+        return site_clarke(program, point, convention, number, prec, max_leaves=max_leaves)[0]
     kinks.check_convention(convention)
     if number not in ("exact", "ball"):
         raise InputError(f"the Clarke subdifferential is certified in exact or ball arithmetic, not {number!r}")

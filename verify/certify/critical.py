@@ -9,15 +9,15 @@ membership is then UNDECIDED unless a generator is exactly 0.
 """
 from dataclasses import dataclass
 
-from flint import fmpq
+from flint import arb, fmpq
 
 from ..program import kinks
 from ..errors import InputError, Undecided
 from ..frontends import as_program
 from ..numbers import get_system
 from ..truth import FALSE, TRUE, UNKNOWN
-from .clarke import clarke
-from .index import conservative_field
+from .clarke import LEAF_CAP, clarke
+from .index import GLOBAL_CAP, PATTERN_CAP, conservative_field
 from .lp import check_direction, check_weights, separate_or_weights, strict_direction
 
 
@@ -37,9 +37,17 @@ def _mid_q(v):
     return fmpq(man) * fmpq(2) ** exp if exp >= 0 else fmpq(man, 2 ** (-exp))
 
 
+def _exact(x):
+    """An exact ball (radius 0) as the fmpq it is: certificates print it as "p/q", so it is decided exactly."""
+    if isinstance(x, arb) and x.is_finite() and x.is_exact():
+        return _mid_q(x)
+    return x
+
+
 def zero_in_hull(vectors, number="exact"):
     """Decide 0 in conv(vectors); every answer is verified before it is returned."""
     ns = get_system(number)
+    vectors = [[_exact(x) for x in v] for v in vectors]
     if all(isinstance(x, fmpq) for v in vectors for x in v):
         kind, cert = separate_or_weights(vectors)
         if kind == "weights":
@@ -74,21 +82,29 @@ class Critical:
     clarke_error: str = None
 
 
-def critical(program, point, convention=kinks.DEFAULT, scope="local", number="exact", prec=None):
-    """Selection-, Clarke- and artificial-criticality of ``point`` for a program with one output."""
+def critical(program, point, convention=kinks.DEFAULT, scope="local", number="exact", prec=None, cap=PATTERN_CAP,
+             max_patterns=GLOBAL_CAP, max_leaves=LEAF_CAP):
+    """Selection-, Clarke- and artificial-criticality of ``point`` for a program with one output.  ``cap``
+    and ``max_patterns`` bound the index set (as in ``index_set``), ``max_leaves`` the essential patterns."""
     program = as_program(program)
+    if not program.is_scalar:
+        from .sites import site_critical
+        return site_critical(program, point, convention, number, prec)
     if program.n_outputs != 1:
         raise InputError(f"critical points need one output, {program.name} has {program.n_outputs}")
-    fld = conservative_field(program, point, scope, convention, number, prec)
-    grads = [j[0] for j in fld.gradients]
-    sel = zero_in_hull(grads, number)
+    fld = conservative_field(program, point, scope, convention, number, prec, cap, max_patterns)
     try:
-        cl = clarke(program, point, convention, number, prec)
+        # the field and the Clarke generators at one precision: a certificate states one precision for its balls
+        cl = clarke(program, point, convention, number, fld.index.prec, max_leaves)
+        if cl.prec != fld.index.prec:
+            fld = conservative_field(program, point, scope, convention, number, cl.prec, cap, max_patterns)
         cgrads = [j[0] for j in cl.gradients]
         cc = zero_in_hull(cgrads, number)
         err = None
     except Undecided as u:
         cl, cgrads, err = None, None, str(u)
         cc = Membership(UNKNOWN, reason=str(u))
+    grads = [j[0] for j in fld.gradients]
+    sel = zero_in_hull(grads, number)
     art = sel.truth & ~cc.truth
     return Critical(grads, cgrads, sel, cc, art, fld, cl, err)

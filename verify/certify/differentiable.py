@@ -46,6 +46,9 @@ def certify_differentiable(program, point, number="exact", prec=None, convention
     """Prove that ``point`` is a differentiability point of ``program`` with gradient equal to the selection
     gradient (every switching function certified nonzero), or say which switching function prevents it."""
     program = as_program(program)
+    if not program.is_scalar:
+        from .sites import site_differentiable
+        return site_differentiable(program, point, convention, number, prec)
     kinks.check_convention(convention)
     if number not in ("exact", "ball"):
         raise InputError(f"certifying differentiability needs exact or ball arithmetic, not {number!r}")
@@ -102,22 +105,6 @@ def differentiable_certificate(d, started=None):
                                                           "switch": d.blocking[2]}}
     evidence = {"signs": d.signs,
                 "pieces": pieces_table(d.program, d.convention, [d.pattern] if d.pattern else [])}
-    return make("differentiable", d.program, d.convention, claim, d.verdict.name, result, evidence, d.prec, started)
-
-
-def cli_differentiable(args, program, res, report):
-    """``verify grad --certify-differentiable``: the gradient report plus the verdict (exit 0 / 3)."""
-    import sys
-    import time
-
-    if not args.certify_differentiable:
-        raise InputError("--certificate needs --certify-differentiable")
-    t0 = time.perf_counter()
-    d = certify_differentiable(program, args.at, number=args.number, prec=args.prec, convention=args.convention)
-    if args.certificate:
-        from ..certificates import write
-        write(differentiable_certificate(d, t0), args.certificate)
-        print(f"certificate written to {args.certificate}", file=sys.stderr)
-    report(args, program, res, True, {"differentiable": {"verdict": d.verdict.name, "reason": d.reason,
-                                                         "signs": d.signs}})
-    return d.verdict.exit_code
+    from ..certificates import has_balls
+    return make("differentiable", d.program, d.convention, claim, d.verdict.name, result, evidence,
+                d.prec if has_balls(result) else None, started)

@@ -17,10 +17,12 @@ from ..program import kinks
 from ..interpret.ad import jacobian
 from ..errors import DomainError, InputError, Undecided
 from ..interpret.evaluate import (DEFAULT_PREC, PREC_CAP, _precision, coerce_point, compiled, forms_of_run,
-                                  output_values, run)
+                                  output_values, run, structure_allowed)
 from ..interpret.forms import TooLarge
 from ..frontends import as_program
+from .. import progress
 from ..numbers import get_system
+from ..program.prims import affine
 
 PATTERN_CAP = 4096
 GLOBAL_CAP = 4096
@@ -40,18 +42,29 @@ def precisions(prec=None, cap=PREC_CAP):
         p = min(2 * p, cap)
 
 
-def _differ(ns, a, b, forms=None):
+# Exact forms decide ties that no ball can (issue 9); inside ``values_only()`` (certificates) they do not.
+def _differ(ns, a, b, forms=None, used=None):
     """1 when a != b is decided, 0 when a == b is decided, None when undecided.  ``forms``: a function
     returning (Forms, form of a, form of b), called only when the values do not decide (exact forms decide
-    ties that hold by a linear identity, which no ball can)."""
+    ties that hold by a linear identity, which no ball can); a decision they make is recorded in ``used``."""
     s = ns.sign(ns.sub(a, b))
     if s is None and forms is not None:
-        try:
-            F, fa, fb = forms()
-            s = F.sign(F.sub(fa, fb))[0]
-        except TooLarge:
-            s = None
+        s = _differ_forms(forms, used)
     return None if s is None else int(s != 0)
+
+
+def _differ_forms(forms, used):
+    """The sign of a - b from ``forms()`` = (Forms, form of a, form of b), or None."""
+    if not structure_allowed():
+        return None
+    try:
+        F, fa, fb = forms()
+        s = F.sign(F.sub(fa, fb))[0]
+    except TooLarge:
+        return None
+    if s is not None and used is not None:
+        used.append(True)
+    return s
 
 
 @dataclass
@@ -59,7 +72,8 @@ class IndexSet:
     """``patterns``: the patterns proved in I(x) (piece indices per nonsmooth equation, capped);
     ``candidates``: per nonsmooth equation, the piece indices proved to agree (local scope);
     ``undecided``: what could not be decided (equations for local, patterns for global) with the reason;
-    ``count``: the size of the proved set; ``capped``: True when ``patterns`` lists only the first ``cap``."""
+    ``count``: the size of the proved set; ``capped``: True when ``patterns`` lists only the first ``cap``;
+    ``beyond``: some membership was decided by exact forms, which the certificate checker does not replay."""
     program: object
     point: list
     scope: str
@@ -72,30 +86,55 @@ class IndexSet:
     chosen: tuple = None
     prec: int = None
     number: str = "exact"
+    cap: int = PATTERN_CAP
+    max_patterns: int = GLOBAL_CAP
+    beyond: bool = False    # a decision used exact forms (see evaluate.values_only)
 
     @property
     def decided(self):
         return not self.undecided
 
 
-def _local(program, xs, convention, ns, cap):
+def _piece_difference(ns, st, p, q, args):
+    """p(args) - q(args) row by row, with the terms on one variable merged: exactly 0 when the two pieces
+    agree as maps of the distinct variables (the split piece mean(v, v) of max(v, v) is v: a tie of a
+    variable with itself is exact, also in balls)."""
+    out = []
+    for (tp, kp), (tq, kq) in zip(p.rows, q.rows):
+        coef = {}
+        for terms, w in ((tp, 1), (tq, -1)):
+            for j, c in terms:
+                a = st.ins[j]
+                key = ("v", a) if a.__class__ is int else ("l", j)
+                first, tot = coef.get(key, (j, 0))
+                coef[key] = (first, tot + w * c)
+        out.append(affine(ns, tuple((j, c) for j, c in coef.values() if c != 0), kp - kq, args))
+    return out
+
+
+def _local(program, xs, convention, ns, cap, used):
     r = run(program, ns, [ns.const(x) for x in xs], convention, inputs=xs)
     cands, undecided = [], []
 
-    def forms(st, i, row):
+    def forms(st, p, q, row):
+        """Exact forms of row ``row`` of pieces p and q at x (when the values cannot tell them apart)."""
         F = forms_of_run(r, inputs=xs)
-        terms, const = st.piece(i).rows[row]
-        return F, F.affine(st.ins, terms, const), F.of_var(st.outs[row])
-    for st in (s for s in compiled(program, convention) if s.sel is not None):
+        return F, F.affine(st.ins, *p.rows[row]), F.affine(st.ins, *q.rows[row])
+    for pos, st in enumerate(s for s in compiled(program, convention) if s.sel is not None):
         n = st.sel.n_pieces(st.params, len(st.ins))
         if n > PIECE_CAP:
             raise InputError(f"equation {st.k + 1} ({st.prim}) has {n} pieces, more than {PIECE_CAP}: "
                              "too many to enumerate")
-        args, val = r.args[st.k], [r.env[o] for o in st.outs]
+        args, chosen = r.args[st.k], st.piece(r.pattern[pos])
         ok, unknown = [], []
         for i in range(n):
-            diffs = [_differ(ns, a, b, lambda st=st, i=i, row=row: forms(st, i, row))
-                     for row, (a, b) in enumerate(zip(st.piece(i).apply(ns, args), val))]
+            piece = st.piece(i)
+            diffs = []
+            for row, d in enumerate(_piece_difference(ns, st, piece, chosen, args)):
+                sg = ns.sign(d)
+                if sg is None:
+                    sg = _differ_forms(lambda st=st, piece=piece, row=row: forms(st, piece, chosen, row), used)
+                diffs.append(None if sg is None else int(sg != 0))
             if any(d == 1 for d in diffs):
                 continue
             (unknown if None in diffs else ok).append(i)
@@ -104,12 +143,14 @@ def _local(program, xs, convention, ns, cap):
             undecided.append({"equation": st.k, "pieces": unknown,
                               "reason": f"cannot decide whether pieces {unknown} of equation {st.k + 1} agree "
                                         "with the primitive"})
+    if r.beyond:
+        used.append(True)
     total = math.prod(len(c) for c in cands)
     pats = list(itertools.islice(itertools.product(*cands), cap))
     return r, cands, pats, total, undecided
 
 
-def _global(program, xs, convention, ns, cap, limit):
+def _global(program, xs, convention, ns, cap, limit, used):
     r = run(program, ns, [ns.const(x) for x in xs], convention, inputs=xs)
     fx = output_values(r)
     table = forms_of_run(r, inputs=xs).table        # atoms shared by the forms of every f_sigma at x
@@ -124,10 +165,13 @@ def _global(program, xs, convention, ns, cap, limit):
     sizes = [s.sel.n_pieces(s.params, len(s.ins)) for s in compiled(program, convention) if s.sel is not None]
     total = math.prod(sizes)
     if total > limit:
-        raise InputError(f"the global index set would try {total} patterns, more than the limit {limit}: "
-                         "use the local scope, or raise max_patterns")
+        raise InputError(f"the global index set would try {total} patterns, more than the limit {limit} "
+                         "(max_patterns=; --max-patterns on the command line): use the local scope or raise it")
     found, undecided = [], []
-    for pat in itertools.product(*(range(k) for k in sizes)):
+    if r.beyond:
+        used.append(True)
+    for n_tried, pat in enumerate(itertools.product(*(range(k) for k in sizes))):
+        progress.report("global index set: patterns tried", n_tried, total)
         try:
             rp = run(program, ns, [ns.const(x) for x in xs], convention, pattern=pat, inputs=xs)
         except DomainError:
@@ -135,7 +179,9 @@ def _global(program, xs, convention, ns, cap, limit):
         except Undecided as u:
             undecided.append({"pattern": list(pat), "reason": str(u)})
             continue
-        diffs = [_differ(ns, a, b, lambda rp=rp, o=o: forms(rp, o))
+        if rp.beyond:
+            used.append(True)
+        diffs = [_differ(ns, a, b, lambda rp=rp, o=o: forms(rp, o), used)
                  for o, (a, b) in enumerate(zip(output_values(rp), fx))]
         if any(d == 1 for d in diffs):
             continue
@@ -151,7 +197,17 @@ def index_set(program, point, scope="local", convention=kinks.DEFAULT, number="e
     """I(x) for ``program`` at ``point`` (see IndexSet).  ``scope`` is "local" or "global"; ``cap`` bounds
     the patterns listed; ``max_patterns`` bounds the global enumeration (a clear InputError above it)."""
     program = as_program(program)
+    if not program.is_scalar:
+        from .sites import site_index_set
+        if scope != "local":
+            raise InputError("the global index set of a tensor program enumerates every pattern of every site: "
+                             "use verify.scalarize(P) and the scalar program for small ones")
+        return site_index_set(program, point, convention, number, prec, cap)
     kinks.check_convention(convention)
+    for name, v in (("cap", cap), ("max_patterns", max_patterns)):
+        if type(v) is not int or v < 1:
+            flag = "--" + name.replace("_", "-")
+            raise InputError(f"{name}={v!r} must be a positive integer ({flag} on the command line)")
     if scope not in ("local", "global"):
         raise InputError(f"scope {scope!r} must be 'local' or 'global'")
     if number not in ("exact", "ball"):
@@ -160,12 +216,13 @@ def index_set(program, point, scope="local", convention=kinks.DEFAULT, number="e
     ns = get_system(number)
     failure = None
     for p in precisions(prec):
+        used = []
         try:
             with _precision(ns, p):
                 if scope == "local":
-                    r, cands, pats, total, undecided = _local(program, xs, convention, ns, cap)
+                    r, cands, pats, total, undecided = _local(program, xs, convention, ns, cap, used)
                 else:
-                    r, pats, total, undecided = _global(program, xs, convention, ns, cap, max_patterns)
+                    r, pats, total, undecided = _global(program, xs, convention, ns, cap, max_patterns, used)
                     cands = None
         except Undecided as u:      # the program's own index rule is undecided at x
             failure = u
@@ -176,7 +233,7 @@ def index_set(program, point, scope="local", convention=kinks.DEFAULT, number="e
     if failure is not None:
         raise Undecided(f"{failure} (still undecided at {p} bits)", prec=p)
     return IndexSet(program, xs, scope, convention, [tuple(p) for p in pats], total, total > len(pats), cands,
-                    undecided, r.pattern, p, number)
+                    undecided, r.pattern, p, number, cap, max_patterns, bool(used))
 
 
 @dataclass
@@ -201,7 +258,8 @@ def field_of(iset, patterns):
     grads, where, keys = [], [], {}
     with _precision(ns, iset.prec):
         base = run(program, ns, [ns.const(x) for x in iset.point], convention) if iset.scope == "local" else None
-        for pat in patterns:
+        for n_done, pat in enumerate(patterns):
+            progress.report("field: gradients of patterns", n_done, len(patterns))
             if base is not None:
                 # local scope: every pattern's pieces agree with the primitives at x, so every variable has
                 # the same value under every pattern; only the linear parts differ
@@ -224,11 +282,14 @@ def conservative_field(program, point, scope="local", convention=kinks.DEFAULT, 
     """The generators of D_f(x) (see Field).  Raises Undecided when I(x) itself is undecided, InputError
     when I(x) has more than ``cap`` patterns (the field would be incomplete)."""
     iset = index_set(program, point, scope, convention, number, prec, cap, max_patterns)
+    if not iset.program.is_scalar:
+        from .sites import site_field
+        return site_field(iset)
     if iset.undecided:
         raise Undecided("the index set is undecided: " + "; ".join(u["reason"] for u in iset.undecided),
                         prec=iset.prec)
     if iset.capped:
         raise InputError(f"I(x) has {iset.count} patterns, more than the cap {cap}: the field would be "
-                         "incomplete (raise cap)")
+                         "incomplete (raise the cap: cap=, --cap on the command line)")
     grads, where, exact = field_of(iset, iset.patterns)
     return Field(iset, grads, where, exact)

@@ -31,11 +31,11 @@ from ..errors import DomainError, InputError, Undecided
 from ..interpret.evaluate import PREC_CAP, output_values, run
 from ..frontends import as_program
 from ..numbers import get_system
-from ..numbers.ball import arb_bounds, arb_sign
-from ..rational import fmt_q
+from ..numbers.ball import arb_sign, interval_json, json_number
 from ..truth import Verdict
 from . import algebraic as A
 from .ratfunc import RF, At, Right, RFSystem
+from .partition import enclosure_json
 from .segment import DEFAULT_TOL, bp_json, segment_partition
 
 
@@ -123,6 +123,8 @@ class ComplexSystem:
     def cos(self, a): return a.cos()
     def tanh(self, a): return a.tanh()
     def sigmoid(self, a): return 1 / (1 + (-a).exp())
+    def erf(self, a): return a.erf()
+    def pi(self): return acb.pi()
 
     def sign(self, x):
         s = arb_sign(x.real)
@@ -316,10 +318,10 @@ def _cell_derivative(program, conv, curve, pattern, lo, hi):
 
 
 def _ball_terms(part, tol, prec):
-    """Right side of an analytic program over the cells of the partition; also the discontinuity (or None)."""
+    """Right side of an analytic program over the cells of the partition."""
     program, conv, curve = part.program, part.convention, part.curve
     budget = fmpq(1, 2 ** (tol + 8)) / max(1, len(part.cells))
-    terms, run_cells, disc = [], [], None
+    terms, run_cells = [], []
 
     def flush():
         if run_cells:
@@ -336,44 +338,62 @@ def _ball_terms(part, tol, prec):
         flush()
         pats = (c.patterns[0], c.patterns[2]) if c.kind == "simple" else c.candidates
         with ctx.workprec(prec):
-            hull, vals = None, []
+            hull = None
             for p in dict.fromkeys(pats):
-                d, v = _cell_derivative(program, conv, curve, p, c.lo, c.hi)
+                d, _ = _cell_derivative(program, conv, curve, p, c.lo, c.hi)
                 hull = d if hull is None else hull.union(d)
-                vals.append(v)
-            if c.kind == "simple":
-                _, v0 = _cell_derivative(program, conv, curve, c.patterns[1], c.lo, c.hi)
-                for side, v in zip((c.patterns[0], c.patterns[2]), vals):
-                    if arb_sign(v - v0) in (-1, 1) and disc is None:
-                        disc = {"t": {"lo": A.q_decimal(c.lo)[0], "hi": A.q_decimal(c.hi)[1]},
-                                "reason": "the adjacent pieces' values at the switch point differ",
-                                "pattern": list(side)}
             value = arb(0).union(arb(c.hi - c.lo)) * hull
         terms.append(Integral(c.lo, c.hi, value, patterns=tuple(dict.fromkeys(pats)), kind=c.kind))
     flush()
-    return terms, disc or _ball_point_jumps(part, prec)
+    return terms
 
 
-def _ball_point_jumps(part, prec):
+def _differ(program, conv, curve, pa, pb, lo, hi):
+    """Do f_pa and f_pb certainly differ at t = lo = hi, or over the cell [lo, hi]?  True / False (equal)
+    / None (undecided): balls first, then exact affine forms over atoms (verify.numbers.affine), which
+    decide a difference exactly whenever it is a rational constant, e.g. (exp(t) + 1/10^40) - exp(t)."""
+    from ..numbers.affine import AffineSystem
+    X = A.interval_ball(lo, hi)
+    coords = [p(lo) if lo == hi or p.degree() <= 0 else _horner(p, X, arb) for p in curve.polys]
+    ns = get_system("ball")
+    try:
+        u, v = (output_values(run(program, ns, [arb(c) for c in coords], conv, p))[0] for p in (pa, pb))
+        s = arb_sign(u - v)
+    except (DomainError, Undecided):
+        s = None
+    if s is None:
+        aff = AffineSystem()
+        xs = [aff.input(i, c) for i, c in enumerate(coords)]
+        try:
+            u, v = (output_values(run(program, aff, xs, conv, p))[0] for p in (pa, pb))
+            s = aff.sign(aff.sub(u, v))
+        except (DomainError, Undecided):
+            s = None
+    return None if s is None else s != 0
+
+
+def _ball_jumps(part, prec):
+    """The first jump of f along the ball partition, in t order: at each cell boundary t (the pattern of an
+    adjacent region against the pattern at t) and in each simple cell (the pattern of a side against the
+    pattern at the root, over the cell).  The discontinuity dict, or None."""
     program, conv, curve = part.program, part.convention, part.curve
     cells = part.cells
-    for i in range(len(cells) + 1):
-        t = cells[0].lo if i == 0 else cells[i - 1].hi
-        left = cells[i - 1] if i > 0 else None
-        right = cells[i] if i < len(cells) else None
-        pats = [c.pattern for c in (left, right) if c is not None and c.kind == "region"]
-        at = part.point_patterns[t]
-        if all(p == at for p in pats):
-            continue
-        with ctx.workprec(prec):
-            vals = {}
-            ns = get_system("ball")
-            for p in [at] + pats:
-                vals[p] = output_values(run(program, ns, [arb(v) for v in curve.at(t)], conv, p))[0]
-            for p in pats:
-                if arb_sign(vals[p] - vals[at]) in (-1, 1):
-                    return {"t": A.number_json(t), "reason": "the value of the adjacent piece differs from the "
-                            "value at the point", "pattern": list(p)}
+    with ctx.workprec(prec):
+        for i in range(len(cells) + 1):
+            t = cells[0].lo if i == 0 else cells[i - 1].hi
+            at = part.point_patterns[t]
+            for c in (cells[i - 1] if i > 0 else None, cells[i] if i < len(cells) else None):
+                if c is not None and c.kind == "region" and c.pattern != at and \
+                        _differ(program, conv, curve, c.pattern, at, t, t):
+                    return {"t": A.number_json(t), "reason": "the value of the adjacent piece differs from the value "
+                            "at the point", "pattern": list(c.pattern)}
+            c = cells[i] if i < len(cells) else None
+            if c is not None and c.kind == "simple":
+                for side in (c.patterns[0], c.patterns[2]):
+                    if side != c.patterns[1] and _differ(program, conv, curve, side, c.patterns[1], c.lo, c.hi):
+                        return {"t": enclosure_json(c.lo, c.hi),
+                                "reason": "the adjacent pieces' values at the switch point differ",
+                                "pattern": list(side)}
     return None
 
 
@@ -401,7 +421,7 @@ def _identity(program, x, y, curve, convention, tol, method, prec, cell_tol):
     if part.method == "exact":
         terms, disc = _exact_terms(part, cell_tol)
     else:
-        terms, disc = _ball_terms(part, cell_tol, p)
+        terms, disc = _ball_terms(part, cell_tol, p), _ball_jumps(part, p)
     digits = json_digits(tol)
     with ctx.workprec(p):
         pad = arb(0, fmpq(1, 2 ** (cell_tol + 24)))      # slack, so a checker's tighter enclosure fits inside
@@ -453,9 +473,17 @@ def integral_text(res):
 
 
 def integral_certificate(res, started=None):
-    """A certificate (kind "integral"): the partition's evidence plus every term of the right side."""
+    """A certificate (kind "integral"): the partition's evidence plus every term of the right side.  A result
+    whose partition used exact methods is recomputed from values alone first (see
+    segment.replayable_partition)."""
     from ..certificates import make
     from .segment import claim_json, partition_evidence
+    if res.partition.beyond:
+        from ..interpret.evaluate import values_only
+        part = res.partition
+        with values_only():
+            res = integral_identity(part.program, curve=part.curve, convention=part.convention, tol=res.tol,
+                                    method=part.method)
     part = res.partition
     ev = partition_evidence(part)
     terms = []
@@ -468,8 +496,8 @@ def integral_certificate(res, started=None):
         terms.append(j)
     ev["terms"] = terms
     claim = {**claim_json(part), "tol": res.tol, "method": part.method}
-    return make("integral", part.program, part.convention, claim, res.verdict.name, res.json(), ev, res.prec,
-                started)
+    return make("integral", part.program, part.convention, claim, res.verdict.name, res.json(), ev,
+                part.prec if part.method == "ball" else None, started)
 
 
 # --------------------------------------------------------------- numbers as the JSON states them, exactly
@@ -481,14 +509,10 @@ def json_digits(tol):
     return max(20, (tol * 3) // 10 + 12)
 
 
-def num_json(x, digits):
-    """"p/q" for an fmpq (or a radius-0 ball); {"lo", "hi"} outward decimal bounds for a ball."""
-    if isinstance(x, fmpq):
-        return fmt_q(x)
-    if x.is_finite() and x.is_exact():
-        return fmt_q(A.arf_q(x.mid()))
-    lo, hi = arb_bounds(x, digits)
-    return {"lo": lo, "hi": hi}
+def num_json(x, digits=None):
+    """"p/q" for an fmpq (or a radius-0 ball); {"lo", "hi"} outward decimal bounds for a ball, with as many
+    digits as it is accurate (the format of every command)."""
+    return json_number(x)
 
 
 def iv_of(j):
@@ -501,11 +525,9 @@ def iv_of(j):
     return fmpq(lo.numerator, lo.denominator), fmpq(hi.numerator, hi.denominator)
 
 
-def iv_json(iv, digits):
-    lo, hi = iv
-    if lo == hi:
-        return fmt_q(lo)
-    return {"lo": A.q_decimal(lo, digits)[0], "hi": A.q_decimal(hi, digits)[1]}
+def iv_json(iv, digits=None):
+    """An exact rational interval as JSON (``verify.numbers.ball.interval_json``)."""
+    return interval_json(*iv)
 
 
 def iv_sum(ivs):

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from flint import fmpq_poly
 
 from ..errors import InputError
+from ..numbers.ball import interval_json
 from ..rational import fmt_q, parse_point
 from . import algebraic as A
 
@@ -105,6 +106,7 @@ class Partition:
     atoms: list = field(repr=False)      # the fine partition, before merging (the certificate's evidence)
     cells: list = field(default=None, repr=False)             # method "ball": the certified cells
     point_patterns: dict = field(default=None, repr=False)    # method "ball": the pattern at each cell end
+    beyond: bool = field(default=False, repr=False)           # a decision used exact methods (issue 9)
 
     @property
     def complete(self):
@@ -125,7 +127,8 @@ class Partition:
 
 
 def enclosure_json(lo, hi):
-    return {"lo": A.q_decimal(lo)[0], "hi": A.q_decimal(hi)[1]}
+    """A rational enclosure (lo < hi) as JSON, with as many digits as it is accurate."""
+    return interval_json(lo, hi)
 
 
 def bp_json(b):

@@ -20,6 +20,7 @@ sides is merged away.  The fine partition (every root found) is kept as evidence
 """
 from flint import fmpq
 
+from .. import progress
 from ..program import kinks
 from ..errors import DomainError, InputError, Undecided
 from ..interpret.evaluate import compiled, run
@@ -82,6 +83,8 @@ def exact_walk(program, convention, curve, tol):
     atoms = [("P", t, _run_at(program, convention, curve, At(t), ins).pattern)]
     one = fmpq(1)
     while True:
+        progress.report(f"segment: breakpoints up to t = {float(t) if isinstance(t, fmpq) else float(t.lo):.6f},",
+                        len(atoms) // 2)
         r = _run_at(program, convention, curve, Right(t), ins)
         nxt = one
         for P in critical_polys(program, convention, r):
@@ -158,7 +161,7 @@ def partition_evidence(part):
     """What a checker needs: the piece table and the fine partition (exact: every point and the pattern at it
     and on each open piece; ball: every cell with its proof data and the pattern at every cell boundary)."""
     from .certs import pieces_table
-    ev = {"method": part.method, "pieces": pieces_table(part.program, part.convention, _patterns_of(part))}
+    ev = {"pieces": pieces_table(part.program, part.convention, _patterns_of(part))}
     if part.method == "exact":
         ev["points"] = [A.number_json(a[1]) for a in part.atoms if a[0] == "P"]
         ev["at"] = [list(a[2]) for a in part.atoms if a[0] == "P"]
@@ -169,8 +172,6 @@ def partition_evidence(part):
         j = {"kind": c.kind, "lo": fmt_q(c.lo), "hi": fmt_q(c.hi)}
         if c.kind == "region":
             j["pattern"], j["known"] = list(c.pattern), [list(k) for k in c.known]
-            if c.exact:         # decided exactly (issue 9): the checker's ball replay leaves these undecided
-                j["exact"] = [list(e) for e in c.exact]
         elif c.kind == "simple":
             j["switch"], j["signs"], j["patterns"] = list(c.switch), list(c.signs), [list(p) for p in c.patterns]
         else:
@@ -182,11 +183,26 @@ def partition_evidence(part):
     return ev
 
 
+def replayable_partition(part):
+    """The partition as the certificate checker derives it: one that used exact methods (issue 9: exact
+    forms, exact rational functions of t, germs) is recomputed from values alone (evaluate.values_only), since
+    the checker replays balls and requires what a certificate states to be what it derives.  Raises
+    Undecided when values alone cannot decide it (then no certificate)."""
+    if not part.beyond:
+        return part
+    from ..interpret.evaluate import values_only
+    with values_only():
+        return segment_partition(part.program, curve=part.curve, convention=part.convention, tol=part.tol,
+                                 method=part.method)
+
+
 def segment_certificate(part, started=None):
     """A certificate (kind "segment") for a Partition: PROVED when complete, UNDECIDED with clusters."""
     from ..certificates import make
+    part = replayable_partition(part)
     return make("segment", part.program, part.convention, {**claim_json(part), "method": part.method},
-                "PROVED" if part.complete else "UNDECIDED", part.json(), partition_evidence(part), part.prec, started)
+                "PROVED" if part.complete else "UNDECIDED", part.json(), partition_evidence(part),
+                part.prec if part.method == "ball" else None, started)
 
 
 def partition_text(part):
@@ -213,8 +229,8 @@ def partition_text(part):
 
 
 def _short(b):
-    j = bp_json(b)
-    return j if isinstance(j, str) else f"[{j['lo'][:12]}.., {j['hi'][:12]}..]"
+    j = bp_json(b)      # in full: an enclosure is printed with as many digits as it is accurate
+    return j if isinstance(j, str) else f"[{j['lo']}, {j['hi']}]"
 
 
 __all__ = ["segment_partition", "Curve", "Partition", "Breakpoint", "Piece", "merge", "exact_walk",

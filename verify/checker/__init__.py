@@ -1,10 +1,12 @@
-"""The independent checker behind ``verify check``.
+"""The independent checker behind ``verify check``: the trusted kernel.
 
-It re-validates a certificate from the program text and the evidence, with its own small evaluator
-(kernel.py), and never imports verify.certify (the code that produced the certificate): a bug there cannot
-vouch for itself.  Each kind of certificate has one check function in CHECKS; it returns None when the
-certificate is valid and raises Invalid with the reason otherwise.  Everything but ``meta`` is checked:
-changing any number, pattern, weight, vector, verdict or claim makes the check fail.
+It re-validates a certificate from the program text, the claim and the evidence, with its own small evaluator
+(kernel.py), and never imports verify.certify or verify.interpret (the code that produced the certificate):
+a bug there cannot vouch for itself.  Each kind of certificate has one check function in CHECKS (index.py:
+index sets, critical points, Theorem 1; segment.py: segments, integrals, differentiability; common.py: what
+they share); it returns None when the certificate is valid and raises Invalid with the reason otherwise.  The
+checker derives the result and the verdict itself and requires the certificate to state exactly that; only
+``meta`` is not checked.
 """
 from ..errors import InputError, VerifyError
 from ..certificates import FORMAT, validate_schema
@@ -28,8 +30,11 @@ def register(kind):
 def check(cert):
     """Return None when ``cert`` is valid; raise Invalid (with the reason) when it is not, InputError when
     it is not a certificate at all."""
-    if not isinstance(cert, dict) or cert.get("format") != FORMAT:
-        raise InputError(f"not a {FORMAT} certificate")
+    if not isinstance(cert, dict) or "format" not in cert:
+        raise InputError(f"not a certificate (a {FORMAT} certificate is a JSON object with a format key)")
+    if cert.get("format") != FORMAT:
+        raise InputError(f"not a {FORMAT} certificate (format {cert.get('format')!r}: regenerate it with this "
+                         "version)")
     try:
         validate_schema(cert)
     except InputError as e:
@@ -43,8 +48,10 @@ def check(cert):
         raise Invalid(f"no checker for certificates of kind {cert['kind']!r}")
     try:
         fn(cert)
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError, ZeroDivisionError) as e:
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, ZeroDivisionError, OverflowError) as e:
         raise Invalid(f"malformed certificate ({type(e).__name__}: {e})") from None
+    except RecursionError:
+        raise Invalid("the certificate is nested too deeply to be checked") from None
 
 
 def _load_checks():

@@ -18,6 +18,10 @@ from . import Invalid
 class CannotDecide(Invalid):
     """The checker's own arithmetic cannot decide a comparison (valid only for an UNDECIDED certificate)."""
 
+
+class Undefined(Invalid):
+    """The program (or a frozen program f_s) is not defined at the point: log of a non-positive number..."""
+
 Q0, Q1 = fmpq(0), fmpq(1)
 
 
@@ -60,24 +64,56 @@ def _isqrt_q(x):
 
 
 def _ipow(x, n):
-    """x ** n (n >= 0) by multiplication: arb ** int is nan for a ball around 0 in python-flint 0.9."""
+    """x ** n (n >= 0) by repeated squaring (arb ** int is nan for a ball around 0 in python-flint 0.9)."""
     if isinstance(x, fmpq):
         return x ** n
-    out = Q1
-    for _ in range(n):
-        out = out * x
+    out, base = Q1, x
+    while n:
+        if n & 1:
+            out = out * base
+        n >>= 1
+        if n:
+            base = base * base
     return out
+
+
+def _zero(x):
+    return isinstance(x, fmpq) and x == 0
+
+
+def dot(coefs, vals):
+    """sum c * v, skipping exact zeros on either side (symbolic zeros: a literal's tangent is 0, and 0 times a
+    ball would turn an exact sum into a ball)."""
+    acc = Q0
+    for c, v in zip(coefs, vals):
+        if not (_zero(c) or _zero(v)):
+            acc = acc + c * v
+    return acc
 
 
 def _need(ok, msg):
     if ok is None:
         raise CannotDecide(f"the checker cannot decide: {msg}")
     if not ok:
-        raise Invalid(f"the program is not defined here: {msg}")
+        raise Undefined(f"the program is not defined here: {msg}")
+
+
+from ..rational import MAX_BITS  # noqa: E402  (exact values larger than this are refused, not computed)
+
+
+def _size(*xs, times=1):
+    bits = sum(x.height_bits() for x in xs if isinstance(x, fmpq)) * times
+    if bits > MAX_BITS:
+        raise Invalid(f"an exact value of the certificate would need about {bits} bits (the checker's limit is "
+                      f"{MAX_BITS})")
 
 
 def smooth_value(prim, xs, params):
     """Value of a smooth primitive (exact when the result is rational at a rational point, else a ball)."""
+    if prim in ("mul", "div"):
+        _size(*xs)
+    if prim == "pow":
+        _size(xs[0], times=abs(params["n"]))
     if prim in ("add", "sub", "mul"):
         a, b = xs
         return a + b if prim == "add" else (a - b if prim == "sub" else a * b)
@@ -101,7 +137,7 @@ def smooth_value(prim, xs, params):
     if isinstance(x, fmpq):
         if x == 0 and prim in ("exp", "cos"):
             return Q1
-        if x == 0 and prim in ("sin", "tanh"):
+        if x == 0 and prim in ("sin", "tanh", "erf"):
             return Q0
         if x == 0 and prim == "sigmoid":
             return fmpq(1, 2)
@@ -133,10 +169,11 @@ def smooth_partials(prim, xs, y, params):
         return (Q0,) if n == 0 else (n * (_ipow(x, n - 1) if n - 1 >= 0 else 1 / _ipow(x, 1 - n)),)
     return ({"exp": lambda: y, "log": lambda: 1 / x, "sqrt": lambda: 1 / (2 * y),
              "sin": lambda: smooth_value("cos", xs, params), "cos": lambda: -smooth_value("sin", xs, params),
-             "tanh": lambda: 1 - y * y, "sigmoid": lambda: y * (1 - y)}[prim](),)
+             "tanh": lambda: 1 - y * y, "sigmoid": lambda: y * (1 - y),
+             "erf": lambda: 2 / arb.pi().sqrt() * (-_ball(x) * _ball(x)).exp()}[prim](),)
 
 
-SMOOTH = ("add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid")
+SMOOTH = ("add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid", "erf")
 
 
 def _row(n, coefs, const=Q0):
@@ -208,8 +245,8 @@ def nonsmooth_value(prim, xs, params):
             return [hi]
         return [x]
     if prim in ("max", "min", "sort"):
-        def cmp(i, j):
-            return s(xs[i] - xs[j], "a difference of arguments")
+        def cmp(i, j):       # one variable twice is one number: an exact tie even when it is a ball
+            return 0 if xs[i] is xs[j] else s(xs[i] - xs[j], "a difference of arguments")
         order = list(range(len(xs)))
         for i in range(1, len(order)):        # insertion sort with decided comparisons only
             j = i
@@ -223,10 +260,29 @@ def nonsmooth_value(prim, xs, params):
             return [srt[0]]
         return srt[::-1] if params.get("descending") else srt
     if prim == "where":
-        d = s(xs[0] - xs[1], "where's condition")
+        d = 0 if xs[0] is xs[1] else s(xs[0] - xs[1], "where's condition")
         holds = {">": d > 0, ">=": d >= 0, "<": d < 0, "<=": d <= 0, "==": d == 0, "!=": d != 0}[params["op"]]
         return [xs[2] if holds else xs[3]]
     raise Invalid(f"unknown primitive {prim!r}")
+
+
+def merged(coefs, ins):
+    """Coefficients of an affine map of the inputs ``ins`` with the terms on one variable added up (the terms
+    of max(v, v) on its two arguments are one term, so v - v is exactly 0 whatever v is)."""
+    out = list(coefs)
+    for j, a in enumerate(ins):
+        if isinstance(a, int):
+            first = ins.index(a)
+            if first != j:
+                out[first], out[j] = out[first] + out[j], Q0
+    return tuple(out)
+
+
+def difference(p, q, ins, xs):
+    """p(xs) - q(xs) for two pieces, row by row, with the terms on one variable merged: exact 0 when the two
+    maps agree as functions of the distinct variables."""
+    return [affine_value((merged(tuple(a - b for a, b in zip(ca, cb)), ins), ka - kb), xs)
+            for (ca, ka), (cb, kb) in zip(p, q)]
 
 
 def apply_piece(piece, xs):
@@ -274,7 +330,7 @@ class Frozen:
                 ys = [y]
                 if want_grad:
                     ps = smooth_partials(e.prim, xs, y, params)
-                    gys = [[sum((p * g[j] for p, g in zip(ps, gs)), Q0) for j in range(n)]]
+                    gys = [[dot(ps, [g[j] for g in gs]) for j in range(n)]]
             else:
                 if pieces_of is None:
                     ys = nonsmooth_value(e.prim, xs, params)
@@ -282,7 +338,7 @@ class Frozen:
                 else:
                     piece = pieces_of[k]
                     ys = apply_piece(piece, xs)
-                    gys = [[sum((c * g[j] for c, g in zip(coefs, gs)), Q0) for j in range(n)]
+                    gys = [[dot(coefs, [g[j] for g in gs]) for j in range(n)]
                            for coefs, _ in piece] if want_grad else None
                 k += 1
             for o, y in zip(e.outs, ys):
@@ -297,6 +353,164 @@ class Frozen:
     def jacobian(self):
         n = self.program.n_inputs
         return [[Q0] * n if not isinstance(a, int) else self.grad[a] for a in self.program.outputs]
+
+
+class Tape:
+    """The program evaluated once at x by the primitives' own definitions: every variable's value, every
+    equation's arguments, and the partial derivatives of every smooth equation.  For the patterns of a local
+    index set (every piece agrees with its primitive at x, so every variable has the same value under every
+    one of them) the selection Jacobians are reverse sweeps over these shared values with the patterns' pieces
+    at the nonsmooth equations, skipping zero cotangents (symbolic zeros); ``jacobians`` sweeps the part after
+    the last equation where the patterns differ once for all of them."""
+
+    def __init__(self, program, x):
+        F = Frozen(program, x, want_grad=False)
+        self.program, self.val, self.args = program, F.val, F.args
+        self.ops, self.eq_of_pos = [], []
+        for k, e in enumerate(program.eqns):
+            if e.prim in SMOOTH:
+                ps = smooth_partials(e.prim, F.args[k], F.val[e.outs[0]], dict(e.params))
+                self.ops.append((e.outs[0], tuple((a, d) for a, d in zip(e.ins, ps)
+                                                  if isinstance(a, int) and not _zero(d)), None))
+            else:
+                self.ops.append((e.outs, tuple(a if isinstance(a, int) else None for a in e.ins),
+                                 len(self.eq_of_pos)))
+                self.eq_of_pos.append(k)
+
+    def outputs(self):
+        return [a.value if not isinstance(a, int) else self.val[a] for a in self.program.outputs]
+
+    def _sweep(self, ct, hi, lo, pieces):
+        """Reverse sweep over equations hi, hi - 1, ..., lo, in place on the cotangents ``ct`` (None: zero)."""
+        ops = self.ops
+        for k in range(hi, lo - 1, -1):
+            outs, ins, pos = ops[k]
+            if pos is None:
+                c = ct[outs]
+                if c is None:
+                    continue
+                ct[outs] = None
+                for a, d in ins:
+                    v = ct[a]
+                    ct[a] = c * d if v is None else v + c * d
+                continue
+            for o, (coefs, _) in zip(outs, pieces[pos]):
+                c = ct[o]
+                if c is None:
+                    continue
+                ct[o] = None
+                for a, w in zip(ins, coefs):
+                    if a is not None and w != 0:
+                        v = ct[a]
+                        ct[a] = c * w if v is None else v + c * w
+
+    def jacobians(self, patterns):
+        """The selection Jacobian (rows = outputs) of every pattern (a tuple of pieces per nonsmooth equation)."""
+        P = self.program
+        n, last = P.n_inputs, len(P.eqns) - 1
+        vary = [m for m in range(len(self.eq_of_pos)) if len({p[m] for p in patterns}) > 1]
+        split = self.eq_of_pos[max(vary)] if vary else -1        # equations after split: the same for all
+        out = [[] for _ in patterns]
+        for o in P.outputs:
+            if not isinstance(o, int):
+                for rows in out:
+                    rows.append([Q0] * n)
+                continue
+            ct = [None] * P.n_vars
+            ct[o] = Q1
+            if patterns:
+                self._sweep(ct, last, split + 1, patterns[0])
+            for rows, pat in zip(out, patterns):
+                c2 = ct[:]
+                self._sweep(c2, split, 0, pat)
+                rows.append([Q0 if c2[j] is None else c2[j] for j in range(n)])
+        return out
+
+    def jacobian(self, pieces):
+        return self.jacobians([tuple(pieces)])[0]
+
+
+class Forms:
+    """Values as exact affine forms over atoms, beside their enclosures: c + sum a_i * atom_i with rational c
+    and a_i, where an atom is the result of an operation that is not affine (a product of two non-constant
+    values, exp, log, ...), numbered by the operation and its operands' forms, so the same expression is the
+    same atom in every evaluation that shares this object.  A difference of two such evaluations is decided
+    exactly whenever its atoms cancel: (exp(t) + 1/10^40) - exp(t) is 1/10^40, not a ball around it."""
+
+    def __init__(self):
+        self.atoms = {}
+
+    def const(self, c):
+        return (fmpq(c), (), fmpq(c))
+
+    def atom(self, key, ball):
+        i = self.atoms.setdefault(key, len(self.atoms))
+        return (Q0, ((i, Q1),), ball)
+
+    @staticmethod
+    def _combine(a, b, wb):
+        terms = dict(a[1])
+        for i, c in b[1]:
+            terms[i] = terms.get(i, Q0) + wb * c
+        return tuple(sorted((i, c) for i, c in terms.items() if c != 0))
+
+    def add(self, a, b, wb=Q1):
+        return (a[0] + wb * b[0], self._combine(a, b, wb), a[2] + wb * b[2])
+
+    def scale(self, a, w):
+        return (w * a[0], tuple((i, w * c) for i, c in a[1]) if w != 0 else (), w * a[2])
+
+    def apply(self, prim, xs, params):
+        """The smooth primitive ``prim`` on forms."""
+        if prim == "add":
+            return self.add(xs[0], xs[1])
+        if prim == "sub":
+            return self.add(xs[0], xs[1], -Q1)
+        if prim == "neg":
+            return self.scale(xs[0], -Q1)
+        if prim == "mul" and (not xs[0][1] or not xs[1][1]):
+            c, f = (xs[0], xs[1]) if not xs[0][1] else (xs[1], xs[0])
+            return self.scale(f, c[0])
+        if prim == "div" and not xs[1][1]:
+            _need(xs[1][0] != 0, "division by zero")
+            return self.scale(xs[0], 1 / xs[1][0])
+        if prim == "pow" and not xs[0][1] and (params["n"] >= 0 or xs[0][0] != 0):
+            v = smooth_value(prim, [xs[0][0]], params)
+            return (v, (), v)
+        y = smooth_value(prim, [x[2] for x in xs], params)
+        if isinstance(y, fmpq) and all(not x[1] for x in xs):
+            return (y, (), y)
+        keys = [(x[0], x[1]) for x in xs]
+        if prim == "mul":
+            keys.sort(key=repr)          # a * b and b * a are the same atom
+        return self.atom((prim, tuple(sorted(params.items())), tuple(keys)), y)
+
+    def evaluate(self, program, xs, pieces):
+        """Outputs of the program frozen to ``pieces`` at the inputs ``xs`` (forms, see ``input``)."""
+        val = list(xs) + [None] * (program.n_vars - program.n_inputs)
+        m = 0
+        for e in program.eqns:
+            args = [self.const(a.value) if not isinstance(a, int) else val[a] for a in e.ins]
+            if e.prim in SMOOTH:
+                val[e.outs[0]] = self.apply(e.prim, args, dict(e.params))
+                continue
+            for o, (coefs, const) in zip(e.outs, pieces[m]):
+                acc = self.const(const)
+                for c, x in zip(coefs, args):
+                    if c != 0:
+                        acc = self.add(acc, x, c)
+                val[o] = acc
+            m += 1
+        return [self.const(a.value) if not isinstance(a, int) else val[a] for a in program.outputs]
+
+    def input(self, i, value):
+        """Input i with the value ``value``: a constant when exact, else an atom of its own."""
+        return self.const(value) if isinstance(value, fmpq) else self.atom(("input", i), value)
+
+    @staticmethod
+    def sign(f):
+        """Exact when the form is a constant, else the sign of its enclosure (None when undecided)."""
+        return sign(f[0]) if not f[1] else sign(f[2])
 
 
 def nonsmooth_eqns(program):
@@ -323,6 +537,30 @@ def switches(prim, params, n):
     if prim == "where":
         return [((Q1, -Q1, Q0, Q0), Q0)]
     raise Invalid(f"unknown primitive {prim!r}")
+
+
+def consistent(prim, params, n, signs):
+    """Can the switching functions of the primitive take these signs together, at some input?  Pairwise
+    differences (max, min, sort) must be a weak order of the arguments; clamp's x - lo > x - hi; single
+    switches take any sign."""
+    if prim in ("max", "min", "sort"):
+        pairs = {(i, j): k for k, (i, j) in enumerate((i, j) for i in range(n) for j in range(i + 1, n))}
+
+        def d(i, j):
+            return 0 if i == j else (signs[pairs[(i, j)]] if i < j else -signs[pairs[(j, i)]])
+        for i in range(n):
+            for j in range(n):
+                for k in range(n):
+                    a, b = d(i, j), d(j, k)
+                    if a >= 0 and b >= 0 and d(i, k) < (1 if a > 0 or b > 0 else 0):
+                        return False
+        return True
+    if prim in ("clamp", "hardtanh", "relu6"):
+        lo, hi = bounds(prim, params)
+        if lo is not None and hi is not None:
+            s_lo, s_hi = signs[0], signs[1]
+            return (s_hi < 0 or s_lo > 0) and (s_lo > 0 or s_hi < 0)
+    return True
 
 
 def choose(prim, params, n, signs):

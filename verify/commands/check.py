@@ -1,38 +1,45 @@
 """verify check."""
-import json
+import sys
 
-from . import FMT
+from . import EXIT_HELP, FMT, emit
 
 
 def add(sub):
-    c = sub.add_parser("check", help="re-validate a certificate with the independent checker",
-                       description="Re-validate FILE (a certificate written with --certificate) with a checker "
+    c = sub.add_parser("check", help="re-validate certificates with the independent checker",
+                       description="Re-validate each FILE (a certificate that index-set, critical, spurious, "
+                                   "segment, integral or grad wrote) with a checker "
                                    "that does not import the certifiers: it re-evaluates the program with its "
-                                   "own small exact/ball evaluator.  Exit 0 when valid, 1 with the reason when "
-                                   "not, 2 when FILE is not a certificate.",
-                       formatter_class=FMT)
+                                   "own small exact/ball evaluator and re-derives every result and verdict from "
+                                   "the evidence.  Every file is reported.  Exit 0 when all are valid, 1 when one "
+                                   "is invalid, 2 when one is not a readable certificate.",
+                       epilog=EXIT_HELP, formatter_class=FMT)
     c.add_argument("files", nargs="+", metavar="FILE", help="certificate JSON file(s)")
-    c.add_argument("--json", action="store_true", help="print one JSON object")
+    c.add_argument("--json", action="store_true", help="print one JSON object (whatever the outcome)")
     c.set_defaults(run=run)
 
 
 def run(args):
-    import sys
-
     from ..certificates import load
     from ..checker import Invalid, check
-    results, bad = {}, 0
+    from ..errors import VerifyError
+    files, lines, errs = {}, [], []
     for f in args.files:
         try:
-            check(load(f))
-            results[f] = {"valid": True}
+            cert = load(f)
+            check(cert)
+            files[f] = {"verdict": "PROVED", "kind": cert["kind"]}
+            lines.append(f"{f}: valid")
         except Invalid as e:
-            results[f] = {"valid": False, "reason": str(e)}
-            bad += 1
-    if args.json:
-        print(json.dumps(results))
-    else:
-        for f, r in results.items():
-            print(f"{f}: valid" if r["valid"] else f"{f}: INVALID: {r['reason']}",
-                  file=sys.stdout if r["valid"] else sys.stderr)
-    return 1 if bad else 0
+            files[f] = {"verdict": "REFUTED", "reason": str(e)}
+            errs.append(f"{f}: INVALID: {e}")
+        except VerifyError as e:
+            files[f] = {"verdict": "ERROR", "reason": str(e)}
+            errs.append(f"{f}: ERROR: {e}")
+    verdicts = [r["verdict"] for r in files.values()]
+    verdict = "ERROR" if "ERROR" in verdicts else ("REFUTED" if "REFUTED" in verdicts else "PROVED")
+    bad = len(verdicts) - verdicts.count("PROVED")
+    reason = f"{bad} of {len(verdicts)} file(s) not valid: " + "; ".join(" ".join(e.split()) for e in errs)
+    if not args.json:
+        for e in errs:
+            print(" ".join(e.split()), file=sys.stderr)
+    return emit(args, verdict, {"files": files}, "\n".join(lines) if lines else None, reason)

@@ -1,9 +1,15 @@
 """verify index-set / verify critical / verify spurious."""
-import json
 import time
 
-from ..numbers.ball import json_number
-from . import EPILOG, FMT, add_program, write_certificate
+from ..numbers.ball import json_number, number_text
+from . import FMT, POINT_HELP, PROGRAM_HELP, add_program, emit, footer, positive, write_certificate
+
+
+def _caps(p):
+    p.add_argument("--cap", type=positive("--cap"), default=4096, metavar="N",
+                   help="list at most N patterns of I(x) (default 4096; the field needs them all)")
+    p.add_argument("--max-patterns", type=positive("--max-patterns"), default=4096, metavar="N",
+                   help="with --global: refuse to try more than N patterns (default 4096)")
 
 
 def add(sub):
@@ -13,13 +19,11 @@ def add(sub):
                                    "generators of the conservative field D_f(x)).  Local scope: per equation, "
                                    "the pieces agreeing with the primitive; --global: every pattern of the "
                                    "whole program whose frozen program equals f at x.  Exit 3 when undecided.",
-                       epilog=EPILOG, formatter_class=FMT)
+                       epilog=footer(PROGRAM_HELP, POINT_HELP), formatter_class=FMT)
     add_program(p)
     p.add_argument("--global", dest="scope", action="store_const", const="global", default="local",
                    help="Definition 5 literally (exponential: small programs only)")
-    p.add_argument("--cap", type=int, default=4096, help="list at most this many patterns (default 4096)")
-    p.add_argument("--max-patterns", type=int, default=4096,
-                   help="refuse a global enumeration above this many patterns (default 4096)")
+    _caps(p)
     p.add_argument("--certificate", metavar="FILE", help="write a certificate that `verify check` re-validates")
     p.set_defaults(run=run_index)
     c = sub.add_parser("critical", help="selection-, Clarke- and artificial criticality at a point",
@@ -29,19 +33,23 @@ def add(sub):
                                    "essential patterns by strict directions and Gordan certificates "
                                    "(piecewise-linear programs) or independent tied gradients.  Exit 3 when "
                                    "something is undecided.",
-                       epilog=EPILOG, formatter_class=FMT)
+                       epilog=footer(PROGRAM_HELP, POINT_HELP), formatter_class=FMT)
     add_program(c)
     c.add_argument("--global", dest="scope", action="store_const", const="global", default="local",
                    help="use the global index set for the field")
+    _caps(c)
+    c.add_argument("--max-leaves", type=positive("--max-leaves"), default=4096, metavar="N",
+                   help="refuse more than N essential patterns in the Clarke walk (default 4096)")
     c.add_argument("--certificate", metavar="FILE", help="write a certificate that `verify check` re-validates")
     c.set_defaults(run=run_critical)
     s = sub.add_parser("spurious", help="Theorem 1: the same function with AD's derivative shifted at a point",
                        description="Print a program equal to PROGRAM as a function whose AD derivative at "
                                    "POINT is shifted by SHIFT: P(x) + sum_i r_i * zero(x_i - a_i), zero(t) = "
                                    "relu(-t) + t - relu(t).",
-                       epilog=EPILOG, formatter_class=FMT)
+                       epilog=footer(PROGRAM_HELP, POINT_HELP, "SHIFT is a vector like POINT, one exact number "
+                                                               "per input."), formatter_class=FMT)
     add_program(s)
-    s.add_argument("--shift", required=True, metavar="VECTOR", help="one exact number per input, e.g. 1,-1/2")
+    s.add_argument("--shift", required=True, metavar="SHIFT", help="one exact number per input, e.g. 1,-1/2")
     s.add_argument("--certificate", metavar="FILE", help="write a certificate that `verify check` re-validates")
     s.set_defaults(run=run_spurious)
 
@@ -51,11 +59,7 @@ def _vec(v):
 
 
 def _show(v):
-    out = []
-    for x in v:
-        j = json_number(x)
-        out.append(j if isinstance(j, str) else f"[{j['lo']}, {j['hi']}]" if isinstance(j, dict) else str(j))
-    return "(" + ", ".join(out) + ")"
+    return "(" + ", ".join(number_text(x) for x in v) + ")"
 
 
 def run_index(args):
@@ -64,6 +68,8 @@ def run_index(args):
     from ..frontends.text import parse
     t0 = time.perf_counter()
     P = parse(args.program, fn=args.fn)
+    if not P.is_scalar:
+        return _tensor_index(args, P)
     iset = index_set(P, args.at, scope=args.scope, convention=args.convention, cap=args.cap,
                      max_patterns=args.max_patterns)
     grads, where, exact = field_of(iset, iset.patterns) if iset.decided else ([], [], False)
@@ -73,19 +79,14 @@ def run_index(args):
            "field": [_vec(j[0]) if len(j) == 1 else [_vec(r) for r in j] for j in grads],
            "scope": iset.scope, "convention": iset.convention, "decided": iset.decided,
            "undecided": iset.undecided, "exact": exact}
-    if args.json:
-        print(json.dumps(out))
-    else:
-        print(f"I(x) at {args.at}: {iset.count} pattern(s) ({iset.scope} scope)"
-              + (f", first {len(iset.patterns)} listed" if iset.capped else ""))
-        for p in iset.patterns:
-            print(f"  pattern {list(p)}")
-        print(f"D_f(x) = conv of {len(grads)} gradient(s):")
-        for j in grads:
-            print("  " + "; ".join(_show(r) for r in j))
-        for u in iset.undecided:
-            print(f"UNDECIDED: {u['reason']}")
-    return 0 if iset.decided else 3
+    lines = [f"I(x) at {args.at}: {iset.count} pattern(s) ({iset.scope} scope)"
+             + (f", first {len(iset.patterns)} listed" if iset.capped else "")]
+    lines += [f"  pattern {list(p)}" for p in iset.patterns]
+    lines.append(f"D_f(x) = conv of {len(grads)} gradient(s):")
+    lines += ["  " + "; ".join(_show(r) for r in j) for j in grads]
+    lines += [f"UNDECIDED: {u['reason']}" for u in iset.undecided]
+    reason = "; ".join(u["reason"] for u in iset.undecided)
+    return emit(args, "PROVED" if iset.decided else "UNDECIDED", out, "\n".join(lines), reason)
 
 
 def _truth(t):
@@ -99,26 +100,27 @@ def run_critical(args):
     from ..frontends.text import parse
     t0 = time.perf_counter()
     P = parse(args.program, fn=args.fn)
-    c = critical(P, args.at, convention=args.convention, scope=args.scope)
+    if not P.is_scalar:
+        return _tensor_critical(args, P)
+    c = critical(P, args.at, convention=args.convention, scope=args.scope, cap=args.cap,
+                 max_patterns=args.max_patterns, max_leaves=args.max_leaves)
     if args.certificate:
         write_certificate(critical_certificate(c, t0), args.certificate)
     sel, cl, art = _truth(c.selection.truth), _truth(c.clarke_critical.truth), _truth(c.artificial)
     out = {"field": [_vec(g) for g in c.field], "clarke": None if c.clarke is None else [_vec(g) for g in c.clarke],
            "selection_critical": sel, "clarke_critical": cl, "artificial": art,
            "convention": args.convention, "scope": args.scope}
-    if c.clarke_error:
-        out["clarke_undecided"] = c.clarke_error
-    if args.json:
-        print(json.dumps(out))
-    else:
-        def word(b):
-            return {True: "yes", False: "no", None: "UNDECIDED"}[b]
-        print(f"D_f(x) generators:    {', '.join(_show(g) for g in c.field)}")
-        print(f"Clarke generators:    {', '.join(_show(g) for g in c.clarke) if c.clarke else 'UNDECIDED'}")
-        print(f"selection-critical:   {word(sel)}")
-        print(f"Clarke-critical:      {word(cl)}" + (f"   ({c.clarke_error})" if c.clarke_error else ""))
-        print(f"artificial:           {word(art)}")
-    return 0 if None not in (sel, cl) else 3
+
+    def word(b):
+        return {True: "yes", False: "no", None: "UNDECIDED"}[b]
+    lines = [f"D_f(x) generators:    {', '.join(_show(g) for g in c.field)}",
+             f"Clarke generators:    {', '.join(_show(g) for g in c.clarke) if c.clarke else 'UNDECIDED'}",
+             f"selection-critical:   {word(sel)}" + (f"   ({c.selection.reason})" if sel is None else ""),
+             f"Clarke-critical:      {word(cl)}" + (f"   ({c.clarke_critical.reason})" if cl is None else ""),
+             f"artificial:           {word(art)}"]
+    why = [f"selection: {c.selection.reason}"] if sel is None else []
+    why += [f"Clarke: {c.clarke_critical.reason}"] if cl is None else []
+    return emit(args, "PROVED" if not why else "UNDECIDED", out, "\n".join(lines), "; ".join(why))
 
 
 def run_spurious(args):
@@ -131,8 +133,59 @@ def run_spurious(args):
     Q, ev = spurious(P, args.at, args.shift, convention=args.convention)
     if args.certificate:
         write_certificate(spurious_certificate(P, Q, ev, args.convention, t0), args.certificate)
-    if args.json:
-        print(json.dumps({"program": to_text(Q), "same_function": True, "evidence": ev}))
-    else:
-        print(to_text(Q), end="")
-    return 0
+    return emit(args, "PROVED", {"program": to_text(Q), "same_function": True, "at": ev["at"], "shift": ev["shift"]},
+                to_text(Q).rstrip("\n"))
+
+
+# ------------------------------------------------------------------------------------------ tensor programs
+
+def _tensor_checks(args, P):
+    from ..errors import InputError
+    if args.certificate:
+        raise InputError("certificates for tensor programs are written by `verify audit`")
+    if args.scope != "local":
+        raise InputError("the global index set of a tensor program enumerates every pattern of every site: "
+                         "scalarise small programs (verify.scalarize) to ask for it")
+
+
+def _tensor_index(args, P):
+    """index-set of a tensor program: the sites where several pieces agree, and the exact kinks."""
+    from ..certify.sites import site_index_set
+    from ..interpret import tensor as T
+    _tensor_checks(args, P)
+    iset = site_index_set(P, T.coerce_inputs(P, args.at), args.convention, cap=args.cap)
+    sites = sum(len(g.sites) for st in T.nonsmooth_steps(P, args.convention) for g in st.sites.groups)
+    out = {"tensor": True, "count": iset.count, "capped": iset.capped, "multi": iset.candidates_json(),
+           "kinks": [k.json() for k in iset.kinks], "undecided": iset.undecided, "convention": args.convention,
+           "scope": "local", "decided": iset.decided, "sites": sites}
+    lines = [f"I(x): {iset.count} pattern(s) over {sites} site(s); {len(iset.multi)} site(s) where several pieces "
+             f"agree; {len(iset.kinks)} switching function(s) exactly 0"]
+    lines += [f"  equation {m['equation'] + 1} site {m['site']}: pieces {m['pieces']}" for m in
+              iset.candidates_json()[:20]]
+    if len(iset.multi) > 20:
+        lines.append(f"  ... {len(iset.multi) - 20} more (--json lists them all)")
+    lines += [f"UNDECIDED: {u['reason']} (equation {u['equation'] + 1} site {u['site']})" for u in iset.undecided]
+    reason = "; ".join(u["reason"] for u in iset.undecided)
+    return emit(args, "PROVED" if iset.decided else "UNDECIDED", out, "\n".join(lines), reason)
+
+
+def _tensor_critical(args, P):
+    from ..certify.sites import site_critical
+    from ..interpret import tensor as T
+    _tensor_checks(args, P)
+    c = site_critical(P, T.coerce_inputs(P, args.at), args.convention)
+    sel, cl, art = _truth(c.selection.truth), _truth(c.clarke_critical.truth), _truth(c.artificial)
+    out = {"tensor": True, "field_size": len(c.field.gradients),
+           "clarke_size": None if c.clarke is None else len(c.clarke.gradients), "selection_critical": sel,
+           "clarke_critical": cl, "artificial": art, "convention": args.convention, "scope": "local"}
+
+    def word(b):
+        return {True: "yes", False: "no", None: "UNDECIDED"}[b]
+    lines = [f"D_f(x): conv of {len(c.field.gradients)} selection gradient(s); Clarke: "
+             + (f"conv of {len(c.clarke.gradients)}" if c.clarke else f"UNDECIDED ({c.clarke_error})"),
+             f"selection-critical:   {word(sel)}" + (f"   ({c.selection.reason})" if sel is None else ""),
+             f"Clarke-critical:      {word(cl)}" + (f"   ({c.clarke_critical.reason})" if cl is None else ""),
+             f"artificial:           {word(art)}"]
+    why = [f"selection: {c.selection.reason}"] if sel is None else []
+    why += [f"Clarke: {c.clarke_critical.reason}"] if cl is None else []
+    return emit(args, "PROVED" if not why else "UNDECIDED", out, "\n".join(lines), "; ".join(why))

@@ -51,6 +51,8 @@ class Backend:
             return xs[0] ** p["n"]
         if prim == "sigmoid":
             return jax.nn.sigmoid(xs[0])
+        if prim == "erf":
+            return jax.scipy.special.erf(xs[0])
         return getattr(jnp, prim)(xs[0])
 
     def nonsmooth(self, prim, xs, p):

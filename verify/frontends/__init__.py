@@ -1,59 +1,11 @@
 """Everything that builds a Program: .prog text and lambda strings (``text``), Python tracing (``trace``).
 All of them go through ``Builder`` and end in ``typecheck``."""
-import keyword
-
-from flint import fmpq
-
 from ..errors import ProgramError
-from ..program.ir import Eqn, Lit, Program, typecheck
+from ..program.builder import Builder
+from ..program.ir import Program
 
 
-class Builder:
-    """Accumulates equations with fresh variables; ``finish`` returns a typechecked Program."""
-
-    def __init__(self, name, input_names):
-        self.name = name
-        self.names = list(input_names)
-        self.n_inputs = len(self.names)
-        self.eqns = []
-        self.taken = set(self.names)
-
-    def fresh(self, hint=None):
-        """A new variable name that no other variable uses: ``hint`` (then hint_2, ...) or v1, v2, ..."""
-        if hint is None or not hint.isidentifier() or keyword.iskeyword(hint):
-            self._k = getattr(self, "_k", 0) + 1
-            name = f"v{self._k}"
-            while name in self.taken:
-                self._k += 1
-                name = f"v{self._k}"
-        else:
-            name, k = hint, 1
-            while name in self.taken:
-                k += 1
-                name = f"{hint}_{k}"
-        self.taken.add(name)
-        return name
-
-    def reserve(self, names):
-        self.taken.update(names)
-
-    def emit(self, prim, ins, params=None, n_out=1, names=None, loc=None):
-        """Append ``prim(ins, **params)``; return its output variables (ints)."""
-        ins = tuple(a if isinstance(a, (int, Lit)) else Lit(a) for a in ins)
-        params = tuple(sorted((params or {}).items()))
-        outs = []
-        for i in range(n_out):
-            nm = names[i] if names else self.fresh()
-            if names:
-                self.taken.add(nm)
-            self.names.append(nm)
-            outs.append(len(self.names) - 1)
-        self.eqns.append(Eqn(prim, ins, params, tuple(outs), loc))
-        return tuple(outs)
-
-    def finish(self, outputs):
-        outputs = tuple(a if isinstance(a, (int, Lit)) else Lit(fmpq(a)) for a in outputs)
-        return typecheck(Program(self.name, tuple(self.names), self.n_inputs, tuple(self.eqns), outputs))
+__all__ = ["Builder", "as_program"]
 
 
 def as_program(source, fn=None):

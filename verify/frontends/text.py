@@ -6,6 +6,12 @@ text: 0.1 is 1/10), names, unary -, + - * /, ``** n`` with an integer literal n,
 primitives with keyword params (``relu(u, alpha=1/2)``, ``where(u > v, a, b)``) and calls of earlier
 ``def``s, which are inlined.  Arithmetic on literals alone is folded.  Everything else is a ParseError
 with line and column.  A lambda string ``lambda x, y: max(x, y) + relu(x - y)`` is accepted too.
+
+Tensor programs: an argument annotated with a list of sizes is an array input (``def f(x: [128, 784]):``);
+``a @ b`` (or ``matmul(a, b)``) is a matrix product; params may be tuples of ints (``axes=(0, 1)``); large
+constant arrays live in an .npz file beside the program, named once at the top with the digest of their
+exact content, ``arrays("model.npz", digest="...")``, and used as ``const("name")``.  The file is read
+with ``allow_pickle=False``; a digest that does not match is an error.
 """
 import ast
 import fractions
@@ -14,9 +20,13 @@ import os
 from flint import fmpq
 
 from ..errors import InputError, ParseError, ProgramError
-from ..program.ir import Lit
-from ..program.prims import INT, PRIMITIVES
+from ..program.ir import Arr, Lit
+from ..program.prims import INT, INTS, OPT_INTS, PRIMITIVES
+from ..program.prims.smooth import MAX_EXPONENT
+from ..rational import MAX_BITS, check_literal
 from . import Builder
+
+MAX_SOURCE_BYTES = 64 * 2 ** 20      # program text (a file or a string)
 
 _BINOPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div"}
 _CMP = {ast.Gt: ">", ast.GtE: ">=", ast.Lt: "<", ast.LtE: "<=", ast.Eq: "==", ast.NotEq: "!="}
@@ -45,6 +55,8 @@ def _fold(op, a, b, node, err):
 class _Compiler:
     def __init__(self, source, filename, defs):
         self.source, self.filename, self.defs = source, filename, defs
+        self.arrays = None
+        self.tensor = False     # a tensor program: shapes are checked equation by equation
         # split once: ast.get_source_segment re-splits the whole source on every call (quadratic)
         self.lines = source.splitlines(keepends=True) if source else []
 
@@ -99,6 +111,20 @@ class _Compiler:
             raise self.err(f"{fdef.name}: repeated argument name", fdef)
         return names
 
+    def arg_shapes(self, fdef):
+        """The declared shape of every argument: () unless annotated with a list of sizes."""
+        out = []
+        for x in fdef.args.args:
+            ann = x.annotation
+            if ann is None:
+                out.append(())
+                continue
+            if not isinstance(ann, (ast.List, ast.Tuple)) or not all(
+                    isinstance(d, ast.Constant) and type(d.value) is int and d.value >= 0 for d in ann.elts):
+                raise self.err(f"the annotation of {x.arg} must be a list of sizes, e.g. {x.arg}: [128, 784]", ann)
+            out.append(tuple(d.value for d in ann.elts))
+        return out
+
     def statement(self, st, b, env, top, stack):
         if isinstance(st, ast.Expr) and isinstance(st.value, ast.Constant) and isinstance(st.value.value, str):
             return
@@ -148,6 +174,10 @@ class _Compiler:
             raise self.err(f"constant {v!r} is not a number", node)
         text = self.segment(node)
         try:
+            check_literal(text.replace("_", "") if text else str(v), "the literal")
+        except InputError as e:
+            raise self.err(str(e), node) from None
+        try:
             f = fractions.Fraction(text.replace("_", "")) if text else fractions.Fraction(v)
         except (ValueError, ZeroDivisionError):
             f = fractions.Fraction(v)
@@ -177,14 +207,30 @@ class _Compiler:
         if isinstance(node, ast.BinOp):
             if isinstance(node.op, ast.Pow):
                 return [self.power(node, b, env, stack, nm, loc)]
-            op = _BINOPS.get(type(node.op))
-            if op is None:
-                raise self.err(f"operator {type(node.op).__name__} is not allowed (use + - * / and ** n)", node)
-            x = self.expr(node.left, b, env, stack)
-            y = self.expr(node.right, b, env, stack)
-            if isinstance(x, Lit) and isinstance(y, Lit):
-                return [Lit(_fold(op, x.value, y.value, node, self.err))]
-            return list(b.emit(op, [x, y], names=[nm] if nm else None, loc=loc))
+            # a + b + c + ... is a left-deep chain: walk down its spine without recursion (a generated sum of
+            # hundreds of terms would exhaust Python's recursion limit)
+            spine = []
+            while isinstance(node, ast.BinOp) and not isinstance(node.op, ast.Pow):
+                op = "matmul" if isinstance(node.op, ast.MatMult) else _BINOPS.get(type(node.op))
+                if op is None:
+                    raise self.err(f"operator {type(node.op).__name__} is not allowed (use + - * / @ and ** n)",
+                                   node)
+                spine.append((op, node))
+                node = node.left
+            x = self.expr(node, b, env, stack)
+            for i, (op, n) in enumerate(reversed(spine)):
+                y = self.expr(n.right, b, env, stack)
+                last = i == len(spine) - 1
+                at = (n.lineno, n.col_offset + 1)
+                if op == "matmul":
+                    x = self.matmul(x, y, b, n, nm if last else None, at)
+                elif isinstance(x, Lit) and isinstance(y, Lit):
+                    x = Lit(_fold(op, x.value, y.value, n, self.err))
+                else:
+                    x = b.emit(op, [x, y], names=[nm] if nm and last else None, loc=at)[0]
+                    if self.tensor:
+                        self.shaped(b, x, n)
+            return [x]
         if isinstance(node, ast.Call):
             return self.call(node, b, env, stack, names, loc)
         hints = {
@@ -201,16 +247,29 @@ class _Compiler:
         if not isinstance(e, Lit) or e.value.q != 1:
             raise self.err("the exponent of ** must be an integer literal (use exp(y*log(x)) otherwise)", node.right)
         n = int(e.value.p)
+        if abs(n) > MAX_EXPONENT:
+            raise self.err(f"the exponent {n} exceeds the limit |n| <= {MAX_EXPONENT} "
+                           "(verify.program.prims.smooth.MAX_EXPONENT)", node.right)
         x = self.expr(node.left, b, env, stack)
         if isinstance(x, Lit):
             if x.value == 0 and n < 0:
                 raise self.err("0 to a negative power in a constant", node)
+            if x.value.height_bits() * abs(n) > MAX_BITS:
+                raise self.err(f"the constant would need about {x.value.height_bits() * abs(n)} bits, more than "
+                               f"the limit {MAX_BITS} (verify.rational.MAX_BITS)", node)
             return Lit(x.value ** n)
         return b.emit("pow", [x], {"n": n}, names=[nm] if nm else None, loc=loc)[0]
 
     def param(self, node):
         if isinstance(node, ast.Constant) and (isinstance(node.value, (str, bool)) or node.value is None):
             return node.value
+        if isinstance(node, (ast.Tuple, ast.List)):
+            vals = [self.param(e) for e in node.elts]
+            if not all(isinstance(v, fmpq) and v.q == 1 for v in vals):
+                raise self.err("a tuple param holds integers only, e.g. axes=(0, 1)", node)
+            return tuple(int(v.p) for v in vals)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "const":
+            return self.const(node)
         for n in ast.walk(node):
             if not isinstance(n, (ast.Constant, ast.UnaryOp, ast.BinOp, ast.operator, ast.unaryop)):
                 raise self.err("only numbers, strings, True/False and None are allowed", n)
@@ -220,6 +279,13 @@ class _Compiler:
         if not isinstance(node.func, ast.Name):
             raise self.err("attribute access is not allowed (write relu(x), not torch.relu(x))", node.func)
         fname = node.func.id
+        if fname == "const":
+            return [self.const(node)]
+        if fname == "matmul":
+            if len(node.args) != 2 or node.keywords:
+                raise self.err("matmul takes two arrays: matmul(a, b)", node)
+            x, y = (self.expr(a, b, env, stack) for a in node.args)
+            return [self.matmul(x, y, b, node, names[0] if names else None, loc)]
         if fname in self.defs:
             if node.keywords:
                 raise self.err(f"{fname} is a def: it takes no keyword arguments", node)
@@ -243,6 +309,9 @@ class _Compiler:
                 raise self.err(f"param {kw.arg}= must be a constant ({e.msg})", kw.value) from None
             if kw.arg in prim.params and prim.params[kw.arg][1] == INT and isinstance(v, fmpq) and v.q == 1:
                 v = int(v.p)
+            kind = prim.params[kw.arg][1] if kw.arg in prim.params else None
+            if kind in (INTS, OPT_INTS) and isinstance(v, fmpq) and v.q == 1:
+                v = (int(v.p),)
             params[kw.arg] = v
         if fname == "where":
             if len(node.args) != 3 or not isinstance(node.args[0], ast.Compare) or len(node.args[0].ops) != 1:
@@ -262,21 +331,68 @@ class _Compiler:
         except ProgramError as e:
             raise self.err(str(e), node) from None
         n_out = prim.n_out(len(ins), full)
-        return list(b.emit(fname, ins, params, n_out=n_out,
+        outs = list(b.emit(fname, ins, params, n_out=n_out,
                            names=names if names and len(names) == n_out else None, loc=loc))
+        if self.tensor or prim.tensor:
+            self.shaped(b, outs[0], node)
+        return outs
+
+    def shaped(self, b, atom, node):
+        """The shape of ``atom``; a shape error of the equation that defines it is a ParseError here."""
+        try:
+            return b.shape_of(atom)
+        except ProgramError as e:
+            raise self.err(str(e), node) from None
+
+    def const(self, node):
+        if len(node.args) != 1 or node.keywords or not isinstance(node.args[0], ast.Constant) or \
+                not isinstance(node.args[0].value, str):
+            raise self.err('const takes the name of an array constant: const("w1")', node)
+        name = node.args[0].value
+        if self.arrays is None:
+            raise self.err('const() needs the arrays of the program: write arrays("file.npz", digest="...") '
+                           "at the top", node)
+        if name not in self.arrays:
+            known = ", ".join(sorted(self.arrays)[:10])
+            raise self.err(f"no array constant named {name!r} (the arrays file holds {known})", node)
+        return Arr(name)
+
+    def matmul(self, x, y, b, node, nm, loc):
+        sx, sy = self.shaped(b, x, node), self.shaped(b, y, node)
+        if len(sx) in (1, 2) and len(sy) in (1, 2):
+            params = {"ca": (len(sx) - 1,), "cb": (0,)}
+        elif len(sx) == len(sy) == 3:
+            params = {"ca": (2,), "cb": (1,), "ba": (0,), "bb": (0,)}
+        else:
+            raise self.err(f"@ multiplies 1-D and 2-D arrays (or batches of matrices); got shapes {list(sx)} and "
+                           f"{list(sy)}: use dot(a, b, ca=, cb=, ba=, bb=)", node)
+        out = b.emit("dot", [x, y], params, names=[nm] if nm else None, loc=loc)[0]
+        self.shaped(b, out, node)
+        return out
 
 
 def _read_source(source):
+    """(text, filename): a lambda string or program text as it is; anything else on one line is a path (a
+    mistyped path is an error, not program text)."""
+    if len(source) > MAX_SOURCE_BYTES:
+        raise InputError(f"the program text is larger than the limit of {MAX_SOURCE_BYTES} bytes")
     s = source.strip()
-    if s.startswith("lambda"):
+    if s.startswith("lambda") or "\n" in source or s.startswith("def ") or not s:
         return source, None
-    if "\n" not in s and (s.endswith(".prog") or os.path.isfile(s)):
-        try:
-            with open(s, encoding="utf-8") as f:
-                return f.read(), s
-        except OSError as e:
-            raise InputError(f"cannot read program file {s!r}: {e.strerror}") from None
-    return source, None
+    try:
+        if os.path.isdir(s):
+            raise InputError(f"cannot read program file {s!r}: it is a folder")
+        if not os.path.exists(s):
+            raise InputError(f"no program file {s!r} (PROGRAM is a .prog file, a lambda string, or program text "
+                             "with a def)")
+        if os.path.getsize(s) > MAX_SOURCE_BYTES:
+            raise InputError(f"program file {s!r} is larger than the limit of {MAX_SOURCE_BYTES} bytes")
+        with open(s, encoding="utf-8") as f:
+            return f.read(), s
+    except OSError as e:
+        raise InputError(f"cannot read program file {s!r}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"program file {s!r} is not UTF-8 text (a binary file?)") from None
 
 
 def parse(source, fn=None):
@@ -286,9 +402,21 @@ def parse(source, fn=None):
     """
     text, filename = _read_source(source)
     try:
+        return _parse(text, filename, fn)
+    except RecursionError:
+        raise ParseError("the program is nested too deeply to be read (an expression nested hundreds of levels "
+                         "deep: Python's recursion limit)", None, None, filename) from None
+    except MemoryError:
+        raise ParseError("the program is too large to be read in this much memory", None, None, filename) from None
+
+
+def _parse(text, filename, fn):
+    try:
         tree = ast.parse(text.strip() if text.strip().startswith("lambda") else text, filename or "<program>")
     except SyntaxError as e:
         raise ParseError(f"syntax error: {e.msg}", e.lineno, e.offset, filename) from None
+    except ValueError as e:           # e.g. "source code string cannot contain null bytes"
+        raise ParseError(f"not program text: {e}", None, None, filename) from None
     comp = _Compiler(text.strip() if text.strip().startswith("lambda") else text, filename, {})
     body = tree.body
     if len(body) == 1 and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Lambda):
@@ -303,6 +431,12 @@ def parse(source, fn=None):
     defs = {}
     for st in body:
         if isinstance(st, ast.Expr) and isinstance(st.value, ast.Constant) and isinstance(st.value.value, str):
+            continue
+        if isinstance(st, ast.Expr) and isinstance(st.value, ast.Call) and isinstance(st.value.func, ast.Name) \
+                and st.value.func.id == "arrays":
+            if comp.arrays is not None:
+                raise comp.err("arrays(...) is given twice", st)
+            comp.arrays = _load_arrays(comp, st.value, filename)
             continue
         if not isinstance(st, ast.FunctionDef):
             hint = _STMT_HINTS.get(type(st), "only def statements are allowed at the top level")
@@ -327,5 +461,24 @@ def parse(source, fn=None):
             break
     fdef = defs[fn]
     names = comp.arg_names(fdef)
-    b = Builder(fn, names)
+    shapes = comp.arg_shapes(fdef)
+    comp.tensor = bool(comp.arrays) or any(sh != () for sh in shapes)
+    b = Builder(fn, names, shapes, comp.arrays)
     return b.finish(comp.function(fdef, b, list(range(len(names))), True))
+
+
+def _load_arrays(comp, call, filename):
+    """The Arrays named by ``arrays("file.npz", digest="...")`` (the file beside the program text)."""
+    from ..program.arrays import load_npz
+    if len(call.args) != 1 or not isinstance(call.args[0], ast.Constant) or not isinstance(call.args[0].value, str) \
+            or [k.arg for k in call.keywords] != ["digest"] or not isinstance(call.keywords[0].value, ast.Constant) \
+            or not isinstance(call.keywords[0].value.value, str):
+        raise comp.err('write arrays("file.npz", digest="<sha256 of the content>")', call)
+    name, digest = call.args[0].value, call.keywords[0].value.value
+    if os.path.isabs(name) or ".." in name.replace("\\", "/").split("/"):
+        raise comp.err(f"the arrays file {name!r} must be a path beside the program, not above it", call)
+    base = os.path.dirname(os.path.abspath(filename)) if filename else os.getcwd()
+    try:
+        return load_npz(os.path.join(base, name), digest)
+    except InputError as e:
+        raise comp.err(str(e), call) from None

@@ -28,6 +28,8 @@ JAX themselves.
   soundness     the exact value lies in the ball, the ball meets the mpmath interval, same patterns; ball
                 gradients contain exact gradients
   frameworks    our torch / jax conventions agree with torch and jax on the same program (verify.frameworks)
+  certificates  every certificate a certifier writes (index sets, critical points, differentiability, Theorem
+                1, segments, integrals) passes the independent checker (verify.checker)
 """
 import contextlib
 import json
@@ -774,9 +776,75 @@ def check_frameworks(ex):
     return status
 
 
+# ---------------------------------------------------------------------------------------- certificates
+
+CERT_KINDS = ("index_set", "global", "critical", "differentiable", "spurious", "segment", "integral")
+
+
+def _make_certificates(draw, primitives=None, max_eqns=6):
+    if primitives is None and draw(st.integers(0, 3)) == 0:
+        from ..strategies.segment import generic_programs
+        P = draw(generic_programs(n_inputs=draw(st.integers(1, 2)), max_eqns=4, smooth=("exp", "log", "sin", "tanh"),
+                                  nonsmooth=("relu", "abs", "max", "min")))
+    else:
+        P = _program(draw, max_eqns=max_eqns, primitives=primitives)
+    x = draw(S.points(P))
+    _, y = draw(S.segments(P))
+    kinds = draw(st.lists(st.sampled_from(CERT_KINDS), min_size=1, max_size=3, unique=True))
+    shift = [draw(st.sampled_from([fmpq(0), fmpq(1), fmpq(-1, 2)])) for _ in range(P.n_inputs)]
+    return Example("certificates", P, x, _convention(draw), {"to": y, "kinds": ",".join(kinds), "shift": shift})
+
+
+def written_certificates(ex):
+    """Every certificate the certifiers write for the example (a certifier that answers Undecided, or refuses
+    the input, writes none): [(kind, certificate)]."""
+    from ..certify import critical, index_set, spurious
+    from ..certify.certs import critical_certificate, index_certificate, spurious_certificate
+    from ..certify.differentiable import certify_differentiable, differentiable_certificate
+    from ..certify.integral import integral_certificate, integral_identity
+    from ..certify.segment import segment_certificate, segment_partition
+    P, x, c = ex.program, ex.point, ex.convention
+    y = ex.extra["to"]
+    makers = {
+        "index_set": lambda: index_certificate(index_set(P, x, convention=c, cap=64)),
+        "global": lambda: index_certificate(index_set(P, x, "global", c, cap=64, max_patterns=256)),
+        "critical": lambda: critical_certificate(critical(P, x, c)) if P.n_outputs == 1 else None,
+        "differentiable": lambda: differentiable_certificate(certify_differentiable(P, x, convention=c)),
+        "spurious": lambda: spurious_certificate(P, *spurious(P, x, ex.extra["shift"], convention=c), c)
+        if P.n_outputs == 1 else None,
+        "segment": lambda: segment_certificate(segment_partition(P, x, y, convention=c)),
+        "integral": lambda: integral_certificate(integral_identity(P, x, y, convention=c))
+        if P.n_outputs == 1 else None,
+    }
+    out = []
+    for kind in ex.extra["kinds"].split(","):
+        try:
+            cert = makers[kind]()
+        except (Undecided, InputError, DomainError):
+            continue
+        if cert is not None:
+            out.append((kind, json.loads(json.dumps(cert))))
+    return out
+
+
+@claim("certificates", "verify's own certificates always check: every certificate a certifier writes passes the "
+                       "independent checker")
+@maker(_make_certificates)
+def check_certificates(ex):
+    from ..checker import Invalid, check as check_certificate
+    certs = written_certificates(ex)
+    for kind, cert in certs:
+        try:
+            check_certificate(cert)
+        except Invalid as e:          # CannotDecide included: the checker must decide what the certifier did
+            _fail("certificates", f"the checker rejects verify's own {kind} certificate ({cert['verdict']}): {e}")
+    return OK if certs else UNDECIDED
+
+
 # ------------------------------------------------------------------------------------------------ API
 
-NAMES = ("lemma1", "theorem1", "theorem2", "proposition2", "proposition3", "proposition4", "soundness", "frameworks")
+NAMES = ("lemma1", "theorem1", "theorem2", "proposition2", "proposition3", "proposition4", "soundness", "frameworks",
+         "certificates")
 assert set(NAMES) == set(CLAIMS), (NAMES, sorted(CLAIMS))
 
 
@@ -786,7 +854,7 @@ class TimeLimit(Undecided):
 
 # Per-example time budgets in seconds: the ball method of the integral identity can spend tens of seconds
 # on one program before answering UNDECIDED; a budget turns that into "undecided" at once.
-BUDGET = {"proposition2": 3.0}
+BUDGET = {"proposition2": 3.0, "certificates": 6.0}
 _NO_INTERRUPT = {"acb_integral"}        # verify/certify/integral.py: wraps acb.integral
 
 

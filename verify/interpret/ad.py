@@ -328,11 +328,18 @@ class GradResult:
     mode: str
 
 
-def grad(program, point, mode="backward", number="exact", prec=None, convention=kinks.DEFAULT, pattern=None):
+def grad(program, point, mode="backward", number="exact", prec=None, convention=kinks.DEFAULT, pattern=None,
+         wrt=None):
     """Selection derivative of ``program`` at ``point`` (Algorithm 2) for the pattern the index rules choose
-    there, or for an explicitly given ``pattern``.  Raises like ``evaluate``."""
+    there, or for an explicitly given ``pattern``.  Raises like ``evaluate``.  A tensor program (one scalar
+    output) gives a TensorGrad: one gradient array per input, or per input listed in ``wrt``."""
     from ..frontends import as_program
     program = as_program(program)
+    if not program.is_scalar:
+        from . import tensor
+        return tensor.grad(program, point, mode, number, prec, convention, pattern, wrt)
+    if wrt is not None:
+        raise InputError("wrt= selects inputs of tensor programs; a scalar program's gradient has every input")
     kinks.check_convention(convention)
     if mode not in ("forward", "backward"):
         raise InputError(f"mode {mode!r} must be 'forward' or 'backward'")

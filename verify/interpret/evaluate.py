@@ -13,6 +13,7 @@ program's tape (tape.py: literals converted once per precision, direct calls); f
 tables, equation by equation.  Both make the same decisions in the same order (tests/test_tape.py).
 """
 import contextlib
+import contextvars
 from dataclasses import dataclass, field
 
 from flint import ctx, fmpq
@@ -29,6 +30,25 @@ from .forms import Forms, TooLarge
 from .tape import def_steps, tape_of  # noqa: F401  (def_steps is part of this module's interface)
 
 Q0, Q1, HALF = fmpq(0), fmpq(1), fmpq(1, 2)
+_VALUES_ONLY = contextvars.ContextVar("verify_values_only", default=False)
+
+
+@contextlib.contextmanager
+def values_only():
+    """Inside: decisions come from values alone (balls, rationals, precision), never from exact forms, germs
+    or exact rational functions of t.  The certificate writers recompute a result this way when it used those
+    (``beyond``): the independent checker replays values only, and a certificate's result must be exactly
+    what it derives."""
+    token = _VALUES_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _VALUES_ONLY.reset(token)
+
+
+def structure_allowed():
+    """False inside ``values_only()``."""
+    return not _VALUES_ONLY.get()
 FORMS_FIRST = 2000      # an undecided sign whose cone has at most this many steps tries the full forms first
 
 DEFAULT_PREC = 128
@@ -113,6 +133,7 @@ class Run:
     full: list = field(default=None, repr=False, compare=False)
     forms: object = field(default=None, repr=False, compare=False)
     tape: object = field(default=None, repr=False, compare=False)
+    beyond: bool = field(default=False, repr=False, compare=False)     # a sign was decided by exact forms
 
 
 class Args:
@@ -171,7 +192,8 @@ class _Runner:
         self.frozen = frozen
         self.chosen = []
         self._forms = None
-        self.use_forms = not ns.name.startswith("float")
+        self.use_forms = not ns.name.startswith("float") and not _VALUES_ONLY.get()
+        self.beyond = False         # a sign was decided by exact forms
         self.base = self.hp = ctx.prec
         self.cap = cap
         self.step_prec = {}
@@ -209,10 +231,12 @@ class _Runner:
             except TooLarge:
                 s = None
             if s is not None:
+                self.beyond = True
                 return s
             if not self.escalating or len(self.tape.cone(k)) <= FORMS_FIRST:
                 F, s, tried = self.full_sign(form)
                 if s is not None:
+                    self.beyond = True
                     return s
         if not self.escalating:
             return None
@@ -229,8 +253,10 @@ class _Runner:
                 s = ns.sign(value())
                 if s is None and F is not None:
                     s = self.forms().sign(F)[0]
+                    self.beyond = self.beyond or s is not None
                 if s is None and not tried:
                     F, s, tried = self.full_sign(form)
+                    self.beyond = self.beyond or s is not None
             if s is not None or level >= self.cap:
                 return s
             level = min(4 * level, self.cap)
@@ -535,7 +561,7 @@ def run(program, ns, xs, convention=kinks.DEFAULT, pattern=None, prec=None, inpu
         runner.generic()
     used = prec if runner.hp == runner.base else runner.hp
     return Run(program, ns, full[:program.n_vars], Args(full, tape.slots), tuple(runner.chosen), used, convention,
-               full=full, forms=runner._forms, tape=tape)
+               full=full, forms=runner._forms, tape=tape, beyond=runner.beyond)
 
 
 def forms_of_run(r, inputs=None, symbolic=False, pattern=None, table=None):
@@ -618,9 +644,13 @@ class EvalResult:
 
 def evaluate(program, point, number="exact", prec=None, convention=kinks.DEFAULT, pattern=None):
     """Evaluate ``program`` at ``point`` (Algorithm 1); see EvalResult.  Raises DomainError when the
-    program is not defined at the point and Undecided when a sign stays undecided up to 4096 bits."""
+    program is not defined at the point and Undecided when a sign stays undecided up to 4096 bits.  A tensor
+    program takes one array per input (numpy arrays, nested lists, ExactArray) and gives a TensorEval."""
     from ..frontends import as_program
     program = as_program(program)
+    if not program.is_scalar:
+        from . import tensor
+        return tensor.evaluate(program, point, number, prec, convention, pattern)
     kinks.check_convention(convention)
     xs = coerce_point(program, point)
 

@@ -84,6 +84,8 @@ class BallSystem:
     cos = staticmethod(arb.cos)
     tanh = staticmethod(arb.tanh)
     def sigmoid(self, a): return 1 / (1 + (-a).exp())
+    def erf(self, a): return a.erf()
+    def pi(self): return arb.pi()
 
     sign = staticmethod(arb_sign)
 
@@ -106,14 +108,68 @@ def arb_exact_q(x):
     return fmpq(man) * fmpq(2) ** exp if exp >= 0 else fmpq(man, 2 ** (-exp))
 
 
+def interval_digits(lo, hi):
+    """Significant digits that show the exact rational interval [lo, hi] as accurately as it is: about
+    log10(|value| / width) + 4, at least 20 and at most 1300."""
+    w, m = hi - lo, max(abs(lo), abs(hi))
+    if w <= 0 or m == 0:
+        return 20
+    return min(max(20, len(str(int(m / w))) + 4), 1300)
+
+
+def q_decimal(x, digits=20):
+    """Outward decimal bounds (lo, hi) of the rational x (exact strings; lo == hi when x is a short decimal)."""
+    from flint import ctx
+    with ctx.workprec(4 * digits + 64):
+        return arb_bounds(arb(x), digits)
+
+
+def interval_json(lo, hi):
+    """The exact rational interval [lo, hi] as JSON: "p/q" when lo == hi, else {"lo", "hi"}: decimal strings
+    rounded outward with as many digits as the interval is accurate (``interval_digits``)."""
+    if lo == hi:
+        return fmt_q(lo)
+    d = interval_digits(lo, hi)
+    return {"lo": q_decimal(lo, d)[0], "hi": q_decimal(hi, d)[1]}
+
+
 def json_number(x):
-    """JSON form of a value of any system: "p/q" when exact (an fmpq, or a ball of radius 0), {"lo","hi"}
-    for a ball, a float otherwise."""
+    """JSON form of a value of any system: "p/q" when exact (an fmpq, or a ball of radius 0); {"lo", "hi"} for
+    a ball or an mpmath interval, with as many digits as it is accurate; for a float of an unverified float
+    system, the exact binary value it holds as "p/q" ("inf", "-inf" or "nan" when it is not finite)."""
     if isinstance(x, fmpq):
         return fmt_q(x)
-    if isinstance(x, arb) and x.is_finite() and x.is_exact():
-        return fmt_q(arb_exact_q(x))
     if isinstance(x, arb):
+        if x.is_finite() and x.is_exact():
+            return fmt_q(arb_exact_q(x))
         lo, hi = arb_bounds(x)
         return {"lo": lo, "hi": hi}
-    return float(x)
+    if hasattr(x, "_mpi_"):                       # mpmath interval: its exact endpoints
+        from mpmath.libmp import finf, fninf
+        a, b = x._mpi_
+        if a in (finf, fninf) or b in (finf, fninf) or not all(t[1] or t == (0, 0, 0, 0) for t in (a, b)):
+            return {"lo": "-inf", "hi": "inf"}
+        lo, hi = (_mpf_q(t) for t in (a, b))
+        return fmt_q(lo) if lo == hi else interval_json(lo, hi)
+    import math
+    f = float(x)
+    if not math.isfinite(f):
+        return "nan" if f != f else ("inf" if f > 0 else "-inf")
+    p, q = f.as_integer_ratio()
+    return fmt_q(fmpq(p, q))
+
+
+def _mpf_q(t):
+    sign, man, exp, _ = t
+    man = -int(man) if sign else int(man)
+    exp = int(exp)
+    return fmpq(man) * fmpq(2) ** exp if exp >= 0 else fmpq(man, 2 ** (-exp))
+
+
+def number_text(x):
+    """A value for people, as accurate as its JSON form: p/q, or [lo, hi] for an enclosure (never arb's
+    default 15-digit print), a float as Python prints it."""
+    if isinstance(x, float) or (not isinstance(x, (fmpq, arb)) and not hasattr(x, "_mpi_")):
+        return repr(float(x))
+    j = json_number(x)
+    return j if isinstance(j, str) else f"[{j['lo']}, {j['hi']}]"

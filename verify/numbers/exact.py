@@ -10,7 +10,13 @@ import operator
 from flint import fmpq, fmpz
 
 from .ball import arb_sign, int_power, to_arb
-from ..rational import fmt_q
+from ..errors import InputError
+from ..rational import MAX_BITS, fmt_q
+
+
+def _too_big(bits):
+    raise InputError(f"an exact rational would need about {bits} bits, more than the limit {MAX_BITS} "
+                     "(verify.rational.MAX_BITS): use ball arithmetic (--number ball)")
 
 
 def _rational_sqrt(q):
@@ -31,16 +37,26 @@ class ExactSystem:
     def const(self, q):
         return q
 
-    native = True            # add/sub/mul/div/neg are Python's operators, comparisons are decided ones
+    native = True            # Python's operators (products and quotients guard the size of exact rationals)
 
     add = staticmethod(operator.add)
     sub = staticmethod(operator.sub)
-    mul = staticmethod(operator.mul)
-    div = staticmethod(operator.truediv)
     neg = staticmethod(operator.neg)
+
+    def mul(self, a, b):
+        if a.__class__ is fmpq and b.__class__ is fmpq and a.height_bits() + b.height_bits() > MAX_BITS:
+            _too_big(a.height_bits() + b.height_bits())
+        return a * b
+
+    def div(self, a, b):
+        if a.__class__ is fmpq and b.__class__ is fmpq and a.height_bits() + b.height_bits() > MAX_BITS:
+            _too_big(a.height_bits() + b.height_bits())
+        return a / b
 
     def pow(self, a, n):
         if isinstance(a, fmpq):
+            if a.height_bits() * abs(n) > MAX_BITS:
+                _too_big(a.height_bits() * abs(n))
             return a ** n
         return int_power(a, n) if n >= 0 else 1 / int_power(a, -n)
 
@@ -75,6 +91,15 @@ class ExactSystem:
         if isinstance(a, fmpq) and a == 0:
             return fmpq(0)
         return to_arb(a).tanh()
+
+    def erf(self, a):
+        if isinstance(a, fmpq) and a == 0:
+            return fmpq(0)
+        return to_arb(a).erf()
+
+    def pi(self):
+        from flint import arb
+        return arb.pi()
 
     def sigmoid(self, a):
         if isinstance(a, fmpq) and a == 0:

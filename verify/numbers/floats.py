@@ -13,8 +13,12 @@ class FloatSystem:
         self.dtype = getattr(np, name)
 
     def const(self, q):
-        # int/int division in Python rounds correctly to float64; then round to the narrower type
-        return self.dtype(int(q.p) / int(q.q))
+        # int/int division in Python rounds correctly to float64; then round to the narrower type.  A rational
+        # beyond float64's range is +-inf (or 0) as a float conversion gives, not an OverflowError
+        try:
+            return self.dtype(int(q.p) / int(q.q))
+        except OverflowError:
+            return self.dtype(np.inf if q > 0 else -np.inf) if abs(q) > 1 else self.dtype(0)
 
     native = True            # add/sub/mul/div/neg are Python's operators on numpy scalars
 
@@ -31,6 +35,11 @@ class FloatSystem:
     def cos(self, a): return np.cos(a)
     def tanh(self, a): return np.tanh(a)
     def sigmoid(self, a): return self.dtype(1) / (self.dtype(1) + np.exp(-a))
+    def pi(self): return self.dtype(np.pi)
+
+    def erf(self, a):
+        from scipy.special import erf
+        return self.dtype(erf(a))
 
     @staticmethod
     def sign(x):
@@ -42,4 +51,5 @@ class FloatSystem:
         return False
 
     def to_json(self, x):
-        return float(x)
+        from .ball import json_number
+        return json_number(x)

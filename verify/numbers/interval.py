@@ -44,6 +44,17 @@ class IntervalSystem:
         # iv has no tanh; 1 - 2/(exp(2a) + 1) uses a once, so the enclosure is as tight as iv.exp's
         return 1 - 2 / (iv.exp(2 * a) + 1)
     def sigmoid(self, a): return 1 / (1 + iv.exp(-a))
+    def pi(self): return iv.pi
+
+    def erf(self, a):
+        # mpmath's iv has no working erf; erf is increasing, so [erf(lo), erf(hi)] with mpmath's real erf at
+        # extra precision, widened outward by a few ulps, encloses it (a cross-check, not a certificate)
+        from mpmath import mp, mpf, workprec
+        lo, hi = (mpf(t) for t in a._mpi_)
+        with workprec(iv.prec + 30):
+            elo, ehi = mp.erf(lo), mp.erf(hi)
+            pad = mpf(2) ** (-(iv.prec + 10)) * (1 + max(abs(elo), abs(ehi)))
+            return iv.mpf([elo - pad, ehi + pad])
 
     @staticmethod
     def sign(x):

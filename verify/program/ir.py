@@ -2,9 +2,16 @@
 
 A Program has ``n_inputs`` input variables, a tuple of equations and a tuple of output atoms.  Variables
 are integers 0..n_vars-1 (inputs first, then equation outputs in order: static single assignment, nothing
-is ever overwritten); ``names`` gives each variable its printed name.  An atom is a variable (int) or a
-literal ``Lit`` holding an exact rational.  An equation applies one registered primitive to atoms with
-explicit keyword params and defines one or more fresh variables (sort defines several).
+is ever overwritten); ``names`` gives each variable its printed name.  An atom is a variable (int), a
+literal ``Lit`` holding an exact rational, or ``Arr``, a named exact array constant of the program's
+``arrays`` table.  An equation applies one registered primitive to atoms with explicit keyword params and
+defines one or more fresh variables (sort defines several).
+
+Tensor programs: a variable may be an array with a static shape.  ``input_shapes`` gives each input's
+shape (None: every input is a scalar, shape ``()``); every other shape is inferred by ``typecheck`` from the
+primitives' shape rules (``Program.shapes``).  Elementwise primitives broadcast as numpy does.  The paper's
+semantics hold element by element: a nonsmooth primitive on arrays is an array of the paper's scalar
+elementary selections (its *sites*), one pattern entry each.
 
 Every builder (parser, tracer, strategies) ends in ``typecheck``.  ``to_text`` prints the canonical
 .prog form, one primitive per line; ``parse(to_text(P)) == P``.
@@ -27,6 +34,15 @@ class Lit:
 
 
 @dataclass(frozen=True)
+class Arr:
+    """A named exact array constant; its value is ``program.arrays[name]`` (an ExactArray)."""
+    name: str
+
+    def __repr__(self):
+        return f"Arr({self.name!r})"
+
+
+@dataclass(frozen=True)
 class Eqn:
     prim: str
     ins: tuple          # atoms: int (a variable) or Lit
@@ -46,6 +62,36 @@ class Program:
     n_inputs: int
     eqns: tuple
     outputs: tuple      # atoms
+    input_shapes: tuple = None   # one shape (tuple of ints) per input; None: all scalars
+    arrays: object = None        # an Arrays table (name -> ExactArray) when the program uses Arr atoms
+
+    @property
+    def shapes(self):
+        """The shape of every variable (inputs declared, the rest inferred by typecheck)."""
+        sh = self.__dict__.get("_shapes")
+        if sh is None:
+            sh = _infer_shapes(self)
+            object.__setattr__(self, "_shapes", sh)
+        return sh
+
+    @property
+    def is_scalar(self):
+        """True when every value is a scalar and every primitive is a scalar one: the paper's setting,
+        run by the scalar interpreter."""
+        v = self.__dict__.get("_is_scalar")
+        if v is None:
+            from .prims import PRIMITIVES
+            v = all(s == () for s in self.shapes) and not self.arrays and \
+                not any(PRIMITIVES[e.prim].tensor for e in self.eqns)
+            object.__setattr__(self, "_is_scalar", v)
+        return v
+
+    def atom_shape(self, a):
+        if isinstance(a, Lit):
+            return ()
+        if isinstance(a, Arr):
+            return tuple(self.arrays[a.name].shape)
+        return self.shapes[a]
 
     @property
     def n_vars(self):
@@ -86,10 +132,20 @@ def typecheck(p):
         raise ProgramError(f"n_inputs={p.n_inputs} does not fit {len(p.names)} variables")
     defined = p.n_inputs
 
+    if p.input_shapes is not None:
+        if len(p.input_shapes) != p.n_inputs:
+            raise ProgramError(f"{len(p.input_shapes)} input shapes for {p.n_inputs} inputs")
+        for sh in p.input_shapes:
+            if not isinstance(sh, tuple) or not all(type(d) is int and d >= 0 for d in sh):
+                raise ProgramError(f"input shape {sh!r} must be a tuple of non-negative ints")
+
     def check_atom(a, where):
         if isinstance(a, Lit):
             if not isinstance(a.value, fmpq):
                 raise ProgramError(f"{where}: literal {a.value!r} is not an fmpq")
+        elif isinstance(a, Arr):
+            if p.arrays is None or a.name not in p.arrays:
+                raise ProgramError(f"{where}: array constant {a.name!r} is not in the program's arrays")
         elif type(a) is not int or not 0 <= a < defined:
             raise ProgramError(f"{where}: variable {a!r} is used before it is defined")
 
@@ -116,7 +172,46 @@ def typecheck(p):
         raise ProgramError("a program needs at least one output")
     for a in p.outputs:
         check_atom(a, "return")
+    object.__setattr__(p, "_shapes", _infer_shapes(p))
     return p
+
+
+def resolve_arrays(p, params):
+    """params with every array-constant param (an Arr) replaced by its ExactArray."""
+    if not any(isinstance(v, Arr) for v in params.values()):
+        return params
+    out = {}
+    for k, v in params.items():
+        if isinstance(v, Arr):
+            if p.arrays is None or v.name not in p.arrays:
+                raise ProgramError(f"param {k}: array constant {v.name!r} is not in the program's arrays")
+            v = p.arrays[v.name]
+        out[k] = v
+    return out
+
+
+def _infer_shapes(p):
+    """Every variable's shape from the input shapes and the primitives' shape rules (ProgramError when a
+    rule rejects its operands, naming the equation)."""
+    from .prims import PRIMITIVES
+    shapes = list(p.input_shapes) if p.input_shapes is not None else [()] * p.n_inputs
+
+    def shape_of(a):
+        if isinstance(a, Lit):
+            return ()
+        if isinstance(a, Arr):
+            return tuple(p.arrays[a.name].shape)
+        return shapes[a]
+    for k, e in enumerate(p.eqns):
+        prim = PRIMITIVES[e.prim]
+        try:
+            params = prim.check_params(resolve_arrays(p, dict(e.params)), len(e.ins), e.prim)
+            outs = prim.out_shapes([shape_of(a) for a in e.ins], params)
+        except ProgramError as err:
+            loc = f" (line {e.loc[0]}:{e.loc[1]})" if e.loc else ""
+            raise ProgramError(f"equation {k + 1} ({e.prim}){loc}: {err}") from None
+        shapes.extend(outs)
+    return tuple(shapes)
 
 
 # ---------------------------------------------------------------------------------------------- printing
@@ -135,6 +230,10 @@ def lit_text(q, wrap=False):
 def param_text(v):
     if v is None:
         return "None"
+    if isinstance(v, Arr):
+        return f"const({v.name!r})"
+    if isinstance(v, tuple):
+        return "(" + ", ".join(param_text(x) for x in v) + ("," if len(v) == 1 else "") + ")"
     if isinstance(v, fmpq):
         return lit_text(v)
     if isinstance(v, bool):
@@ -149,9 +248,11 @@ def param_text(v):
 def eqn_text(p, e):
     """The right-hand side of one equation as program text."""
     def atom(a, wrap=False):
-        return lit_text(a.value, wrap) if isinstance(a, Lit) else p.names[a]
-    has_var = any(not isinstance(a, Lit) for a in e.ins)
+        if isinstance(a, Lit):
+            return lit_text(a.value, wrap)
+        return f"const({a.name!r})" if isinstance(a, Arr) else p.names[a]
     params = dict(e.params)
+    has_var = any(isinstance(a, int) for a in e.ins)
     if has_var and e.prim in _INFIX:
         return f"{atom(e.ins[0], True)} {_INFIX[e.prim]} {atom(e.ins[1], True)}"
     if has_var and e.prim == "neg":
@@ -165,13 +266,27 @@ def eqn_text(p, e):
     return f"{e.prim}({', '.join(args)})"
 
 
+def shape_text(shape):
+    return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
 def to_text(p):
-    """Canonical .prog text of ``p``: one ``def``, one primitive per line."""
-    lines = [f"def {p.name}({', '.join(p.input_names)}):"]
+    """Canonical .prog text of ``p``: one ``def``, one primitive per line.  Tensor inputs are annotated with
+    their shape (``x: [128, 784]``); array constants are ``const("name")``, and the side file holding them is
+    named with the arrays' content digest in a first line ``arrays("file.npz", digest="...")``."""
+    lines = []
+    if p.arrays:
+        lines += [f"arrays({(p.arrays.file or p.name + '.npz')!r}, digest={p.arrays.digest!r})", ""]
+    if p.input_shapes is not None and any(sh != () for sh in p.input_shapes):
+        args = [f"{n}: {shape_text(sh)}" if sh != () else n for n, sh in zip(p.input_names, p.input_shapes)]
+    else:
+        args = list(p.input_names)
+    lines.append(f"def {p.name}({', '.join(args)}):")
     for e in p.eqns:
         lhs = ", ".join(p.names[o] for o in e.outs)
         lines.append(f"    {lhs} = {eqn_text(p, e)}")
-    outs = ", ".join(lit_text(a.value) if isinstance(a, Lit) else p.names[a] for a in p.outputs)
+    outs = ", ".join(lit_text(a.value) if isinstance(a, Lit) else (f"const({a.name!r})" if isinstance(a, Arr)
+                                                                     else p.names[a]) for a in p.outputs)
     lines.append(f"    return {outs}")
     return "\n".join(lines) + "\n"
 

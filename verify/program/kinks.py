@@ -14,6 +14,8 @@ TensorFlow's binary ``tf.maximum`` gives a tie to its first argument while ``tf.
 - tf: relu'(0)=0, abs'(0)=0, binary max/min give the tie to the first argument (tf.maximum), n-ary ones
   split (tf.reduce_max), clip_by_value 1 at both bounds, relu6 0, leaky_relu'(0)=slope, stable sort.
   TensorFlow has no hardtanh; ours keeps PyTorch's values there.
+- tensor reductions, all three: amax / amin split a tie evenly (torch.amax, jnp.max, tf.reduce_max);
+  max_pool2d gives a tied window's gradient to its first maximal element (row-major); sort_axis as sort.
 """
 from flint import fmpq
 
@@ -32,6 +34,10 @@ CONVENTIONS = {
         "relu6": {"at_lo": fmpq(0), "at_hi": fmpq(0)},
         "leaky_relu": {"at_zero": None},
         "sort": {"ties": "stable"},
+        "amax": {"tie": "split"},
+        "amin": {"tie": "split"},
+        "max_pool2d": {"tie": "first"},
+        "sort_axis": {"ties": "stable"},
     },
     "jax": {
         "relu": {"alpha": fmpq(0)},
@@ -43,6 +49,10 @@ CONVENTIONS = {
         "relu6": {"at_lo": fmpq(0), "at_hi": fmpq(0)},
         "leaky_relu": {"at_zero": fmpq(1)},
         "sort": {"ties": lambda n, params: "reverse" if params.get("descending") else "stable"},
+        "amax": {"tie": "split"},
+        "amin": {"tie": "split"},
+        "max_pool2d": {"tie": "first"},
+        "sort_axis": {"ties": lambda n, params: "reverse" if params.get("descending") else "stable"},
     },
     "tf": {
         "relu": {"alpha": fmpq(0)},
@@ -54,6 +64,10 @@ CONVENTIONS = {
         "relu6": {"at_lo": fmpq(0), "at_hi": fmpq(0)},
         "leaky_relu": {"at_zero": None},
         "sort": {"ties": "stable"},
+        "amax": {"tie": "split"},
+        "amin": {"tie": "split"},
+        "max_pool2d": {"tie": "first"},
+        "sort_axis": {"ties": "stable"},
     },
 }
 DEFAULT = "torch"

@@ -14,6 +14,7 @@ so AD is exactly the selection derivative.
 """
 from dataclasses import dataclass
 
+import numpy as np
 from flint import fmpq
 
 from ...errors import ProgramError
@@ -23,6 +24,22 @@ eval_rules, jvp_rules, vjp_rules, selection_rules = {}, {}, {}, {}
 RULE_TABLES = {"eval": eval_rules, "jvp": jvp_rules, "vjp": vjp_rules, "selection": selection_rules}
 
 RATIONAL, OPT_RATIONAL, BOOL, INT = "rational", "rational or None", "bool", "int"
+INTS, OPT_INTS = "tuple of ints", "tuple of ints or None"
+ARRAY = "array constant (const(\"name\"))"
+
+
+def broadcast_shapes(shapes):
+    """numpy's broadcasting of the input shapes (ProgramError when they do not broadcast)."""
+    try:
+        return tuple(np.broadcast_shapes(*shapes)) if shapes else ()
+    except ValueError:
+        raise ProgramError("shapes " + ", ".join(str(list(s)) for s in shapes) + " do not broadcast") from None
+
+
+def elementwise_shapes(prim, in_shapes, params):
+    """The default shape rule: every output has the broadcast shape of the inputs."""
+    out = broadcast_shapes(in_shapes)
+    return [out] * prim.n_out(len(in_shapes), params)
 
 
 class Primitive:
@@ -32,17 +49,26 @@ class Primitive:
     no default and must be written explicitly (pow's ``n``, where's ``op``).
     """
 
-    def __init__(self, name, arity, smooth, params=None, required=(), doc="", n_out=None):
+    def __init__(self, name, arity, smooth, params=None, required=(), doc="", n_out=None, shape_rule=None,
+                 tensor=False):
         self.name, self.arity, self.smooth, self.doc = name, arity, smooth, doc
         self.params = params or {}
         self.required = tuple(required)
         self._n_out = n_out
+        self._shape_rule = shape_rule
+        self.tensor = tensor      # a primitive of tensor programs only (matmul, sum, reshape, ...)
 
     def __repr__(self):
         return f"<primitive {self.name}>"
 
     def n_out(self, n_in, params):
         return self._n_out(n_in, params) if self._n_out else 1
+
+    def out_shapes(self, in_shapes, params):
+        """The shapes of the outputs for these input shapes (ProgramError when they do not fit)."""
+        if self._shape_rule is None:
+            return elementwise_shapes(self, in_shapes, params)
+        return self._shape_rule(in_shapes, params)
 
     def check_params(self, explicit, n_in, where):
         """Validate arity and explicit params; return the params with defaults filled in."""
@@ -69,6 +95,9 @@ def check_value(kind, v, what):
         OPT_RATIONAL: v is None or isinstance(v, fmpq),
         BOOL: isinstance(v, bool),
         INT: isinstance(v, int) and not isinstance(v, bool),
+        INTS: isinstance(v, tuple) and all(isinstance(x, int) and not isinstance(x, bool) for x in v),
+        OPT_INTS: v is None or isinstance(v, tuple) and all(isinstance(x, int) and not isinstance(x, bool) for x in v),
+        ARRAY: type(v).__name__ in ("Arr", "ExactArray"),
     }.get(kind) if isinstance(kind, str) else v in kind
     if not ok:
         want = kind if isinstance(kind, str) else "one of " + ", ".join(repr(c) for c in kind)
@@ -133,5 +162,30 @@ class Selection:
     def pieces(self, params, n):
         return [self.piece(params, n, i) for i in range(self.n_pieces(params, n))]
 
+    def choose_array(self, params, n, signs):
+        """``choose`` at many sites at once: ``signs`` holds one int8 array per switching function (-1, 0, 1,
+        or 2 = undecided).  Returns (piece index array, bool array of the sites whose choice needed an
+        undecided sign).  This generic version calls ``choose`` site by site, so a site is undecided exactly
+        when ``choose`` consults an undecided sign; selections with a vectorised rule override it."""
+        m = len(signs[0]) if signs else 0
+        out = np.zeros(m, dtype=object if self.n_pieces(params, n) >= 2 ** 62 else np.int64)
+        und = np.zeros(m, dtype=bool)
+        cols = [s.tolist() for s in signs]
 
-from . import nonsmooth as _nonsmooth, smooth as _smooth  # noqa: E402,F401  (registers everything)
+        class _Und(Exception):
+            pass
+
+        for i in range(m):
+            def sign(j, i=i):
+                v = cols[j][i]
+                if v == 2:
+                    raise _Und
+                return v
+            try:
+                out[i] = self.choose(params, n, sign)
+            except _Und:
+                und[i] = True
+        return out, und
+
+
+from . import nonsmooth as _nonsmooth, smooth as _smooth, tensor as _tensor  # noqa: E402,F401  (registers everything)

@@ -6,6 +6,7 @@ params that reproduce PyTorch, JAX and TensorFlow."""
 import functools
 import math
 
+import numpy as np
 from flint import fmpq
 
 from . import BOOL, OPT_RATIONAL, RATIONAL, Piece, Primitive, Selection, linear_piece, register, selection_rules
@@ -22,15 +23,20 @@ def _slope_label(c):
 
 
 class Slopes(Selection):
-    """One input u, one switch u; piece 0 = left slope * u (u < 0), piece 1 = right slope * u (u > 0) and
-    a kink piece kink * u when the slope chosen at u = 0 is neither."""
+    """One input u, one switch u; pieces are the distinct slopes among (left, right, kink): left * u for
+    u < 0, right * u for u > 0, kink * u at u = 0.  Pieces that coincide as affine maps are one piece (a
+    pattern is a choice of affine maps, so ``leaky_relu(u, slope=1)`` has the single piece u): the list is
+    (left, right, kink) with repeats dropped, in that order."""
 
     def __init__(self, slopes):
         self.slopes = slopes   # params -> (left, right, kink)
 
     def _list(self, params):
-        left, right, kink = (_q(s) for s in self.slopes(params))
-        return [left, right] + ([kink] if kink not in (left, right) else [])
+        out = []
+        for s in (_q(x) for x in self.slopes(params)):
+            if s not in out:
+                out.append(s)
+        return out
 
     def switches(self, params, n):
         return [(((0, fmpq(1)),), fmpq(0))]
@@ -44,10 +50,14 @@ class Slopes(Selection):
 
     def choose(self, params, n, sign):
         s = sign(0)
-        if s:
-            return 0 if s < 0 else 1
         left, right, kink = (_q(x) for x in self.slopes(params))
-        return 0 if kink == left else (1 if kink == right else 2)
+        return self._list(params).index(left if s < 0 else (right if s > 0 else kink))
+
+    def choose_array(self, params, n, signs):
+        s = signs[0]
+        lst = self._list(params)
+        left, right, kink = (lst.index(_q(x)) for x in self.slopes(params))
+        return np.where(s == -1, left, np.where(s == 1, right, kink)).astype(np.int64), s == 2
 
 
 relu_p = register(Primitive("relu", (1, 1), False, {"alpha": (fmpq(0), RATIONAL)},
@@ -104,6 +114,27 @@ class Clamp(Selection):
         if d == 1:
             return 0
         return self._index(params, f"{fmt_q(d)}*x+{fmt_q(1 - d)}*{name}")
+
+    def choose_array(self, params, n, signs):
+        lo, hi = self._bounds(params)
+        m = len(signs[0])
+        out = np.zeros(m, dtype=np.int64)
+        und = np.zeros(m, dtype=bool)
+        pending = np.ones(m, dtype=bool)
+        k = 0
+        if lo is not None:
+            s = signs[0]
+            out[s == -1] = self._at(params, lo, 0, "lo")
+            out[s == 0] = self._at(params, lo, params["at_lo"], "lo")
+            und |= s == 2
+            pending = s == 1
+            k = 1
+        if hi is not None:
+            s = signs[k]
+            out[pending & (s == 1)] = self._at(params, hi, 0, "hi")
+            out[pending & (s == 0)] = self._at(params, hi, params["at_hi"], "hi")
+            und |= pending & (s == 2)
+        return out, und
 
     def choose(self, params, n, sign):
         lo, hi = self._bounds(params)
@@ -297,6 +328,10 @@ class Where(Selection):
 
     def choose(self, params, n, sign):
         return 0 if self.TESTS[params["op"]](sign(0)) else 1
+
+    def choose_array(self, params, n, signs):
+        s = signs[0]
+        return np.where(self.TESTS[params["op"]](s), 0, 1).astype(np.int64), s == 2
 
 
 where_p = register(Primitive("where", (4, 4), False, {"op": (None, tuple(Where.TESTS))}, required=("op",),

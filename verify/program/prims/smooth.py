@@ -1,8 +1,8 @@
 """Smooth primitives: + - * / neg, integer powers, exp, log, sqrt (argument > 0 only: sqrt is not
-Lipschitz at 0), and sin, cos, tanh, sigmoid (analytic, allowed as in Remark 1 of the paper)."""
+Lipschitz at 0), and sin, cos, tanh, sigmoid, erf (analytic, allowed as in Remark 1 of the paper)."""
 from flint import fmpq
 
-from ...errors import DomainError, Undecided
+from ...errors import DomainError, ProgramError, Undecided
 from . import INT, Primitive, eval_rules, jvp_rules, register, vjp_rules
 
 
@@ -13,12 +13,28 @@ def _show(ns, x):
 
 def require(ns, x, allowed, need):
     """Raise DomainError unless sign(x) is in ``allowed`` (``need`` says what the primitive needs, e.g.
-    "log needs a positive argument"); Undecided when this number system cannot decide the sign."""
+    "log needs a positive argument"); Undecided when this number system cannot decide the sign.  On arrays
+    (tensor number systems) every element must be allowed; the message names the first that is not."""
+    if getattr(ns, "tensor", False):
+        return _require_all(ns, x, allowed, need)
     s = ns.sign(x)
     if s is None:
         raise Undecided(f"cannot decide whether {_show(ns, x)} is allowed ({need})")
     if s not in allowed:
         raise DomainError(f"{need}, got {_show(ns, x)}")
+
+
+def _require_all(ns, x, allowed, need):
+    import numpy as np
+    signs = ns.signs(x)
+    bad = ~np.isin(signs, list(allowed))
+    if bad.any():
+        i = tuple(int(v) for v in np.argwhere(bad)[0])
+        at = f" at index {list(i)}" if i else ""
+        v = ns.out(x)[i] if i else ns.out(x)[()]
+        if signs[i] not in (-1, 0, 1):
+            raise Undecided(f"cannot decide whether the element{at} ({_show(ns, v)}) is allowed ({need})")
+        raise DomainError(f"{need}, got {_show(ns, v)}{at}")
 
 
 def _zero_or(ns, t, f):
@@ -90,7 +106,20 @@ def _dpow(ns, p, x):
     return ns.mul(ns.const(fmpq(n)), ns.pow(x, n - 1))
 
 
-pow_p = smooth_prim("pow", 1, params={"n": (None, INT)}, required=("n",), doc="a ** n for an integer n")
+MAX_EXPONENT = 10 ** 5      # |n| of a ** n: FLINT dies (SIGFPE) or overflows on huge exponents
+
+
+class PowPrimitive(Primitive):
+    def check_params(self, explicit, n_in, where):
+        out = super().check_params(explicit, n_in, where)
+        if abs(out["n"]) > MAX_EXPONENT:
+            raise ProgramError(f"{where}: the exponent n={out['n']} exceeds the limit |n| <= {MAX_EXPONENT} "
+                               "(verify.program.prims.smooth.MAX_EXPONENT)")
+        return out
+
+
+pow_p = register(PowPrimitive("pow", (1, 1), True, params={"n": (None, INT)}, required=("n",),
+                              doc="a ** n for an integer n, |n| <= MAX_EXPONENT"))
 eval_rules["pow"] = _pow
 jvp_rules["pow"] = lambda ns, p, xs, y, ts: _zero_or(ns, ts[0], lambda t: ns.mul(_dpow(ns, p, xs[0]), t))
 vjp_rules["pow"] = lambda ns, p, xs, y, ct: (ns.mul(_dpow(ns, p, xs[0]), ct),)
@@ -141,6 +170,17 @@ tanh_p = smooth_prim("tanh", doc="hyperbolic tangent (analytic extension, Remark
 eval_rules["tanh"] = lambda ns, p, a: ns.tanh(a)
 jvp_rules["tanh"] = lambda ns, p, xs, y, ts: _zero_or(ns, ts[0], lambda t: ns.mul(_dtanh(ns, y), t))
 vjp_rules["tanh"] = lambda ns, p, xs, y, ct: (ns.mul(_dtanh(ns, y), ct),)
+
+
+def _derf(ns, x):
+    """d/dx erf(x) = 2 / sqrt(pi) * exp(-x**2)."""
+    return ns.mul(ns.div(ns.const(fmpq(2)), ns.sqrt(ns.pi())), ns.exp(ns.neg(ns.mul(x, x))))
+
+
+erf_p = smooth_prim("erf", doc="the error function (analytic; GELU's exact form is x * (1 + erf(x / sqrt 2)) / 2)")
+eval_rules["erf"] = lambda ns, p, a: ns.erf(a)
+jvp_rules["erf"] = lambda ns, p, xs, y, ts: _zero_or(ns, ts[0], lambda t: ns.mul(_derf(ns, xs[0]), t))
+vjp_rules["erf"] = lambda ns, p, xs, y, ct: (ns.mul(_derf(ns, xs[0]), ct),)
 
 
 def _dsigmoid(ns, y):

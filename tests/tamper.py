@@ -1,0 +1,333 @@
+"""The tamper suite: for every certificate kind, mutate every leaf, delete every key, add a key at every
+level and swap every verdict, re-sign each mutant (recompute the digest the way verify.certificates does)
+and require the checker to reject it.  The only acceptances allowed are listed in ALLOWED, each with its
+reason (another equally valid witness); everything else accepted is a failure.
+
+    python tests/tamper.py            # every mutation of every sample certificate, and the counts per kind
+    python tests/tamper.py --sample 40
+
+tests/test_tamper.py runs a sample of the mutations (all of them with HYPOTHESIS_PROFILE=campaign or
+TAMPER=full).
+"""
+import copy
+import json
+import os
+import random
+import sys
+from collections import Counter, defaultdict
+from fractions import Fraction
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import verify  # noqa: E402
+from verify.certificates import sign  # noqa: E402
+from verify.checker import Invalid, check  # noqa: E402
+
+VERDICTS = ("PROVED", "REFUTED", "UNDECIDED")
+ZERO = "lambda t: t - (relu(-t) + t - relu(t))"
+
+
+# ------------------------------------------------------------------------------------- the samples
+
+def sample_certificates():
+    """A few certificates of every kind, chosen to exercise every part of the format: local and global
+    scope, caps, undecided parts, ball numbers, Clarke trees with Gordan certificates, exact and ball
+    partitions (simple cells, clusters), algebraic breakpoints, curves, REFUTED integrals."""
+    from verify.certify import critical, index_set, spurious
+    from verify.certify.certs import critical_certificate, index_certificate, spurious_certificate
+    from verify.certify.differentiable import certify_differentiable, differentiable_certificate
+    from verify.certify.integral import integral_certificate, integral_identity
+    from verify.certify.segment import segment_certificate, segment_partition
+    P = verify.parse
+    out = {
+        "index_set": [
+            index_certificate(index_set("lambda t: relu(t)", [0])),
+            index_certificate(index_set(ZERO, [0], scope="global")),
+            index_certificate(index_set("lambda a, b, c: sort(a, b, c, descending=True)", [2, 1, 2], convention="jax")),
+            index_certificate(index_set("lambda a, b, c, d: max(a, b, c, d)", [1, 1, 1, 0], cap=3)),
+            index_certificate(index_set("lambda t: relu(t - 1) * (log(exp(t)) - t)", ["1/3"], scope="global")),
+        ],
+        "critical": [
+            critical_certificate(critical(ZERO, [0])),
+            critical_certificate(critical("lambda x, y: abs(x) + abs(y)", [0, 0])),
+            critical_certificate(critical("lambda x, y: max(x, y) + relu(x - y, alpha=1/2)", [1, 1], convention="tf")),
+            critical_certificate(critical("lambda x, y: relu(x * y) - y", [1, 0])),
+            critical_certificate(critical("lambda x, y: exp(x) * y + relu(y)", ["1/3", 0])),
+            critical_certificate(critical("lambda x: relu(x * x)", [0])),
+            critical_certificate(critical("lambda a, b: max(a, b) - min(a, b)", [1, 1], scope="global")),
+            critical_certificate(critical("lambda x, y: relu(x) + 0*where(x >= relu(x), y, relu(x))", [0, 2])),
+        ],
+        "spurious": [],
+        "segment": [
+            segment_certificate(segment_partition(P("lambda t: relu(t - 1/3) - relu(t - 2/3)"), "0", "1")),
+            segment_certificate(segment_partition(P("lambda x: relu(x*x - 1/2)"), "0", "1")),
+            segment_certificate(segment_partition(P("lambda x, y: max(x, y, 0) + abs(x - 2*y)"), "-1,1", "2,-1/2")),
+            segment_certificate(segment_partition(P("lambda x, y: relu(x*y - 1/4)"), curve="0,0; 1,0; 0,1")),
+            segment_certificate(segment_partition(P("lambda t: relu(exp(t) - 2) + relu(t - 1/2)"), "0", "1")),
+            segment_certificate(segment_partition(P("lambda t: relu((exp(t) - 2)**2)"), "0", "1")),
+            segment_certificate(segment_partition(P("lambda x, y: max(x, x, sin(y))"), "-1,0", "0,-1")),
+        ],
+        "integral": [
+            integral_certificate(integral_identity(P("lambda t: relu(t - 1/3) - relu(t - 2/3)"), "0", "1")),
+            integral_certificate(integral_identity(P("lambda x: relu(x*x - 1/2)"), "0", "1")),
+            integral_certificate(integral_identity(P("lambda t: relu(exp(t) - 2) + relu(t - 1/2)"), "0", "1")),
+            integral_certificate(integral_identity(P("lambda t: where(t > 1/2, 1, 0)"), "0", "1")),
+            integral_certificate(integral_identity(P("lambda t: where(exp(t) > 2, 1, 0)"), "0", "1")),
+            integral_certificate(integral_identity(P("lambda t: 1 / where(t > 1/2, t - 1/2, 1)"), "0", "1")),
+            integral_certificate(integral_identity(P("lambda t: where(t > 1/2, exp(t), exp(t) + 1/10**40)"), "0", "1")),
+        ],
+        "differentiable": [
+            differentiable_certificate(certify_differentiable(P("lambda x, y: max(x, y) + relu(x - y) + x*y"), "1,2")),
+            differentiable_certificate(certify_differentiable(P("lambda x, y: max(x, y) + relu(x - y)"), "1,1")),
+            differentiable_certificate(certify_differentiable(P("lambda t: relu(exp(t) - 2) + t"), "1")),
+            differentiable_certificate(certify_differentiable(P("lambda t: relu(log(exp(t)) - t)"), "1/3")),
+        ],
+    }
+    prog = P("lambda x: x * x + relu(x)")
+    Q, ev = spurious(prog, ["1/2"], ["5/3"])
+    out["spurious"].append(spurious_certificate(prog, Q, ev, "torch"))
+    prog = P("lambda x, y: max(x, y) * exp(y)")
+    Q, ev = spurious(prog, [0, "1/3"], [1, 0], convention="jax")
+    out["spurious"].append(spurious_certificate(prog, Q, ev, "jax"))
+    return {k: [json.loads(json.dumps(c)) for c in v] for k, v in out.items()}
+
+
+# ------------------------------------------------------------------------------------- the mutations
+
+def _paths(o, path=()):
+    """(path, value) of every node of the JSON value o (dicts, lists and leaves), depth first."""
+    yield path, o
+    if isinstance(o, dict):
+        for k, v in o.items():
+            yield from _paths(v, path + (k,))
+    elif isinstance(o, list):
+        for i, v in enumerate(o):
+            yield from _paths(v, path + (i,))
+
+
+def _decimal(s):
+    try:
+        Fraction(s)
+    except (ValueError, ZeroDivisionError, TypeError):
+        return False
+    return "." in s or "e" in s
+
+
+def _q(f):
+    return str(f.numerator) if f.denominator == 1 else f"{f.numerator}/{f.denominator}"
+
+
+def _leaf_changes(path, v):
+    """(operation, new value, size) for a leaf or a list: size "tiny" marks a change below the last digit of
+    a decimal bound (the only changes that can be another valid enclosure)."""
+    if isinstance(v, list):
+        out = [("list: drop last", v[:-1], "large")] if v else []
+        if v:
+            out.append(("list: repeat first", v + [v[0]], "large"))
+        if len(v) > 1 and v[::-1] != v:
+            out.append(("list: reverse", v[::-1], "large"))
+        return out
+    if isinstance(v, bool):
+        return [("bool: flip", not v, "large"), ("bool: null", None, "large")]
+    if v is None:
+        return [("null: true", True, "large"), ("null: string", "0", "large"), ("null: list", [], "large")]
+    if isinstance(v, int):
+        out = [("int: +1", v + 1, "large"), ("int: -1", v - 1, "large"), ("int: string", str(v), "large")]
+        if path == ("prec",):
+            out += [("prec: double", 2 * v, "large"), ("prec: halve", v // 2, "large")]
+        return out
+    if isinstance(v, str):
+        if _decimal(v):
+            f = Fraction(v)
+            g = f + abs(f) / 10 ** 12 + Fraction(1, 10 ** 12)
+            return [("decimal: +1e-12 relative", f"{float(g):.17e}", "large"),
+                    ("decimal: sign", v[1:] if v.startswith("-") else "-" + v, "large" if f != 0 else "tiny"),
+                    ("decimal: append a digit", v + "1" if "e" not in v else v.replace("e", "1e"), "tiny"),
+                    ("decimal: drop the last digit", v[:-1] if "e" not in v and len(v) > 2 and v[-2] != "."
+                     else v, "tiny")]
+        try:
+            f = Fraction(v)
+            return [("exact: +1", _q(f + 1), "large"), ("exact: +1e-30", _q(f + Fraction(1, 10 ** 30)), "large"),
+                    ("exact: negate", _q(-f), "large" if f != 0 else "tiny")]
+        except (ValueError, ZeroDivisionError):
+            pass
+        out = [("string: append", v + "x", "large")]
+        if "relu" in v:
+            out.append(("string: relu -> abs", v.replace("relu", "abs", 1), "large"))
+        if "1" in v:
+            out.append(("string: 1 -> 2", v.replace("1", "2", 1), "large"))
+        return out
+    return []
+
+
+def mutations(cert):
+    """Every single change of the certificate: (path, operation, size, make) where make() builds the mutant.
+    ``meta`` values are outside the digest and never checked (only its keys are: the schema is closed there
+    too); ``digest`` itself is recomputed by re-signing."""
+    for path, v in _paths(cert):
+        if path[:1] == ("digest",):
+            continue
+        if isinstance(v, dict):
+            for k in v:
+                if path + (k,) == ("digest",):
+                    continue            # re-signing puts it back
+                yield path + (k,), "delete the key", "large", _maker(cert, path, k, _DELETE)
+            yield path + ("extra",), "add a key", "large", _maker(cert, path, "extra", "gradient is [7, 7]")
+            continue
+        if path[:1] == ("meta",) or not path:
+            continue
+        if path[-1] == "verdict":
+            for w in VERDICTS:
+                if w != v:
+                    yield path, f"verdict: {v} -> {w}", "large", _maker(cert, path[:-1], path[-1], w)
+            continue
+        for op, new, size in _leaf_changes(path, v):
+            if new == v and type(new) is type(v):
+                continue
+            yield path, op, size, _maker(cert, path[:-1], path[-1], new)
+
+
+_DELETE = object()
+
+
+def _maker(cert, parent, key, new):
+    def make():
+        m = copy.deepcopy(cert)
+        if new is _DELETE:
+            _at(m, parent).pop(key)
+        else:
+            _at(m, parent)[key] = new
+        return m
+    return make
+
+
+def _at(o, path):
+    for p in path:
+        o = o[p]
+    return o
+
+
+# ------------------------------------------------------------------------------- allowed acceptances
+
+WITNESSES = ("direction", "separator", "weights", "gordan")
+BALL_NUMBERS = {"critical": ("result",), "differentiable": ("result",), "integral": ("result", "evidence")}
+
+ALLOWED = [
+    ("claim", "the changed claim still holds with the same result: the mutant is exactly the certificate the "
+              "certifier writes for that claim (a true certificate of another claim)"),
+    ("witness", "another valid witness: a strictly feasible direction, separating vector, convex weights or "
+                "Gordan certificate is not unique, any other valid one proves the same"),
+    ("enclosure", "a decimal bound moved below its last digit: the enclosure still contains the checker's and "
+                  "is as narrow, another valid enclosure of the same number"),
+    ("precision", "the ball cells re-derived at another power of two above tol + 64: another precision at which "
+                  "every cell's signs are proved"),
+]
+
+
+def recertify(cert):
+    """The certificate the certifier writes for the claim of ``cert`` (None when it cannot: the claim is
+    malformed or the certifier refuses it)."""
+    from verify.certify import critical, index_set, spurious
+    from verify.certify.certs import critical_certificate, index_certificate, spurious_certificate
+    from verify.certify.differentiable import certify_differentiable, differentiable_certificate
+    claim, src = cert["claim"], cert["program"]["source"]
+    conv = claim["convention"]
+    try:
+        if cert["kind"] == "index_set":
+            return index_certificate(index_set(src, claim["point"], claim["scope"], conv, cap=claim["cap"]))
+        if cert["kind"] == "critical":
+            return critical_certificate(critical(src, claim["point"], conv, claim["scope"]))
+        if cert["kind"] == "spurious":
+            P = verify.parse(claim["original"])
+            Q, ev = spurious(P, claim["at"], claim["shift"], convention=conv)
+            return spurious_certificate(P, Q, ev, conv)
+        if cert["kind"] == "differentiable":
+            return differentiable_certificate(certify_differentiable(src, claim["point"], convention=conv))
+    except verify.VerifyError:
+        return None
+    return None
+
+
+def allowed(kind, path, op, size, mutant=None):
+    """The ALLOWED reason that covers an accepted mutant, or None (a failure)."""
+    if path[0] == "claim" and mutant is not None:
+        fresh = recertify(mutant)
+        if fresh is not None and fresh["digest"] == sign(mutant)["digest"]:
+            return "claim"
+    if any(w in path for w in WITNESSES):
+        return "witness"
+    if size == "tiny" and path[-1] in ("lo", "hi") and path[0] in BALL_NUMBERS.get(kind, ()) and \
+            "breakpoints" not in path and "discontinuity" not in path:
+        return "enclosure"
+    if kind in ("segment", "integral") and path == ("prec",) and op in ("prec: double", "prec: halve"):
+        return "precision"
+    return None
+
+
+# ------------------------------------------------------------------------------------------- running
+
+def run(certs, sample=None, seed=0, progress=None):
+    """Apply the mutations (a random sample of ``sample`` per certificate, all when None); return
+    ({kind: {"tried", "rejected", "allowed": Counter(reason)}}, [failures])."""
+    counts = defaultdict(lambda: {"tried": 0, "rejected": 0, "allowed": Counter()})
+    failures = []
+    rng = random.Random(seed)
+    for kind, lst in certs.items():
+        for n, cert in enumerate(lst):
+            check(cert)
+            muts = list(mutations(cert))
+            if sample is not None and len(muts) > sample:
+                verdicts = [m for m in muts if m[1].startswith("verdict")]
+                rest = [m for m in muts if not m[1].startswith("verdict")]
+                muts = verdicts + rng.sample(rest, max(0, sample - len(verdicts)))
+            for path, op, size, make in muts:
+                m = make()
+                c = counts[kind]
+                c["tried"] += 1
+                try:
+                    check(sign(m))
+                except (Invalid, verify.InputError):
+                    c["rejected"] += 1
+                    continue
+                except Exception as e:  # noqa: BLE001 - any other exception is a bug in the checker
+                    failures.append(f"{kind}[{n}] {'/'.join(map(str, path))} ({op}): the checker raised "
+                                    f"{type(e).__name__}: {e}")
+                    continue
+                why = allowed(kind, path, op, size, m)
+                if why is None:
+                    failures.append(f"{kind}[{n}] {'/'.join(map(str, path))} ({op}): accepted")
+                else:
+                    c["allowed"][why] += 1
+            if progress:
+                progress(kind, n)
+    return dict(counts), failures
+
+
+def table(counts):
+    lines = [f"{'kind':<15} {'tried':>6} {'rejected':>9} {'allowed':>8}  reasons"]
+    for kind, c in counts.items():
+        why = ", ".join(f"{r} {k}" for r, k in sorted(c["allowed"].items())) or "-"
+        lines.append(f"{kind:<15} {c['tried']:>6} {c['rejected']:>9} {sum(c['allowed'].values()):>8}  {why}")
+    tot = [sum(c[k] for c in counts.values()) for k in ("tried", "rejected")]
+    lines.append(f"{'all':<15} {tot[0]:>6} {tot[1]:>9} {sum(sum(c['allowed'].values()) for c in counts.values()):>8}")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    import argparse
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sample", type=int, default=None, help="mutations per certificate (default: all)")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    counts, failures = run(sample_certificates(), args.sample, args.seed,
+                           progress=lambda k, n: print(f"  {k}[{n}] done", file=sys.stderr, flush=True))
+    print(table(counts))
+    for reason, text in ALLOWED:
+        print(f"allowed '{reason}': {text}")
+    for f in failures:
+        print("FAILURE", f)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""The tamper suite (tests/tamper.py): every single change of every sample certificate, re-signed, is
+rejected, except the few listed acceptances (another valid witness, a true certificate of a changed claim).
+A sample by default; every mutation with HYPOTHESIS_PROFILE=campaign or TAMPER=full."""
+import os
+
+import pytest
+
+import tamper
+
+FULL = os.environ.get("HYPOTHESIS_PROFILE") == "campaign" or os.environ.get("TAMPER") == "full"
+CERTS = tamper.sample_certificates()
+
+
+@pytest.mark.parametrize("kind", sorted(CERTS))
+def test_every_mutation_is_rejected_or_an_allowed_witness(kind, capsys):
+    counts, failures = tamper.run({kind: CERTS[kind]}, sample=None if FULL else 12, seed=sum(map(ord, kind)))
+    with capsys.disabled():
+        print(f"\n{tamper.table(counts)}")
+    assert not failures, "\n".join(failures)
+    c = counts[kind]
+    assert c["tried"] >= 12 * len(CERTS[kind]) or FULL
+    assert c["rejected"] + sum(c["allowed"].values()) == c["tried"]
+    assert sum(c["allowed"].values()) <= c["tried"] // 8          # the allowed list stays small
+
+
+def test_every_kind_has_samples_and_every_verdict_is_swapped():
+    from verify.certificates import KINDS
+    assert set(CERTS) == set(KINDS)
+    for kind, lst in CERTS.items():
+        ops = {op for c in lst for _, op, _, _ in tamper.mutations(c)}
+        assert any(op.startswith("verdict") for op in ops) and "add a key" in ops and "delete the key" in ops, kind
+
+
+def test_an_index_set_re_signed_as_refuted_is_rejected():
+    """The measured hole: an index-set certificate with its verdict changed to REFUTED and re-signed."""
+    from verify.certificates import sign
+    from verify.checker import Invalid, check
+    cert = dict(CERTS["index_set"][0], verdict="REFUTED")
+    with pytest.raises(Invalid):
+        check(sign(cert))
+
+
+def test_unknown_keys_are_named():
+    from verify.certificates import sign
+    from verify.checker import Invalid, check
+    for kind, lst in CERTS.items():
+        cert = dict(lst[0], result=dict(lst[0]["result"], extra="gradient is [7, 7]"))
+        with pytest.raises(Invalid, match="unknown key 'extra' at result"):
+            check(sign(cert))
+
+
+@pytest.mark.parametrize("kind", ["differentiable", "segment", "integral", "critical", "index_set"])
+def test_prec_is_validated_per_kind(kind):
+    """The measured holes: null -> 0 and 128 -> 127 passed for differentiable, segment and integral
+    certificates.  prec is null exactly when nothing is a ball, else the precision the checker re-derives at."""
+    from verify.certificates import sign
+    from verify.checker import Invalid, check
+    for cert in CERTS[kind]:
+        p = cert["prec"]
+        for bad in ([0, 128] if p is None else [None, 0, p - 1, p + 1, 127]):
+            with pytest.raises((Invalid, __import__("verify").InputError)):
+                check(sign(dict(cert, prec=bad)))

@@ -1,0 +1,311 @@
+"""Audit what a framework's AD returned for a real model at a real point.
+
+``verify.audit(f, *args, framework="torch"|"jax", wrt=None)`` imports the model (frameworks/torch.py,
+frameworks/jax.py: the exact real-number program the float code approximates, with the framework's kink
+choices written out), then answers, with certainty where certainty is possible:
+
+- the framework's float gradient, and the exact selection gradient that the framework's kink convention
+  defines at the exact point (floats read as the dyadic rationals they are), and element by element whether
+  the float gradient is within float rounding of it;
+- the exact kinks (sites whose switching function is exactly 0 at the exact point) and the float kinks (sites
+  where a float evaluation of the same program in the model's precision decides otherwise: 0 in floats and
+  not exactly, or the reverse, or the opposite sign), with their locations in the model;
+- whether the point is certified differentiable (Proposition 3), and when the gradient is zero or tiny,
+  whether it is selection-critical, Clarke-critical, artificial (Section 5);
+- a verdict: is the framework's gradient a selection gradient of the exact function at this exact point.
+
+What is certified and what is not: the exact kink set, the exact selection gradient (exact, or balls where exp
+and log enter), differentiability and criticality are certified (computed exactly or with rigorous balls).
+The float side is the framework's own computation, unverified by definition; "within float rounding" compares
+it with a stated tolerance (``FloatAgreement``), and the float kinks come from replaying the imported program
+in the model's float precision with numpy, whose summation order can differ from the framework's kernels at a
+float tie.  The verdict says which facts it rests on.
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+from flint import arb, fmpq
+
+from ..errors import InputError, Undecidable, Undecided
+from ..interpret import tensor as T
+from ..numbers.tensor import UNDECIDED, FloatTensors
+from ..truth import FALSE, TRUE, UNKNOWN
+
+TINY = 2.0 ** -20         # a gradient whose entries are all at most this (relative to the loss scale) is "tiny"
+SLACK = 2 ** 10           # float agreement: |float - exact| <= SLACK * u * (|exact| + max |exact| of the array)
+
+
+@dataclass
+class Site:
+    """A site of a nonsmooth equation: ``eqn`` (index in the program), ``index`` (in its site grid), the
+    switching function ``switch``, where it came from in the model (``origin``), and the values involved."""
+    eqn: int
+    index: tuple
+    switch: int
+    origin: str
+    exact: str = ""
+    float: str = ""
+
+    def json(self):
+        return {"equation": self.eqn, "site": list(self.index), "switch": self.switch, "origin": self.origin,
+                "exact": self.exact, "float": self.float}
+
+
+@dataclass
+class FloatAgreement:
+    """Element-by-element comparison of the framework's float gradient with the exact one, per input:
+    ``max_error`` (largest |float - exact|), ``worst`` (that error over the tolerance), ``outside`` (how
+    many elements exceed the tolerance) and ``examples`` (a few of them: index, float, exact)."""
+    name: str
+    max_error: float
+    worst: float
+    outside: int
+    size: int
+    examples: list
+
+    @property
+    def agrees(self):
+        return self.outside == 0
+
+
+@dataclass
+class AuditReport:
+    framework: str
+    model: str
+    dtype: str
+    inputs: list                   # InputInfo of every program input
+    wrt: list                      # indices of the inputs differentiated
+    float_gradient: list           # numpy arrays, per input in wrt order (None where the framework gave none)
+    exact_gradient: list           # arrays of fmpq / arb, per input
+    agreement: list                # FloatAgreement per input
+    exact_kinks: list              # Site
+    float_kinks: list              # Site: float decisions that differ from the exact ones
+    differentiable: object         # TRUE / UNKNOWN
+    critical: dict = None          # {"selection": ..., "clarke": ..., "artificial": ...} when the gradient is tiny
+    verdict: str = ""
+    selection_gradient: object = UNKNOWN    # is the float gradient a selection gradient at x (to rounding)?
+    imported: object = field(default=None, repr=False)
+    iset: object = field(default=None, repr=False)
+    notes: list = field(default_factory=list)
+
+    def summary(self):
+        lines = [f"audit of {self.model} ({self.framework}, {self.dtype}) at the exact example point",
+                 f"exact kinks: {len(self.exact_kinks)}; float kinks (replay in {self.dtype}): {len(self.float_kinks)}",
+                 f"differentiable: {_t(self.differentiable)}"]
+        for a in self.agreement:
+            lines.append(f"  {a.name}: float vs exact gradient: {a.outside} of {a.size} element(s) outside float "
+                         f"rounding (max |diff| {a.max_error:.3g}, worst {a.worst:.3g} x tolerance)")
+        if self.critical:
+            lines.append("critical: " + ", ".join(f"{k} {_t(v)}" for k, v in self.critical.items()))
+        lines.append(self.verdict)
+        return "\n".join(lines)
+
+
+def _t(v):
+    return {TRUE: "yes", FALSE: "no", UNKNOWN: "undecided"}.get(v, str(v))
+
+
+# ----------------------------------------------------------------------------------------- entry points
+
+def audit(f, *args, framework=None, wrt=None, params="inputs", prec=None, tiny=TINY, critical="auto",
+          constant_args=()):
+    """Audit the framework's gradient of ``f`` (a torch.nn.Module or function of tensors, or a JAX function,
+    returning a scalar loss) at ``args``.  ``wrt``: names (or indices) of the program inputs to differentiate
+    (default: every float input and, for torch, every parameter).  Returns an AuditReport."""
+    framework = framework or _guess(f, args)
+    from .. import frameworks
+    if framework == "torch":
+        imp = frameworks.from_torch(f, *args, params=params)
+        fgrad = _torch_gradient(f, args, imp)
+    elif framework == "jax":
+        imp = frameworks.from_jax(f, *args, constant_args=constant_args)
+        fgrad = _jax_gradient(f, args, imp, constant_args)
+    else:
+        raise InputError(f"framework {framework!r} must be 'torch' or 'jax'")
+    return audit_imported(imp, fgrad, wrt=wrt, prec=prec, tiny=tiny, critical=critical)
+
+
+def _guess(f, args):
+    mod = type(f).__module__ + " " + " ".join(type(a).__module__ for a in args)
+    if "torch" in mod:
+        return "torch"
+    if "jax" in mod:
+        return "jax"
+    raise InputError("cannot tell the framework from the model and its arguments: pass framework='torch' or 'jax'")
+
+
+def _torch_gradient(f, args, imp):
+    """The framework's gradient with respect to every program input (float parameters and arguments)."""
+    import torch
+    params = dict(f.named_parameters()) if isinstance(f, torch.nn.Module) else {}
+    targs = [a.detach().clone().requires_grad_(a.is_floating_point()) if isinstance(a, torch.Tensor) else a
+             for a in args]
+    users = iter(a for a in targs if isinstance(a, torch.Tensor) and a.is_floating_point())
+    leaves = []
+    for info in imp.inputs:
+        leaves.append(params[info.source] if info.kind == "parameter" else next(users))
+    for p in params.values():
+        p.grad = None
+    out = f(*targs)
+    if not isinstance(out, torch.Tensor) or out.numel() != 1:
+        raise InputError("the audited function must return one scalar (a loss)")
+    grads = torch.autograd.grad(out.reshape(()), leaves, allow_unused=True)
+    return [None if g is None else g.detach().cpu().numpy() for g in grads]
+
+
+def _jax_gradient(f, args, imp, constant_args):
+    import jax
+    leaves, tree = jax.tree_util.tree_flatten(list(args))
+    float_pos = [i for i, v in enumerate(leaves) if np.issubdtype(np.asarray(v).dtype, np.floating)]
+
+    def g(*xs):
+        vals = list(leaves)
+        for i, x in zip(float_pos, xs):
+            vals[i] = x
+        out = f(*jax.tree_util.tree_unflatten(tree, vals))
+        return out.reshape(())
+    grads = jax.grad(g, argnums=tuple(range(len(float_pos))))(*[leaves[i] for i in float_pos])
+    grads = [np.asarray(x) for x in grads]
+    if len(grads) != len(imp.inputs):
+        # constant arguments are not program inputs; keep the gradients of the inputs in order
+        keep = [k for k in range(len(grads)) if k not in set(constant_args)]
+        grads = [grads[k] for k in keep][:len(imp.inputs)]
+    return grads
+
+
+def _wrt(imp, wrt):
+    names = [i.name for i in imp.inputs]
+    if wrt is None:
+        return list(range(len(names)))
+    out = []
+    for w in wrt:
+        if isinstance(w, int) and 0 <= w < len(names):
+            out.append(w)
+        elif w in names:
+            out.append(names.index(w))
+        else:
+            src = [i.source for i in imp.inputs]
+            if w in src:
+                out.append(src.index(w))
+            else:
+                raise InputError(f"wrt={w!r} is not an input of the imported program ({', '.join(names)})")
+    return out
+
+
+def audit_imported(imp, float_gradient, wrt=None, prec=None, tiny=TINY, critical="auto", convention="torch"):
+    """The audit of an imported program (``Imported``) at its example point, given the framework's gradient
+    (one numpy array per program input)."""
+    from ..certify.sites import site_critical, site_index_set
+    P, point = imp.program, imp.point
+    wrt = _wrt(imp, wrt)
+    dtype = _dtype(imp)
+    # certified side: one exact evaluation, the index set and kinks, one backward pass
+    iset = site_index_set(P, point, convention, "exact", prec)
+    r = iset.run
+    with T._precision(r.ns, r.prec):
+        cts = T.vjp(r, [r.ns.const(fmpq(1))], wrt)
+        exact = [None if i not in wrt else T.user_value(r.ns, r.ns.zeros(P.shapes[i]) if c is None else c)
+                 for i, c in enumerate(cts)]
+    origins = imp.origins
+    exact_kinks = [Site(k.eqn, tuple(k.site), k.switch, str(origins[k.eqn]), exact="0") for k in iset.kinks]
+    float_kinks = _float_kinks(P, point, r, dtype, origins)
+    agreement = []
+    for i in wrt:
+        fg = float_gradient[i] if i < len(float_gradient) else None
+        agreement.append(_agreement(imp.inputs[i].name, fg, exact[i], dtype))
+    differentiable = TRUE if not iset.kinks else UNKNOWN
+    report = AuditReport(imp.framework, P.name, str(dtype), imp.inputs, wrt, [float_gradient[i] for i in wrt],
+                         [exact[i] for i in wrt], agreement, exact_kinks, float_kinks, differentiable,
+                         imported=imp, iset=iset)
+    if critical == "always" or (critical == "auto" and _tiny(exact, wrt, tiny)):
+        try:
+            c = site_critical(P, point, convention, "exact", prec, wrt)
+            report.critical = {"selection": c.selection.truth, "clarke": c.clarke_critical.truth,
+                               "artificial": c.artificial}
+            if c.clarke_error:
+                report.notes.append(f"Clarke: {c.clarke_error}")
+        except (Undecided, Undecidable, InputError) as e:
+            report.critical = {"selection": UNKNOWN, "clarke": UNKNOWN, "artificial": UNKNOWN}
+            report.notes.append(f"criticality undecided: {e}")
+    report.selection_gradient, report.verdict = _verdict(report)
+    return report
+
+
+def _dtype(imp):
+    names = {i.dtype.replace("torch.", "") for i in imp.inputs} or {"float32"}
+    for d in ("float16", "bfloat16", "float32", "float64"):
+        if d in names:
+            return np.dtype("float32") if d == "bfloat16" else np.dtype(d)
+    return np.dtype("float32")
+
+
+def _tiny(exact, wrt, tiny):
+    m = 0.0
+    for i in wrt:
+        for v in np.ravel(np.asarray(exact[i], dtype=object)).tolist():
+            m = max(m, abs(float(v.mid() if isinstance(v, arb) else v)))
+    return m <= tiny
+
+
+def _float_kinks(P, point, r, dtype, origins):
+    """Sites where a replay of the program in the model's float precision decides otherwise than the exact
+    evaluation: a float 0 that is not exactly 0, an exact 0 that floats miss, or opposite signs."""
+    ns = FloatTensors(dtype.name)
+    try:
+        fr = T.run(P, ns, [ns.const_array(x) for x in point], r.convention)
+    except (Undecided, ArithmeticError, ValueError):
+        return []
+    out = []
+    for st in T.nonsmooth_steps(P, r.convention):
+        for gi, g in enumerate(st.sites.groups):
+            ex, fl = r.switch_signs(st, gi), fr.switch_signs(st, gi)
+            for j, (se, sf) in enumerate(zip(ex, fl)):
+                differ = np.nonzero((se != sf) & (se != UNDECIDED))[0]
+                for loc in differ.tolist():
+                    site = tuple(int(i) for i in np.unravel_index(int(g.sites[loc]), st.sites.grid)) \
+                        if st.sites.grid else ()
+                    out.append(Site(st.k, site, j, str(origins[st.k]), exact=_sgn(se[loc]), float=_sgn(sf[loc])))
+    return out
+
+
+def _sgn(s):
+    return {-1: "<0", 0: "0", 1: ">0"}.get(int(s), "?")
+
+
+def _agreement(name, fg, ex, dtype):
+    ex_arr = np.asarray(ex, dtype=object)
+    if fg is None:
+        fg = np.zeros(ex_arr.shape)
+    mids = np.array([float(v.mid()) if isinstance(v, arb) else float(v) for v in ex_arr.ravel().tolist()],
+                    dtype=np.float64).reshape(ex_arr.shape)
+    fgv = np.asarray(fg, dtype=np.float64).reshape(mids.shape)
+    u = float(np.finfo(dtype).eps) / 2
+    scale = float(np.max(np.abs(mids))) if mids.size else 0.0
+    tol = SLACK * u * (np.abs(mids) + scale) + float(np.finfo(dtype).tiny)
+    err = np.abs(fgv - mids)
+    ratio = err / tol
+    bad = np.argwhere(ratio > 1)
+    examples = [(tuple(int(i) for i in b), float(fgv[tuple(b)]), str(ex_arr[tuple(b)])) for b in bad[:5]]
+    return FloatAgreement(name, float(err.max()) if err.size else 0.0, float(ratio.max()) if ratio.size else 0.0,
+                          int(len(bad)), int(mids.size), examples)
+
+
+def _verdict(rep):
+    agree = all(a.agrees for a in rep.agreement)
+    flips = [s for s in rep.float_kinks if s.exact != "0"]
+    if agree and not rep.exact_kinks and not rep.float_kinks:
+        return TRUE, ("verdict: the framework's gradient is, to float rounding, the gradient of the exact function "
+                      "at this point (no switching function vanishes: the point is certified differentiable)")
+    if agree and not flips:
+        return TRUE, (f"verdict: the framework's gradient is, to float rounding, the selection gradient of the exact "
+                      f"function at this point under its kink convention; {len(rep.exact_kinks)} site(s) sit exactly "
+                      "on a kink, so it is one element of the conservative field, not necessarily a gradient")
+    if not agree and flips:
+        return FALSE, (f"verdict: the framework's gradient is not the selection gradient at this exact point: "
+                       f"{len(flips)} site(s) decided by float rounding on the other side of a kink (float kinks) "
+                       "change the pieces it differentiated")
+    if not agree:
+        return FALSE, ("verdict: the framework's gradient differs from the exact selection gradient by more than "
+                       "float rounding at some elements (see the agreement table)")
+    return UNKNOWN, (f"verdict: the gradients agree to float rounding, but {len(flips)} float decision(s) differ from "
+                     "the exact ones: the agreement may be a coincidence of the pieces")

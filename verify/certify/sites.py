@@ -1,0 +1,636 @@
+"""The paper's objects for tensor programs, site by site: index sets and the exact kink set,
+differentiability (Proposition 3), the conservative field, Clarke's generalized gradient and critical
+points, at network scale.
+
+A nonsmooth tensor equation is an array of scalar elementary selections (its sites, prims/tensor.py), so
+every definition of the paper applies element by element: I(x) is the product over sites of the pieces that
+agree with the primitive at the site's arguments; x is a differentiability point when no switching function
+of any site vanishes; the field is the hull of the selection gradients over I(x).
+
+Gradients here live in the space of all inputs (a network's parameters: hundreds of thousands of numbers),
+so every hull question is asked of the Gram matrix of the vectors instead of the vectors: for
+V = (v_1..v_m), sum l_i v_i = 0 exactly when G l = 0 (G = V V^T is positive semidefinite), and w = V^T y
+separates when G y > 0.  The exact simplex (lp.py) then works in m dimensions, and a certificate states m
+weights, not a vector per parameter.  Clarke's subdifferential uses the same reduction: the tied switching
+functions' gradients R, a strict direction d = R^T y with R d = (R R^T) y > 0, or a Gordan certificate
+(R R^T) l = 0, l >= 0.
+"""
+import itertools
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from flint import arb, arb_mat, fmpq, fmpq_mat, fmpz_mat
+
+from ..errors import DomainError, InputError, Undecidable, Undecided
+from ..interpret import tensor as T
+from ..numbers.tensor import QT, UNDECIDED
+from ..program import kinks as K
+from ..program.prims import PRIMITIVES
+from ..truth import FALSE, TRUE, UNKNOWN
+from .lp import hull_weights, separate_or_weights, strict_direction
+
+PATTERN_CAP = 4096
+SMALL_PIECES = 16        # selections with more pieces (n-ary max, sort) are compared at their tied sites only
+
+
+def _solve(program, point, convention, number, prec, job):
+    """Run ``job(run)`` on an evaluation at ``point``, escalating the precision on Undecided."""
+    K.check_convention(convention)
+    if number not in ("exact", "ball"):
+        raise InputError(f"tensor certificates are computed in exact or ball arithmetic, not {number!r}")
+    xs = T.coerce_inputs(program, point)
+
+    def run_job(ns, p):
+        return job(T.run(program, ns, [ns.const_array(x) for x in xs], convention, None, p), xs)
+    return T.escalate(number, prec, run_job)
+
+
+def _site_index(st, s):
+    return [int(i) for i in np.unravel_index(int(s), st.sites.grid)] if st.sites.grid else []
+
+
+def _label(program, st):
+    e = program.eqns[st.k]
+    loc = f" (line {e.loc[0]}:{e.loc[1]})" if e.loc else ""
+    return f"equation {st.k + 1} ({e.prim}){loc}"
+
+
+# -------------------------------------------------------------------------------------- the kink set
+
+@dataclass
+class Kink:
+    """A switching function that is exactly 0 at x: equation ``eqn`` (index in program.eqns), ``site``
+    (index in its site grid), ``switch`` (which switching function of the site)."""
+    eqn: int
+    site: tuple
+    switch: int
+
+    def json(self):
+        return {"equation": self.eqn, "site": list(self.site), "switch": self.switch}
+
+
+def kinks_of(r, undecided_ok=False):
+    """(kinks, undecided): every switching function that is exactly 0, and those whose sign is undecided."""
+    out, und = [], []
+    for st in T.nonsmooth_steps(r.program, r.convention):
+        for gi, g in enumerate(st.sites.groups):
+            for j, s in enumerate(r.switch_signs(st, gi)):
+                for loc, bucket in ((np.nonzero(s == 0)[0], out), (np.nonzero(s == UNDECIDED)[0], und)):
+                    for i in loc.tolist():
+                        bucket.append(Kink(st.k, tuple(_site_index(st, g.sites[i])), j))
+    if und and not undecided_ok:
+        k = und[0]
+        raise Undecided(f"cannot decide the sign of switching function {k.switch + 1} at site {list(k.site)} of "
+                        f"{_label(r.program, T.compiled(r.program, r.convention)[k.eqn])}")
+    return out, und
+
+
+# ------------------------------------------------------------------------------------------ index sets
+
+@dataclass
+class SiteIndexSet:
+    """I(x) of a tensor program (local scope): ``chosen`` (the pattern at x, one piece array per nonsmooth
+    equation), ``multi`` (the sites where more than one piece agrees: (position, flat site, pieces)),
+    ``undecided`` (sites where agreement could not be decided), ``kinks`` (switching functions exactly 0),
+    ``count`` (|I(x)|), ``patterns`` (the first ``cap`` of them), ``run`` (the evaluation at x)."""
+    program: object
+    point: list
+    convention: str
+    number: str
+    prec: int
+    chosen: tuple
+    multi: list
+    undecided: list
+    kinks: list
+    count: int
+    cap: int
+    run: object = field(repr=False)
+    scope: str = "local"
+
+    @property
+    def decided(self):
+        return not self.undecided
+
+    @property
+    def capped(self):
+        return self.count > self.cap
+
+    @property
+    def patterns(self):
+        """The patterns of I(x), at most ``cap`` of them (built on first use)."""
+        pats = self.__dict__.get("_patterns")
+        if pats is None:
+            pats = self.__dict__["_patterns"] = list(itertools.islice(self.iter_patterns(), self.cap))
+        return pats
+
+    def iter_patterns(self):
+        """Every pattern of I(x): the pattern at x with the multi-candidate sites varied."""
+        where = [(pos, s) for pos, s, _ in self.multi]
+        for combo in itertools.product(*(p for _, _, p in self.multi)):
+            pat = [np.array(c, copy=True) for c in self.chosen]
+            flats = [p.reshape(-1) for p in pat]
+            for (pos, s), i in zip(where, combo):
+                flats[pos][s] = i
+            yield tuple(pat)
+
+    def candidates_json(self):
+        steps = T.nonsmooth_steps(self.program, self.convention)
+        return [{"equation": steps[pos].k, "site": _site_index(steps[pos], s), "pieces": [int(p) for p in ps]}
+                for pos, s, ps in self.multi]
+
+
+def _group_values(ns, st, g, piece, a):
+    return T._piece_values(ns, st, g, piece, a)
+
+
+def _agreeing(r, pos, st, gi, g):
+    """Per site of the group: the pieces that agree with the primitive at the site's arguments (proved),
+    and the sites where some comparison is undecided."""
+    ns = r.ns
+    a = r.site_args[(st.k, gi)]
+    chosen = np.asarray(r.pattern[pos]).ravel()[g.sites]
+    base = _group_values(ns, st, g, chosen, a)
+    n_p = st.n_pieces(g.n)
+    multi, und = [], []
+    if n_p <= SMALL_PIECES:
+        agree = np.zeros((n_p, len(g.sites)), dtype=bool)
+        unknown = np.zeros(len(g.sites), dtype=bool)
+        for i in range(n_p):
+            rows = st.piece(g.n, i).rows
+            eq = np.ones(len(g.sites), dtype=bool)
+            differ = np.zeros(len(g.sites), dtype=bool)
+            und_i = np.zeros(len(g.sites), dtype=bool)
+            for (terms, const), v in zip(rows, base):
+                sg = np.broadcast_to(ns.signs(ns.sub(T._affine(ns, terms, const, a), v)), (len(g.sites),))
+                eq &= sg == 0
+                differ |= (sg == 1) | (sg == -1)
+                und_i |= sg == UNDECIDED
+            agree[i] = eq
+            unknown |= und_i & ~differ
+        counts = agree.sum(axis=0)
+        for loc in np.nonzero(counts >= 2)[0].tolist():
+            multi.append((pos, int(g.sites[loc]), [i for i in range(n_p) if agree[i, loc]]))
+        for loc in np.nonzero(unknown)[0].tolist():
+            und.append((pos, int(g.sites[loc])))
+        return multi, und
+    # many pieces (n-ary max / min, sort): two pieces agree only where arguments tie, i.e. where some
+    # switching function (a difference of two arguments) is 0 or undecided; compare every piece there
+    signs = r.switch_signs(st, gi)
+    tied = np.zeros(len(g.sites), dtype=bool)
+    for s in signs:
+        tied |= (s == 0) | (s == UNDECIDED)
+    if n_p > 100_000 and tied.any():
+        raise InputError(f"{_label(r.program, st)}: a site with {g.n} arguments has {n_p} pieces, too many to "
+                         "enumerate at a tie")
+    for loc in np.nonzero(tied)[0].tolist():
+        args = [ns.struct(x, lambda arr, loc=loc: arr[loc:loc + 1]) for x in a]
+        vals = [ns.struct(v, lambda arr, loc=loc: arr[loc:loc + 1]) for v in base]
+        ok, unknown = [], False
+        for i in range(n_p):
+            diffs = [int(ns.signs(ns.sub(T._affine(ns, t, c, args), v)).ravel()[0])
+                     for (t, c), v in zip(st.piece(g.n, i).rows, vals)]
+            if any(d in (1, -1) for d in diffs):
+                continue
+            if UNDECIDED in diffs:
+                unknown = True
+            else:
+                ok.append(i)
+        if len(ok) >= 2:
+            multi.append((pos, int(g.sites[loc]), ok))
+        if unknown:
+            und.append((pos, int(g.sites[loc])))
+    return multi, und
+
+
+def site_index_set(program, point, convention=K.DEFAULT, number="exact", prec=None, cap=PATTERN_CAP):
+    """The local index set I(x) of a tensor program (see SiteIndexSet).  Undecided comparisons escalate the
+    precision; those left at the cap are reported in ``undecided``."""
+    def job(r, xs):
+        multi, und = [], []
+        for pos, st in enumerate(T.nonsmooth_steps(program, convention)):
+            for gi, g in enumerate(st.sites.groups):
+                m, u = _agreeing(r, pos, st, gi, g)
+                multi += m
+                und += u
+        if und and r.ns.name == "ball" and r.prec < T.PREC_CAP:
+            raise Undecided("an index set comparison is undecided")
+        knk, _ = kinks_of(r, undecided_ok=True)
+        count = math.prod(len(p) for _, _, p in multi)
+        undecided = [{"equation": T.nonsmooth_steps(program, convention)[pos].k,
+                      "site": _site_index(T.nonsmooth_steps(program, convention)[pos], s),
+                      "reason": "cannot decide whether the pieces agree with the primitive here"} for pos, s in und]
+        return SiteIndexSet(program, xs, convention, r.ns.name, r.prec, r.pattern, multi, undecided, knk, count,
+                            cap, r)
+    return _solve(program, point, convention, number, prec, job)
+
+
+# ------------------------------------------------------------------------------------ gradients, Gram
+
+def _flat_exact(grads):
+    """One exact gradient (a list of arrays, one per input) as (numerators list, common denominator), or None
+    when some entry is a ball."""
+    nums, dens = [], []
+    for g in grads:
+        if g is None:
+            continue
+        if isinstance(g, QT):
+            nums.append(np.ravel(g.num))
+            dens.append(g.den)
+        else:
+            return None
+    L = math.lcm(*dens) if dens else 1
+    out = []
+    for n, d in zip(nums, dens):
+        out.extend((n * (L // d)).tolist())
+    return out, L
+
+
+def _flat_ball(ns, grads):
+    out = []
+    for g in grads:
+        if g is None:
+            continue
+        b = ns.to_ball(g) if hasattr(ns, "to_ball") else g
+        out.extend(np.ravel(b).tolist())
+    return out
+
+
+def gram(ns, vectors):
+    """The Gram matrix <v_i, v_j> of gradients (lists of arrays): exact fmpq entries when every vector is
+    exact, else arb balls."""
+    m = len(vectors)
+    flats = [_flat_exact(v) for v in vectors]
+    if all(f is not None for f in flats):
+        if not flats or not flats[0][0]:
+            return [[fmpq(0)] * m for _ in range(m)]
+        M = fmpz_mat([f[0] for f in flats])
+        G = M * M.transpose()
+        return [[fmpq(int(G[i, j]), flats[i][1] * flats[j][1]) for j in range(m)] for i in range(m)]
+    rows = [_flat_ball(ns, v) for v in vectors]
+    if not rows[0]:
+        return [[arb(0)] * m for _ in range(m)]
+    A = arb_mat(rows)
+    G = A * A.transpose()
+    return [[G[i, j] for j in range(m)] for i in range(m)]
+
+
+def _exact(G):
+    return all(isinstance(v, fmpq) for row in G for v in row)
+
+
+def _key(grads):
+    parts = []
+    for g in grads:
+        if g is None:
+            parts.append(None)
+        elif isinstance(g, QT):
+            q = g.reduced()
+            parts.append(("q", q.den, tuple(int(v) for v in np.ravel(q.num).tolist())))
+        else:
+            parts.append(("b", tuple(str(v) for v in np.ravel(g).tolist())))
+    return tuple(parts)
+
+
+def _gradient(r, wrt):
+    ns = r.ns
+    cts = T.vjp(r, [ns.const(fmpq(1))], wrt)
+    return [None if i not in wrt else (ns.zeros(r.program.shapes[i]) if c is None else c) for i, c in enumerate(cts)]
+
+
+@dataclass
+class SiteField:
+    """Generators of the conservative field D_f(x): ``gradients`` (distinct selection gradients, each a
+    list of arrays, one per input in ``wrt``), ``patterns_of`` (the patterns giving each)."""
+    index: SiteIndexSet
+    gradients: list
+    patterns_of: list
+    exact: bool
+    wrt: list
+
+
+def site_field(iset, wrt=None):
+    """The selection gradients over I(x) (one backward pass per pattern, values shared)."""
+    program = iset.program
+    _one_scalar_output(program)
+    if iset.undecided:
+        raise Undecided("the index set is undecided: " + "; ".join(u["reason"] for u in iset.undecided))
+    if iset.capped:
+        raise InputError(f"I(x) has {iset.count} patterns, more than the cap: the field would be incomplete")
+    wrt = list(range(program.n_inputs)) if wrt is None else list(wrt)
+    grads, where, keys = [], [], {}
+    with T._precision(iset.run.ns, iset.prec):
+        for pat in iset.patterns:
+            g = _gradient(iset.run.with_pattern(pat), wrt)
+            k = _key(g)
+            if k not in keys:
+                keys[k] = len(grads)
+                grads.append(g)
+                where.append([])
+            where[keys[k]].append(pat)
+    exact = all(isinstance(c, QT) for g in grads for c in g if c is not None)
+    return SiteField(iset, grads, where, exact, wrt)
+
+
+def _one_scalar_output(program):
+    if program.n_outputs != 1 or program.atom_shape(program.outputs[0]) != ():
+        raise InputError(f"{program.name} needs one scalar output here (it has {program.n_outputs} output(s))")
+
+
+# ------------------------------------------------------------------------------------ differentiability
+
+@dataclass
+class SiteDifferentiability:
+    """``differentiable``: TRUE when no switching function vanishes at any site (Proposition 3: then f is
+    differentiable at x and its gradient is the selection gradient), UNKNOWN otherwise with the ``kinks``."""
+    differentiable: object
+    kinks: list
+    pattern: tuple
+    prec: int
+    number: str
+    reason: str
+
+
+def site_differentiable(program, point, convention=K.DEFAULT, number="exact", prec=None):
+    def job(r, xs):
+        knk, _ = kinks_of(r)            # undecided signs escalate the precision, then say UNDECIDED
+        if knk:
+            k = knk[0]
+            st = T.compiled(program, convention)[k.eqn]
+            reason = (f"{len(knk)} switching function(s) vanish at the point, first at site {list(k.site)} of "
+                      f"{_label(program, st)}: Proposition 3 does not apply there (f may or may not be "
+                      "differentiable)")
+            return SiteDifferentiability(UNKNOWN, knk, r.pattern, r.prec, r.ns.name, reason)
+        return SiteDifferentiability(TRUE, [], r.pattern, r.prec, r.ns.name,
+                                     "no switching function vanishes: f equals f_s near x, so it is "
+                                     "differentiable there and its gradient is the selection gradient")
+    return _solve(program, point, convention, number, prec, job)
+
+
+# ---------------------------------------------------------------------------------------------- Clarke
+
+def is_piecewise_linear(program):
+    """Every smooth equation is linear in the values that depend on the inputs (sums, structure, products
+    and contractions with at most one input-dependent operand): then every switching function is affine on
+    each region of the pattern."""
+    dep = [True] * program.n_inputs + [False] * (program.n_vars - program.n_inputs)
+    linear = {"add", "sub", "neg", "sum", "mean", "reshape", "transpose", "broadcast_to", "slice", "pad", "concat",
+              "take_along", "avg_pool2d"}
+    for e in program.eqns:
+        d = [isinstance(a, int) and dep[a] for a in e.ins]
+        if any(d):
+            for o in e.outs:
+                dep[o] = True
+        if not PRIMITIVES[e.prim].smooth or e.prim in linear:
+            continue
+        if e.prim in ("mul", "dot", "conv2d") and sum(d) <= 1:
+            continue
+        if e.prim == "div" and not d[1]:
+            continue
+        if e.prim == "pow" and dict(e.params)["n"] in (0, 1):
+            continue
+        if any(d):
+            return False
+    return True
+
+
+@dataclass
+class SiteClarke:
+    """Clarke's generalized gradient at x: ``gradients`` (distinct gradients of the essential patterns),
+    ``leaves`` (each essential pattern: its tied-site pieces, the sign vector, the witness), ``pruned``
+    (sign vectors proved empty near x, with the Gordan weights), ``piecewise_linear``."""
+    gradients: list
+    leaves: list
+    pruned: list
+    piecewise_linear: bool
+    exact: bool
+    tied: list
+    wrt: list
+
+
+def _switch_gradient(r, st, gi, g, loc, j, wrt):
+    """The gradient (w.r.t. the inputs in ``wrt``) of switching function j of site ``loc`` of group gi."""
+    ns = r.ns
+    terms, _ = st.switches[gi][j]
+    seeds = {}
+    if st.sites.elementwise:
+        grid = st.sites.grid
+        for jj, c in terms:
+            a = st.ins[jj]
+            if not isinstance(a, int):
+                continue
+            onehot = np.zeros(math.prod(grid), dtype=object)
+            onehot[g.sites[loc]] = int(c.p)
+            ct = ns.const_array(_ea(onehot.reshape(grid), int(c.q)))
+            ct = T._unbroadcast(ns, ct, r.program.shapes[a])
+            seeds[a] = ct if a not in seeds else ns.add(seeds[a], ct)
+    else:
+        sizes = [math.prod(s) for s in st.in_shapes]
+        flat = np.zeros(sum(sizes), dtype=object)
+        den = 1
+        for jj, c in terms:
+            den = math.lcm(den, int(c.q))
+        for jj, c in terms:
+            flat[g.args[jj][loc]] += int(c.p) * (den // int(c.q))
+        off = 0
+        for a, n, s in zip(st.ins, sizes, st.in_shapes):
+            if isinstance(a, int):
+                ct = ns.const_array(_ea(flat[off:off + n].reshape(s), den))
+                seeds[a] = ct if a not in seeds else ns.add(seeds[a], ct)
+            off += n
+    cts = T.vjp(r, [None] * r.program.n_outputs, wrt, seeds=seeds, stop=st.k)
+    return [None if i not in wrt else (ns.zeros(r.program.shapes[i]) if c is None else c) for i, c in enumerate(cts)]
+
+
+def _ea(num, den):
+    from ..program.arrays import ExactArray
+    return ExactArray(num, den)
+
+
+def _independent(G):
+    """Decided: the vectors with Gram matrix G are linearly independent (G nonsingular)."""
+    if not G:
+        return True
+    if _exact(G):
+        return fmpq_mat(G).rank() == len(G)
+    d = arb_mat(G).det()
+    if d > 0:
+        return True
+    if d.is_zero():
+        return False
+    raise Undecided("cannot decide whether the tied switching functions have independent gradients")
+
+
+def site_clarke(program, point, convention=K.DEFAULT, number="exact", prec=None, wrt=None, max_leaves=PATTERN_CAP):
+    """The essential patterns near x and Clarke's generalized gradient, for a program with one scalar output.
+    Tied switching functions are branched equation by equation; PL programs decide every branch exactly
+    (strict direction or Gordan weights on the Gram matrix); others use the linearised cone when the tied
+    gradients are independent, else Undecidable."""
+    _one_scalar_output(program)
+    pl = is_piecewise_linear(program)
+    wrt = list(range(program.n_inputs)) if wrt is None else list(wrt)
+
+    def job(r, xs):
+        ns = r.ns
+        steps = T.nonsmooth_steps(program, convention)
+        ties = []          # per nonsmooth position: [(group, loc, switch)] of vanishing switching functions
+        for pos, st in enumerate(steps):
+            here = []
+            for gi, g in enumerate(st.sites.groups):
+                for j, s in enumerate(r.switch_signs(st, gi)):
+                    if (s == UNDECIDED).any():
+                        raise Undecided(f"cannot decide a switching function of {_label(program, st)}")
+                    terms, const = st.switches[gi][j]
+                    for loc in np.nonzero(s == 0)[0].tolist():
+                        if not terms and const == 0:
+                            continue           # structurally zero (max(v, v)): zero everywhere, no branch
+                        here.append((gi, loc, j))
+            ties.append(here)
+        leaves, pruned, tied_all = [], [], []
+
+        def visit(pos, pattern, rows, taus):
+            while pos < len(steps) and not ties[pos]:
+                pos += 1
+            if pos == len(steps):
+                if len(leaves) >= max_leaves:
+                    raise InputError(f"more than {max_leaves} essential patterns near x")
+                rr = r.with_pattern(pattern)
+                leaves.append({"pattern": tuple(pattern), "signs": list(taus), "gradient": _gradient(rr, wrt)})
+                return
+            st = steps[pos]
+            rr = r.with_pattern(pattern)
+            grads = [_switch_gradient(rr, st, gi, st.sites.groups[gi], loc, j, wrt) for gi, loc, j in ties[pos]]
+            keep, zero = [], []
+            Gs = gram(ns, grads)
+            for i, (tie, gvec) in enumerate(zip(ties[pos], grads)):
+                gz = Gs[i][i]
+                s = (gz > 0) - (gz < 0) if isinstance(gz, fmpq) else (1 if gz > 0 else (0 if gz.is_zero() else None))
+                if s is None:
+                    raise Undecided(f"cannot decide whether a tied switching function of {_label(program, st)} "
+                                    "has a zero gradient")
+                (keep if s else zero).append(i)
+            if zero and not pl:
+                raise Undecidable(f"a switching function of {_label(program, st)} vanishes at x with zero gradient: "
+                                  "its sign near x depends on higher-order terms")
+            tied_all.extend((st.k, ties[pos][i]) for i in keep)
+            for tau in itertools.product((-1, 1), repeat=len(keep)):
+                new_rows = rows + [grads[i] if t > 0 else [None if c is None else ns.neg(c) for c in grads[i]]
+                                   for t, i in zip(tau, keep)]
+                G = gram(ns, new_rows) if new_rows else []
+                if pl and keep:
+                    if not _exact(G):
+                        raise Undecided("the program is piecewise linear but its tied gradients are not exact")
+                    if strict_direction(G) is None:
+                        lam = hull_weights(G)
+                        assert lam is not None, "Gordan's alternative failed: a bug in the simplex"
+                        pruned.append({"equation": st.k, "signs": list(tau), "gordan": lam})
+                        continue
+                elif keep and not _independent(G):
+                    raise Undecidable(f"tied switching functions (up to {_label(program, st)}) have linearly "
+                                      "dependent gradients and the program is not piecewise linear: the "
+                                      "linearised cone cannot decide which patterns are essential")
+                sign_of = {}
+                for i, t in zip(keep, tau):
+                    sign_of[ties[pos][i]] = t
+                for i in zero:
+                    sign_of[ties[pos][i]] = 0
+                new_pat = list(pattern)
+                arr = np.array(new_pat[pos], copy=True).reshape(-1)
+                for gi, g in enumerate(st.sites.groups):
+                    sites_here = sorted({loc for (g2, loc, _) in ties[pos] if g2 == gi})
+                    base = r.switch_signs(st, gi)
+                    for loc in sites_here:
+                        def sign(j, gi=gi, loc=loc):
+                            return sign_of.get((gi, loc, j), int(base[j][loc]))
+                        piece = st.sel.choose(st.sites.params, g.n, sign)
+                        _continuous(r, pos, st, gi, g, loc, piece)
+                        arr[g.sites[loc]] = piece
+                new_pat[pos] = arr.reshape(st.sites.grid)
+                visit(pos + 1, new_pat, new_rows, taus + list(tau))
+
+        visit(0, list(r.pattern), [], [])
+        grads, keys = [], {}
+        for leaf in leaves:
+            k = _key(leaf["gradient"])
+            if k not in keys:
+                keys[k] = len(grads)
+                grads.append(leaf["gradient"])
+        exact = all(isinstance(c, QT) for g in grads for c in g if c is not None)
+        return SiteClarke(grads, leaves, pruned, pl, exact, tied_all, wrt), r
+    return _solve(program, point, convention, number, prec, job)
+
+
+def _continuous(r, pos, st, gi, g, loc, piece):
+    """The piece chosen on a branch must agree with the value at x (else the program jumps there)."""
+    ns = r.ns
+    a = [ns.struct(x, lambda arr: arr[loc:loc + 1]) for x in r.site_args[(st.k, gi)]]
+    chosen = np.asarray(r.pattern[pos]).ravel()[g.sites[loc]]
+    base = T._piece_values(ns, st, g, np.array([chosen]), a)
+    for (terms, const), v in zip(st.piece(g.n, piece).rows, base):
+        s = int(ns.signs(ns.sub(T._affine(ns, terms, const, a), v)).ravel()[0])
+        if s == UNDECIDED:
+            raise Undecided("cannot decide whether the program is continuous at x")
+        if s:
+            raise DomainError(f"the program is not continuous at x ({_label(r.program, st)} jumps between pieces "
+                              "there): the Clarke subdifferential is not defined")
+
+
+# ---------------------------------------------------------------------------------------------- critical
+
+@dataclass
+class HullAnswer:
+    """Is 0 in conv(vectors)?  ``truth``; ``weights`` (convex weights, exact) or ``separator`` (in Gram
+    coordinates: w = sum y_j v_j has <w, v_i> = (G y)_i > 0); ``gram`` the Gram matrix used."""
+    truth: object
+    weights: list = None
+    separator: list = None
+    gram: list = None
+    reason: str = None
+
+
+def zero_in_hull(ns, vectors):
+    """Decide 0 in conv(vectors) (gradients as lists of arrays) through their Gram matrix."""
+    if not vectors:
+        raise InputError("no vectors")
+    G = gram(ns, vectors)
+    if _exact(G):
+        kind, sol = separate_or_weights(G)
+        return HullAnswer(TRUE, weights=sol, gram=G) if kind == "weights" else HullAnswer(FALSE, separator=sol, gram=G)
+    for i in range(len(G)):
+        if G[i][i].is_zero():
+            return HullAnswer(TRUE, weights=[fmpq(int(j == i)) for j in range(len(G))], gram=G)
+    from ..numbers.ball import arb_exact_q
+    mids = [[arb_exact_q(v.mid()) for v in row] for row in G]
+    y = strict_direction(mids)
+    if y is not None and all(sum((yj * gij for yj, gij in zip(y, row)), arb(0)) > 0 for row in G):
+        return HullAnswer(FALSE, separator=y, gram=G)
+    return HullAnswer(UNKNOWN, gram=G, reason="the gradients are balls: membership of 0 in their hull cannot be "
+                                              "proved, and no separating vector was found")
+
+
+@dataclass
+class SiteCritical:
+    field: SiteField
+    clarke: SiteClarke
+    selection: HullAnswer
+    clarke_critical: HullAnswer
+    artificial: object
+    clarke_error: str = None
+
+
+def site_critical(program, point, convention=K.DEFAULT, number="exact", prec=None, wrt=None):
+    """Selection-, Clarke- and artificial criticality of a tensor program at ``point``."""
+    iset = site_index_set(program, point, convention, number, prec)
+    fld = site_field(iset, wrt)
+    ns = iset.run.ns
+    with T._precision(ns, iset.prec):
+        sel = zero_in_hull(ns, fld.gradients)
+    try:
+        cl, r = site_clarke(program, point, convention, number, prec, wrt)
+        with T._precision(r.ns, r.prec):
+            cc = zero_in_hull(r.ns, cl.gradients)
+        err = None
+    except Undecided as u:
+        cl, err = None, str(u)
+        cc = HullAnswer(UNKNOWN, reason=str(u))
+    return SiteCritical(fld, cl, sel, cc, sel.truth & ~cc.truth, err)

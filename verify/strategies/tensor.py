@@ -1,0 +1,272 @@
+"""Hypothesis strategies for tensor programs: small random shapes, a batch axis, matrix products with
+constant or input weights, convolutions and pooling, reductions, structure, and every nonsmooth primitive
+elementwise, valid by construction (each equation is drawn for the shapes of values already defined), and
+points biased towards kinks (entries from a few small rationals, so ties and zeros are common).
+
+    @given(st.data())
+    def test(data):
+        P = data.draw(tensor_programs())
+        x = data.draw(tensor_points(P))
+
+``segment_programs`` draws programs for segment walks (one scalar output; inputs of shapes like [2], [3],
+[2, 2]): contractions with constant matrices, sums with constant arrays, scalings by small rationals, relu,
+abs, leaky_relu, clamp, elementwise max / min (every tie rule), where (every comparison), amax / amin over an
+axis, sort along an axis, sum over an axis and reshape; ``pl=False`` adds elementwise products of two
+input-dependent values (the program is then not piecewise linear).  Small rational data make exact ties
+(identically zero switching functions, several sites switching at one t) common.  ``tensor_segments(P)``
+draws the two ends, sometimes with an input (not the first) that does not move, half the time through 0
+(y = -x).  Requires hypothesis.
+"""
+import numpy as np
+from flint import fmpq
+from hypothesis import strategies as st
+
+from ..program.arrays import Arrays, ExactArray
+from ..program.builder import Builder
+from ..program.ir import Arr, Lit
+
+KINKY = ("-1", "-1/2", "0", "0", "1/2", "1", "2")
+UNARY = ("relu", "abs", "leaky_relu", "clamp", "neg", "tanh", "exp_safe", "log_safe")
+BINARY = ("add", "sub", "mul", "max", "min", "where", "sort")
+STRUCT = ("sum", "mean", "amax", "sort_axis", "logsumexp", "transpose", "reshape", "slice", "pad", "concat")
+
+
+def _q(s):
+    return fmpq(*map(int, s.split("/"))) if "/" in s else fmpq(int(s))
+
+
+@st.composite
+def tensor_programs(draw, max_eqns=6, conv=None, rational_only=False, weights_as_inputs=None):
+    """A random tensor program with one scalar output (the sum of its last value)."""
+    B = draw(st.integers(1, 3))
+    F = draw(st.integers(1, 3))
+    use_conv = draw(st.booleans()) if conv is None else conv
+    wia = draw(st.booleans()) if weights_as_inputs is None else weights_as_inputs
+    names, shapes = ["x"], [(B, F)]
+    if use_conv:
+        names, shapes = ["x"], [(1, 1, 3, 3)]
+    if wia and not use_conv:
+        names.append("w")
+        shapes.append((F, draw(st.integers(1, 3))))
+    consts = {}
+
+    def const(shape):
+        name = f"c{len(consts)}"
+        vals = draw(st.lists(st.sampled_from(KINKY), min_size=int(np.prod(shape)), max_size=int(np.prod(shape))))
+        consts[name] = ExactArray.from_any(np.array(vals, dtype=object).reshape(shape))
+        return Arr(name)
+
+    b = Builder("t", names, shapes, None)
+    b.arrays = _Lazy(consts)
+    pool = list(range(len(names)))
+
+    def shape(v):
+        return b.shape_of(v)
+
+    def emit(prim, ins, params=None, n_out=1):
+        outs = b.emit(prim, ins, params or {}, n_out=n_out)
+        pool.extend(outs)
+        return outs
+
+    if use_conv:
+        c = emit("conv2d", [0, const((1, 1, 2, 2))])[0]
+        r = emit("relu", [c])[0]
+        m = emit(draw(st.sampled_from(["max_pool2d", "avg_pool2d"])), [r], {"kernel": (2, 2), "stride": (1, 1)})[0]
+        emit("reshape", [m], {"shape": (1, 1)})
+    elif wia:
+        emit("dot", [0, 1])
+    for _ in range(draw(st.integers(1, max_eqns))):
+        v = draw(st.sampled_from(pool))
+        sh = shape(v)
+        kind = draw(st.sampled_from(("unary", "binary", "struct", "dot")))
+        if kind == "unary":
+            op = draw(st.sampled_from(UNARY if not rational_only else UNARY[:5]))
+            if op == "exp_safe":
+                emit("exp", [emit("tanh", [v])[0]])
+            elif op == "log_safe":
+                sq = emit("mul", [v, v])[0]
+                emit("log", [emit("add", [sq, Lit(fmpq(1))])[0]])
+            elif op == "clamp":
+                emit("clamp", [v], {"lo": fmpq(-1, 2), "hi": fmpq(1)})
+            elif op == "relu":
+                emit("relu", [v], {"alpha": draw(st.sampled_from([fmpq(0), fmpq(1, 2), fmpq(1)]))})
+            else:
+                emit(op, [v])
+        elif kind == "binary":
+            partners = [u for u in pool if shape(u) == sh] + [None]
+            u = draw(st.sampled_from(partners))
+            if u is None:
+                u = draw(st.sampled_from([Lit(_q(draw(st.sampled_from(KINKY)))), const(sh)]))
+            op = draw(st.sampled_from(BINARY))
+            if op == "where":
+                emit("where", [v, u, v, u], {"op": draw(st.sampled_from([">", ">=", "<", "<=", "==", "!="]))})
+            elif op == "sort":
+                emit("sort", [v, u], {"descending": draw(st.booleans())}, n_out=2)
+            else:
+                emit(op, [v, u])
+        elif kind == "dot" and len(sh) == 2:
+            emit("dot", [v, const((sh[1], draw(st.integers(1, 3))))])
+        elif len(sh) >= 1:
+            op = draw(st.sampled_from(STRUCT if not rational_only else tuple(o for o in STRUCT if o != "logsumexp")))
+            ax = draw(st.integers(0, len(sh) - 1))
+            if op in ("sum", "mean", "logsumexp"):
+                emit(op, [v], {"axes": (ax,)})
+            elif op in ("amax", "sort_axis"):
+                if sh[ax] >= 2:
+                    emit(op, [v], {"axes": (ax,)} if op == "amax" else {"axis": ax})
+            elif op == "transpose" and len(sh) == 2:
+                emit("transpose", [v], {"perm": (1, 0)})
+            elif op == "reshape":
+                emit("reshape", [v], {"shape": (int(np.prod(sh)),)})
+            elif op == "slice" and sh[ax] >= 2:
+                start = tuple(0 for _ in sh)
+                stop = tuple(d if i != ax else d - 1 for i, d in enumerate(sh))
+                emit("slice", [v], {"start": start, "stop": stop, "step": tuple(1 for _ in sh)})
+            elif op == "pad":
+                emit("pad", [v], {"lo": tuple(int(i == ax) for i in range(len(sh))), "hi": tuple(0 for _ in sh)})
+            elif op == "concat":
+                emit("concat", [v, v], {"axis": ax})
+    last = pool[-1]
+    sh = shape(last)
+    out = emit("sum", [last], {"axes": tuple(range(len(sh)))})[0] if sh else last
+    b.arrays = Arrays(consts) if consts else None
+    return b.finish([out])
+
+
+class _Lazy:
+    """The arrays table while a program is drawn (constants are added as equations are drawn)."""
+
+    def __init__(self, d):
+        self.arrays = d
+
+    def __getitem__(self, k):
+        return self.arrays[k]
+
+    def __contains__(self, k):
+        return k in self.arrays
+
+
+@st.composite
+def tensor_points(draw, program, kink_bias=True):
+    """One exact array per input, entries from small rationals (kink-biased: zeros and ties are common)."""
+    out = []
+    pool = KINKY if kink_bias else ("-3/4", "-1/3", "1/5", "2/3", "5/4", "7/3")
+    for sh in program.input_shapes or [()] * program.n_inputs:
+        n = int(np.prod(sh))
+        vals = draw(st.lists(st.sampled_from(pool), min_size=n, max_size=n))
+        out.append(ExactArray.from_any(np.array(vals, dtype=object).reshape(sh)))
+    return out
+
+
+# ------------------------------------------------------------------------------------ segment programs
+
+SHAPES = [(2,), (3,), (2, 2), (1,)]
+
+
+def small_rationals(lo=-2, hi=2, den=4):
+    return st.builds(lambda p, q: fmpq(p, q), st.integers(lo * den, hi * den), st.sampled_from([1, 2, den]))
+
+
+def exact_arrays(shape, lo=-2, hi=2, den=4):
+    n = int(np.prod(shape)) if shape else 1
+    return st.lists(small_rationals(lo, hi, den), min_size=n, max_size=n).map(
+        lambda vals: ExactArray.from_any(np.array([str(v) for v in vals], dtype=object).reshape(shape)))
+
+
+@st.composite
+def segment_programs(draw, max_inputs=2, max_eqns=8, pl=True, where=True):
+    """A random program for segment walks: one scalar output, piecewise linear unless ``pl=False`` (see
+    the module docstring)."""
+    n_in = draw(st.integers(1, max_inputs))
+    shapes = [draw(st.sampled_from(SHAPES)) for _ in range(n_in)]
+    arrays = Arrays({})
+    b = Builder("f", [f"x{i}" for i in range(n_in)], shapes, arrays)
+    pool = list(range(n_in))
+
+    def const(shape):
+        name = f"c{len(arrays.arrays)}"
+        arrays.arrays[name] = draw(exact_arrays(shape))
+        return Arr(name)
+
+    def lit():
+        return Lit(draw(small_rationals()))
+
+    def pick(pred=lambda s: True):
+        cands = [v for v in pool[-5:] if pred(b.shape_of(v))]
+        if cands and cands[-1] == pool[-1] and draw(st.booleans()):
+            return cands[-1]                  # half the time the newest value: deep chains
+        return draw(st.sampled_from(cands)) if cands else None
+
+    kinds = ["relu", "abs", "leaky_relu", "clamp", "max", "dot", "dot", "add", "scale", "amax", "sort", "sum",
+             "reshape"] + (["where"] if where else []) + ([] if pl else ["mul"] * 5)
+    for _ in range(draw(st.integers(1, max_eqns))):
+        kind = draw(st.sampled_from(kinds))
+        u = pick()
+        su = b.shape_of(u)
+        out = None
+        if kind in ("relu", "abs", "leaky_relu"):
+            out = b.emit(kind, [u])[0]
+        elif kind == "clamp":
+            out = b.emit("clamp", [u], {"lo": fmpq(-1, 2), "hi": fmpq(1)})[0]
+        elif kind in ("max", "where", "mul"):
+            v = pick(lambda s: s == su)
+            other = v if v is not None and draw(st.booleans()) else const(su)
+            if kind == "max":
+                prim = draw(st.sampled_from(["max", "min"]))
+                out = b.emit(prim, [u, other], {"tie": draw(st.sampled_from(["split", "first", "last"]))})[0]
+            elif kind == "mul":              # u * v + c: switching functions with irrational roots
+                out = b.emit("add", [b.emit("mul", [u, v if v is not None else u])[0], lit()])[0]
+            else:
+                op = draw(st.sampled_from([">", ">=", "<", "<=", "==", "!="]))
+                a = b.emit("add", [u, lit()])[0]
+                out = b.emit("where", [u, other, a, draw(st.sampled_from([u, other]))], {"op": op})[0]
+        elif kind == "dot":
+            if len(su) == 1:
+                out = b.emit("dot", [const((draw(st.integers(1, 3)), su[0])), u], {"ca": (1,), "cb": (0,)})[0]
+            elif len(su) == 2:
+                out = b.emit("dot", [u, const((su[1], draw(st.integers(1, 3))))], {"ca": (1,), "cb": (0,)})[0]
+        elif kind == "add":
+            v = pick(lambda s: s == su)
+            out = b.emit(draw(st.sampled_from(["add", "sub"])), [u, const(su) if v is None or v == u else v])[0]
+        elif kind == "scale":
+            out = b.emit("mul", [u, lit()])[0]
+        elif kind in ("amax", "sort") and su and su[-1] >= 2:
+            ax = len(su) - 1
+            if kind == "amax":
+                out = b.emit(draw(st.sampled_from(["amax", "amin"])), [u],
+                             {"axes": (ax,), "tie": draw(st.sampled_from(["split", "first", "last"]))})[0]
+            else:
+                out = b.emit("sort_axis", [u], {"axis": ax, "descending": draw(st.booleans())})[0]
+        elif kind == "sum" and su:
+            out = b.emit("sum", [u], {"axes": (0,)})[0]
+        elif kind == "reshape" and len(su) == 2:
+            out = b.emit("reshape", [u], {"shape": (su[0] * su[1],)})[0]
+        if out is not None:
+            pool.append(out)
+    last = pool[-1]
+    s = b.shape_of(last)
+    if s:
+        last = b.emit("sum", [last], {"axes": tuple(range(len(s)))})[0]
+    if draw(st.booleans()):            # mix in an earlier value, so the output sees more than one branch
+        w = pool[draw(st.integers(0, len(pool) - 1))]
+        sw = b.shape_of(w)
+        if sw:
+            w = b.emit("sum", [w], {"axes": tuple(range(len(sw)))})[0]
+        last = b.emit("add", [last, b.emit("mul", [w, lit()])[0]])[0]
+    return b.finish([last])
+
+
+@st.composite
+def tensor_segments(draw, program):
+    """(x, y): one ExactArray per input each; sometimes an input does not move, sometimes an end is 0."""
+    shapes = program.input_shapes or [()] * program.n_inputs
+    x = [draw(exact_arrays(s)) for s in shapes]
+    through_zero = draw(st.booleans())      # y = -x: every linear switching function crosses 0 at t = 1/2
+    y = []
+    for i, (xi, s) in enumerate(zip(x, shapes)):
+        move = draw(st.integers(0, 4)) if i else 1      # the first input always moves
+        y.append(xi if move == 0 else ExactArray(-xi.num, xi.den) if through_zero else draw(exact_arrays(s)))
+    return x, y
+
+
+__all__ = ["tensor_programs", "tensor_segments", "exact_arrays", "small_rationals"]
