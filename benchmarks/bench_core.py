@@ -13,19 +13,27 @@ Two program families (every row of the table says which one it uses):
 Operands are drawn among the 16 most recently defined variables (an input now and then; the oldest unused
 variable first, so there is no dead code); every 8 steps a residual sum acc = acc + latest is updated and
 acc is the output, so the backward pass reaches most of the program (the table's notes give the share).
-Times are medians over --repeat runs (time.perf_counter, garbage collector off as in timeit), after an
-untimed warm-up; compiling a program's steps happens once per program and is its own row.
+Times are minima over --repeat runs (time.perf_counter, garbage collector off, as timeit recommends: on a
+shared machine the minimum is the least disturbed figure), after an untimed warm-up; compiling a program's
+steps and building its tape (with the code bound to balls and the literals converted at 128 bits) happen
+once per program and are rows of their own.
+
+A *bare tape* baseline does the same arithmetic with nothing else: a list of (kind, function, input slots,
+output slot) tuples walked by one loop that decides kinks by Python comparisons, and a reverse loop for the
+gradient (no precision escalation, no error handling, no exact forms, no pattern API): over arb balls for the
+mixed program, over fmpq for the rational one.  It is the floor a Python interpreter of these programs can
+reach.
 
 Targets, reported PASS/MISS (informational: the exit status is 0 unless something raises):
   ball vjp pass alone / ball eval alone <= 2.5;
-  torch float64 (forward + backward) / ours (verify.grad backward, balls at 128 bits) >= 3.
+  torch float64 (forward + backward) / ours (verify.grad backward, balls at 128 bits) >= 10;
+  ours (verify.grad backward) / bare tape (eval + gradient), balls and exact <= 2.
 The torch gradient is also compared with ours in float64 (relative 1e-9; printed, never fatal).
 """
 import argparse
 import gc
 import operator
 import random
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -43,7 +51,7 @@ from verify.program.kinks import DEFAULT  # noqa: E402
 from verify.numbers import get_system  # noqa: E402
 
 N_INPUTS, WINDOW, TAP, PREC = 4, 16, 8, 128
-TARGET_VJP_OVER_EVAL, TARGET_TORCH_SPEEDUP = 2.5, 3.0
+TARGET_VJP_OVER_EVAL, TARGET_TORCH_SPEEDUP, TARGET_OVER_BARE = 2.5, 10.0, 2.0
 
 
 # ------------------------------------------------------------------------------------ random programs
@@ -161,7 +169,7 @@ def random_point(seed):
 # ------------------------------------------------------------------------------------------- timing
 
 def timed(fn, repeat):
-    """(median seconds, last result) over ``repeat`` calls of fn(), garbage collector off (as timeit)."""
+    """(minimum seconds, last result) over ``repeat`` calls of fn(), garbage collector off (as timeit)."""
     ts, out = [], None
     for _ in range(repeat):
         out = None
@@ -173,7 +181,7 @@ def timed(fn, repeat):
             ts.append(time.perf_counter() - t)
         finally:
             gc.enable()
-    return statistics.median(ts), out
+    return min(ts), out
 
 
 def ball_eval_and_vjp(P, x, repeat):
@@ -230,7 +238,140 @@ def torch_forward_backward(P, x, repeat):
         t_b, grads = timed(lambda: torch.autograd.grad(y, xs), 1)
         fwd.append(t_f)
         bwd.append(t_b)
-    return statistics.median(fwd), statistics.median(bwd), [float(g) for g in grads]
+    return min(fwd), min(bwd), [float(g) for g in grads]
+
+
+# ------------------------------------------------------------------------------------------ bare tape
+
+def bare_tape(P, const):
+    """The bare tape of P: (kind, function, a, b, out) with literal operands as extra slots (values by
+    ``const``), built once; the functions are the values' own operations."""
+    n = P.n_vars
+    lits, code = [], []
+
+    def slot(a):
+        if a.__class__ is int:
+            return a
+        lits.append(const(a.value))
+        return n + len(lits) - 1
+    binary = {"add": operator.add, "sub": operator.sub, "mul": operator.mul}
+    for e in P.eqns:
+        s = [slot(a) for a in e.ins] + [0]
+        if e.prim in binary:
+            code.append((0, binary[e.prim], s[0], s[1], e.outs[0]))
+        elif e.prim in ("tanh", "exp"):
+            code.append((1, e.prim, s[0], 0, e.outs[0]))
+        elif e.prim == "sigmoid":
+            code.append((1, e.prim, s[0], 0, e.outs[0]))
+        else:
+            code.append(({"relu": 2, "abs": 3, "max": 4}[e.prim], None, s[0], s[1], e.outs[0]))
+    return code, lits
+
+
+def bare_grad(P, code, lits, xs, zero, one, half=None):
+    """Evaluate and differentiate (reverse mode) along the bare tape; returns the input gradient.  In exact
+    arithmetic (``half`` given) a sign that is neither > 0 nor < 0 is a tie, with torch's kink values."""
+    exact = half is not None
+    env = list(xs) + [None] * (P.n_vars - len(xs)) + lits
+    pat = []
+    push = pat.append
+    for k, f, a, b, o in code:
+        if k == 0:
+            env[o] = f(env[a], env[b])
+        elif k == 1:
+            u = env[a]
+            env[o] = u.tanh() if f == "tanh" else (u.exp() if f == "exp" else one / (one + (-u).exp()))
+        elif k == 2:
+            u = env[a]
+            s = u.p if exact else u              # an fmpq's sign is its numerator's (and faster to read)
+            if s > 0:
+                env[o] = u
+                push(1)
+            elif s < 0:
+                env[o] = zero
+                push(0)
+            elif exact:                 # torch: relu'(0) = 0
+                env[o] = zero
+                push(2)
+            else:
+                raise ValueError("an undecided sign")
+        elif k == 3:
+            u = env[a]
+            s = u.p if exact else u
+            if s > 0:
+                env[o] = u
+                push(1)
+            elif s < 0:
+                env[o] = -u
+                push(0)
+            elif exact:                 # torch: abs'(0) = 0
+                env[o] = zero
+                push(2)
+            else:
+                raise ValueError("an undecided sign")
+        else:
+            u, v = env[a], env[b]
+            d = u - v
+            s = d.p if exact else d
+            if s > 0:
+                env[o] = u
+                push(0)
+            elif s < 0:
+                env[o] = v
+                push(1)
+            elif exact:                 # torch: a tie splits
+                env[o] = (u + v) * half
+                push(2)
+            else:
+                raise ValueError("an undecided sign")
+    ct = [None] * len(env)
+    ct[P.outputs[0]] = one
+    m = len(pat)
+    for k, f, a, b, o in reversed(code):
+        if k >= 2:
+            m -= 1
+        c = ct[o]
+        if c is None:
+            continue
+        if k == 0:
+            if f is operator.add:
+                ga, gb = c, c
+            elif f is operator.sub:
+                ga, gb = c, -c
+            else:
+                ga, gb = c * env[b], env[a] * c
+            ct[a] = ga if ct[a] is None else ct[a] + ga
+            ct[b] = gb if ct[b] is None else ct[b] + gb
+        elif k == 1:
+            y = env[o]
+            g = c * (one - y * y) if f == "tanh" else (c * y if f == "exp" else c * (y * (one - y)))
+            ct[a] = g if ct[a] is None else ct[a] + g
+        elif k == 2:
+            if pat[m] == 1:
+                ct[a] = c if ct[a] is None else ct[a] + c
+        elif k == 3:
+            if pat[m] < 2:
+                g = c if pat[m] == 1 else -c
+                ct[a] = g if ct[a] is None else ct[a] + g
+        elif pat[m] == 2:
+            g = c * half
+            ct[a] = g if ct[a] is None else ct[a] + g
+            ct[b] = g if ct[b] is None else ct[b] + g
+        else:
+            j = b if pat[m] == 1 else a
+            ct[j] = c if ct[j] is None else ct[j] + c
+    return ct[:P.n_inputs]
+
+
+def timed_bare(P, x, system, repeat):
+    """Median seconds of the bare tape's eval + gradient in ``system`` ("ball" at PREC bits, or "exact")."""
+    if system == "ball":
+        with ctx.workprec(PREC):
+            code, lits = bare_tape(P, arb)
+            xs = [arb(q) for q in x]
+            return timed(lambda: bare_grad(P, code, lits, xs, arb(0), arb(1)), repeat)
+    code, lits = bare_tape(P, lambda q: q)
+    return timed(lambda: bare_grad(P, code, lits, list(x), fmpq(0), fmpq(1), fmpq(1, 2)), repeat)
 
 
 # -------------------------------------------------------------------------------------------- main
@@ -240,7 +381,7 @@ def main():
     ap.add_argument("--sizes", default="1000,10000,100000",
                     help="comma-separated numbers of equations N (default 1000,10000,100000)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the random programs and point (default 0)")
-    ap.add_argument("--repeat", type=int, default=3, help="timed runs per measurement; the median is shown")
+    ap.add_argument("--repeat", type=int, default=5, help="timed runs per measurement; the minimum is shown")
     ap.add_argument("--no-torch", action="store_true", help="skip the torch comparison")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -252,7 +393,7 @@ def main():
 
     x = random_point(args.seed)
     print(f"point x = ({', '.join(str(q) for q in x)}), {N_INPUTS} inputs, operand window {WINDOW}, "
-          f"ball precision {PREC} bits, median of {args.repeat}")
+          f"ball precision {PREC} bits, minimum of {args.repeat}")
     rows, notes, checks = [], [], []
 
     def row(n, prog, system, what, secs):
@@ -268,6 +409,13 @@ def main():
         t = time.perf_counter()
         compiled(M, DEFAULT)
         row(nm, "mixed", "-", "compile steps (once)", time.perf_counter() - t)
+        from verify.interpret.tape import tape_of      # here: bench_decide imports this file with older code
+        t = time.perf_counter()
+        tape = tape_of(M, compiled(M, DEFAULT), DEFAULT)
+        with ctx.workprec(PREC):
+            tape.bound(get_system("ball"))
+            tape.lit_values(get_system("ball"))
+        row(nm, "mixed", "ball128", "tape, bound, literals (once)", time.perf_counter() - t)
         compiled(R, DEFAULT)
 
         # rational program, exact
@@ -276,8 +424,14 @@ def main():
         notes.append(f"N={nr}: rational program: exact values use at most {bits} bits (numerator + denominator), "
                      f"{len(warm.pattern)} nonsmooth equations")
         row(nr, "rational", "exact", "eval", timed(lambda: verify.evaluate(R, x, number="exact"), args.repeat)[0])
-        row(nr, "rational", "exact", "grad backward (eval + vjp)",
-            timed(lambda: verify.grad(R, x, mode="backward", number="exact"), args.repeat)[0])
+        t_egrad = timed(lambda: verify.grad(R, x, mode="backward", number="exact"), args.repeat)[0]
+        row(nr, "rational", "exact", "grad backward (eval + vjp)", t_egrad)
+        t_ebare, bg = timed_bare(R, x, "exact", args.repeat)
+        row(nr, "rational", "exact", "bare tape (eval + gradient)", t_ebare)
+        assert [fmpq(0) if v is None else v for v in bg] == verify.grad(R, x, number="exact").gradient, \
+            "the bare tape disagrees with verify"
+        checks.append((f"N={nr}: ours exact grad / bare exact tape", f"{t_egrad / t_ebare:.2f}",
+                       f"<= {TARGET_OVER_BARE}", t_egrad / t_ebare <= TARGET_OVER_BARE))
         row(nr, "rational", "float64", "eval",
             timed(lambda: verify.evaluate(R, x, number="float"), args.repeat)[0])
 
@@ -294,6 +448,12 @@ def main():
         row(nm, "mixed", "ball128", "vjp pass alone", t_vjp)
         t_grad, _ = timed(lambda: verify.grad(M, x, mode="backward", number="ball", prec=PREC), args.repeat)
         row(nm, "mixed", "ball128", "grad backward (eval + vjp)", t_grad)
+        t_bare, bg = timed_bare(M, x, "ball", args.repeat)
+        row(nm, "mixed", "ball128", "bare tape (eval + gradient)", t_bare)
+        assert all(v == 0 if u is None else u.overlaps(v) for u, v in zip(bg, g.gradient)), \
+            "the bare tape disagrees with verify"
+        checks.append((f"N={nm}: ours ball128 grad / bare ball128 tape", f"{t_grad / t_bare:.2f}",
+                       f"<= {TARGET_OVER_BARE}", t_grad / t_bare <= TARGET_OVER_BARE))
         t_fwd, _ = timed(lambda: verify.grad(M, x, mode="forward", number="ball", prec=PREC), args.repeat)
         row(nm, "mixed", "ball128", f"grad forward (eval + {N_INPUTS} jvp)", t_fwd)
         ratio = t_vjp / t_eval

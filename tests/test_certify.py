@@ -58,8 +58,10 @@ def test_a_tie_balls_cannot_decide_is_undecided_never_wrong():
         index_set("lambda t: relu(log(exp(t)) - t)", ["1/3"])
     with pytest.raises(verify.Undecided):
         critical("lambda t: relu(log(exp(t)) - t)", ["1/3"])
-    c = critical("lambda x: relu(x * x)", [0])     # a tie decided only by second-order terms
+    c = critical("lambda x: relu(sin(x) * sin(x))", [0])   # second-order terms of a non-polynomial cone
     assert c.clarke_critical.truth is UNKNOWN and c.artificial is UNKNOWN and "higher-order" in c.clarke_error
+    c = critical("lambda x, y: relu(x * x - y * y * y)", [0, 0])   # lowest-order part x^2 does not decide
+    assert c.clarke_critical.truth is UNKNOWN and c.artificial is UNKNOWN and "no direction" in c.clarke_error
 
 
 def test_nonlinear_clarke_through_independent_gradients():
@@ -176,7 +178,10 @@ def test_cli_index_set_and_critical_json_and_check(tmp_path, capsys):
     assert out["patterns"] == [[0], [1]]
     assert sorted(out["field"]) == [[["0", "1"], ["1", "0"]], [["1", "0"], ["0", "1"]]]
     assert main(["critical", "lambda t: relu(log(exp(t)) - t)", "--at", "1/3"]) == 3
-    assert main(["critical", "lambda x: relu(x*x)", "--at", "0", "--json"]) == 3
+    assert main(["critical", "lambda x: relu(x*x)", "--at", "0", "--json"]) == 0      # decided by x^2 >= 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["clarke"] == [["0"]] and out["clarke_critical"] is True and out["artificial"] is False
+    assert main(["critical", "lambda x, y: relu(x*x - y*y*y)", "--at", "0,0", "--json"]) == 3
     assert json.loads(capsys.readouterr().out)["artificial"] is None
     assert main(["check", str(tmp_path / "missing.json")]) == 2
 

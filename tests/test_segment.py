@@ -119,7 +119,33 @@ def test_identically_zero_switches_are_exact_ties_in_rational_programs():
 
 def test_analytic_identically_zero_switch_is_undecided_never_a_guess():
     with pytest.raises(Undecided, match="may vanish identically"):
-        segment_partition("lambda t: relu(exp(t) - exp(t))", 0, 1)
+        segment_partition("lambda t: relu(log(exp(t)) - t)", 0, 1)      # zero by nonlinear algebra only
+
+
+def test_analytic_switch_zero_by_a_linear_identity_is_an_exact_tie():
+    part = segment_partition("lambda t: relu(exp(t) - exp(t)) + sin(t)", 0, 1)
+    assert part.complete and [b.t for b in part.breakpoints] == [0, 1] and part.pieces[0].pattern == (0,)
+    assert all(c.exact == ((0, 0, 0, "identity"),) for c in part.cells)
+
+
+def test_mixed_programs_decide_rational_switches_exactly():
+    # issue 9: x0 - clamp(x0) is exactly 0 on [0, 1/2], whatever cos does next to it
+    part = segment_partition("lambda x0, x1: min(x0, clamp(x0, lo=0, hi=1)) + cos(x1)", [-2, 0], [Q(1, 2), 1])
+    assert part.complete and part.method == "ball"
+    assert [b.t for b in part.breakpoints] == [0, Q(4, 5), 1] and [b.status for b in part.breakpoints] == ["exact"] * 3
+    assert [p.pattern for p in part.pieces] == [(1, 0), (0, 2)]
+    # an algebraic root of a rational switch next to transcendental ones: a certified simple cell
+    part = segment_partition("lambda x: relu(x * x - 2) + sin(x)", -1, 2)
+    assert part.complete and [b.status for b in part.breakpoints] == ["exact", "simple", "exact"]
+    lo, hi = part.breakpoints[1].t            # t = (1 + sqrt(2)) / 3: x = -1 + 3t = sqrt(2)
+    assert 0 < 3 * lo - 1 and (3 * lo - 1) ** 2 < 2 < (3 * hi - 1) ** 2 and hi - lo < Q(1, 2 ** 60)
+
+
+@pytest.mark.parametrize("x, y", [(-1, 0), (0, -1)])
+def test_a_tangency_at_an_end_of_the_segment_is_decided_by_its_germ(x, y):
+    part = segment_partition("lambda x: max(exp(clamp(x, lo=0, hi=1)), cos(tanh(x)))", x, y)
+    assert part.complete and [b.t for b in part.breakpoints] == [0, 1] and [p.pattern for p in part.pieces] == [(1, 0)]
+    assert any(e[3] == "germ" for c in part.cells for e in c.exact)
 
 
 def test_rational_breakpoint_of_an_analytic_program_found_exactly_when_dyadic():
@@ -233,7 +259,7 @@ def test_cli_segment_json_and_exit_codes(capsys):
     assert json.loads(capsys.readouterr().out)["breakpoints"][1]["poly"] == ["-1", "0", "0", "4"]
     assert main(["segment", "lambda x: log(x)", "--from", "-1", "--to", "1"]) == 2
     assert main(["segment", "lambda x: relu(x)", "--from", "0"]) == 2
-    assert main(["segment", "lambda t: relu(exp(t) - exp(t))", "--from", "0", "--to", "1"]) == 3
+    assert main(["segment", "lambda t: relu(log(exp(t)) - t)", "--from", "0", "--to", "1"]) == 3
     err = capsys.readouterr().err
     assert err.count("\n") == 3 and "Traceback" not in err and "got 0" in err
 

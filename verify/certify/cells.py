@@ -18,6 +18,24 @@ comes with an enclosure of its t-derivative over X.  A cell is
 Every cell endpoint is a rational point whose pattern is evaluated (and must be decided).  Precision starts
 at max(128, tol + 64) bits and is raised for clusters up to 4096.  A switching function that is undecided on
 many consecutive tiny cells (it may vanish identically) gives Undecided.
+
+Each switching function is decided by the most exact method its own dependencies allow (issue 9), whatever
+the rest of the program contains:
+
+- its dependency cone is rational (+ - * /, integer powers, affine pieces): it is an exact rational function
+  of t on the cell (upstream pieces fixed), with exact roots (ratfunc.py, algebraic.py): identically zero,
+  a constant sign on the open cell, a rational root where the cell is cut, or an algebraic one isolated in
+  a simple cell;
+- otherwise its exact form over input atoms (forms.py) with the upstream pieces: 0 is a tie on the whole
+  cell, a constant decides, else a tighter enclosure;
+- at a cell end where it is exactly 0 (a tangency at an end of the segment), the one-sided germ: if its
+  Taylor coefficients at the end vanish exactly up to order k - 1 and the k-th Taylor coefficient over the
+  whole cell (an enclosure of h^(k)(xi) / k!) has a sign, Taylor's theorem with the Lagrange remainder gives
+  its sign on the rest of the cell.
+
+Points are evaluated by the exact system (rationals, balls only for transcendental values), with its exact
+forms and precision escalation.  Region cells list the signs decided these ways apart from the ball-proved
+ones (``exact``), since the certificate checker replays only the latter.
 """
 from dataclasses import dataclass
 
@@ -26,7 +44,10 @@ from flint import arb, arb_series, ctx, fmpq
 from .. import progress
 from ..numbers.ball import int_power
 from ..errors import DomainError, Undecided
-from ..interpret.evaluate import PREC_CAP, Run, compiled
+from ..interpret.evaluate import PREC_CAP, Run, compiled, def_steps, run, structure_allowed
+from ..interpret.forms import Forms, TooLarge
+from ..numbers import get_system
+from . import ratfunc as R
 from ..program.ir import eqn_label
 from ..numbers.ball import arb_sign, json_number
 from ..program.prims import affine
@@ -34,6 +55,8 @@ from . import algebraic as A
 from .partition import Partition, merge
 
 MAX_CLUSTERS = 24
+GERM_ORDER = 6
+EXACT = get_system("exact")
 MAX_EVALS = 200_000
 MAX_BRANCHES = 256
 
@@ -111,17 +134,29 @@ def _divide(a, b):
 SERIES = SeriesSystem()
 
 
+_RATIONAL = ("add", "sub", "mul", "div", "neg", "pow")
+
+
+class _RFUnchecked(R.RFSystem):
+    """Rational functions of t whose divisors are already known to be nonzero on the cell."""
+
+    def sign(self, x):
+        return 0 if x.is_zero() else 1
+
+
 class GiveUp(Undecided):
     """The work budget is exhausted: stop at once."""
 
 
 class Open(Exception):
     """An undecided switching function: nonsmooth equation ``pos`` (its position among the nonsmooth ones),
-    switch ``j``, its series ``value`` over the cell, and the pieces chosen upstream (``prefix``)."""
+    switch ``j``, its series ``value`` over the cell, and the pieces chosen upstream (``prefix``); ``env``:
+    the walk's values so far."""
 
     def __init__(self, pos, j, value, prefix):
         super().__init__(pos, j)
         self.pos, self.j, self.value, self.prefix = pos, j, value, prefix
+        self.env = None
 
 
 def walk(program, steps, ns, xs, decide, pattern=None, stop=None):
@@ -142,8 +177,12 @@ def walk(program, steps, ns, xs, decide, pattern=None, stop=None):
         if pattern is not None and pos < len(pattern):
             i = pattern[pos]
         else:
-            signs = [decide(pos, j, affine(ns, terms, const, args), chosen)
-                     for j, (terms, const) in enumerate(st.switches)]
+            try:
+                signs = [decide(pos, j, affine(ns, terms, const, args), chosen)
+                         for j, (terms, const) in enumerate(st.switches)]
+            except Open as o:
+                o.env = env
+                raise
             i = st.sel.choose(st.params, len(args), signs.__getitem__)
         chosen.append(i)
         for o, v in zip(st.outs, st.piece(i).apply(ns, args)):
@@ -165,6 +204,7 @@ class Cell:
     signs: tuple = None
     patterns: tuple = None
     candidates: tuple = None
+    exact: tuple = ()       # region: [(pos, j, sign, how)] decided by "rational", "identity" or "germ"
 
 
 class Analytic:
@@ -176,6 +216,8 @@ class Analytic:
         self.points = {}
         self.evals = 0
         self.clusters = 0
+        self._cones, self._rf, self._exact_points = {}, {}, {}
+        self.beyond = False     # a decision used exact methods (see evaluate.values_only)
 
     # -- evaluation
     def inputs(self, lo, hi):
@@ -204,20 +246,28 @@ class Analytic:
         return walk(self.program, self.steps, SERIES, self.inputs(lo, hi), decide, pattern, stop)
 
     def point(self, t):
-        """The pattern at the rational point t, or None when it cannot be decided at this precision."""
+        """The pattern at the rational point t, or None when it cannot be decided: every switching function
+        decided by balls at this precision (what the certificate checker replays) or else by the exact system
+        (exact forms, the undecided cone re-run at more precision, up to the cap) at the exact point."""
         key = (t, ctx.prec)
         if key not in self.points:
             try:
                 self.points[key] = self.eval(t, t, {}).pattern
-            except Open:
-                self.points[key] = None
             except GiveUp:
                 raise
             except DomainError as e:
                 raise DomainError(f"{self.program.name} at t = {A.number_json(t)} (point "
                                   f"{', '.join(A.number_json(v) for v in self.curve.at(t))}): {e}") from None
-            except Undecided:
+            except (Open, Undecided):
                 self.points[key] = None
+                if structure_allowed():
+                    if t not in self._exact_points:
+                        try:
+                            self._exact_points[t] = run(self.program, EXACT, self.curve.at(t), self.convention).pattern
+                        except Undecided:
+                            self._exact_points[t] = None
+                    self.points[key] = self._exact_points[t]
+                    self.beyond = self.beyond or self.points[key] is not None
         return self.points[key]
 
     def switch_at(self, t, o):
@@ -241,6 +291,126 @@ class Analytic:
         except (DomainError, Undecided, Open):
             return None
 
+    # -- the exact methods (see the module docstring)
+    def _step(self, pos):
+        return [st for st in self.steps if st.sel is not None][pos]
+
+    def cone(self, pos):
+        """(steps of the cone of nonsmooth equation ``pos``, True when they are all rational)."""
+        if pos not in self._cones:
+            k = self._step(pos).k
+            dstep = def_steps(self.program, self.steps)
+            seen, todo = set(), [k]
+            while todo:
+                for a in self.steps[todo.pop()].ins:
+                    if a.__class__ is int and dstep[a] >= 0 and dstep[a] not in seen:
+                        seen.add(dstep[a])
+                        todo.append(dstep[a])
+            ok = all(self.steps[d].sel is not None or self.steps[d].prim in _RATIONAL for d in seen)
+            self._cones[pos] = (seen, ok)
+        return self._cones[pos]
+
+    def rational_switch(self, o):
+        """The switching function of ``o`` as an exact rational function of t (upstream pieces ``o.prefix``), or
+        None when its cone is not rational.  Only the cone is evaluated; divisors need no check here (the ball
+        walk over the cell decided each one nonzero before reaching this switch)."""
+        key = (o.pos, o.j, o.prefix)
+        if key not in self._rf:
+            self._rf[key] = None
+            cone, ok = self.cone(o.pos)
+            if ok:
+                ns = _RFUnchecked(None)
+                env = [R.RF(p) for p in self.curve.polys] + [None] * (self.program.n_vars - self.program.n_inputs)
+                m = 0
+                for st in self.steps:
+                    if st.sel is not None and m == o.pos:
+                        args = [env[a] if a.__class__ is int else ns.const(a.value) for a in st.ins]
+                        self._rf[key] = affine(ns, *st.switches[o.j], args)
+                        break
+                    if st.k in cone:
+                        args = [env[a] if a.__class__ is int else ns.const(a.value) for a in st.ins]
+                        if st.sel is None:
+                            env[st.outs[0]] = st.rule(ns, st.params, *args)
+                        else:
+                            for out, v in zip(st.outs, st.piece(o.prefix[m]).apply(ns, args)):
+                                env[out] = v
+                    m += st.sel is not None
+        return self._rf[key]
+
+    def exact_decision(self, lo, hi, h):
+        """("sign", s) on the open cell, ("split", [sub-intervals]) at a rational root, ("root", a, b) an
+        isolating interval narrower than the tolerance of the first algebraic root, for the rational function
+        h (its denominator has no root on the cell: every divisor upstream was decided nonzero there)."""
+        if h.is_zero():
+            return ("sign", 0)
+        roots = [r for r in A.real_roots(h.n, lo, hi) if A.cmp(r, hi) < 0]
+        if not roots:
+            return ("sign", A.sign_at(h.n, (lo + hi) / 2) * (1 if h.d is None else A.sign_at(h.d, (lo + hi) / 2)))
+        r = roots[0]
+        if isinstance(r, fmpq):
+            return ("split", [(lo, r), (r, hi)])
+        r.refine_to(self.tolq / 2)
+        return ("root", max(lo, r.lo), min(hi, r.hi))
+
+    def identity_sign(self, o):
+        """The sign of ``o``'s switching function over the cell from its exact form over input atoms with the
+        upstream pieces (0 for a linear identity such as tanh(u) - tanh(u)), or None."""
+        if o.env is None:
+            return None
+        st = self._step(o.pos)
+        F = Forms(self.program, self.steps, SERIES, o.env, list(o.prefix), def_steps(self.program, self.steps),
+                  symbolic=True)
+        try:
+            f = F.affine(st.ins, *st.switches[o.j])
+            return F.sign(f)[0]
+        except TooLarge:
+            return None
+
+    def exact_switch_at(self, t, o):
+        """The switching function of ``o`` at the rational t with the upstream pieces frozen, in the exact
+        system (an fmpq when its cone is rational there), or None."""
+        try:
+            return walk(self.program, self.steps, EXACT, self.curve.at(t), None, o.prefix, (o.pos, o.j))
+        except (DomainError, Undecided):
+            return None
+
+    def series(self, lo, hi, o, order):
+        """The Taylor series (``order`` + 1 coefficients) of ``o``'s switching function over [lo, hi] (each
+        coefficient encloses h^(i)(t) / i! for every t in the cell), or None."""
+        s = arb_series([A.interval_ball(lo, hi), 1], prec=order + 1)
+        ins = []
+        for p in self.curve.polys:
+            cs = p.coeffs() or [fmpq(0)]
+            acc = arb(cs[-1])
+            for c in reversed(cs[:-1]):
+                acc = acc * s + arb(c)
+            ins.append(acc)
+        try:
+            v = walk(self.program, self.steps, SERIES, ins, None, o.prefix, (o.pos, o.j))
+        except (DomainError, Undecided, ZeroDivisionError):
+            return None
+        c = v.coeffs() if not isinstance(v, arb) else [v]
+        return c + [arb(0)] * (order + 1 - len(c))
+
+    def germ_sign(self, lo, hi, o):
+        """The sign of ``o``'s switching function on the cell minus an end where it vanishes exactly, from
+        the one-sided germ there (see the module docstring), or None."""
+        for e, side in ((hi, -1), (lo, 1)):
+            v = self.exact_switch_at(e, o)
+            if v is None or not (v == 0 if isinstance(v, fmpq) else v.is_zero()):
+                continue
+            for k in range(1, GERM_ORDER + 1):
+                at = self.series(e, e, o, k)
+                if at is None or not all(c.is_zero() for c in at[:k]):
+                    break
+                over = self.series(lo, hi, o, k)
+                sk = None if over is None else arb_sign(over[k])
+                if sk in (-1, 1):
+                    return sk * side ** k
+                if not at[k].is_zero():
+                    break
+        return None
+
     # -- cells
     def split(self, lo, hi):
         """A rational point inside (lo, hi) where the pattern is decided (the midpoint when possible)."""
@@ -253,14 +423,16 @@ class Analytic:
 
     def process(self, lo, hi):
         """Items (Cell) or sub-intervals (tuple) covering [lo, hi], in order."""
-        known = {}
+        known, how = {}, {}
         while True:
             try:
                 r = self.eval(lo, hi, known)
                 return [Cell("region", lo, hi, pattern=r.pattern,
-                             known=tuple((p, j, s) for (p, j), s in sorted(known.items())))]
+                             known=tuple((p, j, s) for (p, j), s in sorted(known.items()) if (p, j) not in how),
+                             exact=tuple((p, j, s, how[(p, j)]) for (p, j), s in sorted(known.items())
+                                         if (p, j) in how))]
             except Open as o:
-                act = self.analyse(lo, hi, known, o)
+                act = self.analyse(lo, hi, known, o, how)
                 if act is not None:
                     return act
             except GiveUp:
@@ -275,16 +447,24 @@ class Analytic:
                 raise DomainError(f"{self.program.name} is not defined for t in [{A.number_json(lo)}, "
                                   f"{A.number_json(hi)}]: {e}") from None
 
-    def analyse(self, lo, hi, known, o):
-        """Handle an undecided switch: record a sign proved by the mean value form or by monotonicity (return
-        None), or return the items/sub-intervals replacing the cell."""
+    def analyse(self, lo, hi, known, o, how):
+        """Handle an undecided switch: record a sign proved by the mean value form, exactly (a rational cone,
+        an identity, a germ at an end) or by monotonicity (return None), or return the items/sub-intervals
+        replacing the cell."""
         d = der(o.value)
-        hm = self.switch_at((lo + hi) / 2, o)
-        if hm is not None:                      # h(X) in h(m) + h'(X) [-w/2, w/2]
-            s = arb_sign(hm + d * arb(0, (hi - lo) / 2))
-            if s in (-1, 1):
-                known[(o.pos, o.j)] = s
-                return None
+        key = (o.pos, o.j)
+        q = self.quick(lo, hi, o)
+        if q is not None:
+            known[key] = q[0]
+            if q[1] is not None:
+                how[key] = q[1]
+            return None
+        h = self.rational_switch(o) if structure_allowed() else None
+        if h is not None:
+            act = self.exact_decision(lo, hi, h)
+            if act[0] == "split":
+                return act[1]
+            return self.exact_root(lo, hi, o, h, act[1], act[2])
         if arb_sign(d) in (-1, 1):
             hl, hr = self.switch_at(lo, o), self.switch_at(hi, o)
             sl = None if hl is None else arb_sign(hl)
@@ -327,12 +507,74 @@ class Analytic:
         branches = []
         for s in (sl, 0, sr):               # only this sign forced: every other one decided on the cell
             try:
-                branches.append(self.eval(a, b, {(o.pos, o.j): s}).pattern)
+                branches.append(self.settle(a, b, {(o.pos, o.j): s}))
             except GiveUp:
                 raise
             except (Open, Undecided, DomainError):
                 return self.bracket(lo, hi, a, b, o)
         return [(lo, a), Cell("simple", a, b, switch=(o.pos, o.j), signs=(sl, sr), patterns=tuple(branches)), (b, hi)]
+
+    def quick(self, lo, hi, o):
+        """(sign, how) of ``o``'s switching function on the open cell without cutting it, or None: the mean
+        value form and monotonicity first (how None: ball proofs, which the certificate checker replays), then
+        the exact methods ("rational" when the cell holds no root, "identity", "germ")."""
+        hm = self.switch_at((lo + hi) / 2, o)
+        if hm is not None:                      # h(X) in h(m) + h'(X) [-w/2, w/2]
+            s = arb_sign(hm + der(o.value) * arb(0, (hi - lo) / 2))
+            if s in (-1, 1):
+                return s, None
+        if arb_sign(der(o.value)) in (-1, 1):   # monotone, one sign at both ends (0 allowed at one)
+            sl, sr = self.sign_at(lo, o), self.sign_at(hi, o)
+            if sl is not None and sr is not None and (sl or sr) and sl * sr >= 0:
+                return sl or sr, None
+        if not structure_allowed():
+            return None
+        h = self.rational_switch(o)
+        if h is not None:
+            act = self.exact_decision(lo, hi, h)
+            return (act[1], "rational") if act[0] == "sign" else None
+        s = self.identity_sign(o)
+        if s is not None:
+            return s, "identity"
+        s = self.germ_sign(lo, hi, o)
+        return None if s is None else (s, "germ")
+
+    def settle(self, lo, hi, known):
+        """The pattern over [lo, hi] with the signs ``known`` forced and every other sign decided by the ball
+        walk or ``quick``; raises Open when one is not."""
+        known = dict(known)
+        while True:
+            try:
+                return self.eval(lo, hi, known).pattern
+            except Open as o:
+                q = self.quick(lo, hi, o)
+                if q is None:
+                    raise
+                known[(o.pos, o.j)] = q[0]
+                self.beyond = self.beyond or q[1] is not None
+
+    def exact_root(self, lo, hi, o, h, a, b):
+        """The first root of the rational switching function h in (lo, hi) is algebraic and alone in [a, b]
+        (narrower than the tolerance): a simple cell when h changes sign there and the cell's derivative
+        enclosure proves it (as the checker will), else a cluster."""
+        sl = A.sign_at(h.n, a) * (1 if h.d is None else A.sign_at(h.d, a))
+        sr = A.sign_at(h.n, b) * (1 if h.d is None else A.sign_at(h.d, b))
+        if len([r for r in A.real_roots(h.n, a, b) if A.cmp(r, b) < 0]) == 1 and sl * sr == -1 \
+                and self.point(a) is not None and self.point(b) is not None:
+            ser = self.switch_over(a, b, o)
+            if ser is not None and arb_sign(der(ser)) in (-1, 1):
+                branches = []
+                for sg in (sl, 0, sr):
+                    try:
+                        branches.append(self.settle(a, b, {(o.pos, o.j): sg}))
+                    except GiveUp:
+                        raise
+                    except (Open, Undecided, DomainError):
+                        break
+                if len(branches) == 3:
+                    cell = Cell("simple", a, b, switch=(o.pos, o.j), signs=(sl, sr), patterns=tuple(branches))
+                    return [x for x in ((lo, a), cell, (b, hi)) if not isinstance(x, tuple) or x[0] < x[1]]
+        return self.bracket(lo, hi, a, b, o)
 
     def bracket(self, lo, hi, a, b, o):
         """Isolation stopped short: a cluster around [a, b] when it is narrow, else bisect the cell."""
@@ -412,7 +654,8 @@ def analytic_partition(program, convention, curve, tol, prec=None):
             atoms.append(("X", (c.lo, c.hi), c.candidates))
         atoms.append(("P", c.hi, points[c.hi]))
     bps, pieces = merge(atoms)
-    return Partition(program, convention, curve, "ball", tol, p, bps, pieces, atoms, cells, points)
+    beyond = an.beyond or any(c.exact for c in cells)
+    return Partition(program, convention, curve, "ball", tol, p, bps, pieces, atoms, cells, points, beyond=beyond)
 
 
 def _point_pattern(an, t, p0):

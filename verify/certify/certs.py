@@ -6,7 +6,7 @@ import time
 from flint import fmpq
 
 from ..certificates import make
-from ..interpret.evaluate import compiled
+from ..interpret.evaluate import compiled, values_only
 from ..numbers.ball import json_number
 from ..rational import fmt_q
 from ..truth import FALSE, TRUE
@@ -69,7 +69,20 @@ def _index_pieces(iset, extra_patterns=()):
                         complete=iset.scope == "global")
 
 
+def _replayable_index(iset):
+    """The index set as the certificate checker derives it: a result that used exact forms (issue 9) is
+    recomputed from values alone (evaluate.values_only), since the checker requires a certificate's result to
+    be exactly what it derives.  Raises Undecided when values alone cannot decide it (then no certificate)."""
+    if not iset.beyond:
+        return iset
+    from .index import index_set
+    with values_only():
+        return index_set(iset.program, iset.point, iset.scope, iset.convention, iset.number, iset.prec, iset.cap,
+                         iset.max_patterns)
+
+
 def index_certificate(iset, started=None):
+    iset = _replayable_index(iset)
     claim = {"point": [fmt_q(x) for x in iset.point], "scope": iset.scope, "cap": iset.cap}
     result = {"patterns": [list(p) for p in iset.patterns], "count": iset.count, "capped": iset.capped,
               "undecided": _undecided_json(iset)}
@@ -122,6 +135,13 @@ def _generators(jacobians, gradients):
 def critical_certificate(c, started=None):
     from ..certificates import has_balls
     iset = c.field_result.index
+    if iset.beyond or (c.clarke_result is not None and not c.clarke_result.replayable):
+        # as the checker derives it (see _replayable_index): index set and Clarke walk from values alone
+        from .critical import critical
+        with values_only():
+            c = critical(iset.program, iset.point, iset.convention, iset.scope, iset.number, iset.prec, iset.cap,
+                         iset.max_patterns)
+        iset = c.field_result.index
     claim = {"point": [fmt_q(x) for x in iset.point], "scope": iset.scope}
     result = {"field": [vec(g) for g in c.field], "clarke": None if c.clarke is None else [vec(g) for g in c.clarke],
               "selection_critical": truth_json(c.selection.truth),

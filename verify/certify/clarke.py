@@ -24,11 +24,13 @@ from flint import arb_mat, fmpq, fmpq_mat
 
 from ..program import kinks
 from ..errors import DomainError, InputError, Undecidable, Undecided
-from ..interpret.evaluate import _precision, coerce_point, compiled, run
+from ..interpret.evaluate import _precision, coerce_point, compiled, forms_of_run, run, structure_allowed
+from ..interpret.forms import TooLarge
 from ..frontends import as_program
 from ..program.ir import Lit
 from ..numbers import get_system
 from ..program.prims import affine, jvp_rules
+from . import germs
 from .index import precisions
 from .lp import hull_weights, strict_direction
 
@@ -65,7 +67,10 @@ class ClarkeResult:
     """``gradients``: distinct Jacobians of the essential patterns (their hull is the Clarke
     subdifferential / generalized Jacobian); ``leaves``: every essential pattern with its witness;
     ``tree``: the walk (nodes at equations with tied switching functions, branches with the sign vector
-    and either the next node/leaf or a Gordan certificate), for certificates; ``piecewise_linear``."""
+    and either the next node/leaf or a Gordan certificate), for certificates; ``piecewise_linear``.
+    ``beyond``: the decisions made beyond values and the linearised cone (signs at x and ties that are linear
+    identities, higher-order germs, witness directions, one-input sides); empty when the certificate checker
+    can replay the walk."""
     program: object
     point: list
     convention: str
@@ -77,6 +82,11 @@ class ClarkeResult:
     exact: bool
     prec: int
     number: str
+    beyond: tuple = ()
+
+    @property
+    def replayable(self):
+        return not self.beyond
 
 
 def _independent(ns, rows):
@@ -93,6 +103,45 @@ def _independent(ns, rows):
     return s != 0
 
 
+def _value_sign(ns, r, xs, v, form, beyond):
+    """The sign of the value ``v`` at x, from the exact forms when the value does not decide it (recorded in
+    ``beyond``)."""
+    s = ns.sign(v)
+    if s is None and structure_allowed():
+        try:
+            F = forms_of_run(r, inputs=xs)
+            s = F.sign(form(F))[0]
+        except TooLarge:
+            s = None
+        if s is not None:
+            beyond.append("value")
+    return s
+
+
+def _identically_zero(r, pattern, st, terms, const):
+    """True when the switching function is the zero function on the branch (its exact form over input atoms,
+    for the branch's pieces, is 0): a linear identity such as tanh(t) - tanh(t)."""
+    if not structure_allowed():
+        return False
+    try:
+        F = forms_of_run(r, symbolic=True, pattern=pattern)
+        f = F.affine(st.ins, terms, const)
+    except TooLarge:
+        return False
+    return f.is_const and f.const == 0
+
+
+def _witness(ns, n, rows, polys):
+    """A rational direction e with <row, e> > 0 for every row and sgn * H(e) > 0 for every (H, sgn) in
+    ``polys`` (decided signs only), or None (see germs.py)."""
+    for e in germs.directions(n):
+        if all(sgn * H(*e) > 0 for H, sgn in polys) and \
+                all(ns.sign(sum((ns.mul(ns.const(c), v) for c, v in zip(e, row)), ns.const(fmpq(0)))) == 1
+                    for row in rows):
+            return e
+    return None
+
+
 def live_equations(program):
     """Indices of the equations whose outputs reach an output of the program: the others cannot change f."""
     need, live = {a for a in program.outputs if a.__class__ is int}, set()
@@ -105,7 +154,7 @@ def live_equations(program):
 
 
 def _walk(program, ns, xs, convention, pl, leaf_cap):
-    r = run(program, ns, [ns.const(x) for x in xs], convention)
+    r = run(program, ns, [ns.const(x) for x in xs], convention, inputs=xs)
     steps = compiled(program, convention)
     n = program.n_inputs
     zero, one = ns.const(fmpq(0)), ns.const(fmpq(1))
@@ -114,6 +163,7 @@ def _walk(program, ns, xs, convention, pl, leaf_cap):
     pos_of = {st.k: m for m, st in enumerate(st for st in steps if st.sel is not None)}
     fx = [r.env[a] if a.__class__ is int else ns.const(a.value) for a in program.outputs]
     leaves = []
+    beyond = ["value"] if r.beyond else []      # decisions beyond values and the linearised cone (replayable)
 
     def grad_of(atom, G):
         return [zero] * n if isinstance(atom, Lit) else G[atom]
@@ -124,8 +174,9 @@ def _walk(program, ns, xs, convention, pl, leaf_cap):
     # Continuity is a property of the function the outputs compute.  A branch carries its own values: when a
     # piece's value differs from the primitive's at x (the equation jumps there), the branch continues with
     # the piece's value, and only outputs that differ from f(x) are a jump of f.  Equations that reach no
-    # output never branch (they keep the piece chosen at x).
-    def visit(k, env, jumped, G, pattern, rows, indep_rows):
+    # output never branch (they keep the piece chosen at x).  The exact value forms describe the run at x,
+    # so they decide signs on branches that have not jumped.
+    def visit(k, env, jumped, G, pattern, rows, indep_rows, polys=()):
         G = G[:]        # this branch's own copy (branches share the values, not the gradients)
         while k < len(steps) and (steps[k].sel is None or k not in live):
             st = steps[k]
@@ -173,10 +224,12 @@ def _walk(program, ns, xs, convention, pl, leaf_cap):
         st = steps[k]
         args = r.args[k] if not jumped else args_of(st, env)
         gs = [grad_of(a, G) for a in st.ins]
-        signs, tied, ident = [], [], []
+        signs, tied, ident, higher, generic = [], [], [], {}, []
         grads = []
         for j, (terms, const) in enumerate(st.switches):
-            s = ns.sign(affine(ns, terms, const, args))
+            v = affine(ns, terms, const, args)
+            s = ns.sign(v) if jumped else _value_sign(
+                ns, r, xs, v, lambda F, terms=terms, const=const: F.affine(st.ins, terms, const), beyond)
             if s is None:
                 raise Undecided(f"cannot decide the sign of a switching function of equation {st.k + 1} at x")
             g = [affine(ns, tuple((i, c) for i, c in terms), fmpq(0), [gg[jj] for gg in gs]) for jj in range(n)]
@@ -186,25 +239,55 @@ def _walk(program, ns, xs, convention, pl, leaf_cap):
                 ident.append(j)         # structurally zero (max(v, v) switches on v - v): zero everywhere
             elif s == 0:
                 gz = [ns.sign(v) for v in g]
+                if (None in gz or (all(v == 0 for v in gz) and not pl)) and \
+                        _identically_zero(r, pattern, st, terms, const):
+                    ident.append(j)     # zero on the branch by a linear identity (tanh(t) - tanh(t))
+                    beyond.append("identity")
+                    continue
                 if None in gz:
                     raise Undecided(f"cannot decide whether a tied switching function of equation {st.k + 1} "
                                     "has a zero gradient")
                 if all(v == 0 for v in gz):
-                    if not pl:
+                    if pl:
+                        ident.append(j)     # affine with zero value and gradient: identically zero on the branch
+                        continue
+                    frac = germs.switch_fraction(program, steps, xs, pattern, k, terms, const) \
+                        if structure_allowed() else None
+                    if frac is None:
                         raise Undecidable(f"a switching function of equation {st.k + 1} vanishes at x with zero "
-                                        "gradient: its sign near x depends on higher-order terms")
-                    ident.append(j)     # affine with zero value and gradient: identically zero on the branch
+                                          "gradient: its sign near x depends on higher-order terms, and its "
+                                          "dependency cone is not polynomial")
+                    kind = germs.classify(*frac, n)
+                    beyond.append(kind[0])
+                    if kind[0] == "zero":
+                        ident.append(j)
+                    elif kind[0] == "generic":
+                        signs[j] = kind[1]      # that sign on an open dense set near x: no constraint
+                        generic.append([j, kind[1]])
+                    else:
+                        higher[j] = (kind[1], kind[2])
+                        tied.append(j)
                 else:
                     tied.append(j)
-        if not pl:
-            indep_rows = indep_rows + [grads[j] for j in tied]
-            if not _independent(ns, indep_rows):
+        lin = [j for j in tied if j not in higher]
+        witness = bool(polys or higher)
+        if not pl and not witness:
+            indep = indep_rows + [grads[j] for j in lin]
+            if _independent(ns, indep):
+                indep_rows = indep
+            elif n == 1 and structure_allowed():
+                witness = True          # one input: the two sides of x are all there is
+            else:
                 raise Undecidable(f"tied switching functions (up to equation {st.k + 1}) have linearly dependent "
                                 "gradients and the program is not piecewise linear: the linearised cone "
                                 "cannot decide which patterns are essential")
         node = {"eqn": st.k, "tied": tied, "zero": ident, "branches": []}
+        if generic:
+            node["generic"] = generic
         for tau in itertools.product((-1, 1), repeat=len(tied)):
-            new = rows + [[v if t > 0 else ns.neg(v) for v in grads[j]] for t, j in zip(tau, tied)]
+            new = rows + [[v if t > 0 else ns.neg(v) for v in grads[j]] for t, j in zip(tau, tied) if j not in higher]
+            new_polys = tuple(polys) + tuple((higher[j][0], t * higher[j][1]) for t, j in zip(tau, tied)
+                                             if j in higher)
             branch = {"signs": list(tau)}
             if pl and tied:
                 if strict_direction(new) is None:
@@ -213,13 +296,28 @@ def _walk(program, ns, xs, convention, pl, leaf_cap):
                     branch["gordan"] = y
                     node["branches"].append(branch)
                     continue
+            if witness and not pl:
+                e = _witness(ns, n, new, new_polys)
+                if e is None:
+                    if n > 1:
+                        raise Undecidable(f"tied switching functions up to equation {st.k + 1}: no direction "
+                                          "realises the signs " + str(list(tau)) + " to lowest order, and "
+                                          "nothing proves that none does")
+                    branch["empty"] = "one input: neither side of x has these signs"
+                    beyond.append("side")
+                    node["branches"].append(branch)
+                    continue
+                branch["witness"] = e
+                beyond.append("witness")
             sign_of = dict(enumerate(signs))
             sign_of.update(zip(tied, tau))
             i = st.sel.choose(st.params, len(args), lambda j: sign_of[j])
             piece = st.piece(i)
             env2, jumped2 = env, jumped
-            for v, o in zip(piece.apply(ns, args), st.outs):
-                s = ns.sign(ns.sub(v, env[o]))
+            for row, (v, o) in enumerate(zip(piece.apply(ns, args), st.outs)):
+                d = ns.sub(v, env[o])
+                s = ns.sign(d) if jumped else _value_sign(ns, r, xs, d, lambda F, row=row, o=o: F.sub(
+                    F.affine(st.ins, *piece.rows[row]), F.of_var(o)), beyond)
                 if s is None:
                     raise Undecided(f"cannot decide whether equation {st.k + 1} jumps at x")
                 if s != 0:
@@ -230,12 +328,12 @@ def _walk(program, ns, xs, convention, pl, leaf_cap):
             for o, (terms, _) in zip(st.outs, piece.rows):
                 G2[o] = [affine(ns, terms, fmpq(0), [g[jj] for g in gs]) if terms else zero for jj in range(n)]
             branch["piece"] = i
-            branch["next"] = visit(k + 1, env2, jumped2, G2, pattern + [i], new, indep_rows)
+            branch["next"] = visit(k + 1, env2, jumped2, G2, pattern + [i], new, indep_rows, new_polys)
             node["branches"].append(branch)
         return node
 
     tree = visit(0, r.env, False, G, [], [], [])
-    return leaves, tree
+    return leaves, tree, beyond
 
 
 def clarke(program, point, convention=kinks.DEFAULT, number="exact", prec=None, max_leaves=LEAF_CAP):
@@ -257,7 +355,7 @@ def clarke(program, point, convention=kinks.DEFAULT, number="exact", prec=None, 
     for p in precisions(prec):
         try:
             with _precision(ns, p):
-                leaves, tree = _walk(program, ns, xs, convention, pl, max_leaves)
+                leaves, tree, beyond = _walk(program, ns, xs, convention, pl, max_leaves)
             failure = None
             break
         except Undecidable:
@@ -275,4 +373,5 @@ def clarke(program, point, convention=kinks.DEFAULT, number="exact", prec=None, 
             where.append([])
         where[keys[key]].append(leaf.pattern)
     exact = all(ns.is_exact_value(v) for g in grads for row in g for v in row)
-    return ClarkeResult(program, xs, convention, grads, where, leaves, tree, pl, exact, p, number)
+    return ClarkeResult(program, xs, convention, grads, where, leaves, tree, pl, exact, p, number,
+                        tuple(sorted(set(beyond))))

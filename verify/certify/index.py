@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from ..program import kinks
 from ..interpret.ad import jacobian
 from ..errors import DomainError, InputError, Undecided
-from ..interpret.evaluate import DEFAULT_PREC, PREC_CAP, _precision, coerce_point, compiled, output_values, run
+from ..interpret.evaluate import (DEFAULT_PREC, PREC_CAP, _precision, coerce_point, compiled, forms_of_run,
+                                  output_values, run, structure_allowed)
+from ..interpret.forms import TooLarge
 from ..frontends import as_program
 from .. import progress
 from ..numbers import get_system
@@ -40,10 +42,29 @@ def precisions(prec=None, cap=PREC_CAP):
         p = min(2 * p, cap)
 
 
-def _differ(ns, a, b):
-    """1 when a != b is decided, 0 when a == b is decided, None when undecided."""
+# Exact forms decide ties that no ball can (issue 9); inside ``values_only()`` (certificates) they do not.
+def _differ(ns, a, b, forms=None, used=None):
+    """1 when a != b is decided, 0 when a == b is decided, None when undecided.  ``forms``: a function
+    returning (Forms, form of a, form of b), called only when the values do not decide (exact forms decide
+    ties that hold by a linear identity, which no ball can); a decision they make is recorded in ``used``."""
     s = ns.sign(ns.sub(a, b))
+    if s is None and forms is not None:
+        s = _differ_forms(forms, used)
     return None if s is None else int(s != 0)
+
+
+def _differ_forms(forms, used):
+    """The sign of a - b from ``forms()`` = (Forms, form of a, form of b), or None."""
+    if not structure_allowed():
+        return None
+    try:
+        F, fa, fb = forms()
+        s = F.sign(F.sub(fa, fb))[0]
+    except TooLarge:
+        return None
+    if s is not None and used is not None:
+        used.append(True)
+    return s
 
 
 @dataclass
@@ -51,7 +72,8 @@ class IndexSet:
     """``patterns``: the patterns proved in I(x) (piece indices per nonsmooth equation, capped);
     ``candidates``: per nonsmooth equation, the piece indices proved to agree (local scope);
     ``undecided``: what could not be decided (equations for local, patterns for global) with the reason;
-    ``count``: the size of the proved set; ``capped``: True when ``patterns`` lists only the first ``cap``."""
+    ``count``: the size of the proved set; ``capped``: True when ``patterns`` lists only the first ``cap``;
+    ``beyond``: some membership was decided by exact forms, which the certificate checker does not replay."""
     program: object
     point: list
     scope: str
@@ -65,6 +87,8 @@ class IndexSet:
     prec: int = None
     number: str = "exact"
     cap: int = PATTERN_CAP
+    max_patterns: int = GLOBAL_CAP
+    beyond: bool = False    # a decision used exact forms (see evaluate.values_only)
 
     @property
     def decided(self):
@@ -88,9 +112,14 @@ def _piece_difference(ns, st, p, q, args):
     return out
 
 
-def _local(program, xs, convention, ns, cap):
-    r = run(program, ns, [ns.const(x) for x in xs], convention)
+def _local(program, xs, convention, ns, cap, used):
+    r = run(program, ns, [ns.const(x) for x in xs], convention, inputs=xs)
     cands, undecided = [], []
+
+    def forms(st, p, q, row):
+        """Exact forms of row ``row`` of pieces p and q at x (when the values cannot tell them apart)."""
+        F = forms_of_run(r, inputs=xs)
+        return F, F.affine(st.ins, *p.rows[row]), F.affine(st.ins, *q.rows[row])
     for pos, st in enumerate(s for s in compiled(program, convention) if s.sel is not None):
         n = st.sel.n_pieces(st.params, len(st.ins))
         if n > PIECE_CAP:
@@ -99,8 +128,13 @@ def _local(program, xs, convention, ns, cap):
         args, chosen = r.args[st.k], st.piece(r.pattern[pos])
         ok, unknown = [], []
         for i in range(n):
-            diffs = [None if s is None else int(s != 0)
-                     for s in (ns.sign(d) for d in _piece_difference(ns, st, st.piece(i), chosen, args))]
+            piece = st.piece(i)
+            diffs = []
+            for row, d in enumerate(_piece_difference(ns, st, piece, chosen, args)):
+                sg = ns.sign(d)
+                if sg is None:
+                    sg = _differ_forms(lambda st=st, piece=piece, row=row: forms(st, piece, chosen, row), used)
+                diffs.append(None if sg is None else int(sg != 0))
             if any(d == 1 for d in diffs):
                 continue
             (unknown if None in diffs else ok).append(i)
@@ -109,30 +143,46 @@ def _local(program, xs, convention, ns, cap):
             undecided.append({"equation": st.k, "pieces": unknown,
                               "reason": f"cannot decide whether pieces {unknown} of equation {st.k + 1} agree "
                                         "with the primitive"})
+    if r.beyond:
+        used.append(True)
     total = math.prod(len(c) for c in cands)
     pats = list(itertools.islice(itertools.product(*cands), cap))
     return r, cands, pats, total, undecided
 
 
-def _global(program, xs, convention, ns, cap, limit):
-    r = run(program, ns, [ns.const(x) for x in xs], convention)
+def _global(program, xs, convention, ns, cap, limit, used):
+    r = run(program, ns, [ns.const(x) for x in xs], convention, inputs=xs)
     fx = output_values(r)
+    table = forms_of_run(r, inputs=xs).table        # atoms shared by the forms of every f_sigma at x
+    out_forms = {}
+
+    def forms(rp, o):
+        F = forms_of_run(rp, inputs=xs, table=table)
+        a = rp.program.outputs[o]
+        if "f" not in out_forms:
+            out_forms["f"] = forms_of_run(r, inputs=xs)
+        return F, F.of_atom(a), out_forms["f"].of_atom(a)
     sizes = [s.sel.n_pieces(s.params, len(s.ins)) for s in compiled(program, convention) if s.sel is not None]
     total = math.prod(sizes)
     if total > limit:
         raise InputError(f"the global index set would try {total} patterns, more than the limit {limit} "
                          "(max_patterns=; --max-patterns on the command line): use the local scope or raise it")
     found, undecided = [], []
+    if r.beyond:
+        used.append(True)
     for n_tried, pat in enumerate(itertools.product(*(range(k) for k in sizes))):
         progress.report("global index set: patterns tried", n_tried, total)
         try:
-            rp = run(program, ns, [ns.const(x) for x in xs], convention, pattern=pat)
+            rp = run(program, ns, [ns.const(x) for x in xs], convention, pattern=pat, inputs=xs)
         except DomainError:
             continue      # f_sigma is not defined at x: not in I(x)
         except Undecided as u:
             undecided.append({"pattern": list(pat), "reason": str(u)})
             continue
-        diffs = [_differ(ns, a, b) for a, b in zip(output_values(rp), fx)]
+        if rp.beyond:
+            used.append(True)
+        diffs = [_differ(ns, a, b, lambda rp=rp, o=o: forms(rp, o), used)
+                 for o, (a, b) in enumerate(zip(output_values(rp), fx))]
         if any(d == 1 for d in diffs):
             continue
         if None in diffs:
@@ -166,12 +216,13 @@ def index_set(program, point, scope="local", convention=kinks.DEFAULT, number="e
     ns = get_system(number)
     failure = None
     for p in precisions(prec):
+        used = []
         try:
             with _precision(ns, p):
                 if scope == "local":
-                    r, cands, pats, total, undecided = _local(program, xs, convention, ns, cap)
+                    r, cands, pats, total, undecided = _local(program, xs, convention, ns, cap, used)
                 else:
-                    r, pats, total, undecided = _global(program, xs, convention, ns, cap, max_patterns)
+                    r, pats, total, undecided = _global(program, xs, convention, ns, cap, max_patterns, used)
                     cands = None
         except Undecided as u:      # the program's own index rule is undecided at x
             failure = u
@@ -182,7 +233,7 @@ def index_set(program, point, scope="local", convention=kinks.DEFAULT, number="e
     if failure is not None:
         raise Undecided(f"{failure} (still undecided at {p} bits)", prec=p)
     return IndexSet(program, xs, scope, convention, [tuple(p) for p in pats], total, total > len(pats), cands,
-                    undecided, r.pattern, p, number, cap)
+                    undecided, r.pattern, p, number, cap, max_patterns, bool(used))
 
 
 @dataclass
@@ -212,7 +263,7 @@ def field_of(iset, patterns):
             if base is not None:
                 # local scope: every pattern's pieces agree with the primitives at x, so every variable has
                 # the same value under every pattern; only the linear parts differ
-                r = dataclasses.replace(base, pattern=tuple(pat))
+                r = dataclasses.replace(base, pattern=tuple(pat), forms=None)
             else:
                 r = run(program, ns, [ns.const(x) for x in iset.point], convention, pattern=pat)
             jac = jacobian(r, "backward")

@@ -183,9 +183,23 @@ def partition_evidence(part):
     return ev
 
 
+def replayable_partition(part):
+    """The partition as the certificate checker derives it: one that used exact methods (issue 9: exact
+    forms, exact rational functions of t, germs) is recomputed from values alone (evaluate.values_only), since
+    the checker replays balls and requires what a certificate states to be what it derives.  Raises
+    Undecided when values alone cannot decide it (then no certificate)."""
+    if not part.beyond:
+        return part
+    from ..interpret.evaluate import values_only
+    with values_only():
+        return segment_partition(part.program, curve=part.curve, convention=part.convention, tol=part.tol,
+                                 method=part.method)
+
+
 def segment_certificate(part, started=None):
     """A certificate (kind "segment") for a Partition: PROVED when complete, UNDECIDED with clusters."""
     from ..certificates import make
+    part = replayable_partition(part)
     return make("segment", part.program, part.convention, {**claim_json(part), "method": part.method},
                 "PROVED" if part.complete else "UNDECIDED", part.json(), partition_evidence(part),
                 part.prec if part.method == "ball" else None, started)

@@ -227,9 +227,10 @@ def _make_lemma1(draw, primitives=None, max_eqns=10):
 @maker(_make_lemma1)
 def check_lemma1(ex):
     P, x, c = ex.program, ex.point, ex.convention
+    number = ex.extra.get("number", "exact")         # "ball": the two modes in balls (overlapping enclosures)
     try:
-        f = grad(P, x, mode="forward", convention=c)
-        b = grad(P, x, mode="backward", convention=c)
+        f = grad(P, x, mode="forward", convention=c, number=number)
+        b = grad(P, x, mode="backward", convention=c, number=number)
     except Undecided:
         return UNDECIDED
     if f.pattern != b.pattern:
@@ -636,10 +637,10 @@ def _make_soundness(draw, primitives=None, max_eqns=8):
 
 
 def _env(P, x, system, prec, c):
-    from ..interpret.evaluate import _precision
-    ns = get_system(system)
-    with _precision(ns, prec):
-        return run(P, ns, [ns.const(q) for q in x], c)
+    """A run at ``prec`` bits (balls and the exact system escalate an undecided cone themselves; mpmath
+    intervals re-run at doubled precision)."""
+    from ..interpret.evaluate import escalate
+    return escalate(system, prec, lambda ns, p: run(P, ns, [ns.const(q) for q in x], c, inputs=x))
 
 
 @claim("soundness", "soundness: exact values lie in the balls, balls meet mpmath intervals, patterns agree")

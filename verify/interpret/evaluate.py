@@ -1,14 +1,22 @@
 """Algorithm 1 of the paper: evaluate a program in a number system and record the pattern (the piece chosen
 by each nonsmooth equation's index rule).
 
-In balls an index rule may be undecided (a switching function whose ball contains 0 but is not exactly 0):
-the run is repeated at twice the precision, up to a cap, and then the honest answer is Undecided, naming
-the equation.  A value that is exactly rational decides exactly, at any precision.
+In balls an index rule may be undecided (a switching function whose ball contains 0 but is not exactly 0).
+Then, cheapest first: the exact affine form of the switching function over atoms (forms.py: ties that hold
+by a linear identity are exact, also in balls), and the undecided equation's dependency cone recomputed at
+a higher precision (balls at any precision are sound enclosures, and the decisions already made stay true),
+up to a cap; then the honest answer is Undecided, naming the equation.  A value that is exactly rational
+decides exactly, at any precision.
+
+For the number systems whose arithmetic is Python's operators (balls, exact, floats) the run walks the
+program's tape (tape.py: literals converted once per precision, direct calls); for the others the rule
+tables, equation by equation.  Both make the same decisions in the same order (tests/test_tape.py).
 """
 import contextlib
-from dataclasses import dataclass
+import contextvars
+from dataclasses import dataclass, field
 
-from flint import ctx
+from flint import ctx, fmpq
 
 from ..program import kinks
 from ..errors import DomainError, InputError, Undecided
@@ -16,7 +24,32 @@ from ..program.ir import Lit, eqn_label
 from ..numbers import get_system
 from ..numbers.interval import IntervalSystem
 from ..program.prims import PRIMITIVES, affine, eval_rules, selection_rules
+from ..program.prims.smooth import _show
 from ..rational import parse_point
+from .forms import Forms, TooLarge
+from .tape import def_steps, tape_of  # noqa: F401  (def_steps is part of this module's interface)
+
+Q0, Q1, HALF = fmpq(0), fmpq(1), fmpq(1, 2)
+_VALUES_ONLY = contextvars.ContextVar("verify_values_only", default=False)
+
+
+@contextlib.contextmanager
+def values_only():
+    """Inside: decisions come from values alone (balls, rationals, precision), never from exact forms, germs
+    or exact rational functions of t.  The certificate writers recompute a result this way when it used those
+    (``beyond``): the independent checker replays values only, and a certificate's result must be exactly
+    what it derives."""
+    token = _VALUES_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _VALUES_ONLY.reset(token)
+
+
+def structure_allowed():
+    """False inside ``values_only()``."""
+    return not _VALUES_ONLY.get()
+FORMS_FIRST = 2000      # an undecided sign whose cone has at most this many steps tries the full forms first
 
 DEFAULT_PREC = 128
 PREC_CAP = 4096
@@ -48,14 +81,22 @@ def compiled(program, convention):
     steps = cache.get(convention)
     if steps is None:
         steps = []
+        shared = {}         # (primitive, arity, explicit params) -> resolved params and raw switches
         for k, e in enumerate(program.eqns):
-            params = kinks.resolve(e, convention)
+            key = (e.prim, len(e.ins), e.params if not e.params else repr(e.params))
+            got = shared.get(key)
+            if got is None:
+                params = kinks.resolve(e, convention)
+                smooth = PRIMITIVES[e.prim].smooth
+                raw = None if smooth else selection_rules[e.prim].switches(params, len(e.ins))
+                got = shared[key] = (params, smooth, raw)
+            params, smooth, raw = got
             st = Step(k, e.prim, e.ins, e.outs, params)
-            if PRIMITIVES[e.prim].smooth:
+            if smooth:
                 st.rule = eval_rules[e.prim]
             else:
                 st.sel = selection_rules[e.prim]
-                st.switches = [_merge(e.ins, terms, const) for terms, const in st.sel.switches(params, len(e.ins))]
+                st.switches = [_merge(e.ins, terms, const) for terms, const in raw]
                 st.pieces = {}
             steps.append(st)
         cache[convention] = steps
@@ -77,14 +118,40 @@ def _merge(ins, terms, const):
 @dataclass
 class Run:
     """What one evaluation produced: every variable's value, the argument values of every equation, the
-    pattern, and the number system and precision used."""
+    pattern, and the number system and precision used (the highest precision any value was computed at).
+
+    ``full`` (the values followed by the literals', for the lean backward pass), ``forms`` (the exact forms
+    computed while deciding, see forms.py) and ``tape`` are the interpreter's own: absent on runs built by
+    other walks."""
     program: object
     ns: object
     env: list
-    args: list
+    args: object
     pattern: tuple
     prec: int
     convention: str
+    full: list = field(default=None, repr=False, compare=False)
+    forms: object = field(default=None, repr=False, compare=False)
+    tape: object = field(default=None, repr=False, compare=False)
+    beyond: bool = field(default=False, repr=False, compare=False)     # a sign was decided by exact forms
+
+
+class Args:
+    """The argument values of every equation of a run, built on demand (``args[k]`` is a fresh list)."""
+    __slots__ = ("full", "slots")
+
+    def __init__(self, full, slots):
+        self.full, self.slots = full, slots
+
+    def __getitem__(self, k):
+        full = self.full
+        return [full[s] for s in self.slots[k]]
+
+    def __len__(self):
+        return len(self.slots)
+
+    def __iter__(self):
+        return (self[k] for k in range(len(self.slots)))
 
 
 def _where(program, k):
@@ -106,12 +173,363 @@ def _switch_text(program, e, terms, const):
     return " + ".join(parts).replace("+ -", "- ") or "0"
 
 
-def run(program, ns, xs, convention=kinks.DEFAULT, pattern=None, prec=None):
+# the smooth primitives whose argument must have a sign: (argument index, allowed signs, what is needed)
+_DOMAIN = {"div": (1, (-1, 1), "division needs a nonzero divisor"),
+           "log": (0, (1,), "log needs a positive argument"),
+           "sqrt": (0, (1,), "sqrt needs a positive argument (it is not Lipschitz at 0)"),
+           "pow": (0, (-1, 1), "a negative power needs a nonzero base")}
+
+
+class _Runner:
+    """One evaluation (Algorithm 1).  Signs are decided by the values first; when they cannot decide, by the
+    exact forms (forms.py), then by re-evaluating only the undecided equation's dependency cone at a higher
+    precision (``escalating``: balls at any precision are sound enclosures, and decisions already made stay
+    valid), four times the bits at each step, starting at the precision this run or the last escalation of
+    this program needed."""
+
+    def __init__(self, program, steps, tape, ns, full, frozen, inputs, cap):
+        self.program, self.steps, self.tape, self.ns, self.full = program, steps, tape, ns, full
+        self.frozen = frozen
+        self.chosen = []
+        self._forms = None
+        self.use_forms = not ns.name.startswith("float") and not _VALUES_ONLY.get()
+        self.beyond = False         # a sign was decided by exact forms
+        self.base = self.hp = ctx.prec
+        self.cap = cap
+        self.step_prec = {}
+        # cone escalation: balls (exact inputs given) and the hybrid exact system (rational inputs)
+        self.inputs = inputs
+        self.escalating = (ns.name in ("ball", "exact") and inputs is not None and tape is not None)
+        self.cur, self.cache = -1, {}
+        self.code = None            # the bound tape, when the run is lean
+
+    # -- exact forms and precision
+    def forms(self):
+        if self._forms is None:
+            self._forms = Forms(self.program, self.steps, self.ns, self.full, self.chosen, self.tape.def_step,
+                                inputs=self.inputs)
+        return self._forms
+
+    def args_of(self, k):
+        full = self.full
+        return [full[s] for s in self.tape.slots[k]]
+
+    def resolve(self, k, value, form, quick):
+        """The sign of a quantity of step k that its value (``value()``, recomputed on demand) does not decide,
+        or None when nothing decides it.  In order of cost: the quick exact form (``quick()``, a sweep of the
+        linear cone), the full exact form (``form()``) when the cone is small, then the cone re-evaluated at
+        higher precision, with the full form tried once after the first escalation (a near tie needs bits, an
+        identity needs algebra: neither pays much for the other)."""
+        ns = self.ns
+        s = ns.sign(value())
+        if s is not None:
+            return s
+        F, tried = None, not self.use_forms
+        if self.use_forms:
+            try:
+                s = self.forms().sign(quick())[0]
+            except TooLarge:
+                s = None
+            if s is not None:
+                self.beyond = True
+                return s
+            if not self.escalating or len(self.tape.cone(k)) <= FORMS_FIRST:
+                F, s, tried = self.full_sign(form)
+                if s is not None:
+                    self.beyond = True
+                    return s
+        if not self.escalating:
+            return None
+        # the first level: what this run or the program's last escalation needed, else 4x the base
+        level = max(self.hp, self.tape.hint.get(ns.name, 0))
+        if level <= self.base:
+            level = 4 * self.base
+        level = min(level, self.cap)
+        if level <= self.base:
+            return None             # already at the cap
+        while True:
+            self.escalate_cone(k, level)
+            with ctx.workprec(level):
+                s = ns.sign(value())
+                if s is None and F is not None:
+                    s = self.forms().sign(F)[0]
+                    self.beyond = self.beyond or s is not None
+                if s is None and not tried:
+                    F, s, tried = self.full_sign(form)
+                    self.beyond = self.beyond or s is not None
+            if s is not None or level >= self.cap:
+                return s
+            level = min(4 * level, self.cap)
+
+    def full_sign(self, form):
+        """(form, its sign or None, True) for the full exact form; (None, None, True) when it is too large."""
+        try:
+            F = form()
+            return F, self.forms().sign(F)[0], True
+        except TooLarge:
+            return None, None, True
+
+    def escalate_cone(self, k, p):
+        """Recompute the values step k depends on at ``p`` bits (those not computed at ``p`` bits yet)."""
+        tape, ns, full = self.tape, self.ns, self.full
+        steps = tape.cone(k)
+        with ctx.workprec(p):
+            if ns.name == "ball":
+                for i in range(tape.n_inputs):
+                    full[i] = ns.const(self.inputs[i])
+            full[tape.n_vars:] = tape.lit_values(ns)        # every literal, at the new precision
+            sp = self.step_prec
+            todo = [j for j in steps if sp.get(j, 0) < p] if sp else steps
+            self.replay_steps(todo)
+            for j in todo:
+                self.step_prec[j] = p
+        self.hp = max(self.hp, p)
+        tape.hint[ns.name] = max(tape.hint.get(ns.name, 0), p)
+        if 2 * len(steps) >= len(self.steps):
+            # most of the program had to be recomputed: its next run starts at this precision
+            tape.start[ns.name] = max(tape.start.get(ns.name, 0), p)
+
+    def replay_steps(self, js):
+        """Recompute the steps ``js`` (in order) at the current precision with the pieces already chosen (no
+        decision is made again: every sign used was decided, and stays true): along the tape when the run is
+        lean, else one step at a time."""
+        if self.code is not None:
+            self.replay_lean([self.code[j] for j in js])
+        else:
+            for j in js:
+                self.replay(j)
+
+    def replay_lean(self, code):
+        full, chosen, ns = self.full, self.chosen, self.ns
+        neg, mul = ns.neg, ns.mul
+        zero = ns.const(Q0)
+        for kind, f, a, b, o, k in code:
+            if kind == 0 or kind == 4:              # BIN, DIV
+                full[o] = f(full[a], full[b])
+            elif kind == 1 or kind == 5:            # UN, DOM
+                full[o] = f(full[a])
+            elif kind == 2 or kind == 9:            # SLOPE
+                u = full[a]
+                mode, cs = f[1][chosen[f[0]]]
+                full[o] = u if mode == 1 else (zero if mode == 0 else (neg(u) if mode == -1 else mul(full[cs], u)))
+            elif kind == 6:                         # POW
+                full[o] = f(full[a], b)
+            elif (kind == 3 or kind == 10) and chosen[f[0]] < 2:    # EXT2, one argument chosen
+                full[o] = full[b] if chosen[f[0]] else full[a]
+            else:
+                self.replay(k)
+
+    def replay(self, j):
+        """Recompute step j at the current precision with the piece already chosen."""
+        st, ns, full = self.steps[j], self.ns, self.full
+        args = self.args_of(j)
+        if st.sel is not None:
+            piece = st.piece(self.chosen[self.tape.pos[j]])
+            for o, v in zip(st.outs, piece.apply(ns, args)):
+                full[o] = v
+            return
+        prim = st.prim
+        if prim in _DOMAIN:
+            full[st.outs[0]] = ns.pow(args[0], st.params["n"]) if prim == "pow" else getattr(ns, prim)(*args)
+        else:
+            full[st.outs[0]] = st.rule(ns, st.params, *args)
+
+    # -- slow paths
+    def sign(self, j):
+        """The decided sign of switching function j of the current nonsmooth step (``Selection.choose``
+        calls this); raises Undecided."""
+        s = self.cache.get(j)
+        if s is None:
+            k = self.cur
+            st = self.steps[k]
+            terms, const = st.switches[j]
+            ns = self.ns
+            s = self.resolve(k, lambda: affine(ns, terms, const, self.args_of(k)),
+                             lambda: self.forms().affine(st.ins, terms, const),
+                             lambda: self.forms().quick(st.ins, terms, const))
+            if s is None:
+                e = self.program.eqns[k]
+                raise self.undecided(f"cannot decide the sign of {_switch_text(self.program, e, terms, const)}")
+            self.cache[j] = s
+        return s
+
+    def undecided(self, msg):
+        u = Undecided(msg, prec=self.hp)
+        u.cap_reached = self.escalating and self.hp >= self.cap
+        return u
+
+    def nonsmooth(self, k):
+        """A nonsmooth step through its selection: choose (or the frozen piece), then apply the piece."""
+        st = self.steps[k]
+        if self.frozen is not None:
+            i = self.frozen[self.tape.pos[k] if self.tape is not None else len(self.chosen)]
+        else:
+            self.cur, self.cache = k, {}
+            i = st.sel.choose(st.params, len(st.ins), self.sign)
+        self.chosen.append(i)
+        full = self.full
+        for o, v in zip(st.outs, st.piece(i).apply(self.ns, self.args_of(k))):
+            full[o] = v
+
+    def slope_tie(self, k):
+        """relu / abs / leaky_relu when the input is not strictly signed: the piece index."""
+        st = self.steps[k]
+        self.cur, self.cache = k, {}
+        return st.sel.choose(st.params, 1, self.sign)
+
+    def domain(self, k):
+        """A smooth step whose argument's sign its value does not decide: decide it, then compute."""
+        st, ns = self.steps[k], self.ns
+        j, allowed, need = _DOMAIN[st.prim]
+        slot = self.tape.slots[k][j]
+        atom = st.ins[j]
+        s = self.resolve(k, lambda: self.full[slot], lambda: self.forms().of_atom(atom),
+                         lambda: self.forms().quick((atom,), ((0, Q1),), Q0))
+        x = self.full[slot]
+        if s is None:
+            raise self.undecided(f"cannot decide whether {_show(ns, x)} is allowed ({need})")
+        if s not in allowed:
+            raise DomainError(f"{need}, got {_show(ns, x)}")
+        args = self.args_of(k)
+        if st.prim == "pow":
+            return ns.pow(args[0], st.params["n"])
+        return getattr(ns, st.prim)(*args)
+
+    def rule(self, k):
+        st = self.steps[k]
+        try:
+            return st.rule(self.ns, st.params, *self.args_of(k))
+        except Undecided:
+            if st.prim in _DOMAIN:
+                return self.domain(k)
+            raise
+
+    # -- the two interpreters
+    def lean(self, code):
+        """The tape walk (native number systems)."""
+        full, push, frozen = self.full, self.chosen.append, self.frozen
+        ns = self.ns
+        neg, mul, sub = ns.neg, ns.mul, ns.sub
+        zero = ns.const(Q0)
+        k = -1
+        try:
+            for kind, f, a, b, o, k in code:
+                if kind == 0:                       # BIN
+                    full[o] = f(full[a], full[b])
+                elif kind == 2:                     # SLOPE
+                    u = full[a]
+                    if frozen is not None:
+                        i = frozen[f[0]]
+                    elif u > 0:
+                        i = 1
+                    elif u < 0:
+                        i = 0
+                    else:
+                        i = self.slope_tie(k)
+                        u = full[a]
+                    push(i)
+                    mode, cs = f[1][i]
+                    full[o] = u if mode == 1 else (zero if mode == 0 else (neg(u) if mode == -1 else mul(full[cs], u)))
+                elif kind == 9:                     # SLOPEQ: the exact system
+                    u = full[a]
+                    if frozen is not None:
+                        i = frozen[f[0]]
+                    elif u.__class__ is fmpq:
+                        p = u.p
+                        i = 1 if p > 0 else (0 if p < 0 else f[2])
+                    elif u > 0:
+                        i = 1
+                    elif u < 0:
+                        i = 0
+                    else:
+                        i = self.slope_tie(k)
+                        u = full[a]
+                    push(i)
+                    mode, cs = f[1][i]
+                    full[o] = u if mode == 1 else (zero if mode == 0 else (neg(u) if mode == -1 else mul(full[cs], u)))
+                elif kind == 1:                     # UN
+                    full[o] = f(full[a])
+                elif kind == 10:                    # EXT2Q: the exact system
+                    if frozen is not None:
+                        self.nonsmooth(k)
+                        continue
+                    x0 = full[a]
+                    x1 = full[b]
+                    d = sub(x0, x1)
+                    if d.__class__ is fmpq:
+                        p = d.p
+                        i = f[1] if p > 0 else (1 - f[1] if p < 0 else f[2])
+                    elif d > 0:
+                        i = f[1]
+                    elif d < 0:
+                        i = 1 - f[1]
+                    else:
+                        self.nonsmooth(k)
+                        continue
+                    push(i)
+                    full[o] = x0 if i == 0 else (x1 if i == 1 else (x0 + x1) * HALF)
+                elif kind == 3:                     # EXT2
+                    if frozen is not None:
+                        self.nonsmooth(k)
+                        continue
+                    x0 = full[a]
+                    x1 = full[b]
+                    d = sub(x0, x1)
+                    if d > 0:
+                        i = f[1]
+                    elif d < 0:
+                        i = 1 - f[1]
+                    else:
+                        self.nonsmooth(k)
+                        continue
+                    push(i)
+                    full[o] = x1 if i else x0
+                elif kind == 4:                     # DIV
+                    y = full[b]
+                    full[o] = f(full[a], y) if (y > 0 or y < 0) else self.domain(k)
+                elif kind == 5:                     # DOM
+                    x = full[a]
+                    full[o] = f(x) if x > 0 else self.domain(k)
+                elif kind == 6:                     # POW
+                    x = full[a]
+                    full[o] = f(x, b) if (b >= 0 or x > 0 or x < 0) else self.domain(k)
+                elif kind == 7:                     # NONS
+                    self.nonsmooth(k)
+                else:                               # RULE
+                    full[o] = self.rule(k)
+        except (DomainError, Undecided) as err:
+            raise _located(err, self.program, k) from None
+
+    def generic(self):
+        """The rule-table walk (every number system)."""
+        full = self.full
+        k = -1
+        try:
+            for st in self.steps:
+                k = st.k
+                if st.rule is not None:
+                    full[st.outs[0]] = self.rule(k)
+                else:
+                    self.nonsmooth(k)
+        except (DomainError, Undecided) as err:
+            raise _located(err, self.program, k) from None
+
+
+def _located(err, program, k):
+    """The error re-raised with the equation it happened in (and its source position)."""
+    new = type(err)(f"{_where(program, k)}: {err}")
+    new.__dict__.update(err.__dict__)
+    return new
+
+
+def run(program, ns, xs, convention=kinks.DEFAULT, pattern=None, prec=None, inputs=None, cap=PREC_CAP):
     """Evaluate ``program`` at the values ``xs`` (already in ``ns``), inside the caller's precision context.
 
     With ``pattern`` (one piece index per nonsmooth equation) every nonsmooth equation is frozen to that
-    piece: this evaluates f_sigma, the program's own representation.  Raises DomainError / Undecided with
-    the equation and its source position.
+    piece: this evaluates f_sigma, the program's own representation.  ``inputs``: the exact point (fmpq),
+    which lets a ball run re-evaluate an undecided equation's dependency cone at a higher precision, up to
+    ``cap`` bits (the exact system escalates from its own rational inputs).  Raises DomainError / Undecided
+    with the equation and its source position.
     """
     steps = compiled(program, convention)
     nonsmooth = [st for st in steps if st.sel is not None]
@@ -124,47 +542,42 @@ def run(program, ns, xs, convention=kinks.DEFAULT, pattern=None, prec=None):
             n = st.sel.n_pieces(st.params, len(st.ins))
             if type(i) is not int or not 0 <= i < n:
                 raise InputError(f"pattern entry {i!r} for {_where(program, st.k)} must be a piece index 0..{n - 1}")
-    env = list(xs) + [None] * (program.n_vars - program.n_inputs)
-    lits = {}
-    all_args, chosen = [], []
-    for st in steps:
-        args = []
-        for a in st.ins:
-            if a.__class__ is int:
-                args.append(env[a])
-            else:
-                # keyed by the Lit object: hashing an fmpq builds a fractions.Fraction (~4 us)
-                v = lits.get(id(a))
-                if v is None:
-                    v = lits[id(a)] = ns.const(a.value)
-                args.append(v)
-        all_args.append(args)
-        try:
-            if st.rule is not None:
-                env[st.outs[0]] = st.rule(ns, st.params, *args)
-                continue
-            if pattern is not None:
-                i = pattern[len(chosen)]
-            else:
-                signs = {}
+    tape = tape_of(program, steps, convention)
+    if inputs is None and ns.name == "exact" and all(x.__class__ is fmpq for x in xs):
+        inputs = xs
+    start = tape.start.get(ns.name, 0)
+    if start > ctx.prec and inputs is not None and ns.name in ("ball", "exact") and start <= cap:
+        # the last run of this program recomputed most of it at ``start`` bits: begin there
+        with ctx.workprec(start):
+            return run(program, ns, [ns.const(x) for x in inputs], convention, pattern, start, inputs, cap)
+    lean = getattr(ns, "native", False) and tape.eval_ok()
+    lits = tape.lit_values(ns) if lean else [ns.const(q) for q in tape.lits]
+    full = list(xs) + [None] * (program.n_vars - program.n_inputs) + lits
+    runner = _Runner(program, steps, tape, ns, full, pattern, inputs, cap)
+    if lean:
+        runner.code = tape.bound(ns)
+        runner.lean(runner.code)
+    else:
+        runner.generic()
+    used = prec if runner.hp == runner.base else runner.hp
+    return Run(program, ns, full[:program.n_vars], Args(full, tape.slots), tuple(runner.chosen), used, convention,
+               full=full, forms=runner._forms, tape=tape, beyond=runner.beyond)
 
-                def sign(j, st=st, args=args, signs=signs):
-                    s = signs.get(j, 2)
-                    if s == 2:
-                        terms, const = st.switches[j]
-                        s = signs[j] = ns.sign(affine(ns, terms, const, args))
-                    if s is None:
-                        e = program.eqns[st.k]
-                        raise Undecided(f"cannot decide the sign of {_switch_text(program, e, *st.switches[j])}")
-                    return s
-                i = st.sel.choose(st.params, len(args), sign)
-            chosen.append(i)
-            for o, v in zip(st.outs, st.piece(i).apply(ns, args)):
-                env[o] = v
-        except (DomainError, Undecided) as err:
-            msg = f"{_where(program, st.k)}: {err}"
-            raise type(err)(msg) from None
-    return Run(program, ns, env, all_args, tuple(chosen), prec, convention)
+
+def forms_of_run(r, inputs=None, symbolic=False, pattern=None, table=None):
+    """Exact forms (forms.py) over a completed Run's values.  Value forms (the inputs constant when the run or
+    ``inputs`` knows them exactly) are created once and kept on the Run.  ``symbolic=True`` gives forms over
+    input atoms (identities of functions near the point, for the pieces of ``pattern``: by default the
+    run's own) in a fresh object.  ``table``: share atoms with the forms of other runs at the same point."""
+    if not symbolic and r.forms is not None and table is None:
+        return r.forms
+    steps = compiled(r.program, r.convention)
+    env = r.full if r.full is not None else r.env
+    F = Forms(r.program, steps, r.ns, env, list(r.pattern if pattern is None else pattern),
+              def_steps(r.program, steps), inputs=inputs, symbolic=symbolic, table=table)
+    if not symbolic and table is None:
+        r.forms = F
+    return F
 
 
 def output_values(r):
@@ -199,8 +612,10 @@ def escalate(number, prec, job, cap=PREC_CAP):
             with _precision(ns, p):
                 return job(ns, p)
         except Undecided as u:
-            if p >= cap:
-                raise Undecided(f"{u} (still undecided at {p} bits)", prec=p) from None
+            # a run that escalated its own undecided cone up to the cap has tried every precision
+            if p >= cap or getattr(u, "cap_reached", False):
+                top = max(p, u.prec or p)
+                raise Undecided(f"{u} (still undecided at {top} bits)", prec=top) from None
             p = min(2 * p, cap)
 
 
@@ -240,7 +655,7 @@ def evaluate(program, point, number="exact", prec=None, convention=kinks.DEFAULT
     xs = coerce_point(program, point)
 
     def job(ns, p):
-        r = run(program, ns, [ns.const(x) for x in xs], convention, pattern, p)
+        r = run(program, ns, [ns.const(x) for x in xs], convention, pattern, p, inputs=xs)
         vals = output_values(r)
-        return EvalResult(vals, r.pattern, all(ns.is_exact_value(v) for v in vals), ns.name, p, convention, r)
+        return EvalResult(vals, r.pattern, all(ns.is_exact_value(v) for v in vals), ns.name, r.prec, convention, r)
     return escalate(number, prec, job)

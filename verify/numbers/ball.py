@@ -1,4 +1,9 @@
-"""arb balls.  Precision is set by the caller with ``flint.ctx.workprec`` around a whole run, never globally."""
+"""arb balls.  Precision is set by the caller with ``flint.ctx.workprec`` around a whole run, never globally.
+
+The operations that are plain arb operations are the C functions themselves (``operator.add``, ``arb.exp``):
+the interpreter calls ``ns.add`` directly, so there is no Python frame between it and FLINT."""
+import operator
+
 from flint import arb, fmpq
 
 from ..rational import fmt_q
@@ -64,18 +69,20 @@ class BallSystem:
     def const(self, q):
         return arb(q)
 
-    def add(self, a, b): return a + b
-    def sub(self, a, b): return a - b
-    def mul(self, a, b): return a * b
-    def div(self, a, b): return a / b
-    def neg(self, a): return -a
+    native = True            # add/sub/mul/div/neg are Python's operators, comparisons are decided ones
+
+    add = staticmethod(operator.add)
+    sub = staticmethod(operator.sub)
+    mul = staticmethod(operator.mul)
+    div = staticmethod(operator.truediv)
+    neg = staticmethod(operator.neg)
     def pow(self, a, n): return int_power(a, n) if n >= 0 else 1 / int_power(a, -n)
-    def exp(self, a): return a.exp()
-    def log(self, a): return a.log()
-    def sqrt(self, a): return a.sqrt()
-    def sin(self, a): return a.sin()
-    def cos(self, a): return a.cos()
-    def tanh(self, a): return a.tanh()
+    exp = staticmethod(arb.exp)
+    log = staticmethod(arb.log)
+    sqrt = staticmethod(arb.sqrt)
+    sin = staticmethod(arb.sin)
+    cos = staticmethod(arb.cos)
+    tanh = staticmethod(arb.tanh)
     def sigmoid(self, a): return 1 / (1 + (-a).exp())
     def erf(self, a): return a.erf()
     def pi(self): return arb.pi()

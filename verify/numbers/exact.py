@@ -5,6 +5,8 @@ log(1) = 0, sin(0) = 0, cos(0) = 1, tanh(0) = 0, sigmoid(0) = 1/2, sqrt of a rat
 transcendental value becomes an arb ball at the current precision and stays a ball from then on.  A result
 is exact exactly when it is an fmpq.
 """
+import operator
+
 from flint import fmpq, fmpz
 
 from .ball import arb_sign, int_power, to_arb
@@ -35,8 +37,12 @@ class ExactSystem:
     def const(self, q):
         return q
 
-    def add(self, a, b): return a + b
-    def sub(self, a, b): return a - b
+    native = True            # Python's operators (products and quotients guard the size of exact rationals)
+
+    add = staticmethod(operator.add)
+    sub = staticmethod(operator.sub)
+    neg = staticmethod(operator.neg)
+
     def mul(self, a, b):
         if a.__class__ is fmpq and b.__class__ is fmpq and a.height_bits() + b.height_bits() > MAX_BITS:
             _too_big(a.height_bits() + b.height_bits())
@@ -46,8 +52,6 @@ class ExactSystem:
         if a.__class__ is fmpq and b.__class__ is fmpq and a.height_bits() + b.height_bits() > MAX_BITS:
             _too_big(a.height_bits() + b.height_bits())
         return a / b
-
-    def neg(self, a): return -a
 
     def pow(self, a, n):
         if isinstance(a, fmpq):

@@ -1,5 +1,7 @@
 """IEEE floats through numpy (float64, float32, float16): what frameworks compute.  Unverified by design;
 used to show how floating point meets kinks, never to certify anything."""
+import operator
+
 import numpy as np
 
 
@@ -18,11 +20,13 @@ class FloatSystem:
         except OverflowError:
             return self.dtype(np.inf if q > 0 else -np.inf) if abs(q) > 1 else self.dtype(0)
 
-    def add(self, a, b): return a + b
-    def sub(self, a, b): return a - b
-    def mul(self, a, b): return a * b
-    def div(self, a, b): return a / b
-    def neg(self, a): return -a
+    native = True            # add/sub/mul/div/neg are Python's operators on numpy scalars
+
+    add = staticmethod(operator.add)
+    sub = staticmethod(operator.sub)
+    mul = staticmethod(operator.mul)
+    div = staticmethod(operator.truediv)
+    neg = staticmethod(operator.neg)
     def pow(self, a, n): return a ** self.dtype(n) if n >= 0 else self.dtype(1) / a ** self.dtype(-n)
     def exp(self, a): return np.exp(a)
     def log(self, a): return np.log(a)
