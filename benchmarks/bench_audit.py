@@ -30,6 +30,7 @@ def median(fn, repeat):
 
 def torch_case(X, labels, sizes, repeat):
     import torch
+    torch.set_num_threads(1)      # as we run (a second thread on a shared 2-core machine is pathological)
 
     from verify.audit import audit
     from verify.frameworks import from_torch
