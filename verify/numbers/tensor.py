@@ -143,6 +143,12 @@ class ExactTensors(_Base):
     def _wrap(self, a, like):
         return QT(a, like.den) if isinstance(like, QT) else a
 
+    def struct(self, x, fn):
+        out = self._wrap(fn(self._arr(x)), x)
+        if isinstance(x, QT) and x._ball is not None:
+            out._ball = (x._ball[0], fn(x._ball[1]))      # a transposed constant keeps its balls
+        return out
+
     def _zero_scalar(self, a):
         return 0 if a.size == 0 or not isinstance(a.flat[0], (fmpq, arb)) else a.flat[0] * 0
 
