@@ -94,3 +94,12 @@ def test_a_patched_rule_is_honoured_by_the_lean_path():
     with ctx.workprec(200):
         e = arb(fmpq(1, 2)).exp()
     assert not g.contains(fmpq(1, 2)) and g.overlaps(e) and g.rad() < 2 ** -120
+
+
+def test_coinciding_pieces_in_the_lean_interpreter():
+    # leaky_relu with slope 1 has one piece (u): the lean interpreter's sign shortcut must index it
+    for at, value, slope in (("1", 1, 1), ("-1/2", fmpq(-1, 2), 1), ("0", 0, 1)):
+        g = verify.grad("lambda x: leaky_relu(x, slope=1)", [at])
+        assert g.values == [value] and g.gradient == [slope] and g.pattern == (0,)
+        b = verify.grad("lambda x: leaky_relu(x, slope=1)", [at], number="ball")
+        assert b.pattern == (0,)

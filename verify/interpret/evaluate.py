@@ -21,12 +21,11 @@ from flint import ctx, fmpq
 from ..program import kinks
 from ..errors import DomainError, InputError, Undecided
 from ..program.ir import Lit, eqn_label
-from ..numbers import get_system
-from ..numbers.interval import IntervalSystem
 from ..program.prims import PRIMITIVES, affine, eval_rules, selection_rules
 from ..program.prims.smooth import _show
 from ..rational import parse_point
 from .forms import Forms, TooLarge
+from .precision import DEFAULT_PREC, PREC_CAP, _precision, escalate  # noqa: F401  (part of this interface)
 from .tape import def_steps, tape_of  # noqa: F401  (def_steps is part of this module's interface)
 
 Q0, Q1, HALF = fmpq(0), fmpq(1), fmpq(1, 2)
@@ -51,8 +50,6 @@ def structure_allowed():
     return not _VALUES_ONLY.get()
 FORMS_FIRST = 2000      # an undecided sign whose cone has at most this many steps tries the full forms first
 
-DEFAULT_PREC = 128
-PREC_CAP = 4096
 
 
 @dataclass
@@ -421,9 +418,9 @@ class _Runner:
                     if frozen is not None:
                         i = frozen[f[0]]
                     elif u > 0:
-                        i = 1
+                        i = f[4]
                     elif u < 0:
-                        i = 0
+                        i = f[3]
                     else:
                         i = self.slope_tie(k)
                         u = full[a]
@@ -436,11 +433,11 @@ class _Runner:
                         i = frozen[f[0]]
                     elif u.__class__ is fmpq:
                         p = u.p
-                        i = 1 if p > 0 else (0 if p < 0 else f[2])
+                        i = f[4] if p > 0 else (f[3] if p < 0 else f[2])
                     elif u > 0:
-                        i = 1
+                        i = f[4]
                     elif u < 0:
-                        i = 0
+                        i = f[3]
                     else:
                         i = self.slope_tie(k)
                         u = full[a]
@@ -583,40 +580,6 @@ def forms_of_run(r, inputs=None, symbolic=False, pattern=None, table=None):
 def output_values(r):
     """The output values of a Run (literal outputs become constants of the run's number system)."""
     return [r.env[a] if a.__class__ is int else r.ns.const(a.value) for a in r.program.outputs]
-
-
-@contextlib.contextmanager
-def _precision(ns, bits):
-    if bits is None:
-        yield
-    elif isinstance(ns, IntervalSystem):
-        with ns.precision(bits):
-            yield
-    else:
-        with ctx.workprec(bits):
-            yield
-
-
-def escalate(number, prec, job, cap=PREC_CAP):
-    """Run ``job(ns, prec)`` in number system ``number`` at ``prec`` bits (default 128), doubling the
-    precision on Undecided up to ``cap`` bits.  Floats run once.  Returns job's result."""
-    ns = get_system(number)
-    if ns.name.startswith("float"):
-        return job(ns, None)
-    if prec is not None and (type(prec) is not int or prec < 2):
-        raise InputError(f"prec={prec!r} must be an integer number of bits >= 2")
-    p = prec or DEFAULT_PREC
-    cap = max(cap, p)
-    while True:
-        try:
-            with _precision(ns, p):
-                return job(ns, p)
-        except Undecided as u:
-            # a run that escalated its own undecided cone up to the cap has tried every precision
-            if p >= cap or getattr(u, "cap_reached", False):
-                top = max(p, u.prec or p)
-                raise Undecided(f"{u} (still undecided at {top} bits)", prec=top) from None
-            p = min(2 * p, cap)
 
 
 def coerce_point(program, point):

@@ -111,8 +111,8 @@ class Tape:
             if info is None:
                 info = nonsmooth_info[key] = self._nonsmooth_info(st, lit)
             if info[0] == SLOPE and len(st.switches[0][0]) == 1:
-                _, modes, tie = info
-                code.append((SLOPE, (m, modes, tie), a, b, o, k))
+                _, modes, tie, neg, pos = info
+                code.append((SLOPE, (m, modes, tie, neg, pos), a, b, o, k))
                 vcode.append((V_SLOPE, a, b, o, (m, modes), k) if ins[0].__class__ is int else
                              (V_SKIP, 0, 0, o, None, k))
             elif info[0] == EXT2 and len(st.switches[0][0]) == 2:
@@ -146,7 +146,11 @@ class Tape:
                 assert c0 == 0
                 mode = 1 if c == 1 else (0 if c == 0 else (-1 if c == -1 else 2))
                 modes.append((mode, lit(c) if mode == 2 else 0))
-            return SLOPE, tuple(modes), st.sel.choose(st.params, 1, _zero)      # the piece at u = 0
+            # the pieces for u < 0, u > 0 and u = 0: pieces that coincide are one piece (leaky_relu with slope 1
+            # has the single piece u), so the indices come from the index rule, not from a fixed layout
+            neg = st.sel.choose(st.params, 1, lambda j: -1)
+            pos = st.sel.choose(st.params, 1, lambda j: 1)
+            return SLOPE, tuple(modes), st.sel.choose(st.params, 1, _zero), neg, pos
         if type(st.sel) is Extremum and len(st.ins) == 2:
             # the piece at a tie: 0, 1 or 2 (the mean)
             return EXT2, (0 if st.sel.direction == 1 else 1), st.sel.choose(st.params, 2, _zero)

@@ -9,24 +9,23 @@ the equation is the array of the pieces chosen at its sites.  The linear parts o
 per-site coefficient arrays, are all that forward and backward mode need: AD is the selection derivative
 element by element, as the paper's model says.
 """
-import contextlib
 import dataclasses
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from flint import ctx, fmpq
+from flint import fmpq
 
-from ..errors import DomainError, InputError, Undecidable, Undecided
+from ..errors import DomainError, InputError, Undecided
 from ..numbers.tensor import get_tensor_system
 from ..program import kinks
 from ..program.arrays import ExactArray
 from ..program.ir import Arr, Lit, eqn_label, resolve_arrays
 from ..program.prims import PRIMITIVES, eval_rules, jvp_rules, selection_rules, vjp_rules
 from ..program.prims.tensor import SELECTIVE_VJP, _unbroadcast, sites_of
+from .precision import DEFAULT_PREC, PREC_CAP, _precision  # noqa: F401  (re-exported for the certifiers)
+from .precision import escalate as _escalate
 
-DEFAULT_PREC = 128
-PREC_CAP = 4096
 
 
 @dataclass
@@ -498,38 +497,10 @@ def _needed(prog, wrt):
 
 # ------------------------------------------------------------------------------------------ entry points
 
-@contextlib.contextmanager
-def _precision(ns, bits):
-    if bits is None or ns.name.startswith("float"):
-        yield
-    elif ns.name == "interval":
-        with ns.precision(bits):
-            yield
-    else:
-        with ctx.workprec(bits):
-            yield
-
-
 def escalate(number, prec, job, cap=PREC_CAP):
-    """Run ``job(ns, prec)`` in the tensor system ``number`` at ``prec`` bits (default 128), doubling the
-    precision on Undecided up to ``cap``.  Floats run once."""
-    ns = get_tensor_system(number)
-    if ns.name.startswith("float"):
-        return job(ns, None)
-    if prec is not None and (type(prec) is not int or prec < 2):
-        raise InputError(f"prec={prec!r} must be an integer number of bits >= 2")
-    p = prec or DEFAULT_PREC
-    cap = max(cap, p)
-    while True:
-        try:
-            with _precision(ns, p):
-                return job(ns, p)
-        except Undecidable:
-            raise
-        except Undecided as u:
-            if p >= cap:
-                raise Undecided(f"{u} (still undecided at {p} bits)", prec=p) from None
-            p = min(2 * p, cap)
+    """Run ``job(ns, prec)`` in the tensor system ``number``, escalating the precision as for scalar programs
+    (interpret/evaluate.py)."""
+    return _escalate(number, prec, job, cap, systems=get_tensor_system)
 
 
 def coerce_inputs(program, point, what="the point"):
