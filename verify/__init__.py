@@ -13,7 +13,7 @@ from .program.kinks import CONVENTIONS
 from .truth import FALSE, TRUE, UNKNOWN, Truth, Verdict
 from . import ops
 
-from .version import __version__  # noqa: E402
+from .version import __version__  # noqa: E402, F401
 __all__ = ["parse", "trace", "evaluate", "grad", "jvp", "vjp", "jacobian", "to_text", "typecheck", "Program",
            "Eqn", "Lit", "EvalResult", "GradResult", "CONVENTIONS", "Truth", "TRUE", "FALSE", "UNKNOWN",
            "Verdict", "VerifyError", "InputError", "ParseError", "ProgramError", "DomainError", "Undecided", "ops",
