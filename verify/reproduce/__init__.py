@@ -2,18 +2,31 @@
 
     verify.reproduce.reproduce(["figure1"], out_dir="reproduce-out")   # -> {"figure1": {...}}
 
-Each reproduction ``run(out_dir, progress=None)`` writes its figure and tables into ``out_dir`` and returns
-a dict with at least ``figure``, ``rows`` and ``ok``.
+Each reproduction ``run(out_dir, progress=None, full=False, workers=None, dask=None)`` writes its certificates,
+figures and tables into ``out_dir`` and returns a dict with at least ``figure``, ``rows`` (claim / paper /
+ours / verdict) and ``ok``.  ``full`` runs the experiments at the paper's scale (the default is bounded: the
+whole of ``verify reproduce`` takes a couple of minutes on two cores); ``workers`` / ``dask`` say where the
+initialisation campaigns run (the executor of ``verify fuzz``).  The entries whose certificates are committed
+under ``proofs/<name>/`` are regenerated exactly by ``verify reproduce NAME --out proofs/NAME``.
 """
 import os
 
 from ..errors import InputError
-from . import figure1, section5
+from . import figure1, proposition2, section5, theorem3
 
-REPRODUCTIONS = {"figure1": figure1.run, "section5": section5.run}
+REPRODUCTIONS = {"figure1": figure1.run, "section5": section5.run, "proposition2": proposition2.run,
+                 "theorem3": theorem3.run}
+
+# one line per target, for `verify reproduce --help`
+DESCRIPTIONS = {
+    "figure1": "Figure 1 / Section 1.1: relu, relu2, relu3, zero, t - zero(t), sin with moved derivatives",
+    "section5": "Section 5.1 and Theorem 1: D_f = Clarke for relu and sort; an artificial critical point",
+    "proposition2": "Claim 1 and Proposition 2 on the paper's examples and a ReLU network's loss along a segment",
+    "theorem3": "Theorem 3: the integral identity along a polynomial curve through a kink",
+}
 
 
-def reproduce(names=None, out_dir="reproduce-out", progress=None):
+def reproduce(names=None, out_dir="reproduce-out", progress=None, full=False, workers=None, dask=None):
     """Run the named reproductions (default: all), each into ``out_dir/<name>``; return {name: result}.
     An unknown name is an InputError listing the known ones."""
     if names is None:
@@ -29,9 +42,10 @@ def reproduce(names=None, out_dir="reproduce-out", progress=None):
     results = {}
     for name in names:
         if progress:
-            progress(f"reproducing {name}")
-        results[name] = REPRODUCTIONS[name](os.path.join(out_dir, name), progress=progress)
+            progress(f"reproducing {name}{' (full scale)' if full else ''}")
+        results[name] = REPRODUCTIONS[name](os.path.join(out_dir, name), progress=progress, full=full,
+                                            workers=workers, dask=dask)
     return results
 
 
-__all__ = ["REPRODUCTIONS", "reproduce", "figure1", "section5"]
+__all__ = ["REPRODUCTIONS", "DESCRIPTIONS", "reproduce", "figure1", "section5", "proposition2", "theorem3"]
