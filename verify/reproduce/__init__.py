@@ -12,10 +12,10 @@ under ``proofs/<name>/`` are regenerated exactly by ``verify reproduce NAME --ou
 import os
 
 from ..errors import InputError
-from . import figure1, proposition2, section5, theorem3
+from . import figure1, proposition2, section5, theorem3, theorem4
 
 REPRODUCTIONS = {"figure1": figure1.run, "section5": section5.run, "proposition2": proposition2.run,
-                 "theorem3": theorem3.run}
+                 "theorem3": theorem3.run, "theorem4": theorem4.run}
 
 # one line per target, for `verify reproduce --help`
 DESCRIPTIONS = {
@@ -23,6 +23,7 @@ DESCRIPTIONS = {
     "section5": "Section 5.1 and Theorem 1: D_f = Clarke for relu and sort; an artificial critical point",
     "proposition2": "Claim 1 and Proposition 2 on the paper's examples and a ReLU network's loss along a segment",
     "theorem3": "Theorem 3: the integral identity along a polynomial curve through a kink",
+    "theorem4": "Theorem 4: mini-batch SGD in exact and float16/32/64 arithmetic avoids artificial critical points",
 }
 
 
@@ -48,4 +49,5 @@ def reproduce(names=None, out_dir="reproduce-out", progress=None, full=False, wo
     return results
 
 
-__all__ = ["REPRODUCTIONS", "DESCRIPTIONS", "reproduce", "figure1", "section5", "proposition2", "theorem3"]
+__all__ = ["REPRODUCTIONS", "DESCRIPTIONS", "reproduce", "figure1", "section5", "proposition2", "theorem3",
+           "theorem4"]
