@@ -422,7 +422,8 @@ def certify_limits(records, out_dir, cache):
                 cache[key] = {"type": classify(cr), "certificate": critical_certificate(cr), "file": None}
             entry = cache[key]
             if entry["file"] is None and (r["precision"] == "exact" or r["stopped"]):
-                k = sum(1 for (pk, _), e in cache.items() if pk == r["problem"] and e["file"])
+                k = sum(1 for (pk, _), e in cache.items()
+                        if pk == r["problem"] and (e["file"] or "").startswith("limits/"))
                 entry["file"] = f"limits/{r['problem']}-{k}.json"
                 save_certificate(entry["certificate"], os.path.join(out_dir, entry["file"]))
             kinds.append(entry["type"])
