@@ -12,10 +12,10 @@ under ``proofs/<name>/`` are regenerated exactly by ``verify reproduce NAME --ou
 import os
 
 from ..errors import InputError
-from . import figure1, proposition2, section5, theorem3, theorem4
+from . import figure1, kinkhit, proposition2, section5, theorem3, theorem4
 
 REPRODUCTIONS = {"figure1": figure1.run, "section5": section5.run, "proposition2": proposition2.run,
-                 "theorem3": theorem3.run, "theorem4": theorem4.run}
+                 "theorem3": theorem3.run, "theorem4": theorem4.run, "kinkhit": kinkhit.run}
 
 # one line per target, for `verify reproduce --help`
 DESCRIPTIONS = {
@@ -24,6 +24,7 @@ DESCRIPTIONS = {
     "proposition2": "Claim 1 and Proposition 2 on the paper's examples and a ReLU network's loss along a segment",
     "theorem3": "Theorem 3: the integral identity along a polynomial curve through a kink",
     "theorem4": "Theorem 4: mini-batch SGD in exact and float16/32/64 arithmetic avoids artificial critical points",
+    "kinkhit": "Bertoin et al. (2021): relu'(0) = 0 vs 1 in backprop on digits MLPs, exact vs float kinks",
 }
 
 
@@ -50,4 +51,4 @@ def reproduce(names=None, out_dir="reproduce-out", progress=None, full=False, wo
 
 
 __all__ = ["REPRODUCTIONS", "DESCRIPTIONS", "reproduce", "figure1", "section5", "proposition2", "theorem3",
-           "theorem4"]
+           "theorem4", "kinkhit"]
