@@ -105,3 +105,13 @@ def test_limit_candidates():
     assert len(cands) == 1 and T.FLAT[0] < cands[0][0] < T.FLAT[1] and cands[0][0].q <= 64 and dist == 0
     # right of s, J_sigma has slope 1/2: no minimiser in that region
     assert T.candidates(p, [[fmpq(3, 2)]]) == ([], None)
+
+
+def test_campaign_on_worker_processes_gives_the_same_runs(tmp_path):
+    # the executor of verify fuzz, two spawned worker processes: same runs as the committed (inline) ones
+    records, _, _, _ = T.experiment(str(tmp_path), inits=2, cs=1, steps=T.SCALES["default"]["steps"], workers=2)
+    committed = {(r["problem"], r["init"], r["j"], r["precision"]): r for r in _results()["runs"]}
+    for r in records:
+        c = committed[(r["problem"], r["init"], r["j"], r["precision"])]
+        assert (r["candidates"], r["limit"], r["exact_kink_iterates"], r["float_kink_iterates"]) == \
+            (c["candidates"], c["limit"], c["exact_kink_iterates"], c["float_kink_iterates"])
