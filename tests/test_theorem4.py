@@ -94,6 +94,7 @@ def test_exact_trajectories_stay_dyadic():
 def test_step_sizes():
     assert [T.alpha(k) for k in (0, 1, 2, 3, 14, 15, 63, 255)] == \
         [1, 1, 1, fmpq(1, 2), fmpq(1, 2), fmpq(1, 4), fmpq(1, 8), fmpq(1, 16)]
+    assert [T.alpha(k, 8) for k in (0, 254, 255, 65534, 65535)] == [1, 1, fmpq(1, 2), fmpq(1, 2), fmpq(1, 4)]
     p = T.BY_KEY["zero_sum"]
     assert all(0 < T.step_scale(p, i, j) <= 1 for i in range(5) for j in range(5))
 

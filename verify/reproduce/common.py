@@ -111,16 +111,27 @@ def relu_inputs(result):
     return out
 
 
+def exact_relu_inputs(program, point, convention="torch"):
+    """relu_inputs at ``point`` in exact rationals; InputError when one of them is not an exact rational (a
+    ball's sign would not be decided here)."""
+    from flint import fmpq
+
+    from ..interpret.evaluate import evaluate
+    vals = relu_inputs(evaluate(program, point, number="exact", convention=convention))
+    if not all(isinstance(v, fmpq) for v in vals):
+        raise InputError(f"{program.name}: a relu input is not an exact rational at the point")
+    return vals
+
+
 def kinks_at(program, point, number="exact", convention="torch"):
     """How many relu inputs are exactly 0 when ``program`` is evaluated at ``point`` in ``number`` ("exact":
     decided in rationals; "float64" / "float32" / "float16": in that float arithmetic, what a framework sees).
     Balls are refused: a ball around 0 does not say whether the input is 0."""
-    from flint import fmpq
-
     from ..interpret.evaluate import evaluate
-    if number not in ("exact", "float", "float64", "float32", "float16"):
+    if number == "exact":
+        vals = exact_relu_inputs(program, point, convention)
+    elif number in ("float", "float64", "float32", "float16"):
+        vals = relu_inputs(evaluate(program, point, number=number, convention=convention))
+    else:
         raise InputError(f"kinks_at decides kinks exactly or in floats, not in {number!r}")
-    vals = relu_inputs(evaluate(program, point, number=number, convention=convention))
-    if number == "exact" and not all(isinstance(v, fmpq) for v in vals):
-        raise InputError(f"{program.name}: a relu input is not an exact rational at the point")
     return sum(1 for v in vals if v == 0)

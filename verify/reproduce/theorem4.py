@@ -3,8 +3,10 @@ points for almost every initialisation and step size, in exact arithmetic and in
 
     x_{k+1} = x_k - c alpha_k AD f_{I_k}(x_k),   f_I = (1/|I|) sum_{i in I} f_i,   J = (1/n) sum_i f_i    (8)
 
-with c in (0, 1], alpha_k = 2^-floor(log2(k + 1) / 2) (about 1/sqrt(k): o(1/log k), and a power of two, so that
-an exact trajectory from a dyadic start stays dyadic and exact), I_k uniform subsets of size BATCH.
+with c in (0, 1], alpha_k = 2^-floor(log2(k + 1) / q), about k^(-1/q) (o(1/log k), and a power of two, so that
+an exact trajectory from a dyadic start stays dyadic and exact; q = 2 for zero_sum, q = 8 for relu_net, whose
+loss is flat along some directions: with a faster decay most of its runs have not settled after 256 steps),
+I_k uniform subsets of size BATCH.
 
 Two problems, sums of n programs (``zero_sum.prog``, ``relu_net.prog``, written by ``run``):
 
@@ -54,8 +56,8 @@ from ..interpret.ad import grad
 from ..interpret.evaluate import evaluate
 from ..rational import fmt_q
 from ..truth import FALSE, TRUE
-from .common import campaign, figure, kinks_at, md_table, relu_inputs, save_certificate, save_figure, write_json
-from .common import write_text
+from .common import campaign, exact_relu_inputs, figure, kinks_at, md_table, save_certificate, save_figure
+from .common import write_json, write_text
 
 PRECISIONS = ("exact", "float64", "float32", "float16")
 DTYPES = {"float64": np.float64, "float32": np.float32, "float16": np.float16}
@@ -122,13 +124,14 @@ class Problem:
     dim: int
     n: int
     box: tuple            # initialisations uniform in [lo, hi]^dim (dyadic, INIT_BITS fractional bits)
+    decay: int            # alpha_k = 2^-floor(log2(k + 1) / decay), about k^(-1/decay): o(1/log k)
 
     def text(self):
         return zero_sum_text() if self.key == "zero_sum" else relu_net_text()
 
 
-PROBLEMS = (Problem("zero_sum", "sum of programs with zero()", 1, len(A_DATA), (-2, 4)),
-            Problem("relu_net", "one-hidden-layer ReLU network", 6, len(NET_U), (-1, 1)))
+PROBLEMS = (Problem("zero_sum", "sum of programs with zero()", 1, len(A_DATA), (-2, 4), 2),
+            Problem("relu_net", "one-hidden-layer ReLU network", 6, len(NET_U), (-1, 1), 8))
 BY_KEY = {p.key: p for p in PROBLEMS}
 _PROGRAMS = {}
 
@@ -160,9 +163,9 @@ def step_scale(problem, i, j):
     return fmpq(random.Random(_seed(problem.key, "c", i, j)).randrange(1, 2 ** C_BITS + 1), 2 ** C_BITS)
 
 
-def alpha(k):
-    """2^-floor(log2(k + 1) / 2): about 1/sqrt(k), o(1/log k), dyadic."""
-    return fmpq(1, 2 ** ((k + 1).bit_length() - 1 >> 1))
+def alpha(k, decay=2):
+    """2^-floor(log2(k + 1) / decay): about k^(-1/decay), o(1/log k), dyadic."""
+    return fmpq(1, 2 ** (((k + 1).bit_length() - 1) // decay))
 
 
 def batches(problem, i, j, steps):
@@ -227,7 +230,7 @@ def sgd(problem, x0, c, batch_list, precision):
         if k == steps:
             break
         g = minibatch_gradient(fs, batch_list[k], x, precision)
-        gamma = c * alpha(k)
+        gamma = c * alpha(k, problem.decay)
         if gammas is None:
             x = [a - gamma * b for a, b in zip(x, g)]
         else:
@@ -248,95 +251,164 @@ def sgd(problem, x0, c, batch_list, precision):
 def _signs_ok(program, pattern, point):
     """Is ``point`` in the closure of the region where the relu program chooses ``pattern``?  (relu piece 0:
     input <= 0; piece 1: input >= 0 in the closure; a kink piece: input = 0.)"""
-    vals = relu_inputs(evaluate(program, point))
+    vals = exact_relu_inputs(program, point)
     for i, v in zip(pattern, vals):
         if (i == 0 and v > 0) or (i == 1 and v < 0) or (i not in (0, 1) and v != 0):
             return False
     return True
 
 
-def region_minimiser(J, pattern, x):
-    """(a simple minimiser of J_sigma in x's region, the minimiser of J_sigma on x + range(H_sigma)), exactly;
-    None when J_sigma is not a quadratic (checked) or has no minimiser there."""
+def _unit(n, j):
+    return [fmpq(int(i == j)) for i in range(n)]
+
+
+def quadratic(J, pattern, x):
+    """(H, g0) with AD grad J_sigma(theta) = H theta + g0 exactly (from grads at 0 and the unit vectors, checked
+    at x), or None when J_sigma's gradient is not affine (J_sigma not a quadratic)."""
     n = len(x)
-    zero = [fmpq(0)] * n
-    g0 = grad(J, zero, pattern=pattern).gradient
-    cols = []
-    for j in range(n):
-        e = [fmpq(int(i == j)) for i in range(n)]
-        gj = grad(J, e, pattern=pattern).gradient
-        cols.append([a - b for a, b in zip(gj, g0)])
-    H = [[cols[j][i] for j in range(n)] for i in range(n)]
+    g0 = grad(J, [fmpq(0)] * n, pattern=pattern).gradient
+    cols = [[a - b for a, b in zip(grad(J, _unit(n, j), pattern=pattern).gradient, g0)] for j in range(n)]
+    H = fmpq_mat(n, n, [cols[j][i] for i in range(n) for j in range(n)])
     gx = grad(J, x, pattern=pattern).gradient
-    if gx != [sum((H[i][j] * x[j] for j in range(n)), g0[i]) for i in range(n)]:
-        return None                                   # not affine: J_sigma is not a quadratic
-    Hm = fmpq_mat(n, n, [v for row in H for v in row])
-    rref, rank = Hm.rref()
-    pivots = [next(c for c in range(n) if rref[r, c] != 0) for r in range(rank)]
-    if rank == 0:                                     # J_sigma is affine: a minimiser only if it is constant
-        return (simplest(J, pattern, list(x), rref, pivots), list(x)) if all(v == 0 for v in gx) else None
-    B = fmpq_mat(n, rank, [H[i][p] for i in range(n) for p in pivots])       # a basis of range(H)
-    M = B.transpose() * Hm * B
-    rhs = B.transpose() * fmpq_mat(n, 1, gx)
+    if gx != [sum((H[i, j] * x[j] for j in range(n)), g0[i]) for i in range(n)]:
+        return None
+    return H, fmpq_mat(n, 1, g0)
+
+
+def relu_affine(J, x):
+    """(R, r0) with the relu inputs r(theta) = R theta + r0 exactly (checked at x), or None (not affine)."""
+    n = len(x)
+    r0 = exact_relu_inputs(J, [fmpq(0)] * n)
+    cols = [[a - b for a, b in zip(exact_relu_inputs(J, _unit(n, j)), r0)] for j in range(n)]
+    R = fmpq_mat(len(r0), n, [cols[j][i] for i in range(len(r0)) for j in range(n)])
+    if exact_relu_inputs(J, x) != [sum((R[i, j] * x[j] for j in range(n)), r0[i]) for i in range(len(r0))]:
+        return None
+    return R, r0
+
+
+def _column(v):
+    return fmpq_mat(len(v), 1, list(v))
+
+
+def _rref(M):
+    rref, rank = M.rref()
+    return rref, [next(c for c in range(M.ncols()) if rref[r, c] != 0) for r in range(rank)]
+
+
+def quadratic_minimiser(H, g0, T, t0, y0):
+    """The minimiser of q(y) = J_sigma(T y + t0) on y0 + range(T^t H T) (where SGD restricted to the affine set
+    moves), exactly, as (y, rref, pivots) of the reduced Hessian; None when q has no minimiser there."""
+    Hy = T.transpose() * H * T
+    gy = T.transpose() * (H * (T * _column(y0) + t0) + g0)
+    q = Hy.nrows()
+    rref, pivots = _rref(Hy)
+    if not pivots:                                    # q is affine: a minimiser only if it is constant
+        return (list(y0), rref, pivots) if all(v == 0 for v in gy.entries()) else None
+    B = fmpq_mat(q, len(pivots), [Hy[i, p] for i in range(q) for p in pivots])     # a basis of range(Hy)
     try:
-        coef = M.solve(rhs)
+        coef = (B.transpose() * Hy * B).solve(B.transpose() * gy)
     except ZeroDivisionError:
         return None
     d = B * coef
-    if any(v != 0 for v in (Hm * d - fmpq_mat(n, 1, gx)).entries()):
-        return None                                   # the gradient is not in range(H): no stationary point
-    m = [x[i] - d[i, 0] for i in range(n)]
-    return simplest(J, pattern, m, rref, pivots), m
+    if any(v != 0 for v in (Hy * d - gy).entries()):
+        return None                                   # the gradient is not in range(Hy): no stationary point
+    return [y0[i] - d[i, 0] for i in range(q)], rref, pivots
+
+
+def region_minimiser(J, pattern, x, zero=()):
+    """(a simple minimiser, the minimiser through x) of J_sigma on x's region, or with ``zero`` (relu indices) on
+    the face of the region where those relu inputs vanish; exactly; None when J_sigma is not a quadratic, the
+    relu inputs are not affine, or there is no minimiser."""
+    n = len(x)
+    hq = quadratic(J, pattern, x)
+    if hq is None:
+        return None
+    H, g0 = hq
+    if not zero:
+        T, t0, y0 = fmpq_mat(n, n, [fmpq(int(i == j)) for i in range(n) for j in range(n)]), _column([0] * n), x
+    else:
+        ra = relu_affine(J, x)
+        if ra is None:
+            return None
+        R, r0 = ra
+        A = fmpq_mat(len(zero), n + 1, [v for k in zero for v in [R[k, j] for j in range(n)] + [-r0[k]]])
+        rref, pivots = _rref(A)
+        if n in pivots:
+            return None                               # the face is empty
+        free = [j for j in range(n) if j not in pivots]
+        T = fmpq_mat(n, len(free), [fmpq(int(i == f)) for i in range(n) for f in free])
+        tv = [fmpq(0)] * n
+        for r, p in enumerate(pivots):                # theta_p = d_r - sum_f rref[r, f] theta_f
+            tv[p] = rref[r, n]
+            for c, f in enumerate(free):
+                T[p, c] = -rref[r, f]
+        t0, y0 = _column(tv), [x[f] for f in free]
+    res = quadratic_minimiser(H, g0, T, t0, y0)
+    if res is None:
+        return None
+    y, rref, pivots = res
+    m = [v for v in (T * _column(y) + t0).entries()]
+    if zero:                                          # on a face, certify the point SGD heads for, as it is
+        return m, m
+    return simplest(J, m, y, rref, pivots, T, t0), m
 
 
 def _signs(J, x):
-    return [(v > 0) - (v < 0) for v in relu_inputs(evaluate(J, x))]
+    return [(v > 0) - (v < 0) for v in exact_relu_inputs(J, x)]
 
 
-def simplest(J, pattern, m, rref, pivots):
-    """A point with few binary digits in the set of minimisers of J_sigma through ``m``, {y : H y = H m}, in the
-    same open region as m (every relu input keeps its nonzero sign, the pattern stays ``pattern``, so J = J_sigma
-    near it and it has the type of m).  The coordinates that are not pivots of ``rref`` (the reduced row echelon
-    form of H_sigma) are rounded to as few binary digits as possible and the pivots solved for exactly.  A
-    region where J is constant along some directions (a dead neuron's weights, zero_sum's flat interval) is then
-    represented by one simple point instead of an iterate with thousands of binary digits."""
-    n = len(m)
+def simplest(J, m, y, rref, pivots, T, t0):
+    """A point with few binary digits among the minimisers of J_sigma through ``m`` (m = T y + t0), in the same
+    open region as m (every relu input keeps its nonzero sign: J = J_sigma near it, its gradient is 0 as at m,
+    so it has m's type).  The coordinates of y that are not pivots of ``rref`` (the reduced Hessian's row echelon
+    form) are rounded to as few binary digits as possible and the pivots solved for exactly.  A region where J is
+    constant along some directions (a dead neuron's weights, zero_sum's flat interval) is then represented by
+    one simple point instead of an iterate with thousands of binary digits."""
+    q = len(y)
     signs = _signs(J, m)
-    free = [j for j in range(n) if j not in pivots]
+    free = [j for j in range(q) if j not in pivots]
     if not free or 0 in signs:
         return m
-    rm = [sum((rref[r, j] * m[j] for j in range(n)), fmpq(0)) for r in range(len(pivots))]
+    ry = [sum((rref[r, j] * y[j] for j in range(q)), fmpq(0)) for r in range(len(pivots))]
     for bits in range(0, 64):
-        y = list(m)
+        z = list(y)
         for j in free:
-            y[j] = fmpq((m[j] * 2 ** bits + fmpq(1, 2)).floor(), 2 ** bits)
+            z[j] = fmpq((y[j] * 2 ** bits + fmpq(1, 2)).floor(), 2 ** bits)
         for r, p in enumerate(pivots):
-            y[p] = rm[r] - sum((rref[r, j] * y[j] for j in free), fmpq(0))
-        if y == m:
+            z[p] = ry[r] - sum((rref[r, j] * z[j] for j in free), fmpq(0))
+        if z == y:
             return m
-        if evaluate(J, y).pattern == pattern and _signs(J, y) == signs:
-            return y
+        cand = [v for v in (T * _column(z) + t0).entries()]
+        if _signs(J, cand) == signs:
+            return cand
     return m
 
 
 def candidates(problem, tail):
     """(the distinct candidate limits of a run from its last iterates (exact values), the distance from the last
     iterate to the minimisers of its own region's J_sigma when that region gives a candidate, else None); see the
-    module docstring."""
+    module docstring.  When no region met in the tail has its minimiser in its closure, the relu inputs that change
+    sign in the tail define a face (the iterates zigzag across it) and the minimiser of J_sigma on that face is
+    the candidate, for each pattern met."""
     _, J = programs(problem.key)
-    seen, out, dist = set(), [], None
+    pats = []
     for x in tail:
         pat = evaluate(J, x).pattern
-        if pat in seen:
-            continue
-        seen.add(pat)
-        m = region_minimiser(J, pat, x)
-        if m is None or not _signs_ok(J, pat, m[1]):
-            continue
-        if m[0] not in out:
-            out.append(m[0])
-        if x is tail[-1] or pat == evaluate(J, tail[-1]).pattern:
-            dist = max(abs(a - b) for a, b in zip(tail[-1], m[1]))
+        if pat not in [p for p, _ in pats]:
+            pats.append((pat, x))
+    last = evaluate(J, tail[-1]).pattern
+    out, dist = [], None
+    for zero in ((),) + ((tuple(k for k, col in enumerate(zip(*[_signs(J, x) for x in tail])) if len(set(col)) > 1),)):
+        for pat, x in pats:
+            m = region_minimiser(J, pat, x, zero)
+            if m is None or not _signs_ok(J, pat, m[1]):
+                continue
+            if m[0] not in out:
+                out.append(m[0])
+            if pat == last:
+                dist = max(abs(a - b) for a, b in zip(tail[-1], m[1]))
+        if out or not zero and len(pats) == 1:
+            break
     return out, dist
 
 
@@ -377,7 +449,7 @@ def constructed(steps):
     mean sign near s).  Each runs in exact arithmetic, x0 = s also in every float type (s is a float16)."""
     p = BY_KEY["zero_sum"]
     c = fmpq(1, 16)
-    g0 = c * alpha(0)
+    g0 = c * alpha(0, p.decay)
     for attempt in range(100):                        # a batch sequence whose first batch moves x
         bl = batches(p, "constructed", attempt, steps)
         m = sum((fmpq(_sign(S_KINK - A_DATA[i])) for i in bl[0]), fmpq(0)) / BATCH
