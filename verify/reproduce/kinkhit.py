@@ -273,7 +273,7 @@ def run(out_dir, progress=None, full=False, workers=None, dask=None, scale=None)
         d1, d6 = rs[0], rs[-1]
         fk = sum(r["float_kink_batches"] for r in rs)
         table_rows.append({
-            "claim": f"{p}: inits where relu'(0)=0 and =1 backprops differ, depth 1 -> 6",
+            "claim": f"{p}: inits where relu'(0)=0 and =1 backprops differ, depth 1 -> 6 (another data set)",
             "paper": f"{PAPER[p][1]}/{PAPER_N} -> {PAPER[p][6]}/{PAPER_N} (MNIST)",
             "ours": f"{d1['differing_inits']}/{d1['inits']} -> {d6['differing_inits']}/{d6['inits']} (digits); "
                     f"{fk} mini-batches with a float kink: {sum(r['exact_kink_batches'] for r in rs)} exact, "
