@@ -35,7 +35,10 @@ For every pattern met in the last quarter of the run, that point is computed exa
 from ``verify.grad(..., pattern=sigma)``, a rational linear solve) and kept when it lies in the closure of its
 region: these are the candidate limits.  Each distinct candidate gets ``verify.critical`` with a certificate:
 selection-critical, Clarke-critical or artificial, proved by convex weights and separating vectors.  That the
-run converges to its candidate is evidence (the distance at the last iterate is reported), not a proof.
+run converges to its candidate is evidence (the distance at the last iterate is reported), not a proof.  When no
+region met qualifies, the relu inputs that change sign in the last quarter define a face the iterates may zigzag
+across, and the minimiser of J_sigma on that face is tried; a candidate certified not even selection-critical
+cannot be a limit (Theorem 4, first part) and is dropped: such a run is "not settled".
 
 Constructed initialisations (zero_sum): x0 = s, and x0 = the preimage of s under the first step (x1 = s
 exactly); both stop at s, which the certificate ``artificial.json`` proves artificial.  A run that stopped has
@@ -498,13 +501,20 @@ def certify_limits(records, out_dir, cache):
                 except (InputError, Undecided) as e:    # e.g. too many tied relus for the index-set cap
                     cache[key] = {"type": "undecided", "certificate": None, "file": None, "reason": str(e)}
             entry = cache[key]
-            if entry["file"] is None and entry["certificate"] and (r["precision"] == "exact" or r["stopped"]):
+            if entry["file"] is None and entry["certificate"] and entry["type"] != "not critical" and \
+                    (r["precision"] == "exact" or r["stopped"]):
                 k = sum(1 for (pk, _), e in cache.items()
                         if pk == r["problem"] and (e["file"] or "").startswith("limits/"))
                 entry["file"] = f"limits/{r['problem']}-{k}.json"
                 save_certificate(entry["certificate"], os.path.join(out_dir, entry["file"]))
             kinds.append(entry["type"])
             files.append(entry["file"])
+        # a candidate certified not even selection-critical cannot be a limit (Theorem 4, first part): the
+        # identification failed there (e.g. iterates passing through a face, not converging to it); drop it
+        keep = [i for i, k in enumerate(kinds) if k != "not critical"]
+        r["discarded_candidates"] = len(kinds) - len(keep)
+        kinds, files = [kinds[i] for i in keep], [files[i] for i in keep]
+        r["candidates"] = [r["candidates"][i] for i in keep]
         r["limit_types"], r["limit_certificates"] = kinds, files
         r["limit"] = ("not settled" if not kinds else kinds[0] if len(set(kinds)) == 1 else "several types")
 
