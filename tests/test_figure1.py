@@ -116,6 +116,7 @@ def test_registry_and_unknown_name(tmp_path):
 
 
 def test_reproduce_runs_into_subdirectory(tmp_path):
-    res = reproduce(out_dir=str(tmp_path))
-    assert list(res) == list(REPRODUCTIONS) and all(r["ok"] for r in res.values())
+    # the quick entries only: the experiments' campaigns are exercised by their own tests
+    res = reproduce(["figure1", "section5"], out_dir=str(tmp_path))
+    assert list(res) == ["figure1", "section5"] and all(r["ok"] for r in res.values())
     assert os.path.isfile(tmp_path / "figure1" / "figure1.png")

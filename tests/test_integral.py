@@ -95,7 +95,11 @@ def test_proposition_2_on_random_analytic_programs(data):
     n = data.draw(st.integers(1, 2))
     P = data.draw(generic_programs(n_inputs=n))
     x, y = data.draw(segments(n))
-    r = integral_identity(P, x, y)
+    try:
+        r = integral_identity(P, x, y)
+    except Undecided:       # honest too, as documented: e.g. exp(exp(x/2)/2) on [0, 13] (|f| ~ 1e144) cannot
+        event("raised Undecided")        # be integrated to an absolute accuracy of 2^-78 at 536 bits
+        return
     assert r.verdict is not Verdict.REFUTED, (verify.to_text(P), x, y, r.reason)
     event(f"verdict {r.verdict.name}")
     assume(r.verdict is Verdict.PROVED)

@@ -179,9 +179,11 @@ def _warm():
     import verify.fuzz.claims  # noqa: F401
 
 
-def executor(workers=1, dask=None):
+def executor(workers=1, dask=None, warm=_warm):
     """Inline for one worker, a process pool for several, a Dask cluster's executor for ``dask`` (an address
-    such as tcp://host:8786, or a distributed.Client)."""
+    such as tcp://host:8786, or a distributed.Client).  ``warm``: a module-level function each local worker
+    process runs once before its first task (default: import the fuzz claims; other campaigns, such as the
+    reproductions' initialisation campaigns, pass their own, or None)."""
     if dask is not None:
         try:
             from distributed import Client
@@ -196,7 +198,7 @@ def executor(workers=1, dask=None):
     from concurrent.futures import ProcessPoolExecutor
     # spawn, not fork: torch and jax start threads, and a forked copy of a threaded process can deadlock
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_warm)
+                               initializer=warm)
     return _Futures(pool), None
 
 

@@ -256,7 +256,7 @@ def draw(data, path):
 
 
 # ------------------------------------------------------------------------------------------------- run
-def run(out_dir, progress=None):
+def run(out_dir, progress=None, **scale):
     """Reproduce Figure 1 into ``out_dir``; return {"figure", "rows", "ok", "sin", "table_json", "table_md",
     "grid_json"}.  ``ok`` is True when every claim is PROVED (exact and equal to the paper's value);
     ``sin["ok"]`` says whether the sine program's derivative moved exactly at the prescribed points.

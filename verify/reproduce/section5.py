@@ -42,7 +42,7 @@ def _sorted_perms(x):
     return out
 
 
-def run(out_dir, progress=None):
+def run(out_dir, progress=None, **scale):
     say = progress or (lambda m: None)
     os.makedirs(out_dir, exist_ok=True)
     rows, certs = [], {}
