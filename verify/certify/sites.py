@@ -213,7 +213,7 @@ def site_index_set(program, point, convention=K.DEFAULT, number="exact", prec=No
                 m, u = _agreeing(r, pos, st, gi, g)
                 multi += m
                 und += u
-        if und and r.ns.name == "ball" and r.prec < T.PREC_CAP:
+        if und and r.prec is not None and r.prec < T.PREC_CAP:
             raise Undecided("an index set comparison is undecided")
         knk, _ = kinks_of(r, undecided_ok=True)
         count = math.prod(len(p) for _, _, p in multi)
