@@ -3,7 +3,8 @@
 Every certificate has the same envelope (``schema.json``, closed at every level: an unknown key is an error):
 
     {"format": "verify-certificate/2",
-     "kind": "index_set" | "critical" | "spurious" | "segment" | "integral" | "differentiable",
+     "kind": "index_set" | "critical" | "spurious" | "segment" | "integral" | "differentiable" |
+             "tensor_index_set" | "tensor_differentiable" | "tensor_critical",
      "program": {"text": canonical .prog text with every kink param written out,
                  "source": the program as given, "fn": name},
      "claim": {... what is claimed about: point, scope, curve, tol, convention ...},
@@ -31,7 +32,8 @@ from ..errors import InputError
 from ..program.ir import Eqn, Program, to_text, typecheck
 
 FORMAT = "verify-certificate/2"
-KINDS = ("index_set", "critical", "spurious", "segment", "integral", "differentiable")
+KINDS = ("index_set", "critical", "spurious", "segment", "integral", "differentiable", "tensor_index_set",
+         "tensor_differentiable", "tensor_critical")
 
 
 def resolved_program(program, convention):
@@ -43,7 +45,8 @@ def resolved_program(program, convention):
         full = resolve(e, convention)
         params = tuple(sorted((k, v) for k, v in full.items() if k in PRIMITIVES[e.prim].params))
         eqns.append(Eqn(e.prim, e.ins, params, e.outs, e.loc))
-    return typecheck(Program(program.name, program.names, program.n_inputs, tuple(eqns), program.outputs))
+    return typecheck(Program(program.name, program.names, program.n_inputs, tuple(eqns), program.outputs,
+                             program.input_shapes, program.arrays))
 
 
 def versions():
