@@ -17,19 +17,25 @@ class Invalid(VerifyError):
 
 
 CHECKS = {}
-CHECK_MODULES = ("index", "segment")   # each registers its kinds in CHECKS when imported
+SIDE_FILES = set()                              # kinds whose check reads side files beside the certificate
+CHECK_MODULES = ("index", "segment", "sites")   # each registers its kinds in CHECKS when imported
 
 
-def register(kind):
+def register(kind, side_files=False):
+    """Register the check of a kind: ``fn(cert)``, or ``fn(cert, base)`` for kinds with side files (.npz files
+    named and hashed in the certificate, read from the folder ``base``)."""
     def deco(fn):
         CHECKS[kind] = fn
+        if side_files:
+            SIDE_FILES.add(kind)
         return fn
     return deco
 
 
-def check(cert):
+def check(cert, base=None):
     """Return None when ``cert`` is valid; raise Invalid (with the reason) when it is not, InputError when
-    it is not a certificate at all."""
+    it is not a certificate at all.  ``base``: the folder of the certificate's side files (tensor programs:
+    the arrays of the program, the point and the result), default the current folder."""
     if not isinstance(cert, dict) or "format" not in cert:
         raise InputError(f"not a certificate (a {FORMAT} certificate is a JSON object with a format key)")
     if cert.get("format") != FORMAT:
@@ -47,7 +53,11 @@ def check(cert):
     if fn is None:
         raise Invalid(f"no checker for certificates of kind {cert['kind']!r}")
     try:
-        fn(cert)
+        if cert["kind"] in SIDE_FILES:
+            import os
+            fn(cert, os.path.abspath(base if base is not None else os.getcwd()))
+        else:
+            fn(cert)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, ZeroDivisionError, OverflowError) as e:
         raise Invalid(f"malformed certificate ({type(e).__name__}: {e})") from None
     except RecursionError:
