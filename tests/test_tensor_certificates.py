@@ -231,3 +231,21 @@ def test_the_checkers_tensor_kernel_agrees_with_the_interpreter(data):
                         c[j] += v
                     dense.append((tuple(c), const))
                 assert G.pieces[G.ids[loc]] == tuple(dense)
+
+
+def test_a_given_gradient_is_checked_and_a_wrong_one_rejected(tmp_path):
+    """What an audit does: the builder takes the selection gradient already computed (balls: stated as float64
+    bounds; exact: stated exactly), the checker recomputes it; a doubled element is rejected."""
+    P = verify.parse("def m(x: [2], w: [2, 2]):\n    h = relu(dot(w, x))\n    return logsumexp(h, axes=(0,))\n")
+    Q = verify.parse("def q(x: [2], w: [2, 2]):\n    return sum(relu(dot(w, x)), axes=(0,))\n")
+    pt = [np.array([1, 2]), np.array([[1, 1], [2, 1]])]
+    for prog in (P, Q):
+        g = T.grad(prog, pt, wrt=[1])
+        good = tensor_differentiable_certificate(prog, pt, gradient=[g.gradient[1]], wrt=["w"], value=g.values[0],
+                                                 prec=g.prec)
+        verify.check(written(good, tmp_path, f"{prog.name}-good.json"))
+        bad = np.array(g.gradient[1], dtype=object)
+        bad[0, 0] = bad[0, 0] * 2
+        tc = tensor_differentiable_certificate(prog, pt, gradient=[bad], wrt=["w"], value=g.values[0], prec=g.prec)
+        with pytest.raises(Invalid, match="gradient"):
+            verify.check(written(tc, tmp_path, f"{prog.name}-bad.json"))

@@ -21,8 +21,13 @@ precision ladder); critical and differentiable: null exactly when every number i
 two at which the certifier computed the balls (the checker recomputes them there: a stated ball must contain
 the checker's own and be about as wide); segment and integral: null for the exact method, else the precision
 of the ball cells (a power of two at least tol + 64, 4096 when a cluster is left), at which the checker
-re-evaluates every cell.  ``verify check`` (verify/checker/) re-validates a certificate without importing
-verify.certify.
+re-evaluates every cell; tensor_index_set and tensor_differentiable: null unless the result states a ball (the
+value beside a gradient), then its precision; tensor_critical: null (it states no number).  ``verify check``
+(verify/checker/) re-validates a certificate without importing verify.certify.
+
+Certificates of tensor programs (kinds tensor_*) keep their arrays in .npz side files beside the JSON file,
+each named and hashed in it (the program's arrays file in its text; ``claim.point`` and ``result.arrays``
+as {"file", "digest"}): see verify/certify/certs_tensor.py for the format.
 """
 import json
 import time

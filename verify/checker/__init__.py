@@ -3,8 +3,9 @@
 It re-validates a certificate from the program text, the claim and the evidence, with its own small evaluator
 (kernel.py), and never imports verify.certify or verify.interpret (the code that produced the certificate):
 a bug there cannot vouch for itself.  Each kind of certificate has one check function in CHECKS (index.py:
-index sets, critical points, Theorem 1; segment.py: segments, integrals, differentiability; common.py: what
-they share); it returns None when the certificate is valid and raises Invalid with the reason otherwise.  The
+index sets, critical points, Theorem 1; segment.py: segments, integrals, differentiability; sites.py: the
+tensor kinds, with the checker's own tensor kernel tensor.py; common.py: what they share); it returns None
+when the certificate is valid and raises Invalid with the reason otherwise.  The
 checker derives the result and the verdict itself and requires the certificate to state exactly that; only
 ``meta`` is not checked.
 """

@@ -603,6 +603,7 @@ def check_tensor_critical(cert, base):
     out = {}
 
     def body(p):
+        out.clear()
         run = TK.Run(P, xs)
         agree, und_sites = run.agreeing()
         if any(und_sites.values()):

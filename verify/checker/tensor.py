@@ -677,7 +677,7 @@ class Group:
         S = np.stack(self.signs, axis=1) if self.signs else np.zeros((m, 0), dtype=np.int8)
         uniq, inv = np.unique(S, axis=0, return_inverse=True) if m else (np.zeros((0, S.shape[1])), np.zeros(0, int))
         chosen = [choose_decided(prim, params, g.n, r) for r in uniq]
-        self.undecided = np.array([chosen[i] is None for i in np.ravel(inv)], dtype=bool) if m else np.zeros(0, bool)
+        self.undecided = np.array([c is None for c in chosen], dtype=bool)[np.ravel(inv)] if m else np.zeros(0, bool)
         self.pieces = chosen
         self.ids = np.ravel(inv).astype(np.int64)
         self._coefs = None
