@@ -39,7 +39,7 @@ from ..program import kinks
 from ..program.arrays import Arrays, ExactArray, load_npz, read_npz, save_entries, stored_digest
 from ..rational import fmt_q
 from .certs import truth_json
-from .sites import PATTERN_CAP, _key, site_clarke, site_field, site_index_set, zero_in_hull
+from .sites import PATTERN_CAP, _key, site_critical, site_index_set
 
 VERDICT = {True: "PROVED", False: "UNDECIDED"}
 
@@ -313,52 +313,41 @@ def _membership(h, first_of, size):
 
 
 def tensor_critical_certificate(program, point, convention=kinks.DEFAULT, wrt=None, max_leaves=PATTERN_CAP,
-                                started=None):
+                                crit=None, started=None):
     """Selection-, Clarke- and artificial criticality of a tensor program at x (kind tensor_critical), with
-    the witnesses in Gram coordinates (module docstring).  I(x) must have at most PATTERN_CAP patterns."""
+    the witnesses in Gram coordinates (module docstring).  I(x) must have at most PATTERN_CAP patterns.
+    ``crit``: the SiteCritical already computed at this point for these inputs (else computed here)."""
     xs = T.coerce_inputs(program, point)
     wrt_i = _wrt(program, wrt)
-    iset = site_index_set(program, xs, convention)
+    if crit is None:
+        crit = site_critical(program, xs, convention, wrt=wrt_i, max_leaves=max_leaves)
+    iset, fld, sel, cl = crit.field.index, crit.field, crit.selection, crit.clarke
     if iset.undecided or iset.undecided_switches:
         raise Undecided("the index set is undecided at the point: no critical-point certificate")
-    fld = site_field(iset, wrt_i)
-    ns = iset.run.ns
-    with T._precision(ns, iset.prec):
-        sel = zero_in_hull(ns, fld.gradients)
     index = {id(p): n for n, p in enumerate(iset.patterns)}
     first = [index[id(ps[0])] for ps in fld.patterns_of]
     steps = T.nonsmooth_steps(iset.program, convention)
     used = _multi_used(iset)
-    clarke, cmem, cl_truth, essential = {"undecided": True}, {"undecided": True}, None, None
-    try:
-        cl, r = site_clarke(program, xs, convention, wrt=wrt_i, max_leaves=max_leaves)
-    except Undecided:               # Undecidable included: higher-order ties, dependent gradients
-        cl = None
+    clarke, cmem, essential = {"undecided": True}, {"undecided": True}, None
     if cl is not None:
-        leaves = []
-        keys = {}
+        leaves, keys = [], {}
         for n, leaf in enumerate(cl.leaves):
             keys.setdefault(_key(leaf["gradient"]), n)
             changes = []
-            for pos, (arr, base) in enumerate(zip(leaf["pattern"], r.pattern)):
+            for pos, (arr, base) in enumerate(zip(leaf["pattern"], iset.run.pattern)):
                 a, b = np.asarray(arr).ravel(), np.asarray(base).ravel()
                 for s in np.nonzero(a != b)[0].tolist():
-                    n_args = _group_n(steps[pos], s)
                     changes.append([steps[pos].k, int(s), int(a[s])])
-                    used.add((pos, n_args, int(a[s])))
+                    used.add((pos, _group_n(steps[pos], s), int(a[s])))
             leaves.append({"changes": changes, "direction": None if leaf["direction"] is None else
                            [fmt_q(v) for v in leaf["direction"]]})
-        with T._precision(r.ns, r.prec):
-            ch = zero_in_hull(r.ns, cl.gradients)
-        first_leaf = [keys[_key(g)] for g in cl.gradients]
         clarke = {"piecewise_linear": cl.piecewise_linear, "tree": _tree(cl.tree), "leaves": leaves}
-        cmem = _membership(ch, first_leaf, len(cl.leaves))
-        cl_truth = ch.truth
+        cmem = _membership(crit.clarke_critical, [keys[_key(g)] for g in cl.gradients], len(cl.leaves))
         essential = len(cl.leaves)
     program2, files, claim = _envelope(program, xs, convention)
     claim["wrt"] = [program.input_names[i] for i in wrt_i]
     lists = {k: v for k, v in _site_lists(iset).items() if k.startswith("multi.")}
-    s, c = truth_json(sel.truth), truth_json(cl_truth)
+    s, c = truth_json(sel.truth), truth_json(crit.clarke_critical.truth) if cl is not None else None
     art = None if s is None or c is None else (s and not c)
     if s is False:
         art = False

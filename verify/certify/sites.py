@@ -669,7 +669,7 @@ class SiteCritical:
     clarke_error: str = None
 
 
-def site_critical(program, point, convention=K.DEFAULT, number="exact", prec=None, wrt=None):
+def site_critical(program, point, convention=K.DEFAULT, number="exact", prec=None, wrt=None, max_leaves=PATTERN_CAP):
     """Selection-, Clarke- and artificial criticality of a tensor program at ``point``."""
     iset = site_index_set(program, point, convention, number, prec)
     fld = site_field(iset, wrt)
@@ -677,7 +677,7 @@ def site_critical(program, point, convention=K.DEFAULT, number="exact", prec=Non
     with T._precision(ns, iset.prec):
         sel = zero_in_hull(ns, fld.gradients)
     try:
-        cl, r = site_clarke(program, point, convention, number, prec, wrt)
+        cl, r = site_clarke(program, point, convention, number, prec, wrt, max_leaves)
         with T._precision(r.ns, r.prec):
             cc = zero_in_hull(r.ns, cl.gradients)
         err = None

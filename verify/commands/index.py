@@ -178,11 +178,11 @@ def _tensor_critical(args, P):
     _tensor_checks(args, P)
     t0 = time.perf_counter()
     point = T.coerce_inputs(P, args.at)
-    c = site_critical(P, point, args.convention)
+    c = site_critical(P, point, args.convention, max_leaves=args.max_leaves)
     if args.certificate:
         from ..certify.certs_tensor import tensor_critical_certificate
-        write_certificate(tensor_critical_certificate(P, point, args.convention, max_leaves=args.max_leaves,
-                                                      started=t0), args.certificate)
+        write_certificate(tensor_critical_certificate(P, point, args.convention, crit=c, started=t0),
+                          args.certificate)
     sel, cl, art = _truth(c.selection.truth), _truth(c.clarke_critical.truth), _truth(c.artificial)
     out = {"tensor": True, "field_size": len(c.field.gradients),
            "clarke_size": None if c.clarke is None else len(c.clarke.gradients), "selection_critical": sel,
