@@ -187,6 +187,57 @@ def side_file_run(certs):
     return counts, failures
 
 
+def forged_side_file_run(certs):
+    """Forgeries: every change of ``side_file_run`` to the point and result files, written as a new side file
+    whose name and digest the JSON then states, re-signed: the certificate claims something else, consistently,
+    and the checker must re-derive that it is false (or that the changed claim holds: a changed point whose
+    certificate is exactly what the certifier writes there).  Returns ({"tried", "rejected", "allowed"},
+    failures)."""
+    import numpy as np
+
+    from verify.program.arrays import read_npz, save_entries, stored_digest
+    counts, failures = {"tried": 0, "rejected": 0, "allowed": 0}, []
+    for kind, lst in certs.items():
+        if not kind.startswith("tensor_"):
+            continue
+        for n, cert in enumerate(lst):
+            for part, role in (("claim", "point"), ("result", "arrays")):
+                raw = read_npz(os.path.join(SIDE, cert[part][role]["file"]))
+                changes = [("add", "extra")] + [(op, k) for k in raw for op in ("delete", "element", "drop row")]
+                for op, key in changes:
+                    m = dict(raw)
+                    if op == "add":
+                        m[key] = np.zeros((1, 2), dtype=np.int64)
+                    elif op == "delete":
+                        del m[key]
+                    elif m[key].size == 0 or (op == "drop row" and (m[key].ndim != 2 or m[key].dtype != np.int64)):
+                        continue
+                    elif op == "drop row":
+                        m[key] = m[key][:-1]
+                    else:
+                        b = np.array(m[key], copy=True).ravel()
+                        b[-1] = b[-1] + 1 if b.dtype.kind in "fiu" else str(int(b[-1]) + 1)
+                        m[key] = b.reshape(raw[key].shape)
+                    digest = stored_digest(m)
+                    name = f"forged-{digest[:16]}.npz"
+                    save_entries(os.path.join(SIDE, name), m)
+                    forged = copy.deepcopy(cert)
+                    forged[part][role] = {"file": name, "digest": digest}
+                    forged = sign(forged)
+                    counts["tried"] += 1
+                    try:
+                        check(forged, SIDE)
+                    except (Invalid, verify.InputError):
+                        counts["rejected"] += 1
+                        continue
+                    fresh = recertify(forged) if part == "claim" else None
+                    if fresh is not None and fresh["result"] == forged["result"]:
+                        counts["allowed"] += 1
+                    else:
+                        failures.append(f"{kind}[{n}] forged {role} file ({op} {key}): accepted")
+    return counts, failures
+
+
 # ------------------------------------------------------------------------------------- the mutations
 
 def _paths(o, path=()):
@@ -455,9 +506,12 @@ def main(argv=None):
     counts, failures = run(certs, args.sample, args.seed,
                            progress=lambda k, n: print(f"  {k}[{n}] done", file=sys.stderr, flush=True))
     side, side_failures = side_file_run(certs)
-    failures += side_failures
+    forged, forged_failures = forged_side_file_run(certs)
+    failures += side_failures + forged_failures
     print(table(counts))
     print(f"{'side files':<15} {side['tried']:>6} {side['rejected']:>9} {0:>8}  -")
+    print(f"{'forged files':<15} {forged['tried']:>6} {forged['rejected']:>9} {forged['allowed']:>8}  "
+          f"{'claim ' + str(forged['allowed']) if forged['allowed'] else '-'}")
     for reason, text in ALLOWED:
         print(f"allowed '{reason}': {text}")
     for f in failures:

@@ -72,3 +72,15 @@ def test_a_changed_side_file_is_rejected_through_its_digest(capsys):
         print(f"\nside files: {counts['tried']} changes tried, {counts['rejected']} rejected")
     assert not failures, "\n".join(failures)
     assert counts["tried"] == counts["rejected"] > 100
+
+
+def test_forged_side_files_are_rejected(capsys):
+    """A forger changes a point or result file and states its new name and digest, consistently, re-signed:
+    the checker re-derives the claim at the point and every list, so only a true certificate of a changed
+    point (exactly what the certifier writes there) is accepted."""
+    counts, failures = tamper.forged_side_file_run({k: v for k, v in CERTS.items() if k.startswith("tensor_")})
+    with capsys.disabled():
+        print(f"\nforged side files: {counts['tried']} tried, {counts['rejected']} rejected, {counts['allowed']} "
+              "true certificates of a changed point")
+    assert not failures, "\n".join(failures)
+    assert counts["rejected"] + counts["allowed"] == counts["tried"] > 100 and counts["allowed"] <= counts["tried"] // 8
