@@ -10,6 +10,11 @@
 2. A small CNN (conv 3x3 -> relu -> maxpool 2 -> conv 3x3 -> relu -> linear) on 28x28 inputs, batch 16:
    certified gradient and index set; max-pool ties get the first-element rule.
 
+3. Certificates of both (verify/certify/certs_tensor.py) and their independent check (``verify check``, the
+   checker's own tensor kernel): the index set with the exact kink set, the same with the selection gradient
+   in its side file (what an audit writes), and for the MLP the critical-point certificate; each written to a
+   temporary folder, then checked: seconds to certify (and write) and to check, and check / certify.
+
 Prints seconds (median of --repeat runs), the ratio to torch (one thread, as we run) measured in the same run,
 and the peak memory of the certified computation's Python objects (tracemalloc; FLINT's own buffers are not
 traced) and of the process (max RSS).  Never fails on time: the figures are for reading.
@@ -17,6 +22,7 @@ traced) and of the process (max RSS).  Never fails on time: the figures are for 
 import argparse
 import os
 import sys
+import tempfile
 import time
 import tracemalloc
 
@@ -68,6 +74,29 @@ def certify(P, params, number="exact"):
     with T._precision(r.ns, r.prec):
         g = T.vjp(r, [r.ns.const(fmpq(1))])
     return iset, g
+
+
+def certificates(P, params, kinds, repeat):
+    """Certify (and write) then check each kind of certificate: (name, certify seconds, check seconds)."""
+    import verify
+    from verify.certify.certs_tensor import tensor_critical_certificate, tensor_index_certificate
+    makers = {"index set + kinks": lambda: tensor_index_certificate(P, params),
+              "index set + gradient": lambda: tensor_index_certificate(P, params, gradient=True),
+              "critical": lambda: tensor_critical_certificate(P, params)}
+    folder = tempfile.mkdtemp(prefix="bench-cert-")
+    out = []
+    for name in kinds:
+        path = os.path.join(folder, name.replace(" ", "").replace("+", "-") + ".json")
+        sec, _ = timed(lambda: makers[name]().write(path), repeat)
+        chk, _ = timed(lambda: verify.check(path), repeat)
+        out.append((name, sec, chk))
+    return out
+
+
+def print_certificates(rows):
+    for name, sec, chk in rows:
+        print(f"  certificate {name:<22} certify + write {sec:.3f} s   check {chk:.3f} s   check / certify "
+              f"{chk / sec:.2f}")
 
 
 def timed(fn, repeat):
@@ -147,10 +176,13 @@ def main(argv=None):
           f"|I(x)| = {iset.count}")
     if tsec:
         print(f"  torch float32 forward + backward: {tsec * 1e3:.2f} ms;  ratio {sec / tsec:.0f}x")
+    print_certificates(certificates(P, params, ["index set + kinks", "index set + gradient", "critical"],
+                                    args.repeat))
     # a batch that puts neurons exactly at 0: x @ W1 + b1 = 0 for the first 8 neurons
     P0, params0 = at_zero(X, labels, params, sizes)
     sec0, (iset0, _) = timed(lambda: certify(P0, params0), 1)
     print(f"  with neurons placed exactly at 0: {len(iset0.kinks)} exact kinks, {sec0:.3f} s")
+    print_certificates(certificates(P0, params0, ["index set + kinks", "index set + gradient"], 1))
 
     Bc = 4 if args.quick else 16
     Xc = (rng.integers(0, 256, (Bc, 1, 28, 28)) / 256).astype(np.float32)
@@ -175,6 +207,7 @@ def main(argv=None):
         print(f"  torch float32 forward + backward: {tc * 1e3:.2f} ms;  ratio {secc / tc:.0f}x")
     except ImportError:
         pass
+    print_certificates(certificates(C, pc, ["index set + kinks", "index set + gradient"], args.repeat))
 
 
 def at_zero(X, labels, params, sizes):

@@ -1,7 +1,9 @@
 """The tamper suite: for every certificate kind, mutate every leaf, delete every key, add a key at every
 level and swap every verdict, re-sign each mutant (recompute the digest the way verify.certificates does)
 and require the checker to reject it.  The only acceptances allowed are listed in ALLOWED, each with its
-reason (another equally valid witness); everything else accepted is a failure.
+reason (another equally valid witness); everything else accepted is a failure.  Certificates of tensor
+programs keep their arrays in .npz side files (written to SIDE): ``side_file_run`` changes one element of
+every array of every side file, deletes every array and adds one, and requires rejection through the digest.
 
     python tests/tamper.py            # every mutation of every sample certificate, and the counts per kind
     python tests/tamper.py --sample 40
@@ -14,6 +16,7 @@ import json
 import os
 import random
 import sys
+import tempfile
 from collections import Counter, defaultdict
 from fractions import Fraction
 
@@ -25,6 +28,8 @@ from verify.checker import Invalid, check  # noqa: E402
 
 VERDICTS = ("PROVED", "REFUTED", "UNDECIDED")
 ZERO = "lambda t: t - (relu(-t) + t - relu(t))"
+SIDE = tempfile.mkdtemp(prefix="verify-tamper-")      # the side files of the tensor certificates
+TENSOR_ZERO = "def f(x: [2]):\n    a = relu(-x)\n    b = relu(x)\n    return sum(x - (a + x - b), axes=(0,))\n"
 
 
 # ------------------------------------------------------------------------------------- the samples
@@ -83,6 +88,7 @@ def sample_certificates():
             differentiable_certificate(certify_differentiable(P("lambda t: relu(log(exp(t)) - t)"), "1/3")),
         ],
     }
+    out.update(tensor_certificates())
     prog = P("lambda x: x * x + relu(x)")
     Q, ev = spurious(prog, ["1/2"], ["5/3"])
     out["spurious"].append(spurious_certificate(prog, Q, ev, "torch"))
@@ -90,6 +96,146 @@ def sample_certificates():
     Q, ev = spurious(prog, [0, "1/3"], [1, 0], convention="jax")
     out["spurious"].append(spurious_certificate(prog, Q, ev, "jax"))
     return {k: [json.loads(json.dumps(c)) for c in v] for k, v in out.items()}
+
+
+def tensor_certificates():
+    """Sample certificates of the tensor kinds, their side files written to SIDE: multi sites and kinks, exact
+    and bounded gradients with exact and ball values, PROVED and UNDECIDED differentiability, critical points
+    of piecewise-linear programs (Gordan certificates, directions), of a network with a softmax loss (tied
+    gradients independent, ball gradients, a separator) and an undecided Clarke part (relu(x * x) at 0)."""
+    import numpy as np
+
+    from verify.certify.certs_tensor import (tensor_critical_certificate, tensor_differentiable_certificate,
+                                             tensor_index_certificate)
+    P = verify.parse
+    mlp = P("def m(x: [2], w: [2, 2]):\n    h = relu(dot(w, x))\n    return logsumexp(h, axes=(0,))\n")
+    mx = [np.array([1, -1]), np.array([[1, 1], [2, 1]])]
+    pool = P("def p(x: [1, 1, 2, 4]):\n    y = max_pool2d(relu(x), kernel=(2, 2))\n"
+             "    return sum(y * y, axes=(0, 1, 2, 3))\n")
+    px = [np.array([[[[0, -1, 2, 2], [-1, -1, 0, 1]]]])]
+    clamp = P("def c(x: [3]):\n    return sum(clamp(x, lo=-1/2, hi=1), axes=(0,))\n")
+    cx = [np.array(["-1/2", "1/3", "1"], dtype=object)]
+    sq = P("def s(x: [1]):\n    return sum(relu(x * x), axes=(0,))\n")
+    tz = P(TENSOR_ZERO)
+    certs = {
+        "tensor_index_set": [
+            tensor_index_certificate(pool, px),
+            tensor_index_certificate(mlp, mx, gradient=True),
+            tensor_index_certificate(clamp, cx, "jax", gradient=True),
+        ],
+        "tensor_differentiable": [
+            tensor_differentiable_certificate(pool, px, gradient=True),
+            tensor_differentiable_certificate(mlp, [np.array([1, 2]), mx[1]], gradient=True),
+            tensor_differentiable_certificate(tz, [np.array([1, -1])]),
+        ],
+        "tensor_critical": [
+            tensor_critical_certificate(tz, [np.array([0, 0])]),
+            tensor_critical_certificate(mlp, mx),
+            tensor_critical_certificate(sq, [np.array([0])]),
+            tensor_critical_certificate(clamp, cx, "tf"),
+        ],
+    }
+    for kind, lst in certs.items():
+        for i, tc in enumerate(lst):
+            tc.write(os.path.join(SIDE, f"{kind}-{i}.json"))
+    return {kind: [tc.cert for tc in lst] for kind, lst in certs.items()}
+
+
+def side_file_run(certs):
+    """Every change of every array of every side file of the tensor certificates (one element changed, the
+    array deleted, an array added), the JSON unchanged: each must be rejected (the digests).  Returns
+    ({"tried", "rejected"}, failures)."""
+    import numpy as np
+
+    from verify.program.arrays import read_npz, save_entries
+    counts, failures = {"tried": 0, "rejected": 0}, []
+    for kind, lst in certs.items():
+        for cert in lst:
+            if not kind.startswith("tensor_"):
+                continue
+            names = [cert["claim"]["point"]["file"], cert["result"]["arrays"]["file"],
+                     verify.parse(cert["program"]["source"], base=SIDE).arrays.file] if "arrays(" in \
+                cert["program"]["source"] else [cert["claim"]["point"]["file"], cert["result"]["arrays"]["file"]]
+            for name in names:
+                path = os.path.join(SIDE, name)
+                raw = read_npz(path)
+                changes = [("add", "extra", None)]
+                for key, a in raw.items():
+                    changes.append(("delete", key, None))
+                    if a.size:
+                        changes.append(("element", key, a))
+                for op, key, a in changes:
+                    m = dict(raw)
+                    if op == "add":
+                        m[key] = np.zeros(1)
+                    elif op == "delete":
+                        del m[key]
+                    else:
+                        b = np.array(a, copy=True).ravel()
+                        b[0] = b[0] + 1 if b.dtype.kind in "fiu" else str(int(b[0]) + 1)
+                        m[key] = b.reshape(a.shape)
+                    save_entries(path, m)
+                    counts["tried"] += 1
+                    try:
+                        check(cert, SIDE)
+                        failures.append(f"{kind} {name} {op} {key}: accepted")
+                    except (Invalid, verify.InputError):
+                        counts["rejected"] += 1
+                    finally:
+                        save_entries(path, raw)
+            check(cert, SIDE)
+    return counts, failures
+
+
+def forged_side_file_run(certs):
+    """Forgeries: every change of ``side_file_run`` to the point and result files, written as a new side file
+    whose name and digest the JSON then states, re-signed: the certificate claims something else, consistently,
+    and the checker must re-derive that it is false (or that the changed claim holds: a changed point whose
+    certificate is exactly what the certifier writes there).  Returns ({"tried", "rejected", "allowed"},
+    failures)."""
+    import numpy as np
+
+    from verify.program.arrays import read_npz, save_entries, stored_digest
+    counts, failures = {"tried": 0, "rejected": 0, "allowed": 0}, []
+    for kind, lst in certs.items():
+        if not kind.startswith("tensor_"):
+            continue
+        for n, cert in enumerate(lst):
+            for part, role in (("claim", "point"), ("result", "arrays")):
+                raw = read_npz(os.path.join(SIDE, cert[part][role]["file"]))
+                changes = [("add", "extra")] + [(op, k) for k in raw for op in ("delete", "element", "drop row")]
+                for op, key in changes:
+                    m = dict(raw)
+                    if op == "add":
+                        m[key] = np.zeros((1, 2), dtype=np.int64)
+                    elif op == "delete":
+                        del m[key]
+                    elif m[key].size == 0 or (op == "drop row" and (m[key].ndim != 2 or m[key].dtype != np.int64)):
+                        continue
+                    elif op == "drop row":
+                        m[key] = m[key][:-1]
+                    else:
+                        b = np.array(m[key], copy=True).ravel()
+                        b[-1] = b[-1] + 1 if b.dtype.kind in "fiu" else str(int(b[-1]) + 1)
+                        m[key] = b.reshape(raw[key].shape)
+                    digest = stored_digest(m)
+                    name = f"forged-{digest[:16]}.npz"
+                    save_entries(os.path.join(SIDE, name), m)
+                    forged = copy.deepcopy(cert)
+                    forged[part][role] = {"file": name, "digest": digest}
+                    forged = sign(forged)
+                    counts["tried"] += 1
+                    try:
+                        check(forged, SIDE)
+                    except (Invalid, verify.InputError):
+                        counts["rejected"] += 1
+                        continue
+                    fresh = recertify(forged) if part == "claim" else None
+                    if fresh is not None and fresh["result"] == forged["result"]:
+                        counts["allowed"] += 1
+                    else:
+                        failures.append(f"{kind}[{n}] forged {role} file ({op} {key}): accepted")
+    return counts, failures
 
 
 # ------------------------------------------------------------------------------------- the mutations
@@ -210,11 +356,12 @@ def _at(o, path):
 # ------------------------------------------------------------------------------- allowed acceptances
 
 WITNESSES = ("direction", "separator", "weights", "gordan")
-BALL_NUMBERS = {"critical": ("result",), "differentiable": ("result",), "integral": ("result", "evidence")}
+BALL_NUMBERS = {"critical": ("result",), "differentiable": ("result",), "integral": ("result", "evidence"),
+                "tensor_index_set": ("result",), "tensor_differentiable": ("result",)}
 
 ALLOWED = [
     ("claim", "the changed claim still holds with the same result: the mutant is exactly the certificate the "
-              "certifier writes for that claim (a true certificate of another claim)"),
+              "certifier writes for that claim, up to another valid witness (a true certificate of another claim)"),
     ("witness", "another valid witness: a strictly feasible direction, separating vector, convex weights or "
                 "Gordan certificate is not unique, any other valid one proves the same"),
     ("enclosure", "a decimal bound moved below its last digit: the enclosure still contains the checker's and "
@@ -243,9 +390,43 @@ def recertify(cert):
             return spurious_certificate(P, Q, ev, conv)
         if cert["kind"] == "differentiable":
             return differentiable_certificate(certify_differentiable(src, claim["point"], convention=conv))
+        if cert["kind"].startswith("tensor_"):
+            return _recertify_tensor(cert)
     except verify.VerifyError:
         return None
     return None
+
+
+def _recertify_tensor(cert):
+    from verify.certify import certs_tensor as CT
+    from verify.checker import sites
+    claim = cert["claim"]
+    P = verify.parse(cert["program"]["source"], base=SIDE)
+    try:
+        from verify.program.arrays import decode
+        pt = decode(sites.side(claim["point"], SIDE, "point"))
+    except Invalid:
+        return None
+    x = [pt[n] for n in P.input_names] if set(pt) == set(P.input_names) else None
+    if x is None:
+        return None
+    g = cert["result"].get("gradient")
+    kw = {} if not g else {"gradient": True, "wrt": g["wrt"]}
+    if cert["kind"] == "tensor_index_set":
+        return CT.tensor_index_certificate(P, x, claim["convention"], **kw).cert
+    if cert["kind"] == "tensor_differentiable":
+        return CT.tensor_differentiable_certificate(P, x, claim["convention"], **kw).cert
+    return CT.tensor_critical_certificate(P, x, claim["convention"], wrt=claim["wrt"]).cert
+
+
+def _without_witnesses(o):
+    """The JSON value with every witness (a direction, separator, weights, Gordan certificate) blanked."""
+    if isinstance(o, dict):
+        return {k: (None if k in WITNESSES else _without_witnesses(v)) for k, v in o.items()
+                if k not in ("meta", "digest")}
+    if isinstance(o, list):
+        return [_without_witnesses(v) for v in o]
+    return o
 
 
 def allowed(kind, path, op, size, mutant=None):
@@ -253,6 +434,8 @@ def allowed(kind, path, op, size, mutant=None):
     if path[0] == "claim" and mutant is not None:
         fresh = recertify(mutant)
         if fresh is not None and fresh["digest"] == sign(mutant)["digest"]:
+            return "claim"
+        if fresh is not None and _without_witnesses(fresh) == _without_witnesses(mutant):
             return "claim"
     if any(w in path for w in WITNESSES):
         return "witness"
@@ -274,7 +457,7 @@ def run(certs, sample=None, seed=0, progress=None):
     rng = random.Random(seed)
     for kind, lst in certs.items():
         for n, cert in enumerate(lst):
-            check(cert)
+            check(cert, SIDE)
             muts = list(mutations(cert))
             if sample is not None and len(muts) > sample:
                 verdicts = [m for m in muts if m[1].startswith("verdict")]
@@ -285,7 +468,7 @@ def run(certs, sample=None, seed=0, progress=None):
                 c = counts[kind]
                 c["tried"] += 1
                 try:
-                    check(sign(m))
+                    check(sign(m), SIDE)
                 except (Invalid, verify.InputError):
                     c["rejected"] += 1
                     continue
@@ -319,9 +502,16 @@ def main(argv=None):
     ap.add_argument("--sample", type=int, default=None, help="mutations per certificate (default: all)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-    counts, failures = run(sample_certificates(), args.sample, args.seed,
+    certs = sample_certificates()
+    counts, failures = run(certs, args.sample, args.seed,
                            progress=lambda k, n: print(f"  {k}[{n}] done", file=sys.stderr, flush=True))
+    side, side_failures = side_file_run(certs)
+    forged, forged_failures = forged_side_file_run(certs)
+    failures += side_failures + forged_failures
     print(table(counts))
+    print(f"{'side files':<15} {side['tried']:>6} {side['rejected']:>9} {0:>8}  -")
+    print(f"{'forged files':<15} {forged['tried']:>6} {forged['rejected']:>9} {forged['allowed']:>8}  "
+          f"{'claim ' + str(forged['allowed']) if forged['allowed'] else '-'}")
     for reason, text in ALLOWED:
         print(f"allowed '{reason}': {text}")
     for f in failures:

@@ -125,6 +125,9 @@ def test_checker_never_reaches_the_certifiers():
         seen.add(m)
         todo.extend(g[m])
     assert not {m for m in seen if layer(m) in ("certify", "interpret", "frameworks", "fuzz")}, sorted(seen)
+    # the tensor kernel has its own arithmetic: not the interpreter's number systems, not scalarisation
+    assert not {m for m in seen if m in ("verify.numbers.tensor", "verify.program.scalarize")}, sorted(seen)
+    assert "verify.checker.tensor" in seen and "verify.checker.sites" in seen
 
 
 def test_checker_modules_share_only_public_helpers():

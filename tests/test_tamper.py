@@ -37,7 +37,7 @@ def test_an_index_set_re_signed_as_refuted_is_rejected():
     from verify.checker import Invalid, check
     cert = dict(CERTS["index_set"][0], verdict="REFUTED")
     with pytest.raises(Invalid):
-        check(sign(cert))
+        check(sign(cert), tamper.SIDE)
 
 
 def test_unknown_keys_are_named():
@@ -46,10 +46,11 @@ def test_unknown_keys_are_named():
     for kind, lst in CERTS.items():
         cert = dict(lst[0], result=dict(lst[0]["result"], extra="gradient is [7, 7]"))
         with pytest.raises(Invalid, match="unknown key 'extra' at result"):
-            check(sign(cert))
+            check(sign(cert), tamper.SIDE)
 
 
-@pytest.mark.parametrize("kind", ["differentiable", "segment", "integral", "critical", "index_set"])
+@pytest.mark.parametrize("kind", ["differentiable", "segment", "integral", "critical", "index_set", "tensor_index_set",
+                                  "tensor_differentiable", "tensor_critical"])
 def test_prec_is_validated_per_kind(kind):
     """The measured holes: null -> 0 and 128 -> 127 passed for differentiable, segment and integral
     certificates.  prec is null exactly when nothing is a ball, else the precision the checker re-derives at."""
@@ -57,6 +58,29 @@ def test_prec_is_validated_per_kind(kind):
     from verify.checker import Invalid, check
     for cert in CERTS[kind]:
         p = cert["prec"]
+        check(cert, tamper.SIDE)
         for bad in ([0, 128] if p is None else [None, 0, p - 1, p + 1, 127]):
-            with pytest.raises((Invalid, __import__("verify").InputError)):
-                check(sign(dict(cert, prec=bad)))
+            with pytest.raises((Invalid, __import__("verify").InputError), match="prec|schema"):
+                check(sign(dict(cert, prec=bad)), tamper.SIDE)
+
+
+def test_a_changed_side_file_is_rejected_through_its_digest(capsys):
+    """Every array of every side file of the tensor certificates (the program's weights, the point, the
+    claimed site lists and gradients): one element changed, the array deleted, an array added."""
+    counts, failures = tamper.side_file_run({k: v for k, v in CERTS.items() if k.startswith("tensor_")})
+    with capsys.disabled():
+        print(f"\nside files: {counts['tried']} changes tried, {counts['rejected']} rejected")
+    assert not failures, "\n".join(failures)
+    assert counts["tried"] == counts["rejected"] > 100
+
+
+def test_forged_side_files_are_rejected(capsys):
+    """A forger changes a point or result file and states its new name and digest, consistently, re-signed:
+    the checker re-derives the claim at the point and every list, so only a true certificate of a changed
+    point (exactly what the certifier writes there) is accepted."""
+    counts, failures = tamper.forged_side_file_run({k: v for k, v in CERTS.items() if k.startswith("tensor_")})
+    with capsys.disabled():
+        print(f"\nforged side files: {counts['tried']} tried, {counts['rejected']} rejected, {counts['allowed']} "
+              "true certificates of a changed point")
+    assert not failures, "\n".join(failures)
+    assert counts["rejected"] + counts["allowed"] == counts["tried"] > 100 and counts["allowed"] <= counts["tried"] // 8

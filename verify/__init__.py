@@ -39,9 +39,14 @@ def __getattr__(name):
     raise AttributeError(f"module 'verify' has no attribute {name!r}")
 
 
-def check(certificate):
+def check(certificate, base=None):
     """Re-validate a certificate (a dict, or a path to its JSON file) with the independent checker: returns
-    None when valid, raises verify.checker.Invalid with the reason when not."""
+    None when valid, raises verify.checker.Invalid with the reason when not.  Side files (tensor programs) are
+    read beside the JSON file, or from the folder ``base`` for a dict (default: the current folder)."""
+    import os
+
     from .certificates import load
     from .checker import check as _check
-    return _check(load(certificate) if isinstance(certificate, str) else certificate)
+    if isinstance(certificate, str):
+        return _check(load(certificate), base if base is not None else os.path.dirname(os.path.abspath(certificate)))
+    return _check(certificate, base)

@@ -3,7 +3,8 @@
 Every certificate has the same envelope (``schema.json``, closed at every level: an unknown key is an error):
 
     {"format": "verify-certificate/2",
-     "kind": "index_set" | "critical" | "spurious" | "segment" | "integral" | "differentiable",
+     "kind": "index_set" | "critical" | "spurious" | "segment" | "integral" | "differentiable" |
+             "tensor_index_set" | "tensor_differentiable" | "tensor_critical",
      "program": {"text": canonical .prog text with every kink param written out,
                  "source": the program as given, "fn": name},
      "claim": {... what is claimed about: point, scope, curve, tol, convention ...},
@@ -20,8 +21,13 @@ precision ladder); critical and differentiable: null exactly when every number i
 two at which the certifier computed the balls (the checker recomputes them there: a stated ball must contain
 the checker's own and be about as wide); segment and integral: null for the exact method, else the precision
 of the ball cells (a power of two at least tol + 64, 4096 when a cluster is left), at which the checker
-re-evaluates every cell.  ``verify check`` (verify/checker/) re-validates a certificate without importing
-verify.certify.
+re-evaluates every cell; tensor_index_set and tensor_differentiable: null unless the result states a ball (the
+value beside a gradient), then its precision; tensor_critical: null (it states no number).  ``verify check``
+(verify/checker/) re-validates a certificate without importing verify.certify.
+
+Certificates of tensor programs (kinds tensor_*) keep their arrays in .npz side files beside the JSON file,
+each named and hashed in it (the program's arrays file in its text; ``claim.point`` and ``result.arrays``
+as {"file", "digest"}): see verify/certify/certs_tensor.py for the format.
 """
 import json
 import time
@@ -31,7 +37,8 @@ from ..errors import InputError
 from ..program.ir import Eqn, Program, to_text, typecheck
 
 FORMAT = "verify-certificate/2"
-KINDS = ("index_set", "critical", "spurious", "segment", "integral", "differentiable")
+KINDS = ("index_set", "critical", "spurious", "segment", "integral", "differentiable", "tensor_index_set",
+         "tensor_differentiable", "tensor_critical")
 
 
 def resolved_program(program, convention):
@@ -43,7 +50,8 @@ def resolved_program(program, convention):
         full = resolve(e, convention)
         params = tuple(sorted((k, v) for k, v in full.items() if k in PRIMITIVES[e.prim].params))
         eqns.append(Eqn(e.prim, e.ins, params, e.outs, e.loc))
-    return typecheck(Program(program.name, program.names, program.n_inputs, tuple(eqns), program.outputs))
+    return typecheck(Program(program.name, program.names, program.n_inputs, tuple(eqns), program.outputs,
+                             program.input_shapes, program.arrays))
 
 
 def versions():

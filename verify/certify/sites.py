@@ -93,6 +93,7 @@ class SiteIndexSet:
     """I(x) of a tensor program (local scope): ``chosen`` (the pattern at x, one piece array per nonsmooth
     equation), ``multi`` (the sites where more than one piece agrees: (position, flat site, pieces)),
     ``undecided`` (sites where agreement could not be decided), ``kinks`` (switching functions exactly 0),
+    ``undecided_switches`` (switching functions whose sign is undecided at the precision cap),
     ``count`` (|I(x)|), ``patterns`` (the first ``cap`` of them), ``run`` (the evaluation at x)."""
     program: object
     point: list
@@ -107,6 +108,8 @@ class SiteIndexSet:
     cap: int
     run: object = field(repr=False)
     scope: str = "local"
+    undecided_switches: list = field(default_factory=list)    # Kinks whose sign is undecided at the cap
+
 
     @property
     def decided(self):
@@ -140,8 +143,37 @@ class SiteIndexSet:
                 for pos, s, ps in self.multi]
 
 
-def _group_values(ns, st, g, piece, a):
-    return T._piece_values(ns, st, g, piece, a)
+def _coef_minus(q, c):
+    """q - c for a piece's coefficient q (fmpq) and a per-site coefficient c (fmpq or ExactArray)."""
+    if isinstance(c, fmpq):
+        return q - c
+    L = math.lcm(int(q.q), c.den)
+    return _ea(int(q.p) * (L // int(q.q)) - c.num * (L // c.den), L)
+
+
+def _minus_chosen(ns, st, g, i, C, Kc, args):
+    """Per output row: piece i minus the chosen piece at the sites' arguments, computed as
+    sum_j (p_j - c_j) a_j + (p_0 - c_0): exactly 0 where they are the same affine map (a ball minus itself
+    would be a ball around 0, never decided)."""
+    out = []
+    for r, (terms, const) in enumerate(st.piece(g.n, i).rows):
+        p = [fmpq(0)] * g.n
+        for j, c in terms:
+            p[j] += c
+        acc = None
+        for j in range(g.n):
+            t = T._scale(ns, _coef_minus(p[j], C[r][j]), args[j])
+            acc = t if acc is None else (acc if t is None else ns.add(acc, t))
+        k = _coef_minus(const, Kc[r])
+        if not (isinstance(k, fmpq) and k == 0) or acc is None:
+            kv = ns.const(k) if isinstance(k, fmpq) else ns.const_array(k)
+            acc = kv if acc is None else ns.add(acc, kv)
+        out.append(acc)
+    return out
+
+
+def _at(c, loc):
+    return c if isinstance(c, fmpq) else fmpq(int(c.num[loc]), c.den)
 
 
 def _agreeing(r, pos, st, gi, g):
@@ -150,19 +182,19 @@ def _agreeing(r, pos, st, gi, g):
     ns = r.ns
     a = r.site_args[(st.k, gi)]
     chosen = np.asarray(r.pattern[pos]).ravel()[g.sites]
-    base = _group_values(ns, st, g, chosen, a)
+    C, Kc = T._coef_arrays(st, g, chosen)
     n_p = st.n_pieces(g.n)
+    m = len(g.sites)
     multi, und = [], []
     if n_p <= SMALL_PIECES:
-        agree = np.zeros((n_p, len(g.sites)), dtype=bool)
-        unknown = np.zeros(len(g.sites), dtype=bool)
+        agree = np.zeros((n_p, m), dtype=bool)
+        unknown = np.zeros(m, dtype=bool)
         for i in range(n_p):
-            rows = st.piece(g.n, i).rows
-            eq = np.ones(len(g.sites), dtype=bool)
-            differ = np.zeros(len(g.sites), dtype=bool)
-            und_i = np.zeros(len(g.sites), dtype=bool)
-            for (terms, const), v in zip(rows, base):
-                sg = np.broadcast_to(ns.signs(ns.sub(T._affine(ns, terms, const, a), v)), (len(g.sites),))
+            eq = np.ones(m, dtype=bool)
+            differ = np.zeros(m, dtype=bool)
+            und_i = np.zeros(m, dtype=bool)
+            for d in _minus_chosen(ns, st, g, i, C, Kc, a):
+                sg = np.broadcast_to(ns.signs(d), (m,))
                 eq &= sg == 0
                 differ |= (sg == 1) | (sg == -1)
                 und_i |= sg == UNDECIDED
@@ -177,7 +209,7 @@ def _agreeing(r, pos, st, gi, g):
     # many pieces (n-ary max / min, sort): two pieces agree only where arguments tie, i.e. where some
     # switching function (a difference of two arguments) is 0 or undecided; compare every piece there
     signs = r.switch_signs(st, gi)
-    tied = np.zeros(len(g.sites), dtype=bool)
+    tied = np.zeros(m, dtype=bool)
     for s in signs:
         tied |= (s == 0) | (s == UNDECIDED)
     if n_p > 100_000 and tied.any():
@@ -185,11 +217,11 @@ def _agreeing(r, pos, st, gi, g):
                          "enumerate at a tie")
     for loc in np.nonzero(tied)[0].tolist():
         args = [ns.struct(x, lambda arr, loc=loc: arr[loc:loc + 1]) for x in a]
-        vals = [ns.struct(v, lambda arr, loc=loc: arr[loc:loc + 1]) for v in base]
+        Cl = [[_at(c, loc) for c in row] for row in C]
+        Kl = [_at(c, loc) for c in Kc]
         ok, unknown = [], False
         for i in range(n_p):
-            diffs = [int(ns.signs(ns.sub(T._affine(ns, t, c, args), v)).ravel()[0])
-                     for (t, c), v in zip(st.piece(g.n, i).rows, vals)]
+            diffs = [int(ns.signs(d).ravel()[0]) for d in _minus_chosen(ns, st, g, i, Cl, Kl, args)]
             if any(d in (1, -1) for d in diffs):
                 continue
             if UNDECIDED in diffs:
@@ -213,15 +245,17 @@ def site_index_set(program, point, convention=K.DEFAULT, number="exact", prec=No
                 m, u = _agreeing(r, pos, st, gi, g)
                 multi += m
                 und += u
-        if und and r.prec is not None and r.prec < T.PREC_CAP:
-            raise Undecided("an index set comparison is undecided")
-        knk, _ = kinks_of(r, undecided_ok=True)
+        knk, und_sw = kinks_of(r, undecided_ok=True)
+        if (und or und_sw) and r.prec is not None and r.prec < T.PREC_CAP:
+            raise Undecided("an index set comparison or a switching function's sign is undecided")
+        multi.sort(key=lambda m: (m[0], m[1]))           # the canonical order: equations, then flat sites
         count = math.prod(len(p) for _, _, p in multi)
-        undecided = [{"equation": T.nonsmooth_steps(program, convention)[pos].k,
-                      "site": _site_index(T.nonsmooth_steps(program, convention)[pos], s),
-                      "reason": "cannot decide whether the pieces agree with the primitive here"} for pos, s in und]
+        steps = T.nonsmooth_steps(program, convention)
+        undecided = [{"equation": steps[pos].k, "site": _site_index(steps[pos], s),
+                      "reason": "cannot decide whether the pieces agree with the primitive here"}
+                     for pos, s in sorted(und)]
         return SiteIndexSet(program, xs, convention, r.ns.name, r.prec, r.pattern, multi, undecided, knk, count,
-                            cap, r)
+                            cap, r, undecided_switches=und_sw)
     return _solve(program, point, convention, number, prec, job)
 
 
@@ -397,8 +431,10 @@ def is_piecewise_linear(program):
 @dataclass
 class SiteClarke:
     """Clarke's generalized gradient at x: ``gradients`` (distinct gradients of the essential patterns),
-    ``leaves`` (each essential pattern: its tied-site pieces, the sign vector, the witness), ``pruned``
-    (sign vectors proved empty near x, with the Gordan weights), ``piecewise_linear``."""
+    ``leaves`` (each essential pattern: its pattern, the sign vector, its gradient and, for piecewise-linear
+    programs, a strict direction in Gram coordinates over the tied gradients of its path), ``pruned`` (sign
+    vectors proved empty near x, with the Gordan weights), ``piecewise_linear``, ``tree`` (the walk: a node
+    per nonsmooth equation with tied switching functions, its branches, leaves by index)."""
     gradients: list
     leaves: list
     pruned: list
@@ -406,6 +442,7 @@ class SiteClarke:
     exact: bool
     tied: list
     wrt: list
+    tree: dict = None
 
 
 def _switch_gradient(r, st, gi, g, loc, j, wrt):
@@ -485,18 +522,25 @@ def site_clarke(program, point, convention=K.DEFAULT, number="exact", prec=None,
                         if not terms and const == 0:
                             continue           # structurally zero (max(v, v)): zero everywhere, no branch
                         here.append((gi, loc, j))
+            here.sort(key=lambda t, st=st: (int(st.sites.groups[t[0]].sites[t[1]]), t[2]))   # by (site, switch)
             ties.append(here)
         leaves, pruned, tied_all = [], [], []
 
-        def visit(pos, pattern, rows, taus):
+        def tie_json(st, tie):
+            gi, loc, j = tie
+            return [int(st.sites.groups[gi].sites[loc]), j]
+
+        def visit(pos, pattern, rows, taus, direction):
+            """The walk from nonsmooth position pos: returns its tree node (see certs_tensor.py)."""
             while pos < len(steps) and not ties[pos]:
                 pos += 1
             if pos == len(steps):
                 if len(leaves) >= max_leaves:
                     raise InputError(f"more than {max_leaves} essential patterns near x")
                 rr = r.with_pattern(pattern)
-                leaves.append({"pattern": tuple(pattern), "signs": list(taus), "gradient": _gradient(rr, wrt)})
-                return
+                leaves.append({"pattern": tuple(pattern), "signs": list(taus), "gradient": _gradient(rr, wrt),
+                               "direction": (direction or []) if pl else None})
+                return {"leaf": len(leaves) - 1}
             st = steps[pos]
             rr = r.with_pattern(pattern)
             grads = [_switch_gradient(rr, st, gi, st.sites.groups[gi], loc, j, wrt) for gi, loc, j in ties[pos]]
@@ -513,17 +557,22 @@ def site_clarke(program, point, convention=K.DEFAULT, number="exact", prec=None,
                 raise Undecidable(f"a switching function of {_label(program, st)} vanishes at x with zero gradient: "
                                   "its sign near x depends on higher-order terms")
             tied_all.extend((st.k, ties[pos][i]) for i in keep)
+            node = {"eqn": st.k, "tied": [tie_json(st, ties[pos][i]) for i in keep],
+                    "zero": [tie_json(st, ties[pos][i]) for i in zero], "branches": []}
             for tau in itertools.product((-1, 1), repeat=len(keep)):
                 new_rows = rows + [grads[i] if t > 0 else [None if c is None else ns.neg(c) for c in grads[i]]
                                    for t, i in zip(tau, keep)]
                 G = gram(ns, new_rows) if new_rows else []
+                d = direction
                 if pl and keep:
                     if not _exact(G):
                         raise Undecided("the program is piecewise linear but its tied gradients are not exact")
-                    if strict_direction(G) is None:
+                    d = strict_direction(G)
+                    if d is None:
                         lam = hull_weights(G)
                         assert lam is not None, "Gordan's alternative failed: a bug in the simplex"
                         pruned.append({"equation": st.k, "signs": list(tau), "gordan": lam})
+                        node["branches"].append({"signs": list(tau), "gordan": lam})
                         continue
                 elif keep and not _independent(G):
                     raise Undecidable(f"tied switching functions (up to {_label(program, st)}) have linearly "
@@ -546,9 +595,11 @@ def site_clarke(program, point, convention=K.DEFAULT, number="exact", prec=None,
                         _continuous(r, pos, st, gi, g, loc, piece)
                         arr[g.sites[loc]] = piece
                 new_pat[pos] = arr.reshape(st.sites.grid)
-                visit(pos + 1, new_pat, new_rows, taus + list(tau))
+                child = visit(pos + 1, new_pat, new_rows, taus + list(tau), d)
+                node["branches"].append({"signs": list(tau), "next": child})
+            return node
 
-        visit(0, list(r.pattern), [], [])
+        tree = visit(0, list(r.pattern), [], [], None)
         grads, keys = [], {}
         for leaf in leaves:
             k = _key(leaf["gradient"])
@@ -556,7 +607,7 @@ def site_clarke(program, point, convention=K.DEFAULT, number="exact", prec=None,
                 keys[k] = len(grads)
                 grads.append(leaf["gradient"])
         exact = all(isinstance(c, QT) for g in grads for c in g if c is not None)
-        return SiteClarke(grads, leaves, pruned, pl, exact, tied_all, wrt), r
+        return SiteClarke(grads, leaves, pruned, pl, exact, tied_all, wrt, tree), r
     return _solve(program, point, convention, number, prec, job)
 
 
@@ -565,9 +616,9 @@ def _continuous(r, pos, st, gi, g, loc, piece):
     ns = r.ns
     a = [ns.struct(x, lambda arr: arr[loc:loc + 1]) for x in r.site_args[(st.k, gi)]]
     chosen = np.asarray(r.pattern[pos]).ravel()[g.sites[loc]]
-    base = T._piece_values(ns, st, g, np.array([chosen]), a)
-    for (terms, const), v in zip(st.piece(g.n, piece).rows, base):
-        s = int(ns.signs(ns.sub(T._affine(ns, terms, const, a), v)).ravel()[0])
+    C, Kc = T._coef_arrays(st, g, np.array([chosen]))
+    for d in _minus_chosen(ns, st, g, piece, C, Kc, a):
+        s = int(ns.signs(d).ravel()[0])
         if s == UNDECIDED:
             raise Undecided("cannot decide whether the program is continuous at x")
         if s:
@@ -618,7 +669,7 @@ class SiteCritical:
     clarke_error: str = None
 
 
-def site_critical(program, point, convention=K.DEFAULT, number="exact", prec=None, wrt=None):
+def site_critical(program, point, convention=K.DEFAULT, number="exact", prec=None, wrt=None, max_leaves=PATTERN_CAP):
     """Selection-, Clarke- and artificial criticality of a tensor program at ``point``."""
     iset = site_index_set(program, point, convention, number, prec)
     fld = site_field(iset, wrt)
@@ -626,7 +677,7 @@ def site_critical(program, point, convention=K.DEFAULT, number="exact", prec=Non
     with T._precision(ns, iset.prec):
         sel = zero_in_hull(ns, fld.gradients)
     try:
-        cl, r = site_clarke(program, point, convention, number, prec, wrt)
+        cl, r = site_clarke(program, point, convention, number, prec, wrt, max_leaves)
         with T._precision(r.ns, r.prec):
             cc = zero_in_hull(r.ns, cl.gradients)
         err = None

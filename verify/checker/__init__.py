@@ -3,8 +3,9 @@
 It re-validates a certificate from the program text, the claim and the evidence, with its own small evaluator
 (kernel.py), and never imports verify.certify or verify.interpret (the code that produced the certificate):
 a bug there cannot vouch for itself.  Each kind of certificate has one check function in CHECKS (index.py:
-index sets, critical points, Theorem 1; segment.py: segments, integrals, differentiability; common.py: what
-they share); it returns None when the certificate is valid and raises Invalid with the reason otherwise.  The
+index sets, critical points, Theorem 1; segment.py: segments, integrals, differentiability; sites.py: the
+tensor kinds, with the checker's own tensor kernel tensor.py; common.py: what they share); it returns None
+when the certificate is valid and raises Invalid with the reason otherwise.  The
 checker derives the result and the verdict itself and requires the certificate to state exactly that; only
 ``meta`` is not checked.
 """
@@ -17,19 +18,25 @@ class Invalid(VerifyError):
 
 
 CHECKS = {}
-CHECK_MODULES = ("index", "segment")   # each registers its kinds in CHECKS when imported
+SIDE_FILES = set()                              # kinds whose check reads side files beside the certificate
+CHECK_MODULES = ("index", "segment", "sites")   # each registers its kinds in CHECKS when imported
 
 
-def register(kind):
+def register(kind, side_files=False):
+    """Register the check of a kind: ``fn(cert)``, or ``fn(cert, base)`` for kinds with side files (.npz files
+    named and hashed in the certificate, read from the folder ``base``)."""
     def deco(fn):
         CHECKS[kind] = fn
+        if side_files:
+            SIDE_FILES.add(kind)
         return fn
     return deco
 
 
-def check(cert):
+def check(cert, base=None):
     """Return None when ``cert`` is valid; raise Invalid (with the reason) when it is not, InputError when
-    it is not a certificate at all."""
+    it is not a certificate at all.  ``base``: the folder of the certificate's side files (tensor programs:
+    the arrays of the program, the point and the result), default the current folder."""
     if not isinstance(cert, dict) or "format" not in cert:
         raise InputError(f"not a certificate (a {FORMAT} certificate is a JSON object with a format key)")
     if cert.get("format") != FORMAT:
@@ -47,7 +54,11 @@ def check(cert):
     if fn is None:
         raise Invalid(f"no checker for certificates of kind {cert['kind']!r}")
     try:
-        fn(cert)
+        if cert["kind"] in SIDE_FILES:
+            import os
+            fn(cert, os.path.abspath(base if base is not None else os.getcwd()))
+        else:
+            fn(cert)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, ZeroDivisionError, OverflowError) as e:
         raise Invalid(f"malformed certificate ({type(e).__name__}: {e})") from None
     except RecursionError:

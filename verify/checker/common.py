@@ -22,9 +22,10 @@ WIDE, NARROW = 2 ** 8, 2 ** 16       # a stated enclosure is within these factor
 
 # ------------------------------------------------------------------------------------- program, point
 
-def program(cert):
+def program(cert, base=None):
     """The certified program.  Its text must be canonical and be the source with the claimed convention
-    resolved (so the convention, too, is checked)."""
+    resolved (so the convention, too, is checked).  A tensor program's arrays file is read from the folder
+    ``base`` (the certificate's), with its content digest checked."""
     from ..frontends.text import parse
     from ..program.ir import to_text
     from ..program.kinks import CONVENTIONS
@@ -32,7 +33,7 @@ def program(cert):
     if "\n" not in prog["source"]:
         raise Invalid("program.source must be program text, not a path")
     try:
-        S = parse(prog["source"], fn=prog["fn"])
+        S = parse(prog["source"], fn=prog["fn"], base=base)
     except VerifyError as e:
         raise Invalid(f"the program source does not parse: {e}") from None
     if to_text(S) != prog["source"] or S.name != prog["fn"]:
@@ -53,7 +54,7 @@ def resolve(S, conv):
     from ..program.prims import PRIMITIVES
     eqns = tuple(Eqn(e.prim, e.ins, tuple(sorted((k, v) for k, v in resolve_params(e, conv).items()
                                                  if k in PRIMITIVES[e.prim].params)), e.outs) for e in S.eqns)
-    return Program(S.name, S.names, S.n_inputs, eqns, S.outputs)
+    return Program(S.name, S.names, S.n_inputs, eqns, S.outputs, S.input_shapes, S.arrays)
 
 
 def exact(s):

@@ -104,7 +104,12 @@ def check_certificate_path(args):
 
 
 def write_certificate(cert, path):
-    """Validate and write a certificate; say where on stderr (stdout stays the command's output)."""
+    """Validate and write a certificate (a dict, or a tensor program's certificate with its side files); say
+    where on stderr (stdout stays the command's output)."""
+    if hasattr(cert, "write"):
+        cert.write(path)
+        print(f"certificate written to {path} (with its .npz side files beside it)", file=sys.stderr)
+        return
     from ..certificates import write
     write(cert, path)
     print(f"certificate written to {path}", file=sys.stderr)

@@ -1,4 +1,5 @@
 """verify check."""
+import os
 import sys
 
 from . import EXIT_HELP, FMT, emit
@@ -26,7 +27,7 @@ def run(args):
     for f in args.files:
         try:
             cert = load(f)
-            check(cert)
+            check(cert, base=os.path.dirname(os.path.abspath(f)))
             files[f] = {"verdict": "PROVED", "kind": cert["kind"]}
             lines.append(f"{f}: valid")
         except Invalid as e:

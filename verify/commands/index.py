@@ -141,8 +141,6 @@ def run_spurious(args):
 
 def _tensor_checks(args, P):
     from ..errors import InputError
-    if args.certificate:
-        raise InputError("certificates for tensor programs are written by `verify audit`")
     if args.scope != "local":
         raise InputError("the global index set of a tensor program enumerates every pattern of every site: "
                          "scalarise small programs (verify.scalarize) to ask for it")
@@ -153,7 +151,12 @@ def _tensor_index(args, P):
     from ..certify.sites import site_index_set
     from ..interpret import tensor as T
     _tensor_checks(args, P)
-    iset = site_index_set(P, T.coerce_inputs(P, args.at), args.convention, cap=args.cap)
+    t0 = time.perf_counter()
+    point = T.coerce_inputs(P, args.at)
+    iset = site_index_set(P, point, args.convention, cap=args.cap)
+    if args.certificate:
+        from ..certify.certs_tensor import tensor_index_certificate
+        write_certificate(tensor_index_certificate(P, point, args.convention, iset=iset, started=t0), args.certificate)
     sites = sum(len(g.sites) for st in T.nonsmooth_steps(P, args.convention) for g in st.sites.groups)
     out = {"tensor": True, "count": iset.count, "capped": iset.capped, "multi": iset.candidates_json(),
            "kinks": [k.json() for k in iset.kinks], "undecided": iset.undecided, "convention": args.convention,
@@ -173,7 +176,13 @@ def _tensor_critical(args, P):
     from ..certify.sites import site_critical
     from ..interpret import tensor as T
     _tensor_checks(args, P)
-    c = site_critical(P, T.coerce_inputs(P, args.at), args.convention)
+    t0 = time.perf_counter()
+    point = T.coerce_inputs(P, args.at)
+    c = site_critical(P, point, args.convention, max_leaves=args.max_leaves)
+    if args.certificate:
+        from ..certify.certs_tensor import tensor_critical_certificate
+        write_certificate(tensor_critical_certificate(P, point, args.convention, crit=c, started=t0),
+                          args.certificate)
     sel, cl, art = _truth(c.selection.truth), _truth(c.clarke_critical.truth), _truth(c.artificial)
     out = {"tensor": True, "field_size": len(c.field.gradients),
            "clarke_size": None if c.clarke is None else len(c.clarke.gradients), "selection_critical": sel,

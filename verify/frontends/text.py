@@ -395,14 +395,16 @@ def _read_source(source):
         raise InputError(f"program file {s!r} is not UTF-8 text (a binary file?)") from None
 
 
-def parse(source, fn=None):
+def parse(source, fn=None, base=None):
     """Program from .prog text, a path to a .prog file, or a lambda string.
 
-    ``fn`` picks a def by name (default: the last one).  Raises ParseError with line:column.
+    ``fn`` picks a def by name (default: the last one).  ``base``: the folder of the arrays file named by
+    ``arrays(...)`` when ``source`` is text (default: the current folder; a file's own folder for a path).
+    Raises ParseError with line:column.
     """
     text, filename = _read_source(source)
     try:
-        return _parse(text, filename, fn)
+        return _parse(text, filename, fn, base)
     except RecursionError:
         raise ParseError("the program is nested too deeply to be read (an expression nested hundreds of levels "
                          "deep: Python's recursion limit)", None, None, filename) from None
@@ -410,7 +412,7 @@ def parse(source, fn=None):
         raise ParseError("the program is too large to be read in this much memory", None, None, filename) from None
 
 
-def _parse(text, filename, fn):
+def _parse(text, filename, fn, base=None):
     try:
         tree = ast.parse(text.strip() if text.strip().startswith("lambda") else text, filename or "<program>")
     except SyntaxError as e:
@@ -436,7 +438,7 @@ def _parse(text, filename, fn):
                 and st.value.func.id == "arrays":
             if comp.arrays is not None:
                 raise comp.err("arrays(...) is given twice", st)
-            comp.arrays = _load_arrays(comp, st.value, filename)
+            comp.arrays = _load_arrays(comp, st.value, filename, base)
             continue
         if not isinstance(st, ast.FunctionDef):
             hint = _STMT_HINTS.get(type(st), "only def statements are allowed at the top level")
@@ -467,7 +469,7 @@ def _parse(text, filename, fn):
     return b.finish(comp.function(fdef, b, list(range(len(names))), True))
 
 
-def _load_arrays(comp, call, filename):
+def _load_arrays(comp, call, filename, base=None):
     """The Arrays named by ``arrays("file.npz", digest="...")`` (the file beside the program text)."""
     from ..program.arrays import load_npz
     if len(call.args) != 1 or not isinstance(call.args[0], ast.Constant) or not isinstance(call.args[0].value, str) \
@@ -477,7 +479,8 @@ def _load_arrays(comp, call, filename):
     name, digest = call.args[0].value, call.keywords[0].value.value
     if os.path.isabs(name) or ".." in name.replace("\\", "/").split("/"):
         raise comp.err(f"the arrays file {name!r} must be a path beside the program, not above it", call)
-    base = os.path.dirname(os.path.abspath(filename)) if filename else os.getcwd()
+    if base is None:
+        base = os.path.dirname(os.path.abspath(filename)) if filename else os.getcwd()
     try:
         return load_npz(os.path.join(base, name), digest)
     except InputError as e:

@@ -247,18 +247,25 @@ class Arrays:
             np.savez(f, **entries)
 
 
-def load_npz(path, digest=None):
-    """Arrays read from an npz file (no pickles), checked against ``digest`` when given."""
+def read_npz(path):
+    """{key: numpy array} of an npz file as stored, read without pickles (InputError when it cannot be)."""
     try:
         with np.load(path, allow_pickle=False) as z:
-            raw = {k: z[k] for k in z.files}
+            return {k: z[k] for k in z.files}
     except FileNotFoundError:
         raise InputError(f"array file {path!r} not found (it must sit beside the program text)") from None
     except (OSError, ValueError) as e:
         raise InputError(f"cannot read array file {path!r}: {e}") from None
+
+
+def decode(raw, path="the array file"):
+    """{name: ExactArray} of npz entries written by ExactArray.npz_entries (floats and integers as they are,
+    other rationals as name.num / name.den)."""
     arrays = {}
     for k, v in raw.items():
         if k.endswith(".den"):
+            if f"{k[:-4]}.num" not in raw:
+                raise InputError(f"array file {path!r}: {k} has no {k[:-4]}.num")
             continue
         if k.endswith(".num"):
             name = k[:-4]
@@ -274,8 +281,34 @@ def load_npz(path, digest=None):
             arrays[k] = ExactArray.from_any(v, f"array {k!r} of {path!r}")
         else:
             raise InputError(f"array file {path!r}: {k} has dtype {v.dtype}, not a number type")
-    out = Arrays(arrays, os.path.basename(path))
+    return arrays
+
+
+def load_npz(path, digest=None):
+    """Arrays read from an npz file (no pickles), checked against ``digest`` when given."""
+    out = Arrays(decode(read_npz(path), path), os.path.basename(path))
     if digest is not None and out.digest != digest:
         raise InputError(f"array file {path!r} does not match the program: its content digest is {out.digest}, "
                          f"the program names {digest}")
     return out
+
+
+def stored_digest(entries):
+    """sha256 of npz entries as stored: every key with its array's dtype, shape and bytes.  The digest of a
+    certificate's side files (a point, certified site lists, gradient bounds): the stored numbers are exact
+    (floats and integers are exact rationals, other rationals numerator / denominator pairs), so equal
+    digests mean equal exact content, and no conversion is needed to compute it."""
+    h = hashlib.sha256()
+    for k in sorted(entries):
+        a = np.ascontiguousarray(entries[k])
+        if a.dtype.kind not in "fiuU":
+            raise InputError(f"array {k!r} has dtype {a.dtype}: a side file holds numbers or number strings")
+        h.update(f"{k}\0{a.dtype.str}\0{a.shape}\0".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def save_entries(path, entries):
+    """Write npz entries ({key: numpy array}) to ``path``."""
+    with open(path, "wb") as f:
+        np.savez(f, **entries)

@@ -741,3 +741,16 @@ tensor_prim("sort_axis", 1, {"axis": (-1, INT), "descending": (False, BOOL), "ti
             _sort_shape, smooth=False, doc="sort along an axis; each slice is a sort site")
 site_rules["sort_axis"] = _sort_sites
 selection_rules["sort_axis"] = selection_rules["sort"]
+
+
+# ------------------------------------------------------------------------------ declarative index maps
+# What the independent checker (verify/checker/tensor.py) reuses besides the site tables: which input
+# element every output element of a structural, pooling or convolution primitive reads.  They define what
+# the primitives mean (and are tested against PyTorch); the arithmetic over them is the checker's own.
+
+conv_patches = _patches          # (xshape, kh, kw, stride, dilation, pads) -> (flat index per window element, (Ho, Wo))
+conv_pads = _pads                # params -> (top, bottom, left, right)
+pool_windows = _pool_idx         # (NCHW shape, params) -> (flat index per window element, Ho, Wo)
+structure_map = _index_map       # ("slice" | "pad" | "concat", shapes, key) -> flat index per output element
+slice_bounds = _norm_slice       # (shape, params) -> normalised (start, stop, step)
+take_map = _take_map             # (shape, params) -> flat index per output element of take_along
