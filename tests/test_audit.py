@@ -86,6 +86,25 @@ def test_an_artificial_critical_point_of_a_real_model():
     assert np.all(rep.float_gradient[0] == 0)
     assert rep.critical == {"selection": TRUE, "clarke": FALSE, "artificial": TRUE}
     assert rep.selection_gradient is TRUE            # 0 is a selection gradient here: it is AD's answer
+    assert "artificial critical point" in rep.verdict
+
+
+def test_audit_certificates_check(tmp_path):
+    import verify
+    from verify.audit import audit_certificates
+    from verify.certificates import load
+
+    def f(x):
+        return (x - (torch.relu(-x) + x - torch.relu(x))).sum()
+    rep = audit(f, torch.zeros(3, dtype=torch.float64))
+    certs = audit_certificates(rep)
+    assert [s for s, _ in certs] == ["", ".critical"]
+    for suffix, tc in certs:
+        path = tmp_path / f"a{suffix}.json"
+        tc.write(str(path))
+        verify.check(str(path))                      # the independent checker re-derives every claim
+    d = load(str(tmp_path / "a.json"))
+    assert d["kind"] == "tensor_differentiable" and d["result"]["kinks"] == 6 and not d["result"]["differentiable"]
 
 
 def test_jax_example_names_the_same_elements():
@@ -112,6 +131,13 @@ def test_cli_audit_json(tmp_path):
     schema = json.loads(resources.files("verify.commands").joinpath("output.schema.json").read_text())
     jsonschema.validate(obj, schema)
     assert obj["verdict"] == "REFUTED" and len(obj["exact_kinks"]) == 1 and len(obj["float_kinks"]) == 1
+    cert = tmp_path / "audit.json"
+    out = subprocess.run([sys.executable, "-m", "verify", "audit", os.path.join(EXAMPLES, "audit_torch.py") + ":make",
+                          "--certificate", str(cert)], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 1 and cert.exists()
+    chk = subprocess.run([sys.executable, "-m", "verify", "check", str(cert)], capture_output=True, text=True,
+                         timeout=600)
+    assert chk.returncode == 0, chk.stdout + chk.stderr
     bad = subprocess.run([sys.executable, "-m", "verify", "audit", "nosuch.py:make"], capture_output=True,
                          text=True, timeout=120)
     assert bad.returncode == 2 and "no such script" in bad.stderr and "Traceback" not in bad.stderr

@@ -274,6 +274,12 @@ def audit_imported(imp, float_gradient, wrt=None, prec=None, tiny=TINY, critical
             report.critical = {"selection": UNKNOWN, "clarke": UNKNOWN, "artificial": UNKNOWN}
             report.notes.append(f"criticality undecided: {e}")
     report.selection_gradient, report.verdict = _verdict(report)
+    if report.critical and report.critical.get("artificial") is TRUE:
+        report.verdict += ("; the point is an artificial critical point: 0 is in the conservative field but not in "
+                           "Clarke's subdifferential, so a zero AD gradient here does not mean the function is "
+                           "stationary")
+    elif report.critical and report.critical.get("clarke") is TRUE:
+        report.verdict += "; the point is Clarke-critical (a genuine stationary point of the nonsmooth function)"
     return report
 
 
@@ -346,9 +352,27 @@ def _agreement(name, fg, ex, dtype):
                           int(len(bad)), int(mids.size), examples)
 
 
-def audit_certificate(rep, path):
-    """The certificate of an audit (see verify/certify for the tensor certificate kinds)."""
-    raise InputError("audit certificates are not available yet")
+def audit_certificates(rep):
+    """The certificates of an audit, for ``verify check``: [(suffix, TensorCertificate)].  The first
+    (kind tensor_differentiable) states, at the exact example point of the imported program, the exact kink
+    set, differentiability and the exact selection gradient the audit reports; when criticality was computed,
+    a second (kind tensor_critical) states it with its witnesses.  Their arrays go to side files beside them."""
+    from ..certify.certs_tensor import tensor_critical_certificate, tensor_differentiable_certificate
+    P, iset = rep.imported.program, rep.iset
+    r = iset.run
+    with T._precision(r.ns, r.prec):
+        value = T.user_value(r.ns, T.output_values(r)[0])
+    grads = [T.user_value(r.ns, r.ns.zeros(P.shapes[i])) if g is None else g for i, g in zip(rep.wrt,
+                                                                                           rep.exact_gradient)]
+    out = [("", tensor_differentiable_certificate(P, rep.imported.point, iset.convention, gradient=grads,
+                                                   wrt=rep.wrt, value=value, prec=iset.prec, iset=iset))]
+    if rep.critical is not None and rep.critical.get("selection") is not UNKNOWN:
+        try:
+            out.append((".critical", tensor_critical_certificate(P, rep.imported.point, iset.convention,
+                                                                  wrt=rep.wrt)))
+        except (InputError, Undecided) as e:
+            rep.notes.append(f"no critical-point certificate: {e}")
+    return out
 
 
 def _verdict(rep):

@@ -76,9 +76,14 @@ def run(args):
                 params=opts.get("params", "inputs"), constant_args=opts.get("constant_args", ()),
                 critical=args.critical)
     if args.certificate:
-        from . import write_certificate
-        from ..audit import audit_certificate
-        write_certificate(audit_certificate(rep, args.certificate), args.certificate)
+        import sys
+
+        from ..audit import audit_certificates
+        stem, ext = os.path.splitext(args.certificate)
+        for suffix, tc in audit_certificates(rep):
+            path = stem + suffix + (ext or ".json")
+            tc.write(path)
+            print(f"certificate written to {path}", file=sys.stderr)
     verdict = {TRUE: "PROVED", FALSE: "REFUTED"}.get(rep.selection_gradient, "UNDECIDED")
     return emit(args, verdict, report_json(rep), rep.summary() + _details(rep), rep.verdict)
 
