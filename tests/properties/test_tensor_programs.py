@@ -1,9 +1,10 @@
 """Every claim on random tensor programs (small shapes, batches, matrix products, convolutions, pooling,
 kink-biased points): the tensor interpreter means what the scalarised program means (values, patterns,
 gradients), Lemma 1 (forward = backward, exactly), soundness (exact values inside the balls, balls meeting
-mpmath's intervals), and the site-level index sets, fields, Clarke generators, differentiability and
-critical points agree with the scalar certifiers on the scalarisation (Theorem 2, Proposition 3, the
-criticality notions of Section 5)."""
+mpmath's intervals), the site-level index sets, fields, Clarke generators, differentiability and critical
+points agree with the scalar certifiers on the scalarisation (Theorem 2, Proposition 3, the criticality
+notions of Section 5), Theorem 1 (the same function with AD's gradient shifted at a point) and Proposition 4
+(the chain rule of AD).  Proposition 2 on tensor programs is in tests/test_segment_net.py."""
 import numpy as np
 from hypothesis import assume, given, settings, strategies as st
 
@@ -134,3 +135,71 @@ def test_site_certifiers_agree_with_the_scalar_ones(data):
         {key(g[0]) for g in cc.gradients}
     scr, ccr = S.site_critical(P, x), critical(Sc.program, sp)
     assert (scr.selection.truth, scr.clarke_critical.truth) == (ccr.selection.truth, ccr.clarke_critical.truth)
+
+
+def _copy(P, b):
+    """Re-emit P's equations into the builder b (same variable numbers)."""
+    for e in P.eqns:
+        b.emit(e.prim, list(e.ins), dict(e.params), n_out=len(e.outs))
+    return P.outputs[0]
+
+
+def _builder(P):
+    from verify.program.builder import Builder
+    return Builder(P.name, list(P.input_names), list(P.input_shapes or [()] * P.n_inputs), P.arrays)
+
+
+@settings(max_examples=25)
+@given(st.data())
+def test_theorem1_on_tensor_programs(data):
+    """P + sum(r * zero(x - a)) is the same function as P, and its AD gradient at x = a is P's plus r (with
+    zero(u) = relu(-u) + u - relu(u), relu'(0) = 0 written out: the shift is convention-independent)."""
+    from flint import fmpq
+
+    from verify.program.arrays import Arrays
+    from verify.program.ir import Arr
+    P = data.draw(tensor_programs(rational_only=True, conv=False))
+    a = data.draw(tensor_points(P))
+    r = data.draw(tensor_points(P, kink_bias=False))[0]
+    arrays = dict(P.arrays.arrays) if P.arrays else {}
+    arrays.update({"shift_a": a[0], "shift_r": r})
+    b = _builder(P)
+    b.arrays = Arrays(arrays)
+    out = _copy(P, b)
+    u = b.emit("sub", [0, Arr("shift_a")])[0]
+    nu = b.emit("neg", [u])[0]
+    z = b.emit("sub", [b.emit("add", [b.emit("relu", [nu], {"alpha": fmpq(0)})[0], u])[0],
+                       b.emit("relu", [u], {"alpha": fmpq(0)})[0]])[0]
+    sh = P.input_shapes[0]
+    s = b.emit("sum", [b.emit("mul", [z, Arr("shift_r")])[0]], {"axes": tuple(range(len(sh)))})[0]
+    Q = b.finish([b.emit("add", [out, s])[0]])
+    y = data.draw(tensor_points(P))
+    try:
+        assert T.evaluate(Q, y).values == T.evaluate(P, y).values
+        gp, gq = T.grad(P, a), T.grad(Q, a)
+    except DomainError:
+        return
+    shifted = np.asarray(gp.gradient[0], dtype=object) + r.to_fmpq()
+    assert _flat(gq.gradient[0]) == _flat(shifted)
+    assert [_flat(g) for g in gq.gradient[1:]] == [_flat(g) for g in gp.gradient[1:]]
+
+
+@settings(max_examples=25)
+@given(st.data())
+def test_proposition4_chain_rule_on_tensor_programs(data):
+    """AD of a composition is the product of the AD derivatives: for C(x) = q(P(x)) with q(s) = 3 relu(s - 1/2)
+    + s * s, grad C(x) = q'(P(x)) grad P(x) exactly, q' being AD's derivative of q at P(x)."""
+    from flint import fmpq
+    P = data.draw(tensor_programs(rational_only=True))
+    x = data.draw(tensor_points(P))
+    b = _builder(P)
+    y = _copy(P, b)
+    rl = b.emit("relu", [b.emit("sub", [y, fmpq(1, 2)])[0]], {"alpha": fmpq(0)})[0]
+    C = b.finish([b.emit("add", [b.emit("mul", [rl, fmpq(3)])[0], b.emit("mul", [y, y])[0]])[0]])
+    try:
+        gp, gc = T.grad(P, x), T.grad(C, x)
+    except DomainError:
+        return
+    dq = scalar_ad.grad("lambda s: 3 * relu(s - 1/2, alpha=0) + s * s", [gp.values[0]]).gradient[0]
+    for a, c in zip(gp.gradient, gc.gradient):
+        assert _flat(c) == [dq * v for v in _flat(a)]

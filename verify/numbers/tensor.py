@@ -13,7 +13,7 @@ being 0: no undecided comparison ever becomes a bool here.
 import math
 
 import numpy as np
-from flint import arb, arb_mat, ctx, fmpq, fmpz, fmpz_mat
+from flint import arb, arb_mat, ctx, fmpq, fmpz_mat
 
 from .ball import arb_sign, json_number
 
@@ -694,4 +694,4 @@ def get_tensor_system(name):
 
 
 __all__ = ["QT", "ExactTensors", "BallTensors", "FloatTensors", "IntervalTensors", "get_tensor_system",
-           "UNDECIDED", "fmpz"]
+           "UNDECIDED"]
