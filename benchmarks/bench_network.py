@@ -37,20 +37,7 @@ from verify.interpret import tensor as T  # noqa: E402
 from verify.program.arrays import Arrays, ExactArray  # noqa: E402
 from verify.program.builder import Builder  # noqa: E402
 from verify.program.ir import Arr  # noqa: E402
-
-
-def mlp(X, Y, sizes):
-    """The MLP as a tensor program: parameters are inputs, the batch and one-hot labels are constants."""
-    names = [f"{k}{i + 1}" for i in range(len(sizes) - 1) for k in ("W", "b")]
-    shapes = [s for a, b in zip(sizes[:-1], sizes[1:]) for s in ((a, b), (b,))]
-    bld = Builder("mlp", names, shapes, Arrays({"x": ExactArray.from_any(X), "y": ExactArray.from_any(Y)}))
-    h = Arr("x")
-    for i in range(len(sizes) - 1):
-        z = bld.emit("add", [bld.emit("dot", [h, 2 * i], {})[0], 2 * i + 1])[0]
-        h = bld.emit("relu", [z])[0] if i < len(sizes) - 2 else z
-    lse = bld.emit("sum", [bld.emit("logsumexp", [h], {"axes": (1,)})[0]], {"axes": (0,)})[0]
-    picked = bld.emit("sum", [bld.emit("mul", [h, Arr("y")])[0]], {"axes": (0, 1)})[0]
-    return bld.finish([bld.emit("sub", [lse, picked])[0]])
+from verify.program.models import mlp_loss  # noqa: E402
 
 
 def cnn(X, Y):
@@ -151,7 +138,7 @@ def main(argv=None):
     params = [(rng.standard_normal(s) / np.sqrt(s[0])).astype(np.float32) if len(s) == 2 else
               (rng.standard_normal(s) * 0.01).astype(np.float32)
               for a, b in zip(sizes[:-1], sizes[1:]) for s in ((a, b), (b,))]
-    P = mlp(X, np.eye(10, dtype=np.float32)[labels], sizes)
+    P = mlp_loss(X, np.eye(10, dtype=np.float32)[labels], sizes)
     print(f"MLP {'-'.join(map(str, sizes))}, batch {B}, float32 weights, softmax cross-entropy summed")
     certify(P, params)                                    # warm: constants converted once per program
     sec, (iset, g) = timed(lambda: certify(P, params), args.repeat)
@@ -218,7 +205,7 @@ def at_zero(X, labels, params, sizes):
     params[0][0, :8] = 1                  # column j of W1: e_0, so x @ W1[:, j] = x_0 (a dyadic pixel)
     params[1][:8] = -X[0, 0]              # b1 = -x_00: neuron j of sample 0 (and of every sample with x_i0 = x_00)
     del z
-    return mlp(X, np.eye(10, dtype=np.float32)[labels], sizes), params
+    return mlp_loss(X, np.eye(10, dtype=np.float32)[labels], sizes), params
 
 
 if __name__ == "__main__":

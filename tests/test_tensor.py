@@ -9,9 +9,9 @@ from verify.certify import sites as S
 from verify.errors import InputError, ParseError, ProgramError
 from verify.interpret import tensor as T
 from verify.program.arrays import Arrays, ExactArray, load_npz
-from verify.program.builder import Builder
-from verify.program.ir import Arr, to_text
+from verify.program.ir import to_text
 from verify.program.scalarize import scalarize
+from verify.program.models import mlp_loss
 
 try:
     import torch
@@ -112,19 +112,6 @@ def _torch_mlp(params, X, labels, dtype):
     return float(loss.detach()), [p.grad.numpy() for p in tp]
 
 
-def mlp_program(X, Y, sizes):
-    names = [f"{k}{i + 1}" for i in range(len(sizes) - 1) for k in ("W", "b")]
-    shapes = [s for a, b_ in zip(sizes[:-1], sizes[1:]) for s in ((a, b_), (b_,))]
-    b = Builder("mlp", names, shapes, Arrays({"x": ExactArray.from_any(X), "y": ExactArray.from_any(Y)}))
-    h = Arr("x")
-    for i in range(len(sizes) - 1):
-        z = b.emit("add", [b.emit("dot", [h, 2 * i], {})[0], 2 * i + 1])[0]
-        h = b.emit("relu", [z])[0] if i < len(sizes) - 2 else z
-    s1 = b.emit("sum", [b.emit("logsumexp", [h], {"axes": (1,)})[0]], {"axes": (0,)})[0]
-    s2 = b.emit("sum", [b.emit("mul", [h, Arr("y")])[0]], {"axes": (0, 1)})[0]
-    return b.finish([b.emit("sub", [s1, s2])[0]])
-
-
 @needs_torch
 def test_mlp_gradient_equals_torch_float64_off_kinks():
     rng = np.random.default_rng(0)
@@ -133,7 +120,7 @@ def test_mlp_gradient_equals_torch_float64_off_kinks():
     labels = rng.integers(0, 3, B)
     params = [(rng.standard_normal(s) * 0.5).astype(np.float32) for a, b_ in zip(sizes[:-1], sizes[1:])
               for s in ((a, b_), (b_,))]
-    P = mlp_program(X, np.eye(3)[labels], sizes)
+    P = mlp_loss(X, np.eye(3)[labels], sizes)
     g = T.grad(P, params, number="ball")
     assert not S.site_index_set(P, params).kinks       # no pre-activation is exactly 0 here
     loss, tg = _torch_mlp(params, X, labels, torch.float64)
@@ -155,7 +142,7 @@ def test_neurons_exactly_at_zero_get_the_torch_convention_exactly():
     b2 = np.array([0.25, -0.25], dtype=np.float32)
     labels = np.array([0, 1, 1])
     params = [W1, b1, W2, b2]
-    P = mlp_program(X, np.eye(2)[labels], [2, 3, 2])
+    P = mlp_loss(X, np.eye(2)[labels], [2, 3, 2])
     iset = S.site_index_set(P, params)
     assert sorted((k.eqn, tuple(k.site)) for k in iset.kinks) == [(2, (i, 1)) for i in range(3)]
     g = T.grad(P, params, number="ball", prec=200)

@@ -23,6 +23,7 @@ from verify.program.arrays import Arrays, ExactArray, read_npz, save_entries
 from verify.program.builder import Builder
 from verify.program.ir import Arr
 from verify.strategies.tensor import tensor_points, tensor_programs
+from verify.program.models import mlp_loss
 
 ZERO = "def f(x: [1]):\n    a = relu(-x)\n    b = relu(x)\n    return sum(x - (a + x - b), axes=(0,))\n"
 
@@ -66,19 +67,6 @@ def test_the_artificial_critical_point_of_t_minus_zero(tmp_path):
     verify.check(written(d, tmp_path, "d.json"))
 
 
-def _mlp(X, Y, sizes):
-    names = [f"{k}{i + 1}" for i in range(len(sizes) - 1) for k in ("W", "b")]
-    shapes = [s for a, b in zip(sizes[:-1], sizes[1:]) for s in ((a, b), (b,))]
-    bld = Builder("mlp", names, shapes, Arrays({"x": ExactArray.from_any(X), "y": ExactArray.from_any(Y)}))
-    h = Arr("x")
-    for i in range(len(sizes) - 1):
-        z = bld.emit("add", [bld.emit("dot", [h, 2 * i], {})[0], 2 * i + 1])[0]
-        h = bld.emit("relu", [z])[0] if i < len(sizes) - 2 else z
-    lse = bld.emit("sum", [bld.emit("logsumexp", [h], {"axes": (1,)})[0]], {"axes": (0,)})[0]
-    picked = bld.emit("sum", [bld.emit("mul", [h, Arr("y")])[0]], {"axes": (0, 1)})[0]
-    return bld.finish([bld.emit("sub", [lse, picked])[0]])
-
-
 def test_mlp_with_tied_neurons(tmp_path):
     """A 3-4-2 MLP (parameters are the inputs, softmax cross-entropy): neurons 0 and 1 of sample 0 sit exactly
     at 0.  Index set (4 patterns), exact kinks, the ball gradient in float64 bounds, and criticality (the
@@ -93,7 +81,7 @@ def test_mlp_with_tied_neurons(tmp_path):
     b1 = np.array([-0.5, -0.5, 0.25, 0.125], dtype=np.float32)      # ... and are 0 at sample 0
     W2 = (rng.standard_normal((4, 2)) / 2).astype(np.float32)
     b2 = np.zeros(2, dtype=np.float32)
-    P = _mlp(X, Y, [3, 4, 2])
+    P = mlp_loss(X, Y, [3, 4, 2])
     params = [W1, b1, W2, b2]
     tc = tensor_index_certificate(P, params, gradient=True)
     assert tc.cert["verdict"] == "PROVED" and tc.cert["result"]["kinks"] >= 2 and tc.cert["result"]["multi"] >= 2
@@ -143,7 +131,7 @@ def _changed(path, key, fn):
 
 def test_a_changed_weight_point_or_claimed_list_is_rejected(tmp_path):
     X = np.array([[0.5, -0.25]], dtype=np.float32)
-    P = _mlp(X, np.array([[1.0, 0.0]], dtype=np.float32), [2, 2, 2])
+    P = mlp_loss(X, np.array([[1.0, 0.0]], dtype=np.float32), [2, 2, 2])
     params = [np.array([[1, 0], [0, 1]], dtype=np.float32), np.array([-0.5, 0.25], dtype=np.float32),
               np.eye(2, dtype=np.float32), np.zeros(2, dtype=np.float32)]
     tc = tensor_index_certificate(P, params, gradient=True)
