@@ -32,7 +32,7 @@ def torch_case(X, labels, sizes, repeat):
     import torch
     torch.set_num_threads(1)      # as we run (a second thread on a shared 2-core machine is pathological)
 
-    from verify.audit import audit
+    from verify import audit
     from verify.frameworks import from_torch
     torch.manual_seed(0)
     layers = []
@@ -65,7 +65,7 @@ def jax_case(X, labels, sizes, repeat):
     import jax
     import jax.numpy as jnp
 
-    from verify.audit import audit
+    from verify import audit
     from verify.frameworks import from_jax
     rng = np.random.default_rng(0)
     params = [{"w": jnp.array((rng.standard_normal((a, b)) / np.sqrt(a)).astype(np.float32)),

@@ -12,7 +12,7 @@ import pytest
 from verify.truth import FALSE, TRUE, UNKNOWN
 
 torch = pytest.importorskip("torch")
-from verify.audit import audit  # noqa: E402
+from verify import audit  # noqa: E402
 
 HERE = os.path.dirname(__file__)
 EXAMPLES = os.path.join(HERE, "..", "examples")
@@ -91,7 +91,7 @@ def test_an_artificial_critical_point_of_a_real_model():
 
 def test_audit_certificates_check(tmp_path):
     import verify
-    from verify.audit import audit_certificates
+    from verify.auditing import audit_certificates
     from verify.certificates import load
 
     def f(x):

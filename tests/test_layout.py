@@ -26,7 +26,7 @@ ALLOWED = {
     "certify": BASE | {"program", "numbers", "frontends", "interpret", "certificates"},
     "strategies": BASE | {"program", "numbers", "frontends", "interpret"},
 }
-ALLOWED["audit"] = set(ALLOWED) - {"audit"}
+ALLOWED["auditing"] = set(ALLOWED) - {"auditing"}
 ALLOWED["fuzz"] = set(ALLOWED) - {"fuzz"}
 ALLOWED["reproduce"] = set(ALLOWED) - {"reproduce"}
 ALLOWED["commands"] = set(ALLOWED) - {"commands"}

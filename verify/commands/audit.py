@@ -1,12 +1,14 @@
 """verify audit SCRIPT.py:NAME."""
 import os
 
+from ..frameworks import FRAMEWORKS
 from . import FMT, emit, footer
 
 SCRIPT_HELP = ("SCRIPT.py:NAME names a function NAME in your own Python script that returns (model, args) or (model, "
                "args, options): the model (a torch.nn.Module, or a function of tensors, or a JAX function) "
                "returning a scalar loss, its example arguments as a tuple, and optionally a dict of audit options "
-               "(wrt, params, constant_args, framework).  The script is your code and is imported as such; program "
+               "(wrt, framework, and the framework's import options: params for torch, constant_args for JAX).  "
+               "The script is your code and is imported as such; program "
                "text elsewhere in verify is never executed.")
 
 
@@ -25,7 +27,7 @@ def add(sub):
                                    "the exact point, 1 when it is not, 3 when that is undecided.",
                        epilog=footer(SCRIPT_HELP), formatter_class=FMT)
     a.add_argument("target", metavar="SCRIPT.py:NAME", help="the script and the function returning (model, args)")
-    a.add_argument("--framework", choices=("torch", "jax"), help="default: from the model's type")
+    a.add_argument("--framework", choices=sorted(FRAMEWORKS), help="default: from the model's type")
     a.add_argument("--wrt", metavar="NAMES", help="comma-separated inputs to differentiate (program names such as "
                                                    "l1_weight, or framework names such as l1.weight; default all)")
     a.add_argument("--critical", default="auto", choices=("auto", "always", "never"),
@@ -68,57 +70,18 @@ def load_target(target):
 
 
 def run(args):
-    from ..audit import audit
-    from ..truth import FALSE, TRUE
+    from ..auditing import audit, audit_certificates
     model, margs, opts = load_target(args.target)
-    wrt = args.wrt.split(",") if args.wrt else opts.get("wrt")
-    rep = audit(model, *margs, framework=args.framework or opts.get("framework"), wrt=wrt,
-                params=opts.get("params", "inputs"), constant_args=opts.get("constant_args", ()),
-                critical=args.critical)
+    wrt = args.wrt.split(",") if args.wrt else opts.pop("wrt", None)
+    opts.pop("wrt", None)
+    framework = args.framework or opts.pop("framework", None)
+    opts.pop("framework", None)
+    rep = audit(model, *margs, framework=framework, wrt=wrt, critical=args.critical, **opts)
     if args.certificate:
         import sys
-
-        from ..audit import audit_certificates
         stem, ext = os.path.splitext(args.certificate)
         for suffix, tc in audit_certificates(rep):
             path = stem + suffix + (ext or ".json")
             tc.write(path)
             print(f"certificate written to {path}", file=sys.stderr)
-    verdict = {TRUE: "PROVED", FALSE: "REFUTED"}.get(rep.selection_gradient, "UNDECIDED")
-    return emit(args, verdict, report_json(rep), rep.summary() + _details(rep), rep.verdict)
-
-
-def _truth(t):
-    from ..truth import FALSE, TRUE
-    return True if t is TRUE else (False if t is FALSE else None)
-
-
-def report_json(rep):
-    return {
-        "framework": rep.framework, "model": rep.model, "dtype": rep.dtype,
-        "inputs": [{"name": i.name, "source": i.source, "kind": i.kind, "shape": list(i.shape), "dtype": i.dtype}
-                   for i in rep.inputs],
-        "wrt": [rep.inputs[i].name for i in rep.wrt],
-        "exact_kinks": [s.json() for s in rep.exact_kinks],
-        "float_kinks": [s.json() for s in rep.float_kinks],
-        "differentiable": _truth(rep.differentiable),
-        "agreement": [{"input": a.name, "size": a.size, "outside": a.outside, "max_error": a.max_error,
-                       "worst": a.worst, "examples": [{"index": list(i), "float": f, "exact": e}
-                                                       for i, f, e in a.examples]} for a in rep.agreement],
-        "critical": None if rep.critical is None else {k: _truth(v) for k, v in rep.critical.items()},
-        "selection_gradient": _truth(rep.selection_gradient),
-        "max_gradient": rep.max_gradient,
-        "notes": list(rep.notes),
-    }
-
-
-def _details(rep):
-    lines = []
-    for title, sites in (("exact kinks", rep.exact_kinks), ("float kinks", rep.float_kinks)):
-        for s in sites[:10]:
-            lines.append(f"  {title[:-1]}: equation {s.eqn + 1} site {list(s.index)} (exact {s.exact or '?'}, "
-                         f"float {s.float or '?'}): {s.origin}")
-        if len(sites) > 10:
-            lines.append(f"  ... {len(sites) - 10} more {title} (--json lists them all)")
-    lines += [f"note: {n}" for n in rep.notes]
-    return ("\n" + "\n".join(lines)) if lines else ""
+    return emit(args, rep.verdict_word, rep.json(), rep.summary(), rep.verdict)

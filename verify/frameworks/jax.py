@@ -1,128 +1,27 @@
-"""JAX: run a Program with jax.numpy operations (the framework as an oracle for our AD)."""
+"""JAX: import a function (its jaxpr), its own gradient, and its own intermediate values.
+
+The importer is an interpreter over jaxprs: one small entry per JAX primitive in ``RULES``, with its JVP's kink
+semantics beside it; nested ``jit`` calls are followed, ``custom_jvp_call`` / ``custom_vjp_call`` take the
+forward from ``call_jaxpr`` and the derivative at its kinks from the rule's own jaxpr (``_resolve_kinks``), and
+``stop_gradient`` is accepted where the result provably does not depend on it (``Shifted``).  ``gradient`` is
+what ``jax.grad`` returns for the function, ``framework_values`` what JAX computes at every equation of the
+imported jaxpr: the two things an audit sets beside the exact evaluation.
+"""
+import math as _math
+import os
+from dataclasses import dataclass as _dataclass
+
+import numpy as _np
 from flint import fmpq
 
-from . import ExportError, _f
+from ..errors import VerifyError
+from ..program.builder import Builder
+from ..program.ir import Eqn, Lit
+from ..program.prims import PRIMITIVES, selection_rules
+from .lowering import (Const, Cond, ImportFailure, Imported, InputInfo, Lowering, NonReal, Origin, Tensor,
+                       Unavailable, exact_q, point_value)
 
-_HALF = fmpq(1, 2)
-Q0, Q1 = fmpq(0), fmpq(1)
-
-
-def _leaky_at_zero(p):
-    return p["slope"] if p["at_zero"] is None else p["at_zero"]
-
-
-SEMANTICS = {
-    "relu": lambda p, n: p["alpha"] == Q0,
-    "abs": lambda p, n: p["at_zero"] == Q1,
-    "leaky_relu": lambda p, n: _leaky_at_zero(p) == Q1,
-    "max": lambda p, n: p["tie"] == "split",
-    "min": lambda p, n: p["tie"] == "split",
-    "sort": lambda p, n: p["ties"] == ("reverse" if p["descending"] else "stable"),
-    "clamp": lambda p, n: p["at_lo"] == _HALF and p["at_hi"] == _HALF,
-    "hardtanh": lambda p, n: p["at_lo"] == Q1 and p["at_hi"] == Q1,
-    "relu6": lambda p, n: p["at_lo"] == Q0 and p["at_hi"] == Q0,
-    "where": lambda p, n: True,
-}
-
-
-class Backend:
-    def __init__(self):
-        import jax
-        jax.config.update("jax_enable_x64", True)
-        import jax.numpy as jnp
-        self.jax, self.jnp = jax, jnp
-
-    def lit(self, q):
-        return self.jnp.float64(_f(q))
-
-    def smooth(self, prim, xs, p):
-        jnp, jax = self.jnp, self.jax
-        if prim == "add":
-            return xs[0] + xs[1]
-        if prim == "sub":
-            return xs[0] - xs[1]
-        if prim == "mul":
-            return xs[0] * xs[1]
-        if prim == "div":
-            return xs[0] / xs[1]
-        if prim == "neg":
-            return -xs[0]
-        if prim == "pow":
-            return xs[0] ** p["n"]
-        if prim == "sigmoid":
-            return jax.nn.sigmoid(xs[0])
-        if prim == "erf":
-            return jax.scipy.special.erf(xs[0])
-        return getattr(jnp, prim)(xs[0])
-
-    def nonsmooth(self, prim, xs, p):
-        jnp, jax = self.jnp, self.jax
-        x = xs[0]
-        if prim == "relu":
-            return [jax.nn.relu(x)]
-        if prim == "abs":
-            return [jnp.abs(x)]
-        if prim == "leaky_relu":
-            return [jax.nn.leaky_relu(x, _f(p["slope"]))]
-        if prim in ("max", "min"):
-            if len(xs) == 2:
-                return [(jnp.maximum if prim == "max" else jnp.minimum)(xs[0], xs[1])]
-            return [(jnp.max if prim == "max" else jnp.min)(jnp.stack(xs))]
-        if prim == "sort":
-            s = jnp.sort(jnp.stack(xs), descending=p["descending"])
-            return [s[i] for i in range(len(xs))]
-        if prim == "where":
-            u, v, a, b = xs
-            cond = {">": u > v, ">=": u >= v, "<": u < v, "<=": u <= v, "==": u == v, "!=": u != v}[p["op"]]
-            return [jnp.where(cond, a, b)]
-        if prim == "clamp":
-            lo, hi = p["lo"], p["hi"]
-            return [jnp.clip(x, None if lo is None else _f(lo), None if hi is None else _f(hi))]
-        if prim == "hardtanh":
-            lo, hi = p["lo"], p["hi"]
-            if lo == -1 and hi == 1:
-                return [jax.nn.hard_tanh(x)]
-            c, s = _f((lo + hi) / 2), _f((hi - lo) / 2)     # dyadic bounds make both exact
-            return [c + s * jax.nn.hard_tanh((x - c) / s)]
-        if prim == "relu6":
-            return [jax.nn.relu6(x)]
-        raise ExportError(f"no jax counterpart for {prim}")
-
-    def value_and_jacobian(self, fn, xs):
-        jax, jnp = self.jax, self.jnp
-        ins = [jnp.float64(float(v)) for v in xs]
-
-        def f(*args):
-            outs, env = fn(list(args))
-            return tuple(outs), env
-        outs, vjp, env = jax.vjp(f, *ins, has_aux=True)
-        vals = [float(o) for o in outs]
-        jac = []
-        for k in range(len(outs)):
-            ct = tuple(jnp.float64(1.0 if j == k else 0.0) for j in range(len(outs)))
-            jac.append([float(g) for g in vjp(ct)])
-        return vals, jac, [None if v is None else float(v) for v in env]
-
-
-# ============================================================================================== importing
-#
-# An interpreter over jaxprs: one small entry per JAX primitive in ``RULES``, with its JVP's kink semantics
-# beside it; nested ``jit`` calls are followed, ``custom_jvp_call`` / ``custom_vjp_call`` take the forward
-# from ``call_jaxpr`` and the derivative at its kinks from the rule's own jaxpr (``_resolve_kinks``), and
-# ``stop_gradient`` is accepted where the result provably does not depend on it (``Shifted``).
-
-import math as _math  # noqa: E402
-import os  # noqa: E402
-from dataclasses import dataclass as _dataclass  # noqa: E402
-
-import numpy as _np  # noqa: E402
-
-from . import (Const, Cond, ImportFailure, Imported, InputInfo, Lowering, NonReal, Origin, Tensor,  # noqa: E402
-               Unavailable, exact_q, point_value)
-from ..errors import VerifyError  # noqa: E402
-from ..program.builder import Builder  # noqa: E402
-from ..program.ir import Eqn, Lit  # noqa: E402
-from ..program.prims import PRIMITIVES, selection_rules  # noqa: E402
+NAME = "jax"
 
 RULES = {}     # primitive name -> (handler, kink note)
 
@@ -1243,3 +1142,39 @@ def framework_values(imported, *args):
         return [read(v) for v in jaxpr.outvars]
     run(closed.jaxpr, list(closed.consts), jax.tree_util.tree_leaves(args), [])
     return values
+
+
+# -------------------------------------------------------------------------------------- what JAX returns
+
+def owns(f, args):
+    """True when one of ``args`` is a JAX array (or ``f`` is a jitted JAX function)."""
+    import jax
+    return any(isinstance(a, jax.Array) for a in jax.tree_util.tree_leaves(list(args))) or \
+        type(f).__module__.startswith("jax")
+
+
+def import_model(f, *args, constant_args=(), name=None):
+    """The function as a verify program (``from_jax``)."""
+    return from_jax(f, *args, constant_args=constant_args, name=name)
+
+
+def gradient(f, args, imported, constant_args=(), name=None):
+    """``jax.grad`` of the scalar ``f(*args)`` with respect to every program input of ``imported`` (the float
+    leaves of the arguments that are not constant arguments): one numpy array per program input."""
+    import jax
+    leaves, tree = jax.tree_util.tree_flatten(list(args))
+    float_pos = [i for i, v in enumerate(leaves) if _np.issubdtype(_np.asarray(v).dtype, _np.floating)]
+
+    def g(*xs):
+        vals = list(leaves)
+        for i, x in zip(float_pos, xs):
+            vals[i] = x
+        out = f(*jax.tree_util.tree_unflatten(tree, vals))
+        return out.reshape(())
+    grads = jax.grad(g, argnums=tuple(range(len(float_pos))))(*[leaves[i] for i in float_pos])
+    grads = [_np.asarray(x) for x in grads]
+    if len(grads) != len(imported.inputs):
+        # constant arguments are not program inputs; keep the gradients of the inputs in order
+        keep = [k for k in range(len(grads)) if k not in set(constant_args)]
+        grads = [grads[k] for k in keep][:len(imported.inputs)]
+    return grads

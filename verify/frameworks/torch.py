@@ -1,115 +1,23 @@
-"""PyTorch: run a Program with torch operations (the framework as an oracle for our AD)."""
+"""PyTorch: import a model (torch.export), its own gradient, and its own intermediate values.
+
+The importer is an interpreter over torch.export's core ATen graph (``run_decompositions()``), one small entry
+per op in ``ATEN`` with the op's backward at its kinks beside it.  Kink facts are those of the op's real
+backward (derivatives.yaml / the CPU kernels), measured live in tests/test_import_torch.py at a tie and off
+it.  ``gradient`` is what torch's autograd returns for the model, ``framework_values`` what torch computes at
+every node of the imported graph: the two things an audit sets beside the exact evaluation.
+"""
+import math as _math
+import operator as _operator
+
+import numpy as _np
 from flint import fmpq
 
-from . import ExportError, _f
+from ..errors import InputError
+from ..program.prims import PRIMITIVES
+from .lowering import (Const, Cond, ImportFailure, Imported, InputInfo, Lowering, NonReal, Origin, Tensor,
+                       Unavailable, exact_q, point_value)
 
-_HALF = fmpq(1, 2)
-Q0, Q1 = fmpq(0), fmpq(1)
-
-
-def _leaky_at_zero(p):
-    return p["slope"] if p["at_zero"] is None else p["at_zero"]
-
-
-SEMANTICS = {
-    "relu": lambda p, n: p["alpha"] == Q0,
-    "abs": lambda p, n: p["at_zero"] == Q0,
-    "leaky_relu": lambda p, n: _leaky_at_zero(p) == p["slope"],
-    "max": lambda p, n: p["tie"] == "split",
-    "min": lambda p, n: p["tie"] == "split",
-    "sort": lambda p, n: p["ties"] == "stable",
-    "clamp": lambda p, n: p["at_lo"] == Q1 and p["at_hi"] == Q1,
-    "hardtanh": lambda p, n: p["at_lo"] == Q0 and p["at_hi"] == Q0,
-    "relu6": lambda p, n: p["at_lo"] == Q0 and p["at_hi"] == Q0,
-    "where": lambda p, n: True,
-}
-
-
-class Backend:
-    def __init__(self):
-        import torch
-        import torch.nn.functional as F
-        self.t, self.F = torch, F
-
-    def lit(self, q):
-        return self.t.tensor(_f(q), dtype=self.t.float64)
-
-    def smooth(self, prim, xs, p):
-        t = self.t
-        if prim == "add":
-            return xs[0] + xs[1]
-        if prim == "sub":
-            return xs[0] - xs[1]
-        if prim == "mul":
-            return xs[0] * xs[1]
-        if prim == "div":
-            return xs[0] / xs[1]
-        if prim == "neg":
-            return -xs[0]
-        if prim == "pow":
-            return xs[0] ** p["n"]
-        return getattr(t, prim)(xs[0])
-
-    def nonsmooth(self, prim, xs, p):
-        t, F = self.t, self.F
-        x = xs[0]
-        if prim == "relu":
-            return [t.relu(x)]
-        if prim == "abs":
-            return [t.abs(x)]
-        if prim == "leaky_relu":
-            return [F.leaky_relu(x, _f(p["slope"]))]
-        if prim in ("max", "min"):
-            if len(xs) == 2:
-                return [(t.maximum if prim == "max" else t.minimum)(xs[0], xs[1])]
-            return [(t.max if prim == "max" else t.min)(t.stack(xs))]
-        if prim == "sort":
-            s = t.sort(t.stack(xs), descending=p["descending"], stable=True).values
-            return [s[i] for i in range(len(xs))]
-        if prim == "where":
-            u, v, a, b = xs
-            cond = {">": u > v, ">=": u >= v, "<": u < v, "<=": u <= v, "==": u == v, "!=": u != v}[p["op"]]
-            return [t.where(cond, a, b)]
-        if prim == "clamp":
-            lo, hi = p["lo"], p["hi"]
-            return [t.clamp(x, min=None if lo is None else _f(lo), max=None if hi is None else _f(hi))]
-        if prim == "hardtanh":
-            return [F.hardtanh(x, _f(p["lo"]), _f(p["hi"]))]
-        if prim == "relu6":
-            return [F.relu6(x)]
-        raise ExportError(f"no torch counterpart for {prim}")
-
-    def inputs(self, xs):
-        return [self.t.tensor(float(v), dtype=self.t.float64, requires_grad=True) for v in xs]
-
-    def value_and_jacobian(self, fn, xs):
-        ins = self.inputs(xs)
-        outs, env = fn(ins)
-        vals = [float(o.detach()) for o in outs]
-        jac = []
-        for o in outs:
-            if not o.requires_grad:
-                jac.append([0.0] * len(ins))
-                continue
-            gs = self.t.autograd.grad(o, ins, retain_graph=True, allow_unused=True)
-            jac.append([0.0 if g is None else float(g) for g in gs])
-        return vals, jac, [None if v is None else float(v.detach()) for v in env]
-
-
-# ============================================================================================== importing
-#
-# An interpreter over torch.export's core ATen graph (``run_decompositions()``), one small entry per op in
-# ``ATEN`` with the op's backward at its kinks beside it.  Kink facts are those of the op's real backward
-# (derivatives.yaml / the CPU kernels), measured live in tests/test_import_torch.py at a tie and off it.
-
-import math as _math  # noqa: E402
-import operator as _operator  # noqa: E402
-
-import numpy as _np  # noqa: E402
-
-from . import (Const, Cond, ImportFailure, Imported, InputInfo, Lowering, NonReal, Origin, Tensor,  # noqa: E402
-               Unavailable, exact_q, point_value)
-from ..program.prims import PRIMITIVES  # noqa: E402
+NAME = "torch"
 
 ATEN = {}      # "relu.default" -> (handler, kink note)
 
@@ -1224,3 +1132,33 @@ def framework_values(imported, *args):
     with torch.no_grad():
         _Recorder(ep.graph_module).run(*inputs)
     return values
+
+
+# ------------------------------------------------------------------------------------ what torch returns
+
+def owns(f, args):
+    """True when ``f`` is a torch Module or one of ``args`` a torch tensor."""
+    import torch
+    return isinstance(f, torch.nn.Module) or any(isinstance(a, torch.Tensor) for a in args)
+
+
+def import_model(f, *args, params="inputs", name=None):
+    """The model as a verify program (``from_torch``)."""
+    return from_torch(f, *args, params=params, name=name)
+
+
+def gradient(f, args, imported, params="inputs", name=None):
+    """torch's own gradient of the scalar ``f(*args)`` with respect to every input of ``imported`` (float
+    arguments and, for a Module, its parameters): one numpy array per program input, None where torch gives
+    none.  The module's ``.grad`` fields are left as they were."""
+    import torch
+    named = dict(f.named_parameters()) if isinstance(f, torch.nn.Module) else {}
+    targs = [a.detach().clone().requires_grad_(a.is_floating_point()) if isinstance(a, torch.Tensor) else a
+             for a in args]
+    users = iter(a for a in targs if isinstance(a, torch.Tensor) and a.is_floating_point())
+    leaves = [named[info.source] if info.kind == "parameter" else next(users) for info in imported.inputs]
+    out = f(*targs)
+    if not isinstance(out, torch.Tensor) or out.numel() != 1:
+        raise InputError("the audited function must return one scalar (a loss)")
+    grads = torch.autograd.grad(out.reshape(()), leaves, allow_unused=True)
+    return [None if g is None else g.detach().cpu().numpy() for g in grads]
