@@ -157,8 +157,10 @@ def test_json_is_one_object_for_every_outcome(argv, code, capsys):
     rc, out, err = inproc(capsys, *argv, "--json")
     obj = one_object(out)
     assert rc == code and obj["command"] == argv[0]
-    assert obj["verdict"] == {0: "PROVED", 1: "REFUTED", 2: "ERROR", 3: "UNDECIDED"}[rc]
-    assert ("reason" in obj) == (rc != 0)
+    assert obj["verdict"] in {0: ("PROVED", "UNVERIFIED"), 1: ("REFUTED",), 2: ("ERROR",), 3: ("UNDECIDED",)}[rc]
+    assert ("reason" in obj) == (obj["verdict"] != "PROVED")
+    assert (obj["verdict"] == "UNVERIFIED") == ("--number" in argv and argv[argv.index("--number") + 1] not in
+                                                ("exact", "ball", "interval"))
 
 
 def test_numbers_carry_the_precision_of_their_ball(capsys):

@@ -42,6 +42,7 @@ def build_parser():
     sub.required = True
     for name in modules():
         importlib.import_module(f".commands.{name}", __package__).add(sub)
+    ap.commands = dict(sub.choices)     # command name -> its parser, as registered (aliases included)
     return ap
 
 
@@ -62,7 +63,29 @@ def _fix_negative_values(argv):
     return out
 
 
-COMMANDS = ("eval", "grad", "index-set", "critical", "spurious", "segment", "integral", "check", "fuzz", "reproduce")
+def command_names():
+    """The names of the registered commands (from verify/commands/, as ``verify --help`` lists them)."""
+    return tuple(build_parser().commands)
+
+
+def _command(argv, names=None):
+    """The command named on the command line (the first argument that is one), else "verify"."""
+    names = names if names is not None else command_names()
+    return next((a for a in argv if a in names), "verify")
+
+
+def _about_json(argv):
+    """``--help --json`` / ``--version --json``: one JSON object holding the help text or the version."""
+    from .version import __version__
+    ap = build_parser()
+    cmd = _command(argv, ap.commands)
+    if "--version" in argv and cmd == "verify":
+        out = {"command": "verify", "verdict": "PROVED", "version": f"verify {__version__}"}
+    else:
+        out = {"command": cmd, "verdict": "PROVED",
+               "help": (ap if cmd == "verify" else ap.commands[cmd]).format_help()}
+    print(json.dumps(out))
+    return 0
 
 
 def _one_line(msg):
@@ -74,7 +97,10 @@ def _fail(argv, verdict, msg, code):
     msg = _one_line(msg)
     print(f"verify: {'UNDECIDED' if verdict == 'UNDECIDED' else 'error'}: {msg}", file=sys.stderr)
     if "--json" in argv:
-        cmd = next((a for a in argv if a in COMMANDS), "verify")
+        try:
+            cmd = _command(argv)
+        except Exception:       # noqa: BLE001 - reporting a failure must not fail: the generic name then
+            cmd = "verify"
         print(json.dumps({"command": cmd, "verdict": verdict, "reason": msg}))
     return code
 
@@ -86,7 +112,12 @@ def main(argv=None):
     from . import progress
     # the unverified float systems overflow to inf by design: the value says so, numpy need not warn
     warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"verify\.numbers\.floats")
+    # torch.export's own deprecation noise (torch 2.13), not the user's concern nor ours
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+                            category=FutureWarning)
     try:
+        if "--json" in argv and any(a in ("-h", "--help", "--version") for a in argv):
+            return _about_json(argv)
         try:
             args = build_parser().parse_args(argv)
         except SystemExit as e:          # --help, --version

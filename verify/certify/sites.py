@@ -368,7 +368,9 @@ def site_field(iset, wrt=None):
 
 def _one_scalar_output(program):
     if program.n_outputs != 1 or program.atom_shape(program.outputs[0]) != ():
-        raise InputError(f"{program.name} needs one scalar output here (it has {program.n_outputs} output(s))")
+        shapes = ", ".join(str(list(program.atom_shape(o))) for o in program.outputs)
+        raise InputError(f"{program.name} needs one scalar output here; it has {program.n_outputs} output(s) of "
+                         f"shape {shapes} (sum them, or pick one element, for a scalar loss)")
 
 
 # ------------------------------------------------------------------------------------ differentiability

@@ -14,7 +14,17 @@ from ..numbers import SYSTEMS
 from ..program import kinks
 
 ORDER = ("core", "index", "segment", "check", "fuzz", "reproduce")
-EXIT = {"PROVED": 0, "REFUTED": 1, "ERROR": 2, "UNDECIDED": 3}
+EXIT = {"PROVED": 0, "REFUTED": 1, "ERROR": 2, "UNDECIDED": 3, "UNVERIFIED": 0}
+VERIFIED_SYSTEMS = ("exact", "ball", "interval")
+
+
+def float_verdict(number, verdict, reason):
+    """(verdict, reason) of a command that computed in the number system ``number``: a float system certifies
+    nothing, so what would be PROVED is UNVERIFIED (exit 0: the computation was done, nothing was proved)."""
+    if verdict == "PROVED" and number not in VERIFIED_SYSTEMS:
+        return "UNVERIFIED", (f"number={number}: a float computation, as a framework does it; it certifies nothing "
+                              "(use --number exact or ball for a certified answer)")
+    return verdict, reason
 FMT = argparse.RawDescriptionHelpFormatter
 
 

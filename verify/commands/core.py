@@ -1,6 +1,6 @@
 """verify eval / verify grad."""
 from ..numbers.ball import json_number, number_text
-from . import FMT, POINT_HELP, PROGRAM_HELP, add_numbers, add_program, emit, footer
+from . import FMT, POINT_HELP, PROGRAM_HELP, add_numbers, add_program, emit, float_verdict, footer
 
 
 def add(sub):
@@ -92,6 +92,9 @@ def report(args, program, res, is_grad, extra=None, verdict="PROVED", reason=Non
         verdict = "UNDECIDED"
         reason = "an enclosure is not finite (the ball arithmetic overflowed): it certifies nothing"
         lines.append(f"UNDECIDED: {reason}")
+    verdict, reason = float_verdict(res.number, verdict, reason)
+    if verdict == "UNVERIFIED":
+        lines.append(f"UNVERIFIED: {reason}")
     return emit(args, verdict, out, "\n".join(lines), reason)
 
 
@@ -173,4 +176,8 @@ def run_tensor(args, program):
                 from . import write_certificate
                 write_certificate(tensor_differentiable_certificate(program, point, res.convention, gradient=True,
                                                                     started=t0), args.certificate)
+    if not (args.cmd == "grad" and args.certify_differentiable):
+        verdict, reason = float_verdict(res.number, verdict, reason)
+        if verdict == "UNVERIFIED":
+            lines.append(f"UNVERIFIED: {reason}")
     return emit(args, verdict, out, "\n".join(lines), reason)

@@ -82,11 +82,22 @@ def run_index(args):
     lines = [f"I(x) at {args.at}: {iset.count} pattern(s) ({iset.scope} scope)"
              + (f", first {len(iset.patterns)} listed" if iset.capped else "")]
     lines += [f"  pattern {list(p)}" for p in iset.patterns]
-    lines.append(f"D_f(x) = conv of {len(grads)} gradient(s):")
+    lines.append(f"D_f(x) = conv of {len(grads)} gradient(s):" if not iset.capped else
+                 f"the distinct gradients of the {len(iset.patterns)} listed pattern(s) ({len(grads)}; D_f(x) is the "
+                 "convex hull of the gradients of all patterns):")
     lines += ["  " + "; ".join(_show(r) for r in j) for j in grads]
     lines += [f"UNDECIDED: {u['reason']}" for u in iset.undecided]
     reason = "; ".join(u["reason"] for u in iset.undecided)
+    if iset.capped and iset.decided:
+        out["reason"] = capped_reason(iset.count, len(iset.patterns))
+        lines.append(f"PROVED: {out['reason']}")
     return emit(args, "PROVED" if iset.decided else "UNDECIDED", out, "\n".join(lines), reason)
+
+
+def capped_reason(count, listed):
+    """What a capped index set proves: the count, exactly; the list and the field are partial."""
+    return (f"proved: I(x) has exactly {count} pattern(s); the list is partial (the first {listed}, --cap) and so "
+            "are the field's gradients: raise --cap for all of them")
 
 
 def _truth(t):
@@ -146,6 +157,12 @@ def _tensor_checks(args, P):
                          "scalarise small programs (verify.scalarize) to ask for it")
 
 
+def numbered(items):
+    """Site records with their equation counted from 1, as the text and every message of verify count (the
+    Python objects hold the index into ``program.eqns``)."""
+    return [{**m, "equation": m["equation"] + 1} for m in items]
+
+
 def _tensor_index(args, P):
     """index-set of a tensor program: the sites where several pieces agree, and the exact kinks."""
     from ..certify.sites import site_index_set
@@ -158,16 +175,16 @@ def _tensor_index(args, P):
         from ..certify.certs_tensor import tensor_index_certificate
         write_certificate(tensor_index_certificate(P, point, args.convention, iset=iset, started=t0), args.certificate)
     sites = sum(len(g.sites) for st in T.nonsmooth_steps(P, args.convention) for g in st.sites.groups)
-    out = {"tensor": True, "count": iset.count, "capped": iset.capped, "multi": iset.candidates_json(),
-           "kinks": [k.json() for k in iset.kinks], "undecided": iset.undecided, "convention": args.convention,
+    multi, undecided = numbered(iset.candidates_json()), numbered(iset.undecided)
+    out = {"tensor": True, "count": iset.count, "capped": iset.capped, "multi": multi,
+           "kinks": numbered(k.json() for k in iset.kinks), "undecided": undecided, "convention": args.convention,
            "scope": "local", "decided": iset.decided, "sites": sites}
     lines = [f"I(x): {iset.count} pattern(s) over {sites} site(s); {len(iset.multi)} site(s) where several pieces "
              f"agree; {len(iset.kinks)} switching function(s) exactly 0"]
-    lines += [f"  equation {m['equation'] + 1} site {m['site']}: pieces {m['pieces']}" for m in
-              iset.candidates_json()[:20]]
+    lines += [f"  equation {m['equation']} site {m['site']}: pieces {m['pieces']}" for m in multi[:20]]
     if len(iset.multi) > 20:
         lines.append(f"  ... {len(iset.multi) - 20} more (--json lists them all)")
-    lines += [f"UNDECIDED: {u['reason']} (equation {u['equation'] + 1} site {u['site']})" for u in iset.undecided]
+    lines += [f"UNDECIDED: {u['reason']} (equation {u['equation']} site {u['site']})" for u in undecided]
     reason = "; ".join(u["reason"] for u in iset.undecided)
     return emit(args, "PROVED" if iset.decided else "UNDECIDED", out, "\n".join(lines), reason)
 

@@ -515,6 +515,8 @@ def coerce_inputs(program, point, what="the point"):
     names = list(program.input_names)
     shapes = program.input_shapes or [()] * program.n_inputs
     if isinstance(point, str) and (point.endswith(".npz") or os.path.isfile(point)):
+        if not os.path.isfile(point):
+            raise InputError(f"{what}: no such file {point!r}")
         arrays = load_npz(point).arrays
         unknown = sorted(set(arrays) - set(names))
         missing = [n for n in names if n not in arrays]
