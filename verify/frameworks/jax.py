@@ -477,8 +477,10 @@ def _select_n(lo, e, pred, *cases):
 @rule("convert_element_type", note="a float cast is the identity on exact values")
 def _convert(lo, e, a):
     new = e.params["new_dtype"]
+    if isinstance(a, Cond) and not _is_float(new):
+        return a           # a boolean as 0 / 1: lax.cond's index (anything else that needs an integer fails there)
     if not _is_float(new):
-        what = "a boolean computed from real values" if isinstance(a, Cond) else "a real value"
+        what = "a real value"
         lo.fail(f"a cast of {what} to {new} (an index, or control flow such as lax.cond): not a real-number "
                 "function")
     if isinstance(a, Cond):
@@ -768,6 +770,109 @@ def _custom(lo, e, *args):
     if kinky and lo.resolve:
         _resolve_kinks(lo, e, args, outs, new, kinky)
     return outs
+
+
+# ------------------------------------------------------------------------------------------ control flow
+#
+# lax.scan (and fori_loop, which JAX writes as a scan) is unrolled: its length is fixed when JAX traces it, so
+# the loop is the same real-number program as its body written out `length` times.  lax.cond / lax.switch
+# with an index known at import time is the branch it selects; lax.cond on a comparison of reals is a
+# selection: both branches are lowered and each output is where(comparison, true branch, false branch), the
+# comparison being the switching function (both branches must then be defined at the point).  A while_loop is
+# unrolled when its predicate is known at import time (integer counters), and refused when the predicate
+# depends on real values: its trip count, and so the program, changes with the inputs.
+
+MAX_UNROLL = 100000      # loop steps an import unrolls at most
+
+
+def _closed_consts(lo, consts):
+    """The constants of a closed sub-jaxpr as values of the lowering (floats exact, integers as they are)."""
+    return [lo.constant(_np.asarray(c), f"closure.{lo.hint}", fold=False) if _is_float(_np.asarray(c).dtype)
+            else Const(_np.asarray(c)) for c in consts]
+
+
+def _lower_closed(lo, closed, args, name):
+    """Lower a ClosedJaxpr on ``args`` as a nested call named ``name``: the values of its outputs."""
+    lo.stack.append(name)
+    try:
+        return lo.lower(closed.jaxpr, _closed_consts(lo, closed.consts), list(args), [True] * len(closed.jaxpr.outvars))
+    finally:
+        lo.stack.pop()
+
+
+def _step(lo, x, i):
+    """Element ``i`` along the first axis of a scanned value (a real array or an integer constant)."""
+    if isinstance(x, Const):
+        return Const(_np.asarray(x.value)[i])
+    if isinstance(x, NonReal):
+        return NonReal(x.value, tuple(x.shape[1:]))
+    t = lo.real(x, "scanned value")
+    t = lo.slice(t, (i,) + (0,) * (len(t.shape) - 1), (i + 1,) + tuple(t.shape[1:]))
+    return lo.reshape(t, t.shape[1:])
+
+
+def _stack_steps(lo, values, aval):
+    """The per-step outputs of a scan stacked along a new first axis (``aval``: JAX's type of the result)."""
+    shape = tuple(aval.shape)
+    if not values:
+        return lo.constant(_np.zeros(shape), "scan.empty") if _is_float(aval.dtype) else Const(_np.zeros(shape,
+                                                                                                         aval.dtype))
+    if all(isinstance(v, Const) for v in values):
+        return Const(_np.stack([_np.asarray(v.value) for v in values]))
+    parts = [lo.reshape(lo.real(v, "scan output"), (1,) + shape[1:]) for v in values]
+    return parts[0] if len(parts) == 1 else lo.concat(parts, 0)
+
+
+@rule("scan", note="unrolled: its body once per step (the length is fixed when JAX traces the loop)")
+def _scan(lo, e, *args):
+    p = e.params
+    nc, nk, length = p["num_consts"], p["num_carry"], int(p["length"])
+    if length > MAX_UNROLL:
+        lo.fail(f"a scan of length {length}: more than the {MAX_UNROLL} steps an import unrolls")
+    consts, carry, xs = list(args[:nc]), list(args[nc:nc + nk]), list(args[nc + nk:])
+    steps = range(length - 1, -1, -1) if p["reverse"] else range(length)
+    ys = {}
+    for i in steps:
+        outs = _lower_closed(lo, p["jaxpr"], consts + carry + [_step(lo, x, i) for x in xs], f"scan[{i}]")
+        carry, ys[i] = list(outs[:nk]), list(outs[nk:])
+    stacked = [_stack_steps(lo, [ys[i][j] for i in range(length)], v.aval)
+               for j, v in enumerate(e.outvars[nk:])]
+    return carry + stacked
+
+
+@rule("cond", note="a selection: the branch its index selects; on a comparison of reals, where(comparison, ...)")
+def _cond(lo, e, index, *ops):
+    branches = e.params["branches"]
+    if isinstance(index, Const):
+        k = int(_np.clip(_np.asarray(index.value), 0, len(branches) - 1))
+        return _lower_closed(lo, branches[k], ops, f"cond[{k}]")
+    if not isinstance(index, Cond) or len(branches) != 2:
+        lo.fail("lax.switch on an index computed from real values (only lax.cond on a comparison of reals, or an "
+                "index known at import time, is a selection verify can import)")
+    no, yes = (_lower_closed(lo, b, ops, f"cond[{k}]") for k, b in enumerate(branches))
+    out = []
+    for a, b in zip(yes, no):
+        if isinstance(a, Const) and isinstance(b, Const) and _np.array_equal(a.value, b.value):
+            out.append(a)
+        else:
+            out.append(lo.select(index, a, b))
+    return out
+
+
+@rule("while", note="unrolled while its predicate is known at import time (integer counters)")
+def _while(lo, e, *args):
+    p = e.params
+    cn, bn = p["cond_nconsts"], p["body_nconsts"]
+    cconsts, bconsts, carry = list(args[:cn]), list(args[cn:cn + bn]), list(args[cn + bn:])
+    for i in range(MAX_UNROLL + 1):
+        (pred,) = _lower_closed(lo, p["cond_jaxpr"], cconsts + carry, f"while.cond[{i}]")
+        if not isinstance(pred, Const):
+            lo.fail("a while_loop whose predicate depends on real values: its trip count changes with the inputs, so "
+                    "it is not one real-number program (write it with lax.scan or fori_loop of fixed length)")
+        if not bool(_np.asarray(pred.value)):
+            return carry
+        carry = list(_lower_closed(lo, p["body_jaxpr"], bconsts + carry, f"while[{i}]"))
+    lo.fail(f"a while_loop that runs more than {MAX_UNROLL} steps")
 
 
 # --------------------------------------------------------------------------------------- stop_gradient shifts
