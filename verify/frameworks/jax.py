@@ -326,7 +326,8 @@ def _add_any(lo, e, a, b):
     return lo.add(a, b)
 
 
-@rule("copy", "copy_p", "optimization_barrier")
+@rule("copy", "copy_p", "optimization_barrier", "device_put",
+      note="device_put moves an array between devices: the identity on values")
 def _copy(lo, e, *a):
     return list(a)
 
@@ -364,10 +365,11 @@ def _integer_pow(lo, e, a):
 @rule("pow")
 def _pow(lo, e, a, b):
     if not (isinstance(b, Tensor) and isinstance(b.atom, Lit)) and not isinstance(b, Const):
-        lo.fail("x ** y with a real exponent y: only constant exponents are supported")
+        # a real exponent: exp(y log x), defined for x > 0 (JAX's own derivative there is the same function's)
+        return lo.ew("exp", [lo.mul(b, lo.ew("log", [a]))])
     q = b.atom.value if isinstance(b, Tensor) else exact_q(_np.asarray(b.value).ravel()[0])
     if isinstance(b, Const) and not _np.all(_np.asarray(b.value) == _np.asarray(b.value).ravel()[0]):
-        lo.fail("x ** y with an array of exponents")
+        return lo.ew("exp", [lo.mul(lo.real(b), lo.ew("log", [a]))])
     if q.q == 1:
         return lo.ew("pow", [a], {"n": int(q.p)})
     if q == fmpq(1, 2):
@@ -417,12 +419,21 @@ def _clamp(lo, e, lo_v, x, hi_v):
             continue
         v = lo.real(v)
         if not isinstance(v.atom, Lit):
-            lo.fail("lax.clamp with array bounds (only number bounds are supported)")
+            return _clamp_arrays(lo, lo_v, t, hi_v)
         bounds.append(v.atom.value)
     if bounds[0] is not None and bounds[1] is not None and not bounds[0] < bounds[1]:
         lo.fail("lax.clamp with lo >= hi")
     (o,) = lo.emit("clamp", [lo.full(t)], {"lo": bounds[0], "hi": bounds[1], "at_lo": fmpq(0), "at_hi": fmpq(0)})
     return Tensor(o, t.shape)
+
+
+def _clamp_arrays(lo, lo_v, x, hi_v):
+    """lax.clamp with bounds computed from real values, as JAX's JVP reads it: x where lo < x < hi, else the
+    bound it crossed, x's derivative 0 at both bounds.  At a tie JAX also gives the bound derivative 0 (its JVP
+    is select(lo > x, ...) for lo and select(hi < x, ...) for hi), which is no selection derivative: this
+    program gives the bound derivative 1 there, and an audit at such a tie reports the difference."""
+    inner = x if isinstance(hi_v, NonReal) else lo.select(lo.compare("<", x, hi_v), x, hi_v)
+    return inner if isinstance(lo_v, NonReal) else lo.select(lo.compare(">", x, lo_v), inner, lo_v)
 
 
 def _cmp(op):
@@ -490,6 +501,11 @@ def _convert(lo, e, a):
     return lo.real(a)
 
 
+@rule("reduce_precision", note="rounding to fewer mantissa bits is a float cast: the identity on exact values")
+def _reduce_precision(lo, e, a):
+    return lo.real(a)
+
+
 @rule("stop_gradient")
 def _stop_gradient(lo, e, a):
     shape = tuple(e.outvars[0].aval.shape)
@@ -548,6 +564,18 @@ def _dynamic_slice(lo, e, a, *starts):
     return lo.slice(t, st, [s + k for s, k in zip(st, sizes)])
 
 
+@rule("dynamic_update_slice")
+def _dynamic_update_slice(lo, e, a, u, *starts):
+    t, v = lo.real(a), lo.real(u)
+    if not all(isinstance(s, Const) for s in starts):
+        lo.fail("dynamic_update_slice at positions computed from real values")
+    st = [min(max(int(_np.asarray(s.value)), 0), d - k) for s, d, k in zip(starts, t.shape, v.shape)]
+    hi = [d - s - k for s, d, k in zip(st, t.shape, v.shape)]
+    keep = _np.ones(t.shape, dtype=_np.int64)
+    keep[tuple(slice(s, s + k) for s, k in zip(st, v.shape))] = 0
+    return lo.add(lo.mul(t, lo.constant(keep, "update.mask")), lo.pad(v, st, hi, 0))
+
+
 @rule("concatenate")
 def _concatenate(lo, e, *xs):
     return lo.concat(list(xs), e.params["dimension"])
@@ -574,9 +602,13 @@ def _pad(lo, e, a, value):
     if any(int(i) for _, _, i in cfg):
         lo.fail("pad with interior padding")
     v = lo.real(value)
-    if not isinstance(v.atom, Lit):
-        lo.fail("pad with a padding value computed from real values")
-    return lo.pad(a, [int(a_) for a_, _, _ in cfg], [int(b) for _, b, _ in cfg], v.atom.value)
+    lows, highs = [int(a_) for a_, _, _ in cfg], [int(b) for _, b, _ in cfg]
+    if isinstance(v.atom, Lit):
+        return lo.pad(a, lows, highs, v.atom.value)
+    # a padding value computed from real values: zero padding plus the value times the padding's mask
+    out = lo.pad(a, lows, highs, 0)
+    inner = lo.pad(lo.constant(_np.ones(lo.real(a).shape, dtype=_np.int64), "pad.ones", fold=False), lows, highs, 0)
+    return lo.add(out, lo.mul(v, lo.sub(1, inner)))
 
 
 @rule("split")
@@ -687,9 +719,72 @@ def _window(lo, e, x):
     return lo.transpose(lo.real(x), perm), perm, params
 
 
+def _window_index(shape, dims, strides, pads, wdil, base_dil):
+    """(index array of shape out_shape + (K,) into the flat operand, -1 at padding) of a reduce_window."""
+    if any(d != 1 for d in base_dil):
+        return None
+    idx = _np.arange(_math.prod(shape), dtype=_np.int64).reshape(shape)
+    idx = _np.pad(idx, [tuple(int(a) for a in p) for p in pads], constant_values=-1)
+    extent = [(k - 1) * d + 1 for k, d in zip(dims, wdil)]
+    out = [max((n - x) // s + 1, 0) for n, x, s in zip(idx.shape, extent, strides)]
+    offsets = _np.stack(_np.meshgrid(*[_np.arange(k) * d for k, d in zip(dims, wdil)], indexing="ij"), -1)
+    offsets = offsets.reshape(-1, len(shape))                     # K window offsets, row-major
+    starts = _np.stack(_np.meshgrid(*[_np.arange(o) * s for o, s in zip(out, strides)], indexing="ij"), -1)
+    pos = starts[..., None, :] + offsets                           # out + (K, ndim)
+    return idx[tuple(pos[..., i] for i in range(len(shape)))]
+
+
+def _window_reduce(lo, e, x, how):
+    """A reduce_window of any rank as a gather of every window's elements (a constant index array, the
+    window along a new last axis) and a reduction over that axis: ``how`` is max / min (a tied window's
+    tangent to its first extreme element, as JAX's select_and_gather_add gives it), sum or mul.  A padded
+    position takes the value of its window's first element for max / min (it never wins a tie it would
+    not win anyway) and is masked out of sums and products."""
+    p = e.params
+    t = lo.real(x)
+    index = _window_index(t.shape, p["window_dimensions"], p["window_strides"], p["padding"],
+                          p["window_dilation"], p["base_dilation"])
+    if index is None:
+        lo.fail("reduce_window with base dilation")
+    pad = index < 0
+    if pad.all(axis=-1).any():
+        lo.fail("a reduce_window with a window made of padding only (its value is the init value)")
+    first = _np.take_along_axis(index, _np.argmax(~pad, axis=-1)[..., None], -1)
+    gathered = lo.take(t, _np.where(pad, first, index), "window")
+    ax = len(gathered.shape) - 1
+    if how in ("max", "min"):
+        return lo.reduce("amax" if how == "max" else "amin", gathered, (ax,), tie="first")
+    mask = lo.constant((~pad).astype(_np.int64), "window.mask")
+    if how == "sum":
+        return lo.reduce("sum", lo.mul(gathered, mask), (ax,))
+    return _product_last_axis(lo, lo.add(lo.mul(gathered, mask), lo.sub(1, mask)))   # padding multiplies by 1
+
+
+def _product_last_axis(lo, t):
+    """The product of ``t`` along its last axis, as a chain of elementwise products (1 when it is empty)."""
+    n, ax = t.shape[-1], len(t.shape) - 1
+    out = None
+    for j in range(n):
+        col = lo.reshape(lo.slice(t, (0,) * ax + (j,), tuple(t.shape[:-1]) + (j + 1,)), t.shape[:-1])
+        out = col if out is None else lo.mul(out, col)
+    return out if out is not None else lo.constant(_np.ones(t.shape[:-1]), "product.empty")
+
+
+def _pooling(e):
+    """True when the reduce_window is a 2-d pooling of a 4-d array (the max_pool2d / avg_pool2d fast path)."""
+    p = e.params
+    if len(p["window_dimensions"]) != 4 or any(d != 1 for d in p["base_dilation"]):
+        return False
+    spatial = [i for i, d in enumerate(p["window_dimensions"])
+               if d != 1 or p["window_strides"][i] != 1 or tuple(p["padding"][i]) != (0, 0)]
+    return all(i in (2, 3) for i in spatial) or all(i in (1, 2) for i in spatial)
+
+
 @rule("reduce_window_max", note="reduce_window_max JVP gives a tied window's tangent to its first maximal "
                                 "element in row-major order, measured (tie=first)")
 def _reduce_window_max(lo, e, x):
+    if not _pooling(e):
+        return _window_reduce(lo, e, x, "max")
     xn, perm, params = _window(lo, e, x)
     if _math.prod(params["kernel"]) < 2:
         return lo.transpose(xn, tuple(int(i) for i in _np.argsort(perm)))
@@ -697,15 +792,75 @@ def _reduce_window_max(lo, e, x):
     return lo.transpose(Tensor(o, lo.shape_of(o)), tuple(int(i) for i in _np.argsort(perm)))
 
 
+@rule("reduce_window_min", note="reduce_window_min JVP gives a tied window's tangent to its first minimal "
+                                "element (tie=first)")
+def _reduce_window_min(lo, e, x):
+    return _window_reduce(lo, e, x, "min")
+
+
 @rule("reduce_window_sum")
 def _reduce_window_sum(lo, e, x):
+    if not _pooling(e) or any(d != 1 for d in e.params["window_dilation"]):
+        return _window_reduce(lo, e, x, "sum")
     xn, perm, params = _window(lo, e, x)
-    if params["dilation"] != (1, 1):
-        lo.fail("a window sum with dilation")
     params.pop("dilation")
     (o,) = lo.emit("avg_pool2d", [lo.full(xn)], params)
     y = lo.mul(Tensor(o, lo.shape_of(o)), _math.prod(params["kernel"]))
     return lo.transpose(y, tuple(int(i) for i in _np.argsort(perm)))
+
+
+_MONOIDS = {"add": ("sum", 0), "mul": ("mul", 1), "max": ("max", None), "min": ("min", None)}
+
+
+def _monoid(lo, e):
+    """(how, neutral) of a reduction whose body is one add / mul / max / min of its two arguments."""
+    closed = e.params["jaxpr"]
+    j = getattr(closed, "jaxpr", closed)
+    if len(j.eqns) != 1 or j.eqns[0].primitive.name not in _MONOIDS or list(j.eqns[0].invars) != list(j.invars):
+        lo.fail("a reduction whose body is not one add, mul, max or min of its two arguments")
+    return _MONOIDS[j.eqns[0].primitive.name]
+
+
+def _with_init(lo, out, init, how):
+    """A reduction's result combined with its init value (skipped when the init is the neutral element)."""
+    if isinstance(init, NonReal):
+        if (how == "max" and init.value < 0) or (how == "min" and init.value > 0):
+            return out
+        lo.fail(f"a {how} reduction with init value {init.value}")
+    v = lo.real(init, "init value")
+    neutral = {"sum": 0, "mul": 1}.get(how)
+    if isinstance(v.atom, Lit) and neutral is not None and v.atom.value == neutral:
+        return out
+    if how == "sum":
+        return lo.add(out, v)
+    if how == "mul":
+        return lo.mul(out, v)
+    return lo.ew(how, [out, v], {"tie": "split"})
+
+
+@rule("reduce_window", note="a generic window reduction: its body must be add, mul, max or min")
+def _reduce_window(lo, e, x, init):
+    how, _ = _monoid(lo, e)
+    return _with_init(lo, _window_reduce(lo, e, x, how), init, how)
+
+
+@rule("reduce", note="a generic reduction whose body is add or mul")
+def _reduce(lo, e, *args):
+    if len(args) != 2:
+        lo.fail("a variadic reduction (several operands, as argmax computes): not a real-number function")
+    x, init = args
+    how, _ = _monoid(lo, e)
+    if how not in ("sum", "mul"):
+        lo.fail(f"a generic {how} reduction: its derivative at ties is not measured (jnp.max / jnp.min are "
+                "reduce_max / reduce_min, which are supported)")
+    axes = tuple(int(a) for a in e.params["dimensions"])
+    if how == "sum":
+        return _with_init(lo, lo.reduce("sum", x, axes), init, how)
+    t = lo.real(x)
+    kept = tuple(i for i in range(len(t.shape)) if i not in axes)
+    flat = lo.reshape(lo.transpose(t, kept + axes),
+                      tuple(t.shape[i] for i in kept) + (_math.prod(t.shape[i] for i in axes),))
+    return _with_init(lo, _product_last_axis(lo, flat), init, how)
 
 
 @rule("sort", note="sort JVP permutes the tangent like the operand: is_stable=True keeps tied elements in "
