@@ -374,7 +374,7 @@ def test_origins_name_the_call_and_the_source_line():
     (lambda x: lax.sort(x, is_stable=False).sum(), "unstable sort"),
     (lambda x: (x // 2).sum(), "floor"),
     (lambda x: jnp.where(x > 0, x, jnp.nan).sum(), "nan"),
-    (lambda x: lax.while_loop(lambda v: v.sum() < 10, lambda v: v * 2, x).sum(), "control flow"),
+    (lambda x: lax.while_loop(lambda v: v.sum() < 10, lambda v: v * 2, x).sum(), "trip count"),
     (lambda x: jnp.cumsum(x).sum(), "cumsum"),
     (lambda x: x[jnp.argsort(x)].sum(), "argsort"),
 ])
