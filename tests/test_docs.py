@@ -157,7 +157,8 @@ def run_console(block, cwd, env):
 # -- Python -------------------------------------------------------------------------------------------------
 
 def run_python(block, namespace):
-    code = compile(block.text, f"{block.where}", "exec")
+    # padded so that line numbers in tracebacks and source locations are the page's own
+    code = compile("\n" * block.line + block.text, os.path.join(ROOT, block.page), "exec")
     exec(code, namespace)
 
 
