@@ -250,3 +250,39 @@ def test_mkdocs_site_builds_strictly(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
                           cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout
+
+
+def schema_keys(definition, defs):
+    """The top-level keys a --json object of one command may have (command, verdict, reason left out)."""
+    if "$ref" in definition:
+        return schema_keys(defs[definition["$ref"].split("/")[-1]], defs)
+    if "else" in definition:                      # scalar programs; tensor programs are under "then"
+        return schema_keys(definition["else"], defs)
+    return set(definition.get("properties", {})) - {"command", "verdict", "reason"}
+
+
+def key_tables():
+    """{(command, tensor?): the backticked words of its row} from docs/cli.md's two key tables."""
+    rows = {}
+    for line in open(os.path.join(ROOT, "docs", "cli.md"), encoding="utf-8"):
+        if line.startswith("| command"):
+            tensor = "tensor" in line
+        m = re.match(r"\| `([a-z-]+)` \|(.*)\|\s*$", line)
+        if m:
+            rows[(m.group(1), tensor)] = set(re.findall(r"`([a-z_]+)`", m.group(2)))
+    return rows
+
+
+def test_cli_key_tables_match_the_output_schema():
+    import json
+    schema = json.load(open(os.path.join(ROOT, "verify", "commands", "output.schema.json"), encoding="utf-8"))
+    defs, rows = schema["$defs"], key_tables()
+    commands = [c for c in schema["properties"]["command"]["enum"] if c != "verify"]
+    for command in commands:
+        assert (command, False) in rows, f"docs/cli.md: no row for `{command}`"
+        missing_keys = schema_keys(defs[command], defs) - rows[(command, False)]
+        assert not missing_keys, f"docs/cli.md: the `{command}` row does not name {sorted(missing_keys)}"
+    for (command, tensor), words in rows.items():
+        if tensor:
+            missing_keys = schema_keys(defs[f"tensor-{command}"], defs) - words
+            assert not missing_keys, f"docs/cli.md: the tensor `{command}` row does not name {sorted(missing_keys)}"
