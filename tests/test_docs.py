@@ -322,3 +322,15 @@ def test_readme_links_lead_somewhere():
             assert anchor in {slug(h) for h in headings}, f"README.md links to {target}: no such heading"
     if pending:
         pytest.skip(f"pages in the site's nav, not written yet: {sorted(set(pending))}")
+
+
+def test_the_harness_reads_fences_and_marks(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("text\n\n```\nnot marked\n```\n\n<!-- docs: needs torch; campaign -->\n"
+                    "```console\n$ verify x\n```\n```pycon\n>>> # needs: jax\n>>> 1\n1\n```\n")
+    unmarked, console, pycon = blocks(str(page))
+    assert (unmarked.lang, unmarked.line, unmarked.text) == ("", 3, "not marked\n")
+    assert unmarked.lang not in RUN | TEXT          # test_every_block_says_what_it_is fails on it
+    assert console.marks == {"needs": ["torch"], "campaign": True} and console.line == 8
+    assert pycon.marks == {"needs": ["jax"]}
+    assert commands(console) == [("verify x", [])]
