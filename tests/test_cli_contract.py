@@ -235,10 +235,10 @@ def test_progress_goes_to_a_terminal_only(monkeypatch, capsys):
     assert "patterns tried 5/10" in tty.text and tty.text.endswith("\r")
 
 
-def test_readme_documents_the_json_contract_and_exit_codes():
-    readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md"), encoding="utf-8").read()
+def test_docs_document_the_json_contract_and_exit_codes():
+    page = open(os.path.join(os.path.dirname(__file__), "..", "docs", "cli.md"), encoding="utf-8").read()
     for words in ("output.schema.json", '"verdict"', "ERROR", "exit code", "141"):
-        assert words in readme, words
+        assert words in page, words
 
 
 TENSOR = "def f(x: [3], w: [3]):\n    return sum(relu(x * w) + max(x, 1/2), axes=(0,))\n"
