@@ -117,3 +117,22 @@ def test_dask_local_cluster(tmp_path):
         res = C.campaign(20, 7, ["lemma1", "proposition4"], dask=client, chunk=10, outdir=str(tmp_path))
     assert res["workers"] == "dask"
     assert counts(res) == counts(C.campaign(20, 7, ["lemma1", "proposition4"], chunk=10))
+
+
+def test_a_time_budget_running_out_inside_the_checker_is_undecided_not_a_failure(monkeypatch):
+    # proposition2 checks a PROVED identity's certificate under the claim's time budget; when the budget runs
+    # out while the checker parses the program, that is "undecided", never "the checker rejects it"
+    from verify import checker
+    from verify.certify.integral import integral_certificate, integral_identity
+    from verify.frontends import text
+    from verify.fuzz.claims import TimeLimit
+    cert = integral_certificate(integral_identity("lambda t: relu(t - 1/3)", [0], [1]))
+    real = text.parse
+
+    def slow(*a, **k):
+        raise TimeLimit("over the 3s budget")
+    monkeypatch.setattr(text, "parse", slow)
+    with pytest.raises(TimeLimit):
+        checker.check(cert)
+    monkeypatch.setattr(text, "parse", real)
+    assert checker.check(cert) is None

@@ -268,3 +268,14 @@ def test_exact_arrays_are_exact():
     assert b.den == 12 and b.to_fmpq().tolist() == [[fmpq(1, 3), 2], [-1, fmpq(1, 4)]]
     with ctx.workprec(64):
         assert T.get_tensor_system("ball").const_array(b)[0, 0].contains(arb(1) / 3)
+
+
+def test_grad_of_a_tensor_program_takes_inputs_by_name_or_position():
+    P = verify.parse("def f(x: [2], W1: [2, 2]):\n    return sum(relu(x @ W1), axes=(0,))\n")
+    point = [np.array([1., 2.]), np.eye(2)]
+    by_name = verify.grad(P, point, wrt=["W1"]).gradient
+    by_position = verify.grad(P, point, wrt=[1]).gradient
+    assert by_name[0] is None and by_position[0] is None
+    assert by_name[1].tolist() == by_position[1].tolist() == [[1, 1], [2, 2]]
+    with pytest.raises(verify.InputError, match="wrt='W2' is not an input of f"):
+        verify.grad(P, point, wrt=["W2"])

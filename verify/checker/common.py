@@ -11,7 +11,7 @@ from fractions import Fraction
 
 from flint import arb, ctx, fmpq
 
-from ..errors import VerifyError
+from ..errors import InputError
 from . import Invalid
 from . import kernel as K
 
@@ -34,7 +34,7 @@ def program(cert, base=None):
         raise Invalid("program.source must be program text, not a path")
     try:
         S = parse(prog["source"], fn=prog["fn"], base=base)
-    except VerifyError as e:
+    except InputError as e:         # only what bad text raises: a time budget running out is not "invalid"
         raise Invalid(f"the program source does not parse: {e}") from None
     if to_text(S) != prog["source"] or S.name != prog["fn"]:
         raise Invalid("the program source is not in canonical form")

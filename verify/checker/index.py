@@ -16,7 +16,7 @@ import math
 from flint import arb, arb_mat, ctx, fmpq, fmpq_mat
 
 from .. import progress
-from ..errors import VerifyError
+from ..errors import InputError
 from . import Invalid, register
 from . import common as C
 from . import kernel as K
@@ -508,7 +508,7 @@ def check_spurious(cert):
     claim = cert["claim"]
     try:
         P = parse(claim["original"])
-    except VerifyError as e:
+    except InputError as e:
         raise Invalid(f"the original program does not parse: {e}") from None
     if to_text(P) != claim["original"]:
         raise Invalid("the original program is not in canonical form")

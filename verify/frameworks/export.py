@@ -4,7 +4,7 @@
 framework's AD can be compared with ours on the same program (the ``frameworks`` claim of ``verify fuzz``).
 
 Each primitive maps to the framework operation whose behaviour at the kink is the one measured in the
-README's table: torch.relu / jax.nn.relu, torch.abs / jnp.abs, torch.maximum / jnp.maximum for two
+table of docs/programs.md: torch.relu / jax.nn.relu, torch.abs / jnp.abs, torch.maximum / jnp.maximum for two
 arguments and torch.max(torch.stack) / jnp.max(jnp.stack) for more (ties split 1/k), torch.sort(stable) /
 jnp.sort, torch.where / jnp.where, torch.clamp / jnp.clip, hardtanh (jax.nn.hard_tanh rescaled to [lo, hi]),
 relu6, leaky_relu.  A program is exportable to a framework only when every kink param, as the convention

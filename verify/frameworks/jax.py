@@ -126,6 +126,8 @@ class JaxLowering(Lowering):
             src = ""
         if not src or f"{os.sep}jax{os.sep}" in src:
             src = self.origin.source          # inside a library call: the caller's line
+        else:
+            src = os.path.basename(src)       # file:line:column (function), named like torch's origins
         return Origin("jax", op, "eqn " + "/".join(str(i) for i in self.path), "/".join(self.stack), src,
                       RULES.get(name, (None, ""))[1])
 

@@ -604,7 +604,8 @@ class TensorGrad:
 def grad(program, point, mode="backward", number="exact", prec=None, convention=kinks.DEFAULT, pattern=None,
          wrt=None):
     """The selection gradient of a tensor program with one scalar output (Algorithm 2 in backward mode;
-    forward mode runs one tangent per input element, for small programs and Lemma 1)."""
+    forward mode runs one tangent per input element, for small programs and Lemma 1).  ``wrt``: the inputs to
+    differentiate, by name or position (default: all); the gradient of the others is None."""
     kinks.check_convention(convention)
     if mode not in ("forward", "backward"):
         raise InputError(f"mode {mode!r} must be 'forward' or 'backward'")
@@ -612,7 +613,7 @@ def grad(program, point, mode="backward", number="exact", prec=None, convention=
         raise InputError(f"{program.name} has outputs of shapes "
                          f"{[list(program.atom_shape(a)) for a in program.outputs]}: a gradient needs one scalar "
                          "output (use vjp for others)")
-    wrt = list(range(program.n_inputs)) if wrt is None else list(wrt)
+    wrt = input_positions(program, wrt)
     xs = coerce_inputs(program, point)
 
     def job(ns, p):
@@ -627,6 +628,26 @@ def grad(program, point, mode="backward", number="exact", prec=None, convention=
         grads = [None if c is None else user_value(ns, c) for c in g]
         return TensorGrad([user_value(ns, v) for v in vals], grads, r.pattern, exact, ns.name, p, convention, mode, r)
     return escalate(number, prec, job)
+
+
+def input_positions(program, wrt):
+    """The positions of the inputs named in ``wrt`` (names or positions; None: every input), InputError naming
+    the inputs for one that is not."""
+    names = list(program.input_names)
+    if wrt is None:
+        return list(range(len(names)))
+    if isinstance(wrt, (str, int)):
+        wrt = [wrt]
+    out = []
+    for w in wrt:
+        if isinstance(w, str) and w in names:
+            out.append(names.index(w))
+        elif isinstance(w, int) and not isinstance(w, bool) and 0 <= w < len(names):
+            out.append(w)
+        else:
+            raise InputError(f"wrt={w!r} is not an input of {program.name} (its inputs: {', '.join(names)}; "
+                             "give names or positions)")
+    return out
 
 
 def forward_gradient(r, wrt):

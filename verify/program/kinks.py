@@ -1,6 +1,6 @@
 """Named kink conventions: what PyTorch, JAX and TensorFlow return at the kinks of their nonsmooth
 primitives, as parameter sets for our primitives (measured on CPU in float64, torch 2.13, JAX 0.10.2,
-TensorFlow 2.21; the table is in the README).
+TensorFlow 2.21; the table is in docs/programs.md).
 
 A convention only fills params that a program leaves unwritten: ``relu(u, alpha=1/2)`` means alpha = 1/2
 under every convention.  Values are either fixed or a function of the number of arguments, because
