@@ -246,7 +246,7 @@ def audit_imported(imp, float_gradient, wrt=None, prec=None, tiny=TINY, critical
     # certified side: one exact evaluation, the index set and kinks, one backward pass
     iset = site_index_set(P, point, convention, "exact", prec)
     r = iset.run
-    with T._precision(r.ns, r.prec):
+    with T.working_precision(r.ns, r.prec):
         cts = T.vjp(r, [r.ns.const(fmpq(1))], wrt)
         exact = [None if i not in wrt else T.user_value(r.ns, r.ns.zeros(P.shapes[i]) if c is None else c)
                  for i, c in enumerate(cts)]
@@ -310,10 +310,10 @@ def _float_kinks(P, point, r, dtype, origins, fvars):
         return [], {}
     out, at_kinks = [], {}
     for st in T.nonsmooth_steps(P, r.convention):
-        args = [ns._c(fvars[a]) if isinstance(a, int) and a in fvars else v for a, v in zip(st.ins, fr.args[st.k])]
+        args = [ns.cast(fvars[a]) if isinstance(a, int) and a in fvars else v for a, v in zip(st.ins, fr.args[st.k])]
         source = "framework" if any(isinstance(a, int) and a in fvars for a in st.ins) else "replay"
         for gi, g in enumerate(st.sites.groups):
-            fa = T._site_args(ns, st, g, args)
+            fa = T.group_args(ns, st, g, args)
             ex = r.switch_signs(st, gi)
             fl = [T.switch_signs(ns, t, c, fa, len(g.sites)) for t, c in st.switches[gi]]
             for j, (se, sf) in enumerate(zip(ex, fl)):
@@ -360,7 +360,7 @@ def audit_certificates(rep):
     from ..certify.certs_tensor import tensor_critical_certificate, tensor_differentiable_certificate
     P, iset = rep.imported.program, rep.iset
     r = iset.run
-    with T._precision(r.ns, r.prec):
+    with T.working_precision(r.ns, r.prec):
         value = T.user_value(r.ns, T.output_values(r)[0])
     grads = [T.user_value(r.ns, r.ns.zeros(P.shapes[i])) if g is None else g for i, g in zip(rep.wrt,
                                                                                            rep.exact_gradient)]

@@ -162,7 +162,7 @@ def _minus_chosen(ns, st, g, i, C, Kc, args):
             p[j] += c
         acc = None
         for j in range(g.n):
-            t = T._scale(ns, _coef_minus(p[j], C[r][j]), args[j])
+            t = T.scaled(ns, _coef_minus(p[j], C[r][j]), args[j])
             acc = t if acc is None else (acc if t is None else ns.add(acc, t))
         k = _coef_minus(const, Kc[r])
         if not (isinstance(k, fmpq) and k == 0) or acc is None:
@@ -182,7 +182,7 @@ def _agreeing(r, pos, st, gi, g):
     ns = r.ns
     a = r.site_args[(st.k, gi)]
     chosen = np.asarray(r.pattern[pos]).ravel()[g.sites]
-    C, Kc = T._coef_arrays(st, g, chosen)
+    C, Kc = T.coef_arrays(st, g, chosen)
     n_p = st.n_pieces(g.n)
     m = len(g.sites)
     multi, und = [], []
@@ -353,7 +353,7 @@ def site_field(iset, wrt=None):
         raise InputError(f"I(x) has {iset.count} patterns, more than the cap: the field would be incomplete")
     wrt = list(range(program.n_inputs)) if wrt is None else list(wrt)
     grads, where, keys = [], [], {}
-    with T._precision(iset.run.ns, iset.prec):
+    with T.working_precision(iset.run.ns, iset.prec):
         for pat in iset.patterns:
             g = _gradient(iset.run.with_pattern(pat), wrt)
             k = _key(g)
@@ -459,7 +459,7 @@ def _switch_gradient(r, st, gi, g, loc, j, wrt):
             onehot = np.zeros(math.prod(grid), dtype=object)
             onehot[g.sites[loc]] = int(c.p)
             ct = ns.const_array(_ea(onehot.reshape(grid), int(c.q)))
-            ct = T._unbroadcast(ns, ct, r.program.shapes[a])
+            ct = T.unbroadcast(ns, ct, r.program.shapes[a])
             seeds[a] = ct if a not in seeds else ns.add(seeds[a], ct)
     else:
         sizes = [math.prod(s) for s in st.in_shapes]
@@ -616,7 +616,7 @@ def _continuous(r, pos, st, gi, g, loc, piece):
     ns = r.ns
     a = [ns.struct(x, lambda arr: arr[loc:loc + 1]) for x in r.site_args[(st.k, gi)]]
     chosen = np.asarray(r.pattern[pos]).ravel()[g.sites[loc]]
-    C, Kc = T._coef_arrays(st, g, np.array([chosen]))
+    C, Kc = T.coef_arrays(st, g, np.array([chosen]))
     for d in _minus_chosen(ns, st, g, piece, C, Kc, a):
         s = int(ns.signs(d).ravel()[0])
         if s == UNDECIDED:
@@ -674,11 +674,11 @@ def site_critical(program, point, convention=K.DEFAULT, number="exact", prec=Non
     iset = site_index_set(program, point, convention, number, prec)
     fld = site_field(iset, wrt)
     ns = iset.run.ns
-    with T._precision(ns, iset.prec):
+    with T.working_precision(ns, iset.prec):
         sel = zero_in_hull(ns, fld.gradients)
     try:
         cl, r = site_clarke(program, point, convention, number, prec, wrt, max_leaves)
-        with T._precision(r.ns, r.prec):
+        with T.working_precision(r.ns, r.prec):
             cc = zero_in_hull(r.ns, cl.gradients)
         err = None
     except Undecided as u:

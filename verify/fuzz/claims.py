@@ -334,7 +334,7 @@ def _make_theorem1(draw, primitives=None, max_eqns=6):
     P = _program(draw, max_eqns=max_eqns, primitives=primitives, max_outputs=1)
     a = draw(S.points(P))
     n = P.n_inputs
-    r = draw(S._vectors(n))
+    r = draw(S.vectors(n))
     # a second point sharing some coordinates with a: the shift lands exactly where x_i = a_i
     y = [ai if draw(st.booleans()) else draw(S.small_rationals()) for ai in a]
     return Example("theorem1", P, a, _convention(draw), {"shift": r, "other": y})
@@ -481,7 +481,7 @@ def check_proposition2(ex):
 
 def _make_proposition3(draw, primitives=None, max_eqns=8):
     P = _program(draw, max_eqns=max_eqns, primitives=primitives)
-    plain = S._vectors(P.n_inputs)
+    plain = S.vectors(P.n_inputs)
     x = draw(st.one_of(plain, S.points(P, kink_bias=False), S.points(P)))
     return Example("proposition3", P, x, _convention(draw))
 

@@ -21,12 +21,12 @@ from flint import ctx, fmpq
 
 from ..program import kinks
 from ..errors import DomainError, InputError, Undecided
-from ..program.ir import Lit, eqn_label
+from ..program.ir import Lit, eqn_where
 from ..program.prims import PRIMITIVES, affine, eval_rules, selection_rules
-from ..program.prims.smooth import _show
+from ..program.prims.smooth import value_text
 from ..rational import parse_point
 from .forms import Forms, TooLarge
-from .precision import DEFAULT_PREC, PREC_CAP, _precision, escalate  # noqa: F401  (part of this interface)
+from .precision import DEFAULT_PREC, PREC_CAP, working_precision, escalate  # noqa: F401  (part of this interface)
 from .tape import Q0, Q1, def_steps, forward, replay, tape_of  # noqa: F401  (def_steps: part of this interface)
 
 _VALUES_ONLY = contextvars.ContextVar("verify_values_only", default=False)
@@ -151,13 +151,8 @@ class Args:
         return (self[k] for k in range(len(self.slots)))
 
 
-def _where(program, k):
-    e = program.eqns[k]
-    loc = f" (line {e.loc[0]}:{e.loc[1]})" if e.loc else ""
-    return f"equation {k + 1} `{eqn_label(program, k)}`{loc}"
-
-
-def _switch_text(program, e, terms, const):
+def switch_text(program, e, terms, const):
+    """The switching function sum(c * arg_j) + const of equation ``e`` as text over its argument names."""
     from ..program.ir import lit_text
     parts = []
     for j, c in terms:
@@ -327,7 +322,7 @@ class _Runner:
                              lambda: self.forms().quick(st.ins, terms, const))
             if s is None:
                 e = self.program.eqns[k]
-                raise self.undecided(f"cannot decide the sign of {_switch_text(self.program, e, terms, const)}")
+                raise self.undecided(f"cannot decide the sign of {switch_text(self.program, e, terms, const)}")
             self.cache[j] = s
         return s
 
@@ -365,9 +360,9 @@ class _Runner:
                          lambda: self.forms().quick((atom,), ((0, Q1),), Q0))
         x = self.full[slot]
         if s is None:
-            raise self.undecided(f"cannot decide whether {_show(ns, x)} is allowed ({need})")
+            raise self.undecided(f"cannot decide whether {value_text(ns, x)} is allowed ({need})")
         if s not in allowed:
-            raise DomainError(f"{need}, got {_show(ns, x)}")
+            raise DomainError(f"{need}, got {value_text(ns, x)}")
         args = self.args_of(k)
         if st.prim == "pow":
             return ns.pow(args[0], st.params["n"])
@@ -405,7 +400,7 @@ class _Runner:
 
     def located(self, err, k):
         """The error re-raised with the equation it happened in (and its source position)."""
-        new = type(err)(f"{_where(self.program, k)}: {err}")
+        new = type(err)(f"{eqn_where(self.program, k)}: {err}")
         new.__dict__.update(err.__dict__)
         return new
 
@@ -429,7 +424,7 @@ def run(program, ns, xs, convention=kinks.DEFAULT, pattern=None, prec=None, inpu
         for st, i in zip(nonsmooth, pattern):
             n = st.sel.n_pieces(st.params, len(st.ins))
             if type(i) is not int or not 0 <= i < n:
-                raise InputError(f"pattern entry {i!r} for {_where(program, st.k)} must be a piece index 0..{n - 1}")
+                raise InputError(f"pattern entry {i!r} for {eqn_where(program, st.k)} must be a piece index 0..{n - 1}")
     tape = tape_of(program, steps, convention)
     if inputs is None and ns.name == "exact" and all(x.__class__ is fmpq for x in xs):
         inputs = xs
