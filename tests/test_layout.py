@@ -210,3 +210,21 @@ def test_the_reach_in_scan_sees_both_forms(tmp_path):
     assert reach_ins("verify.certify.m", str(p)) == {
         "verify.certify.m: _where from verify.interpret.evaluate", "verify.certify.m: T._precision",
         "verify.certify.m: run._cache"}
+
+
+def test_one_meaning_per_name():
+    """UNDECIDED is the verdict (truth.Verdict); the int8 code of an undecided sign is truth.SIGN_UNDECIDED and
+    a fuzz example's outcome is EXAMPLE_UNDECIDED.  K is the checker's kernel, never program.kinks."""
+    own_copy = {"verify.checker.tensor"}        # the checker's kernel keeps its own arithmetic, on purpose
+    bad = []
+    for mod, path in modules().items():
+        tree = ast.parse(open(path, encoding="utf-8").read())
+        for node in tree.body:
+            targets = node.targets if isinstance(node, ast.Assign) else []
+            names = [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
+            if "UNDECIDED" in names and mod not in own_copy:
+                bad.append(f"{mod} binds UNDECIDED")
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and any(a.name == "kinks" and a.asname == "K" for a in node.names):
+                bad.append(f"{mod} imports program.kinks as K")
+    assert not bad, bad

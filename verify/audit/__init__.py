@@ -28,7 +28,7 @@ from flint import arb, fmpq
 
 from ..errors import InputError, Undecidable, Undecided
 from ..interpret import tensor as T
-from ..numbers.tensor import UNDECIDED, FloatTensors
+from ..numbers.tensor import FloatTensors, SIGN_UNDECIDED
 from ..truth import FALSE, TRUE, UNKNOWN
 
 TINY = 2.0 ** -20         # a gradient whose entries are all at most this (relative to the loss scale) is "tiny"
@@ -319,7 +319,7 @@ def _float_kinks(P, point, r, dtype, origins, fvars):
             for j, (se, sf) in enumerate(zip(ex, fl)):
                 for loc in np.nonzero(se == 0)[0].tolist():
                     at_kinks[(st.k, _site(st, g, loc), j)] = f"{_sgn(sf[loc])} ({source})"
-                differ = np.nonzero((se != sf) & (se != UNDECIDED))[0]
+                differ = np.nonzero((se != sf) & (se != SIGN_UNDECIDED))[0]
                 for loc in differ.tolist():
                     out.append(Site(st.k, _site(st, g, loc), j, str(origins[st.k]), exact=_sgn(se[loc]),
                                     float=f"{_sgn(sf[loc])} ({source})"))

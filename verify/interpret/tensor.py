@@ -116,8 +116,8 @@ class TRun:
     _signs: dict = field(default_factory=dict, repr=False)
 
     def switch_signs(self, st, gi):
-        """The decided signs (int8 arrays, 2 = undecided) of every switching function of site group ``gi``
-        of step ``st``, one array per switching function over the group's sites."""
+        """The signs (int8 arrays, SIGN_UNDECIDED where undecided) of every switching function of site group
+        ``gi`` of step ``st``, one array per switching function over the group's sites."""
         key = (st.k, gi)
         s = self._signs.get(key)
         if s is None:

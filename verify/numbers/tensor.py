@@ -7,7 +7,7 @@ weights and data are QT and its pre-activations are computed exactly by integer 
 ``fmpz_mat``).  Values that stop being rational (exp, log, ...) become arrays of arb balls (the hybrid rule
 of the scalar exact system).  Ball arrays multiply on ``arb_mat``.
 
-``signs(x)`` returns an int8 array of decided signs with ``UNDECIDED`` (2) where a ball contains 0 without
+``signs(x)`` returns an int8 array of decided signs with ``SIGN_UNDECIDED`` (2) where a ball contains 0 without
 being 0: no undecided comparison ever becomes a bool here.
 """
 import math
@@ -15,9 +15,8 @@ import math
 import numpy as np
 from flint import arb, arb_mat, ctx, fmpq, fmpz_mat
 
+from ..truth import SIGN_UNDECIDED
 from .ball import arb_sign, json_number
-
-UNDECIDED = 2
 
 
 def _ints(a):
@@ -64,7 +63,7 @@ def _frompy(fn):
 _arb_exp, _arb_log, _arb_sqrt = _frompy(lambda v: v.exp()), _frompy(lambda v: v.log()), _frompy(lambda v: v.sqrt())
 _arb_sin, _arb_cos, _arb_tanh = _frompy(lambda v: v.sin()), _frompy(lambda v: v.cos()), _frompy(lambda v: v.tanh())
 _arb_erf = _frompy(lambda v: v.erf())
-_arb_sign1 = _frompy(lambda v: UNDECIDED if (s := arb_sign(v)) is None else s)
+_arb_sign1 = _frompy(lambda v: SIGN_UNDECIDED if (s := arb_sign(v)) is None else s)
 
 
 def _arb_sign(x):
@@ -531,7 +530,7 @@ class FloatTensors(_Base):
 
     def signs(self, x):
         s = np.sign(x).astype(np.int8)
-        return np.where(np.isnan(x), UNDECIDED, s).astype(np.int8)
+        return np.where(np.isnan(x), SIGN_UNDECIDED, s).astype(np.int8)
 
     def zeros(self, shape):
         return np.zeros(shape, dtype=self.dtype)
@@ -624,7 +623,7 @@ class IntervalTensors(_Base):
     def pi(self): return _obj(self.s.pi())
 
     def signs(self, x):
-        f = np.frompyfunc(lambda v: UNDECIDED if (s := self.s.sign(v)) is None else s, 1, 1)
+        f = np.frompyfunc(lambda v: SIGN_UNDECIDED if (s := self.s.sign(v)) is None else s, 1, 1)
         return np.asarray(f(x), dtype=object).astype(np.int8).reshape(np.shape(x)) if np.size(x) else \
             np.zeros(np.shape(x), np.int8)
 
@@ -696,4 +695,4 @@ def get_tensor_system(name):
 
 
 __all__ = ["QT", "ExactTensors", "BallTensors", "FloatTensors", "IntervalTensors", "get_tensor_system",
-           "UNDECIDED"]
+           "SIGN_UNDECIDED"]
