@@ -418,10 +418,16 @@ def backward(tape, full, pattern, ns, CT):
             continue
         if vk == V_MULA:
             j, g = a, mul(c, full[b])
-        elif vk == V_ADD or vk == V_SUB:
+        elif vk == V_ADD:
             t = CT[a]
             CT[a] = c if t is None else add(t, c)
-            j, g = b, (c if vk == V_ADD else neg(c))
+            j, g = b, c
+        elif vk == V_SUB:
+            t = CT[a]
+            CT[a] = c if t is None else add(t, c)
+            j, g = b, neg(c)
+        elif vk == V_ADD1 or vk == V_SUBA:
+            j, g = a, c
         elif vk == V_SLOPE:                 # x = (position, modes)
             mode, cs = x[1][pattern[x[0]]]
             if mode == 0:
@@ -449,8 +455,6 @@ def backward(tape, full, pattern, ns, CT):
             j, g = a, mul(mul(y, sub(one, y)), c)
         elif vk == V_EXP:
             j, g = a, mul(full[o], c)
-        elif vk == V_ADD1 or vk == V_SUBA:
-            j, g = a, c
         elif vk == V_SUBB:
             j, g = b, neg(c)
         elif vk == V_MULB:
@@ -494,6 +498,8 @@ def tangents(tape, full, pattern, ns, T):
             t = T[b] if (vk == V_SUBB or vk == V_MULB) else T[a]
             if t is None:
                 T[o] = None
+            elif vk == V_ADD1 or vk == V_SUBA:
+                T[o] = t
             elif vk == V_MULA:
                 T[o] = mul(t, full[b])
             elif vk == V_SLOPE:
@@ -509,8 +515,8 @@ def tangents(tape, full, pattern, ns, T):
                 T[o] = mul(full[o], t)
             elif vk == V_MULB:
                 T[o] = mul(full[a], t)
-            else:                           # V_ADD1, V_SUBA: t; V_SUBB, V_NEG: -t
-                T[o] = t if (vk == V_ADD1 or vk == V_SUBA) else neg(t)
+            else:                           # V_SUBB, V_NEG
+                T[o] = neg(t)
         elif vk == V_ADD:
             ta, tb = T[a], T[b]
             T[o] = tb if ta is None else (ta if tb is None else add(ta, tb))
