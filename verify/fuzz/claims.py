@@ -265,21 +265,31 @@ def _kernel_signs(K, prim, params, args):
 @maker(_make_theorem2)
 def check_theorem2(ex, pattern_cap=64):
     from ..certificates import resolved_program
-    from ..checker import kernel as K
     P, x, c = ex.program, ex.point, ex.convention
     try:
         g = grad(P, x, convention=c)
     except Undecided:
         return EXAMPLE_UNDECIDED
     R = resolved_program(P, c)
-    status = EXAMPLE_OK
     steps = [s for s in compiled(P, c) if s.sel is not None]
+    status = _theorem2_by_the_kernel(R, x, g, steps)
+    if status is None:
+        return EXAMPLE_UNDECIDED
+    return status if _theorem2_in_the_field(P, x, c, g, R, steps, pattern_cap) else EXAMPLE_UNDECIDED
+
+
+def _theorem2_by_the_kernel(R, x, g, steps):
+    """The checker kernel's own reading of the resolved program ``R`` agrees with AD's result ``g``: the values,
+    each chosen piece is the index rule's, f_sigma(x) = f(x) and its Jacobian is AD's.  EXAMPLE_OK, or
+    EXAMPLE_UNDECIDED when an index rule's signs are undecided, None when the kernel cannot evaluate f."""
+    from ..checker import kernel as K
+    status = EXAMPLE_OK
     ours = [dense_piece(s.piece(i), len(s.ins)) for s, i in zip(steps, g.pattern)]
     with ctx.workprec(max(g.prec or 128, 128)):
         try:
             full = K.Frozen(R, x)                     # the primitives' own definitions, no pieces
         except K.CannotDecide:
-            return EXAMPLE_UNDECIDED
+            return None
         for o, (u, v) in enumerate(zip(full.outputs(), g.values)):
             if not same(u, v):
                 _fail("theorem2", f"output {o}: the program's value is {show(v)} but the primitives' definitions "
@@ -306,12 +316,18 @@ def check_theorem2(ex, pattern_cap=64):
                 if not same(u, v):
                     _fail("theorem2", f"AD gives {_mat(g.jacobian)} but grad f_sigma(x) = {_mat(kj)} "
                                       f"(sigma = {g.pattern})")
-    # D_f(x): sigma in I(x) and the AD output among the generators; every pattern of I(x) agrees with f at x
+    return status
+
+
+def _theorem2_in_the_field(P, x, c, g, R, steps, pattern_cap):
+    """D_f(x): AD's pattern is in I(x), its output among the generators, and every pattern of I(x) agrees with
+    f at x.  False when the field cannot be computed (undecided, or over ``pattern_cap`` patterns)."""
     from ..certify import conservative_field
+    from ..checker import kernel as K
     try:
         fld = conservative_field(P, x, convention=c, cap=pattern_cap)
     except (Undecided, InputError):
-        return EXAMPLE_UNDECIDED
+        return False
     pats = fld.index.patterns
     if tuple(g.pattern) not in pats:
         _fail("theorem2", f"the chosen pattern {g.pattern} is not in I(x) = {pats}")
@@ -326,7 +342,7 @@ def check_theorem2(ex, pattern_cap=64):
             for u, v in zip(vals, g.values):
                 if not same(u, v):
                     _fail("theorem2", f"pattern {pat} is in I(x) but f_s(x) = {show(u)} != f(x) = {show(v)}")
-    return status
+    return True
 
 
 # ------------------------------------------------------------------------------------------- Theorem 1
@@ -422,10 +438,18 @@ def check_proposition2(ex):
         x, y = ex.point, ex.extra["to"]
         curve = Curve.from_segment(x, y)
         res = integral_identity(P, x, y, convention=c)
-    start, end = curve.at(fmpq(0)), curve.at(fmpq(1))
     if res.verdict is Verdict.REFUTED:
         _fail("proposition2", f"the identity is REFUTED for a continuous program ({res.reason}): lhs {res.lhs}, "
                               f"rhs {res.rhs}")
+    _left_side_is_the_difference(P, c, res, curve.at(fmpq(0)), curve.at(fmpq(1)))
+    _claim1_patterns(P, c, curve, res.partition)
+    if res.verdict is not Verdict.PROVED:
+        return EXAMPLE_UNDECIDED
+    return _integral_certificate_checks(res)
+
+
+def _left_side_is_the_difference(P, c, res, start, end):
+    """The identity's left side is f(end) - f(start), as evaluated (nothing to compare when undecided)."""
     try:
         fx, fy = evaluate(P, start, convention=c).values[0], evaluate(P, end, convention=c).values[0]
         lhs = res.lhs_value
@@ -439,8 +463,10 @@ def check_proposition2(ex):
                 _fail("proposition2", f"left side {show(lhs)} does not meet f(end) - f(start) = {d}")
     except Undecided:
         pass
-    # Claim 1: the certified pattern on each piece and at each exact breakpoint is the program's own choice
-    part = res.partition
+
+
+def _claim1_patterns(P, c, curve, part):
+    """Claim 1: the certified pattern on each piece and at each exact breakpoint is the program's own choice."""
     for b in part.breakpoints:
         if b.status == "exact" and isinstance(b.t, fmpq) and b.pattern is not None:
             try:
@@ -462,9 +488,11 @@ def check_proposition2(ex):
         if tuple(got) != tuple(pc.pattern):
             _fail("proposition2", f"inside the piece around t = {show(t)} the partition says pattern {pc.pattern}, "
                                   f"the program chooses {got}")
-    if res.verdict is not Verdict.PROVED:
-        return EXAMPLE_UNDECIDED
-    # a PROVED identity comes with a certificate that the independent checker must accept
+
+
+def _integral_certificate_checks(res):
+    """A PROVED identity comes with a certificate that the independent checker must accept: EXAMPLE_OK, or
+    EXAMPLE_UNDECIDED when the checker's arithmetic cannot decide."""
     integral_certificate = certify_function("integral_certificate")
     if integral_certificate is not None:
         from ..checker import Invalid, check as check_certificate
