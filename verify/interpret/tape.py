@@ -85,6 +85,9 @@ class Tape:
         self.eval_inlined, self.vjp_inlined = set(), set()
         self._nonsmooth_info = {}       # (primitive, arity, explicit params) -> what its fast path needs
         lit, eqns, m = self.lit, program.eqns, 0
+        add_slots, add_pos = self.slots.append, self.pos.append
+        add_code, add_vcode = self.code.append, self.vcode.append
+        smooth, nonsmooth = self._smooth_codes, self._nonsmooth_codes
         for st in steps:
             ins = st.ins
             if len(ins) == 2:
@@ -95,14 +98,16 @@ class Tape:
                 slots = (x0 if x0.__class__ is int else lit(x0.value),)
             else:
                 slots = tuple(x if x.__class__ is int else lit(x.value) for x in ins)
-            self.slots.append(slots)
+            add_slots(slots)
             if st.sel is None:
-                self.pos.append(-1)
-                self._add_smooth(st, slots)
+                add_pos(-1)
+                c, v = smooth(st, slots)
             else:
-                self.pos.append(m)
-                self._add_nonsmooth(st, slots, eqns[st.k].params, m)
+                add_pos(m)
+                c, v = nonsmooth(st, slots, eqns[st.k].params, m)
                 m += 1
+            add_code(c)
+            add_vcode(v)
         self.vcode_rev = self.vcode[::-1]
         self.n_slots = self.n_vars + len(self.lits)
         self._bound, self._lit_cache, self._cones = {}, {}, {}
@@ -118,18 +123,21 @@ class Tape:
             self.lits.append(q)
         return s
 
-    def _add_smooth(self, st, slots):
+    def _smooth_codes(self, st, slots):
+        """The evaluation and backward code of a smooth step."""
         prim, o, k = st.prim, st.outs[0], st.k
         a, b = slots[0], (slots[1] if len(slots) > 1 else 0)
         kind = _SMOOTH_KIND.get(prim, RULE) if st.rule is DEFAULT_EVAL.get(prim) else RULE
         if kind == POW:
             b = st.params["n"]
-        self.code.append((kind, None if kind == RULE else prim, a, b, o, k))
         if kind != RULE:
             self.eval_inlined.add(prim)
-        self.vcode.append(self._vjp_code(st, slots, [x.__class__ is int for x in st.ins], o, k))
+        n = self.n_vars             # a variable's slot is below n_vars, a literal's above
+        isvar = (a < n, slots[1] < n) if len(slots) == 2 else tuple(s < n for s in slots)
+        return (kind, None if kind == RULE else prim, a, b, o, k), self._vjp_code(st, slots, isvar, o, k)
 
-    def _add_nonsmooth(self, st, slots, explicit, m):
+    def _nonsmooth_codes(self, st, slots, explicit, m):
+        """The evaluation and backward code of the nonsmooth step at position ``m`` of the pattern."""
         ins, o, k = st.ins, st.outs[0], st.k
         a, b = slots[0], (slots[1] if len(slots) > 1 else 0)
         key = (st.prim, len(ins), explicit if not explicit else repr(explicit))
@@ -138,17 +146,13 @@ class Tape:
             info = self._nonsmooth_info[key] = self._fast_path(st)
         if info[0] == SLOPE and len(st.switches[0][0]) == 1:
             _, modes, tie, neg, pos = info
-            self.code.append((SLOPE, (m, modes, tie, neg, pos), a, b, o, k))
-            self.vcode.append((V_SLOPE, a, b, o, (m, modes), k) if ins[0].__class__ is int else
-                              (V_SKIP, 0, 0, o, None, k))
-        elif info[0] == EXT2 and len(st.switches[0][0]) == 2:
+            return (SLOPE, (m, modes, tie, neg, pos), a, b, o, k), \
+                ((V_SLOPE, a, b, o, (m, modes), k) if ins[0].__class__ is int else (V_SKIP, 0, 0, o, None, k))
+        if info[0] == EXT2 and len(st.switches[0][0]) == 2:
             _, flag, tie = info
-            self.code.append((EXT2, (m, flag, tie), a, b, o, k))
-            self.vcode.append((V_EXT2, a, b, o, m, k) if ins[0].__class__ is int and ins[1].__class__ is int else
-                              (V_NONS, a, b, o, m, k))
-        else:
-            self.code.append((NONS, m, a, b, o, k))
-            self.vcode.append((V_NONS, a, b, o, m, k))
+            return (EXT2, (m, flag, tie), a, b, o, k), \
+                ((V_EXT2 if ins[0].__class__ is int and ins[1].__class__ is int else V_NONS), a, b, o, m, k)
+        return (NONS, m, a, b, o, k), (V_NONS, a, b, o, m, k)
 
     def _fast_path(self, st):
         """(SLOPE, modes, tie piece, piece for u < 0, piece for u > 0) for relu / abs / leaky_relu, where a
@@ -183,6 +187,10 @@ class Tape:
         self.vjp_inlined.add(prim)
         if not any(isvar):
             return (V_SKIP, a, b, o, None, k)
+        if prim in _V_UNARY:
+            return (_V_UNARY[prim], a, b, o, None, k)
+        if prim == "pow":
+            return (V_POW, a, b, o, st.params["n"], k)
         both, first = all(isvar), isvar[0]
         if prim == "add":
             return (V_ADD, a, b, o, None, k) if both else (V_ADD1, a if first else b, 0, o, None, k)
@@ -192,10 +200,6 @@ class Tape:
             return (V_MUL if both else (V_MULA if first else V_MULB), a, b, o, None, k)
         if prim == "div":
             return (V_DIV if both else V_RULE, a, b, o, None, k)
-        if prim == "pow":
-            return (V_POW, a, b, o, st.params["n"], k)
-        if prim in _V_UNARY:
-            return (_V_UNARY[prim], a, b, o, None, k)
         self.vjp_inlined.discard(prim)
         return (V_RULE, a, b, o, None, k)
     # -- validity and binding to a number system
