@@ -58,7 +58,7 @@ def certify(P, params, number="exact"):
     """The exact kink set and the selection gradient: one evaluation (with the index set), one backward pass."""
     iset = site_index_set(P, params, number=number)
     r = iset.run
-    with T._precision(r.ns, r.prec):
+    with T.working_precision(r.ns, r.prec):
         g = T.vjp(r, [r.ns.const(fmpq(1))])
     return iset, g
 

@@ -37,6 +37,10 @@ class Truth(enum.Enum):
 
 TRUE, FALSE, UNKNOWN = Truth.TRUE, Truth.FALSE, Truth.UNKNOWN
 
+# The code of a sign that arithmetic could not decide, in the int8 sign arrays of the tensor number systems
+# and of the site tables, beside the decided signs -1, 0 and 1 (a ball that contains 0 without being 0).
+SIGN_UNDECIDED = 2
+
 
 class Verdict(enum.Enum):
     """The answer to a checked claim; the CLI exit code is ``Verdict.exit_code``."""

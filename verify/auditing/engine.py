@@ -71,7 +71,7 @@ def audit_imported(imp, float_gradient, wrt=None, prec=None, tiny=TINY, critical
 def exact_gradient(r, P, wrt):
     """The exact selection gradient of the run ``r`` (one scalar output) with respect to the inputs ``wrt``:
     one user array (fmpq / arb) per program input, None for the others."""
-    with T._precision(r.ns, r.prec):
+    with T.working_precision(r.ns, r.prec):
         cts = T.vjp(r, [r.ns.const(fmpq(1))], wrt)
         return [None if i not in wrt else T.user_value(r.ns, r.ns.zeros(P.shapes[i]) if c is None else c)
                 for i, c in enumerate(cts)]
@@ -139,7 +139,7 @@ def audit_certificates(rep):
     from ..certify.certs_tensor import tensor_critical_certificate, tensor_differentiable_certificate
     P, iset = rep.imported.program, rep.iset
     r = iset.run
-    with T._precision(r.ns, r.prec):
+    with T.working_precision(r.ns, r.prec):
         value = T.user_value(r.ns, T.output_values(r)[0])
     grads = [T.user_value(r.ns, r.ns.zeros(P.shapes[i])) if g is None else g for i, g in zip(rep.wrt,
                                                                                            rep.exact_gradient)]

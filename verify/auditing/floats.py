@@ -13,7 +13,7 @@ from flint import arb
 
 from ..errors import Undecided
 from ..interpret import tensor as T
-from ..numbers.tensor import UNDECIDED, FloatTensors
+from ..numbers.tensor import SIGN_UNDECIDED, FloatTensors
 from .report import FloatAgreement, Site
 
 SLACK = 2 ** 10           # float agreement: |float - exact| <= SLACK * u * (|exact| + max |exact| of the array)
@@ -65,16 +65,16 @@ def float_kinks(P, point, r, dtype, origins, fvars):
         return [], {}
     out, at_kinks = [], {}
     for st in T.nonsmooth_steps(P, r.convention):
-        args = [ns._c(fvars[a]) if isinstance(a, int) and a in fvars else v for a, v in zip(st.ins, fr.args[st.k])]
+        args = [ns.cast(fvars[a]) if isinstance(a, int) and a in fvars else v for a, v in zip(st.ins, fr.args[st.k])]
         source = "framework" if any(isinstance(a, int) and a in fvars for a in st.ins) else "replay"
         for gi, g in enumerate(st.sites.groups):
-            fa = T._site_args(ns, st, g, args)
+            fa = T.group_args(ns, st, g, args)
             ex = r.switch_signs(st, gi)
             fl = [T.switch_signs(ns, t, c, fa, len(g.sites)) for t, c in st.switches[gi]]
             for j, (se, sf) in enumerate(zip(ex, fl)):
                 for loc in np.nonzero(se == 0)[0].tolist():
                     at_kinks[(st.k, site_index(st, g, loc), j)] = f"{sign_text(sf[loc])} ({source})"
-                differ = np.nonzero((se != sf) & (se != UNDECIDED))[0]
+                differ = np.nonzero((se != sf) & (se != SIGN_UNDECIDED))[0]
                 for loc in differ.tolist():
                     out.append(Site(st.k, site_index(st, g, loc), j, str(origins[st.k]), exact=sign_text(se[loc]),
                                     float=f"{sign_text(sf[loc])} ({source})"))

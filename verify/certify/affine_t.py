@@ -21,7 +21,7 @@ import math
 import numpy as np
 from flint import fmpq, fmpq_poly
 
-from ..numbers.tensor import QT, ExactTensors, _fmpz_mat
+from ..numbers.tensor import QT, ExactTensors, numerator_mat
 
 
 class NotAffine(Exception):
@@ -93,7 +93,7 @@ class MatCache:
         key = (id(b), num.__array_interface__["data"][0], num.shape, num.strides, q.den)
         hit = self.mats.get(key)
         if hit is None:
-            hit = self.mats[key] = _fmpz_mat(q)
+            hit = self.mats[key] = numerator_mat(q)
         q._mat = hit
         return q
 

@@ -24,7 +24,7 @@ from flint import arb_mat, fmpq, fmpq_mat
 
 from ..program import kinks
 from ..errors import DomainError, InputError, Undecidable, Undecided
-from ..interpret.evaluate import _precision, coerce_point, compiled, forms_of_run, run, structure_allowed
+from ..interpret.evaluate import working_precision, coerce_point, compiled, forms_of_run, run, structure_allowed
 from ..interpret.forms import TooLarge
 from ..frontends import as_program
 from ..program.ir import Lit
@@ -354,7 +354,7 @@ def clarke(program, point, convention=kinks.DEFAULT, number="exact", prec=None, 
     failure = None
     for p in precisions(prec):
         try:
-            with _precision(ns, p):
+            with working_precision(ns, p):
                 leaves, tree, beyond = _walk(program, ns, xs, convention, pl, max_leaves)
             failure = None
             break

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from ..program import kinks
 from ..interpret.ad import jacobian
 from ..errors import DomainError, InputError, Undecided
-from ..interpret.evaluate import (DEFAULT_PREC, PREC_CAP, _precision, coerce_point, compiled, forms_of_run,
+from ..interpret.evaluate import (DEFAULT_PREC, PREC_CAP, working_precision, coerce_point, compiled, forms_of_run,
                                   output_values, run, structure_allowed)
 from ..interpret.forms import TooLarge
 from ..frontends import as_program
@@ -218,7 +218,7 @@ def index_set(program, point, scope="local", convention=kinks.DEFAULT, number="e
     for p in precisions(prec):
         used = []
         try:
-            with _precision(ns, p):
+            with working_precision(ns, p):
                 if scope == "local":
                     r, cands, pats, total, undecided = _local(program, xs, convention, ns, cap, used)
                 else:
@@ -256,7 +256,7 @@ def field_of(iset, patterns):
     program, convention = iset.program, iset.convention
     ns = get_system(iset.number)
     grads, where, keys = [], [], {}
-    with _precision(ns, iset.prec):
+    with working_precision(ns, iset.prec):
         base = run(program, ns, [ns.const(x) for x in iset.point], convention) if iset.scope == "local" else None
         for n_done, pat in enumerate(patterns):
             progress.report("field: gradients of patterns", n_done, len(patterns))

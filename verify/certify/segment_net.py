@@ -234,7 +234,7 @@ class _Walker:
         env = list(self.inputs) + [None] * (prog.n_vars - prog.n_inputs)
         new = _State(env)
         changed = [ref is None] * prog.n_vars
-        read = T._reader(prog, ns, env, None)
+        read = T.reader(prog, ns, env, None)
         pos = 0
         for st in self.steps:
             dirty = ref is None or any(a.__class__ is int and changed[a] for a in st.ins)
@@ -250,7 +250,7 @@ class _Walker:
                 self._nonsmooth(st, pos, dirty, read, ref, new, changed)
             except (DomainError, Undecided) as err:
                 where = "at" if mode == "at" else "just right of"
-                raise type(err)(f"{prog.name} {where} t = {_tstr(t)}: {T._where(prog, st.k)}: {err}") from None
+                raise type(err)(f"{prog.name} {where} t = {_tstr(t)}: {T.eqn_where(prog, st.k)}: {err}") from None
             pos += 1
         new.outputs = [read(a) for a in prog.outputs]
         return new
@@ -258,12 +258,12 @@ class _Walker:
     def _nonsmooth(self, st, pos, dirty, read, ref, new, changed):
         ns, table = self.ns, st.sites
         args = [read(a) for a in st.ins] if dirty else None
-        flat = np.zeros(table.n_sites, dtype=T._pattern_dtype(st))
+        flat = np.zeros(table.n_sites, dtype=T.pattern_dtype(st))
         for gi, g in enumerate(table.groups):
             key = (st.k, gi)
             if dirty:
-                sa = T._site_args(ns, st, g, args)
-                sw = [T._affine(ns, terms, const, sa) for terms, const in st.switches[gi]]
+                sa = T.group_args(ns, st, g, args)
+                sw = [T.switch_values(ns, terms, const, sa) for terms, const in st.switches[gi]]
             else:
                 sa, sw = ref.sargs[key], ref.switch[key]
                 if key in ref.roots:
@@ -291,10 +291,10 @@ class _Walker:
                     new.env[o] = ref.env[o]
                 new.pattern.append(flat)
                 return
-        flat_outs = [(g, T._piece_values(ns, st, g, flat[g.sites], new.sargs[(st.k, gi)]))
+        flat_outs = [(g, T.piece_values(ns, st, g, flat[g.sites], new.sargs[(st.k, gi)]))
                      for gi, g in enumerate(table.groups)]
         outs = [None] * len(st.outs)
-        T._scatter_outputs(ns, st, flat_outs, outs)
+        T.scatter_outputs(ns, st, flat_outs, outs)
         for o, v in zip(st.outs, outs):
             new.env[o] = v
             changed[o] = True

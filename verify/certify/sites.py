@@ -24,8 +24,8 @@ from flint import arb, arb_mat, fmpq, fmpq_mat, fmpz_mat
 
 from ..errors import DomainError, InputError, Undecidable, Undecided
 from ..interpret import tensor as T
-from ..numbers.tensor import QT, UNDECIDED
-from ..program import kinks as K
+from ..numbers.tensor import QT, SIGN_UNDECIDED
+from ..program import kinks
 from ..program.prims import PRIMITIVES
 from ..truth import FALSE, TRUE, UNKNOWN
 from .lp import hull_weights, separate_or_weights, strict_direction
@@ -36,7 +36,7 @@ SMALL_PIECES = 16        # selections with more pieces (n-ary max, sort) are com
 
 def _solve(program, point, convention, number, prec, job):
     """Run ``job(run)`` on an evaluation at ``point``, escalating the precision on Undecided."""
-    K.check_convention(convention)
+    kinks.check_convention(convention)
     if number not in ("exact", "ball"):
         raise InputError(f"tensor certificates are computed in exact or ball arithmetic, not {number!r}")
     xs = T.coerce_inputs(program, point)
@@ -76,7 +76,7 @@ def kinks_of(r, undecided_ok=False):
     for st in T.nonsmooth_steps(r.program, r.convention):
         for gi, g in enumerate(st.sites.groups):
             for j, s in enumerate(r.switch_signs(st, gi)):
-                for loc, bucket in ((np.nonzero(s == 0)[0], out), (np.nonzero(s == UNDECIDED)[0], und)):
+                for loc, bucket in ((np.nonzero(s == 0)[0], out), (np.nonzero(s == SIGN_UNDECIDED)[0], und)):
                     for i in loc.tolist():
                         bucket.append(Kink(st.k, tuple(_site_index(st, g.sites[i])), j))
     if und and not undecided_ok:
@@ -162,7 +162,7 @@ def _minus_chosen(ns, st, g, i, C, Kc, args):
             p[j] += c
         acc = None
         for j in range(g.n):
-            t = T._scale(ns, _coef_minus(p[j], C[r][j]), args[j])
+            t = T.scaled(ns, _coef_minus(p[j], C[r][j]), args[j])
             acc = t if acc is None else (acc if t is None else ns.add(acc, t))
         k = _coef_minus(const, Kc[r])
         if not (isinstance(k, fmpq) and k == 0) or acc is None:
@@ -182,7 +182,7 @@ def _agreeing(r, pos, st, gi, g):
     ns = r.ns
     a = r.site_args[(st.k, gi)]
     chosen = np.asarray(r.pattern[pos]).ravel()[g.sites]
-    C, Kc = T._coef_arrays(st, g, chosen)
+    C, Kc = T.coef_arrays(st, g, chosen)
     n_p = st.n_pieces(g.n)
     m = len(g.sites)
     multi, und = [], []
@@ -197,7 +197,7 @@ def _agreeing(r, pos, st, gi, g):
                 sg = np.broadcast_to(ns.signs(d), (m,))
                 eq &= sg == 0
                 differ |= (sg == 1) | (sg == -1)
-                und_i |= sg == UNDECIDED
+                und_i |= sg == SIGN_UNDECIDED
             agree[i] = eq
             unknown |= und_i & ~differ
         counts = agree.sum(axis=0)
@@ -211,7 +211,7 @@ def _agreeing(r, pos, st, gi, g):
     signs = r.switch_signs(st, gi)
     tied = np.zeros(m, dtype=bool)
     for s in signs:
-        tied |= (s == 0) | (s == UNDECIDED)
+        tied |= (s == 0) | (s == SIGN_UNDECIDED)
     if n_p > 100_000 and tied.any():
         raise InputError(f"{_label(r.program, st)}: a site with {g.n} arguments has {n_p} pieces, too many to "
                          "enumerate at a tie")
@@ -224,7 +224,7 @@ def _agreeing(r, pos, st, gi, g):
             diffs = [int(ns.signs(d).ravel()[0]) for d in _minus_chosen(ns, st, g, i, Cl, Kl, args)]
             if any(d in (1, -1) for d in diffs):
                 continue
-            if UNDECIDED in diffs:
+            if SIGN_UNDECIDED in diffs:
                 unknown = True
             else:
                 ok.append(i)
@@ -235,7 +235,7 @@ def _agreeing(r, pos, st, gi, g):
     return multi, und
 
 
-def site_index_set(program, point, convention=K.DEFAULT, number="exact", prec=None, cap=PATTERN_CAP):
+def site_index_set(program, point, convention=kinks.DEFAULT, number="exact", prec=None, cap=PATTERN_CAP):
     """The local index set I(x) of a tensor program (see SiteIndexSet).  Undecided comparisons escalate the
     precision; those left at the cap are reported in ``undecided``."""
     def job(r, xs):
@@ -353,7 +353,7 @@ def site_field(iset, wrt=None):
         raise InputError(f"I(x) has {iset.count} patterns, more than the cap: the field would be incomplete")
     wrt = list(range(program.n_inputs)) if wrt is None else list(wrt)
     grads, where, keys = [], [], {}
-    with T._precision(iset.run.ns, iset.prec):
+    with T.working_precision(iset.run.ns, iset.prec):
         for pat in iset.patterns:
             g = _gradient(iset.run.with_pattern(pat), wrt)
             k = _key(g)
@@ -387,7 +387,7 @@ class SiteDifferentiability:
     reason: str
 
 
-def site_differentiable(program, point, convention=K.DEFAULT, number="exact", prec=None):
+def site_differentiable(program, point, convention=kinks.DEFAULT, number="exact", prec=None):
     def job(r, xs):
         knk, _ = kinks_of(r)            # undecided signs escalate the precision, then say UNDECIDED
         if knk:
@@ -461,7 +461,7 @@ def _switch_gradient(r, st, gi, g, loc, j, wrt):
             onehot = np.zeros(math.prod(grid), dtype=object)
             onehot[g.sites[loc]] = int(c.p)
             ct = ns.const_array(_ea(onehot.reshape(grid), int(c.q)))
-            ct = T._unbroadcast(ns, ct, r.program.shapes[a])
+            ct = T.unbroadcast(ns, ct, r.program.shapes[a])
             seeds[a] = ct if a not in seeds else ns.add(seeds[a], ct)
     else:
         sizes = [math.prod(s) for s in st.in_shapes]
@@ -500,7 +500,7 @@ def _independent(G):
     raise Undecided("cannot decide whether the tied switching functions have independent gradients")
 
 
-def site_clarke(program, point, convention=K.DEFAULT, number="exact", prec=None, wrt=None, max_leaves=PATTERN_CAP):
+def site_clarke(program, point, convention=kinks.DEFAULT, number="exact", prec=None, wrt=None, max_leaves=PATTERN_CAP):
     """The essential patterns near x and Clarke's generalized gradient, for a program with one scalar output.
     Tied switching functions are branched equation by equation; PL programs decide every branch exactly
     (strict direction or Gordan weights on the Gram matrix); others use the linearised cone when the tied
@@ -517,7 +517,7 @@ def site_clarke(program, point, convention=K.DEFAULT, number="exact", prec=None,
             here = []
             for gi, g in enumerate(st.sites.groups):
                 for j, s in enumerate(r.switch_signs(st, gi)):
-                    if (s == UNDECIDED).any():
+                    if (s == SIGN_UNDECIDED).any():
                         raise Undecided(f"cannot decide a switching function of {_label(program, st)}")
                     terms, const = st.switches[gi][j]
                     for loc in np.nonzero(s == 0)[0].tolist():
@@ -618,10 +618,10 @@ def _continuous(r, pos, st, gi, g, loc, piece):
     ns = r.ns
     a = [ns.struct(x, lambda arr: arr[loc:loc + 1]) for x in r.site_args[(st.k, gi)]]
     chosen = np.asarray(r.pattern[pos]).ravel()[g.sites[loc]]
-    C, Kc = T._coef_arrays(st, g, np.array([chosen]))
+    C, Kc = T.coef_arrays(st, g, np.array([chosen]))
     for d in _minus_chosen(ns, st, g, piece, C, Kc, a):
         s = int(ns.signs(d).ravel()[0])
-        if s == UNDECIDED:
+        if s == SIGN_UNDECIDED:
             raise Undecided("cannot decide whether the program is continuous at x")
         if s:
             raise DomainError(f"the program is not continuous at x ({_label(r.program, st)} jumps between pieces "
@@ -671,16 +671,17 @@ class SiteCritical:
     clarke_error: str = None
 
 
-def site_critical(program, point, convention=K.DEFAULT, number="exact", prec=None, wrt=None, max_leaves=PATTERN_CAP):
+def site_critical(program, point, convention=kinks.DEFAULT, number="exact", prec=None, wrt=None,
+                  max_leaves=PATTERN_CAP):
     """Selection-, Clarke- and artificial criticality of a tensor program at ``point``."""
     iset = site_index_set(program, point, convention, number, prec)
     fld = site_field(iset, wrt)
     ns = iset.run.ns
-    with T._precision(ns, iset.prec):
+    with T.working_precision(ns, iset.prec):
         sel = zero_in_hull(ns, fld.gradients)
     try:
         cl, r = site_clarke(program, point, convention, number, prec, wrt, max_leaves)
-        with T._precision(r.ns, r.prec):
+        with T.working_precision(r.ns, r.prec):
             cc = zero_in_hull(r.ns, cl.gradients)
         err = None
     except Undecided as u:

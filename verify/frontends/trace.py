@@ -26,22 +26,22 @@ class Tracer:
     def __init__(self, var, builder):
         self.var, self.builder = var, builder
 
-    def __add__(self, o): return _emit("add", self, o)
-    def __radd__(self, o): return _emit("add", o, self)
-    def __sub__(self, o): return _emit("sub", self, o)
-    def __rsub__(self, o): return _emit("sub", o, self)
-    def __mul__(self, o): return _emit("mul", self, o)
-    def __rmul__(self, o): return _emit("mul", o, self)
-    def __truediv__(self, o): return _emit("div", self, o)
-    def __rtruediv__(self, o): return _emit("div", o, self)
-    def __neg__(self): return _emit("neg", self)
+    def __add__(self, o): return record("add", self, o)
+    def __radd__(self, o): return record("add", o, self)
+    def __sub__(self, o): return record("sub", self, o)
+    def __rsub__(self, o): return record("sub", o, self)
+    def __mul__(self, o): return record("mul", self, o)
+    def __rmul__(self, o): return record("mul", o, self)
+    def __truediv__(self, o): return record("div", self, o)
+    def __rtruediv__(self, o): return record("div", o, self)
+    def __neg__(self): return record("neg", self)
     def __pos__(self): return self
-    def __abs__(self): return _emit("abs", self)
+    def __abs__(self): return record("abs", self)
 
     def __pow__(self, n):
         if isinstance(n, bool) or not isinstance(n, int):
             raise TracingError(f"x ** {n!r}: only integer exponents are allowed (use exp(n*log(x)))")
-        return _emit("pow", self, params={"n": n})
+        return record("pow", self, params={"n": n})
 
     def __rpow__(self, o):
         raise TracingError("a traced value cannot be an exponent (use exp(y*log(c)))")
@@ -89,7 +89,9 @@ def atom(x):
                            "use numbers and traced values") from None
 
 
-def _emit(prim, *args, params=None, n_out=1):
+def record(prim, *args, params=None, n_out=1):
+    """Record ``prim`` applied to ``args`` (tracers and numbers) on the trace they belong to (or the current
+    one): its output tracer, or a tuple of ``n_out`` tracers.  TracingError outside ``verify.trace``."""
     b = next((a.builder for a in args if isinstance(a, Tracer)), None) or current_builder()
     if b is None:
         raise TracingError(f"{prim} was called outside verify.trace")

@@ -49,7 +49,8 @@ from ..rational import fmt_q, to_fmpq
 from ..truth import Verdict
 from .oracles import (NotRational, contains, dense_piece, germ_partials, meets, q_bounds, same, show, width)
 
-OK, UNDECIDED = "ok", "undecided"
+# what checking one example gives (the campaign counts them): a failure raises AssertionError
+EXAMPLE_OK, EXAMPLE_UNDECIDED = "ok", "undecided"
 CONVENTIONS = ("torch", "jax", "tf")
 
 
@@ -232,7 +233,7 @@ def check_lemma1(ex):
         f = grad(P, x, mode="forward", convention=c, number=number)
         b = grad(P, x, mode="backward", convention=c, number=number)
     except Undecided:
-        return UNDECIDED
+        return EXAMPLE_UNDECIDED
     if f.pattern != b.pattern:
         _fail("lemma1", f"forward chose pattern {f.pattern}, backward {b.pattern}")
     for o, (rf, rb) in enumerate(zip(f.jacobian, b.jacobian)):
@@ -245,7 +246,7 @@ def check_lemma1(ex):
     for u, v in zip(f.values, b.values):
         if not same(u, v):
             _fail("lemma1", f"the two runs give different values {show(u)} and {show(v)}")
-    return OK
+    return EXAMPLE_OK
 
 
 # ------------------------------------------------------------------------------------------- Theorem 2
@@ -264,21 +265,31 @@ def _kernel_signs(K, prim, params, args):
 @maker(_make_theorem2)
 def check_theorem2(ex, pattern_cap=64):
     from ..certificates import resolved_program
-    from ..checker import kernel as K
     P, x, c = ex.program, ex.point, ex.convention
     try:
         g = grad(P, x, convention=c)
     except Undecided:
-        return UNDECIDED
+        return EXAMPLE_UNDECIDED
     R = resolved_program(P, c)
-    status = OK
     steps = [s for s in compiled(P, c) if s.sel is not None]
+    status = _theorem2_by_the_kernel(R, x, g, steps)
+    if status is None:
+        return EXAMPLE_UNDECIDED
+    return status if _theorem2_in_the_field(P, x, c, g, R, steps, pattern_cap) else EXAMPLE_UNDECIDED
+
+
+def _theorem2_by_the_kernel(R, x, g, steps):
+    """The checker kernel's own reading of the resolved program ``R`` agrees with AD's result ``g``: the values,
+    each chosen piece is the index rule's, f_sigma(x) = f(x) and its Jacobian is AD's.  EXAMPLE_OK, or
+    EXAMPLE_UNDECIDED when an index rule's signs are undecided, None when the kernel cannot evaluate f."""
+    from ..checker import kernel as K
+    status = EXAMPLE_OK
     ours = [dense_piece(s.piece(i), len(s.ins)) for s, i in zip(steps, g.pattern)]
     with ctx.workprec(max(g.prec or 128, 128)):
         try:
             full = K.Frozen(R, x)                     # the primitives' own definitions, no pieces
         except K.CannotDecide:
-            return UNDECIDED
+            return None
         for o, (u, v) in enumerate(zip(full.outputs(), g.values)):
             if not same(u, v):
                 _fail("theorem2", f"output {o}: the program's value is {show(v)} but the primitives' definitions "
@@ -289,7 +300,7 @@ def check_theorem2(ex, pattern_cap=64):
                 _fail("theorem2", f"equation {s.k + 1} ({e.prim}) chose {piece}, which is not one of its pieces")
             signs = _kernel_signs(K, e.prim, params, full.args[s.k])
             if signs is None:
-                status = UNDECIDED
+                status = EXAMPLE_UNDECIDED
                 continue
             want = K.choose(e.prim, params, len(e.ins), signs)
             if want != piece:
@@ -305,12 +316,18 @@ def check_theorem2(ex, pattern_cap=64):
                 if not same(u, v):
                     _fail("theorem2", f"AD gives {_mat(g.jacobian)} but grad f_sigma(x) = {_mat(kj)} "
                                       f"(sigma = {g.pattern})")
-    # D_f(x): sigma in I(x) and the AD output among the generators; every pattern of I(x) agrees with f at x
+    return status
+
+
+def _theorem2_in_the_field(P, x, c, g, R, steps, pattern_cap):
+    """D_f(x): AD's pattern is in I(x), its output among the generators, and every pattern of I(x) agrees with
+    f at x.  False when the field cannot be computed (undecided, or over ``pattern_cap`` patterns)."""
     from ..certify import conservative_field
+    from ..checker import kernel as K
     try:
         fld = conservative_field(P, x, convention=c, cap=pattern_cap)
     except (Undecided, InputError):
-        return UNDECIDED
+        return False
     pats = fld.index.patterns
     if tuple(g.pattern) not in pats:
         _fail("theorem2", f"the chosen pattern {g.pattern} is not in I(x) = {pats}")
@@ -325,7 +342,7 @@ def check_theorem2(ex, pattern_cap=64):
             for u, v in zip(vals, g.values):
                 if not same(u, v):
                     _fail("theorem2", f"pattern {pat} is in I(x) but f_s(x) = {show(u)} != f(x) = {show(v)}")
-    return status
+    return True
 
 
 # ------------------------------------------------------------------------------------------- Theorem 1
@@ -334,7 +351,7 @@ def _make_theorem1(draw, primitives=None, max_eqns=6):
     P = _program(draw, max_eqns=max_eqns, primitives=primitives, max_outputs=1)
     a = draw(S.points(P))
     n = P.n_inputs
-    r = draw(S._vectors(n))
+    r = draw(S.vectors(n))
     # a second point sharing some coordinates with a: the shift lands exactly where x_i = a_i
     y = [ai if draw(st.booleans()) else draw(S.small_rationals()) for ai in a]
     return Example("theorem1", P, a, _convention(draw), {"shift": r, "other": y})
@@ -350,12 +367,12 @@ def check_theorem1(ex):
     Q, _ = spurious(P, a, r, convention=c)
     if parse(to_text(Q)) != Q:
         _fail("theorem1", "the constructed program does not survive its own text round trip")
-    status = OK
+    status = EXAMPLE_OK
     for pt in (a, y):
         try:
             gp, gq = grad(P, pt, convention=c), grad(Q, pt, convention=c)
         except Undecided:
-            status = UNDECIDED
+            status = EXAMPLE_UNDECIDED
             continue
         for u, v in zip(gp.values, gq.values):
             if not same(u, v):
@@ -410,7 +427,7 @@ def _interior(a, b):
 def check_proposition2(ex):
     integral_identity = certify_function("integral_identity")
     if integral_identity is None:
-        return UNDECIDED
+        return EXAMPLE_UNDECIDED
     from ..certify.segment import Curve
     P, c = ex.program, ex.convention
     if "curve" in ex.extra:
@@ -421,10 +438,18 @@ def check_proposition2(ex):
         x, y = ex.point, ex.extra["to"]
         curve = Curve.from_segment(x, y)
         res = integral_identity(P, x, y, convention=c)
-    start, end = curve.at(fmpq(0)), curve.at(fmpq(1))
     if res.verdict is Verdict.REFUTED:
         _fail("proposition2", f"the identity is REFUTED for a continuous program ({res.reason}): lhs {res.lhs}, "
                               f"rhs {res.rhs}")
+    _left_side_is_the_difference(P, c, res, curve.at(fmpq(0)), curve.at(fmpq(1)))
+    _claim1_patterns(P, c, curve, res.partition)
+    if res.verdict is not Verdict.PROVED:
+        return EXAMPLE_UNDECIDED
+    return _integral_certificate_checks(res)
+
+
+def _left_side_is_the_difference(P, c, res, start, end):
+    """The identity's left side is f(end) - f(start), as evaluated (nothing to compare when undecided)."""
     try:
         fx, fy = evaluate(P, start, convention=c).values[0], evaluate(P, end, convention=c).values[0]
         lhs = res.lhs_value
@@ -438,8 +463,10 @@ def check_proposition2(ex):
                 _fail("proposition2", f"left side {show(lhs)} does not meet f(end) - f(start) = {d}")
     except Undecided:
         pass
-    # Claim 1: the certified pattern on each piece and at each exact breakpoint is the program's own choice
-    part = res.partition
+
+
+def _claim1_patterns(P, c, curve, part):
+    """Claim 1: the certified pattern on each piece and at each exact breakpoint is the program's own choice."""
     for b in part.breakpoints:
         if b.status == "exact" and isinstance(b.t, fmpq) and b.pattern is not None:
             try:
@@ -461,9 +488,11 @@ def check_proposition2(ex):
         if tuple(got) != tuple(pc.pattern):
             _fail("proposition2", f"inside the piece around t = {show(t)} the partition says pattern {pc.pattern}, "
                                   f"the program chooses {got}")
-    if res.verdict is not Verdict.PROVED:
-        return UNDECIDED
-    # a PROVED identity comes with a certificate that the independent checker must accept
+
+
+def _integral_certificate_checks(res):
+    """A PROVED identity comes with a certificate that the independent checker must accept: EXAMPLE_OK, or
+    EXAMPLE_UNDECIDED when the checker's arithmetic cannot decide."""
     integral_certificate = certify_function("integral_certificate")
     if integral_certificate is not None:
         from ..checker import Invalid, check as check_certificate
@@ -471,17 +500,17 @@ def check_proposition2(ex):
         try:
             check_certificate(integral_certificate(res))
         except CannotDecide:
-            return UNDECIDED
+            return EXAMPLE_UNDECIDED
         except Invalid as e:
             _fail("proposition2", f"the independent checker rejects the PROVED identity's certificate: {e}")
-    return OK
+    return EXAMPLE_OK
 
 
 # ------------------------------------------------------------------------------------------- Proposition 3
 
 def _make_proposition3(draw, primitives=None, max_eqns=8):
     P = _program(draw, max_eqns=max_eqns, primitives=primitives)
-    plain = S._vectors(P.n_inputs)
+    plain = S.vectors(P.n_inputs)
     x = draw(st.one_of(plain, S.points(P, kink_bias=False), S.points(P)))
     return Example("proposition3", P, x, _convention(draw))
 
@@ -539,7 +568,7 @@ def check_proposition3(ex):
     try:
         g = grad(P, x, convention=c)
     except Undecided:
-        return UNDECIDED
+        return EXAMPLE_UNDECIDED
     certified = lc is True
     certify_differentiable = certify_function("certify_differentiable")
     if certify_differentiable is not None:     # the certifier of verify.certify, checked against our own test
@@ -553,7 +582,7 @@ def check_proposition3(ex):
                 _fail("proposition3", f"certify_differentiable gives the gradient {_mat(jac)}, AD {_mat(g.jacobian)}")
             certified = True
     if not certified:
-        return UNDECIDED
+        return EXAMPLE_UNDECIDED
     try:
         J, pat = germ_partials(P, x, c)         # the germ of f itself: index rules decided at x, no pattern given
     except NotRational:
@@ -564,19 +593,19 @@ def check_proposition3(ex):
         if J != g.jacobian:
             _fail("proposition3", f"at a point where the pattern is locally constant AD gives {_mat(g.jacobian)} "
                                   f"but the exact derivative (limit of difference quotients) is {_mat(J)}")
-        return OK
+        return EXAMPLE_OK
     # transcendental: mpmath interval central differences; moderate values only (the truncation error is
     # h^2 f'''/6 with h = 2^-100, far below the tolerance unless f''' is astronomically large)
     if any(q_bounds(v) is None or max(abs(b) for b in q_bounds(v)) > 2 ** 30 for v in g.values):
-        return UNDECIDED
+        return EXAMPLE_UNDECIDED
     if any(q_bounds(v) is None or max(abs(b) for b in q_bounds(v)) > 2 ** 30 for row in g.jacobian for v in row):
-        return UNDECIDED
+        return EXAMPLE_UNDECIDED
     try:
         D = _central_differences(P, x, c, g)
     except (Undecided, DomainError):
-        return UNDECIDED
+        return EXAMPLE_UNDECIDED
     if D is None:
-        return UNDECIDED
+        return EXAMPLE_UNDECIDED
     for o, (rd, rg) in enumerate(zip(D, g.jacobian)):
         for i, (d, v) in enumerate(zip(rd, rg)):
             lo, hi = q_bounds(v)
@@ -585,7 +614,7 @@ def check_proposition3(ex):
             if abs(d - mid) > tol:
                 _fail("proposition3", f"d out{o} / d {P.input_names[i]}: AD gives {show(v)} but mpmath central "
                                       f"differences give {_float(d):.17g}")
-    return OK
+    return EXAMPLE_OK
 
 
 # ------------------------------------------------------------------------------------------- Proposition 4
@@ -605,11 +634,11 @@ def check_proposition4(ex):
     try:
         jf = grad(F, x, mode="forward", convention=c)
         if not all(isinstance(v, fmpq) for v in jf.values):
-            return UNDECIDED
+            return EXAMPLE_UNDECIDED
         jg = grad(G, jf.values, mode="backward", convention=c)
         jh = grad(H, x, mode="backward", convention=c)
     except Undecided:
-        return UNDECIDED
+        return EXAMPLE_UNDECIDED
     if tuple(jh.pattern) != tuple(jf.pattern) + tuple(jg.pattern):
         _fail("proposition4", f"the composition chose {jh.pattern}, its parts {jf.pattern} and {jg.pattern}")
     for u, v in zip(jh.values, jg.values):
@@ -625,7 +654,7 @@ def check_proposition4(ex):
                 if not same(jh.jacobian[o][i], prod[o][i]):
                     _fail("proposition4", f"AD of the composition gives {_mat(jh.jacobian)} but J_g(F(x)) J_F(x) = "
                                           f"{_mat(prod)} (J_g = {_mat(jg.jacobian)}, J_F = {_mat(jf.jacobian)})")
-    return OK
+    return EXAMPLE_OK
 
 
 # ------------------------------------------------------------------------------------------- soundness
@@ -650,12 +679,12 @@ def check_soundness(ex):
     try:
         exact = _env(P, x, "exact", 512, c)
     except Undecided:
-        return UNDECIDED
-    status = OK
+        return EXAMPLE_UNDECIDED
+    status = EXAMPLE_OK
     try:
         ball = _env(P, x, "ball", prec, c)
     except Undecided:
-        ball, status = None, UNDECIDED          # undecided is honest; then nothing is claimed
+        ball, status = None, EXAMPLE_UNDECIDED      # undecided is honest; then nothing is claimed
     mags = [max(abs(b) for b in q_bounds(e)) for e in exact.env if q_bounds(e) is not None]
     scale = 1 + (max(mags) if mags else 0)
     if ball is not None:
@@ -673,7 +702,7 @@ def check_soundness(ex):
     try:
         iv = _env(P, x, "interval", prec, c)
     except Undecided:
-        return UNDECIDED
+        return EXAMPLE_UNDECIDED
     if iv.pattern != exact.pattern:
         _fail("soundness", f"mpmath intervals chose pattern {iv.pattern}, exact arithmetic {exact.pattern}")
     for k, (e, v) in enumerate(zip(exact.env, iv.env)):
@@ -689,7 +718,7 @@ def check_soundness(ex):
         ge = grad(P, x, convention=c)
         gb = grad(P, x, number="ball", prec=prec, convention=c)
     except Undecided:
-        return UNDECIDED
+        return EXAMPLE_UNDECIDED
     if gb.pattern != ge.pattern:
         _fail("soundness", f"ball AD chose pattern {gb.pattern}, exact AD {ge.pattern}")
     for re_, rb in zip(ge.jacobian, gb.jacobian):
@@ -732,11 +761,11 @@ def check_frameworks(ex):
     P, x, fw = ex.program, ex.point, ex.extra.get("framework", ex.convention)
     c = ex.convention
     if not available(fw):
-        return UNDECIDED
+        return EXAMPLE_UNDECIDED
     try:
         g = grad(P, x, convention=c)
     except Undecided:
-        return UNDECIDED
+        return EXAMPLE_UNDECIDED
     try:
         vals, jac, env = framework_grad(P, x, fw, c)
     except ExportError as e:
@@ -744,7 +773,7 @@ def check_frameworks(ex):
         # that is not what the framework's operation does, the convention table is wrong
         _fail("frameworks", f"our {c} convention disagrees with {fw}'s own operations: {e}")
     if not all(math.isfinite(v) for v in vals + [u for r in jac for u in r]):
-        return UNDECIDED
+        return EXAMPLE_UNDECIDED
     # the framework's own pattern: our index rules applied to the framework's float64 values
     ns = FloatSystem()
     fpat = []
@@ -754,12 +783,12 @@ def check_frameworks(ex):
         args = [ns.const(a.value) if not isinstance(a, int) else ns.dtype(env[a]) for a in s.ins]
         signs = [ns.sign(affine(ns, t, k, args)) for t, k in s.switches]
         if any(sg is None for sg in signs):
-            return UNDECIDED
+            return EXAMPLE_UNDECIDED
         fpat.append(s.sel.choose(s.params, len(args), lambda j: signs[j]))
     if tuple(fpat) != tuple(g.pattern):
-        return UNDECIDED             # float64 rounding put the framework on another side of a kink
+        return EXAMPLE_UNDECIDED             # float64 rounding put the framework on another side of a kink
     ours_f = grad(P, x, number="float64", convention=c, pattern=g.pattern)
-    status = OK
+    status = EXAMPLE_OK
     for what, theirs, exact, flt in (("value", vals, g.values, ours_f.values),
                                      ("Jacobian", [u for r in jac for u in r], [v for r in g.jacobian for v in r],
                                       [float(v) for r in ours_f.jacobian for v in r])):
@@ -769,7 +798,8 @@ def check_frameworks(ex):
             if _close(t, e, 1e-7):
                 continue
             if _close(t, f, 1e-9) and not _close(f, e, 1e-7):
-                status = UNDECIDED   # ill-conditioned: the framework matches our float64 run, rounding moved both
+                # ill-conditioned: the framework matches our float64 run, rounding moved both
+                status = EXAMPLE_UNDECIDED
                 continue
             _fail("frameworks", f"{fw}: {what} {theirs} but our {c} convention gives "
                                 f"{[show(v) for v in exact]} (our float64 run: {flt}; pattern {g.pattern})")
@@ -838,7 +868,7 @@ def check_certificates(ex):
             check_certificate(cert)
         except Invalid as e:          # CannotDecide included: the checker must decide what the certifier did
             _fail("certificates", f"the checker rejects verify's own {kind} certificate ({cert['verdict']}): {e}")
-    return OK if certs else UNDECIDED
+    return EXAMPLE_OK if certs else EXAMPLE_UNDECIDED
 
 
 # ------------------------------------------------------------------------------------------------ API
@@ -894,13 +924,13 @@ def check(example, budget=None):
         with time_limit(BUDGET.get(example.claim) if budget is None else budget):
             return CLAIMS[example.claim].check(example)
     except Undecided:
-        return UNDECIDED
+        return EXAMPLE_UNDECIDED
     except VerifyError as e:
         from ..checker.kernel import CannotDecide
         if isinstance(e, (CannotDecide, NotRational)):
-            return UNDECIDED
+            return EXAMPLE_UNDECIDED
         raise
 
 
-__all__ = ["CLAIMS", "NAMES", "Example", "Claim", "check", "OK", "UNDECIDED", "locally_constant",
+__all__ = ["CLAIMS", "NAMES", "Example", "Claim", "check", "EXAMPLE_OK", "EXAMPLE_UNDECIDED", "locally_constant",
            "certify_function", "framework_list", "dumps"]

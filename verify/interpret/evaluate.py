@@ -9,7 +9,8 @@ up to a cap; then the honest answer is Undecided, naming the equation.  A value 
 decides exactly, at any precision.
 
 For the number systems whose arithmetic is Python's operators (balls, exact, floats) the run walks the
-program's tape (tape.py: literals converted once per precision, direct calls); for the others the rule
+program's tape (tape.forward: literals converted once per precision, direct calls, strict signs compared
+inline) and comes back here for every sign the values leave open; for the others this module walks the rule
 tables, equation by equation.  Both make the same decisions in the same order (tests/test_tape.py).
 """
 import contextlib
@@ -20,15 +21,14 @@ from flint import ctx, fmpq
 
 from ..program import kinks
 from ..errors import DomainError, InputError, Undecided
-from ..program.ir import Lit, eqn_label
+from ..program.ir import Lit, eqn_where
 from ..program.prims import PRIMITIVES, affine, eval_rules, selection_rules
-from ..program.prims.smooth import _show
+from ..program.prims.smooth import value_text
 from ..rational import parse_point
 from .forms import Forms, TooLarge
-from .precision import DEFAULT_PREC, PREC_CAP, _precision, escalate  # noqa: F401  (part of this interface)
-from .tape import def_steps, tape_of  # noqa: F401  (def_steps is part of this module's interface)
+from .precision import DEFAULT_PREC, PREC_CAP, working_precision, escalate  # noqa: F401  (part of this interface)
+from .tape import Q0, Q1, def_steps, forward, replay, tape_of  # noqa: F401  (def_steps: part of this interface)
 
-Q0, Q1, HALF = fmpq(0), fmpq(1), fmpq(1, 2)
 _VALUES_ONLY = contextvars.ContextVar("verify_values_only", default=False)
 
 
@@ -151,13 +151,8 @@ class Args:
         return (self[k] for k in range(len(self.slots)))
 
 
-def _where(program, k):
-    e = program.eqns[k]
-    loc = f" (line {e.loc[0]}:{e.loc[1]})" if e.loc else ""
-    return f"equation {k + 1} `{eqn_label(program, k)}`{loc}"
-
-
-def _switch_text(program, e, terms, const):
+def switch_text(program, e, terms, const):
+    """The switching function sum(c * arg_j) + const of equation ``e`` as text over its argument names."""
     from ..program.ir import lit_text
     parts = []
     for j, c in terms:
@@ -291,30 +286,11 @@ class _Runner:
         decision is made again: every sign used was decided, and stays true): along the tape when the run is
         lean, else one step at a time."""
         if self.code is not None:
-            self.replay_lean([self.code[j] for j in js])
+            code = self.code
+            replay([code[j] for j in js], self.full, self.chosen, self.ns, self)
         else:
             for j in js:
                 self.replay(j)
-
-    def replay_lean(self, code):
-        full, chosen, ns = self.full, self.chosen, self.ns
-        neg, mul = ns.neg, ns.mul
-        zero = ns.const(Q0)
-        for kind, f, a, b, o, k in code:
-            if kind == 0 or kind == 4:              # BIN, DIV
-                full[o] = f(full[a], full[b])
-            elif kind == 1 or kind == 5:            # UN, DOM
-                full[o] = f(full[a])
-            elif kind == 2 or kind == 9:            # SLOPE
-                u = full[a]
-                mode, cs = f[1][chosen[f[0]]]
-                full[o] = u if mode == 1 else (zero if mode == 0 else (neg(u) if mode == -1 else mul(full[cs], u)))
-            elif kind == 6:                         # POW
-                full[o] = f(full[a], b)
-            elif (kind == 3 or kind == 10) and chosen[f[0]] < 2:    # EXT2, one argument chosen
-                full[o] = full[b] if chosen[f[0]] else full[a]
-            else:
-                self.replay(k)
 
     def replay(self, j):
         """Recompute step j at the current precision with the piece already chosen."""
@@ -346,7 +322,7 @@ class _Runner:
                              lambda: self.forms().quick(st.ins, terms, const))
             if s is None:
                 e = self.program.eqns[k]
-                raise self.undecided(f"cannot decide the sign of {_switch_text(self.program, e, terms, const)}")
+                raise self.undecided(f"cannot decide the sign of {switch_text(self.program, e, terms, const)}")
             self.cache[j] = s
         return s
 
@@ -384,9 +360,9 @@ class _Runner:
                          lambda: self.forms().quick((atom,), ((0, Q1),), Q0))
         x = self.full[slot]
         if s is None:
-            raise self.undecided(f"cannot decide whether {_show(ns, x)} is allowed ({need})")
+            raise self.undecided(f"cannot decide whether {value_text(ns, x)} is allowed ({need})")
         if s not in allowed:
-            raise DomainError(f"{need}, got {_show(ns, x)}")
+            raise DomainError(f"{need}, got {value_text(ns, x)}")
         args = self.args_of(k)
         if st.prim == "pow":
             return ns.pow(args[0], st.params["n"])
@@ -402,100 +378,11 @@ class _Runner:
             raise
 
     # -- the two interpreters
-    def lean(self, code):
-        """The tape walk (native number systems)."""
-        full, push, frozen = self.full, self.chosen.append, self.frozen
-        ns = self.ns
-        neg, mul, sub = ns.neg, ns.mul, ns.sub
-        zero = ns.const(Q0)
-        k = -1
-        try:
-            for kind, f, a, b, o, k in code:
-                if kind == 0:                       # BIN
-                    full[o] = f(full[a], full[b])
-                elif kind == 2:                     # SLOPE
-                    u = full[a]
-                    if frozen is not None:
-                        i = frozen[f[0]]
-                    elif u > 0:
-                        i = f[4]
-                    elif u < 0:
-                        i = f[3]
-                    else:
-                        i = self.slope_tie(k)
-                        u = full[a]
-                    push(i)
-                    mode, cs = f[1][i]
-                    full[o] = u if mode == 1 else (zero if mode == 0 else (neg(u) if mode == -1 else mul(full[cs], u)))
-                elif kind == 9:                     # SLOPEQ: the exact system
-                    u = full[a]
-                    if frozen is not None:
-                        i = frozen[f[0]]
-                    elif u.__class__ is fmpq:
-                        p = u.p
-                        i = f[4] if p > 0 else (f[3] if p < 0 else f[2])
-                    elif u > 0:
-                        i = f[4]
-                    elif u < 0:
-                        i = f[3]
-                    else:
-                        i = self.slope_tie(k)
-                        u = full[a]
-                    push(i)
-                    mode, cs = f[1][i]
-                    full[o] = u if mode == 1 else (zero if mode == 0 else (neg(u) if mode == -1 else mul(full[cs], u)))
-                elif kind == 1:                     # UN
-                    full[o] = f(full[a])
-                elif kind == 10:                    # EXT2Q: the exact system
-                    if frozen is not None:
-                        self.nonsmooth(k)
-                        continue
-                    x0 = full[a]
-                    x1 = full[b]
-                    d = sub(x0, x1)
-                    if d.__class__ is fmpq:
-                        p = d.p
-                        i = f[1] if p > 0 else (1 - f[1] if p < 0 else f[2])
-                    elif d > 0:
-                        i = f[1]
-                    elif d < 0:
-                        i = 1 - f[1]
-                    else:
-                        self.nonsmooth(k)
-                        continue
-                    push(i)
-                    full[o] = x0 if i == 0 else (x1 if i == 1 else (x0 + x1) * HALF)
-                elif kind == 3:                     # EXT2
-                    if frozen is not None:
-                        self.nonsmooth(k)
-                        continue
-                    x0 = full[a]
-                    x1 = full[b]
-                    d = sub(x0, x1)
-                    if d > 0:
-                        i = f[1]
-                    elif d < 0:
-                        i = 1 - f[1]
-                    else:
-                        self.nonsmooth(k)
-                        continue
-                    push(i)
-                    full[o] = x1 if i else x0
-                elif kind == 4:                     # DIV
-                    y = full[b]
-                    full[o] = f(full[a], y) if (y > 0 or y < 0) else self.domain(k)
-                elif kind == 5:                     # DOM
-                    x = full[a]
-                    full[o] = f(x) if x > 0 else self.domain(k)
-                elif kind == 6:                     # POW
-                    x = full[a]
-                    full[o] = f(x, b) if (b >= 0 or x > 0 or x < 0) else self.domain(k)
-                elif kind == 7:                     # NONS
-                    self.nonsmooth(k)
-                else:                               # RULE
-                    full[o] = self.rule(k)
-        except (DomainError, Undecided) as err:
-            raise _located(err, self.program, k) from None
+    def lean(self):
+        """The tape walk (native number systems): tape.forward, with this runner deciding what the values
+        leave open."""
+        self.code = self.tape.bound(self.ns)
+        forward(self.code, self.full, self.ns, self.frozen, self.chosen, self)
 
     def generic(self):
         """The rule-table walk (every number system)."""
@@ -509,14 +396,13 @@ class _Runner:
                 else:
                     self.nonsmooth(k)
         except (DomainError, Undecided) as err:
-            raise _located(err, self.program, k) from None
+            raise self.located(err, k) from None
 
-
-def _located(err, program, k):
-    """The error re-raised with the equation it happened in (and its source position)."""
-    new = type(err)(f"{_where(program, k)}: {err}")
-    new.__dict__.update(err.__dict__)
-    return new
+    def located(self, err, k):
+        """The error re-raised with the equation it happened in (and its source position)."""
+        new = type(err)(f"{eqn_where(self.program, k)}: {err}")
+        new.__dict__.update(err.__dict__)
+        return new
 
 
 def run(program, ns, xs, convention=kinks.DEFAULT, pattern=None, prec=None, inputs=None, cap=PREC_CAP):
@@ -538,7 +424,7 @@ def run(program, ns, xs, convention=kinks.DEFAULT, pattern=None, prec=None, inpu
         for st, i in zip(nonsmooth, pattern):
             n = st.sel.n_pieces(st.params, len(st.ins))
             if type(i) is not int or not 0 <= i < n:
-                raise InputError(f"pattern entry {i!r} for {_where(program, st.k)} must be a piece index 0..{n - 1}")
+                raise InputError(f"pattern entry {i!r} for {eqn_where(program, st.k)} must be a piece index 0..{n - 1}")
     tape = tape_of(program, steps, convention)
     if inputs is None and ns.name == "exact" and all(x.__class__ is fmpq for x in xs):
         inputs = xs
@@ -552,8 +438,7 @@ def run(program, ns, xs, convention=kinks.DEFAULT, pattern=None, prec=None, inpu
     full = list(xs) + [None] * (program.n_vars - program.n_inputs) + lits
     runner = _Runner(program, steps, tape, ns, full, pattern, inputs, cap)
     if lean:
-        runner.code = tape.bound(ns)
-        runner.lean(runner.code)
+        runner.lean()
     else:
         runner.generic()
     used = prec if runner.hp == runner.base else runner.hp

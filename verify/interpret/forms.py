@@ -488,8 +488,8 @@ class Forms:
                 if p == prim and c == at:
                     return const(val)
             if prim == "sqrt" and c > 0:
-                from ..numbers.exact import _rational_sqrt
-                r = _rational_sqrt(c)
+                from ..numbers.exact import rational_sqrt
+                r = rational_sqrt(c)
                 if r is not None:
                     return const(r)
         flip = (A.const < 0) if A.is_const else (self._lead(A) < 0)     # f(-u) in terms of f(u)

@@ -12,7 +12,7 @@ PREC_CAP = 4096
 
 
 @contextlib.contextmanager
-def _precision(ns, bits):
+def working_precision(ns, bits):
     """Run inside ``bits`` of precision for ``ns`` (scalar or tensor system): flint's workprec for balls,
     mpmath's iv precision for intervals, nothing for exact-only and float systems."""
     if bits is None or ns.name.startswith("float"):
@@ -39,7 +39,7 @@ def escalate(number, prec, job, cap=PREC_CAP, systems=None):
     cap = max(cap, p)
     while True:
         try:
-            with _precision(ns, p):
+            with working_precision(ns, p):
                 return job(ns, p)
         except Undecidable:
             raise

@@ -20,10 +20,10 @@ from ..errors import DomainError, InputError, Undecided
 from ..numbers.tensor import get_tensor_system
 from ..program import kinks
 from ..program.arrays import ExactArray
-from ..program.ir import Arr, Lit, eqn_label, resolve_arrays
+from ..program.ir import Arr, Lit, eqn_where, resolve_arrays
 from ..program.prims import PRIMITIVES, eval_rules, jvp_rules, selection_rules, vjp_rules
-from ..program.prims.tensor import SELECTIVE_VJP, _unbroadcast, sites_of
-from .precision import DEFAULT_PREC, PREC_CAP, _precision  # noqa: F401  (re-exported for the certifiers)
+from ..program.prims.tensor import SELECTIVE_VJP, sites_of, unbroadcast
+from .precision import DEFAULT_PREC, PREC_CAP, working_precision  # noqa: F401  (re-exported for the certifiers)
 from .precision import escalate as _escalate
 
 
@@ -116,8 +116,8 @@ class TRun:
     _signs: dict = field(default_factory=dict, repr=False)
 
     def switch_signs(self, st, gi):
-        """The decided signs (int8 arrays, 2 = undecided) of every switching function of site group ``gi``
-        of step ``st``, one array per switching function over the group's sites."""
+        """The signs (int8 arrays, SIGN_UNDECIDED where undecided) of every switching function of site group
+        ``gi`` of step ``st``, one array per switching function over the group's sites."""
         key = (st.k, gi)
         s = self._signs.get(key)
         if s is None:
@@ -132,12 +132,6 @@ class TRun:
         return dataclasses.replace(self, pattern=tuple(pattern), _coefs={})
 
 
-def _where(program, k):
-    e = program.eqns[k]
-    loc = f" (line {e.loc[0]}:{e.loc[1]})" if e.loc else ""
-    return f"equation {k + 1} `{eqn_label(program, k)}`{loc}"
-
-
 def constants(program, ns, prec):
     """Values of the program's array constants in ``ns`` (cached on the program per system and precision)."""
     if not program.arrays:
@@ -150,7 +144,7 @@ def constants(program, ns, prec):
     return vals
 
 
-def _reader(program, ns, env, prec):
+def reader(program, ns, env, prec):
     lits, consts = {}, constants(program, ns, prec)
 
     def read(a):
@@ -168,7 +162,7 @@ def _reader(program, ns, env, prec):
     return read
 
 
-def _site_args(ns, st, g, xs):
+def group_args(ns, st, g, xs):
     """The argument arrays (one per scalar argument, each over the group's sites) of a site group."""
     if st.sites.elementwise:
         grid, n = st.sites.grid, st.sites.n_sites
@@ -177,7 +171,7 @@ def _site_args(ns, st, g, xs):
     return [ns.take(flat, idx) for idx in g.args]
 
 
-def _affine(ns, terms, const, args):
+def switch_values(ns, terms, const, args):
     acc = None
     for j, c in terms:
         t = args[j] if c == 1 else (ns.neg(args[j]) if c == -1 else ns.mul(ns.const(c), args[j]))
@@ -191,11 +185,11 @@ def _affine(ns, terms, const, args):
 def switch_signs(ns, terms, const, args, m):
     """The signs of one switching function over the ``m`` sites of a group: an int8 array of shape (m,), also
     when the function is a constant (``max(x, x)`` switches on x - x, merged to the constant 0)."""
-    s = ns.signs(_affine(ns, terms, const, args))
+    s = ns.signs(switch_values(ns, terms, const, args))
     return s if s.shape == (m,) else np.broadcast_to(s, (m,))
 
 
-def _pattern_dtype(st):
+def pattern_dtype(st):
     return object if any(st.n_pieces(g.n) >= 2 ** 62 for g in st.sites.groups) else np.int64
 
 
@@ -213,18 +207,18 @@ def run(program, ns, xs, convention=kinks.DEFAULT, pattern=None, prec=None):
         for st, p in zip(ns_steps, pattern):
             arr = np.asarray(p)
             if arr.shape != tuple(st.sites.grid):
-                raise InputError(f"pattern entry for {_where(program, st.k)} has shape {list(arr.shape)}, its sites "
+                raise InputError(f"pattern entry for {eqn_where(program, st.k)} has shape {list(arr.shape)}, its sites "
                                  f"have shape {list(st.sites.grid)}")
             flat = arr.ravel()
             for g in st.sites.groups:
                 vals = flat[g.sites]
                 if vals.size and (min(vals) < 0 or max(vals) >= st.n_pieces(g.n)):
-                    raise InputError(f"pattern entry for {_where(program, st.k)} holds a piece index outside "
+                    raise InputError(f"pattern entry for {eqn_where(program, st.k)} holds a piece index outside "
                                      f"0..{st.n_pieces(g.n) - 1}")
             checked.append(arr)
         pattern = tuple(checked)
     env = list(xs) + [None] * (program.n_vars - program.n_inputs)
-    read = _reader(program, ns, env, prec)
+    read = reader(program, ns, env, prec)
     all_args, chosen, site_args, all_signs = [], [], {}, {}
     for st in steps:
         args = [read(a) for a in st.ins]
@@ -236,11 +230,11 @@ def run(program, ns, xs, convention=kinks.DEFAULT, pattern=None, prec=None):
                 continue
             table = st.sites
             given = None if pattern is None else pattern[len(chosen)].ravel()
-            pat = np.zeros(table.n_sites, dtype=_pattern_dtype(st))
+            pat = np.zeros(table.n_sites, dtype=pattern_dtype(st))
             outs = [None] * len(st.outs)
             flat_outs = []
             for gi, g in enumerate(table.groups):
-                a = _site_args(ns, st, g, args)
+                a = group_args(ns, st, g, args)
                 site_args[(st.k, gi)] = a
                 if given is not None:
                     piece = given[g.sites]
@@ -253,18 +247,18 @@ def run(program, ns, xs, convention=kinks.DEFAULT, pattern=None, prec=None):
                         idx = list(np.unravel_index(site, table.grid)) if table.grid else []
                         raise Undecided(f"cannot decide the index rule at site {[int(i) for i in idx]}")
                 pat[g.sites] = piece
-                vals = _piece_values(ns, st, g, piece, a)
+                vals = piece_values(ns, st, g, piece, a)
                 flat_outs.append((g, vals))
-            _scatter_outputs(ns, st, flat_outs, outs)
+            scatter_outputs(ns, st, flat_outs, outs)
             for o, v in zip(st.outs, outs):
                 env[o] = v
             chosen.append(pat.reshape(table.grid))
         except (DomainError, Undecided) as err:
-            raise type(err)(f"{_where(program, st.k)}: {err}") from None
+            raise type(err)(f"{eqn_where(program, st.k)}: {err}") from None
     return TRun(program, ns, env, all_args, tuple(chosen), prec, convention, site_args, {}, all_signs)
 
 
-def _coef_arrays(st, g, piece):
+def coef_arrays(st, g, piece):
     """Per-site coefficients of the chosen pieces: ``C[r][j]`` and ``K[r]`` as ExactArrays over the group's
     sites (or a single fmpq when every site has the same value)."""
     uniq, inv = np.unique(np.asarray(piece, dtype=object if piece.dtype == object else np.int64), return_inverse=True)
@@ -290,7 +284,7 @@ def _coef_arrays(st, g, piece):
     return C, K
 
 
-def _scale(ns, c, x):
+def scaled(ns, c, x):
     """c * x for a coefficient (fmpq or ExactArray); None when c is 0.  A 0/1 coefficient array (relu's
     pieces) selects instead of multiplying."""
     if isinstance(c, fmpq):
@@ -311,14 +305,14 @@ def _unit_mask(c):
     return one.astype(bool) if bool((one | (c.num == 0)).all()) else None
 
 
-def _piece_values(ns, st, g, piece, args):
-    C, K = _coef_arrays(st, g, piece)
+def piece_values(ns, st, g, piece, args):
+    C, K = coef_arrays(st, g, piece)
     m = len(g.sites)
     vals = []
     for r in range(len(C)):
         acc = None
         for j in range(g.n):
-            t = _scale(ns, C[r][j], args[j])
+            t = scaled(ns, C[r][j], args[j])
             acc = t if acc is None else (acc if t is None else ns.add(acc, t))
         k = K[r]
         if not (isinstance(k, fmpq) and k == 0) or acc is None:
@@ -328,7 +322,7 @@ def _piece_values(ns, st, g, piece, args):
     return vals
 
 
-def _scatter_outputs(ns, st, flat_outs, outs):
+def scatter_outputs(ns, st, flat_outs, outs):
     table = st.sites
     if table.elementwise:
         (g, vals), = flat_outs
@@ -355,7 +349,7 @@ def user_value(ns, v):
 
 
 def output_values(r):
-    read = _reader(r.program, r.ns, r.env, r.prec)
+    read = reader(r.program, r.ns, r.env, r.prec)
     return [read(a) for a in r.program.outputs]
 
 
@@ -367,7 +361,7 @@ def _coefs(r, st, gi, g):
     if c is None:
         pos = [s.k for s in nonsmooth_steps(r.program, r.convention)].index(st.k)
         piece = np.asarray(r.pattern[pos]).ravel()[g.sites]
-        c = r._coefs[key] = _coef_arrays(st, g, piece)[0]
+        c = r._coefs[key] = coef_arrays(st, g, piece)[0]
     return c
 
 
@@ -392,18 +386,18 @@ def jvp(r, tangents):
         zero = [ns.zeros(s) if t is None else t for t, s in zip(ts, st.in_shapes)]
         flat_outs = []
         for gi, g in enumerate(table.groups):
-            targs = _site_args(ns, st, g, zero)
+            targs = group_args(ns, st, g, zero)
             C = _coefs(r, st, gi, g)
             vals = []
             for row in C:
                 acc = None
                 for j, c in enumerate(row):
-                    t = _scale(ns, c, targs[j])
+                    t = scaled(ns, c, targs[j])
                     acc = t if acc is None else (acc if t is None else ns.add(acc, t))
                 vals.append(ns.zeros((len(g.sites),)) if acc is None else _fit(ns, acc, (len(g.sites),)))
             flat_outs.append((g, vals))
         outs = [None] * len(st.outs)
-        _scatter_outputs(ns, st, flat_outs, outs)
+        scatter_outputs(ns, st, flat_outs, outs)
         for o, v in zip(st.outs, outs):
             T[o] = v
     return [T[a] if a.__class__ is int else None for a in prog.outputs]
@@ -423,7 +417,7 @@ def vjp(r, cotangents, wrt=None, seeds=None, stop=None):
 
     def acc(a, c, shape):
         if a.__class__ is int and c is not None and need[a]:
-            c = _unbroadcast(ns, c, shape) if tuple(ns.shape(c)) != tuple(shape) else c
+            c = unbroadcast(ns, c, shape) if tuple(ns.shape(c)) != tuple(shape) else c
             CT[a] = c if CT[a] is None else ns.add(CT[a], c)
     for a, c in zip(prog.outputs, cotangents):
         if a.__class__ is int and c is not None:
@@ -454,7 +448,7 @@ def vjp(r, cotangents, wrt=None, seeds=None, stop=None):
                     continue
                 tot = None
                 for row, c in zip(C, flat):
-                    t = _scale(ns, row[j], c)
+                    t = scaled(ns, row[j], c)
                     tot = t if tot is None else (tot if t is None else ns.add(tot, t))
                 if tot is not None:
                     acc(a, ns.reshape(_fit(ns, tot, (table.n_sites,)), table.grid), s)
@@ -468,7 +462,7 @@ def vjp(r, cotangents, wrt=None, seeds=None, stop=None):
             for j in range(g.n):
                 tot = None
                 for row, c in zip(C, ct_rows):
-                    t = _scale(ns, row[j], c)
+                    t = scaled(ns, row[j], c)
                     tot = t if tot is None else (tot if t is None else ns.add(tot, t))
                 if tot is None:
                     continue

@@ -19,7 +19,7 @@ def _too_big(bits):
                      "(verify.rational.MAX_BITS): use ball arithmetic (--number ball)")
 
 
-def _rational_sqrt(q):
+def rational_sqrt(q):
     """sqrt(q) as an fmpq when q >= 0 is the square of a rational, else None."""
     p, d = fmpz(q.p), fmpz(q.q)
     if p < 0:
@@ -72,7 +72,7 @@ class ExactSystem:
 
     def sqrt(self, a):
         if isinstance(a, fmpq):
-            r = _rational_sqrt(a)
+            r = rational_sqrt(a)
             if r is not None:
                 return r
         return to_arb(a).sqrt()

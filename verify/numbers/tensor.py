@@ -7,7 +7,7 @@ weights and data are QT and its pre-activations are computed exactly by integer 
 ``fmpz_mat``).  Values that stop being rational (exp, log, ...) become arrays of arb balls (the hybrid rule
 of the scalar exact system).  Ball arrays multiply on ``arb_mat``.
 
-``signs(x)`` returns an int8 array of decided signs with ``UNDECIDED`` (2) where a ball contains 0 without
+``signs(x)`` returns an int8 array of decided signs with ``SIGN_UNDECIDED`` (2) where a ball contains 0 without
 being 0: no undecided comparison ever becomes a bool here.
 """
 import math
@@ -15,9 +15,8 @@ import math
 import numpy as np
 from flint import arb, arb_mat, ctx, fmpq, fmpz_mat
 
+from ..truth import SIGN_UNDECIDED
 from .ball import arb_sign, json_number
-
-UNDECIDED = 2
 
 
 def _ints(a):
@@ -64,7 +63,7 @@ def _frompy(fn):
 _arb_exp, _arb_log, _arb_sqrt = _frompy(lambda v: v.exp()), _frompy(lambda v: v.log()), _frompy(lambda v: v.sqrt())
 _arb_sin, _arb_cos, _arb_tanh = _frompy(lambda v: v.sin()), _frompy(lambda v: v.cos()), _frompy(lambda v: v.tanh())
 _arb_erf = _frompy(lambda v: v.erf())
-_arb_sign1 = _frompy(lambda v: UNDECIDED if (s := arb_sign(v)) is None else s)
+_arb_sign1 = _frompy(lambda v: SIGN_UNDECIDED if (s := arb_sign(v)) is None else s)
 
 
 def _arb_sign(x):
@@ -353,7 +352,7 @@ class ExactTensors(_Base):
         """2-D matrix product."""
         (m, _), (_, n) = self.shape(a), self.shape(b)
         if isinstance(a, QT) and isinstance(b, QT):
-            c = _fmpz_mat(a) * _fmpz_mat(b)
+            c = numerator_mat(a) * numerator_mat(b)
             return QT(np.array(c.entries(), dtype=object).reshape(m, n), a.den * b.den).reduced()
         if self._kind(a, b) == "fq":
             return self.matmul(self.to_qt(a), self.to_qt(b))
@@ -381,7 +380,8 @@ def _mid_q(v):
     return fmpq(man) * fmpq(2) ** exp if exp >= 0 else fmpq(man, 2 ** (-exp))
 
 
-def _fmpz_mat(q):
+def numerator_mat(q):
+    """The numerator of a 2-D QT as an fmpz_mat (built once, cached on ``q``)."""
     if q._mat is None:
         m, n = q.shape
         q._mat = fmpz_mat(m, n, q.num.ravel().tolist())
@@ -504,32 +504,33 @@ class FloatTensors(_Base):
     def _zero_scalar(self, a):
         return 0
 
-    def _c(self, x):
+    def cast(self, x):
+        """``x`` as an array of this system's dtype (every operation rounds its result to it)."""
         return np.asarray(x, dtype=self.dtype)
 
-    def add(self, a, b): return self._c(a + b)
-    def sub(self, a, b): return self._c(a - b)
-    def mul(self, a, b): return self._c(a * b)
-    def div(self, a, b): return self._c(a / b)
-    def neg(self, a): return self._c(-a)
-    def pow(self, a, n): return self._c(a ** n) if n >= 0 else self._c(1 / a ** (-n))
-    def exp(self, x): return self._c(np.exp(x))
-    def log(self, x): return self._c(np.log(x))
-    def sqrt(self, x): return self._c(np.sqrt(x))
-    def sin(self, x): return self._c(np.sin(x))
-    def cos(self, x): return self._c(np.cos(x))
-    def tanh(self, x): return self._c(np.tanh(x))
+    def add(self, a, b): return self.cast(a + b)
+    def sub(self, a, b): return self.cast(a - b)
+    def mul(self, a, b): return self.cast(a * b)
+    def div(self, a, b): return self.cast(a / b)
+    def neg(self, a): return self.cast(-a)
+    def pow(self, a, n): return self.cast(a ** n) if n >= 0 else self.cast(1 / a ** (-n))
+    def exp(self, x): return self.cast(np.exp(x))
+    def log(self, x): return self.cast(np.log(x))
+    def sqrt(self, x): return self.cast(np.sqrt(x))
+    def sin(self, x): return self.cast(np.sin(x))
+    def cos(self, x): return self.cast(np.cos(x))
+    def tanh(self, x): return self.cast(np.tanh(x))
 
     def erf(self, x):
         from scipy.special import erf
-        return self._c(erf(x))
+        return self.cast(erf(x))
 
-    def sigmoid(self, x): return self._c(1 / (1 + np.exp(-x)))
-    def pi(self): return self._c(np.pi)
+    def sigmoid(self, x): return self.cast(1 / (1 + np.exp(-x)))
+    def pi(self): return self.cast(np.pi)
 
     def signs(self, x):
         s = np.sign(x).astype(np.int8)
-        return np.where(np.isnan(x), UNDECIDED, s).astype(np.int8)
+        return np.where(np.isnan(x), SIGN_UNDECIDED, s).astype(np.int8)
 
     def zeros(self, shape):
         return np.zeros(shape, dtype=self.dtype)
@@ -538,13 +539,13 @@ class FloatTensors(_Base):
         return self.zeros(np.shape(x))
 
     def select(self, mask, a, b):
-        return self._c(np.where(mask, a, b))
+        return self.cast(np.where(mask, a, b))
 
     def mask(self, m, x):
-        return self._c(np.where(m, x, 0))
+        return self.cast(np.where(m, x, 0))
 
     def sum(self, x, axes, keepdims=False):
-        return self._c(np.sum(x, axis=axes, keepdims=keepdims))
+        return self.cast(np.sum(x, axis=axes, keepdims=keepdims))
 
     def scatter(self, v, idx, size):
         idx = np.asarray(idx).ravel()
@@ -554,10 +555,10 @@ class FloatTensors(_Base):
         return out
 
     def concat_flat(self, xs):
-        return self._c(np.concatenate([np.ravel(x) for x in xs]))
+        return self.cast(np.concatenate([np.ravel(x) for x in xs]))
 
     def matmul(self, a, b):
-        return self._c(np.asarray(a) @ np.asarray(b))
+        return self.cast(np.asarray(a) @ np.asarray(b))
 
     def max_value(self, x, axes):
         return np.max(x, axis=axes, keepdims=True)
@@ -622,7 +623,7 @@ class IntervalTensors(_Base):
     def pi(self): return _obj(self.s.pi())
 
     def signs(self, x):
-        f = np.frompyfunc(lambda v: UNDECIDED if (s := self.s.sign(v)) is None else s, 1, 1)
+        f = np.frompyfunc(lambda v: SIGN_UNDECIDED if (s := self.s.sign(v)) is None else s, 1, 1)
         return np.asarray(f(x), dtype=object).astype(np.int8).reshape(np.shape(x)) if np.size(x) else \
             np.zeros(np.shape(x), np.int8)
 
@@ -694,4 +695,4 @@ def get_tensor_system(name):
 
 
 __all__ = ["QT", "ExactTensors", "BallTensors", "FloatTensors", "IntervalTensors", "get_tensor_system",
-           "UNDECIDED"]
+           "SIGN_UNDECIDED"]

@@ -295,3 +295,10 @@ def eqn_label(p, k):
     """``name = rhs`` of equation k, for messages."""
     e = p.eqns[k]
     return f"{', '.join(p.names[o] for o in e.outs)} = {eqn_text(p, e)}"
+
+
+def eqn_where(p, k):
+    """"equation k+1 `name = rhs` (line L:C)": where a message happened, with the source position if known."""
+    e = p.eqns[k]
+    loc = f" (line {e.loc[0]}:{e.loc[1]})" if e.loc else ""
+    return f"equation {k + 1} `{eqn_label(p, k)}`{loc}"

@@ -21,8 +21,8 @@ from . import kinks
 from .builder import Builder
 from .ir import Lit, resolve_arrays
 from .prims import PRIMITIVES
-from .prims.tensor import _axes, _dot_plan, _index_map, _norm_slice, _patches, _pads, _pool_idx, _reduced, \
-    _take_map, sites_of
+from .prims.tensor import (conv_pads, conv_patches, dot_plan, norm_axes, pool_windows, reduced_shape, sites_of,
+                           slice_bounds, structure_map, take_map)
 
 SCALAR_CAP = 200_000
 
@@ -189,7 +189,7 @@ def _product(a, b, emit):
 
 def _dot(p, xs, emit):
     a, b = xs
-    pa, pb, (B, M, K), (_, _, N), out = _dot_plan(a.shape, b.shape, p)
+    pa, pb, (B, M, K), (_, _, N), out = dot_plan(a.shape, b.shape, p)
     a3 = a.transpose(pa).reshape(B, M, K)
     b3 = b.transpose(pb).reshape(B, K, N)
     res = np.empty((B, M, N), dtype=object)
@@ -205,7 +205,7 @@ def _conv(p, xs, emit):
     N, C, H, W = x.shape
     Co, Cg, kh, kw = w.shape
     g = p["groups"]
-    idx, (Ho, Wo) = _patches(x.shape, kh, kw, tuple(p["stride"]), tuple(p["dilation"]), _pads(p))
+    idx, (Ho, Wo) = conv_patches(x.shape, kh, kw, tuple(p["stride"]), tuple(p["dilation"]), conv_pads(p))
     flat = np.append(x.ravel(), Lit(fmpq(0)))
     P = flat[idx]
     Og, kk = Co // g, Cg * kh * kw
@@ -221,14 +221,14 @@ def _conv(p, xs, emit):
 def _reduce(fn):
     def rule(p, xs, emit):
         (x,) = xs
-        axes = _axes(p["axes"], x.ndim)
+        axes = norm_axes(p["axes"], x.ndim)
         rest = tuple(i for i in range(x.ndim) if i not in axes)
         n = math.prod(x.shape[a] for a in axes)
         rows = x.transpose(rest + axes).reshape(-1, n)
         vals = np.empty(len(rows), dtype=object)
         for i, row in enumerate(rows):
             vals[i] = fn(list(row), emit)
-        return [vals.reshape(_reduced(x.shape, axes, p["keepdims"]))]
+        return [vals.reshape(reduced_shape(x.shape, axes, p["keepdims"]))]
     return rule
 
 
@@ -246,7 +246,7 @@ def _lse_of(row, emit):
 def _indexed(kind, key):
     def rule(p, xs, emit):
         shapes = tuple(x.shape for x in xs)
-        idx = _index_map(kind, shapes, key(p, shapes))
+        idx = structure_map(kind, shapes, key(p, shapes))
         flat = np.append(np.concatenate([x.ravel() for x in xs]), Lit(fmpq(0)))
         return [flat[idx]]
     return rule
@@ -255,7 +255,7 @@ def _indexed(kind, key):
 def _avg(p, xs, emit):
     (x,) = xs
     N, C, H, W = x.shape
-    idx, Ho, Wo = _pool_idx(x.shape, p)
+    idx, Ho, Wo = pool_windows(x.shape, p)
     flat = np.append(x.ravel(), Lit(fmpq(0)))
     P = flat[idx]
     out = np.empty(len(P), dtype=object)
@@ -273,9 +273,9 @@ _RULES = {
     "reshape": lambda p, xs, emit: [xs[0].reshape(p["shape"])],
     "transpose": lambda p, xs, emit: [xs[0].transpose(p["perm"])],
     "broadcast_to": lambda p, xs, emit: [np.broadcast_to(xs[0], tuple(p["shape"]))],
-    "slice": _indexed("slice", lambda p, shapes: _norm_slice(shapes[0], p)),
+    "slice": _indexed("slice", lambda p, shapes: slice_bounds(shapes[0], p)),
     "pad": _indexed("pad", lambda p, shapes: (tuple(p["lo"]), tuple(p["hi"]))),
-    "concat": _indexed("concat", lambda p, shapes: _axes((p["axis"],), len(shapes[0]))[0]),
-    "take_along": lambda p, xs, emit: [np.append(xs[0].ravel(), Lit(fmpq(0)))[_take_map(xs[0].shape, p)]],
+    "concat": _indexed("concat", lambda p, shapes: norm_axes((p["axis"],), len(shapes[0]))[0]),
+    "take_along": lambda p, xs, emit: [np.append(xs[0].ravel(), Lit(fmpq(0)))[take_map(xs[0].shape, p)]],
     "avg_pool2d": _avg,
 }

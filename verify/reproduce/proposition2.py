@@ -159,7 +159,7 @@ def certify_example(P, name, x, y, out_dir):
             "certificates": [seg, itg]}
 
 
-def _show(j):
+def jnum_text(j):
     """A JSON number for a table: exact "p/q" as it is when short, else its first digits."""
     if isinstance(j, str):
         return j if len(j) <= 16 else f"{float(parse_point(j)[0]):.12g} (exact p/q)"
@@ -185,22 +185,22 @@ def row_of(rec):
     claim1 = f"Claim 1: {len(part.pieces)} pieces, {inner} inner breakpoint(s)"
     if CONTINUOUS.get(name, True):
         ok = res.verdict.name == "PROVED" and part.complete
-        ours = (f"{claim1}; f(y)-f(x) = {_show(res.lhs)}, integral = {_show(res.rhs)}"
+        ours = (f"{claim1}; f(y)-f(x) = {jnum_text(res.lhs)}, integral = {jnum_text(res.rhs)}"
                 f"{' (exact)' if res.exact else ''}")
         return {"claim": f"Claim 1 + Prop. 2 on {name}", "paper": "f(y) - f(x) = int <y-x, AD f>",
                 "ours": ours, "verdict": "PROVED" if ok else res.verdict.name}
     disc = res.discontinuity or {}
     ok = res.verdict.name == "REFUTED" and bool(disc)
     t = disc.get("t")
-    ours = f"identity REFUTED: discontinuous at t = {_show(t) if t is not None else '?'} (lhs {_show(res.lhs)}, " \
-           f"rhs {_show(res.rhs) if res.rhs is not None else '-'})"
+    ours = f"identity REFUTED: discontinuous at t = {jnum_text(t) if t is not None else '?'} " \
+           f"(lhs {jnum_text(res.lhs)}, rhs {jnum_text(res.rhs) if res.rhs is not None else '-'})"
     return {"claim": f"{name} is not in S: Prop. 2 must fail", "paper": "needs f in S (continuous)",
             "ours": ours, "verdict": "PROVED" if ok else "REFUTED"}
 
 
 # ---------------------------------------------------------------------------------------------- drawing
 
-def _broken(ts, vs, bps):
+def broken_polyline(ts, vs, bps):
     """The polyline of (ts, vs) cut at every breakpoint (NaN separators), without the points that lie on a
     breakpoint; and those points apart."""
     xs, ys, at = [], [], []
@@ -226,11 +226,11 @@ def _panel(ax, rec, samples, title, continuous=True):
     if continuous:
         ax.plot(ts, fv, color="tab:blue", lw=2, label="f(x + t(y - x))")
     else:
-        fx, fy, fat = _broken(ts, fv, bps)
+        fx, fy, fat = broken_polyline(ts, fv, bps)
         ax.plot(fx, fy, color="tab:blue", lw=2, label="f(x + t(y - x))")
         for t, v in fat:
             ax.plot([t], [v], "o", color="tab:blue", ms=5)
-    dx, dy, dat = _broken(ts, dv, allb)
+    dx, dy, dat = broken_polyline(ts, dv, allb)
     ax.plot(dx, dy, color="tab:orange", lw=1.6, label="AD derivative d/dt along the segment")
     if dat:
         ax.plot([t for t, _ in dat], [v for _, v in dat], "o", color="tab:orange", ms=5, mfc="white",
@@ -249,7 +249,7 @@ def draw_examples(recs, samples, path):
     for ax, rec in zip([a for row in axes for a in row], recs):
         res = rec["integral"]
         if CONTINUOUS.get(rec["name"], True):
-            sub = f"lhs = rhs = {_show(res.lhs) if res.exact else format(_num(res.lhs_value), '.6f')}"
+            sub = f"lhs = rhs = {jnum_text(res.lhs) if res.exact else format(_num(res.lhs_value), '.6f')}"
         else:
             sub = "REFUTED: not continuous (not in S)"
         _panel(ax, rec, samples[rec["name"]], f"{rec['name']}: {sub}", CONTINUOUS.get(rec["name"], True))

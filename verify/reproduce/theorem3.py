@@ -26,7 +26,7 @@ from ..interpret.ad import grad
 from ..interpret.evaluate import evaluate
 from ..rational import fmt_q
 from .common import figure, md_table, relu_inputs, save_certificate, save_figure, write_json, write_text
-from .proposition2 import _broken, _show, breakpoint_floats, jnum_float
+from .proposition2 import breakpoint_floats, broken_polyline, jnum_float, jnum_text
 
 PROG_FILE = "theorem3.prog"
 CURVE = "-1,-1; 2,6; 0,-12; 0,8"      # gamma(t) = (2t - 1, (2t - 1)^3) = c0 + c1 t + c2 t^2 + c3 t^3
@@ -103,7 +103,7 @@ def draw(P, part, res, data, path):
     tt = [float(d[0]) for d in data]
     inner = bps[1:-1]
     ax.plot(tt, [float(d[1]) for d in data], color="tab:blue", lw=2, label="f(gamma(t))")
-    dx, dy, dat = _broken(tt, [float(d[2]) for d in data], bps)
+    dx, dy, dat = broken_polyline(tt, [float(d[2]) for d in data], bps)
     ax.plot(dx, dy, color="tab:orange", lw=1.6, label="<gamma'(t), AD f(gamma(t))>")
     if dat:
         ax.plot([a for a, _ in dat], [b for _, b in dat], "o", color="tab:orange", mfc="white", ms=5,
@@ -112,7 +112,7 @@ def draw(P, part, res, data, path):
         ax.axvline(b, color="0.55", ls=":", lw=1, label="certified breakpoint" if i == 0 else None)
     ax.set_xlabel("t")
     ax.set_ylabel("value")
-    ax.set_title(f"f(gamma(1)) - f(gamma(0)) = {_show(res.lhs)} = integral of AD {_show(res.rhs)}", fontsize=10)
+    ax.set_title(f"f(gamma(1)) - f(gamma(0)) = {jnum_text(res.lhs)} = integral of AD {jnum_text(res.rhs)}", fontsize=10)
     ax.legend(fontsize=7, loc="best", framealpha=0.6)
     fig.suptitle("Theorem 3 (Bolte & Pauwels 2020): the integral identity along a polynomial curve through a kink",
                  fontsize=11)
@@ -142,7 +142,7 @@ def run(out_dir, progress=None, full=False, workers=None, dask=None):
     rows = [{"claim": f"Theorem 3 along {CURVE_TEXT}", "paper": "f(gamma(1)) - f(gamma(0)) = int <gamma', AD f>",
              "ours": f"Claim 1 on the curve: {len(part.pieces)} pieces, breakpoints "
                      f"{', '.join(b if isinstance(b, str) else '~' + format(jnum_float(b), '.6f') for b in bj)} "
-                     f"({len(algebraic)} algebraic, exact); lhs {_show(res.lhs)}, integral {_show(res.rhs)}",
+                     f"({len(algebraic)} algebraic, exact); lhs {jnum_text(res.lhs)}, integral {jnum_text(res.rhs)}",
              "verdict": "PROVED" if ok else res.verdict.name},
             {"claim": "at the corner gamma(1/2) = (0, 0): D_f is not a singleton",
              "paper": "(f o gamma)' = <v, gamma'> for a.e. t only",

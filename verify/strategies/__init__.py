@@ -169,8 +169,8 @@ def points(program, kink_bias=True):
     rationals (ties between them are common), and half of the time a point constructed to sit exactly on a
     kink of some nonsmooth equation (see ``kink_points``); ``kink_bias=False``: any rationals."""
     if not kink_bias:
-        return _vectors(program.n_inputs, False)
-    plain = _vectors(program.n_inputs)
+        return vectors(program.n_inputs, False)
+    plain = vectors(program.n_inputs)
     if not program.nonsmooth_eqns() or program.n_inputs == 0:
         return plain
     return st.one_of(plain, kink_points(program))
@@ -180,7 +180,8 @@ _ANY_RATIONAL = st.builds(lambda p, q: fmpq(p, q), st.integers(-10**6, 10**6), s
 
 
 @functools.lru_cache(maxsize=None)
-def _vectors(n, small=True):
+def vectors(n, small=True):
+    """Lists of ``n`` rationals: small ones that sit on kinks often (``small``), else any (built once per n)."""
     return st.lists(_SMALL_RATIONALS if small else _ANY_RATIONAL, min_size=n, max_size=n)
 
 
@@ -233,7 +234,7 @@ def kink_points(draw, program, convention="torch"):
     """A point sitting exactly on a kink of some nonsmooth equation when one can be constructed (see
     ``on_kink``), else the drawn small-rational base point.  Valid by construction: nothing is filtered."""
     from ..interpret.evaluate import compiled
-    base = draw(_vectors(program.n_inputs))
+    base = draw(vectors(program.n_inputs))
     steps = [s for s in compiled(program, convention) if s.sel is not None]
     if not steps:
         return base
@@ -255,7 +256,7 @@ def segments(program, kink_bias=True):
     @st.composite
     def through(draw):
         p = draw(points(program))
-        d = draw(_vectors(program.n_inputs))
+        d = draw(vectors(program.n_inputs))
         return [a - b for a, b in zip(p, d)], [a + b for a, b in zip(p, d)]
     return st.one_of(free, through())
 
@@ -268,5 +269,5 @@ def curves(draw, program, max_degree=3):
     n = program.n_inputs
     c0 = draw(points(program))
     deg = draw(_ints(1, max_degree))
-    rest = [draw(_vectors(n)) for _ in range(deg)]
+    rest = [draw(vectors(n)) for _ in range(deg)]
     return [c0] + rest

@@ -18,6 +18,7 @@ import numpy as np
 from flint import fmpq
 
 from ...errors import ProgramError
+from ...truth import SIGN_UNDECIDED
 
 PRIMITIVES = {}
 eval_rules, jvp_rules, vjp_rules, selection_rules = {}, {}, {}, {}
@@ -164,7 +165,7 @@ class Selection:
 
     def choose_array(self, params, n, signs):
         """``choose`` at many sites at once: ``signs`` holds one int8 array per switching function (-1, 0, 1,
-        or 2 = undecided).  Returns (piece index array, bool array of the sites whose choice needed an
+        or SIGN_UNDECIDED).  Returns (piece index array, bool array of the sites whose choice needed an
         undecided sign).  This generic version calls ``choose`` site by site, so a site is undecided exactly
         when ``choose`` consults an undecided sign; selections with a vectorised rule override it."""
         m = len(signs[0]) if signs else 0
@@ -178,7 +179,7 @@ class Selection:
         for i in range(m):
             def sign(j, i=i):
                 v = cols[j][i]
-                if v == 2:
+                if v == SIGN_UNDECIDED:
                     raise _Und
                 return v
             try:

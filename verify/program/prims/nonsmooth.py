@@ -12,6 +12,7 @@ from flint import fmpq
 from . import BOOL, OPT_RATIONAL, RATIONAL, Piece, Primitive, Selection, linear_piece, register, selection_rules
 from ...errors import ProgramError
 from ...rational import fmt_q
+from ...truth import SIGN_UNDECIDED
 
 
 def _q(x):
@@ -57,7 +58,7 @@ class Slopes(Selection):
         s = signs[0]
         lst = self._list(params)
         left, right, kink = (lst.index(_q(x)) for x in self.slopes(params))
-        return np.where(s == -1, left, np.where(s == 1, right, kink)).astype(np.int64), s == 2
+        return np.where(s == -1, left, np.where(s == 1, right, kink)).astype(np.int64), s == SIGN_UNDECIDED
 
 
 relu_p = register(Primitive("relu", (1, 1), False, {"alpha": (fmpq(0), RATIONAL)},
@@ -126,14 +127,14 @@ class Clamp(Selection):
             s = signs[0]
             out[s == -1] = self._at(params, lo, 0, "lo")
             out[s == 0] = self._at(params, lo, params["at_lo"], "lo")
-            und |= s == 2
+            und |= s == SIGN_UNDECIDED
             pending = s == 1
             k = 1
         if hi is not None:
             s = signs[k]
             out[pending & (s == 1)] = self._at(params, hi, 0, "hi")
             out[pending & (s == 0)] = self._at(params, hi, params["at_hi"], "hi")
-            und |= pending & (s == 2)
+            und |= pending & (s == SIGN_UNDECIDED)
         return out, und
 
     def choose(self, params, n, sign):
@@ -331,7 +332,7 @@ class Where(Selection):
 
     def choose_array(self, params, n, signs):
         s = signs[0]
-        return np.where(self.TESTS[params["op"]](s), 0, 1).astype(np.int64), s == 2
+        return np.where(self.TESTS[params["op"]](s), 0, 1).astype(np.int64), s == SIGN_UNDECIDED
 
 
 where_p = register(Primitive("where", (4, 4), False, {"op": (None, tuple(Where.TESTS))}, required=("op",),

@@ -6,7 +6,8 @@ from ...errors import DomainError, ProgramError, Undecided
 from . import INT, Primitive, eval_rules, jvp_rules, register, vjp_rules
 
 
-def _show(ns, x):
+def value_text(ns, x):
+    """A value of ``ns`` for messages: its JSON text, a ball or interval as [lo, hi]."""
     j = ns.to_json(x)
     return j if isinstance(j, str) else (f"[{j['lo']}, {j['hi']}]" if isinstance(j, dict) else repr(j))
 
@@ -19,9 +20,9 @@ def require(ns, x, allowed, need):
         return _require_all(ns, x, allowed, need)
     s = ns.sign(x)
     if s is None:
-        raise Undecided(f"cannot decide whether {_show(ns, x)} is allowed ({need})")
+        raise Undecided(f"cannot decide whether {value_text(ns, x)} is allowed ({need})")
     if s not in allowed:
-        raise DomainError(f"{need}, got {_show(ns, x)}")
+        raise DomainError(f"{need}, got {value_text(ns, x)}")
 
 
 def _require_all(ns, x, allowed, need):
@@ -33,8 +34,8 @@ def _require_all(ns, x, allowed, need):
         at = f" at index {list(i)}" if i else ""
         v = ns.out(x)[i] if i else ns.out(x)[()]
         if signs[i] not in (-1, 0, 1):
-            raise Undecided(f"cannot decide whether the element{at} ({_show(ns, v)}) is allowed ({need})")
-        raise DomainError(f"{need}, got {_show(ns, v)}{at}")
+            raise Undecided(f"cannot decide whether the element{at} ({value_text(ns, v)}) is allowed ({need})")
+        raise DomainError(f"{need}, got {value_text(ns, v)}{at}")
 
 
 def _zero_or(ns, t, f):

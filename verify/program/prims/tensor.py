@@ -29,7 +29,9 @@ site_rules = {}
 
 # ----------------------------------------------------------------------------------------------- helpers
 
-def _axes(axes, ndim, what="axes"):
+def norm_axes(axes, ndim, what="axes"):
+    """The axes as indices 0..ndim-1 (negative ones count from the end); ProgramError when one is out of
+    range."""
     out = []
     for a in axes:
         b = a + ndim if a < 0 else a
@@ -41,7 +43,8 @@ def _axes(axes, ndim, what="axes"):
     return tuple(out)
 
 
-def _reduced(shape, axes, keepdims):
+def reduced_shape(shape, axes, keepdims):
+    """The shape of a reduction of ``shape`` over ``axes`` (kept as 1 with ``keepdims``)."""
     return tuple(1 if i in axes else d for i, d in enumerate(shape)) if keepdims else \
         tuple(d for i, d in enumerate(shape) if i not in axes)
 
@@ -61,7 +64,7 @@ def _zero_if_none(ns, t, x):
     return ns.zeros(ns.shape(x)) if t is None else t
 
 
-def _unbroadcast(ns, ct, shape):
+def unbroadcast(ns, ct, shape):
     """Sum a cotangent of a broadcast value back to ``shape`` (numpy broadcasting, reversed)."""
     cs = ns.shape(ct)
     if tuple(cs) == tuple(shape):
@@ -76,8 +79,8 @@ def _unbroadcast(ns, ct, shape):
 
 def _dot_shape(shapes, p):
     a, b = _one(shapes, 2)
-    ca, cb = _axes(p["ca"], len(a), "ca"), _axes(p["cb"], len(b), "cb")
-    ba, bb = _axes(p["ba"], len(a), "ba"), _axes(p["bb"], len(b), "bb")
+    ca, cb = norm_axes(p["ca"], len(a), "ca"), norm_axes(p["cb"], len(b), "cb")
+    ba, bb = norm_axes(p["ba"], len(a), "ba"), norm_axes(p["bb"], len(b), "bb")
     if len(ca) != len(cb) or len(ba) != len(bb):
         raise ProgramError("dot needs as many contraction (batch) axes on both sides")
     if set(ca) & set(ba) or set(cb) & set(bb):
@@ -90,9 +93,11 @@ def _dot_shape(shapes, p):
     return [tuple(a[i] for i in ba) + tuple(a[i] for i in fa) + tuple(b[j] for j in fb)]
 
 
-def _dot_plan(sa, sb, p):
-    ca, cb = _axes(p["ca"], len(sa)), _axes(p["cb"], len(sb))
-    ba, bb = _axes(p["ba"], len(sa)), _axes(p["bb"], len(sb))
+def dot_plan(sa, sb, p):
+    """How dot_general of shapes ``sa`` and ``sb`` (params ``p``: contracting ca/cb, batch ba/bb) becomes a
+    batched matmul: (axis order of a, axis order of b, (B, M, K), (B, K, N), output shape)."""
+    ca, cb = norm_axes(p["ca"], len(sa)), norm_axes(p["cb"], len(sb))
+    ba, bb = norm_axes(p["ba"], len(sa)), norm_axes(p["bb"], len(sb))
     fa = tuple(i for i in range(len(sa)) if i not in ca + ba)
     fb = tuple(j for j in range(len(sb)) if j not in cb + bb)
     B = math.prod(sa[i] for i in ba)
@@ -116,7 +121,7 @@ def _bmm(ns, a3, b3):
 
 def dot_eval(ns, p, a, b):
     sa, sb = ns.shape(a), ns.shape(b)
-    pa, pb, s3a, s3b, out = _dot_plan(sa, sb, p)
+    pa, pb, s3a, s3b, out = dot_plan(sa, sb, p)
     a3 = ns.reshape(ns.transpose(a, pa), s3a)
     b3 = ns.reshape(ns.transpose(b, pb), s3b)
     return ns.reshape(_bmm(ns, a3, b3), out)
@@ -125,7 +130,7 @@ def dot_eval(ns, p, a, b):
 def _dot_vjp(ns, p, xs, y, ct, needs=(True, True)):
     a, b = xs
     sa, sb = ns.shape(a), ns.shape(b)
-    pa, pb, s3a, s3b, out = _dot_plan(sa, sb, p)
+    pa, pb, s3a, s3b, out = dot_plan(sa, sb, p)
     B, M, K = s3a
     N = s3b[2]
     a3 = ns.reshape(ns.transpose(a, pa), s3a)
@@ -165,7 +170,8 @@ SELECTIVE_VJP = {"dot", "conv2d"}        # their vjp rules take needs=(bool, boo
 
 # ----------------------------------------------------------------------------------------------- conv2d
 
-def _pads(p):
+def conv_pads(p):
+    """The padding of conv / pool params as (top, bottom, left, right)."""
     pad = p["padding"]
     if len(pad) == 2:
         return pad[0], pad[0], pad[1], pad[1]
@@ -176,7 +182,7 @@ def _pads(p):
 
 def _conv_out(H, W, kh, kw, p):
     (sh, sw), (dh, dw) = p["stride"], p["dilation"]
-    t, b, left, r = _pads(p)
+    t, b, left, r = conv_pads(p)
     Ho = (H + t + b - dh * (kh - 1) - 1) // sh + 1
     Wo = (W + left + r - dw * (kw - 1) - 1) // sw + 1
     if Ho <= 0 or Wo <= 0:
@@ -188,7 +194,7 @@ def _check_2(p, *names):
     for k in names:
         if len(p[k]) != 2 or any(v <= 0 for v in p[k]):
             raise ProgramError(f"{k} must be two positive ints")
-    if any(v < 0 for v in _pads(p)):
+    if any(v < 0 for v in conv_pads(p)):
         raise ProgramError("padding must be non-negative")
 
 
@@ -205,7 +211,7 @@ def _conv_shape(shapes, p):
 
 
 @functools.lru_cache(maxsize=64)
-def _patches(xshape, kh, kw, stride, dilation, pads, ordered=True):
+def conv_patches(xshape, kh, kw, stride, dilation, pads, ordered=True):
     """int array (N*Ho*Wo, C*kh*kw): the flat input index of every window element (-1 in the padding)."""
     N, C, H, W = xshape
     (sh, sw), (dh, dw) = stride, dilation
@@ -228,7 +234,7 @@ def _conv_parts(ns, p, x, w):
     N, C, H, W = ns.shape(x)
     Co, Cg, kh, kw = ns.shape(w)
     g = p["groups"]
-    idx, (Ho, Wo) = _patches((N, C, H, W), kh, kw, tuple(p["stride"]), tuple(p["dilation"]), _pads(p))
+    idx, (Ho, Wo) = conv_patches((N, C, H, W), kh, kw, tuple(p["stride"]), tuple(p["dilation"]), conv_pads(p))
     return N, C, Co, Cg, kh, kw, g, idx, Ho, Wo
 
 
@@ -302,20 +308,20 @@ def _linear(name, params, shape_rule, fwd, bwd, arity=1, doc=""):
 
 def _red_shape(shapes, p):
     x = _one(shapes)
-    return [_reduced(x, _axes(p["axes"], len(x)), p["keepdims"])]
+    return [reduced_shape(x, norm_axes(p["axes"], len(x)), p["keepdims"])]
 
 
 _RED = {"axes": (None, INTS), "keepdims": (False, BOOL)}
 
 
 def _sum(ns, p, x):
-    return ns.sum(x, _axes(p["axes"], len(ns.shape(x))), p["keepdims"])
+    return ns.sum(x, norm_axes(p["axes"], len(ns.shape(x))), p["keepdims"])
 
 
 def _sum_vjp(ns, p, xs, y, ct):
     shape = ns.shape(xs[0])
-    axes = _axes(p["axes"], len(shape))
-    return (ns.broadcast_to(ns.reshape(ct, _reduced(shape, axes, True)), shape),)
+    axes = norm_axes(p["axes"], len(shape))
+    return (ns.broadcast_to(ns.reshape(ct, reduced_shape(shape, axes, True)), shape),)
 
 
 _linear("sum", _RED, _red_shape, _sum, _sum_vjp, doc="sum(x, axes=(...), keepdims=False)")
@@ -324,7 +330,7 @@ PRIMITIVES["sum"].required = ("axes",)
 
 def _count(ns, p, x):
     shape = ns.shape(x)
-    return math.prod(shape[a] for a in _axes(p["axes"], len(shape)))
+    return math.prod(shape[a] for a in norm_axes(p["axes"], len(shape)))
 
 
 def _mean(ns, p, x):
@@ -338,7 +344,7 @@ def _mean_vjp(ns, p, xs, y, ct):
 
 def _mean_shape(shapes, p):
     out = _red_shape(shapes, p)
-    if math.prod(shapes[0][a] for a in _axes(p["axes"], len(shapes[0]))) == 0:
+    if math.prod(shapes[0][a] for a in norm_axes(p["axes"], len(shapes[0]))) == 0:
         raise ProgramError("mean over an empty axis")
     return out
 
@@ -386,12 +392,12 @@ def _bcast_shape(shapes, p):
 
 _linear("broadcast_to", {"shape": (None, INTS)}, _bcast_shape,
         lambda ns, p, x: ns.broadcast_to(x, tuple(p["shape"])),
-        lambda ns, p, xs, y, ct: (_unbroadcast(ns, ct, ns.shape(xs[0])),), doc="broadcast_to(x, shape=(...))")
+        lambda ns, p, xs, y, ct: (unbroadcast(ns, ct, ns.shape(xs[0])),), doc="broadcast_to(x, shape=(...))")
 PRIMITIVES["broadcast_to"].required = ("shape",)
 
 
 @functools.lru_cache(maxsize=256)
-def _index_map(kind, shapes, key):
+def structure_map(kind, shapes, key):
     """int array: for every output element, the flat index into the concatenated flattened inputs (-1 for
     padding)."""
     if kind == "slice":
@@ -414,13 +420,13 @@ def _index_map(kind, shapes, key):
 def _index_op(kind, key_of):
     def fwd(ns, p, *xs):
         shapes = tuple(tuple(ns.shape(x)) for x in xs)
-        idx = _index_map(kind, shapes, key_of(p, shapes))
+        idx = structure_map(kind, shapes, key_of(p, shapes))
         flat = xs[0] if len(xs) == 1 else ns.concat_flat(list(xs))
         return ns.take(flat, idx)
 
     def bwd(ns, p, xs, y, ct):
         shapes = tuple(tuple(ns.shape(x)) for x in xs)
-        idx = _index_map(kind, shapes, key_of(p, shapes))
+        idx = structure_map(kind, shapes, key_of(p, shapes))
         flat = ns.scatter(ct, idx, sum(math.prod(s) for s in shapes))
         out, off = [], 0
         for s in shapes:
@@ -431,7 +437,9 @@ def _index_op(kind, key_of):
     return fwd, bwd
 
 
-def _norm_slice(shape, p):
+def slice_bounds(shape, p):
+    """The slice params normalised against ``shape``: (start, stop, step) per axis; ProgramError when
+    they do not fit."""
     start, stop, step = p["start"], p["stop"], p["step"] or (1,) * len(shape)
     if not (len(start) == len(stop) == len(step) == len(shape)):
         raise ProgramError(f"slice needs start, stop (and step) for each of the {len(shape)} axes")
@@ -443,11 +451,11 @@ def _norm_slice(shape, p):
 
 def _slice_shape(shapes, p):
     x = _one(shapes)
-    start, stop, step = _norm_slice(x, p)
+    start, stop, step = slice_bounds(x, p)
     return [tuple(len(range(a, b, c)) for a, b, c in zip(start, stop, step))]
 
 
-_f, _b = _index_op("slice", lambda p, shapes: _norm_slice(shapes[0], p))
+_f, _b = _index_op("slice", lambda p, shapes: slice_bounds(shapes[0], p))
 _linear("slice", {"start": (None, INTS), "stop": (None, INTS), "step": (None, INTS)}, _slice_shape, _f, _b,
         doc="slice(x, start=(...), stop=(...), step=(...)): x[start:stop:step] on every axis")
 PRIMITIVES["slice"].required = ("start", "stop")
@@ -468,7 +476,7 @@ PRIMITIVES["pad"].required = ("lo", "hi")
 
 def _concat_shape(shapes, p):
     nd = len(shapes[0])
-    ax = _axes((p["axis"],), nd)[0]
+    ax = norm_axes((p["axis"],), nd)[0]
     for s in shapes:
         if len(s) != nd or any(a != b for i, (a, b) in enumerate(zip(s, shapes[0])) if i != ax):
             raise ProgramError("concat needs arrays of one shape except along the axis: "
@@ -476,7 +484,7 @@ def _concat_shape(shapes, p):
     return [tuple(sum(s[ax] for s in shapes) if i == ax else d for i, d in enumerate(shapes[0]))]
 
 
-_f, _b = _index_op("concat", lambda p, shapes: _axes((p["axis"],), len(shapes[0]))[0])
+_f, _b = _index_op("concat", lambda p, shapes: norm_axes((p["axis"],), len(shapes[0]))[0])
 _linear("concat", {"axis": (0, INT)}, _concat_shape, _f, _b, arity=(1, None),
         doc="concat(x1, x2, ..., axis=0)")
 
@@ -484,7 +492,7 @@ _linear("concat", {"axis": (0, INT)}, _concat_shape, _f, _b, arity=(1, None),
 def _take_shape(shapes, p):
     x = _one(shapes)
     idx = p["indices"]
-    ax = _axes((p["axis"],), len(x))[0]
+    ax = norm_axes((p["axis"],), len(x))[0]
     if idx is None or not hasattr(idx, "num"):
         raise ProgramError("take_along needs indices=const(\"name\"), an array constant of integers")
     if idx.den != 1 or idx.ndim != len(x):
@@ -502,8 +510,9 @@ def _take_shape(shapes, p):
     return [tuple(out)]
 
 
-def _take_map(shape, p):
-    ax = _axes((p["axis"],), len(shape))[0]
+def take_map(shape, p):
+    """int array: for every output element of take_along, the flat index into the input of ``shape``."""
+    ax = norm_axes((p["axis"],), len(shape))[0]
     base = np.arange(math.prod(shape)).reshape(shape)
     ind = p["indices"].num.astype(np.int64)
     tgt = list(np.broadcast_shapes(ind.shape, tuple(1 if i == ax else d for i, d in enumerate(shape))))
@@ -515,12 +524,12 @@ def _take_map(shape, p):
 
 
 def _take(ns, p, x):
-    return ns.take(x, _take_map(tuple(ns.shape(x)), p))
+    return ns.take(x, take_map(tuple(ns.shape(x)), p))
 
 
 def _take_vjp(ns, p, xs, y, ct):
     shape = tuple(ns.shape(xs[0]))
-    return (ns.reshape(ns.scatter(ct, _take_map(shape, p), math.prod(shape)), shape),)
+    return (ns.reshape(ns.scatter(ct, take_map(shape, p), math.prod(shape)), shape),)
 
 
 _linear("take_along", {"indices": (None, ARRAY), "axis": (-1, INT)}, _take_shape, _take, _take_vjp,
@@ -544,25 +553,27 @@ def _pool_shape(shapes, p):
     q = _pool_params(p)
     _check_2(q, "kernel", "stride", "dilation")
     kh, kw = q["kernel"]
-    t, b, left, r = _pads(q)
+    t, b, left, r = conv_pads(q)
     if 2 * max(t, b) > kh or 2 * max(left, r) > kw:
         raise ProgramError("pooling padding must be at most half the kernel")
     Ho, Wo = _conv_out(x[2], x[3], kh, kw, q)
     return [(x[0], x[1], Ho, Wo)]
 
 
-def _pool_idx(shape, p):
+def pool_windows(shape, p):
+    """(flat input index of every window element, one row per (n*c, ho, wo), Ho, Wo) of a max pool over an
+    NCHW ``shape`` (-1 in the padding)."""
     q = _pool_params(p)
     N, C, H, W = shape
     kh, kw = q["kernel"]
-    idx, (Ho, Wo) = _patches((N * C, 1, H, W), kh, kw, tuple(q["stride"]), tuple(q["dilation"]), _pads(q))
+    idx, (Ho, Wo) = conv_patches((N * C, 1, H, W), kh, kw, tuple(q["stride"]), tuple(q["dilation"]), conv_pads(q))
     # rows (n*c, ho, wo), columns (kh, kw): flat indices into x viewed as (N*C, 1, H, W), the same flat order
     return idx, Ho, Wo
 
 
 def _avg(ns, p, x):
     N, C, H, W = ns.shape(x)
-    idx, Ho, Wo = _pool_idx((N, C, H, W), p)
+    idx, Ho, Wo = pool_windows((N, C, H, W), p)
     kk = idx.shape[1]
     s = ns.sum(ns.take(x, idx), (1,))
     return ns.reshape(ns.div(s, ns.const(fmpq(kk))), (N, C, Ho, Wo))
@@ -570,7 +581,7 @@ def _avg(ns, p, x):
 
 def _avg_vjp(ns, p, xs, y, ct):
     shape = tuple(ns.shape(xs[0]))
-    idx, Ho, Wo = _pool_idx(shape, p)
+    idx, Ho, Wo = pool_windows(shape, p)
     kk = idx.shape[1]
     c = ns.div(ns.broadcast_to(ns.reshape(ct, (idx.shape[0], 1)), idx.shape), ns.const(fmpq(kk)))
     return (ns.reshape(ns.scatter(c, idx, math.prod(shape)), shape),)
@@ -583,16 +594,16 @@ _linear("avg_pool2d", _POOL, _pool_shape, _avg, _avg_vjp,
 # ------------------------------------------------------------------------------------------- logsumexp
 
 def _lse(ns, p, x):
-    axes = _axes(p["axes"], len(ns.shape(x)))
+    axes = norm_axes(p["axes"], len(ns.shape(x)))
     m = ns.max_value(x, axes)                               # any shift is exact here; this one avoids overflow
     s = ns.sum(ns.exp(ns.sub(x, m)), axes, keepdims=True)
     out = ns.add(ns.log(s), m)
-    return out if p["keepdims"] else ns.reshape(out, _reduced(ns.shape(x), axes, False))
+    return out if p["keepdims"] else ns.reshape(out, reduced_shape(ns.shape(x), axes, False))
 
 
 def _softmax(ns, p, x, y):
-    axes = _axes(p["axes"], len(ns.shape(x)))
-    yk = ns.reshape(y, _reduced(ns.shape(x), axes, True))
+    axes = norm_axes(p["axes"], len(ns.shape(x)))
+    yk = ns.reshape(y, reduced_shape(ns.shape(x), axes, True))
     return ns.exp(ns.sub(x, yk)), axes
 
 
@@ -605,7 +616,7 @@ def _lse_jvp(ns, p, xs, y, ts):
 
 def _lse_vjp(ns, p, xs, y, ct):
     sm, axes = _softmax(ns, p, xs[0], y)
-    return (ns.mul(sm, ns.reshape(ct, _reduced(ns.shape(xs[0]), axes, True))),)
+    return (ns.mul(sm, ns.reshape(ct, reduced_shape(ns.shape(xs[0]), axes, True))),)
 
 
 tensor_prim("logsumexp", 1, _RED, _red_shape, doc="log(sum(exp(x), axes)), smooth")
@@ -659,7 +670,7 @@ def sites_of(prim, in_shapes, params):
 def _reduce_sites(scalar):
     def rule(in_shapes, p):
         (x,) = in_shapes
-        axes = _axes(p["axes"], len(x))
+        axes = norm_axes(p["axes"], len(x))
         rest = tuple(i for i in range(len(x)) if i not in axes)
         n = math.prod(x[a] for a in axes)
         idx = np.arange(math.prod(x)).reshape(x).transpose(rest + axes).reshape(-1, n)
@@ -671,10 +682,10 @@ def _reduce_sites(scalar):
 
 def _red_nonsmooth_shape(shapes, p):
     x = _one(shapes)
-    axes = _axes(p["axes"], len(x))
+    axes = norm_axes(p["axes"], len(x))
     if math.prod(x[a] for a in axes) < 2:
         raise ProgramError("a max or min over fewer than two elements: use reshape")
-    return [_reduced(x, axes, p["keepdims"])]
+    return [reduced_shape(x, axes, p["keepdims"])]
 
 
 _TIES = ("split", "first", "last")
@@ -690,7 +701,7 @@ for _name, _scalar in (("amax", "max"), ("amin", "min")):
 def _pool_sites(in_shapes, p):
     (x,) = in_shapes
     N, C, H, W = x
-    idx, Ho, Wo = _pool_idx(x, p)
+    idx, Ho, Wo = pool_windows(x, p)
     grid = (N, C, Ho, Wo)
     valid = idx >= 0
     counts = valid.sum(axis=1)
@@ -720,7 +731,7 @@ selection_rules["max_pool2d"] = selection_rules["max"]
 
 def _sort_sites(in_shapes, p):
     (x,) = in_shapes
-    ax = _axes((p["axis"],), len(x))[0]
+    ax = norm_axes((p["axis"],), len(x))[0]
     rest = tuple(i for i in range(len(x)) if i != ax)
     n = x[ax]
     idx = np.arange(math.prod(x)).reshape(x).transpose(rest + (ax,)).reshape(-1, n)
@@ -731,7 +742,7 @@ def _sort_sites(in_shapes, p):
 
 def _sort_shape(shapes, p):
     x = _one(shapes)
-    ax = _axes((p["axis"],), len(x))[0]
+    ax = norm_axes((p["axis"],), len(x))[0]
     if x[ax] < 2:
         raise ProgramError("sort_axis needs at least two elements along the axis")
     return [x]
@@ -744,13 +755,8 @@ selection_rules["sort_axis"] = selection_rules["sort"]
 
 
 # ------------------------------------------------------------------------------ declarative index maps
-# What the independent checker (verify/checker/tensor.py) reuses besides the site tables: which input
+# What the independent checker (verify/checker/tensor.py) reuses besides the site tables, defined above beside
+# their primitives (conv_patches, conv_pads, pool_windows, structure_map, slice_bounds, take_map): which input
 # element every output element of a structural, pooling or convolution primitive reads.  They define what
 # the primitives mean (and are tested against PyTorch); the arithmetic over them is the checker's own.
 
-conv_patches = _patches          # (xshape, kh, kw, stride, dilation, pads) -> (flat index per window element, (Ho, Wo))
-conv_pads = _pads                # params -> (top, bottom, left, right)
-pool_windows = _pool_idx         # (NCHW shape, params) -> (flat index per window element, Ho, Wo)
-structure_map = _index_map       # ("slice" | "pad" | "concat", shapes, key) -> flat index per output element
-slice_bounds = _norm_slice       # (shape, params) -> normalised (start, stop, step)
-take_map = _take_map             # (shape, params) -> flat index per output element of take_along
