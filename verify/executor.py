@@ -108,7 +108,7 @@ class Inline:
 
 def _death(code):
     if code is None:
-        return "its worker process stopped answering"
+        return "its worker process closed its pipe without answering"
     if code < 0:
         try:
             name = signal.Signals(-code).name
@@ -154,6 +154,8 @@ def serve(conn, warm):
             reply = _error_reply(e)
         try:
             conn.send(reply)
+        except OSError:                # the parent is gone
+            return
         except Exception as e:         # noqa: BLE001 - e.g. a result that cannot be pickled
             conn.send(_error_reply(e))
 
@@ -183,9 +185,9 @@ class _Worker:
         except (EOFError, OSError):    # end of file, or cut off in the middle of a message
             pass
         self.proc.join(5)
-        if self.proc.exitcode is None:
-            self.stop()
-        return ("died", _death(self.proc.exitcode))
+        code = self.proc.exitcode      # None: the pipe closed but the process lingers (stopped below)
+        self.stop()
+        return ("died", _death(code))
 
     def stop(self):
         if self.proc.is_alive():
