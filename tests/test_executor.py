@@ -103,6 +103,18 @@ def test_local_pool_gives_up_a_task_that_always_kills_its_worker():
     assert [p for p in multiprocessing.active_children() if p.name == "verify-worker"] == []
 
 
+def test_dask_gives_up_a_task_that_always_kills_its_worker():
+    distributed = pytest.importorskip("distributed")
+    import dask.config
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1}), \
+            distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as lc, \
+            distributed.Client(lc) as client:
+        out = run_tasks(die_on_three, [{"index": i} for i in range(6)], dask=client)
+    assert sorted(r["index"] for r in out.results) == [0, 1, 2, 4, 5]
+    (lost,) = out.lost
+    assert lost.task == {"index": 3} and lost.attempts == 2 and "Dask" in lost.reason
+
+
 def test_a_task_exception_is_raised_with_the_worker_traceback_and_the_workers_stop():
     pool = LocalPool(2)
     try:
