@@ -21,3 +21,15 @@ def bad_input_on_two(task):
     if task["index"] == 2:
         raise InputError(f"task {task['index']} is bad")
     return square(task)
+
+
+
+def report_and_sleep(task):
+    """Write this worker's pid to task["dir"]/<index>.pid, then sleep a minute (a long chunk)."""
+    import time
+    path = os.path.join(task["dir"], f"{task['index']}.pid")
+    with open(path + ".tmp", "w") as f:
+        f.write(str(os.getpid()))
+    os.replace(path + ".tmp", path)
+    time.sleep(60)
+    return square(task)

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 from executor_tasks import bad_input_on_two, die_on_three, square
@@ -127,6 +128,49 @@ def test_a_task_exception_is_raised_with_the_worker_traceback_and_the_workers_st
     finally:
         pool.close()
     assert [p for p in multiprocessing.active_children() if p.name == "verify-worker"] == []
+
+
+def running(pid):
+    """True while ``pid`` is a live process (a zombie left for a non-reaping init counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc")
+def test_workers_exit_when_their_parent_is_killed(tmp_path):
+    # a parent SIGKILLed mid-campaign (the OOM killer may pick it) cannot stop its workers: they must notice
+    code = textwrap.dedent(f"""\
+        import sys
+        sys.path.insert(0, {os.path.join(ROOT, 'tests')!r})
+        from executor_tasks import report_and_sleep
+        from verify.executor import run_tasks
+        if __name__ == "__main__":
+            run_tasks(report_and_sleep, [{{"index": i, "dir": {str(tmp_path)!r}}} for i in range(2)], workers=2)
+        """)
+    script = tmp_path / "parent.py"
+    script.write_text(code)
+    parent = subprocess.Popen([sys.executable, str(script)], env=dict(os.environ, PYTHONPATH=ROOT))
+    try:
+        files = [tmp_path / f"{i}.pid" for i in range(2)]
+        deadline = time.monotonic() + 120
+        while not all(f.exists() for f in files) and time.monotonic() < deadline and parent.poll() is None:
+            time.sleep(0.1)
+        pids = [int(f.read_text()) for f in files]
+        assert all(running(p) for p in pids)
+    finally:
+        parent.kill()
+        parent.wait()
+    # their chunks sleep a minute: gone well before that means they saw the parent die
+    deadline = time.monotonic() + 30
+    while any(running(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [p for p in pids if running(p)]
+    for p in left:
+        os.kill(p, signal.SIGKILL)
+    assert left == []
 
 
 def test_results_do_not_depend_on_the_number_of_workers():

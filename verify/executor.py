@@ -130,10 +130,20 @@ def _error_reply(e):
     return ("error", e, tb)
 
 
+def _exit_with(parent):
+    """Exit this worker within a second of its parent's death (a SIGKILLed parent cannot stop its workers,
+    and a worker would otherwise finish its chunk, possibly minutes, for nobody)."""
+    while os.getppid() == parent:
+        time.sleep(1)
+    os._exit(1)
+
+
 def serve(conn, warm):
     """What a local worker process runs: ``warm()`` once, then (fn, task) messages answered by ("ok", result)
     or ("error", exception, traceback), until None or the parent's end of the pipe closes."""
+    import threading
     signal.signal(signal.SIGINT, signal.SIG_IGN)     # Ctrl-C is the parent's to handle: it stops the workers
+    threading.Thread(target=_exit_with, args=(os.getppid(),), daemon=True, name="exit-with-parent").start()
     try:
         if warm is not None:
             warm()
