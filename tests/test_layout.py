@@ -38,7 +38,8 @@ def layer(mod):
     if mod in TOP:
         return "top"
     parts = mod.split(".")
-    if len(parts) == 2 and parts[1] in ("errors", "truth", "rational", "version", "progress"):
+    # executor: the campaign executor of fuzz and reproduce (standard library only), base so both can use it
+    if len(parts) == 2 and parts[1] in ("errors", "truth", "rational", "version", "progress", "executor"):
         return "base"
     if parts[1] == "ops":
         return "frontends"

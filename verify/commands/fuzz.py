@@ -1,8 +1,9 @@
 """verify fuzz: campaigns of random programs against every claim of the paper, the mutation self-test, and
 replaying a saved failure."""
+from ..executor import RETRIES
 from . import FMT, emit, positive
 
-DESCRIPTION = """\
+DESCRIPTION = f"""\
 Run every claim of the paper as a property of random programs (hypothesis): Lemma 1, Theorems 1 and 2,
 Propositions 2, 3 and 4, soundness of the number systems, our torch/jax conventions against torch and
 jax themselves, and that every certificate verify writes passes the independent checker.  N examples per
@@ -15,9 +16,12 @@ killed; exit 0 only when all are.  --replay DIR re-runs a saved reproducer.
 
 Needs hypothesis (pip install 'verify-ad[test]').
 
+A worker process that dies (e.g. killed by the out-of-memory killer) is replaced and its chunk rerun; a
+chunk whose workers die {RETRIES + 1} times is reported as lost, with its seed (the other chunks' results are kept).
+
 exit codes: 0 no failure (self-test: every mutant killed), 1 failures (a mutant survived), 2 bad input,
-3 replay undecided, 4 internal error.  With --json: one JSON object on stdout whatever the outcome, with
-verdict (PROVED, REFUTED, UNDECIDED, ERROR) and reason."""
+3 replay undecided, or chunks lost and no failure, 4 internal error.  With --json: one JSON object on stdout
+whatever the outcome, with verdict (PROVED, REFUTED, UNDECIDED, ERROR) and reason."""
 
 
 def add(sub):
@@ -99,36 +103,44 @@ def _replay(args):
 
 
 def _campaign(args):
-    from ..fuzz.campaign import CHUNK, Progress, campaign, plan, table
+    from ..executor import CHUNK, Progress, auto_workers, plan
+    from ..fuzz.campaign import campaign, table
     from ..fuzz.claims import CLAIMS, NAMES
     names = _claims(args) or list(NAMES)
     n_tasks = len(plan([c for c in names if CLAIMS[c].available() is None], args.examples, args.seed,
                        args.chunk or CHUNK))
     prog = Progress(n_tasks, quiet=args.json)
-    workers = args.workers or _auto_workers(n_tasks)
+    workers = args.workers or auto_workers(n_tasks)
     res = campaign(args.examples, args.seed, names, workers, args.dask, args.out, prog, args.chunk or CHUNK)
     failures = sum(s.failures for s in res["claims"].values())
+    lost = res["lost"]
+    reruns = f", {res['reruns']} chunk(s) rerun after their worker died" if res["reruns"] else ""
     lines = [f"verify fuzz: {args.examples} examples per claim, seed {args.seed}, "
-             f"{res['workers']} worker(s), {res['wall_seconds']:.1f}s wall", table(res)]
+             f"{res['workers']} worker(s), {res['wall_seconds']:.1f}s wall{reruns}", table(res)]
     for name, s in res["claims"].items():
         for r in s.reproducers:
             lines.append(f"FAILURE {name}: {r['message']}\n  reproducer: {r['dir']} (replay: python -m verify fuzz "
                          f"--replay {r['dir']})")
-    lines.append("no failures" if not failures else f"{failures} failure(s), reproducers under {args.out}/")
+    for x in lost:
+        lines.append(f"LOST {x['claim']} chunk {x['index']} ({x['examples']} examples, chunk seed {x['seed']}): "
+                     f"{x['attempts']} attempt(s), {x['reason']}")
+    lines.append(("no failures" if not failures else f"{failures} failure(s), reproducers under {args.out}/")
+                 + (f"; {len(lost)} chunk(s) lost, their examples not run" if lost else ""))
     out = {"claims": {k: s.json() for k, s in res["claims"].items()}, "seed": res["seed"],
            "examples_per_claim": args.examples, "workers": res["workers"],
            "wall_seconds": round(res["wall_seconds"], 3), "failures": failures}
-    return emit(args, "PROVED" if not failures else "REFUTED", out, "\n".join(lines),
-                f"{failures} failure(s), reproducers under {args.out}/")
-
-
-def _auto_workers(n_tasks):
-    import os
-    return max(1, min(os.cpu_count() or 1, n_tasks))
+    if failures:
+        verdict, reason = "REFUTED", f"{failures} failure(s), reproducers under {args.out}/"
+    elif lost:
+        verdict, reason = "UNDECIDED", (f"{len(lost)} chunk(s) lost: their workers died "
+                                        f"{lost[0]['attempts']} times (claims[NAME].lost lists their seeds)")
+    else:
+        verdict, reason = "PROVED", None
+    return emit(args, verdict, out, "\n".join(lines), reason)
 
 
 def _self_test(args):
-    from ..fuzz.campaign import Progress
+    from ..executor import Progress
     from ..fuzz.mutants import MUTANTS, self_test
     examples = args.examples
     prog = Progress(len(MUTANTS), quiet=args.json, unit="mutants", counts=("killed", "survived"))
@@ -139,13 +151,15 @@ def _self_test(args):
     lines = [f"verify fuzz --self-test: {len(res)} mutants, up to {examples} examples per claim, seed {args.seed}"]
     for r in res:
         status = (f"killed by {r['killed_by']:<12}" if r["killed"] else
-                  ("SURVIVED" if r["killed"] is False else "skipped").ljust(22))
+                  ("LOST" if r.get("lost") else "SURVIVED" if r["killed"] is False else "skipped").ljust(22))
         lines.append(f"  {r['name']:<{w}}  {status}  {r['examples']:>5} examples  {r['seconds']:6.1f}s  "
                      f"{(r['message'] or r.get('skipped') or r['description'])[:110]}")
     skipped = [r["name"] for r in res if r["killed"] is None]
-    survived = sum(r["killed"] is False for r in res)
+    lost = [r["name"] for r in res if r.get("lost")]
+    survived = sum(r["killed"] is False for r in res) - len(lost)
     lines.append(("every mutant killed" if killed else f"{survived} mutant(s) survived")
-                 + (f" ({len(skipped)} skipped here: {', '.join(skipped)})" if skipped else ""))
-    return emit(args, "PROVED" if killed else "REFUTED", {"mutants": res, "all_killed": killed}, "\n".join(lines),
-                f"{survived} mutant(s) survived")
-
+                 + (f" ({len(skipped)} skipped here: {', '.join(skipped)})" if skipped else "")
+                 + (f"; {len(lost)} lost (their workers kept dying): {', '.join(lost)}" if lost else ""))
+    verdict = "PROVED" if killed else ("REFUTED" if survived else "UNDECIDED")
+    reason = f"{survived} mutant(s) survived" if survived else f"{len(lost)} mutant(s) lost: {', '.join(lost)}"
+    return emit(args, verdict, {"mutants": res, "all_killed": killed}, "\n".join(lines), reason)

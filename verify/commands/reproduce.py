@@ -9,6 +9,7 @@ OK_VERDICTS = ("PROVED", "CONSISTENT", "MEASURED", "SKIPPED")
 
 
 def _description():
+    from ..executor import RETRIES
     from ..reproduce import DESCRIPTIONS, REPRODUCTIONS
     targets = "\n".join(f"  {name:<13} {DESCRIPTIONS.get(name, '')}" for name in REPRODUCTIONS)
     return f"""\
@@ -20,10 +21,12 @@ targets (default: all):
 {targets}
 
 The default is bounded (all targets in a couple of minutes on two cores); --full runs the experiments
-(theorem4, kinkhit) at the paper's scale.  Their initialisation campaigns run on the executor of `verify fuzz`:
-local processes (--workers, default one per CPU) or a Dask cluster (--dask), with a progress bar on stderr; the
-results do not depend on the number of workers.  `verify reproduce NAME --out proofs` rewrites the committed
-files of proofs/NAME.  kinkhit needs scikit-learn and torch: pip install -e '.[paper]' (skipped otherwise).
+(theorem4, kinkhit) at the paper's scale.  Their initialisation campaigns run on the executor `verify fuzz`
+uses too: local processes (--workers, default one per CPU) or a Dask cluster (--dask), with a progress bar on
+stderr; the results do not depend on the number of workers.  A worker that dies is replaced and its
+initialisation rerun; one given up after {RETRIES + 1} attempts is listed as lost, in an UNDECIDED row
+"campaign complete".  `verify reproduce NAME --out proofs` rewrites the committed files of proofs/NAME.
+kinkhit needs scikit-learn and torch: pip install -e '.[paper]' (skipped otherwise).
 
 verdicts in the table: PROVED (certified), CONSISTENT (an experiment agrees with the paper's claim), MEASURED
 (a measurement beside the paper's, no claim to decide), SKIPPED (a missing optional dependency); REFUTED,
@@ -69,14 +72,29 @@ def _ok(result):
     return result["ok"] and all(row.get("verdict") in OK_VERDICTS for row in result["rows"])
 
 
+def _note_lost(result, lost):
+    """A reproduction whose campaign gave up tasks (their workers kept dying) gets a failing row saying which:
+    its numbers miss those runs.  The tasks are kept as ``result["lost"]``."""
+    if not lost:
+        return
+    result["lost"] = list(lost)
+    what = "; ".join(f"{x['unit']} {x['task'].get('index')} {x['task']}" for x in lost)
+    result["rows"] = list(result["rows"]) + [{
+        "claim": "campaign complete (every task ran)", "paper": "-",
+        "ours": f"{len(lost)} lost after {lost[0]['attempts']} attempts ({lost[0]['reason']}): {what}",
+        "verdict": "UNDECIDED"}]
+
+
 def run(args):
     import os
 
     from ..errors import InputError
     from ..reproduce import reproduce
+    from ..reproduce.common import take_lost
     if args.workers is not None and args.workers < 1:
         raise InputError(f"--workers={args.workers} must be at least 1")
     progress = None if args.json else (lambda m: print(m, file=sys.stderr, flush=True))
+    take_lost()                        # none left over from an earlier call in this process
     t0 = time.perf_counter()
     results, seconds = {}, {}
     names = args.names or None
@@ -86,13 +104,16 @@ def run(args):
         results.update(reproduce([name], args.out, progress=progress, full=args.full, workers=args.workers,
                                  dask=args.dask))
         seconds[name] = time.perf_counter() - t
+        _note_lost(results[name], take_lost())
     wall = time.perf_counter() - t0
     ok = all(_ok(r) for r in results.values())
     payload = {"results": {"ok": ok, "full": args.full, "wall_seconds": round(wall, 3),
                            "reproductions": {k: {"ok": _ok(r), "out_dir": os.path.join(args.out, k),
                                                  "figure": r.get("figure"), "figures": r.get("figures", []),
                                                  "certificates": r.get("certificates", []), "rows": r["rows"],
-                                                 "seconds": round(seconds[k], 3)} for k, r in results.items()}}}
+                                                 "seconds": round(seconds[k], 3),
+                                                 **({"lost": r["lost"]} if r.get("lost") else {})}
+                                             for k, r in results.items()}}}
     lines = [table(results), ""]
     for k, r in results.items():
         d = os.path.join(args.out, k)

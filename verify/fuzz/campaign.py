@@ -1,45 +1,23 @@
 """Fuzz campaigns: the claims of claims.py on many random programs, reproducible by seed.
 
-A campaign of N examples per claim is cut into chunks of at most ``CHUNK`` examples.  Chunk i of claim c
-runs hypothesis (``@given`` with ``@seed``) with a seed derived from (seed, c, i) only, so the examples do
-not depend on how many workers run the chunks or in which order: ``--seed S`` reproduces the campaign on
-one process, on K local processes or on a Dask cluster.  A failing example is shrunk by hypothesis to a
-minimal one, which is saved as a reproducer (the program, the point, the example and the command that
-replays it).
+A campaign of N examples per claim is cut into chunks of at most ``CHUNK`` examples (``verify.executor.plan``).
+Chunk i of claim c runs hypothesis (``@given`` with ``@seed``) with a seed derived from (seed, c, i) only, so
+the examples do not depend on how many workers run the chunks or in which order: ``--seed S`` reproduces the
+campaign on one process, on K local processes or on a Dask cluster (``verify.executor``, which also reruns
+the chunk of a worker that dies, and reports a chunk as lost with its seed when its workers keep dying).  A
+failing example is shrunk by hypothesis to a minimal one, which is saved as a reproducer (the program, the
+point, the example and the command that replays it).
 """
-import hashlib
 import json
 import os
-import sys
 import time
 import traceback
 from dataclasses import dataclass, field
 
-CHUNK = 100
+from ..executor import CHUNK, RETRIES, Progress, chunk_seed, plan, run_tasks
 
-
-def chunk_seed(seed, claim, index):
-    """A 64-bit seed for chunk ``index`` of ``claim`` (stable across processes and Python versions)."""
-    h = hashlib.sha256(f"verify-fuzz:{seed}:{claim}:{index}".encode()).digest()
-    return int.from_bytes(h[:8], "big")
-
-
-def plan(claims, examples, seed, chunk=CHUNK):
-    """The tasks of a campaign: dicts {claim, index, seed, examples}, claims interleaved."""
-    per = {c: [] for c in claims}
-    for c in claims:
-        left, i = examples, 0
-        while left > 0:
-            n = min(chunk, left)
-            per[c].append({"claim": c, "index": i, "seed": chunk_seed(seed, c, i), "examples": n})
-            left -= n
-            i += 1
-    tasks = []
-    for k in range(max((len(v) for v in per.values()), default=0)):
-        for c in claims:
-            if k < len(per[c]):
-                tasks.append(per[c][k])
-    return tasks
+__all__ = ["CHUNK", "Progress", "Stats", "campaign", "chunk_seed", "lost_json", "plan", "replay", "run_examples",
+           "run_task", "table", "warm", "write_reproducer"]
 
 
 def _settings(n, shrink=True):
@@ -142,64 +120,9 @@ def run_task(task):
     return out
 
 
-# ------------------------------------------------------------------------------------------ executors
-
-class _Inline:
-    """Runs tasks in this process, in order (workers=1)."""
-
-    def map_unordered(self, fn, tasks):
-        for t in tasks:
-            yield fn(t)
-
-    def close(self):
-        pass
-
-
-class _Futures:
-    def __init__(self, executor, owns=True):
-        self.ex, self.owns = executor, owns
-
-    def map_unordered(self, fn, tasks):
-        from concurrent.futures import as_completed
-        futs = [self.ex.submit(fn, t) for t in tasks]
-        try:
-            for f in as_completed(futs):
-                yield f.result()
-        finally:
-            for f in futs:
-                f.cancel()
-
-    def close(self):
-        if self.owns:
-            self.ex.shutdown(wait=True, cancel_futures=True)
-
-
-def _warm():
-    """Import what a worker needs once, before tasks arrive."""
+def warm():
+    """What a local worker process imports once, before its first chunk."""
     import verify.fuzz.claims  # noqa: F401
-
-
-def executor(workers=1, dask=None, warm=_warm):
-    """Inline for one worker, a process pool for several, a Dask cluster's executor for ``dask`` (an address
-    such as tcp://host:8786, or a distributed.Client).  ``warm``: a module-level function each local worker
-    process runs once before its first task (default: import the fuzz claims; other campaigns, such as the
-    reproductions' initialisation campaigns, pass their own, or None)."""
-    if dask is not None:
-        try:
-            from distributed import Client
-        except ImportError:
-            from ..errors import InputError
-            raise InputError("--dask needs the 'distributed' package (pip install distributed)") from None
-        client = dask if isinstance(dask, Client) else Client(dask)
-        return _Futures(client.get_executor(), owns=False), client
-    if workers <= 1:
-        return _Inline(), None
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-    # spawn, not fork: torch and jax start threads, and a forked copy of a threaded process can deadlock
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=warm)
-    return _Futures(pool), None
 
 
 # ------------------------------------------------------------------------------------------ campaigns
@@ -213,6 +136,7 @@ class Stats:
     seconds: float = 0.0
     skipped: str = None
     reproducers: list = field(default_factory=list)
+    lost: list = field(default_factory=list)      # lost_json records of the chunks given up
 
     def json(self):
         out = {"examples": self.examples, "failures": self.failures, "undecided": self.undecided,
@@ -221,36 +145,17 @@ class Stats:
             out["skipped"] = self.skipped
         if self.reproducers:
             out["reproducers"] = self.reproducers
+        if self.lost:
+            out["lost"] = self.lost
         return out
 
 
-class Progress:
-    """A one-line progress bar on stderr, updated per finished chunk."""
-
-    def __init__(self, total, stream=None, quiet=False, unit="chunks", counts=("examples", "failures")):
-        self.total, self.done, self.quiet = total, 0, quiet
-        self.unit, self.counts = unit, counts
-        self.stream = stream or sys.stderr
-        self.t0 = time.perf_counter()
-        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self._last = -1
-
-    def update(self, n, failures, examples):
-        self.done += n
-        if self.quiet or self.total == 0:
-            return
-        frac = self.done / self.total
-        if not self.tty and int(frac * 10) == self._last and self.done < self.total:
-            return
-        self._last = int(frac * 10)
-        bar = "#" * int(frac * 30)
-        el = time.perf_counter() - self.t0
-        line = (f"[{bar:<30}] {self.done}/{self.total} {self.unit}  {examples} {self.counts[0]}  "
-                f"{failures} {self.counts[1]}  {el:.0f}s")
-        self.stream.write(("\r" + line) if self.tty else line + "\n")
-        if self.tty and self.done >= self.total:
-            self.stream.write("\n")
-        self.stream.flush()
+def lost_json(lost):
+    """A chunk given up (an ``executor.Lost`` of a ``plan`` task) as {index, seed, examples, attempts, reason}:
+    enough to rerun exactly its examples (``run_examples(claim, seed, examples)``)."""
+    t = lost.task
+    return {"index": t["index"], "seed": t["seed"], "examples": t["examples"], "attempts": lost.attempts,
+            "reason": lost.reason}
 
 
 def write_reproducer(outdir, claim, number, failure):
@@ -284,9 +189,12 @@ def write_reproducer(outdir, claim, number, failure):
 
 
 def campaign(examples, seed, claims=None, workers=1, dask=None, outdir="fuzz-failures", progress=None,
-             chunk=CHUNK):
-    """Run a campaign; returns {"claims": {name: Stats}, "wall_seconds", "seed", "workers"}.  Failures are
-    written as reproducers under ``outdir`` (only when there are failures)."""
+             chunk=CHUNK, retries=RETRIES):
+    """Run a campaign; returns {"claims": {name: Stats}, "wall_seconds", "seed", "workers", "examples", "lost"
+    (lost_json records, each with its "claim"), "reruns" (chunks rerun after their worker died)}.  Failures
+    are written as reproducers under ``outdir`` (only when there are failures).  A chunk whose worker dies
+    is rerun on a new worker, up to ``retries`` times, then counted in its claim's ``lost``: the other
+    chunks' results are kept."""
     from .claims import CLAIMS, NAMES
     names = list(claims or NAMES)
     stats = {c: Stats() for c in names}
@@ -298,31 +206,39 @@ def campaign(examples, seed, claims=None, workers=1, dask=None, outdir="fuzz-fai
         else:
             runnable.append(c)
     tasks = plan(runnable, examples, seed, chunk)
-    ex, client = executor(workers, dask)
     prog = progress or Progress(len(tasks), quiet=True)
-    results = []
+    totals = {"examples": 0, "failures": 0}
+
+    def done(r):
+        s = stats[r["claim"]]
+        s.examples += r["examples"]
+        s.ok += r["ok"]
+        s.undecided += r["undecided"]
+        s.seconds += r["seconds"]
+        totals["examples"] += r["examples"]
+        totals["failures"] += len(r["failures"])
+        prog.update(1, totals["failures"], totals["examples"])
+
+    def lost(x):
+        stats[x.task["claim"]].lost.append(lost_json(x))
+        prog.lose()
     t0 = time.perf_counter()
-    total_ex = total_fail = 0
-    try:
-        for r in ex.map_unordered(run_task, tasks):
-            results.append(r)
-            s = stats[r["claim"]]
-            s.examples += r["examples"]
-            s.ok += r["ok"]
-            s.undecided += r["undecided"]
-            s.failures += len(r["failures"])
-            s.seconds += r["seconds"]
-            total_ex += r["examples"]
-            total_fail += len(r["failures"])
-            prog.update(1, total_fail, total_ex)
-    finally:
-        ex.close()
+    out = run_tasks(run_task, tasks, workers, dask, warm, retries, on_result=done, on_lost=lost)
     wall = time.perf_counter() - t0
-    results.sort(key=lambda r: (names.index(r["claim"]), r["index"]))
-    counters = {c: 0 for c in names}
+    results = sorted(out.results, key=lambda r: (names.index(r["claim"]), r["index"]))
+    _save_failures(results, stats, outdir)
+    for s in stats.values():
+        s.lost.sort(key=lambda x: x["index"])
+    return {"claims": stats, "wall_seconds": wall, "seed": seed, "workers": workers if dask is None else "dask",
+            "examples": examples, "reruns": out.reruns,
+            "lost": [dict(x, claim=c) for c, s in stats.items() for x in s.lost]}
+
+
+def _save_failures(results, stats, outdir):
+    """One reproducer per distinct minimal failing example, numbered per claim in chunk order."""
+    counters = {c: 0 for c in stats}
     seen = set()
     for r in results:
-        stats[r["claim"]].failures -= len(r["failures"])
         for f in r["failures"]:
             key = json.dumps(f["example"], sort_keys=True)
             if key in seen:            # the same minimal example found by several chunks: one reproducer
@@ -332,8 +248,6 @@ def campaign(examples, seed, claims=None, workers=1, dask=None, outdir="fuzz-fai
             counters[r["claim"]] += 1
             d = write_reproducer(outdir, r["claim"], counters[r["claim"]], f)
             stats[r["claim"]].reproducers.append({"dir": d, "message": f["message"].splitlines()[0][:300]})
-    return {"claims": stats, "wall_seconds": wall, "seed": seed, "workers": workers if dask is None else "dask",
-            "examples": examples}
 
 
 def replay(directory):
@@ -351,13 +265,17 @@ def replay(directory):
 
 def table(result):
     """The summary table as text: examples, failures, undecided, seconds (summed over workers) and examples
-    per second per claim."""
-    rows = [("claim", "examples", "failures", "undecided", "seconds", "examples/s")]
+    per second per claim, and a "lost chunks" column when a chunk was given up (its workers died)."""
+    lost = any(s.lost for s in result["claims"].values())
+    head = ("claim", "examples", "failures", "undecided", "seconds", "examples/s")
+    rows = [head + (("lost chunks",) if lost else ())]
     for name, s in result["claims"].items():
         if s.skipped:
-            rows.append((name, "0", "-", "-", "-", f"skipped: {s.skipped}"))
-            continue
-        rate = f"{s.examples / s.seconds:.1f}" if s.seconds > 0 else "-"
-        rows.append((name, str(s.examples), str(s.failures), str(s.undecided), f"{s.seconds:.1f}", rate))
-    w = [max(len(r[i]) for r in rows) for i in range(6)]
-    return "\n".join("  ".join([r[0].ljust(w[0])] + [r[i].rjust(w[i]) for i in range(1, 6)]).rstrip() for r in rows)
+            row = (name, "0", "-", "-", "-", f"skipped: {s.skipped}")
+        else:
+            rate = f"{s.examples / s.seconds:.1f}" if s.seconds > 0 else "-"
+            row = (name, str(s.examples), str(s.failures), str(s.undecided), f"{s.seconds:.1f}", rate)
+        rows.append(row + ((str(len(s.lost)),) if lost else ()))
+    n = len(rows[0])
+    w = [max(len(r[i]) for r in rows) for i in range(n)]
+    return "\n".join("  ".join([r[0].ljust(w[0])] + [r[i].rjust(w[i]) for i in range(1, n)]).rstrip() for r in rows)

@@ -283,19 +283,27 @@ def _task(args):
 
 
 def self_test(examples=200, seed=0, workers=1, dask=None, progress=None, claims=None):
-    """Every mutant against the claims; a list of run_mutant results in MUTANTS order."""
-    from .campaign import executor
-    ex, _ = executor(workers, dask)
-    tasks = [(m.name, examples, seed, claims) for m in MUTANTS]
+    """Every mutant against the claims; a list of run_mutant results in MUTANTS order.  A mutant whose worker
+    processes kept dying is {killed: False, lost: True, message: why}: neither killed nor known to survive."""
+    from ..executor import run_tasks
+    by_name = {m.name: m for m in MUTANTS}
     out = {}
-    try:
-        for r in ex.map_unordered(_task, tasks):
-            out[r["name"]] = r
-            if progress:
-                progress.update(1, sum(x["killed"] is False for x in out.values()),
-                                sum(x["killed"] is True for x in out.values()))
-    finally:
-        ex.close()
+
+    def done(r):
+        out[r["name"]] = r
+        if progress:
+            progress.update(1, sum(x["killed"] is False and not x.get("lost") for x in out.values()),
+                            sum(x["killed"] is True for x in out.values()))
+
+    def lost(x):
+        m = by_name[x.task[0]]
+        out[m.name] = {"name": m.name, "description": m.description, "killed": False, "killed_by": None,
+                       "message": f"lost: {x.reason} ({x.attempts} attempts)", "examples": 0, "seconds": 0.0,
+                       "lost": True}
+        if progress:
+            progress.lose()
+    run_tasks(_task, [(m.name, examples, seed, claims) for m in MUTANTS], workers, dask, on_result=done,
+              on_lost=lost)
     return [out[m.name] for m in MUTANTS]
 
 

@@ -1,5 +1,6 @@
 """What the reproductions share: certificates written and re-checked, markdown tables, Agg figures, the
-initialisation campaigns (run on the executor of ``verify fuzz``), and reading the kinks of an evaluation.
+initialisation campaigns (run on ``verify.executor``, as ``verify fuzz``'s are), and reading the kinks of an
+evaluation.
 
 Every reproduction is ``run(out_dir, progress=None, full=False, workers=None, dask=None)``: ``full`` is the
 paper's scale (the default is bounded), ``workers`` / ``dask`` choose where its campaigns run (local
@@ -11,6 +12,7 @@ import os
 from ..certificates import write
 from ..checker import check
 from ..errors import InputError
+from ..executor import RETRIES, Progress, auto_workers, run_tasks
 
 
 def save_certificate(cert, path):
@@ -60,32 +62,46 @@ def save_figure(fig, path):
 
 # ------------------------------------------------------------------------------------------- campaigns
 
-def _auto_workers(n_tasks):
-    return max(1, min(os.cpu_count() or 1, n_tasks))
+# Tasks given up by the campaigns of this process (their workers kept dying), oldest first, until take_lost()
+# hands them over: `verify reproduce` reports them beside the reproduction whose numbers miss them.
+_LOST = []
+
+
+def take_lost():
+    """The campaigns' tasks given up since the last call, as {unit, task, attempts, reason}; clears them."""
+    out = list(_LOST)
+    _LOST.clear()
+    return out
 
 
 def campaign(fn, tasks, workers=None, dask=None, progress=None, unit="runs", counts=("runs", "events"),
-             count=None, warm=None):
-    """Run ``fn(task)`` for every task (dicts with an ``index``) on the executor of ``verify fuzz`` (inline for
-    one worker, local processes, or a Dask cluster), with a progress bar on stderr when ``progress`` is given.
+             count=None, warm=None, retries=RETRIES):
+    """Run ``fn(task)`` for every task (dicts with an ``index``) on ``verify.executor`` (inline for one worker,
+    local processes, or a Dask cluster), with a progress bar on stderr when ``progress`` is given.
     ``count(result)`` -> (runs, events) feeds the bar.  Returns the results in task order, so the outcome does
-    not depend on the number of workers."""
-    from ..fuzz.campaign import Progress, executor
+    not depend on the number of workers.  A task whose worker process dies is rerun on a new one, up to
+    ``retries`` times; after that it is missing from the results, said through ``progress`` and kept for
+    ``take_lost``."""
     if workers is not None and workers < 1:
         raise InputError(f"workers={workers!r} must be at least 1")
-    n = workers or _auto_workers(len(tasks))
-    ex, _ = executor(n, dask, warm=warm)
+    n = workers or auto_workers(len(tasks))
     bar = Progress(len(tasks), quiet=progress is None, unit=unit, counts=counts)
-    out, runs, events = [], 0, 0
-    try:
-        for r in ex.map_unordered(fn, tasks):
-            out.append(r)
-            a, b = count(r) if count else (1, 0)
-            runs, events = runs + a, events + b
-            bar.update(1, events, runs)
-    finally:
-        ex.close()
-    return sorted(out, key=lambda r: r["index"])
+    totals = [0, 0]
+
+    def done(r):
+        a, b = count(r) if count else (1, 0)
+        totals[0] += a
+        totals[1] += b
+        bar.update(1, totals[1], totals[0])
+
+    def lost(x):
+        bar.lose()
+        _LOST.append({"unit": unit, "task": x.task, "attempts": x.attempts, "reason": x.reason})
+        if progress:
+            progress(f"LOST: {unit[:-1] if unit.endswith('s') else unit} {x.task.get('index')} ({x.task}) given up "
+                     f"after {x.attempts} attempts: {x.reason}")
+    out = run_tasks(fn, tasks, n, dask, warm, retries, on_result=done, on_lost=lost)
+    return sorted(out.results, key=lambda r: r["index"])
 
 
 # ------------------------------------------------------------------------------------------------ kinks
