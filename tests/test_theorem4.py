@@ -109,7 +109,7 @@ def test_limit_candidates():
 
 
 def test_campaign_on_worker_processes_gives_the_same_runs(tmp_path):
-    # the executor of verify fuzz, two spawned worker processes: same runs as the committed (inline) ones
+    # the campaign executor (verify/executor.py), two spawned worker processes: same runs as the committed (inline) ones
     records, _, _, _ = T.experiment(str(tmp_path), inits=2, cs=1, steps=T.SCALES["default"]["steps"], workers=2)
     committed = {(r["problem"], r["init"], r["j"], r["precision"]): r for r in _results()["runs"]}
     for r in records:
