@@ -1215,7 +1215,7 @@ class Model:
     again (``exports`` counts the traces).  Arrays the function closes over are read at trace time."""
 
     def __init__(self, f, example_args, constant_args=(), name=None):
-        self.f, self.constant_args, self.name = f, tuple(constant_args), name
+        self.f, self.constant_args, self.name = f, tuple(constant_args), name or getattr(f, "__name__", "f")
         self.exports = 0
         self._trace(tuple(example_args))
 
