@@ -152,9 +152,14 @@ def export(f, *example_args, name=None):
     for op in _KEEP:
         table.pop(getattr(torch.ops.aten, op).default, None)
     try:
-        ep = torch.export.export(module, tuple(example_args))
+        with _custom_functions() as custom:
+            ep = torch.export.export(module, tuple(example_args))
     except Exception as e:     # torch raises many unrelated types here; the message is what matters
         raise ImportFailure(f"torch.export could not export {name}: {type(e).__name__}: {e}".split("\n")[0]) from e
+    if custom:
+        raise ImportFailure(f"torch.autograd.Function {custom[0].__qualname__} ({name}): torch.export keeps its "
+                            "forward and drops its own backward, so torch's gradient is not the derivative of the "
+                            "exported program (a custom backward is not checked against its forward)")
     _check_decompositions(ep, table)
     try:
         ep = ep.run_decompositions(table)
@@ -189,13 +194,47 @@ _DECOMPOSED = {
 }
 
 
+class _custom_functions:
+    """While exporting, record the torch.autograd.Function subclasses the model applies: torch.export inlines
+    their forward and drops their backward (measured: a Function whose backward returns 3 * g exports as
+    its forward 2 * x, with derivative 2)."""
+
+    def __enter__(self):
+        import torch.autograd.function as fn
+        self.fn, self.seen = fn, []
+        self.orig = fn.Function.__dict__["apply"]
+        orig, seen = self.orig, self.seen
+
+        def apply(cls, *args, **kwargs):
+            seen.append(cls)
+            return orig.__func__(cls, *args, **kwargs)
+        fn.Function.apply = classmethod(apply)
+        return self.seen
+
+    def __exit__(self, *exc):
+        self.fn.Function.apply = self.orig
+        return False
+
+
 def _check_decompositions(ep, table):
-    """Refuse a graph whose decomposition could change kinks or drop a stop-gradient (see _DECOMPOSED)."""
+    """Refuse a graph whose decomposition could change kinks or drop a stop-gradient (see _DECOMPOSED): among
+    them an in-place ``detach_`` of a value the program differentiates, which the decomposition removes
+    (measured: ``x * y.detach_()`` exports as ``x * y``)."""
     import torch
+    from torch.export.graph_signature import InputKind
+    # the values computed from the user's inputs or the parameters (what the program may differentiate)
+    varying = {spec.arg.name for spec in ep.graph_signature.input_specs
+               if spec.kind in (InputKind.USER_INPUT, InputKind.PARAMETER)}
     for node in ep.graph.nodes:
         if node.op != "call_function":
             continue
+        if any(a.name in varying for a in node.all_input_nodes):
+            varying.add(node.name)
         target = node.target
+        if target is torch.ops.aten.detach_.default and node.args[0].name in varying:
+            raise ImportFailure(f"torch aten.detach_ ({_source(node) or node.name}): an in-place detach of a value "
+                                "computed from the inputs is a stop-gradient, which torch.export's decomposition "
+                                "drops: not a real-number function verify can differentiate as torch does")
         if isinstance(target, torch._ops.HigherOrderOperator):
             raise ImportFailure(f"torch {target} ({_source(node) or node.name}): a higher-order op (torch.no_grad(), "
                                 "control flow, ...) is not supported: it is not a real-number program with its AD")
