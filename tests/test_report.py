@@ -187,3 +187,12 @@ def test_cli_kinks_and_plot(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "verify", "audit", target, "--kinks", "/nonexistent/k.npz"],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "does not exist" in bad.stderr
+
+
+def test_the_documented_console_example_is_the_mnist_text(mnist):
+    import re
+    doc = open(os.path.join(os.path.dirname(__file__), "..", "docs", "audit.md"), encoding="utf-8").read()
+    console = re.search(r"```console\n\$ verify audit examples/mnist_net.py:make[^\n]*\n(.*?)```", doc, re.S).group(1)
+    text = mnist.summary().splitlines()
+    for line in console.splitlines():
+        assert line in text, f"docs/audit.md shows a line the audit does not print: {line!r}"
