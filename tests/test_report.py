@@ -105,11 +105,17 @@ def test_every_kink_goes_to_the_npz(every, tmp_path):
     assert z["layers"][z["layer_of_equation"][pool - 1]].startswith("max_pool2d_with_indices")
 
 
-def test_float_kinks_are_listed_one_by_one_with_their_place():
+@pytest.fixture(scope="module")
+def refuted():
     spec = importlib.util.spec_from_file_location("audit_torch_example", os.path.join(EXAMPLES, "audit_torch.py"))
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    rep = verify.audit(*((lambda m, a: (m,) + a)(*mod.make())))
+    model, args = mod.make()
+    return verify.audit(model, *args)
+
+
+def test_float_kinks_are_listed_one_by_one_with_their_place(refuted):
+    rep = refuted
     obj = rep.json()
     _valid(obj)
     (fk,) = obj["float_kinks"]
@@ -130,12 +136,18 @@ def test_the_figure(every, tmp_path):
     assert np.std(img[..., :3]) > 0.05                       # something is drawn
 
 
-def test_the_bound_is_one_function(every):
+def test_the_bound_is_one_function(every, refuted):
+    # the figure draws each element against the bound the agreement compared it with: the same elements are
+    # outside (when the agreement changes its bound, element_bounds must follow)
+    from verify.auditing import figure, floats
     from verify.auditing.figure import element_bounds, errors
-    for i, a in enumerate(every.agreement):
-        err, bound = errors(every, i)
-        assert int(np.sum(err > bound)) == a.outside
-        assert element_bounds(every, i).shape == tuple(every.inputs[every.wrt[i]].shape)
+    assert getattr(every.agreement[0], "bound", None) is not None or figure.SLACK == floats.SLACK
+    assert sum(a.outside for a in refuted.agreement) == 6
+    for rep in (every, refuted):
+        for i, a in enumerate(rep.agreement):
+            err, bound = errors(rep, i)
+            assert int(np.sum(err > bound)) == a.outside
+            assert element_bounds(rep, i).shape == tuple(rep.inputs[rep.wrt[i]].shape)
 
 
 # ------------------------------------------------------------------------------------ the MNIST Net
