@@ -179,3 +179,30 @@ def test_jax_parameters_are_arguments(monkeypatch):
     grads["w2"] = grads["w2"].at[0, 0].add(1e-2)
     assert auditor.audit(params, x, labels[::-1], gradient={"params": grads}).selection_gradient is FALSE
     assert auditor.exports == 1
+
+
+def test_constant_parameters_are_arrays_read_live():
+    net = _net()
+    x, y = _batch(0)
+    auditor = verify.Auditor(net, x, y, params="constants")
+    first = auditor.imported(x, y)
+    with torch.no_grad():
+        net.out.weight.mul_(-2.0)
+    rep = auditor.audit(x, y)
+    assert auditor.exports == 1 and auditor.imported(x, y).program is not first.program
+    assert [i.source for i in rep.inputs] == ["x"]
+    _same(rep, verify.audit(net, x, y, params="constants"))
+
+
+def test_jax_constant_arguments_are_arrays_read_live():
+    jax = pytest.importorskip("jax")
+    jnp = jax.numpy
+
+    def f(w, x):
+        return jnp.sum(jax.nn.relu(x @ w))
+    w = jnp.asarray([[1.0, -1.0], [0.5, 2.0]], jnp.float32)
+    x = jnp.asarray([[1.0, 0.5], [-1.0, 0.25]], jnp.float32)
+    auditor = verify.Auditor(f, w, x, constant_args=(0,))
+    rep = auditor.audit(w * -1.5, x)
+    assert auditor.exports == 1 and [i.source for i in rep.inputs] == ["x"]
+    _same(rep, verify.audit(f, w * -1.5, x, constant_args=(0,)))

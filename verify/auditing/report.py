@@ -50,10 +50,6 @@ class Site:
         """Where the float sign came from: "framework" (its own value), "replay" (verify's float replay) or ""."""
         return self.float.split("(")[1].rstrip(")") if "(" in (self.float or "") else ""
 
-    def text(self, what):
-        return (f"{what}: equation {self.equation} site {list(self.index)} (exact {self.exact or '?'}, "
-                f"float {self.float or '?'}): {self.origin}")
-
 
 @dataclass
 class FloatAgreement:
