@@ -92,6 +92,15 @@ def test_the_json_aggregates_and_is_valid(every):
     assert json.loads(json.dumps(obj)) == obj
 
 
+def test_the_json_of_an_artificial_critical_point_is_valid():
+    def f(x):                      # t - zero(t): the identity, AD says 0 at 0
+        return (x - (torch.relu(-x) + x - torch.relu(x))).sum()
+    obj = verify.audit(f, torch.zeros(3, dtype=D)).json()
+    _valid(obj)
+    assert obj["critical"] == {"selection": True, "clarke": False, "artificial": True}
+    assert obj["exact_kinks"] == {"count": 6, "sites": 6, "classes": {"zero": 6}}
+
+
 def test_every_kink_goes_to_the_npz(every, tmp_path):
     path = every.save_kinks(str(tmp_path / "k.npz"))
     z = np.load(path, allow_pickle=False)
