@@ -96,8 +96,14 @@ def short_op(op):
 
 
 def short_source(src):
-    """``model.py:35 `x = F.max_pool2d(x, 2)``` -> ``model.py:35`` (the code is in the JSON)."""
-    return src.split(" `")[0]
+    """The file's name and the line of a source location: ``model.py:35 `x = F.max_pool2d(x, 2)``` (torch)
+    and ``/home/me/model.py:35:8 (loss)`` (JAX) are ``model.py:35`` (the JSON has the whole location)."""
+    import os
+    where = src.split(" `")[0].split(" (")[0]
+    path, _, rest = where.rpartition(".py:")
+    if not path:
+        return where
+    return os.path.basename(path) + ".py:" + rest.split(":")[0]
 
 
 def aggregate(report):
