@@ -133,9 +133,7 @@ def _error_scatter(ax, report, rng):
     ax.set_aspect("equal")
     ax.set_xlabel("bound for the element (what float rounding may change)")
     ax.set_ylabel("|float gradient - exact selection gradient|")
-    ax.set_title(f"{outside:,} of {total:,} gradient elements above the bound; {zeros:,} exact (dotted line)",
-                 fontsize=10)
-    if drawn < total:
-        ax.text(0.98, 0.02, f"{drawn:,} elements drawn (all above the bound, a sample of the rest)", fontsize=7,
-                ha="right", va="bottom", transform=ax.transAxes, color="#555555")
+    sample = f"\n{drawn:,} drawn: every element above the bound and a sample of the rest" if drawn < total else ""
+    ax.set_title(f"{outside:,} of {total:,} gradient elements above the bound; {zeros:,} exact (dotted line)"
+                 + sample, fontsize=10)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), markerscale=2, borderaxespad=0)
