@@ -130,7 +130,8 @@ def test_cli_audit_json(tmp_path):
     from importlib import resources
     schema = json.loads(resources.files("verify.commands").joinpath("output.schema.json").read_text())
     jsonschema.validate(obj, schema)
-    assert obj["verdict"] == "REFUTED" and len(obj["exact_kinks"]) == 1 and len(obj["float_kinks"]) == 1
+    assert obj["verdict"] == "REFUTED" and obj["exact_kinks"]["count"] == 1 and len(obj["float_kinks"]) == 1
+    assert obj["exact_kinks"]["classes"] == {"zero": 1} and obj["float_kinks"][0]["site"] == [0, 0]
     cert = tmp_path / "audit.json"
     out = subprocess.run([sys.executable, "-m", "verify", "audit", os.path.join(EXAMPLES, "audit_torch.py") + ":make",
                           "--certificate", str(cert)], capture_output=True, text=True, timeout=600)

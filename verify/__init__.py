@@ -21,7 +21,7 @@ __all__ = ["parse", "trace", "evaluate", "grad", "jvp", "vjp", "jacobian", "to_t
            "Verdict", "VerifyError", "InputError", "ParseError", "ProgramError", "DomainError", "Undecided", "ops",
            "index_set", "conservative_field", "clarke", "critical", "spurious", "segment_partition",
            "integral_identity", "certify_differentiable", "check", "__version__", "ExactArray", "Arrays",
-           "scalarize", "from_torch", "from_jax", "audit"]
+           "scalarize", "from_torch", "from_jax", "audit", "Auditor"]
 
 
 _CERTIFY = ("index_set", "conservative_field", "clarke", "critical", "spurious", "segment_partition",
@@ -36,7 +36,7 @@ def __getattr__(name):
         return getattr(importlib.import_module(".certify", __name__), name)
     if name in ("from_torch", "from_jax"):       # importers load torch / jax only when used
         return getattr(importlib.import_module(".frameworks", __name__), name)
-    if name == "audit":
+    if name in ("audit", "Auditor"):
         return getattr(importlib.import_module(".auditing", __name__), name)
     raise AttributeError(f"module 'verify' has no attribute {name!r}")
 

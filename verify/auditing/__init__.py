@@ -15,15 +15,17 @@ choices written out), then answers, with certainty where certainty is possible:
 - a verdict: is the framework's gradient a selection gradient of the exact function at this exact point.
 
 The audit knows no framework by name: ``frameworks.get`` / ``frameworks.guess`` give the framework's module,
-which imports the model, computes the framework's own gradient and its own intermediate values.  The modules
-here: ``engine.py`` (the certified side and the verdict), ``floats.py`` (the float side), ``report.py`` (the
-report, its text and JSON).
+whose ``Model`` exports the model once, lowers it, computes the framework's own gradient and its own
+intermediate values.  The modules here: ``auditor.py`` (``Auditor``: import once, audit many), ``engine.py``
+(the certified side and the verdict), ``floats.py`` (the float side), ``report.py`` (the report: its text, its
+JSON, the kink classes, the .npz of every kink and the figure).
 """
-from .. import frameworks
+from .auditor import Auditor
 from .engine import TINY, audit_certificates, audit_imported
 from .report import AuditReport, FloatAgreement, Site
 
-__all__ = ["audit", "audit_imported", "audit_certificates", "AuditReport", "FloatAgreement", "Site", "TINY"]
+__all__ = ["audit", "Auditor", "audit_imported", "audit_certificates", "AuditReport", "FloatAgreement", "Site",
+           "TINY"]
 
 
 def audit(f, *args, framework=None, wrt=None, prec=None, tiny=TINY, critical="auto", **options):
@@ -31,22 +33,7 @@ def audit(f, *args, framework=None, wrt=None, prec=None, tiny=TINY, critical="au
     tensors, or a JAX function, returning a scalar loss.  ``framework``: a registered name (default: guessed
     from ``f`` and ``args``); ``wrt``: names (or indices) of the program inputs to differentiate (default:
     every float input and, for torch, every parameter); ``options``: the framework's import options (torch:
-    ``params``; JAX: ``constant_args``).  Returns an AuditReport."""
-    fw = frameworks.get(framework) if framework else frameworks.guess(f, args)
-    fw.check_options(options)
-    mod = fw.module()
-    imp = mod.import_model(f, *args, **options)
-    fgrad = mod.gradient(f, args, imp, **options)
-    from .floats import var_values
-    try:
-        fvals = var_values(imp, mod.framework_values(imp, *args))
-    except Exception as e:      # the framework's own run of its graph: any failure leaves the replay alone
-        fvals = {}
-        note = f"the framework's own intermediate values are not available ({type(e).__name__}: {e}); float " \
-               "decisions come from a replay"
-    else:
-        note = None
-    rep = audit_imported(imp, fgrad, wrt=wrt, prec=prec, tiny=tiny, critical=critical, framework_vars=fvals)
-    if note:
-        rep.notes.append(note)
-    return rep
+    ``params``; JAX: ``constant_args``).  Returns an AuditReport.  A one-shot ``Auditor``: to audit the same
+    model again (new batches, new weights), keep an Auditor instead, which exports the model once."""
+    return Auditor(f, *args, framework=framework, wrt=wrt, prec=prec, tiny=tiny, critical=critical,
+                   **options).audit(*args)

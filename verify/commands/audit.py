@@ -19,8 +19,9 @@ def add(sub):
                                    "kink semantics), evaluate it exactly at the example arguments (floats are the "
                                    "dyadic rationals they are), and report: the framework's float gradient beside "
                                    "the exact selection gradient its kink convention defines, element by element; "
-                                   "the exact kinks (switching functions exactly 0) and the float kinks (decisions "
-                                   "the float computation made otherwise), with their places in the model; whether "
+                                   "the exact kinks (switching functions exactly 0), per layer and class (plateau, "
+                                   "zero, bound, tie, below, sort, compare), and every float kink (a decision the "
+                                   "float computation made otherwise) with its place in the model; whether "
                                    "the point is certified differentiable; and when the gradient is zero or tiny, "
                                    "whether the point is selection-critical, Clarke-critical, artificial.  Exit 0 "
                                    "when the framework's gradient is (to float rounding) a selection gradient at "
@@ -34,7 +35,12 @@ def add(sub):
                    help="criticality: when the gradient is tiny (auto, default), always, or never")
     a.add_argument("--certificate", metavar="FILE", help="write a certificate that `verify check` re-validates "
                                                          "(the program and the point go to .npz files beside it)")
-    a.add_argument("--json", action="store_true", help="print one JSON object (whatever the outcome)")
+    a.add_argument("--kinks", metavar="FILE.npz", help="write every exact and float kink (equation, site, switching "
+                                                       "function, class, signs) to this .npz (docs/audit.md)")
+    a.add_argument("--plot", metavar="FILE.png", help="draw the kinks per layer and every gradient element's "
+                                                      "|float - exact| against its bound into this PNG")
+    a.add_argument("--json", action="store_true", help="print one JSON object (whatever the outcome): kinks "
+                                                       "aggregated per layer and class, every float kink listed")
     a.set_defaults(run=run)
 
 
@@ -70,15 +76,29 @@ def load_target(target):
 
 
 def run(args):
+    import sys
+
     from ..auditing import audit, audit_certificates
+    from ..certificates import check_writable
+    for path, ext in ((args.certificate, None), (args.kinks, ".npz"), (args.plot, ".png")):
+        if path:
+            check_writable(path)
+            if ext and not path.lower().endswith(ext):
+                from ..errors import InputError
+                raise InputError(f"{path!r}: the file name must end with {ext}")
     model, margs, opts = load_target(args.target)
     wrt = args.wrt.split(",") if args.wrt else opts.pop("wrt", None)
     opts.pop("wrt", None)
     framework = args.framework or opts.pop("framework", None)
     opts.pop("framework", None)
     rep = audit(model, *margs, framework=framework, wrt=wrt, critical=args.critical, **opts)
+    if args.kinks:
+        rep.save_kinks(args.kinks)
+        print(f"kinks written to {args.kinks}", file=sys.stderr)
+    if args.plot:
+        rep.plot(args.plot)
+        print(f"figure written to {args.plot}", file=sys.stderr)
     if args.certificate:
-        import sys
         stem, ext = os.path.splitext(args.certificate)
         for suffix, tc in audit_certificates(rep):
             path = stem + suffix + (ext or ".json")

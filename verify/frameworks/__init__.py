@@ -9,8 +9,10 @@
 
 ``FRAMEWORKS`` is the one registry of frameworks: every other module (the audit, the CLI, the fuzz claims)
 asks it instead of naming a framework.  A framework module provides ``NAME``, ``owns(f, args)``,
-``import_model(f, *args, **options)``, ``gradient(f, args, imported, **options)`` and
-``framework_values(imported, *args)``; ``options`` are the framework's own import options (torch:
+``import_model(f, *args, **options)``, ``gradient(f, args, imported, **options)``,
+``framework_values(imported, *args)`` and ``Model(f, example_args, **options)`` (exported once, then
+``imported(*args)``, ``gradient(args, imported)``, ``values(imported, args)`` at new arguments with the live
+weights: what ``verify.Auditor`` uses); ``options`` are the framework's own import options (torch:
 ``params``; JAX: ``constant_args``).
 """
 import importlib

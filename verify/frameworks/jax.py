@@ -233,24 +233,46 @@ def from_jax(f, *example_args, constant_args=(), name=None):
     result provably does not depend on the stopped value (the max shift of log_softmax, softmax, logsumexp:
     see ``Shifted``), and is an ImportFailure anywhere else.
     """
-    import inspect
+    return lower_traced(trace(f, *example_args), f, example_args, constant_args, name)
 
+
+def trace(f, *example_args):
+    """``jax.make_jaxpr(f)(*example_args)``: the expensive half of an import (ImportFailure in one line when
+    the user's code cannot be traced); ``lower_traced`` is the other."""
     import jax
     try:
-        closed = jax.make_jaxpr(f)(*example_args)
+        return jax.make_jaxpr(f)(*example_args)
     except Exception as e:     # tracing runs the user's code: any error is the user's, reported in one line
         raise ImportFailure(f"jax.make_jaxpr could not trace {getattr(f, '__name__', 'f')}: "
                             f"{type(e).__name__}: {e}".split("\n")[0]) from e
-    name = name or getattr(f, "__name__", "f")
+
+
+def argument_names(f, n):
+    """The names of ``f``'s first ``n`` positional arguments (``arg{i}`` where the signature does not say)."""
+    import inspect
     try:
-        argnames = list(inspect.signature(f).parameters)
+        names = list(inspect.signature(f).parameters)
     except (TypeError, ValueError):
-        argnames = []
-    leaves = []
-    for i, a in enumerate(example_args):
-        base = argnames[i] if i < len(argnames) and not argnames[i].startswith("*") else f"arg{i}"
+        names = []
+    return [names[i] if i < len(names) and not names[i].startswith("*") else f"arg{i}" for i in range(n)]
+
+
+def named_leaves(f, args):
+    """[(argument index, framework name, leaf)] of the arguments' pytrees in jaxpr order: a leaf of argument
+    ``params`` at key 'w' is named ``params['w']``."""
+    import jax
+    out = []
+    for i, (base, a) in enumerate(zip(argument_names(f, len(args)), args)):
         for path, leaf in jax.tree_util.tree_flatten_with_path(a)[0]:
-            leaves.append((i, base + jax.tree_util.keystr(path), leaf))
+            out.append((i, base + jax.tree_util.keystr(path), leaf))
+    return out
+
+
+def lower_traced(closed, f, example_args, constant_args=(), name=None):
+    """Lower the traced ``closed`` jaxpr of ``f`` at ``example_args`` (of the shapes it was traced at) to an
+    ``Imported`` (see ``from_jax``): the cheap half of an import."""
+    name = name or getattr(f, "__name__", "f")
+    leaves = named_leaves(f, example_args)
     jaxpr = closed.jaxpr
     if len(leaves) != len(jaxpr.invars):
         raise ImportFailure(f"jax: {len(leaves)} argument leaves for {len(jaxpr.invars)} jaxpr inputs")
@@ -265,8 +287,9 @@ def from_jax(f, *example_args, constant_args=(), name=None):
         if _is_float(v.aval.dtype):
             ea = _exact(arr)
             if i in constant_args:
-                args.append(Tensor(lo.add_array(ea, src), tuple(arr.shape)))
-                constants[src] = ("constant", src, str(arr.dtype))
+                a = lo.add_array(ea, src)
+                args.append(Tensor(a, tuple(arr.shape)))
+                constants[a.name] = ("constant", src, str(arr.dtype))
             else:
                 args.append(lo.inputs[k])
                 infos.append(InputInfo(lo.b.names[k], "input", src, tuple(arr.shape), str(arr.dtype)))
@@ -281,8 +304,9 @@ def from_jax(f, *example_args, constant_args=(), name=None):
         arr = _np.asarray(c)
         if _is_float(arr.dtype):
             src = f"closure{j}"
-            consts.append(Tensor(lo.add_array(_exact(arr), src), tuple(arr.shape)))
-            constants[src] = ("closure", src, str(arr.dtype))
+            a = lo.add_array(_exact(arr), src)
+            consts.append(Tensor(a, tuple(arr.shape)))
+            constants[a.name] = ("closure", src, str(arr.dtype))
         else:
             consts.append(Const(arr))
     outs = lo.lower(jaxpr, consts, args)
@@ -1425,7 +1449,9 @@ def gradient(f, args, imported, constant_args=(), name=None):
     leaves of the arguments that are not constant arguments): one numpy array per program input."""
     import jax
     leaves, tree = jax.tree_util.tree_flatten(list(args))
-    float_pos = [i for i, v in enumerate(leaves) if _np.issubdtype(_np.asarray(v).dtype, _np.floating)]
+    # the program's inputs: the float leaves, except those of the constant arguments (in jaxpr order)
+    float_pos = [k for k, (i, _, v) in enumerate(named_leaves(f, args))
+                 if _np.issubdtype(_np.asarray(v).dtype, _np.floating) and i not in set(constant_args)]
 
     def g(*xs):
         vals = list(leaves)
@@ -1433,10 +1459,79 @@ def gradient(f, args, imported, constant_args=(), name=None):
             vals[i] = x
         out = f(*jax.tree_util.tree_unflatten(tree, vals))
         return out.reshape(())
+    if not float_pos:
+        return []
     grads = jax.grad(g, argnums=tuple(range(len(float_pos))))(*[leaves[i] for i in float_pos])
-    grads = [_np.asarray(x) for x in grads]
-    if len(grads) != len(imported.inputs):
-        # constant arguments are not program inputs; keep the gradients of the inputs in order
-        keep = [k for k in range(len(grads)) if k not in set(constant_args)]
-        grads = [grads[k] for k in keep][:len(imported.inputs)]
-    return grads
+    return [_np.asarray(x) for x in grads]
+
+
+# ------------------------------------------------------------------------------ import once, audit many
+
+class Model:
+    """A JAX function traced once (``jax.make_jaxpr``) and lowered at any arguments of the example's shapes:
+    the JAX side of ``verify.Auditor``.  Parameters are arguments, so new weights are new arguments.
+
+    ``imported(*args)`` re-uses the program and only rebuilds the point (and the arrays of the constant
+    arguments that changed) when the integer and boolean leaves (labels) are those of the last lowering; new
+    integer data are lowered again from the same jaxpr; a new pytree structure, shape or dtype is traced
+    again (``exports`` counts the traces).  Arrays the function closes over are read at trace time."""
+
+    def __init__(self, f, example_args, constant_args=(), name=None):
+        self.f, self.constant_args, self.name = f, tuple(constant_args), name or getattr(f, "__name__", "f")
+        self.exports = 0
+        self._trace(tuple(example_args))
+
+    def _trace(self, args):
+        self.closed = trace(self.f, *args)
+        self.exports += 1
+        self.key = _args_key(args)
+        self.current = None          # (the last Imported, the integer leaves it baked in)
+
+    def imported(self, *args):
+        """The function as an ``Imported`` at ``args`` (see the class docstring)."""
+        if _args_key(args) != self.key:
+            self._trace(args)
+        leaves = named_leaves(self.f, args)
+        baked = [_np.asarray(leaf) for _, _, leaf in leaves if not _is_float(_np.asarray(leaf).dtype)]
+        cur = self.current
+        if cur is not None and len(cur[1]) == len(baked) and all(
+                a.shape == b.shape and _np.array_equal(a, b) for a, b in zip(cur[1], baked)):
+            imp = self._reuse(cur[0], leaves)
+        else:
+            imp = lower_traced(self.closed, self.f, args, self.constant_args, self.name)
+        self.current = (imp, baked)
+        return imp
+
+    def _reuse(self, imp, leaves):
+        import dataclasses
+
+        from ..program.arrays import Arrays
+        point = [point_value(_exact(leaf)) for i, _, leaf in leaves
+                 if _is_float(_np.asarray(leaf).dtype) and i not in self.constant_args]
+        by_src = {src: leaf for i, src, leaf in leaves if i in self.constant_args}
+        arrays = dict(imp.program.arrays.arrays) if imp.program.arrays else {}
+        changed = False
+        for name, (kind, src, _) in imp.constants.items():
+            if src in by_src:
+                ea = _exact(by_src[src])
+                if ea != arrays[name]:
+                    arrays[name], changed = ea, True
+        program = imp.program
+        if changed:
+            program = dataclasses.replace(program, arrays=Arrays(arrays, program.arrays.file))
+        return dataclasses.replace(imp, program=program, point=point)
+
+    def gradient(self, args, imported):
+        """``jax.grad`` at ``args`` (see ``gradient``)."""
+        return gradient(self.f, args, imported, self.constant_args)
+
+    def values(self, imported, args):
+        """JAX's own value at every equation at ``args`` (see ``framework_values``)."""
+        return framework_values(imported, *args)
+
+
+def _args_key(args):
+    """What a trace fixes: the arguments' pytree structure and every leaf's shape and dtype."""
+    import jax
+    leaves, tree = jax.tree_util.tree_flatten(list(args))
+    return str(tree), tuple((tuple(_np.shape(x)), str(_np.asarray(x).dtype)) for x in leaves)

@@ -130,10 +130,18 @@ def from_torch(f, *example_args, params="inputs", name=None):
     without a faithful counterpart (an unsupported op, ``torch.sort`` without ``stable=True`` along more than
     16 elements, max-pool indices used as data, ``detach``, ...).
     """
-    import torch
     from torch.utils import _pytree as pytree
     if params not in ("inputs", "constants"):
         raise ImportFailure(f"params={params!r} must be 'inputs' or 'constants'")
+    ep, name = export(f, *example_args, name=name)
+    return lower_exported(ep, pytree.tree_leaves(tuple(example_args)), params, name)
+
+
+def export(f, *example_args, name=None):
+    """(the decomposed ExportedProgram, the model's name): ``torch.export.export(...).run_decompositions()``
+    with the ops of ``_KEEP`` kept whole, refused (ImportFailure) when the decomposition could change a kink
+    or drop a stop-gradient.  The expensive half of an import; ``lower_exported`` is the other."""
+    import torch
     if isinstance(f, torch.nn.Module):
         module = f
         name = name or type(f).__name__
@@ -144,15 +152,20 @@ def from_torch(f, *example_args, params="inputs", name=None):
     for op in _KEEP:
         table.pop(getattr(torch.ops.aten, op).default, None)
     try:
-        ep = torch.export.export(module, tuple(example_args))
+        with _custom_functions() as custom:
+            ep = torch.export.export(module, tuple(example_args))
     except Exception as e:     # torch raises many unrelated types here; the message is what matters
         raise ImportFailure(f"torch.export could not export {name}: {type(e).__name__}: {e}".split("\n")[0]) from e
+    if custom:
+        raise ImportFailure(f"torch.autograd.Function {custom[0].__qualname__} ({name}): torch.export keeps its "
+                            "forward and drops its own backward, so torch's gradient is not the derivative of the "
+                            "exported program (a custom backward is not checked against its forward)")
     _check_decompositions(ep, table)
     try:
         ep = ep.run_decompositions(table)
     except Exception as e:
         raise ImportFailure(f"torch.export could not decompose {name}: {type(e).__name__}: {e}".split("\n")[0]) from e
-    return _import_exported(ep, pytree.tree_leaves(tuple(example_args)), params, name)
+    return ep, name
 
 
 # Decompositions.  ``run_decompositions`` rewrites ops that have their own backward into core ATen ops, and
@@ -181,13 +194,47 @@ _DECOMPOSED = {
 }
 
 
+class _custom_functions:
+    """While exporting, record the torch.autograd.Function subclasses the model applies: torch.export inlines
+    their forward and drops their backward (measured: a Function whose backward returns 3 * g exports as
+    its forward 2 * x, with derivative 2)."""
+
+    def __enter__(self):
+        import torch.autograd.function as fn
+        self.fn, self.seen = fn, []
+        self.orig = fn.Function.__dict__["apply"]
+        orig, seen = self.orig, self.seen
+
+        def apply(cls, *args, **kwargs):
+            seen.append(cls)
+            return orig.__func__(cls, *args, **kwargs)
+        fn.Function.apply = classmethod(apply)
+        return self.seen
+
+    def __exit__(self, *exc):
+        self.fn.Function.apply = self.orig
+        return False
+
+
 def _check_decompositions(ep, table):
-    """Refuse a graph whose decomposition could change kinks or drop a stop-gradient (see _DECOMPOSED)."""
+    """Refuse a graph whose decomposition could change kinks or drop a stop-gradient (see _DECOMPOSED): among
+    them an in-place ``detach_`` of a value the program differentiates, which the decomposition removes
+    (measured: ``x * y.detach_()`` exports as ``x * y``)."""
     import torch
+    from torch.export.graph_signature import InputKind
+    # the values computed from the user's inputs or the parameters (what the program may differentiate)
+    varying = {spec.arg.name for spec in ep.graph_signature.input_specs
+               if spec.kind in (InputKind.USER_INPUT, InputKind.PARAMETER)}
     for node in ep.graph.nodes:
         if node.op != "call_function":
             continue
+        if any(a.name in varying for a in node.all_input_nodes):
+            varying.add(node.name)
         target = node.target
+        if target is torch.ops.aten.detach_.default and node.args[0].name in varying:
+            raise ImportFailure(f"torch aten.detach_ ({_source(node) or node.name}): an in-place detach of a value "
+                                "computed from the inputs is a stop-gradient, which torch.export's decomposition "
+                                "drops: not a real-number function verify can differentiate as torch does")
         if isinstance(target, torch._ops.HigherOrderOperator):
             raise ImportFailure(f"torch {target} ({_source(node) or node.name}): a higher-order op (torch.no_grad(), "
                                 "control flow, ...) is not supported: it is not a real-number program with its AD")
@@ -216,30 +263,50 @@ def _function_module(f):
     return m
 
 
-def _import_exported(ep, user_values, params, name):
+def input_values(ep, user_values, params="inputs", state=None):
+    """[(placeholder node, kind, framework name, value)] for every input of the exported graph, in its order:
+    kind "input" (the user's arguments, from ``user_values``: the flattened arguments), "parameter" (or
+    "parameter constant" when ``params="constants"``), "buffer", "constant" (a tensor constant lifted by
+    torch.export).  Parameters and buffers are read from ``state`` ({qualified name: tensor}, the live
+    module's) where it has them, else from the exported program (their values at export time)."""
     import torch
-    from torch.export.graph_signature import InputKind, OutputKind
-    from torch.export.graph_signature import TensorArgument
+    from torch.export.graph_signature import InputKind, TensorArgument
     sig = ep.graph_signature
     placeholders = [n for n in ep.graph.nodes if n.op == "placeholder"]
     users = iter(v for v in user_values if isinstance(v, torch.Tensor))
-    inputs, values, point, infos, constants = [], {}, [], [], {}
+    state = state or {}
 
+    def stored(target):
+        if target in state:
+            return state[target]
+        return ep.state_dict[target] if target in ep.state_dict else ep.constants[target]
     pending = []
     for node, spec in zip(placeholders, sig.input_specs):
         if spec.kind == InputKind.USER_INPUT:
             v = next(users) if isinstance(spec.arg, TensorArgument) else getattr(spec.arg, "value", None)
             pending.append((node, "input", spec.arg.name, v))
         elif spec.kind == InputKind.PARAMETER:
-            v = ep.state_dict[spec.target]
-            pending.append((node, "parameter" if params == "inputs" else "parameter constant", spec.target, v))
+            pending.append((node, "parameter" if params == "inputs" else "parameter constant", spec.target,
+                            stored(spec.target)))
         elif spec.kind == InputKind.BUFFER:
-            v = ep.state_dict[spec.target] if spec.target in ep.state_dict else ep.constants[spec.target]
-            pending.append((node, "buffer", spec.target, v))
+            pending.append((node, "buffer", spec.target, stored(spec.target)))
         elif spec.kind == InputKind.CONSTANT_TENSOR:
             pending.append((node, "constant", spec.target, ep.constants[spec.target]))
         else:
             raise ImportFailure(f"torch: input {node.name} of kind {spec.kind.name} is not supported")
+    return pending
+
+
+def lower_exported(ep, user_values, params="inputs", name="f", state=None):
+    """Lower a decomposed ExportedProgram (``export``) at the flattened arguments ``user_values`` to an
+    ``Imported`` (see ``from_torch``); parameters and buffers from ``state`` as in ``input_values``.  The cheap
+    half of an import: an Auditor runs it again, without exporting, when new integer data (labels) change
+    the constants of the program."""
+    import torch
+    from torch.export.graph_signature import OutputKind
+    sig = ep.graph_signature
+    inputs, values, point, infos, constants = [], {}, [], [], {}
+    pending = input_values(ep, user_values, params, state)
     for node, kind, src, v in pending:
         if kind in ("input", "parameter") and isinstance(v, torch.Tensor) and _is_float(v.dtype):
             inputs.append((src, tuple(v.shape)))
@@ -258,8 +325,9 @@ def _import_exported(ep, user_values, params, name):
         elif _is_float(t.dtype):
             lo.hint = src
             if bool(torch.isfinite(t).all()):
-                values[node] = Tensor(lo.add_array(_exact_array(t), src), tuple(t.shape))
-                constants[src] = (kind.split()[0], src, str(t.dtype))
+                arr = lo.add_array(_exact_array(t), src)
+                values[node] = Tensor(arr, tuple(t.shape))
+                constants[arr.name] = (kind.split()[0], src, str(t.dtype))
             else:
                 lo.origin = Origin("torch", "constant", node.name, src)
                 values[node] = lo.constant((t.float() if str(t.dtype) == "torch.bfloat16" else t).cpu().numpy(),
@@ -764,7 +832,17 @@ def _normalize(lo, t, axes, eps):
     return lo.mul(d, rstd), m, rstd
 
 
-@aten("native_layer_norm.default")
+# torch gives the statistics that normalisation kernels save for their backward no grad_fn (derivatives.yaml:
+# output_differentiability [True, False, False]): its AD treats them as constants, a stop-gradient.  A
+# stop-gradient is not a real-number function with a derivative, so a program that uses them is refused
+# rather than differentiated through them (verify would differ from torch) or given a derivative no piece has.
+_STOPPED = ("{op}'s {what} output has no gradient in torch (its autograd treats it as a constant, a "
+            "stop-gradient), so it is not a real-number function verify can differentiate as torch does: "
+            "compute it with differentiable ops ({how}) instead")
+
+
+@aten("native_layer_norm.default", note="mean and rstd outputs: no grad_fn in torch (a stop-gradient): refused "
+                                        "when used")
 def _layer_norm(lo, a, normalized_shape, weight, bias, eps):
     t = lo.real(a)
     k = len(normalized_shape)
@@ -774,12 +852,19 @@ def _layer_norm(lo, a, normalized_shape, weight, bias, eps):
         y = lo.mul(y, weight)
     if bias is not None:
         y = lo.add(y, bias)
-    return y, m, rstd
+    how = "x.mean(dims, keepdim=True), 1 / (x.var(dims, unbiased=False, keepdim=True) + eps).sqrt()"
+    return (y, Unavailable(_STOPPED.format(op="native_layer_norm", what="mean", how=how), m.shape),
+            Unavailable(_STOPPED.format(op="native_layer_norm", what="rstd", how=how), rstd.shape))
 
 
 def _channel(lo, v, nd):
     v = lo.real(v)
     return lo.reshape(v, (v.shape[0],) + (1,) * (nd - 2))
+
+
+def _bn_stopped(*whats):
+    how = "the batch's x.mean and x.var, or the running statistics"
+    return tuple(Unavailable(_STOPPED.format(op="batch norm", what=w, how=how)) for w in whats)
 
 
 @aten("_native_batch_norm_legit_no_training.default")
@@ -792,15 +877,15 @@ def _batch_norm_eval(lo, a, weight, bias, running_mean, running_var, momentum, e
         y = lo.mul(y, _channel(lo, weight, nd))
     if bias is not None:
         y = lo.add(y, _channel(lo, bias, nd))
-    return y, Unavailable("batch-norm saved statistics"), Unavailable("batch-norm saved statistics")
+    return (y,) + _bn_stopped("saved mean", "saved rstd")
 
 
 @aten("_native_batch_norm_legit_functional.default")
 def _batch_norm_functional(lo, a, weight, bias, running_mean, running_var, training, momentum, eps):
     if not training:
         return _batch_norm_eval(lo, a, weight, bias, running_mean, running_var, momentum, eps) + \
-            (Unavailable("batch-norm running statistics"),) * 2
-    return _batch_norm_train(lo, a, weight, bias, eps) + (Unavailable("batch-norm running statistics"),) * 2
+            _bn_stopped("updated running mean", "updated running var")
+    return _batch_norm_train(lo, a, weight, bias, eps) + _bn_stopped("updated running mean", "updated running var")
 
 
 @aten("native_dropout.default")
@@ -820,7 +905,7 @@ def _batch_norm_train(lo, a, weight, bias, *rest):
         y = lo.mul(y, _channel(lo, weight, nd))
     if bias is not None:
         y = lo.add(y, _channel(lo, bias, nd))
-    return y, Unavailable("batch-norm saved mean"), Unavailable("batch-norm saved statistics")
+    return (y,) + _bn_stopped("saved mean", "saved rstd")
 
 
 # ------------------------------------------------------------------------------------------------ pooling
@@ -1104,24 +1189,16 @@ def _full_like(lo, a, fill_value=None, **kw):
     return lo.broadcast(lo.real(v, "fill value"), shape)
 
 
-def framework_values(imported, *args):
+def framework_values(imported, *args, state=None):
     """Run the graph that was imported, in torch's own float arithmetic, at ``args`` (the model's arguments as
-    for from_torch; the weights are those of the exported program): {node name: its value} for every node of
-    the decomposed graph (``Origin.node`` names them), so that an audit can set the framework's floats beside
-    the exact values of the equations lowered from each node.  Multi-output nodes give tuples."""
+    for from_torch; the weights are ``state``'s, {qualified name: tensor}, where it has them, else those of
+    the exported program): {node name: its value} for every node of the decomposed graph (``Origin.node``
+    names them), so that an audit can set the framework's floats beside the exact values of the equations
+    lowered from each node.  Multi-output nodes give tuples."""
     import torch
-    from torch.export.graph_signature import InputKind, TensorArgument
     from torch.utils import _pytree as pytree
     ep = imported.source
-    leaves = iter(v for v in pytree.tree_leaves(tuple(args)) if isinstance(v, torch.Tensor))
-    inputs = []
-    for spec in ep.graph_signature.input_specs:
-        if spec.kind == InputKind.USER_INPUT:
-            inputs.append(next(leaves) if isinstance(spec.arg, TensorArgument) else getattr(spec.arg, "value", None))
-        elif spec.target in ep.state_dict:
-            inputs.append(ep.state_dict[spec.target])
-        else:
-            inputs.append(ep.constants[spec.target])
+    inputs = [v for _, _, _, v in input_values(ep, pytree.tree_leaves(tuple(args)), state=state)]
     values = {}
 
     class _Recorder(torch.fx.Interpreter):
@@ -1162,3 +1239,152 @@ def gradient(f, args, imported, params="inputs", name=None):
         raise InputError("the audited function must return one scalar (a loss)")
     grads = torch.autograd.grad(out.reshape(()), leaves, allow_unused=True)
     return [None if g is None else g.detach().cpu().numpy() for g in grads]
+
+
+# ------------------------------------------------------------------------------ import once, audit many
+
+class Model:
+    """A PyTorch model (or function) exported once and lowered at any arguments of the example's shapes, its
+    parameters and buffers read from the live module at every use: the torch side of ``verify.Auditor``.
+
+    ``imported(*args)`` is the model as an ``Imported`` at ``args`` with the module's current weights.  It
+    re-uses the program and only rebuilds the point (and the arrays of buffers and constant parameters that
+    changed) when the integer data (labels) are those of the last lowering; new integer data are lowered
+    again from the same exported graph; new shapes or new non-tensor arguments are exported again
+    (``exports`` counts the calls of torch.export).  ``gradient`` and ``values`` are torch's own gradient and
+    intermediate values at those arguments with the same live weights."""
+
+    def __init__(self, f, example_args, params="inputs", name=None):
+        if params not in ("inputs", "constants"):
+            raise ImportFailure(f"params={params!r} must be 'inputs' or 'constants'")
+        self.f, self.params, self.name = f, params, name
+        self.exports = 0
+        self._export(tuple(example_args))
+
+    def _export(self, args):
+        self.ep, self.name = export(self.f, *args, name=self.name)
+        self.exports += 1
+        self.key = _args_key(args)
+        self.current = None          # the last Imported, with what it baked in
+        self.seen = {}               # framework name -> (the tensor it was read from, its exact value)
+
+    def state(self):
+        """{qualified name: tensor}: the live module's parameters and buffers (empty for a function)."""
+        import torch
+        if not isinstance(self.f, torch.nn.Module):
+            return {}
+        out = dict(self.f.named_buffers(remove_duplicate=False))
+        out.update(self.f.named_parameters(remove_duplicate=False))
+        return out
+
+    def imported(self, *args):
+        """The model as an ``Imported`` at ``args`` with the live weights (see the class docstring)."""
+        from torch.utils import _pytree as pytree
+        if _args_key(args) != self.key:
+            self._export(args)
+        leaves = pytree.tree_leaves(tuple(args))
+        pending = input_values(self.ep, leaves, self.params, self.state())
+        cur = self.current
+        if cur is not None and _same_baked(cur[1], pending):
+            imp = self._reuse(cur[0], pending)
+            if imp is not None:
+                self.current = (imp, cur[1])
+                return imp
+        imp = lower_exported(self.ep, leaves, self.params, self.name, self.state())
+        self.current = (imp, _baked(pending, imp))
+        self._remember(imp, pending)
+        return imp
+
+    def _remember(self, imp, pending):
+        """Keep the exact weights a lowering read, so that an audit at the same weights converts none again."""
+        by_src = {src: v for _, _, src, v in pending}
+        read = [(i.source, x) for i, x in zip(imp.inputs, imp.point) if i.kind == "parameter"]
+        if imp.program.arrays:
+            read += [(src, imp.program.arrays[name]) for name, (_, src, _) in imp.constants.items()]
+        for src, ea in read:
+            v = by_src.get(src)
+            if _is_tensor(v) and not isinstance(ea, fmpq):
+                self.seen[src] = (v.detach().clone(), ea)
+
+    def _exact(self, src, v):
+        """The exact array of ``v``, re-used when the tensor read for ``src`` last time holds the same floats."""
+        import torch
+        old = self.seen.get(src)
+        if old is not None and old[1] is not None and old[0].dtype == v.dtype and torch.equal(old[0], v.detach()):
+            return old[1]
+        ea = _exact_array(v)
+        if src is not None:
+            self.seen[src] = (v.detach().clone(), ea)
+        return ea
+
+    def _reuse(self, imp, pending):
+        """``imp`` at new inputs and weights without lowering again (None when a constant array became
+        non-finite: that needs a new lowering)."""
+        import dataclasses
+
+        import torch
+
+        from ..program.arrays import Arrays
+        point = [point_value(self._exact(src if kind != "input" else None, v)) for _, kind, src, v in pending
+                 if kind in ("input", "parameter") and _is_tensor(v) and _is_float(v.dtype)]
+        by_src = {src: v for _, _, src, v in pending}
+        arrays = dict(imp.program.arrays.arrays) if imp.program.arrays else {}
+        changed = False
+        for name, (kind, src, dtype) in imp.constants.items():
+            v = by_src.get(src)
+            if v is None or not _is_tensor(v):
+                continue
+            if not bool(torch.isfinite(v).all()):
+                return None
+            ea = self._exact(src, v)
+            if ea is not arrays[name] and ea != arrays[name]:
+                arrays[name], changed = ea, True
+        program = imp.program
+        if changed:
+            program = dataclasses.replace(program, arrays=Arrays(arrays, program.arrays.file))
+        return dataclasses.replace(imp, program=program, point=point)
+
+    def gradient(self, args, imported):
+        """torch's own gradient at ``args`` (see ``gradient``)."""
+        return gradient(self.f, args, imported, self.params)
+
+    def values(self, imported, args):
+        """torch's own value at every node at ``args`` with the live weights (see ``framework_values``)."""
+        return framework_values(imported, *args, state=self.state())
+
+
+def _is_tensor(v):
+    import torch
+    return isinstance(v, torch.Tensor)
+
+
+def _args_key(args):
+    """What torch.export bakes into the exported graph: the arguments' structure, every tensor's shape and
+    dtype, and every non-tensor argument's value."""
+    from torch.utils import _pytree as pytree
+    leaves, spec = pytree.tree_flatten(tuple(args))
+    return str(spec), tuple((tuple(v.shape), str(v.dtype)) if _is_tensor(v) else ("value", repr(v)) for v in leaves)
+
+
+def _baked(pending, imp):
+    """What a lowering baked into the program besides the program's inputs and its constant arrays: integer
+    and boolean tensors (labels, masks) and the inputs that were not finite (imported as non-real constants),
+    as {framework name: a copy}."""
+    arrays = {src for _, src, _ in imp.constants.values()}
+    out = {}
+    for _, kind, src, v in pending:
+        if not _is_tensor(v):
+            continue
+        floating = _is_float(v.dtype)
+        if (floating and kind in ("input", "parameter")) or src in arrays:
+            continue
+        out[(kind, src)] = v.detach().clone()
+    return out
+
+
+def _same_baked(baked, pending):
+    import torch
+    now = {(kind, src): v for _, kind, src, v in pending if (kind, src) in baked}
+    return len(now) == len(baked) and all(
+        now[k].dtype == b.dtype and now[k].shape == b.shape and bool(torch.equal(now[k].detach(), b))
+        for k, b in baked.items())

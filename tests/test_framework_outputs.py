@@ -1,0 +1,455 @@
+"""Every op the importers map, every one of its float outputs: verify's gradient is the framework's, or the
+import is refused with a reason.  Never a silent difference.
+
+For each entry of the mapping tables (``ATEN`` in frameworks/torch.py, ``RULES`` in frameworks/jax.py) a
+sample calls the op at a point off its kinks; for each float output k the loss sum(w * output_k) (w fixed
+and generic) is imported and verify's exact (or ball) gradient is compared with the framework's own in
+float64.  An output the framework does not differentiate (torch gives it no grad_fn: a stop-gradient, such
+as native_layer_norm's mean and rstd or batch norm's saved statistics) must be refused at import, or have
+verify's gradient exactly 0 (an output that does not depend on the inputs, such as zeros_like).  The tables
+are walked in full: an op without a sample here is a failure naming it.
+"""
+import math
+
+import numpy as np
+import pytest
+from flint import arb
+
+import verify
+from verify.errors import VerifyError
+
+torch = pytest.importorskip("torch")
+from verify.frameworks import torch as vtorch  # noqa: E402
+
+aten = torch.ops.aten
+D = torch.float64
+
+
+def _t(rows):
+    return torch.tensor(rows, dtype=D)
+
+
+# points off every kink of the mapped ops (relu at 0, clamp and hardtanh at +-0.5 / +-1, hardswish at +-3,
+# ties of max, min and sort)
+X = _t([[0.3, -1.2, 1.7], [-0.45, 0.8, -1.9]])
+Y = _t([[1.1, 0.35, -0.7], [0.6, -1.4, 0.25]])
+POS = X.abs() + 0.5
+X4 = torch.linspace(-1.7, 1.9, 2 * 3 * 4 * 4, dtype=D).reshape(2, 3, 4, 4) * \
+    torch.tensor([1.0, -1.3, 0.7], dtype=D).reshape(1, 3, 1, 1) + 0.013 * torch.arange(16, dtype=D).reshape(4, 4)
+C3 = torch.tensor([0.5, -0.25, 1.5], dtype=D)
+IDX = torch.tensor([[2, 0, 1], [1, 1, 0]])
+MASK = torch.tensor([[True, False, True], [False, True, True]])
+W_CONV = torch.linspace(-0.9, 1.1, 2 * 3 * 2 * 2, dtype=D).reshape(2, 3, 2, 2)
+
+
+def _elementwise(op):
+    """A sample for ops whose schema is (Tensor self[, Tensor other | Scalar other]) with defaults after."""
+    args = [a for a in op._schema.arguments if not a.kwarg_only and not a.has_default_value()]
+    types = [str(a.type) for a in args]
+    if types == ["Tensor"]:
+        return (X,), {}
+    if types == ["Tensor", "Tensor"]:
+        return (X, Y), {}
+    if types in (["Tensor", "Scalar"], ["Tensor", "number"]):
+        return (X, 0.75), {}
+    return None
+
+
+# op -> (args, kwargs): the tensors of float64 dtype among args are the inputs differentiated
+SAMPLES = {
+    "_adaptive_avg_pool2d.default": ((X4, [2, 2]), {}),
+    "_log_softmax.default": ((X, 1, False), {}),
+    "_softmax.default": ((X, 1, False), {}),
+    "_native_batch_norm_legit.default": ((X4, C3, C3 + 1, torch.zeros(3, dtype=D), torch.ones(3, dtype=D), True,
+                                          0.1, 1e-5), {}),
+    "_native_batch_norm_legit.no_stats": ((X4, C3, C3 + 1, True, 0.1, 1e-5), {}),
+    "_native_batch_norm_legit_functional.default": ((X4, C3, C3 + 1, C3.abs(), C3.abs() + 1, True, 0.1, 1e-5), {}),
+    "_native_batch_norm_legit_no_training.default": ((X4, C3, C3 + 1, C3, C3.abs() + 1, 0.1, 1e-5), {}),
+    "_to_copy.default": ((X,), {"dtype": D}),
+    "_unsafe_view.default": ((X, [3, 2]), {}),
+    "addmm.default": ((C3[:2], X, Y.T), {}),
+    "amax.default": ((X, [1]), {}),
+    "amin.default": ((X, [1]), {}),
+    "avg_pool2d.default": ((X4, [2, 2]), {}),
+    "bmm.default": ((X.reshape(1, 2, 3), Y.T.reshape(1, 3, 2)), {}),
+    "cat.default": (([X, Y], 1), {}),
+    "clamp.Tensor": ((X, -POS, POS), {}),
+    "clamp.default": ((X, -0.5, 0.5), {}),
+    "clamp_max.default": ((X, 0.5), {}),
+    "clamp_min.default": ((X, -0.5), {}),
+    "constant_pad_nd.default": ((X, [1, 2], 0.5), {}),
+    "convolution.default": ((X4, W_CONV, C3[:2], [1, 1], [1, 0], [1, 1], False, [0, 0], 1), {}),
+    "div.Scalar_mode": ((X, 0.5), {"rounding_mode": "floor"}),
+    "div.Tensor_mode": ((X, POS), {"rounding_mode": "trunc"}),
+    "div.Tensor": ((X, POS), {}),
+    "dot.default": ((X[0], Y[0]), {}),
+    "expand.default": ((X[:1], [3, 3]), {}),
+    "flip.default": ((X, [1]), {}),
+    "full_like.default": ((X, 2.5), {}),
+    "gather.default": ((X, 1, IDX), {}),
+    "hardsigmoid.default": ((X * 2,), {}),
+    "hardswish.default": ((X * 2,), {}),
+    "hardtanh.default": ((X,), {}),
+    "index.Tensor": ((X, [torch.tensor([1, 0, 1])]), {}),
+    "index_select.default": ((X, 1, torch.tensor([2, 0])), {}),
+    "log.default": ((POS,), {}),
+    "log1p.default": ((POS,), {}),
+    "logsumexp.default": ((X, [1]), {}),
+    "max.dim": ((X, 1), {}),
+    "min.dim": ((X, 1), {}),
+    "max_pool2d_with_indices.default": ((X4, [2, 2]), {}),
+    "mean.dim": ((X, [1]), {}),
+    "mm.default": ((X, Y.T), {}),
+    "native_dropout.default": ((X, 0.5, True), {}),
+    "native_layer_norm.default": ((X, [3], C3, C3 + 1, 0.5), {}),
+    "permute.default": ((X, [1, 0]), {}),
+    "pow.Tensor_Scalar": ((X, 3), {}),
+    "reciprocal.default": ((POS,), {}),
+    "repeat.default": ((X, [2, 1]), {}),
+    "reshape.default": ((X, [3, 2]), {}),
+    "roll.default": ((X, [1], [1]), {}),
+    "rsqrt.default": ((POS,), {}),
+    "select.int": ((X, 0, 1), {}),
+    "slice.Tensor": ((X, 1, 0, 2), {}),
+    "sort.default": ((X, 1), {}),
+    "sort.stable": ((X,), {"stable": True, "dim": 1}),
+    "split.Tensor": ((X, 1, 1), {}),
+    "split_with_sizes.default": ((X, [1, 2], 1), {}),
+    "sqrt.default": ((POS,), {}),
+    "squeeze.default": ((X.reshape(2, 1, 3),), {}),
+    "squeeze.dim": ((X.reshape(2, 1, 3), 1), {}),
+    "squeeze.dims": ((X.reshape(2, 1, 3), [1]), {}),
+    "sum.dim_IntList": ((X, [1]), {}),
+    "t.default": ((X,), {}),
+    "transpose.int": ((X, 0, 1), {}),
+    "unbind.int": ((X,), {}),
+    "unsqueeze.default": ((X, 0), {}),
+    "var.correction": ((X, [1]), {}),
+    "view.default": ((X, [3, 2]), {}),
+    "where.self": ((MASK, X, Y), {}),
+    "bitwise_and.Tensor": ((MASK, ~MASK), {}),
+    "bitwise_or.Tensor": ((MASK, ~MASK), {}),
+    "bitwise_not.default": ((MASK,), {}),
+    "logical_and.default": ((MASK, ~MASK), {}),
+    "logical_or.default": ((MASK, ~MASK), {}),
+    "logical_not.default": ((MASK,), {}),
+}
+# the framework's float64 gradient differs from the real derivative by more than float64 rounding, for a
+# stated reason: (relative difference expected)
+KNOWN = {"hardsigmoid.default": ("torch's float64 hardsigmoid backward multiplies by the float32 constant 1/6",
+                                 abs(float(np.float32(1 / 6)) - 1 / 6) * 6)}
+
+
+def torch_sample(name):
+    """(op, args, kwargs) of the ATEN entry ``name``, or None when there is no sample."""
+    base, overload = name.rsplit(".", 1)
+    op = getattr(getattr(aten, base), overload)
+    if name in SAMPLES:
+        return op, *SAMPLES[name]
+    auto = _elementwise(op)
+    return None if auto is None else (op, *auto)
+
+
+def _outputs(out):
+    return list(out) if isinstance(out, (list, tuple)) else [out]
+
+
+def _weights(shape, k):
+    n = math.prod(shape)
+    return (torch.arange(n, dtype=D).reshape(shape) % 5 - 1.75) * (k + 1) / 4
+
+
+def _real_floats(g):
+    """A gradient entry (fmpq or arb) as a float64 array."""
+    flat = [float(v.mid()) if isinstance(v, arb) else float(v) for v in np.ravel(np.asarray(g, dtype=object))]
+    return np.array(flat, dtype=np.float64).reshape(np.shape(g))
+
+
+def _differentiable(op, leaves, spec, i):
+    """False when torch refuses to differentiate ``op`` with respect to leaf ``i`` (running statistics): such
+    an argument is closed over (a constant of the program), as a module's buffer is."""
+    from torch.utils import _pytree as pytree
+    full = list(leaves)
+    full[i] = full[i].clone().requires_grad_(True)
+    a, kw = pytree.tree_unflatten(full, spec)
+    try:
+        op(*a, **kw)
+    except RuntimeError as e:
+        if "not differentiable" in str(e):
+            return False
+        raise
+    return True
+
+
+def compare_torch_output(op, args, kwargs, k, name):
+    """Check float output ``k`` of ``op`` at ``args``: "gradient" (verify's gradient is torch's), "zero" (torch
+    does not differentiate it and verify's gradient is exactly 0) or "refused" (an ImportFailure)."""
+    from torch.utils import _pytree as pytree
+    leaves, spec = pytree.tree_flatten((list(args), kwargs))
+    floats = [i for i, a in enumerate(leaves) if isinstance(a, torch.Tensor) and a.dtype == D]
+
+    def call(*xs):
+        full = list(leaves)
+        for i, x in zip(floats, xs):
+            full[i] = x
+        a, kw = pytree.tree_unflatten(full, spec)
+        return _outputs(op(*a, **kw))
+
+    floats = [i for i in floats if _differentiable(op, leaves, spec, i)]
+    xs = [leaves[i].clone().requires_grad_(True) for i in floats]
+    outs = call(*xs)
+    w = _weights(outs[k].shape, k)
+
+    def loss(*xs):
+        return (w * call(*xs)[k]).sum()
+    try:
+        imp = verify.from_torch(loss, *[x.detach() for x in xs])
+    except VerifyError as e:
+        assert isinstance(e, verify.InputError), f"{name} output {k}: {type(e).__name__}: {e}"
+        return "refused"
+    ours = [_real_floats(g) for g in imp.grad().gradient]
+    if not outs[k].requires_grad:
+        assert all(np.all(g == 0) for g in ours), \
+            f"{name} output {k}: torch does not differentiate it (no grad_fn), verify's gradient is not 0"
+        return "zero"
+    theirs = torch.autograd.grad(loss(*xs), xs, allow_unused=True)
+    for i, (a, b) in enumerate(zip(ours, theirs)):
+        b = np.zeros(a.shape) if b is None else b.detach().numpy()
+        scale = float(np.max(np.abs(a))) if a.size else 0.0
+        err = float(np.max(np.abs(a - b))) / max(scale, 1e-300) if a.size else 0.0
+        expected = KNOWN[name][1] if name in KNOWN else 0.0
+        assert err <= 1e-13 + 2 * expected and (expected == 0 or err >= expected / 2), \
+            f"{name} output {k}, input {i}: verify {a.ravel()[:4]} vs torch {b.ravel()[:4]} (relative {err:.3g})"
+    return "gradient"
+
+
+@pytest.mark.parametrize("name", sorted(vtorch.ATEN))
+def test_every_torch_op_output(name):
+    sample = torch_sample(name)
+    assert sample is not None, f"no sample for aten.{name}: add one to SAMPLES in {__file__}"
+    op, args, kwargs = sample
+    outs = _outputs(op(*args, **kwargs))
+    floats = [k for k, o in enumerate(outs) if isinstance(o, torch.Tensor) and o.is_floating_point()]
+    if not floats:
+        assert name.split(".")[0] in BOOLEAN, f"aten.{name} has no float output"
+        return
+    for k in floats:
+        compare_torch_output(op, args, kwargs, k, name)
+
+
+BOOLEAN = {"eq", "ne", "gt", "ge", "lt", "le", "logical_and", "logical_or", "logical_not", "bitwise_and",
+           "bitwise_or", "bitwise_not"}
+
+
+def test_the_stopped_statistics_are_refused_not_differentiated():
+    # issue 16: verify used to differentiate native_layer_norm's mean and rstd ([0.484, 0.371, 0.145]) where
+    # torch treats them as constants ([0, 1e-16, 2e-16])
+    def f(x):
+        y, mean, rstd = torch.native_layer_norm(x, (3,), None, None, 0.5)
+        return y.sum() + mean.sum() + rstd.sum()
+    x = _t([[1, 2, 4]])
+    with pytest.raises(verify.InputError, match="mean output has no gradient in torch"):
+        verify.from_torch(f, x)
+    for k in (1, 2):
+        assert compare_torch_output(aten.native_layer_norm.default, (x, [3], None, None, 0.5), {}, k,
+                                    "native_layer_norm.default") == "refused"
+    assert compare_torch_output(aten.native_layer_norm.default, (x, [3], None, None, 0.5), {}, 0,
+                                "native_layer_norm.default") == "gradient"
+
+
+# ------------------------------------------------------------------------------------------------- JAX
+
+def _jax():
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)
+    return jax
+
+
+def jax_samples():
+    """{primitive name: (function, args)}: each function's jaxpr holds the primitive; its float arguments
+    are the inputs differentiated."""
+    jax = _jax()
+    jnp, lax = jax.numpy, jax.lax
+    x, y, pos = (jnp.asarray(t.numpy()) for t in (X, Y, POS))
+    x4 = jnp.asarray(X4.numpy())
+
+    @jax.custom_vjp
+    def cube(t):
+        return t * t * t
+
+    def cube_fwd(t):
+        return cube(t), t
+
+    def cube_bwd(t, g):
+        return (3 * t * t * g,)
+    cube.defvjp(cube_fwd, cube_bwd)
+
+    @jax.custom_jvp
+    def soft(t):
+        return jnp.log1p(jnp.exp(t))
+
+    @soft.defjvp
+    def soft_jvp(p, tg):
+        return soft(p[0]), jax.nn.sigmoid(p[0]) * tg[0]
+
+    def pool(t, op, init):
+        return lax.reduce_window(t, init, op, (1, 1, 2, 2), (1, 1, 2, 2), "VALID")
+    labels = jnp.array([2, 0])
+    return {
+        "abs": (jnp.abs, (x,)), "add": (jnp.add, (x, y)), "sub": (jnp.subtract, (x, y)),
+        "mul": (jnp.multiply, (x, y)), "div": (jnp.divide, (x, pos)), "neg": (jnp.negative, (x,)),
+        "exp": (jnp.exp, (x,)), "log": (jnp.log, (pos,)), "sqrt": (jnp.sqrt, (pos,)), "tanh": (jnp.tanh, (x,)),
+        "erf": (jax.scipy.special.erf, (x,)), "erfc": (jax.scipy.special.erfc, (x,)), "sin": (jnp.sin, (x,)),
+        "cos": (jnp.cos, (x,)), "logistic": (jax.nn.sigmoid, (x,)), "rsqrt": (lax.rsqrt, (pos,)),
+        "log1p": (jnp.log1p, (pos,)), "expm1": (jnp.expm1, (x,)), "square": (jnp.square, (x,)),
+        "integer_pow": (lambda t: t ** 3, (x,)), "pow": (lambda t: lax.pow(t, 2.0), (pos,)),
+        "add_any": (jax.grad(lambda t: jnp.sum(jnp.sin(t) * t)), (x,)),
+        "copy": (jnp.copy, (x,)), "optimization_barrier": (lambda a, b: lax.optimization_barrier((a, b)), (x, y)),
+        "max": (jnp.maximum, (x, y)), "min": (jnp.minimum, (x, y)), "sign": (jnp.sign, (x,)),
+        "clamp": (lambda t: lax.clamp(-0.5, t, 0.5), (x,)),
+        "gt": (lambda a, b: jnp.where(a > b, a, b), (x, y)), "ge": (lambda a, b: jnp.where(a >= b, a, b), (x, y)),
+        "lt": (lambda a, b: jnp.where(a < b, a, b), (x, y)), "le": (lambda a, b: jnp.where(a <= b, a, b), (x, y)),
+        "eq": (lambda a, b: jnp.where(a == b, a, b), (x, y)), "ne": (lambda a, b: jnp.where(a != b, a, b), (x, y)),
+        "and": (lambda a, b: jnp.where((a > 0) & (b > 0), a, b), (x, y)),
+        "or": (lambda a, b: jnp.where((a > 0) | (b > 0), a, b), (x, y)),
+        "not": (lambda a, b: jnp.where(~(a > 0), a, b), (x, y)),
+        "is_finite": (lambda a, b: jnp.where(jnp.isfinite(a), a, b), (x, y)),
+        "select_n": (lambda a, b: lax.select_n(a > b, a, b), (x, y)),
+        "convert_element_type": (lambda t: t.astype(jnp.float32).astype(jnp.float64), (x,)),
+        "stop_gradient": (jax.nn.log_softmax, (x,)),
+        "broadcast_in_dim": (lambda t: jnp.broadcast_to(t, (2, 2, 3)), (x,)),
+        "reshape": (lambda t: t.reshape(3, 2), (x,)), "squeeze": (lambda t: jnp.squeeze(t[:, None]), (x,)),
+        "transpose": (jnp.transpose, (x,)),
+        "slice": (lambda t: t[:, 1:], (x,)), "dynamic_slice": (lambda t: lax.dynamic_slice(t, (0, 1), (2, 2)), (x,)),
+        "concatenate": (lambda a, b: jnp.concatenate([a, b], 1), (x, y)),
+        "iota": (lambda t: t * jnp.arange(3.0), (x,)), "stack": (lambda a, b: jnp.stack([a, b]), (x, y)),
+        "pad": (lambda t: lax.pad(t, 0.5, ((1, 0, 0), (0, 2, 0))), (x,)),
+        "split": (lambda t: jnp.split(t, [1], axis=1), (x,)), "rev": (lambda t: jnp.flip(t, 1), (x,)),
+        "tile": (lambda t: jnp.tile(t, (2, 1)), (x,)),
+        "gather": (lambda t: t[jnp.arange(2), labels], (x,)),
+        "reduce_sum": (lambda t: jnp.sum(t, 1), (x,)), "reduce_max": (lambda t: jnp.max(t, 1), (x,)),
+        "reduce_min": (lambda t: jnp.min(t, 1), (x,)),
+        "dot_general": (jnp.matmul, (x, y.T)),
+        "conv_general_dilated": (lambda a, w: lax.conv(a, w, (1, 1), "VALID"), (x4, jnp.asarray(W_CONV.numpy()))),
+        "reduce_window_max": (lambda t: pool(t, lax.max, -jnp.inf), (x4,)),
+        "reduce_window_sum": (lambda t: pool(t, lax.add, 0.0), (x4,)),
+        "sort": (lambda t: jnp.sort(t, axis=1), (x,)),
+        "argmax": (lambda t: t[jnp.arange(2), jnp.argmax(t, 1)], (x,)),
+        "argmin": (lambda t: t[jnp.arange(2), jnp.argmin(t, 1)], (x,)),
+        "jit": (jax.jit(lambda a, b: jnp.sin(a) * b), (x, y)),
+        "custom_jvp_call": (lambda t: jax.nn.relu(t) + soft(t), (x,)),
+        "custom_vjp_call": (cube, (x,)),
+    }
+
+
+# names in RULES that JAX 0.10 no longer gives its primitives (older names kept for older jaxprs)
+JAX_OLD_NAMES = {"pjit", "closed_call", "core_call", "remat", "checkpoint", "copy_p", "custom_vjp_call_jaxpr",
+                 "expand_dims"}
+
+
+def _primitives(jaxpr):
+    out = set()
+    for e in jaxpr.eqns:
+        out.add(e.primitive.name)
+        for p in e.params.values():
+            for j in (p if isinstance(p, (list, tuple)) else [p]):
+                sub = getattr(j, "jaxpr", j)
+                if hasattr(sub, "eqns"):
+                    out |= _primitives(sub)
+    return out
+
+
+def compare_jax_output(fn, args, k, name):
+    """As compare_torch_output, for output ``k`` of the JAX function ``fn``: "gradient" or "refused"."""
+    jax = _jax()
+    jnp = jax.numpy
+    outs = jax.tree_util.tree_leaves(fn(*args))
+    w = jnp.asarray(_weights(tuple(outs[k].shape), k).numpy())
+    floats = [i for i, a in enumerate(args) if jnp.issubdtype(jnp.asarray(a).dtype, jnp.floating)]
+
+    def loss(*xs):
+        return jnp.sum(w * jax.tree_util.tree_leaves(fn(*xs))[k])
+    try:
+        imp = verify.from_jax(loss, *args)
+    except VerifyError as e:
+        assert isinstance(e, verify.InputError), f"{name} output {k}: {type(e).__name__}: {e}"
+        return "refused"
+    ours = [_real_floats(g) for g in imp.grad().gradient]
+    theirs = jax.tree_util.tree_leaves(jax.grad(loss, argnums=tuple(floats))(*args))
+    for i, (a, b) in enumerate(zip(ours, theirs)):
+        b = np.asarray(b)
+        scale = float(np.max(np.abs(a))) if a.size else 0.0
+        err = float(np.max(np.abs(a - b))) / max(scale, 1e-300) if a.size else 0.0
+        assert err <= 1e-13, f"{name} output {k}, input {i}: verify {a.ravel()[:4]} vs JAX {b.ravel()[:4]}"
+    return "gradient"
+
+
+def _jax_rules():
+    try:
+        from verify.frameworks import jax as vjax
+    except ImportError:
+        return []
+    return sorted(vjax.RULES)
+
+
+@pytest.mark.parametrize("name", _jax_rules())
+def test_every_jax_primitive_output(name):
+    jax = _jax()
+    if name in JAX_OLD_NAMES:
+        return
+    samples = jax_samples()
+    assert name in samples, f"no sample for the JAX primitive {name!r}: add one to jax_samples in {__file__}"
+    fn, args = samples[name]
+    assert name in _primitives(jax.make_jaxpr(fn)(*args).jaxpr), f"the sample of {name!r} does not use it"
+    outs = jax.tree_util.tree_leaves(fn(*args))
+    floats = [k for k, o in enumerate(outs) if jax.numpy.issubdtype(o.dtype, jax.numpy.floating)]
+    assert floats, f"{name}: the sample has no float output"
+    for k in floats:
+        compare_jax_output(fn, args, k, name)
+
+
+def test_jax_stop_gradient_is_refused_where_the_result_depends_on_it():
+    jax = _jax()
+    x = jax.numpy.asarray(X.numpy())
+    assert compare_jax_output(lambda t: t * jax.lax.stop_gradient(t), (x,), 0, "stop_gradient") == "refused"
+    assert compare_jax_output(jax.nn.log_softmax, (x,), 0, "stop_gradient") == "gradient"
+
+
+def test_stop_gradients_torch_export_would_drop_are_refused():
+    x = _t([1, 2, 3])
+
+    def detached_in_place(t):          # torch.export's decomposition removes detach_: verify saw x * x
+        y = t * 1
+        y.detach_()
+        return (t * y).sum()
+
+    class Triple(torch.autograd.Function):        # a backward that is not the forward's derivative
+        @staticmethod
+        def forward(ctx, t):
+            return t * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * 3
+
+    def custom(t):
+        return Triple.apply(t).sum()
+    import torch.autograd.function as fn
+    apply = fn.Function.__dict__["apply"]
+    with pytest.raises(verify.InputError, match="in-place detach"):
+        verify.from_torch(detached_in_place, x)
+    with pytest.raises(verify.InputError, match="autograd.Function .*Triple.*drops its own backward"):
+        verify.from_torch(custom, x)
+    assert fn.Function.__dict__["apply"] is apply          # the recording during export is undone
+
+
+def test_a_buffer_detached_in_place_is_a_constant():
+    class M(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("scale", _t([2, 3, 4]))
+
+        def forward(self, t):
+            return (t * self.scale.detach_()).sum()
+    imp = verify.from_torch(M(), _t([1, 1, 1]))
+    assert [int(v) for v in imp.grad().gradient[0]] == [2, 3, 4]
