@@ -6,8 +6,9 @@ Each reproduction ``run(out_dir, progress=None, full=False, workers=None, dask=N
 figures and tables into ``out_dir`` and returns a dict with at least ``figure``, ``rows`` (claim / paper /
 ours / verdict) and ``ok``.  ``full`` runs the experiments at the paper's scale (the default is bounded: the
 whole of ``verify reproduce`` takes a couple of minutes on two cores); ``workers`` / ``dask`` say where the
-initialisation campaigns run (verify/executor.py, shared with ``verify fuzz``).  The entries whose certificates are committed
-under ``proofs/<name>/`` are regenerated exactly by ``verify reproduce NAME --out proofs/NAME``.
+initialisation campaigns run (verify/executor.py, shared with ``verify fuzz``).  The entries whose
+certificates are committed under ``proofs/<name>/`` are regenerated exactly by
+``verify reproduce NAME --out proofs/NAME``.
 """
 import importlib
 import os
