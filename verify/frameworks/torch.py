@@ -1167,7 +1167,8 @@ def _index(lo, a, indices):
 
 @aten("repeat.default")
 def _repeat(lo, a, repeats):
-    return lo.index_map(lo.real(a), lambda pos: pos.repeat(*repeats))
+    # a list, not unpacked: repeat(()) of a 0-d tensor (x.repeat(()), x.tile(())) has no repeats at all
+    return lo.index_map(lo.real(a), lambda pos: pos.repeat(list(repeats)))
 
 
 @aten("flip.default")
