@@ -195,13 +195,12 @@ def switch_signs(ns, terms, const, args, m):
     return s if s.shape == (m,) else np.broadcast_to(s, (m,))
 
 
-def choose_pieces(st, gi, signs):
-    """(the piece index at every site of group ``gi`` of step ``st``, the bool array of the sites whose choice
-    needed an undecided sign) from the decided signs of its switching functions.  A site without switching
-    functions (a max over one element: a pooling window that padding leaves with a single element) has one
-    piece, 0."""
-    g = st.sites.groups[gi]
-    if not st.switches[gi]:
+def choose_pieces(st, g, signs):
+    """(the piece index at every site of the site group ``g`` of step ``st``, the bool array of the sites whose
+    choice needed an undecided sign) from ``signs``, the decided signs of its switching functions (one int8
+    array over the sites each).  Sites without switching functions (a max over one element: a pooling window
+    that padding leaves with a single element) have one piece, 0."""
+    if not signs:
         return np.zeros(len(g.sites), dtype=_pattern_dtype(st)), np.zeros(len(g.sites), dtype=bool)
     return st.sel.choose_array(st.sites.params, g.n, signs)
 
@@ -258,7 +257,7 @@ def run(program, ns, xs, convention=kinks.DEFAULT, pattern=None, prec=None):
                 else:
                     signs = all_signs[(st.k, gi)] = [switch_signs(ns, t, c, a, len(g.sites))
                                                      for t, c in st.switches[gi]]
-                    piece, und = choose_pieces(st, gi, signs)
+                    piece, und = choose_pieces(st, g, signs)
                     if und.any():
                         site = int(g.sites[np.argmax(und)])
                         idx = list(np.unravel_index(site, table.grid)) if table.grid else []
