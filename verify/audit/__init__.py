@@ -196,8 +196,10 @@ def _torch_gradient(f, args, imp):
 
 def _jax_gradient(f, args, imp, constant_args):
     import jax
+
+    from ..frameworks.jax import float_leaf
     leaves, tree = jax.tree_util.tree_flatten(list(args))
-    float_pos = [i for i, v in enumerate(leaves) if np.issubdtype(np.asarray(v).dtype, np.floating)]
+    float_pos = [i for i, v in enumerate(leaves) if float_leaf(v)]          # a PRNG key is not a float leaf
 
     def g(*xs):
         vals = list(leaves)

@@ -164,6 +164,61 @@ class Shifted:
         return self.base.shape
 
 
+@_dataclass(frozen=True)
+class Drawn(Const):
+    """A value of the random stream, known at import time: a PRNG key (a JAX key array, which numpy cannot
+    hold), its random bits, and whatever is computed from them and constants only (a normal or uniform draw, a
+    dropout mask, a permutation's sort keys).  A random op is a constant at the given key: JAX evaluates it
+    (``_draw``), and where a real operation uses the result, it enters the program as the exact value of the
+    floats drawn, like any other constant."""
+
+
+def is_key(x):
+    """True for a JAX PRNG key array (``jax.random.key``; a ``PRNGKey``-style key is a uint32 array) or an
+    abstract value of that type."""
+    import jax
+    dtype = getattr(x, "dtype", None)
+    try:
+        return dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
+    except TypeError:
+        return False
+
+
+def float_leaf(x):
+    """True for an argument leaf of a float dtype (a key array is not: it has no numpy dtype)."""
+    import jax.numpy as jnp
+    if is_key(x):
+        return False
+    return bool(jnp.issubdtype(getattr(x, "dtype", None) or _np.asarray(x).dtype, jnp.floating))
+
+
+def _host(x):
+    """A concrete value for JAX or numpy: key arrays stay JAX arrays, anything else becomes a numpy array."""
+    return x if is_key(x) else _np.asarray(x)
+
+
+def _drawn_eqn(e, invals):
+    """True when equation ``e`` computes from the random stream and constants only: one of its operands is
+    Drawn (or it makes a key from integers: random_seed, random_wrap), none is real."""
+    from jax.extend.core import Literal
+    drawn = any(is_key(v.aval) for v in e.outvars)
+    for v, x in zip(e.invars, invals):
+        if isinstance(v, Literal):
+            continue
+        if isinstance(x, Drawn):
+            drawn = True
+        elif not isinstance(x, Const):
+            return False
+    return drawn
+
+
+def _draw(e, invals):
+    """Run an equation of the random stream (nested calls included) with JAX itself: Drawn outputs."""
+    from jax.extend.core import Literal
+    vals = [None if isinstance(v, Literal) else _host(x.value) for v, x in zip(e.invars, invals)]
+    return [Drawn(_host(o)) for o in _bind(e, vals)]
+
+
 class JaxLowering(Lowering):
     def __init__(self, name, inputs, resolve=True):
         super().__init__("jax", name, inputs)
@@ -234,6 +289,8 @@ class JaxLowering(Lowering):
         name = e.primitive.name
         float_out = any(_is_float(v.aval.dtype) for v in e.outvars if hasattr(v.aval, "dtype"))
         real_in = any(isinstance(x, (Tensor, Cond, NonReal, Unavailable, Shifted)) for x in invals)
+        if _drawn_eqn(e, invals):
+            return _draw(e, invals)
         if not real_in and not float_out and name not in _CALLS:
             return _concrete(e, invals)
         if any(isinstance(x, Shifted) for x in invals) and name not in _CALLS:
@@ -355,11 +412,14 @@ def from_jax(f, *example_args, constant_args=(), name=None):
         raise ImportFailure(f"jax: {len(leaves)} argument leaves for {len(jaxpr.invars)} jaxpr inputs")
     inputs = []
     for (i, src, leaf), v in zip(leaves, jaxpr.invars):
-        if _is_float(v.aval.dtype) and i not in constant_args:
+        if not is_key(v.aval) and _is_float(v.aval.dtype) and i not in constant_args:
             inputs.append((src, tuple(v.aval.shape)))
     lo = JaxLowering(name, inputs)
     args, point, infos, constants, k = [], [], [], {}, 0
     for (i, src, leaf), v in zip(leaves, jaxpr.invars):
+        if is_key(v.aval):          # a key argument is a constant argument: the random values it draws are known
+            args.append(Drawn(leaf))
+            continue
         arr = _np.asarray(leaf)
         if _is_float(v.aval.dtype):
             ea = _exact(arr)
@@ -377,6 +437,9 @@ def from_jax(f, *example_args, constant_args=(), name=None):
             args.append(Const(arr))
     consts = []
     for j, c in enumerate(closed.consts):
+        if is_key(c):
+            consts.append(Drawn(c))
+            continue
         arr = _np.asarray(c)
         if _is_float(arr.dtype):
             src = f"closure{j}"
@@ -813,6 +876,8 @@ def _sort(lo, e, *ops):
     p = e.params
     if p.get("num_keys", 1) != 1:
         lo.fail("sort with several keys")
+    if isinstance(ops[0], Const):
+        return _sort_by_constant_keys(lo, e, ops)
     t = lo.real(ops[0])
     ax = p["dimension"] % len(t.shape)
     if not p.get("is_stable", False) and t.shape[ax] > 1:
@@ -827,6 +892,25 @@ def _sort(lo, e, *ops):
     return [out] + rest
 
 
+def _sort_by_constant_keys(lo, e, ops):
+    """A sort whose keys are known at import time (the random bits of jax.random.permutation, an argsort of
+    labels) moves the other operands by a known permutation: JAX sorts the positions of each operand along
+    with the keys, and the real operands are gathered at those positions (exact; ties in the keys keep JAX's
+    own order, stable or not, since JAX computes it)."""
+    vals = [_host(ops[0].value)]
+    for x in ops[1:]:
+        vals.append(_np.arange(_math.prod(x.shape), dtype=_np.int64).reshape(x.shape))
+    outs = _bind(e, vals)
+    res = [type(ops[0])(_host(outs[0]))]
+    for x, pos in zip(ops[1:], outs[1:]):
+        pos = _np.asarray(pos)
+        if isinstance(x, Const):
+            res.append(type(x)(_np.take(_np.asarray(_host(x.value)).ravel(), pos)))
+        else:
+            res.append(lo.take(lo.real(x), pos, "map"))
+    return res
+
+
 @rule("argmax", "argmin")
 def _argmax(lo, e, a):
     lo.fail(f"{e.primitive.name} computes integers from real values: not a real-number function")
@@ -837,7 +921,8 @@ def _argmax(lo, e, a):
 @rule("jit", "pjit", "closed_call", "core_call", "remat", "checkpoint")
 def _call(lo, e, *args):
     j, consts = _sub_jaxpr(e)
-    consts = [lo.constant(_np.asarray(c), f"closure.{lo.hint}", fold=False) if _is_float(_np.asarray(c).dtype)
+    consts = [Drawn(c) if is_key(c) else
+              lo.constant(_np.asarray(c), f"closure.{lo.hint}", fold=False) if _is_float(_np.asarray(c).dtype)
               else Const(_np.asarray(c)) for c in consts]
     lo.stack.append(_call_name(e))
     try:
