@@ -21,6 +21,7 @@ it with a stated tolerance (``FloatAgreement``), and the float kinks come from r
 in the model's float precision with numpy, whose summation order can differ from the framework's kernels at a
 float tie.  The verdict says which facts it rests on.
 """
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -117,9 +118,11 @@ def audit(f, *args, framework=None, wrt=None, params="inputs", prec=None, tiny=T
     from .. import frameworks
     if framework == "torch":
         imp = frameworks.from_torch(f, *args, params=params)
+        _check_auditable(imp)
         fgrad = _torch_gradient(f, args, imp)
     elif framework == "jax":
         imp = frameworks.from_jax(f, *args, constant_args=constant_args)
+        _check_auditable(imp)
         fgrad = _jax_gradient(f, args, imp, constant_args)
     else:
         raise InputError(f"framework {framework!r} must be 'torch' or 'jax'")
@@ -173,6 +176,18 @@ def _guess(f, args):
     if "jax" in mod:
         return "jax"
     raise InputError("cannot tell the framework from the model and its arguments: pass framework='torch' or 'jax'")
+
+
+def _check_auditable(imp):
+    """InputError unless the imported program returns one scalar and has a float input to differentiate."""
+    P = imp.program
+    shapes = [P.atom_shape(a) for a in P.outputs]
+    if len(shapes) != 1 or math.prod(shapes[0]) != 1:
+        raise InputError(f"the audited function must return one scalar (a loss); {P.name} returns "
+                         + ", ".join(f"an array of shape {list(s)}" for s in shapes))
+    if not imp.inputs:
+        raise InputError(f"nothing to differentiate: every input is an integer or a constant in {P.name} (the "
+                         "audit needs a float argument or parameter)")
 
 
 def _torch_gradient(f, args, imp):

@@ -761,5 +761,5 @@ def get_tensor_system(name):
     raise InputError(f"number system {name!r} is unknown")
 
 
-__all__ = ["QT", "constant_parts", "ExactTensors", "BallTensors", "FloatTensors", "IntervalTensors", "get_tensor_system",
-           "UNDECIDED"]
+__all__ = ["QT", "constant_parts", "ExactTensors", "BallTensors", "FloatTensors", "IntervalTensors",
+           "get_tensor_system", "UNDECIDED"]
