@@ -189,7 +189,8 @@ def float_leaf(x):
     import jax.numpy as jnp
     if is_key(x):
         return False
-    return bool(jnp.issubdtype(getattr(x, "dtype", None) or _np.asarray(x).dtype, jnp.floating))
+    dtype = getattr(x, "dtype", None)
+    return bool(jnp.issubdtype(_np.asarray(x).dtype if dtype is None else dtype, jnp.floating))
 
 
 def _host(x):
@@ -291,6 +292,8 @@ class JaxLowering(Lowering):
         real_in = any(isinstance(x, (Tensor, Cond, NonReal, Unavailable, Shifted)) for x in invals)
         if _drawn_eqn(e, invals):
             return _draw(e, invals)
+        if real_in and name not in _CALLS and any(isinstance(x, Drawn) and is_key(x.value) for x in invals):
+            self.fail(f"{name} takes a PRNG key together with values computed from the real inputs")
         if not real_in and not float_out and name not in _CALLS:
             return _concrete(e, invals)
         if any(isinstance(x, Shifted) for x in invals) and name not in _CALLS:
