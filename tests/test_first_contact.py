@@ -470,6 +470,20 @@ def test_audit_without_a_float_input_is_an_input_error(framework):
         audit(f, *args, framework=framework)
 
 
+def test_audit_of_an_argument_torch_cannot_differentiate_is_an_input_error():
+    """F.batch_norm with its running statistics passed as arguments: the importer reads them as float inputs,
+    torch's autograd refuses them (the OpInfo sweep's one crash)."""
+    torch = _torch()
+    from verify.audit import audit
+    x = torch.arange(12, dtype=torch.float64).reshape(3, 4) / 8
+    mean, var = torch.zeros(4, dtype=torch.float64), torch.ones(4, dtype=torch.float64)
+
+    def f(x, mean, var):
+        return torch.nn.functional.batch_norm(x, mean, var, training=True, momentum=0.5).square().sum()
+    with pytest.raises(InputError, match="cannot differentiate"):
+        audit(f, x, mean, var)
+
+
 SCRIPTS = {
     "jax_vector": "import jax.numpy as jnp\ndef make():\n    return (lambda x: x * 2), (jnp.ones(3),)\n",
     "jax_ints": "import jax.numpy as jnp\ndef make():\n    return (lambda x: (x * 2).sum()), (jnp.arange(3),)\n",

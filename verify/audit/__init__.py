@@ -202,10 +202,15 @@ def _torch_gradient(f, args, imp):
         leaves.append(params[info.source] if info.kind == "parameter" else next(users))
     for p in params.values():
         p.grad = None
-    out = f(*targs)
-    if not isinstance(out, torch.Tensor) or out.numel() != 1:
-        raise InputError("the audited function must return one scalar (a loss)")
-    grads = torch.autograd.grad(out.reshape(()), leaves, allow_unused=True)
+    try:        # the export ran on these arguments: a RuntimeError here is autograd refusing an input
+        out = f(*targs)
+        if not isinstance(out, torch.Tensor) or out.numel() != 1:
+            raise InputError("the audited function must return one scalar (a loss)")
+        grads = torch.autograd.grad(out.reshape(()), leaves, allow_unused=True)
+    except RuntimeError as e:
+        raise InputError(f"torch's autograd cannot differentiate {imp.program.name} with respect to every float "
+                         f"argument ({str(e).splitlines()[0]}): pass such an argument as a constant (a buffer, or "
+                         "a tensor the function closes over)") from None
     return [None if g is None else g.detach().cpu().numpy() for g in grads]
 
 
