@@ -345,6 +345,19 @@ def _jax_value_and_grad(f, args):
     return float(v), [np.asarray(t) for t in g]
 
 
+def test_jax_ops_with_a_0d_operand_import_and_audit():
+    jax = _jax()
+    import jax.numpy as jnp
+    x, s, t = jnp.array([0.5, -1.25, 2.0]), jnp.asarray(0.625), jnp.asarray(-0.25)
+    cases = [(lambda x, s: (x * s).sum(), (x, s)), (lambda x, s: jnp.maximum(x, s).sum(), (x, s)),
+             (lambda s: jax.nn.relu(s), (s,)), (lambda s, t: jnp.mean((s - t) ** 2), (s, t)),
+             (lambda x, y: -jax.nn.log_softmax(x)[y], (x, jnp.asarray(1))), (lambda s: jax.nn.logsumexp(s), (s,))]
+    for f, args in cases:
+        _check_import_and_audit(f, args, "jax")
+    _, rep = _check_import_and_audit(lambda s: jnp.abs(s), (jnp.asarray(0.0),), "jax")
+    assert len(rep.exact_kinks) == 1 and rep.selection_gradient is TRUE        # |.|'(0) = 1 in JAX
+
+
 def test_jax_relu_on_an_empty_array(tmp_path):
     jax = _jax()
     import jax.numpy as jnp
