@@ -190,11 +190,10 @@ def test_opinfo_samples_with_a_0d_operand():
             tensors = [sample.input] + [a for a in sample.args if isinstance(a, torch.Tensor)]
             if not any(t.dim() == 0 for t in tensors):
                 continue
-            others = [a for a in sample.args if not isinstance(a, torch.Tensor)]
-            n = len(tensors)
 
-            def f(*ts, op=op, others=others, kw=sample.kwargs, n=n):
-                return op.op(ts[0], *ts[1:n], *others, **kw).sum()
+            def f(x, *ts, op=op, pos=sample.args, kw=sample.kwargs):
+                it = iter(ts)          # the tensor arguments back in their places among the others
+                return op.op(x, *(next(it) if isinstance(a, torch.Tensor) else a for a in pos), **kw).sum()
             _check_import_and_audit(f, tuple(t.detach().clone() for t in tensors), "torch")
             done += 1
             break
