@@ -189,6 +189,16 @@ def switch_signs(ns, terms, const, args, m):
     return s if s.shape == (m,) else np.broadcast_to(s, (m,))
 
 
+def choose_pieces(st, g, signs):
+    """(the piece index at every site of the site group ``g`` of step ``st``, the bool array of the sites whose
+    choice needed an undecided sign) from ``signs``, the decided signs of its switching functions (one int8
+    array over the sites each).  Sites without switching functions (a max over one element: a pooling window
+    that padding leaves with a single element) have one piece, 0."""
+    if not signs:
+        return np.zeros(len(g.sites), dtype=pattern_dtype(st)), np.zeros(len(g.sites), dtype=bool)
+    return st.sel.choose_array(st.sites.params, g.n, signs)
+
+
 def pattern_dtype(st):
     return object if any(st.n_pieces(g.n) >= 2 ** 62 for g in st.sites.groups) else np.int64
 
@@ -241,7 +251,7 @@ def run(program, ns, xs, convention=kinks.DEFAULT, pattern=None, prec=None):
                 else:
                     signs = all_signs[(st.k, gi)] = [switch_signs(ns, t, c, a, len(g.sites))
                                                      for t, c in st.switches[gi]]
-                    piece, und = st.sel.choose_array(table.params, g.n, signs)
+                    piece, und = choose_pieces(st, g, signs)
                     if und.any():
                         site = int(g.sites[np.argmax(und)])
                         idx = list(np.unravel_index(site, table.grid)) if table.grid else []
@@ -260,9 +270,11 @@ def run(program, ns, xs, convention=kinks.DEFAULT, pattern=None, prec=None):
 
 def coef_arrays(st, g, piece):
     """Per-site coefficients of the chosen pieces: ``C[r][j]`` and ``K[r]`` as ExactArrays over the group's
-    sites (or a single fmpq when every site has the same value)."""
-    uniq, inv = np.unique(np.asarray(piece, dtype=object if piece.dtype == object else np.int64), return_inverse=True)
+    sites (or a single fmpq when every site has the same value; 0 for a group without sites: an empty array)."""
     n_out = len(st.outs) if st.sites.elementwise else len(g.outs)
+    if not len(piece):
+        return [[fmpq(0)] * g.n for _ in range(n_out)], [fmpq(0)] * n_out
+    uniq, inv = np.unique(np.asarray(piece, dtype=object if piece.dtype == object else np.int64), return_inverse=True)
     rows = []
     for i in uniq.tolist():
         dense = []
@@ -336,6 +348,8 @@ def scatter_outputs(ns, st, flat_outs, outs):
         for r, v in enumerate(vals):
             part = ns.scatter(v, g.outs[r], total)
             acc = part if acc is None else ns.add(acc, part)
+    if acc is None:             # no site group at all (a max-pool of an empty batch): empty outputs
+        acc = ns.zeros((total,))
     off = 0
     for r, (n, shape) in enumerate(zip(sizes, st.out_shapes)):
         outs[r] = ns.reshape(ns.struct(acc, lambda a, off=off, n=n: a[off:off + n]), shape)
