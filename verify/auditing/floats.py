@@ -4,19 +4,23 @@
 - ``float_kinks``: the sites where the float computation decides a switching function otherwise than the
   exact evaluation (0 in floats and not exactly, the reverse, or the opposite sign), from the framework's own
   values where it has them, else from a replay of the program in the model's precision;
-- ``agreement``: the framework's float gradient against the exact one, element by element.
+- ``agreement``: the framework's float gradient against the exact selection gradient, element by element:
+  PROVED where it lies within the proved bound of any IEEE evaluation of the program in the model's format
+  (numbers/rounding.py) of the exact value, REFUTED where it provably lies outside (no such evaluation can
+  return it), UNDECIDED otherwise.
 
-Nothing here is certified: floats are what the framework did, unverified by definition.
+The framework's floats are what it did, unverified by definition; the decisions about them are proved.
 """
+import math
+
 import numpy as np
 from flint import arb
 
 from ..errors import Undecided
 from ..interpret import tensor as T
 from ..numbers.tensor import UNDECIDED, FloatTensors
+from ..truth import FALSE, TRUE, UNKNOWN
 from .report import FloatAgreement, Site
-
-SLACK = 2 ** 10           # float agreement: |float - exact| <= SLACK * u * (|exact| + max |exact| of the array)
 
 
 def model_dtype(imp):
@@ -90,20 +94,92 @@ def sign_text(s):
     return {-1: "<0", 0: "0", 1: ">0"}.get(int(s), "?")
 
 
-def agreement(name, fg, ex, dtype):
-    """FloatAgreement of the float gradient ``fg`` (None: zeros) with the exact array ``ex`` (fmpq / arb)."""
-    ex_arr = np.asarray(ex, dtype=object)
-    if fg is None:
-        fg = np.zeros(ex_arr.shape)
-    mids = np.array([float(v.mid()) if isinstance(v, arb) else float(v) for v in ex_arr.ravel().tolist()],
-                    dtype=np.float64).reshape(ex_arr.shape)
-    fgv = np.asarray(fg, dtype=np.float64).reshape(mids.shape)
-    u = float(np.finfo(dtype).eps) / 2
-    scale = float(np.max(np.abs(mids))) if mids.size else 0.0
-    tol = SLACK * u * (np.abs(mids) + scale) + float(np.finfo(dtype).tiny)
-    err = np.abs(fgv - mids)
-    ratio = err / tol
-    bad = np.argwhere(ratio > 1)
-    examples = [(tuple(int(i) for i in b), float(fgv[tuple(b)]), ex_arr[tuple(b)]) for b in bad[:5]]
-    return FloatAgreement(name, float(err.max()) if err.size else 0.0, float(ratio.max()) if ratio.size else 0.0,
-                          int(len(bad)), int(mids.size), examples)
+# ------------------------------------------------------------------------------------------- the agreement
+
+_UP = 1 + 2.0 ** -51
+_DOWN = 1 - 2.0 ** -51
+
+
+def decide_elements(fg, enc, overflow=False):
+    """(proved, refuted) bool arrays for the float gradient ``fg`` against the enclosure ``enc`` (an MR with
+    ``dev``): PROVED where |fg - exact| + (the exact side's radius) <= dev for every exact value in the
+    enclosure, REFUTED where |fg - exact| > dev for all of them (no IEEE evaluation of the program in the model's
+    format can return fg).  Computed in float64 with the rounding of every step accounted for: |fl(a - b)| is
+    within a factor (1 +- 2**-51) of |a - b|.  A non-finite fg is REFUTED when the exact side is finite and no
+    IEEE evaluation can overflow (``overflow`` False); with ``overflow`` True nothing is REFUTED."""
+    from ..numbers.rounding import inflation
+    f = np.asarray(fg, dtype=np.float64).reshape(enc.mid.shape)
+    rad, dev = enc.radius(), enc.deviation()
+    with np.errstate(all="ignore"):
+        d = np.abs(f - enc.mid)
+        hi = (d * _UP + rad) * inflation(1)
+        proved = np.isfinite(f) & np.isfinite(dev) & (hi <= dev)
+        t = d * _DOWN - rad
+        refuted = (t - np.abs(t) * 2.0 ** -51) > dev
+        if overflow:
+            refuted[...] = False
+        else:
+            refuted |= ~np.isfinite(f) & np.isfinite(enc.mid) & np.isfinite(rad)
+    return proved, refuted
+
+
+def decide_exact(fv, e, dv):
+    """TRUE / FALSE / UNKNOWN for one element against its exact value ``e`` (fmpq, or an arb ball): is
+    |fv - e| <= dv?  Exact in rationals; a ball that straddles the bound is UNKNOWN."""
+    from flint import fmpq
+    if not (math.isfinite(fv) and math.isfinite(dv)):
+        return UNKNOWN
+    if isinstance(e, fmpq):
+        return TRUE if abs(fmpq(*fv.as_integer_ratio()) - e) <= fmpq(*dv.as_integer_ratio()) else FALSE
+    diff = abs(arb(fv) - e)
+    if diff <= arb(dv):
+        return TRUE
+    if diff > arb(dv):
+        return FALSE
+    return UNKNOWN
+
+
+def agreement(name, fg, enc, rule, exact=None, overflow=False, examples=5):
+    """FloatAgreement of the framework's float gradient ``fg`` (None: zeros) with the enclosure ``enc`` of the
+    exact selection gradient and the bound ``enc.dev`` of every IEEE evaluation (``rule`` says which).
+    ``exact``: a function returning the exact gradient of this input (an object array of fmpq / arb), called
+    only when some element is undecided from the enclosure (the exact side narrowed); None: no escalation."""
+    shape = enc.mid.shape
+    f = np.zeros(shape) if fg is None else np.asarray(fg, dtype=np.float64).reshape(shape)
+    proved, refuted = decide_elements(f, enc, overflow)
+    undecided = ~(proved | refuted)
+    escalated = 0
+    ex_arr = None
+    if undecided.any() and exact is not None:
+        ex_arr = exact()
+        dev = enc.deviation()
+        for idx in map(tuple, np.argwhere(undecided)):
+            t = decide_exact(float(f[idx]), ex_arr[idx], float(dev[idx]))
+            escalated += 1
+            if t is TRUE:
+                proved[idx], undecided[idx] = True, False
+            elif t is FALSE and not overflow:
+                refuted[idx], undecided[idx] = True, False
+    with np.errstate(all="ignore"):
+        err = np.abs(f - enc.mid)
+        dev = enc.deviation()
+        ratio = np.where(err == 0, 0.0, err / dev)
+    n_out, n_und = int(refuted.sum()), int(undecided.sum())
+    picks = np.argwhere(refuted) if n_out else np.argwhere(undecided)
+    exs = []
+    for b in picks[:examples]:
+        idx = tuple(int(i) for i in b)
+        exs.append((idx, float(f[idx]), ex_arr[idx] if ex_arr is not None else enc.ball(idx)))
+    truth = FALSE if n_out else (TRUE if not n_und else UNKNOWN)
+    reason = ""
+    if n_und:
+        reason = (f"{n_und} element(s) could not be placed inside or outside the bound"
+                  + (": an IEEE evaluation may overflow, so nothing beyond the bound is impossible" if overflow else
+                     ": the exact side is not narrow enough there" if exact is None else
+                     ": the exact value is a ball straddling the bound even at the precision cap"))
+    finite = np.isfinite(err)
+    return FloatAgreement(name, float(err[finite].max()) if finite.any() else (0.0 if not err.size else math.inf),
+                          float(np.nanmax(ratio)) if ratio.size else 0.0, n_out, int(f.size), exs,
+                          undecided=n_und, bound=float(np.nanmax(dev)) if dev.size else 0.0, rule=rule,
+                          exact_radius=float(np.max(enc.radius())) if enc.mid.size else 0.0, escalated=escalated,
+                          truth=truth, reason=reason, errors=err, bounds=dev)

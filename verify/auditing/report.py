@@ -44,14 +44,28 @@ class Site:
 @dataclass
 class FloatAgreement:
     """Element-by-element comparison of the framework's float gradient with the exact one, for one input:
-    ``max_error`` (largest |float - exact|), ``worst`` (that error over the tolerance), ``outside`` (how
-    many elements exceed the tolerance) and ``examples`` (a few of them: index, float, exact value)."""
+    ``max_error`` (largest |float - exact|), ``worst`` (that error over the bound), ``outside`` (how many
+    elements are proved beyond the bound: REFUTED) and ``examples`` (a few of them: index, float, exact value).
+    The bound is that of any IEEE evaluation of the program in the model's format (``rule`` names it; ``bound``
+    is its largest value, ``bounds`` the array): ``undecided`` elements could not be placed inside or outside
+    it (``reason``), ``escalated`` were compared with the exact gradient because the enclosure of the exact
+    side (radius at most ``exact_radius``) was too wide; ``truth`` is TRUE (every element within the bound),
+    FALSE (some element provably beyond it) or UNKNOWN; ``errors`` holds |float - exact side's midpoint|."""
     name: str
     max_error: float
     worst: float
     outside: int
     size: int
     examples: list
+    undecided: int = 0
+    bound: float = 0.0
+    rule: str = ""
+    exact_radius: float = 0.0
+    escalated: int = 0
+    truth: object = None
+    reason: str = ""
+    errors: object = field(default=None, repr=False)
+    bounds: object = field(default=None, repr=False)
 
     @property
     def agrees(self):
@@ -60,7 +74,9 @@ class FloatAgreement:
     def json(self):
         return {"input": self.name, "size": self.size, "outside": self.outside, "max_error": self.max_error,
                 "worst": self.worst, "examples": [{"index": list(i), "float": json_number(f),
-                                                   "exact": json_number(e)} for i, f, e in self.examples]}
+                                                   "exact": json_number(e)} for i, f, e in self.examples],
+                "undecided": self.undecided, "bound": self.bound, "rule": self.rule,
+                "exact_radius": self.exact_radius, "escalated": self.escalated}
 
 
 def truth_json(t):

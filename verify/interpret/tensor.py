@@ -17,7 +17,7 @@ import numpy as np
 from flint import fmpq
 
 from ..errors import DomainError, InputError, Undecided
-from ..numbers.tensor import get_tensor_system
+from ..numbers.tensor import UNDECIDED, get_tensor_system
 from ..program import kinks
 from ..program.arrays import ExactArray
 from ..program.ir import Arr, Lit, eqn_label, resolve_arrays
@@ -199,9 +199,13 @@ def _pattern_dtype(st):
     return object if any(st.n_pieces(g.n) >= 2 ** 62 for g in st.sites.groups) else np.int64
 
 
-def run(program, ns, xs, convention=kinks.DEFAULT, pattern=None, prec=None):
+def run(program, ns, xs, convention=kinks.DEFAULT, pattern=None, prec=None, resolve=None):
     """Evaluate a tensor program at the input arrays ``xs`` (values of ``ns``); with ``pattern`` every site
-    is frozen to the given piece (f_sigma).  Raises DomainError / Undecided naming the equation and site."""
+    is frozen to the given piece (f_sigma).  Raises DomainError / Undecided naming the equation and site.
+    ``resolve(st, gi, signs, chosen)``, when given, is asked for the signs of a site group whose switching
+    functions ``ns`` left undecided (``chosen``: the pattern arrays of the nonsmooth equations before
+    ``st``); it returns the signs with as many undecided ones decided as it can (the float filter decides
+    them in exact arithmetic, interpret/filtered.py)."""
     steps = compiled(program, convention)
     ns_steps = [st for st in steps if st.sites is not None]
     if pattern is not None:
@@ -245,8 +249,10 @@ def run(program, ns, xs, convention=kinks.DEFAULT, pattern=None, prec=None):
                 if given is not None:
                     piece = given[g.sites]
                 else:
-                    signs = all_signs[(st.k, gi)] = [switch_signs(ns, t, c, a, len(g.sites))
-                                                     for t, c in st.switches[gi]]
+                    signs = [switch_signs(ns, t, c, a, len(g.sites)) for t, c in st.switches[gi]]
+                    if resolve is not None and any(bool((s == UNDECIDED).any()) for s in signs):
+                        signs = resolve(st, gi, signs, chosen)
+                    all_signs[(st.k, gi)] = signs
                     piece, und = st.sel.choose_array(table.params, g.n, signs)
                     if und.any():
                         site = int(g.sites[np.argmax(und)])
