@@ -20,7 +20,7 @@ from flint import fmpq
 from ..errors import InputError
 from ..numbers.tensor import UNDECIDED, ExactTensors
 from ..program.ir import Arr, Lit
-from ..program.prims import PRIMITIVES, eval_rules
+from ..program.prims import PRIMITIVES
 from ..program.prims.tensor import conv_pads, conv_patches, pool_windows
 from . import tensor as T
 

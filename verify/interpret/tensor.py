@@ -229,7 +229,7 @@ def run(program, ns, xs, convention=kinks.DEFAULT, pattern=None, prec=None, reso
         pattern = tuple(checked)
     env = list(xs) + [None] * (program.n_vars - program.n_inputs)
     read = _reader(program, ns, env, prec)
-    all_args, chosen, site_args, all_signs = [], [], {}, {}
+    all_args, chosen, site_args, all_signs, all_coefs = [], [], {}, {}, {}
     for st in steps:
         args = [read(a) for a in st.ins]
         all_args.append(args)
@@ -259,7 +259,9 @@ def run(program, ns, xs, convention=kinks.DEFAULT, pattern=None, prec=None, reso
                         idx = list(np.unravel_index(site, table.grid)) if table.grid else []
                         raise Undecided(f"cannot decide the index rule at site {[int(i) for i in idx]}")
                 pat[g.sites] = piece
-                vals = _piece_values(ns, st, g, piece, a)
+                coefs = _coef_arrays(st, g, piece)
+                all_coefs[(st.k, gi)] = coefs[0]          # the backward pass reads the same linear parts
+                vals = _piece_values(ns, st, g, piece, a, coefs)
                 flat_outs.append((g, vals))
             _scatter_outputs(ns, st, flat_outs, outs)
             for o, v in zip(st.outs, outs):
@@ -267,13 +269,63 @@ def run(program, ns, xs, convention=kinks.DEFAULT, pattern=None, prec=None, reso
             chosen.append(pat.reshape(table.grid))
         except (DomainError, Undecided) as err:
             raise type(err)(f"{_where(program, st.k)}: {err}") from None
-    return TRun(program, ns, env, all_args, tuple(chosen), prec, convention, site_args, {}, all_signs)
+    return TRun(program, ns, env, all_args, tuple(chosen), prec, convention, site_args, all_coefs, all_signs)
+
+
+class SiteCoefs(ExactArray):
+    """A per-site coefficient array of the chosen pieces: one of a few values (``table``: numerators over
+    ``den``) per site (``inv``: the table index of every site).  The object array of numerators is built only
+    when a reader asks for ``num``; the number systems that can read it faster use ``unit_mask`` (0/1
+    coefficients select instead of multiplying) and ``_float`` (the float64 values, when exact)."""
+    __slots__ = ("table", "inv", "_num")
+
+    def __init__(self, table, den, inv):
+        self.table, self.inv, self._num = table, inv, None
+        self.den, self._digest = den, None
+        small = den & (den - 1) == 0 and all(abs(v) < 2 ** 53 for v in table) and den <= 2 ** 1000
+        self._float = (np.array(table, dtype=np.float64) / den)[inv] if small else None
+
+    @property
+    def num(self):
+        if self._num is None:
+            self._num = np.array(self.table, dtype=object)[self.inv]
+        return self._num
+
+    @property
+    def shape(self):
+        return self.inv.shape
+
+    @property
+    def size(self):
+        return self.inv.size
+
+    @property
+    def ndim(self):
+        return self.inv.ndim
+
+    def unit_mask(self):
+        """The bool array of the sites whose coefficient is 1, when every coefficient is 0 or 1 (else None)."""
+        if self.den != 1 or any(v not in (0, 1) for v in self.table):
+            return None
+        return np.asarray(self.table, dtype=np.int8)[self.inv].astype(bool)
+
+
+def _unique_pieces(piece):
+    """(the distinct piece indices, the index of every site's piece among them), without sorting when the
+    piece indices are small integers."""
+    if piece.dtype != object and piece.size and 0 <= int(piece.min()) and int(piece.max()) < 4096:
+        seen = np.bincount(piece, minlength=1) > 0
+        uniq = np.flatnonzero(seen)
+        pos = np.cumsum(seen) - 1
+        return uniq, pos[piece]
+    return np.unique(np.asarray(piece, dtype=object if piece.dtype == object else np.int64), return_inverse=True)
 
 
 def _coef_arrays(st, g, piece):
-    """Per-site coefficients of the chosen pieces: ``C[r][j]`` and ``K[r]`` as ExactArrays over the group's
-    sites (or a single fmpq when every site has the same value)."""
-    uniq, inv = np.unique(np.asarray(piece, dtype=object if piece.dtype == object else np.int64), return_inverse=True)
+    """Per-site coefficients of the chosen pieces: ``C[r][j]`` and ``K[r]`` as ExactArrays (SiteCoefs) over
+    the group's sites (or a single fmpq when every site has the same value)."""
+    uniq, inv = _unique_pieces(np.asarray(piece))
+    inv = np.asarray(inv).reshape(-1)
     n_out = len(st.outs) if st.sites.elementwise else len(g.outs)
     rows = []
     for i in uniq.tolist():
@@ -289,8 +341,8 @@ def _coef_arrays(st, g, piece):
         if all(v == vals[0] for v in vals):
             return vals[0]
         den = math.lcm(*(int(v.q) for v in vals))
-        table = np.array([int(v.p) * (den // int(v.q)) for v in vals], dtype=object)
-        return ExactArray(table[inv], den)
+        table = [int(v.p) * (den // int(v.q)) for v in vals]
+        return SiteCoefs(table, den, inv)
     C = [[arr([rows[u][r][0][j] for u in range(len(uniq))]) for j in range(g.n)] for r in range(n_out)]
     K = [arr([rows[u][r][1] for u in range(len(uniq))]) for r in range(n_out)]
     return C, K
@@ -313,12 +365,14 @@ def _scale(ns, c, x):
 
 def _unit_mask(c):
     """The bool array of a coefficient array whose entries are all 0 or 1 (else None)."""
+    if isinstance(c, SiteCoefs):
+        return c.unit_mask()
     one = c.num == 1
     return one.astype(bool) if bool((one | (c.num == 0)).all()) else None
 
 
-def _piece_values(ns, st, g, piece, args):
-    C, K = _coef_arrays(st, g, piece)
+def _piece_values(ns, st, g, piece, args, coefs=None):
+    C, K = coefs or _coef_arrays(st, g, piece)
     m = len(g.sites)
     vals = []
     for r in range(len(C)):

@@ -24,7 +24,7 @@ import math
 import numpy as np
 from flint import arb, fmpq
 
-from .rounding import (F64, TRIG_RANGE, WORK, dot_factor, dot_inflation, gamma, inflation, round_up, sum_factor,
+from .rounding import (F64, TRIG_RANGE, WORK, dot_inflation, gamma, inflation, round_up, sum_factor,
                        ulps)
 
 UNDECIDED = 2

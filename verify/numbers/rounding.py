@@ -108,6 +108,8 @@ F64 = FORMATS["float64"]
 
 def fmt_of(dtype):
     """The Format of a numpy / torch / jax dtype or its name."""
+    if isinstance(dtype, type) and issubclass(dtype, np.generic):
+        dtype = np.dtype(dtype)
     name = str(getattr(dtype, "name", dtype)).replace("torch.", "")
     if name not in FORMATS:
         raise ValueError(f"no floating-point format {name!r}")
