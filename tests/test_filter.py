@@ -290,3 +290,21 @@ def test_numpy_runs_stay_within_the_model_bound(dtype, data):
                 bound = arb(float(dev[idx]))
                 assert not (abs(ball) > bound), (v, idx, float(got[idx]), e, float(dev[idx]), float(mid[idx]),
                                                   float(rad[idx]))
+
+
+@pytest.mark.parametrize("prim", ["max", "min"])
+@pytest.mark.parametrize("tie", ["split", "first", "last"])
+def test_the_vectorised_extremum_choice_is_the_scalar_one(prim, tie):
+    """choose_array of max / min (every site at once) against choose (one site at a time), undecided signs
+    included."""
+    from verify.program.prims import selection_rules
+    from verify.program.prims.__init__ import Selection
+    sel = selection_rules[prim]
+    for n in (2, 3, 4, 5):
+        m = 400
+        signs = [RNG.choice(np.array([-1, 0, 1, 2], dtype=np.int8), m, p=[0.4, 0.2, 0.35, 0.05])
+                 for _ in range(n * (n - 1) // 2)]
+        got, und = sel.choose_array({"tie": tie}, n, signs)
+        ref, ref_und = Selection.choose_array(sel, {"tie": tie}, n, signs)
+        assert np.array_equal(und, ref_und)
+        assert np.array_equal(got[~und], np.asarray(ref[~und], dtype=np.int64))

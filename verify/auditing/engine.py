@@ -20,9 +20,10 @@ from flint import fmpq
 
 from ..errors import InputError, Undecidable, Undecided
 from ..interpret import tensor as T
+from ..numbers.tensor import UNDECIDED
 from ..truth import FALSE, TRUE, UNKNOWN
 from .floats import agreement, float_kinks, model_dtype
-from .report import AuditReport, Site
+from .report import AuditReport
 
 TINY = 2.0 ** -20         # a gradient whose entries are all at most this (relative to the loss scale) is "tiny"
 
@@ -62,15 +63,13 @@ def audit_imported(imp, float_gradient, wrt=None, prec=None, tiny=TINY, critical
     convention = convention or imp.framework
     model = model_rounding(imp, dtype)
     side = certified_side(P, point, convention, model, prec, wrt, exact)
-    fkinks, float_sign = float_kinks(P, point, side.run, dtype, imp.origins, framework_vars or {})
-    exact_kinks = [Site(k.eqn, tuple(k.site), k.switch, str(imp.origins[k.eqn]), exact="0",
-                        float=float_sign.get((k.eqn, tuple(k.site), k.switch), "?")) for k in side.iset.kinks]
+    fkinks, exact_kinks = float_kinks(P, point, side.run, dtype, imp.origins, framework_vars or {})
     agree = [agreement(imp.inputs[i].name, float_gradient[i] if i < len(float_gradient) else None, enc,
                        bound_rule(model), exact=side.exact_of(i), overflow=side.overflow)
              for i, enc in zip(wrt, side.enclosure)]
     report = AuditReport(imp.framework, P.name, str(dtype), imp.inputs, wrt, [float_gradient[i] for i in wrt],
                          side.gradients(), agree, exact_kinks, fkinks,
-                         TRUE if not side.iset.kinks else UNKNOWN, imported=imp, iset=side.iset)
+                         TRUE if not len(exact_kinks) else UNKNOWN, imported=imp, iset=side.iset)
     report.notes += side.notes
     report.max_gradient = max_abs(side.enclosure)
     if critical == "always" or (critical == "auto" and report.max_gradient <= tiny):
@@ -98,14 +97,15 @@ def bound_rule(model):
 class FilteredIndexSet:
     """The kink set and the pattern at the exact point as the float filter proved them (the fields of
     certify.sites.SiteIndexSet that an audit reads): ``chosen`` (the pattern), ``kinks`` (switching functions
-    exactly 0), ``undecided_switches``, ``run`` (the filtered run: enclosures, interpret/filtered.py),
-    ``stats`` (sites decided exactly through their cone).  ``exact()`` computes the full SiteIndexSet (every
-    agreeing piece, the patterns of I(x)) in exact arithmetic, once."""
+    exactly 0, made from ``kink_sites`` when read: (eqn, flat site, switch) arrays), ``undecided_switches``,
+    ``run`` (the filtered run: enclosures, interpret/filtered.py), ``stats`` (sites decided exactly through
+    their cone).  ``exact()`` computes the full SiteIndexSet (every agreeing piece, the patterns of I(x)) in
+    exact arithmetic, once."""
     program: object
     point: list
     convention: str
     chosen: tuple
-    kinks: list
+    kink_sites: tuple
     run: object = field(repr=False)
     undecided_switches: list = field(default_factory=list)
     stats: object = None
@@ -113,16 +113,47 @@ class FilteredIndexSet:
     prec: int = None
     undecided: list = field(default_factory=list)
     _exact: object = field(default=None, repr=False)
+    _kinks: list = field(default=None, repr=False)
 
     @property
     def decided(self):
         return True
+
+    @property
+    def kinks(self):
+        from ..certify.sites import Kink
+        if self._kinks is None:
+            eqns, flat, sw = self.kink_sites
+            grids = {st.k: tuple(st.sites.grid) for st in T.nonsmooth_steps(self.program, self.convention)}
+            self._kinks = [Kink(int(k), tuple(int(i) for i in np.unravel_index(int(f), grids[int(k)])), int(j))
+                           for k, f, j in zip(eqns.tolist(), flat.tolist(), sw.tolist())]
+        return self._kinks
 
     def exact(self):
         from ..certify.sites import site_index_set
         if self._exact is None:
             self._exact = site_index_set(self.program, self.point, self.convention, "exact")
         return self._exact
+
+
+def kink_sites(r):
+    """((eqn, flat site, switch) arrays of every switching function whose sign is 0 in the run ``r``, the
+    Kinks whose sign is undecided): what certify.sites.kinks_of finds, without an object per kink."""
+    from ..certify.sites import Kink
+    parts, und = [], []
+    for st in T.nonsmooth_steps(r.program, r.convention):
+        for gi, g in enumerate(st.sites.groups):
+            for j, s in enumerate(r.switch_signs(st, gi)):
+                at = np.nonzero(s == 0)[0]
+                if at.size:
+                    parts.append((np.full(at.size, st.k), g.sites[at], np.full(at.size, j)))
+                for loc in np.nonzero(s == UNDECIDED)[0].tolist():
+                    site = tuple(int(i) for i in np.unravel_index(int(g.sites[loc]), st.sites.grid))
+                    und.append(Kink(st.k, site, j))
+    if not parts:
+        z = np.zeros(0, np.int64)
+        return (z, z, z), und
+    return tuple(np.concatenate([p[i] for p in parts]).astype(np.int64) for i in range(3)), und
 
 
 @dataclass
@@ -158,7 +189,7 @@ def certified_side(P, point, convention, model, prec, wrt, exact=False):
     (exact arithmetic only at the sites floats cannot decide), or in exact arithmetic throughout when
     ``exact``; the filter falls back to exact arithmetic when a domain check is undecided in floats or an
     undecided site's cone is too large.  The IEEE bound comes from a filtered run over the same pattern."""
-    from ..certify.sites import kinks_of, site_index_set
+    from ..certify.sites import site_index_set
     from ..interpret.filtered import ConeTooLarge, filtered_run, gradient
     xs = T.coerce_inputs(P, point)
     notes = []
@@ -175,7 +206,7 @@ def certified_side(P, point, convention, model, prec, wrt, exact=False):
         side = CertifiedSide(iset, iset.run, [], wrt, exact=[np.asarray(g, dtype=object) for g in grads],
                              notes=notes)
     else:
-        knk, und = kinks_of(fr, undecided_ok=True)
+        knk, und = kink_sites(fr)
         iset = FilteredIndexSet(P, xs, convention, fr.pattern, knk, fr, und, stats)
         side = CertifiedSide(iset, fr, [], wrt, notes=notes)
         side.exact_job = lambda: pattern_gradient(P, xs, convention, fr.pattern, wrt, prec)

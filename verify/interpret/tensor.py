@@ -168,6 +168,11 @@ def _reader(program, ns, env, prec):
     return read
 
 
+def read_atom(program, ns, atom):
+    """The value in ``ns`` of a literal or an array constant of ``program``."""
+    return _reader(program, ns, [], None)(atom)
+
+
 def _site_args(ns, st, g, xs):
     """The argument arrays (one per scalar argument, each over the group's sites) of a site group."""
     if st.sites.elementwise:

@@ -37,13 +37,15 @@ _LIPSCHITZ = {"tanh": 1.0, "sigmoid": 0.25, "erf": 1.1283791670955128, "sin": 1.
 
 class MR:
     """A midpoint-radius array (see the module docstring).  ``rad`` / ``dev`` None mean exactly 0."""
-    __slots__ = ("mid", "rad", "dev", "_small")
+    __slots__ = ("mid", "rad", "dev", "_small", "_abs", "_peak")
 
-    def __init__(self, mid, rad=None, dev=None, small=None):
+    def __init__(self, mid, rad=None, dev=None, small=None, peak=None):
         self.mid = mid
         self.rad = rad
         self.dev = dev
         self._small = small
+        self._abs = None        # |mid| + rad rounded up, once
+        self._peak = peak       # an upper bound of |mid| + rad + dev over every element, once
 
     @property
     def shape(self):
@@ -58,9 +60,9 @@ class MR:
         return self.mid.ndim
 
     def small(self):
-        """Does some component hold a nonzero magnitude below SMALL (or a non-finite entry)?  Cached."""
+        """Does the midpoint hold a nonzero magnitude below SMALL (or a non-finite entry)?  Cached."""
         if self._small is None:
-            self._small = any(_has_small(a) for a in (self.mid, self.rad, self.dev) if a is not None)
+            self._small = _has_small(self.mid)
         return self._small
 
     def radius(self):
@@ -123,9 +125,25 @@ def _bc(a, shape):
 
 
 def absb(x):
-    """An upper bound of |exact| elementwise: |mid| + rad, rounded up."""
-    a = np.abs(x.mid)
-    return a if x.rad is None else (a + x.rad) * _C1
+    """An upper bound of |exact| elementwise: |mid| + rad, rounded up (computed once per value)."""
+    if x._abs is None:
+        a = np.abs(x.mid)
+        x._abs = a if x.rad is None else (a + x.rad) * _C1
+    return x._abs
+
+
+def peak(x):
+    """An upper bound of |mid| + rad + dev over every element of x (computed once per value)."""
+    if x._peak is None:
+        top = 0.0
+        if x.mid.size:
+            with np.errstate(all="ignore"):
+                top = float(np.max(np.abs(x.mid)))
+                for a in (x.rad, x.dev):
+                    if a is not None:
+                        top += float(np.max(a))
+        x._peak = math.inf if top != top else top
+    return x._peak
 
 
 def ieee_abs(x):
@@ -146,16 +164,16 @@ class MidRadTensors:
         self.work = WORK
         self.peak = 0.0         # with a model: the largest |ieee value| any operation can produce (overflow check)
 
-    def _done(self, out):
+    def _done(self, out, crude=None):
         """Record, with a model, how large an IEEE value of ``out`` can be (beyond the format's largest finite
-        number an evaluation may overflow, and the bounds, which assume it does not, are void)."""
-        if self.model is not None and out.mid.size:
-            with np.errstate(all="ignore"):
-                top = float(np.max(np.abs(out.mid)))
-                for a in (out.rad, out.dev):
-                    if a is not None:
-                        top += float(np.max(a))
-            self.peak = math.inf if top != top else max(self.peak, top)
+        number an evaluation may overflow, and the bounds, which assume it does not, are void).  ``crude``: an
+        upper bound from the operands' peaks (twice the worst case of the operation, so that it covers the
+        radius and the deviation too); the exact maximum is computed only when it is not below the format's
+        largest number."""
+        if self.model is not None:
+            if crude is not None and crude < self.model.storage.max:
+                out._peak = crude
+            self.peak = max(self.peak, peak(out))
         return out
 
     # ---------------------------------------------------------------------------------- conversions
@@ -204,7 +222,7 @@ class MidRadTensors:
 
     def struct(self, x, fn):
         return MR(fn(x.mid), None if x.rad is None else fn(_bc(x.rad, x.mid.shape)),
-                  None if x.dev is None else fn(_bc(x.dev, x.mid.shape)), x._small)
+                  None if x.dev is None else fn(_bc(x.dev, x.mid.shape)), x._small, x._peak)
 
     def reshape(self, x, shape):
         return self.struct(x, lambda a: a.reshape(shape))
@@ -235,11 +253,13 @@ class MidRadTensors:
 
     def select(self, mask, a, b):
         shape = np.broadcast_shapes(np.shape(mask), a.mid.shape, b.mid.shape)
-        return MR(np.where(mask, a.mid, b.mid), _where3(mask, a.rad, b.rad, shape), _where3(mask, a.dev, b.dev, shape))
+        pk = None if a._peak is None or b._peak is None else max(a._peak, b._peak)
+        return MR(np.where(mask, a.mid, b.mid), _where3(mask, a.rad, b.rad, shape), _where3(mask, a.dev, b.dev, shape),
+                  None, pk)
 
     def mask(self, m, x):
         return MR(np.where(m, x.mid, 0.0), None if x.rad is None else np.where(m, x.rad, 0.0),
-                  None if x.dev is None else np.where(m, x.dev, 0.0))
+                  None if x.dev is None else np.where(m, x.dev, 0.0), x._small, x._peak)
 
     def concat_flat(self, xs):
         def cat(get):
@@ -271,13 +291,13 @@ class MidRadTensors:
                 o = np.zeros(size)
                 o[idx] = a
                 out.append(o)
-            return MR(out[0], out[1], out[2], v._small)
+            return MR(out[0], out[1], out[2], v._small, v._peak)
         m, r, d = vals
         mid = np.bincount(idx, weights=m, minlength=size)
         g = gamma(cmax - 1) if cmax > 1 else 0.0
         w = np.abs(m) * g if r is None else np.abs(m) * g + r
         rad = np.bincount(idx, weights=w, minlength=size) * (dot_inflation(cmax) * _C2)
-        if v.small():
+        if self._guard(v):
             rad += ETA * cmax
         dev = None
         if self.model is not None:
@@ -288,13 +308,14 @@ class MidRadTensors:
                 a = a[keep]
             wd = a * rel if d is None else d + a * rel
             dev = np.bincount(idx, weights=wd, minlength=size) * (dot_inflation(cmax) * _C3)
+            dev += ETA * cmax
             if self.model.flush:
                 dev += (cmax - 1) * self.model.accumulate.tiny
-        return self._done(MR(mid, rad, dev))
+        return self._done(MR(mid, rad, dev), self._crude(lambda: 2 * cmax * peak(v)))
 
     # ---------------------------------------------------------------------------------- arithmetic
     def neg(self, a):
-        return MR(-a.mid, a.rad, a.dev, a._small)
+        return MR(-a.mid, a.rad, a.dev, a._small, a._peak)
 
     def add(self, a, b):
         m = a.mid + b.mid
@@ -305,9 +326,19 @@ class MidRadTensors:
             r = _add0(_add0(a.rad, b.rad), r) * _C2
         else:
             r = r * _C1
+        # a sum involves no product but u |m|: with both midpoints 0 or at least SMALL (hence multiples of
+        # 2**-452), a nonzero sum is at least that, and u |m| is a normal number
         if a.small() or b.small():
-            r = r + ETA
-        return self._done(MR(m, r, self._dev_add(a, b, m)))
+            r += ETA
+        return self._done(MR(m, r, self._dev_add(a, b, m)), self._crude(lambda: 2 * (peak(a) + peak(b))))
+
+    @staticmethod
+    def _guard(*ops):
+        """Could a product in an operation on ``ops`` underflow?  Radii can be arbitrarily small, so operands
+        with a radius always add the subnormal spacing per product to the result's radius (no scan of their
+        arrays); exact operands (no radius) are scanned once for midpoints below SMALL, so that products of
+        exact data keep exact zeros."""
+        return any(o.rad is not None for o in ops) or any(o.small() for o in ops)
 
     def sub(self, a, b):
         return self.add(a, self.neg(b))
@@ -319,10 +350,15 @@ class MidRadTensors:
         # relative to the operands' magnitudes, not the result's: a bound that survives any reassociation of
         # the sums a framework performs (x * alpha + beta for (x - mean) / std * w + b)
         mag = ieee_abs(a) + ieee_abs(b)
-        d = _add0(_add0(a.dev, b.dev), mag * rel) * _C3
+        d = _add0(_add0(a.dev, b.dev), mag * rel)
+        d *= _C3
+        d += ETA                            # rel * mag may underflow
         if self.model.flush:
-            d = d + self.model.accumulate.tiny
+            d += self.model.accumulate.tiny
         return d
+
+    def _crude(self, fn):
+        return None if self.model is None else fn()
 
     def mul(self, a, b):
         m = a.mid * b.mid
@@ -336,9 +372,8 @@ class MidRadTensors:
             terms = terms + a.rad * bb
             k += 3
         r = terms * inflation(k)
-        small = a.small() or b.small()
-        if small:
-            r = r + 4 * ETA
+        if self._guard(a, b):
+            r += 4 * ETA
         dev = None
         if self.model is not None:
             rel, abs_ = self.model.op()
@@ -351,9 +386,9 @@ class MidRadTensors:
                 prop = _add0(prop, t)
             mag = np.abs(m) + r
             dev = mag * rel if prop is None else prop * (1 + rel) + mag * rel
-            # an IEEE product underflows only when it is not exactly 0: exact zeros with no deviation stay 0
-            dev = dev * _C6 + (abs_ if small else abs_ * (dev > 0))
-        return self._done(MR(m, r, dev))
+            dev *= _C6
+            dev += abs_                     # an IEEE product may underflow (a larger dev is always sound)
+        return self._done(MR(m, r, dev), self._crude(lambda: 2 * peak(a) * peak(b)))
 
     def div(self, a, b):
         """a / b for b whose enclosure excludes 0 (the primitive checked the divisor)."""
@@ -367,9 +402,8 @@ class MidRadTensors:
                 q = np.where(bl > 0, prop / bl, np.inf)
             num = num + q
         r = num * _C4
-        small = a.small() or b.small()
-        if small:
-            r = r + 2 * ETA
+        if self._guard(a, b):
+            r += 2 * ETA
         dev = None
         if self.model is not None:
             rel, abs_ = self.model.op()
@@ -442,6 +476,7 @@ class MidRadTensors:
                               lambda lo, hi: np.where(lo > 0, 0.5 / np.sqrt(np.maximum(lo, 0)), np.inf) * (1 + 8 * U))
 
     def _bounded(self, name, fn, x, zero_at_zero=True):
+        """A function with a bounded derivative (tanh, sigmoid, erf, sin, cos)."""
         L = _LIPSCHITZ[name] * (1 + 2 ** -40)
         y = fn(x.mid)
         out = self._func(name, x, y, lambda lo, hi: L, zero_exact=(x.mid == 0) if (zero_at_zero and x.rad is None)
@@ -483,15 +518,15 @@ class MidRadTensors:
         g = sum_factor(n)
         w = np.abs(x.mid) * g if x.rad is None else np.abs(x.mid) * g + x.rad
         r = np.sum(w, axis=axes, keepdims=keepdims) * (dot_inflation(max(n, 1)) * _C2)
-        if x.small():
+        if self._guard(x):
             r = r + n * ETA
         dev = None
         if self.model is not None:
             rel, abs_ = self.model.sum(n)
             a = ieee_abs(x)
             wd = a * rel if x.dev is None else x.dev + a * rel
-            dev = np.sum(wd, axis=axes, keepdims=keepdims) * (dot_inflation(max(n, 1)) * _C3) + abs_
-        return self._done(MR(_f(m), _f(r), None if dev is None else _f(dev)))
+            dev = np.sum(wd, axis=axes, keepdims=keepdims) * (dot_inflation(max(n, 1)) * _C3) + (abs_ + n * ETA)
+        return self._done(MR(_f(m), _f(r), None if dev is None else _f(dev)), self._crude(lambda: 2 * n * peak(x)))
 
     def max_value(self, x, axes):
         """A float near the largest element of every slice (keepdims), exact: the shift of a logsumexp (any
@@ -507,7 +542,7 @@ class MidRadTensors:
         products), and with a model the deviation's products."""
         n = a.mid.shape[1]
         m = a.mid @ b.mid
-        small = a.small() or b.small()
+        small = self._guard(a, b)
         g = gamma(n)
         aa, ab = np.abs(a.mid), np.abs(b.mid)
         S = None
@@ -524,7 +559,7 @@ class MidRadTensors:
         if small:
             r = r + 2 * n * ETA
         dev = None if self.model is None else self._dev_matmul(a, b, n, S, small)
-        return self._done(MR(m, r, dev))
+        return self._done(MR(m, r, dev), self._crude(lambda: 2 * n * peak(a) * peak(b)))
 
     def _dev_matmul(self, a, b, n, S, small):
         rel, abs_ = self.model.dot(n)
@@ -543,19 +578,24 @@ class MidRadTensors:
             A, B = absb(a), absb(b)
             Bh = (B + b.dev) * _C1
             G = (A @ ((b.dev + Bh * rel) * _C3) + a.dev @ (Bh * (1 + rel) * _C1)) * c
-        if abs_:
-            G = G + (abs_ if small else abs_ * (G > 0))
+        G += abs_                           # IEEE products may underflow (a larger dev is always sound)
         return G
 
     # --------------------------------------------------------------------------------------- decisions
     def signs(self, x):
         m = x.mid
         if x.rad is None:
-            s = np.sign(m)
-            s = np.where(np.isnan(m), UNDECIDED, s)
-            return s.astype(np.int8)
-        r = np.broadcast_to(x.rad, m.shape)
-        return np.where(m > r, 1, np.where(m < -r, -1, np.where((m == 0) & (r == 0), 0, UNDECIDED))).astype(np.int8)
+            pos, neg = m > 0, m < 0
+            zero = m == 0
+        else:
+            r = np.broadcast_to(x.rad, m.shape)
+            pos, neg = m > r, -m > r
+            zero = (m == 0) & (r == 0)
+        s = pos.view(np.int8) - neg.view(np.int8)
+        und = ~(pos | neg | zero)            # nan, or a radius reaching 0
+        if und.any():
+            s[und] = UNDECIDED
+        return s
 
     def out(self, x):
         return x
