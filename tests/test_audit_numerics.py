@@ -89,10 +89,10 @@ ACTS = {"relu": torch.nn.ReLU, "leaky": lambda: torch.nn.LeakyReLU(0.125), "hard
 @st.composite
 def small_models(draw):
     dtype = draw(st.sampled_from([torch.float32, torch.float64]))
-    B, Fi, H, O = (draw(st.integers(lo, hi)) for lo, hi in ((1, 3), (1, 3), (1, 4), (1, 3)))
+    B, Fi, H, Fo = (draw(st.integers(lo, hi)) for lo, hi in ((1, 3), (1, 3), (1, 4), (1, 3)))
     act = ACTS[draw(st.sampled_from(sorted(ACTS)))]
-    loss = draw(st.sampled_from(["sum", "ce", "mse"] if O >= 2 else ["sum", "mse"]))
-    net = torch.nn.Sequential(torch.nn.Linear(Fi, H), act(), torch.nn.Linear(H, O)).to(dtype)
+    loss = draw(st.sampled_from(["sum", "ce", "mse"] if Fo >= 2 else ["sum", "mse"]))
+    net = torch.nn.Sequential(torch.nn.Linear(Fi, H), act(), torch.nn.Linear(H, Fo)).to(dtype)
     dyadic = st.integers(-8, 8).map(lambda k: k / 8)
     with torch.no_grad():
         for p in net.parameters():
@@ -101,13 +101,13 @@ def small_models(draw):
     x = torch.tensor(draw(st.lists(st.integers(-8, 8).map(lambda k: k / 4), min_size=B * Fi, max_size=B * Fi)),
                      dtype=dtype).reshape(B, Fi)
     if loss == "ce":
-        y = torch.tensor(draw(st.lists(st.integers(0, O - 1), min_size=B, max_size=B)))
+        y = torch.tensor(draw(st.lists(st.integers(0, Fo - 1), min_size=B, max_size=B)))
 
         def f(x, y):
             return F.cross_entropy(net(x), y, reduction="sum")
         return f, (x, y)
     if loss == "mse":
-        t = torch.tensor(draw(st.lists(dyadic, min_size=B * O, max_size=B * O)), dtype=dtype).reshape(B, O)
+        t = torch.tensor(draw(st.lists(dyadic, min_size=B * Fo, max_size=B * Fo)), dtype=dtype).reshape(B, Fo)
         return (lambda x: F.mse_loss(net(x), t, reduction="sum")), (x,)
     return (lambda x: net(x).sum()), (x,)
 
