@@ -263,14 +263,15 @@ def test_exact_zeros_keep_a_zero_radius():
 @given(data=st.data())
 def test_numpy_runs_stay_within_the_model_bound(dtype, data):
     """An IEEE evaluation of a random program (numpy, in float32 or float16) lies within ``dev`` of the exact
-    value at every variable and in the gradient, wherever the float run chose the exact pattern."""
+    value at every variable, wherever the float run chose the exact pattern."""
     P = data.draw(tensor_programs(conv=False))
     x = data.draw(tensor_points(P, kink_bias=False))
     xs = T.coerce_inputs(P, x)
     model = Rounding(FORMATS[dtype], FORMATS[dtype], False, "numpy")
     try:
         iset = site_index_set(P, xs, "torch")
-        fr, _ = filtered_run(P, xs, "torch", model, pattern=iset.chosen)
+        ns = MidRadTensors(model)                    # every value kept (no release), so every one is checked
+        fr = T.run(P, ns, [ns.const_array(a) for a in xs], "torch", pattern=iset.chosen)
         fl = T.run(P, FloatTensors(dtype), [FloatTensors(dtype).const_array(a) for a in xs], "torch")
     except (DomainError, Undecided):
         return
@@ -308,3 +309,26 @@ def test_the_vectorised_extremum_choice_is_the_scalar_one(prim, tie):
         ref, ref_und = Selection.choose_array(sel, {"tie": tie}, n, signs)
         assert np.array_equal(und, ref_und)
         assert np.array_equal(got[~und], np.asarray(ref[~und], dtype=np.int64))
+
+
+@settings(max_examples=min(settings.default.max_examples, 40))
+@given(st.data())
+def test_released_values_change_no_gradient(data):
+    """A filtered run drops the values no backward rule reads (filtered.releasable): its gradient enclosures
+    are those of a run that keeps every value."""
+    from verify.interpret.filtered import releasable
+    P = data.draw(tensor_programs())
+    x = data.draw(tensor_points(P))
+    xs = T.coerce_inputs(P, x)
+    ns = MidRadTensors(rounding_for("torch", "float32"))
+    try:
+        iset = site_index_set(P, xs, "torch")
+        runs = [T.run(P, ns, [ns.const_array(a) for a in xs], "torch", pattern=iset.chosen, release=rel)
+                for rel in (None, releasable(P, "torch"))]
+    except (DomainError, Undecided):
+        return
+    wrt = list(range(P.n_inputs))
+    for a, b in zip(*(gradient(r, wrt) for r in runs)):
+        assert np.array_equal(a.mid, b.mid, equal_nan=True)
+        assert np.array_equal(a.radius(), b.radius(), equal_nan=True)
+        assert np.array_equal(a.deviation(), b.deviation(), equal_nan=True)

@@ -76,8 +76,27 @@ def filtered_run(program, xs, convention=kinks.DEFAULT, model=None, prec=None, b
 
     with np.errstate(all="ignore"):          # inf and nan are enclosures too: they decide nothing
         r = T.run(program, ns, [ns.const_array(x) for x in xs], convention, pattern=pattern,
-                  resolve=None if pattern is not None else resolve)
+                  resolve=None if pattern is not None else resolve, release=releasable(program, convention))
     return r, stats
+
+
+# what the backward rules read besides shapes: the inputs of these primitives, the outputs of those
+VJP_READS_INPUTS = {"mul", "div", "pow", "log", "sin", "cos", "erf", "dot", "conv2d", "logsumexp"}
+VJP_READS_OUTPUT = {"div", "exp", "sqrt", "tanh", "sigmoid", "logsumexp"}
+
+
+def releasable(program, convention):
+    """The variables whose values the backward pass never reads (only their shapes), so that a filtered run
+    can drop them once the forward pass is past them: neither an input of a primitive whose backward rule
+    reads its inputs, nor the output of one that reads its output, nor a program output.  Nonsmooth
+    equations' backward rules read only the pieces chosen."""
+    keep = {a for a in program.outputs if a.__class__ is int}
+    for st in T.compiled(program, convention):
+        if st.prim in VJP_READS_INPUTS:
+            keep.update(a for a in st.ins if a.__class__ is int)
+        if st.prim in VJP_READS_OUTPUT:
+            keep.update(st.outs)
+    return {v for v in range(program.n_inputs, program.n_vars) if v not in keep}
 
 
 def gradient(r, wrt):

@@ -204,13 +204,15 @@ def _pattern_dtype(st):
     return object if any(st.n_pieces(g.n) >= 2 ** 62 for g in st.sites.groups) else np.int64
 
 
-def run(program, ns, xs, convention=kinks.DEFAULT, pattern=None, prec=None, resolve=None):
+def run(program, ns, xs, convention=kinks.DEFAULT, pattern=None, prec=None, resolve=None, release=None):
     """Evaluate a tensor program at the input arrays ``xs`` (values of ``ns``); with ``pattern`` every site
     is frozen to the given piece (f_sigma).  Raises DomainError / Undecided naming the equation and site.
     ``resolve(st, gi, signs, chosen)``, when given, is asked for the signs of a site group whose switching
     functions ``ns`` left undecided (``chosen``: the pattern arrays of the nonsmooth equations before
     ``st``); it returns the signs with as many undecided ones decided as it can (the float filter decides
-    them in exact arithmetic, interpret/filtered.py)."""
+    them in exact arithmetic, interpret/filtered.py).  ``release``: variables whose values no later rule
+    reads (only their shapes): each is replaced by ``ns.zeros`` of its shape after its last use, to free
+    memory on large networks."""
     steps = compiled(program, convention)
     ns_steps = [st for st in steps if st.sites is not None]
     if pattern is not None:
@@ -235,9 +237,14 @@ def run(program, ns, xs, convention=kinks.DEFAULT, pattern=None, prec=None, reso
     env = list(xs) + [None] * (program.n_vars - program.n_inputs)
     read = _reader(program, ns, env, prec)
     all_args, chosen, site_args, all_signs, all_coefs = [], [], {}, {}, {}
+    last = {a: st.k for st in steps for a in st.ins if a.__class__ is int} if release else {}
+    done = None
     for st in steps:
+        if release and done is not None:
+            _release(program, ns, done, env, all_args, last, release)
         args = [read(a) for a in st.ins]
         all_args.append(args)
+        done = st
         try:
             if st.rule is not None:
                 y = st.rule(ns, st.params, *args)
@@ -282,13 +289,20 @@ class SiteCoefs(ExactArray):
     ``den``) per site (``inv``: the table index of every site).  The object array of numerators is built only
     when a reader asks for ``num``; the number systems that can read it faster use ``unit_mask`` (0/1
     coefficients select instead of multiplying) and ``_float`` (the float64 values, when exact)."""
-    __slots__ = ("table", "inv", "_num")
+    __slots__ = ("table", "inv", "_num", "_floats")
 
     def __init__(self, table, den, inv):
-        self.table, self.inv, self._num = table, inv, None
+        self.table, self.inv, self._num, self._floats = table, inv, None, False
         self.den, self._digest = den, None
-        small = den & (den - 1) == 0 and all(abs(v) < 2 ** 53 for v in table) and den <= 2 ** 1000
-        self._float = (np.array(table, dtype=np.float64) / den)[inv] if small else None
+
+    @property
+    def _float(self):
+        """The float64 values when they are exact (dyadic, small numerators), built when first read."""
+        if self._floats is False:
+            small = self.den & (self.den - 1) == 0 and all(abs(v) < 2 ** 53 for v in self.table) and \
+                self.den <= 2 ** 1000
+            self._floats = (np.array(self.table, dtype=np.float64) / self.den)[self.inv] if small else None
+        return self._floats
 
     @property
     def num(self):
@@ -324,6 +338,18 @@ def _unique_pieces(piece):
         pos = np.cumsum(seen) - 1
         return uniq, pos[piece]
     return np.unique(np.asarray(piece, dtype=object if piece.dtype == object else np.int64), return_inverse=True)
+
+
+def _release(program, ns, st, env, all_args, last, release):
+    """Once step ``st`` is done: replace, in ``env`` and in the recorded arguments, the values whose last use
+    was ``st`` and that are in ``release`` by zeros of their shape."""
+    for a in set(a for a in st.ins if a.__class__ is int and last.get(a) == st.k and a in release):
+        zero = ns.zeros(program.shapes[a])
+        env[a] = zero
+        for k in range(st.k + 1):
+            for j, b in enumerate(program.eqns[k].ins):
+                if b.__class__ is int and b == a:
+                    all_args[k][j] = zero
 
 
 def _coef_arrays(st, g, piece):
@@ -497,6 +523,8 @@ def vjp(r, cotangents, wrt=None, seeds=None, stop=None):
         acc(a, c, prog.shapes[a])
     for st in reversed(steps):
         cts = [CT[o] for o in st.outs]
+        for o in st.outs:               # every consumer of st's outputs came later: their cotangents are whole
+            CT[o] = None
         if all(c is None for c in cts) or not any(a.__class__ is int and need[a] for a in st.ins):
             continue
         if st.rule is not None:

@@ -30,22 +30,60 @@ from .rounding import (F64, TRIG_RANGE, WORK, dot_inflation, gamma, inflation, r
 UNDECIDED = 2
 SMALL = 2.0 ** -400          # below this, products of magnitudes may underflow: bounds add eta terms
 ETA = F64.eta
+# What a bound adds per product that may underflow: at least the subnormal spacing (2**-1074, or the model's own
+# spacing), and itself far from the subnormal range, so that no bound array ever holds a subnormal number
+# (subnormal arithmetic is a hundred times slower on x86, BLAS included) and products of it with magnitudes
+# above 2**-200 stay normal.
+UF = 2.0 ** -800
 U = F64.u
 _C1, _C2, _C3, _C4, _C6 = (inflation(k) for k in (1, 2, 3, 4, 6))
 _LIPSCHITZ = {"tanh": 1.0, "sigmoid": 0.25, "erf": 1.1283791670955128, "sin": 1.0, "cos": 1.0}
 
 
-class MR:
-    """A midpoint-radius array (see the module docstring).  ``rad`` / ``dev`` None mean exactly 0."""
-    __slots__ = ("mid", "rad", "dev", "_small", "_abs", "_peak")
+_LAZY = object()
 
-    def __init__(self, mid, rad=None, dev=None, small=None, peak=None):
+
+class MR:
+    """A midpoint-radius array (see the module docstring).  ``rad`` / ``dev`` None mean exactly 0.  A value
+    gathered from another (``take``: the patches of a convolution) keeps its source (``_src``) and gathers
+    its radius and deviation only when they are read: a matrix product gathers, instead, the few arrays it
+    derives from them, computed on the (smaller) source."""
+    __slots__ = ("mid", "_rad", "_dev", "_small", "_abs", "_peak", "_src")
+
+    def __init__(self, mid, rad=None, dev=None, small=None, peak=None, src=None):
         self.mid = mid
-        self.rad = rad
-        self.dev = dev
+        self._rad = rad
+        self._dev = dev
         self._small = small
         self._abs = None        # |mid| + rad rounded up, once
         self._peak = peak       # an upper bound of |mid| + rad + dev over every element, once
+        self._src = src         # (source MR, flat indices, padded with a zero) of a gathered value
+
+    @property
+    def rad(self):
+        if self._rad is _LAZY:
+            self._rad = gather(self._src, self._src[0].rad)
+        return self._rad
+
+    @rad.setter
+    def rad(self, v):
+        self._rad = v
+
+    @property
+    def dev(self):
+        if self._dev is _LAZY:
+            self._dev = gather(self._src, self._src[0].dev)
+        return self._dev
+
+    @dev.setter
+    def dev(self, v):
+        self._dev = v
+
+    def has_rad(self):
+        return self._rad is not None
+
+    def has_dev(self):
+        return self._dev is not None
 
     @property
     def shape(self):
@@ -62,7 +100,7 @@ class MR:
     def small(self):
         """Does the midpoint hold a nonzero magnitude below SMALL (or a non-finite entry)?  Cached."""
         if self._small is None:
-            self._small = _has_small(self.mid)
+            self._small = self._src[0].small() if self._src is not None else _has_small(self.mid)
         return self._small
 
     def radius(self):
@@ -102,6 +140,50 @@ class MR:
     def __repr__(self):
         return f"MR(shape={self.mid.shape}, rad={'0' if self.rad is None else 'array'}, " \
                f"dev={'0' if self.dev is None else 'array'})"
+
+
+def gather(src, a):
+    """The array ``a`` (shaped like, or broadcast to, the source of a gathered value) gathered like it."""
+    if a is None:
+        return None
+    x, idx, pad = src
+    flat = np.ravel(np.broadcast_to(a, x.mid.shape))
+    if pad:
+        flat = np.append(flat, 0.0)
+    return flat[idx]
+
+
+def prep(x, fn):
+    """``fn(x)`` for an elementwise function of a value that is 0 where the value is exactly 0: computed on
+    the source and gathered when x is a gathered value (the arrays a matrix product derives from patches)."""
+    if x._src is not None:
+        return gather(x._src, fn(x._src[0]))
+    return fn(x)
+
+
+def _absmid(x):
+    return np.abs(x.mid)
+
+
+def _rad_prep(g):
+    """(|mid| g + rad) rounded up, with one temporary: what a product's radius reads of an operand."""
+    def fn(v):
+        t = np.abs(v.mid)
+        t *= g
+        t += v.rad
+        t *= _C2
+        return t
+    return fn
+
+
+def _dev_prep(rel):
+    """(|exact| rel + dev (1 + rel)) rounded up: what a product's deviation reads of an operand with a dev."""
+    def fn(v):
+        t = absb(v) * rel
+        t += v.dev * (1 + rel)
+        t *= _C3
+        return t
+    return fn
 
 
 def _has_small(a):
@@ -189,7 +271,7 @@ class MidRadTensors:
                                                                            if math.isfinite(m) else math.inf)
         d = None
         if self.model is not None and not self.model.storage.representable(fq):
-            d = np.float64(round_up(abs(fq) * self.model.storage.u_q) + self.model.small)
+            d = np.float64(round_up(abs(fq) * self.model.storage.u_q) + max(self.model.small, UF))
         return self._done(MR(np.asarray(m, dtype=np.float64), None if r is None else np.asarray(r),
                              None if d is None else np.asarray(d)))
 
@@ -200,10 +282,10 @@ class MidRadTensors:
         mid, exact = _exact_floats(ea)
         rad = None
         if not exact:
-            rad = np.abs(mid) * (2 * U) + ETA
+            rad = np.abs(mid) * (2 * U) + UF
         dev = None
         if self.model is not None and not (exact and _all_fit(mid, self.model.storage)):
-            dev = np.abs(mid) * (2 * self.model.u) + self.model.small
+            dev = np.abs(mid) * (2 * self.model.u) + max(self.model.small, UF)
         return self._done(MR(mid, rad, dev))
 
     def from_floats(self, a):
@@ -234,16 +316,14 @@ class MidRadTensors:
         return self.struct(x, lambda a: np.broadcast_to(a, shape))
 
     def take(self, x, idx):
-        """x.ravel()[idx] with -1 entries giving exact 0."""
+        """x.ravel()[idx] with -1 entries giving exact 0 (radius and deviation gathered when read)."""
         idx = np.asarray(idx)
-        pad = idx.size and int(idx.min()) < 0
-
-        def fn(a):
-            flat = np.ravel(a)
-            if pad:
-                flat = np.append(flat, 0.0)
-            return flat[idx]
-        return self.struct(x, fn)
+        pad = bool(idx.size and int(idx.min()) < 0)
+        if x._src is not None:                   # a gather of a gather: compose the indices
+            x = MR(x.mid, x.rad, x.dev, x._small, x._peak)
+        src = (x, idx, pad)
+        return MR(gather(src, x.mid), None if x._rad is None else _LAZY, None if x._dev is None else _LAZY,
+                  x._small, x._peak, src)
 
     def zeros(self, shape):
         return MR(np.zeros(shape))
@@ -295,22 +375,31 @@ class MidRadTensors:
         m, r, d = vals
         mid = np.bincount(idx, weights=m, minlength=size)
         g = gamma(cmax - 1) if cmax > 1 else 0.0
-        w = np.abs(m) * g if r is None else np.abs(m) * g + r
-        rad = np.bincount(idx, weights=w, minlength=size) * (dot_inflation(cmax) * _C2)
+        w = np.abs(m)                       # one temporary at a time: these arrays are a layer's patches
+        w *= g
+        if r is not None:
+            w += r
+        rad = np.bincount(idx, weights=w, minlength=size)
+        rad *= dot_inflation(cmax) * _C2
         if self._guard(v):
-            rad += ETA * cmax
+            rad += UF * cmax
         dev = None
         if self.model is not None:
             rel, _ = self.model.sum(cmax)
-            a = ieee_abs(v)
-            a = np.ravel(np.broadcast_to(a, v.mid.shape))
-            if not keep.all():
-                a = a[keep]
-            wd = a * rel if d is None else d + a * rel
-            dev = np.bincount(idx, weights=wd, minlength=size) * (dot_inflation(cmax) * _C3)
-            dev += ETA * cmax
+            np.abs(m, out=w)                # |ieee| <= |mid| + rad + dev, then its rel part plus dev
+            if r is not None:
+                w += r
+            if d is not None:
+                w += d
+            w *= _C2 * rel
+            if d is not None:
+                w += d
+            dev = np.bincount(idx, weights=w, minlength=size)
+            dev *= dot_inflation(cmax) * _C3
+            dev += UF * cmax
             if self.model.flush:
                 dev += (cmax - 1) * self.model.accumulate.tiny
+        del w
         return self._done(MR(mid, rad, dev), self._crude(lambda: 2 * cmax * peak(v)))
 
     # ---------------------------------------------------------------------------------- arithmetic
@@ -318,7 +407,7 @@ class MidRadTensors:
         return MR(-a.mid, a.rad, a.dev, a._small, a._peak)
 
     def add(self, a, b):
-        m = a.mid + b.mid
+        m = np.add(a.mid, b.mid, order="C")     # C order: later reshapes (a site table's) are views
         # |fl(x + y) - (x + y)| <= u |fl(x + y)|: 0 when the sum is exactly 0 (a sum of floats that is not 0 is
         # at least eta in magnitude and never rounds to 0)
         r = np.abs(m) * U
@@ -329,7 +418,7 @@ class MidRadTensors:
         # a sum involves no product but u |m|: with both midpoints 0 or at least SMALL (hence multiples of
         # 2**-452), a nonzero sum is at least that, and u |m| is a normal number
         if a.small() or b.small():
-            r += ETA
+            r += UF
         return self._done(MR(m, r, self._dev_add(a, b, m)), self._crude(lambda: 2 * (peak(a) + peak(b))))
 
     @staticmethod
@@ -338,7 +427,7 @@ class MidRadTensors:
         with a radius always add the subnormal spacing per product to the result's radius (no scan of their
         arrays); exact operands (no radius) are scanned once for midpoints below SMALL, so that products of
         exact data keep exact zeros."""
-        return any(o.rad is not None for o in ops) or any(o.small() for o in ops)
+        return any(o.has_rad() for o in ops) or any(o.small() for o in ops)
 
     def sub(self, a, b):
         return self.add(a, self.neg(b))
@@ -352,7 +441,7 @@ class MidRadTensors:
         mag = ieee_abs(a) + ieee_abs(b)
         d = _add0(_add0(a.dev, b.dev), mag * rel)
         d *= _C3
-        d += ETA                            # rel * mag may underflow
+        d += UF                             # rel * mag may underflow
         if self.model.flush:
             d += self.model.accumulate.tiny
         return d
@@ -361,7 +450,7 @@ class MidRadTensors:
         return None if self.model is None else fn()
 
     def mul(self, a, b):
-        m = a.mid * b.mid
+        m = np.multiply(a.mid, b.mid, order="C")
         terms = np.abs(m) * U
         k = 1
         if b.rad is not None:
@@ -373,7 +462,7 @@ class MidRadTensors:
             k += 3
         r = terms * inflation(k)
         if self._guard(a, b):
-            r += 4 * ETA
+            r += 4 * UF
         dev = None
         if self.model is not None:
             rel, abs_ = self.model.op()
@@ -387,7 +476,7 @@ class MidRadTensors:
             mag = np.abs(m) + r
             dev = mag * rel if prop is None else prop * (1 + rel) + mag * rel
             dev *= _C6
-            dev += abs_                     # an IEEE product may underflow (a larger dev is always sound)
+            dev += max(abs_, UF)            # an IEEE product may underflow (a larger dev is always sound)
         return self._done(MR(m, r, dev), self._crude(lambda: 2 * peak(a) * peak(b)))
 
     def div(self, a, b):
@@ -403,7 +492,7 @@ class MidRadTensors:
             num = num + q
         r = num * _C4
         if self._guard(a, b):
-            r += 2 * ETA
+            r += 2 * UF
         dev = None
         if self.model is not None:
             rel, abs_ = self.model.op()
@@ -415,7 +504,7 @@ class MidRadTensors:
                 den = bl if b.dev is None else (bl - b.dev) * (1 - 4 * U)
                 with np.errstate(divide="ignore", invalid="ignore"):
                     prop = np.where(den > 0, p / den, np.inf) * _C2
-            dev = (Az * rel if prop is None else prop * (1 + rel) + Az * rel) * _C3 + (abs_ * 2)
+            dev = (Az * rel if prop is None else prop * (1 + rel) + Az * rel) * _C3 + 2 * max(abs_, UF)
         return self._done(MR(m, r, dev))
 
     def pow(self, a, n):
@@ -439,7 +528,7 @@ class MidRadTensors:
         k = ulps("numpy", "float64", name)
         ay = np.abs(y)
         # k ulps of the exact f(mid), and ulp(f) <= 2 u |f| + eta with |f| <= |y| + err: hence the factor
-        err = (ay * (2 * k * U) + k * ETA) * (1 + 4 * k * U)
+        err = (ay * (2 * k * U) + k * UF) * (1 + 4 * k * U)
         if zero_exact is not None:
             err = np.where(zero_exact, 0.0, err)
         if x.rad is not None:
@@ -453,6 +542,7 @@ class MidRadTensors:
             mag = ay + r * _C1
             prop = None if x.dev is None else lip(lo, hi) * x.dev
             mag_hat = mag if prop is None else mag + prop
+            abs_ = max(abs_, UF)
             dev = (mag_hat * rel + abs_) if prop is None else prop + mag_hat * rel + abs_
             dev = dev * _C4
         return self._done(MR(y, r, dev))
@@ -519,13 +609,13 @@ class MidRadTensors:
         w = np.abs(x.mid) * g if x.rad is None else np.abs(x.mid) * g + x.rad
         r = np.sum(w, axis=axes, keepdims=keepdims) * (dot_inflation(max(n, 1)) * _C2)
         if self._guard(x):
-            r = r + n * ETA
+            r = r + n * UF
         dev = None
         if self.model is not None:
             rel, abs_ = self.model.sum(n)
             a = ieee_abs(x)
             wd = a * rel if x.dev is None else x.dev + a * rel
-            dev = np.sum(wd, axis=axes, keepdims=keepdims) * (dot_inflation(max(n, 1)) * _C3) + (abs_ + n * ETA)
+            dev = np.sum(wd, axis=axes, keepdims=keepdims) * (dot_inflation(max(n, 1)) * _C3) + (max(abs_, UF) + n * UF)
         return self._done(MR(_f(m), _f(r), None if dev is None else _f(dev)), self._crude(lambda: 2 * n * peak(x)))
 
     def max_value(self, x, axes):
@@ -539,46 +629,51 @@ class MidRadTensors:
 
     def matmul(self, a, b):
         """2-D product: midpoint by BLAS, radius gamma_n |A| |B| plus the radii's products (one or two extra
-        products), and with a model the deviation's products."""
+        products), and with a model the deviation's products.  Every array an operand contributes is derived
+        elementwise (``prep``: on the source of gathered patches)."""
         n = a.mid.shape[1]
         m = a.mid @ b.mid
         small = self._guard(a, b)
-        g = gamma(n)
-        aa, ab = np.abs(a.mid), np.abs(b.mid)
+        g, di = gamma(n), dot_inflation(n)
+        ra, rb = a.has_rad(), b.has_rad()
         S = None
-        if a.rad is None and b.rad is None:
-            S = aa @ ab
-            r = S * (g * dot_inflation(n) * _C2)
-        elif a.rad is None:
-            r = (aa @ ((ab * g + b.rad) * _C2)) * (dot_inflation(n) * _C1)
-        elif b.rad is None:
-            r = (((aa * g + a.rad) * _C2) @ ab) * (dot_inflation(n) * _C1)
+        if not ra and not rb:
+            S = prep(a, _absmid) @ prep(b, _absmid)
+            r = S * (g * di * _C2)
+        elif not ra:
+            r = prep(a, _absmid) @ prep(b, _rad_prep(g))
+            r *= di * _C1
+        elif not rb:
+            r = prep(a, _rad_prep(g)) @ prep(b, _absmid)
+            r *= di * _C1
         else:
-            bb = (ab + b.rad) * _C1
-            r = (aa @ ((ab * g + b.rad) * _C2) + a.rad @ bb) * (dot_inflation(n) * _C2)
+            r = prep(a, _absmid) @ prep(b, _rad_prep(g))
+            r += prep(a, lambda v: v.rad) @ prep(b, absb)
+            r *= di * _C2
         if small:
-            r = r + 2 * n * ETA
-        dev = None if self.model is None else self._dev_matmul(a, b, n, S, small)
+            r += 2 * n * UF
+        dev = None if self.model is None else self._dev_matmul(a, b, n, S, ra or rb)
         return self._done(MR(m, r, dev), self._crude(lambda: 2 * n * peak(a) * peak(b)))
 
-    def _dev_matmul(self, a, b, n, S, small):
+    def _dev_matmul(self, a, b, n, S, radii):
         rel, abs_ = self.model.dot(n)
         c = dot_inflation(n) * _C4
-        if a.dev is None and b.dev is None:
-            if S is None:
-                S = absb(a) @ absb(b)
+        da, db = a.has_dev(), b.has_dev()
+        if not da and not db:
+            if S is None or radii:
+                S = prep(a, absb) @ prep(b, absb)
             G = S * (rel * c)
-        elif b.dev is None:
-            A, B = absb(a), absb(b)
-            G = ((A * rel + a.dev * (1 + rel)) * _C3) @ B * c
-        elif a.dev is None:
-            A, B = absb(a), absb(b)
-            G = A @ ((B * rel + b.dev * (1 + rel)) * _C3) * c
+        elif not db:
+            G = prep(a, _dev_prep(rel)) @ prep(b, absb)
+            G *= c
+        elif not da:
+            G = prep(a, absb) @ prep(b, _dev_prep(rel))
+            G *= c
         else:
-            A, B = absb(a), absb(b)
-            Bh = (B + b.dev) * _C1
-            G = (A @ ((b.dev + Bh * rel) * _C3) + a.dev @ (Bh * (1 + rel) * _C1)) * c
-        G += abs_                           # IEEE products may underflow (a larger dev is always sound)
+            G = prep(a, absb) @ prep(b, lambda v: (v.dev + (absb(v) + v.dev) * _C1 * rel) * _C3)
+            G += prep(a, lambda v: v.dev) @ prep(b, lambda v: (absb(v) + v.dev) * (_C1 * (1 + rel) * _C1))
+            G *= c
+        G += max(abs_, UF) + n * UF                 # IEEE products may underflow (a larger dev is always sound)
         return G
 
     # --------------------------------------------------------------------------------------- decisions
@@ -615,8 +710,8 @@ def _interval(x, extra):
         return x.mid, x.mid
     lo = x.mid - w
     hi = x.mid + w
-    lo = lo - np.abs(lo) * (2 * U) - ETA
-    hi = hi + np.abs(hi) * (2 * U) + ETA
+    lo = lo - np.abs(lo) * (2 * U) - UF
+    hi = hi + np.abs(hi) * (2 * U) + UF
     return lo, hi
 
 
