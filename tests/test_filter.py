@@ -291,6 +291,20 @@ def test_numpy_runs_stay_within_the_model_bound(dtype, data):
                 bound = arb(float(dev[idx]))
                 assert not (abs(ball) > bound), (v, idx, float(got[idx]), e, float(dev[idx]), float(mid[idx]),
                                                   float(rad[idx]))
+        # and the backward pass: numpy's float gradient (our rules, in the model's format) within dev
+        wrt = list(range(P.n_inputs))
+        with np.errstate(all="ignore"):
+            gf = T.vjp(fl, [FloatTensors(dtype).const(fmpq(1))], wrt)
+        ge = T.vjp(r, [r.ns.const(fmpq(1))], wrt)
+        for i, (a, e, enc) in enumerate(zip(gf, ge, gradient(fr, wrt))):
+            if a is None or e is None:
+                continue
+            e = np.asarray(r.ns.to_fq(e), dtype=object)
+            a = np.asarray(a, dtype=np.float64)
+            dev = enc.deviation()
+            for idx in np.ndindex(e.shape):
+                diff = arb(float(a[idx])) - (e[idx] if isinstance(e[idx], arb) else arb(e[idx]))
+                assert not (abs(diff) > arb(float(dev[idx]))), ("gradient", i, idx, float(a[idx]), e[idx])
 
 
 @pytest.mark.parametrize("prim", ["max", "min"])
