@@ -199,12 +199,14 @@ def run_case(name, args):
     t0 = time.perf_counter()
     first = verify.audit(model, *margs)
     t_first = time.perf_counter() - t0
+    first_word = first.verdict_word
+    del first                                   # one report alive at a time
     t_cached, rep, how = cached_audit(model, margs, args.repeat)
     stats = getattr(rep.iset, "stats", None)
     cone = f"{stats.sites} site(s) through their cone" if stats is not None else "exact path"
     print(f"{title}")
     print(f"  torch float32 forward + backward   {t_fw * 1e3:9.2f} ms")
-    print(f"  first verify.audit (export+audit)  {t_first:9.2f} s   verdict {first.verdict_word}")
+    print(f"  first verify.audit (export+audit)  {t_first:9.2f} s   verdict {first_word}")
     print(f"  cached audit                       {t_cached * 1e3:9.1f} ms = {t_cached / t_fw:6.1f}x torch   "
           f"[{how}]")
     print(f"  exact kinks {len(rep.exact_kinks)}, float kinks {len(rep.float_kinks)}, undecided in floats: {cone}; "

@@ -98,9 +98,10 @@ class FilteredIndexSet:
     """The kink set and the pattern at the exact point as the float filter proved them (the fields of
     certify.sites.SiteIndexSet that an audit reads): ``chosen`` (the pattern), ``kinks`` (switching functions
     exactly 0, made from ``kink_sites`` when read: (eqn, flat site, switch) arrays), ``undecided_switches``,
-    ``run`` (the filtered run: enclosures, interpret/filtered.py), ``stats`` (sites decided exactly through
-    their cone).  ``exact()`` computes the full SiteIndexSet (every agreeing piece, the patterns of I(x)) in
-    exact arithmetic, once."""
+    ``run`` (the filtered run, interpret/filtered.py: its signs and the enclosures of its sites' arguments;
+    its other values are freed by the backward pass), ``stats`` (sites decided exactly through their cone).
+    ``exact()`` computes the full SiteIndexSet (every agreeing piece, the patterns of I(x)) in exact
+    arithmetic, once."""
     program: object
     point: list
     convention: str
@@ -210,7 +211,7 @@ def certified_side(P, point, convention, model, prec, wrt, exact=False):
         iset = FilteredIndexSet(P, xs, convention, fr.pattern, knk, fr, und, stats)
         side = CertifiedSide(iset, fr, [], wrt, notes=notes)
         side.exact_job = lambda: pattern_gradient(P, xs, convention, fr.pattern, wrt, prec)
-    enc = gradient(fr, wrt)
+    enc = gradient(fr, wrt, consume=True)     # the run keeps its pattern, signs and site arguments
     side.enclosure = [enc[i] for i in wrt]
     side.overflow = fr.ns.peak >= model.storage.max
     if side.overflow:

@@ -99,13 +99,14 @@ def releasable(program, convention):
     return {v for v in range(program.n_inputs, program.n_vars) if v not in keep}
 
 
-def gradient(r, wrt):
+def gradient(r, wrt, consume=False):
     """The backward pass of the one scalar output over the run's pattern: one MR per program input (None for
     inputs not in ``wrt``): enclosures of the exact selection gradient (and, with a model, the bound of any
-    IEEE evaluation of it)."""
+    IEEE evaluation of it).  ``consume``: free the run's values as the pass goes (then they are gone: its
+    pattern, signs and site arguments remain)."""
     ns = r.ns
     with np.errstate(all="ignore"):
-        cts = T.vjp(r, [ns.const(fmpq(1))], wrt)
+        cts = T.vjp(r, [ns.const(fmpq(1))], wrt, consume=consume)
     return [None if i not in wrt else (ns.zeros(r.program.shapes[i]) if c is None else c) for i, c in enumerate(cts)]
 
 

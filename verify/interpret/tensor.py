@@ -500,11 +500,13 @@ def jvp(r, tangents):
     return [T[a] if a.__class__ is int else None for a in prog.outputs]
 
 
-def vjp(r, cotangents, wrt=None, seeds=None, stop=None):
+def vjp(r, cotangents, wrt=None, seeds=None, stop=None, consume=False):
     """Input cotangents (None = 0) of the run for output cotangents (arrays shaped like the outputs, None =
     0).  ``wrt``: the input indices wanted (default all); cotangents that reach no wanted input are not
     computed.  ``seeds`` ({variable: cotangent}) and ``stop`` (an equation index) start the backward pass
-    inside the program instead: the gradient of a value computed before equation ``stop``."""
+    inside the program instead: the gradient of a value computed before equation ``stop``.  ``consume``:
+    drop each equation's recorded values once its rule has read them (the run's values are then gone; for
+    one backward pass over a large network)."""
     prog, ns = r.program, r.ns
     steps = compiled(prog, r.convention)
     if stop is not None:
@@ -525,6 +527,8 @@ def vjp(r, cotangents, wrt=None, seeds=None, stop=None):
         cts = [CT[o] for o in st.outs]
         for o in st.outs:               # every consumer of st's outputs came later: their cotangents are whole
             CT[o] = None
+        if consume and st.k + 1 < len(steps):       # the step after st was processed just before it
+            _consume(r, steps[st.k + 1])
         if all(c is None for c in cts) or not any(a.__class__ is int and need[a] for a in st.ins):
             continue
         if st.rule is not None:
@@ -574,6 +578,13 @@ def vjp(r, cotangents, wrt=None, seeds=None, stop=None):
             acc(a, ns.reshape(ns.struct(total, lambda x, off=off, n=n: x[off:off + n]), s), s)
             off += n
     return [CT[i] if need[i] else None for i in range(prog.n_inputs)]
+
+
+def _consume(r, st):
+    """Drop what the run recorded for step ``st`` (its arguments and outputs), its rule having run."""
+    r.args[st.k] = None
+    for o in st.outs:
+        r.env[o] = None
 
 
 def _needed(prog, wrt):

@@ -40,7 +40,7 @@ import numpy as np
 # ------------------------------------------------------------------------------------------------ formats
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=True)
 class Format:
     """A binary floating-point format: ``p`` significand bits (the hidden one included), smallest normal
     2**emin, largest finite below 2**(emax + 1)."""
@@ -49,26 +49,26 @@ class Format:
     emin: int
     emax: int
 
-    @property
+    @functools.cached_property
     def u_q(self):
         """The unit roundoff 2**-p, exactly."""
         return Fraction(1, 2 ** self.p)
 
-    @property
+    @functools.cached_property
     def u(self):
         return 2.0 ** -self.p
 
-    @property
+    @functools.cached_property
     def eta(self):
         """The subnormal spacing (the smallest positive number) 2**(emin - p + 1)."""
         return 2.0 ** (self.emin - self.p + 1)
 
-    @property
+    @functools.cached_property
     def tiny(self):
         """The smallest positive normal number 2**emin."""
         return 2.0 ** self.emin
 
-    @property
+    @functools.cached_property
     def max(self):
         """The largest finite number."""
         return float((2 - Fraction(2) ** (1 - self.p)) * Fraction(2) ** self.emax)
@@ -258,6 +258,7 @@ class Rounding:
             return rel, abs_
         return round_up((1 + Fraction(rel)) * (1 + self.storage.u_q) - 1), abs_ + self.small
 
+    @functools.lru_cache(maxsize=None)
     def op(self):
         """(rel, abs) of one rounded + - * / or sqrt, relative to |exact result| (abs: products and quotients
         that underflow; 0 for sums, which are exact in the subnormal range unless flushed)."""
@@ -265,17 +266,20 @@ class Rounding:
         small = self.accumulate.tiny if self.flush else self.accumulate.eta
         return self._store(round_up(u), small)
 
+    @functools.lru_cache(maxsize=4096)
     def dot(self, n):
         """(rel, abs) of a dot product / matrix product of inner dimension n, relative to sum |x_i||y_i|."""
         c = dot_factor(n, self.accumulate)
         small = self.accumulate.tiny if self.flush else self.accumulate.eta
         return self._store(c, n * small)
 
+    @functools.lru_cache(maxsize=4096)
     def sum(self, n):
         """(rel, abs) of a sum of n terms, relative to sum |a_i| (abs: flushed partial sums)."""
         c = sum_factor(n, self.accumulate)
         return self._store(c, (n - 1) * self.accumulate.tiny if self.flush else 0.0)
 
+    @functools.lru_cache(maxsize=256)
     def func(self, fn):
         """(rel, abs) of the elementary function ``fn``, relative to |exact value|: k ulps."""
         k = Fraction(self.table.get(fn) if fn in self.table else ulps(self.library, self.accumulate.name, fn))
