@@ -286,6 +286,11 @@ class MidRadTensors:
         dev = None
         if self.model is not None and not (exact and _all_fit(mid, self.model.storage)):
             dev = np.abs(mid) * (2 * self.model.u) + max(self.model.small, UF)
+        elif self.model is not None and self.model.flush:
+            # subnormal inputs are read as 0 by an evaluation that flushes them
+            tiny = self.model.storage.tiny
+            if bool(np.any((np.abs(mid) < tiny) & (mid != 0))):
+                dev = np.where((np.abs(mid) < tiny) & (mid != 0), tiny, 0.0)
         return self._done(MR(mid, rad, dev))
 
     def from_floats(self, a):
