@@ -34,6 +34,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 def median(fn, repeat):
     ts, out = [], None
     for _ in range(repeat):
+        out = None                              # one result alive at a time (reports hold a network's values)
         t0 = time.perf_counter()
         out = fn()
         ts.append(time.perf_counter() - t0)

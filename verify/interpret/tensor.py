@@ -335,7 +335,7 @@ def _unique_pieces(piece):
     if piece.dtype != object and piece.size and 0 <= int(piece.min()) and int(piece.max()) < 4096:
         seen = np.bincount(piece, minlength=1) > 0
         uniq = np.flatnonzero(seen)
-        pos = np.cumsum(seen) - 1
+        pos = (np.cumsum(seen) - 1).astype(np.int8 if uniq.size < 128 else np.int32)
         return uniq, pos[piece]
     return np.unique(np.asarray(piece, dtype=object if piece.dtype == object else np.int64), return_inverse=True)
 
