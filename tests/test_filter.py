@@ -346,3 +346,36 @@ def test_released_values_change_no_gradient(data):
         assert np.array_equal(a.mid, b.mid, equal_nan=True)
         assert np.array_equal(a.radius(), b.radius(), equal_nan=True)
         assert np.array_equal(a.deviation(), b.deviation(), equal_nan=True)
+
+
+@settings(max_examples=min(settings.default.max_examples, 60))
+@given(st.data())
+def test_the_cone_computes_exact_values(data):
+    """Cone.values of random elements of every variable equal the exact evaluation's (every plan, labels and
+    block products included), the pattern given."""
+    from verify.interpret.cone import Cone
+    P = data.draw(tensor_programs())
+    x = data.draw(tensor_points(P, kink_bias=data.draw(st.booleans())))
+    xs = T.coerce_inputs(P, x)
+    try:
+        iset = site_index_set(P, xs, "torch")
+    except (DomainError, Undecided):
+        return
+    r = iset.run
+    cone = Cone(P, xs, "torch", r.prec or 128)
+    steps = T.nonsmooth_steps(P, "torch")
+    cone.patterns = {st.k: p for st, p in zip(steps, r.pattern)}
+    with T._precision(r.ns, r.prec):
+        for v in range(P.n_inputs, P.n_vars):
+            size = int(np.prod(P.shapes[v]))
+            if size == 0:
+                continue
+            idx = np.array(sorted(set(data.draw(st.lists(st.integers(0, size - 1), min_size=1, max_size=4)))))
+            got = np.ravel(np.asarray(r.ns.to_fq(cone.values(v, idx)), dtype=object))
+            want = np.ravel(np.asarray(r.ns.to_fq(r.env[v]), dtype=object))[idx]
+            for g, w in zip(got.tolist(), want.tolist()):
+                if isinstance(g, arb) or isinstance(w, arb):
+                    assert arb(g).overlaps(arb(w)) if not isinstance(g, arb) else g.overlaps(w if isinstance(w, arb)
+                                                                                             else arb(w))
+                else:
+                    assert g == w, (v, idx)
