@@ -171,7 +171,9 @@ def test_a_0d_tie_is_an_exact_kink_of_the_audit():
     imp, rep = _check_import_and_audit(lambda x, s: torch.maximum(x, s).sum(), (x, s), "torch")
     assert [tuple(k.index) for k in rep.exact_kinks] == [(0,)]      # maximum(0, 0): a tie, split by torch
     assert rep.float_kinks == [] and rep.selection_gradient is TRUE
-    exact_equal(rep.exact_gradient[1], np.array(0.5), "d/ds")
+    # the filtered audit encloses the exact gradient (exact arithmetic on request): 1/2 inside, narrowly
+    g = np.asarray(rep.exact_gradient[1], dtype=object)[()]
+    assert arb(g).contains(fmpq(1, 2)) and arb(g).rad() < 2.0 ** -50
 
 
 OPINFO_CASES = ("add", "mul", "maximum", "sum", "mean", "logsumexp", "nn.functional.mse_loss",

@@ -239,7 +239,9 @@ def agreement(name, fg, enc, rule, exact=None, overflow=False, examples=5):
     shape = enc.mid.shape
     f = np.zeros(shape) if fg is None else np.asarray(fg, dtype=np.float64).reshape(shape)
     proved, refuted, err = decide_elements(f, enc, overflow)
-    undecided = ~(proved | refuted)
+    # arrays, also for a 0-d gradient (numpy gives scalars there, which take no item assignment)
+    proved, refuted = np.array(proved, dtype=bool), np.array(refuted, dtype=bool)
+    undecided = np.array(~(proved | refuted), dtype=bool)
     n_und = int(np.count_nonzero(undecided))
     escalated = 0
     ex_arr = None
