@@ -109,6 +109,7 @@ class SeriesSystem:
         return _divide(1, 1 + (-a).exp())
 
     def erf(self, a): return a.erf()
+    def atan(self, a): return a.atan()
     def pi(self): return arb.pi()
 
     def sign(self, x):

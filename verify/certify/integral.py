@@ -124,6 +124,7 @@ class ComplexSystem:
     def tanh(self, a): return a.tanh()
     def sigmoid(self, a): return 1 / (1 + (-a).exp())
     def erf(self, a): return a.erf()
+    def atan(self, a): return a.atan()
     def pi(self): return acb.pi()
 
     def sign(self, x):

@@ -108,6 +108,35 @@ def _size(*xs, times=1):
                       f"{MAX_BITS})")
 
 
+STEPS = ("floor", "ceil", "round", "trunc")
+
+
+def step(prim, x):
+    """floor / ceil / round (half to even) / trunc of an fmpq or a ball: exact, or CannotDecide when the ball
+    reaches a jump."""
+    if isinstance(x, fmpq):
+        p, d = int(x.p), int(x.q)
+        fl = p // d
+        if prim == "floor" or (prim == "trunc" and p >= 0):
+            return fmpq(fl)
+        if prim == "ceil" or prim == "trunc":
+            return fmpq(-((-p) // d))
+        twice = 2 * p - (2 * fl + 1) * d            # sign of x - (floor + 1/2)
+        return fmpq(fl if twice < 0 or (twice == 0 and fl % 2 == 0) else fl + 1)
+    lo, hi = x.lower(), x.upper()
+    if not (lo.is_finite() and hi.is_finite()):
+        raise CannotDecide(f"the checker cannot decide {prim} of a non-finite ball")
+    a, b = step(prim, _exact_q(lo)), step(prim, _exact_q(hi))
+    if a != b:
+        raise CannotDecide(f"the checker cannot decide {prim} of a ball that reaches a jump")
+    return a
+
+
+def _exact_q(x):
+    man, e = (int(t) for t in x.mid().man_exp())
+    return fmpq(man * 2 ** e) if e >= 0 else fmpq(man, 2 ** -e)
+
+
 def smooth_value(prim, xs, params):
     """Value of a smooth primitive (exact when the result is rational at a rational point, else a ball)."""
     if prim in ("mul", "div"):
@@ -124,6 +153,8 @@ def smooth_value(prim, xs, params):
     if prim == "neg":
         return -xs[0]
     x = xs[0]
+    if prim in STEPS:
+        return step(prim, x)
     if prim == "pow":
         n = params["n"]
         if n < 0:
@@ -137,7 +168,7 @@ def smooth_value(prim, xs, params):
     if isinstance(x, fmpq):
         if x == 0 and prim in ("exp", "cos"):
             return Q1
-        if x == 0 and prim in ("sin", "tanh", "erf"):
+        if x == 0 and prim in ("sin", "tanh", "erf", "atan"):
             return Q0
         if x == 0 and prim == "sigmoid":
             return fmpq(1, 2)
@@ -164,16 +195,20 @@ def smooth_partials(prim, xs, y, params):
     if prim == "neg":
         return (-Q1,)
     x = xs[0]
+    if prim in STEPS:
+        return (Q0,)
     if prim == "pow":
         n = params["n"]
         return (Q0,) if n == 0 else (n * (_ipow(x, n - 1) if n - 1 >= 0 else 1 / _ipow(x, 1 - n)),)
     return ({"exp": lambda: y, "log": lambda: 1 / x, "sqrt": lambda: 1 / (2 * y),
              "sin": lambda: smooth_value("cos", xs, params), "cos": lambda: -smooth_value("sin", xs, params),
              "tanh": lambda: 1 - y * y, "sigmoid": lambda: y * (1 - y),
-             "erf": lambda: 2 / arb.pi().sqrt() * (-_ball(x) * _ball(x)).exp()}[prim](),)
+             "erf": lambda: 2 / arb.pi().sqrt() * (-_ball(x) * _ball(x)).exp(),
+             "atan": lambda: 1 / (1 + x * x)}[prim](),)
 
 
-SMOOTH = ("add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid", "erf")
+SMOOTH = ("add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid", "erf",
+          "atan") + STEPS       # the equations with a value rule (the steps' derivative is 0)
 
 
 def _row(n, coefs, const=Q0):
@@ -204,7 +239,7 @@ def pieces(prim, params, n):
             if b is not None:
                 add((_row(1, (Q0,), b),))
                 add((_row(1, (d,), (1 - d) * b),))
-    elif prim in ("max", "min"):
+    elif prim in ("max", "min", "kth"):
         if params.get("tie") == "split":
             for k in range(1, n + 1):
                 for sub in itertools.combinations(range(n), k):
@@ -244,7 +279,7 @@ def nonsmooth_value(prim, xs, params):
         if hi is not None and s(x - hi, "x - hi") > 0:
             return [hi]
         return [x]
-    if prim in ("max", "min", "sort"):
+    if prim in ("max", "min", "sort", "kth"):
         def cmp(i, j):       # one variable twice is one number: an exact tie even when it is a ball
             return 0 if xs[i] is xs[j] else s(xs[i] - xs[j], "a difference of arguments")
         order = list(range(len(xs)))
@@ -254,6 +289,8 @@ def nonsmooth_value(prim, xs, params):
                 order[j - 1], order[j] = order[j], order[j - 1]
                 j -= 1
         srt = [xs[i] for i in order]
+        if prim == "kth":
+            return [srt[params["k"]]]
         if prim == "max":
             return [srt[-1]]
         if prim == "min":
@@ -531,7 +568,7 @@ def switches(prim, params, n):
         return [((Q1,), Q0)]
     if prim in ("clamp", "hardtanh", "relu6"):
         return [((Q1,), -b) for b in bounds(prim, params) if b is not None]
-    if prim in ("max", "min", "sort"):
+    if prim in ("max", "min", "sort", "kth"):
         return [(tuple(Q1 if k == i else (-Q1 if k == j else Q0) for k in range(n)), Q0)
                 for i in range(n) for j in range(i + 1, n)]
     if prim == "where":
@@ -543,7 +580,7 @@ def consistent(prim, params, n, signs):
     """Can the switching functions of the primitive take these signs together, at some input?  Pairwise
     differences (max, min, sort) must be a weak order of the arguments; clamp's x - lo > x - hi; single
     switches take any sign."""
-    if prim in ("max", "min", "sort"):
+    if prim in ("max", "min", "sort", "kth"):
         pairs = {(i, j): k for k, (i, j) in enumerate((i, j) for i in range(n) for j in range(i + 1, n))}
 
         def d(i, j):
@@ -588,11 +625,24 @@ def choose(prim, params, n, signs):
                 d = params["at_hi"]
                 return (_row(1, (d,), (1 - d) * hi),)
         return (_row(1, (Q1,)),)
-    if prim in ("max", "min", "sort"):
+    if prim in ("max", "min", "sort", "kth"):
         pairs = {(i, j): k for k, (i, j) in enumerate((i, j) for i in range(n) for j in range(i + 1, n))}
 
         def cmp(i, j):                      # decided sign of x_i - x_j
             return 0 if i == j else (signs[pairs[(i, j)]] if i < j else -signs[pairs[(j, i)]])
+        unspecified = "unspecified" in (params.get("ties"), params.get("tie"))
+        if prim == "kth":
+            k = params["k"]
+            group = [i for i in range(n) if sum(cmp(j, i) < 0 for j in range(n)) <= k <
+                     sum(cmp(j, i) <= 0 for j in range(n))]
+            if unspecified and len(group) > 1:
+                raise CannotDecide("the checker cannot decide an order statistic at a tie whose rule is unspecified")
+            tie = params.get("tie")
+            if tie == "split":
+                return (_row(n, tuple(fmpq(1, len(group)) if j in group else Q0 for j in range(n))),)
+            return (_row(n, _unit(n, group[-1] if tie == "last" else group[0])),)
+        if prim == "sort" and unspecified and any(s == 0 for s in signs):
+            raise CannotDecide("the checker cannot decide a sort at a tie whose order is unspecified")
         if prim == "sort":
             down = -1 if params.get("descending") else 1
             rev = -1 if params.get("ties") == "reverse" else 1

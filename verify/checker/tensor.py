@@ -32,7 +32,7 @@ from . import Invalid
 from . import kernel as K
 
 UNDECIDED = 2
-TIE_ONLY = ("relu", "abs", "leaky_relu", "max", "min", "sort")   # pieces meet only where a switch is 0
+TIE_ONLY = ("relu", "abs", "leaky_relu", "max", "min", "sort", "kth")   # pieces meet only where a switch is 0
 MAX_PIECES = 100_000        # sites with more pieces (sort over long axes) are refused at a tie, as the certifier does
 
 
@@ -237,15 +237,16 @@ def power(a, n):
 
 # value at the special point (numerator, denominator) -> exact value, for the transcendental primitives
 _SPECIAL = {"exp": ((0, 1), 1), "sin": ((0, 1), 0), "cos": ((0, 1), 1), "tanh": ((0, 1), 0), "erf": ((0, 1), 0),
+            "atan": ((0, 1), 0),
             "sigmoid": ((0, 1), fmpq(1, 2)), "log": ((1, 1), 0)}
 _BALL = {"exp": lambda v: v.exp(), "log": lambda v: v.log(), "sqrt": lambda v: v.sqrt(), "sin": lambda v: v.sin(),
-         "cos": lambda v: v.cos(), "tanh": lambda v: v.tanh(), "erf": lambda v: v.erf(),
+         "cos": lambda v: v.cos(), "tanh": lambda v: v.tanh(), "erf": lambda v: v.erf(), "atan": lambda v: v.atan(),
          "sigmoid": lambda v: 1 / (1 + (-v).exp())}
 _BALL_UFUNC = {k: np.frompyfunc(f, 1, 1) for k, f in _BALL.items()}
 
 
 def transcendental(prim, x):
-    """exp, log, sqrt, sin, cos, tanh, erf, sigmoid elementwise: exact when every element is at the special
+    """exp, log, sqrt, sin, cos, tanh, erf, atan, sigmoid elementwise: exact when every element is at the special
     point (or, for sqrt, every element is the square of a rational), balls otherwise."""
     if prim in ("log", "sqrt"):
         require(x, (1,), f"{prim}'s argument is positive")
@@ -262,6 +263,15 @@ def transcendental(prim, x):
                 v = fmpq(val)
                 return Q(np.full(x.shape, int(v.p), dtype=object), int(v.q))
     return _obj(_BALL_UFUNC[prim](balls(x)))
+
+
+def steps(prim, x):
+    """floor / ceil / round / trunc elementwise (the kernel's exact step; CannotDecide where a ball reaches a
+    jump)."""
+    if isinstance(x, Q):
+        return from_fmpqs(_obj(np.frompyfunc(lambda v: K.step(prim, v), 1, 1)(x.fmpqs())))
+    out = _obj(np.frompyfunc(lambda v: K.step(prim, v), 1, 1)(x))
+    return from_fmpqs(out)
 
 
 def reduce_sum(x, axes, keepdims=False):
@@ -505,6 +515,8 @@ def forward(prim, p, xs):
         return power(xs[0], p["n"])
     if prim in _BALL:
         return transcendental(prim, xs[0])
+    if prim in K.STEPS:
+        return steps(prim, xs[0])
     x = xs[0]
     if prim == "dot":
         return dot(p, *xs)
@@ -556,6 +568,8 @@ def backward(prim, p, xs, y, ct, need):
         return (fit(div(ct, xs[1]), xs[0]) if need[0] else None), \
             (fit(neg(div(mul(ct, y), xs[1])), xs[1]) if need[1] else None)
     x = xs[0]
+    if prim in K.STEPS:
+        return (None,)
     if prim == "neg":
         return (neg(ct),)
     if prim == "pow":
@@ -567,7 +581,8 @@ def backward(prim, p, xs, y, ct, need):
              "sin": lambda: transcendental("cos", x), "cos": lambda: neg(transcendental("sin", x)),
              "tanh": lambda: sub(literal(fmpq(1)), mul(y, y)),
              "sigmoid": lambda: mul(y, sub(literal(fmpq(1)), y)),
-             "erf": lambda: mul(div(literal(fmpq(2)), _obj(arb.pi().sqrt())), transcendental("exp", neg(mul(x, x))))}
+             "erf": lambda: mul(div(literal(fmpq(2)), _obj(arb.pi().sqrt())), transcendental("exp", neg(mul(x, x)))),
+             "atan": lambda: div(one, add(one, mul(x, x)))}
         return (mul(ct, d[prim]()),)
     if prim == "dot":
         return dot_vjp(p, xs[0], xs[1], ct, need)

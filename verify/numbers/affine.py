@@ -86,6 +86,7 @@ class AffineSystem:
 
     exp, log, sqrt = _unary("exp"), _unary("log"), _unary("sqrt")
     sin, cos, tanh, sigmoid = _unary("sin"), _unary("cos"), _unary("tanh"), _unary("sigmoid")
+    erf, atan = _unary("erf"), _unary("atan")
     del _unary
 
     def sign(self, x):

@@ -85,6 +85,7 @@ class BallSystem:
     tanh = staticmethod(arb.tanh)
     def sigmoid(self, a): return 1 / (1 + (-a).exp())
     def erf(self, a): return a.erf()
+    atan = staticmethod(arb.atan)
     def pi(self): return arb.pi()
 
     sign = staticmethod(arb_sign)

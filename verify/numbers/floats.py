@@ -34,6 +34,7 @@ class FloatSystem:
     def sin(self, a): return np.sin(a)
     def cos(self, a): return np.cos(a)
     def tanh(self, a): return np.tanh(a)
+    def atan(self, a): return np.arctan(a)
     def sigmoid(self, a): return self.dtype(1) / (self.dtype(1) + np.exp(-a))
     def pi(self): return self.dtype(np.pi)
 

@@ -63,7 +63,7 @@ def _frompy(fn):
 
 _arb_exp, _arb_log, _arb_sqrt = _frompy(lambda v: v.exp()), _frompy(lambda v: v.log()), _frompy(lambda v: v.sqrt())
 _arb_sin, _arb_cos, _arb_tanh = _frompy(lambda v: v.sin()), _frompy(lambda v: v.cos()), _frompy(lambda v: v.tanh())
-_arb_erf = _frompy(lambda v: v.erf())
+_arb_erf, _arb_atan = _frompy(lambda v: v.erf()), _frompy(lambda v: v.atan())
 _arb_sign1 = _frompy(lambda v: UNDECIDED if (s := arb_sign(v)) is None else s)
 
 
@@ -278,6 +278,9 @@ class ExactTensors(_Base):
     def erf(self, x):
         return self._special(x, lambda p, d: p == 0, 0, _arb_erf)
 
+    def atan(self, x):
+        return self._special(x, lambda p, d: p == 0, 0, _arb_atan)
+
     def pi(self):
         return _obj(arb.pi())
 
@@ -434,6 +437,7 @@ class BallTensors(_Base):
     def cos(self, x): return _obj(_arb_cos(x))
     def tanh(self, x): return _obj(_arb_tanh(x))
     def erf(self, x): return _obj(_arb_erf(x))
+    def atan(self, x): return _obj(_arb_atan(x))
     def sigmoid(self, x): return _obj(1 / (1 + _arb_exp(-x)))
     def pi(self): return _obj(arb.pi())
 
@@ -525,6 +529,7 @@ class FloatTensors(_Base):
         return self._c(erf(x))
 
     def sigmoid(self, x): return self._c(1 / (1 + np.exp(-x)))
+    def atan(self, x): return self._c(np.arctan(x))
     def pi(self): return self._c(np.pi)
 
     def signs(self, x):
@@ -617,6 +622,9 @@ class IntervalTensors(_Base):
 
     def erf(self, x):
         return self._map(self.s.erf, x)
+
+    def atan(self, x):
+        return self._map(self.s.atan, x)
 
     def sigmoid(self, x): return self._map(self.s.sigmoid, x)
     def pi(self): return _obj(self.s.pi())

@@ -1,5 +1,6 @@
 """Smooth primitives: + - * / neg, integer powers, exp, log, sqrt (argument > 0 only: sqrt is not
-Lipschitz at 0), and sin, cos, tanh, sigmoid, erf (analytic, allowed as in Remark 1 of the paper)."""
+Lipschitz at 0), and sin, cos, tanh, sigmoid, erf, atan (analytic, allowed as in Remark 1 of the paper;
+atan gives asin, acos and atan2 in the importers)."""
 from flint import fmpq
 
 from ...errors import DomainError, ProgramError, Undecided
@@ -181,6 +182,17 @@ erf_p = smooth_prim("erf", doc="the error function (analytic; GELU's exact form 
 eval_rules["erf"] = lambda ns, p, a: ns.erf(a)
 jvp_rules["erf"] = lambda ns, p, xs, y, ts: _zero_or(ns, ts[0], lambda t: ns.mul(_derf(ns, xs[0]), t))
 vjp_rules["erf"] = lambda ns, p, xs, y, ct: (ns.mul(_derf(ns, xs[0]), ct),)
+
+
+def _datan(ns, x):
+    """d/dx atan(x) = 1 / (1 + x**2)."""
+    return ns.div(ns.const(fmpq(1)), ns.add(ns.const(fmpq(1)), ns.mul(x, x)))
+
+
+atan_p = smooth_prim("atan", doc="arctangent (analytic; asin, acos and atan2 are written with it)")
+eval_rules["atan"] = lambda ns, p, a: ns.atan(a)
+jvp_rules["atan"] = lambda ns, p, xs, y, ts: _zero_or(ns, ts[0], lambda t: ns.mul(_datan(ns, xs[0]), t))
+vjp_rules["atan"] = lambda ns, p, xs, y, ct: (ns.mul(_datan(ns, xs[0]), ct),)
 
 
 def _dsigmoid(ns, y):
