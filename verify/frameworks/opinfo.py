@@ -32,7 +32,7 @@ RTOL = 2.0 ** -30
 REASONS = (
     ("complex", r"complex"),
     ("random", r"random|dropout|bernoulli|normal\b"),
-    ("unchecked decomposition", r"would decompose it into core ATen ops"),
+    ("unchecked decomposition", r"would decompose it into core ATen ops|decomposes it into core ATen ops with a kink"),
     ("higher-order op", r"higher-order op"),
     ("integer from reals", r"computes integers from real values|indices computed from real values|"
                            r"indices are integers computed|indices of max|data-dependent"),

@@ -14,6 +14,7 @@ from flint import fmpq
 
 from ..errors import InputError
 from ..program.prims import PRIMITIVES
+from . import torch_ops
 from .lowering import (Const, Cond, ImportFailure, Imported, InputInfo, Lowering, NonReal, Origin, Tensor,
                        Unavailable, exact_q, point_value)
 
@@ -143,25 +144,32 @@ def from_torch(f, *example_args, params="inputs", name=None):
     table = torch.export.default_decompositions()
     for op in _KEEP:
         table.pop(getattr(torch.ops.aten, op).default, None)
+    for op in torch_ops.KEEP:
+        name, overload = op.split(".")
+        table.pop(getattr(getattr(torch.ops.aten, name), overload), None)
     try:
         ep = torch.export.export(module, tuple(example_args))
     except Exception as e:     # torch raises many unrelated types here; the message is what matters
         raise ImportFailure(f"torch.export could not export {name}: {type(e).__name__}: {e}".split("\n")[0]) from e
-    _check_decompositions(ep, table)
+    decomposed = _check_decompositions(ep, table)
     try:
         ep = ep.run_decompositions(table)
     except Exception as e:
         raise ImportFailure(f"torch.export could not decompose {name}: {type(e).__name__}: {e}".split("\n")[0]) from e
-    return _import_exported(ep, pytree.tree_leaves(tuple(example_args)), params, name)
+    return _import_exported(ep, pytree.tree_leaves(tuple(example_args)), params, name,
+                            provenance=_provenance(ep, decomposed))
 
 
 # Decompositions.  ``run_decompositions`` rewrites ops that have their own backward into core ATen ops, and
 # the rewrite keeps values, not kinks, nor stop-gradients: hardswish's decomposition x * clamp(x + 3, 0, 6) / 6
 # has derivative -1/2 at -3 and 3/2 at 3 where torch's hardswish_backward gives 0 and 1 (measured), detach
 # becomes alias (the identity), and a torch.no_grad() block is inlined.  So: the ops of _KEEP are kept whole
-# and mapped with their own backward; every other op that the table would decompose must be in _DECOMPOSED,
-# whose decompositions are checked against the op's own backward at its kinks in tests/test_import_torch.py
-# (or have no kinks); anything else, and any higher-order op (no_grad, cond, ...), is an ImportFailure.
+# and mapped with their own backward; any higher-order op (no_grad, cond, ...) is an ImportFailure; every
+# other op is decomposed, and its decomposition is accepted when it lowers to smooth equations only (a smooth
+# function has one derivative, which the op's backward and the decomposition's both compute), or when the op
+# is in _DECOMPOSED, whose decompositions have kinks that are checked against the op's own backward at those
+# kinks in tests/test_import_torch.py.  A decomposition that yields a nonsmooth or discontinuous equation for
+# an op outside _DECOMPOSED is an ImportFailure naming the op, the node and the equation.
 _KEEP = ("hardswish", "hardsigmoid", "detach", "detach_")
 _DECOMPOSED = {
     # kinks measured against the op's own backward (tests/test_import_torch.py)
@@ -178,12 +186,14 @@ _DECOMPOSED = {
     "roll", "flip", "narrow", "tile", "movedim", "moveaxis", "swapaxes", "take_along_dim", "select", "slice",
     "expand", "view", "permute", "split_with_sizes", "index", "pad", "constant_pad_nd",
     "gelu", "elu", "sigmoid", "tanh", "reciprocal", "neg", "abs", "exp", "log", "sqrt", "rsqrt", "pow", "sign",
-}
+} | set(torch_ops.DECOMPOSED)          # and those of the ops added for PyTorch's operator set
 
 
 def _check_decompositions(ep, table):
-    """Refuse a graph whose decomposition could change kinks or drop a stop-gradient (see _DECOMPOSED)."""
+    """Refuse a higher-order op (see the note above); return {node name: (op, source)} of the nodes that the
+    table decomposes and whose decompositions are not among the checked ones (_DECOMPOSED)."""
     import torch
+    out = {}
     for node in ep.graph.nodes:
         if node.op != "call_function":
             continue
@@ -192,8 +202,45 @@ def _check_decompositions(ep, table):
             raise ImportFailure(f"torch {target} ({_source(node) or node.name}): a higher-order op (torch.no_grad(), "
                                 "control flow, ...) is not supported: it is not a real-number program with its AD")
         if target in table and str(target).split(".")[1] not in _DECOMPOSED:
-            raise ImportFailure(f"torch {target} ({_source(node) or node.name}): torch.export would decompose it "
-                                "into core ATen ops whose kinks have not been checked against its own backward")
+            out[node.name] = (_op_name(target), _source(node))
+    return out
+
+
+def _provenance(ep, decomposed):
+    """{node of the decomposed graph: (original node name, op, source)} for the nodes that come from the
+    decomposition of an op in ``decomposed`` (read from the nodes' ``from_node`` provenance)."""
+    out = {}
+
+    def find(sources):
+        for s in sources or ():
+            if s.name in decomposed and _op_name(s.target) == decomposed[s.name][0]:
+                return s.name
+            hit = find(getattr(s, "from_node", None))
+            if hit:
+                return hit
+        return None
+    for node in ep.graph.nodes:
+        if node.op == "call_function":
+            hit = find(node.meta.get("from_node"))
+            if hit:
+                out[node] = (hit,) + decomposed[hit]
+    return out
+
+
+def _check_decomposed(lo, node, provenance, first):
+    """An op decomposed by torch.export (and not checked at its kinks) must lower to smooth, continuous
+    equations: the equations emitted from index ``first`` on for ``node`` are checked."""
+    src = provenance.get(node)
+    if src is None:
+        return
+    for e in lo.b.eqns[first:]:
+        prim = PRIMITIVES[e.prim]
+        if not prim.smooth or not prim.continuous:
+            name, op, source = src
+            where = ", ".join(p for p in (f"node {name}", source) if p)
+            raise ImportFailure(f"torch aten.{op} ({where}): torch.export decomposes it into core ATen ops with a kink "
+                                f"(aten.{_op_name(node.target)} became {e.prim}) that has not been checked against "
+                                f"aten.{op}'s own backward")
 
 
 def _function_module(f):
@@ -216,7 +263,7 @@ def _function_module(f):
     return m
 
 
-def _import_exported(ep, user_values, params, name):
+def _import_exported(ep, user_values, params, name, provenance=None):
     import torch
     from torch.export.graph_signature import InputKind, OutputKind
     from torch.export.graph_signature import TensorArgument
@@ -280,7 +327,9 @@ def _import_exported(ep, user_values, params, name):
         op = _op_name(node.target)
         lo.origin = Origin("torch", f"aten.{op}" if node.target is not _operator.getitem else "getitem", node.name,
                            _module_path(node), _source(node), ATEN.get(op, (None, ""))[1])
+        first = len(lo.b.eqns)
         values[node] = _run_node(lo, node, op, values)
+        _check_decomposed(lo, node, provenance or {}, first)
         _check_shape(lo, node, values[node])
     outs = []
     for a in user_outputs:
@@ -395,10 +444,8 @@ def _mul(lo, a, b):
     return lo.mul(a, b)
 
 
-@aten("div.Tensor", "div.Scalar", "div.Tensor_mode", "div.Scalar_mode")
-def _div(lo, a, b, rounding_mode=None):
-    if rounding_mode is not None:
-        lo.fail(f"division with rounding_mode={rounding_mode!r} is not a real-number function")
+@aten("div.Tensor", "div.Scalar")
+def _div(lo, a, b):
     return lo.div(a, b)
 
 
@@ -499,11 +546,6 @@ def _clamp_eq(lo, a, lo_v, hi_v):
         lo.fail(f"clamp with min={lo_v} >= max={hi_v}")
     (o,) = lo.emit("clamp", [t.atom], {"lo": lo_q, "hi": hi_q, "at_lo": fmpq(1), "at_hi": fmpq(1)})
     return Tensor(o, t.shape)
-
-
-@aten("clamp.Tensor")
-def _clamp_tensor(lo, a, min=None, max=None):
-    lo.fail("clamp with tensor bounds is not supported (only number bounds)")
 
 
 @aten("clamp.default", note="clamp_backward: 1 where lo <= x <= hi, so 1 at both bounds")
@@ -846,6 +888,9 @@ def _pool_args(lo, x, kernel, stride, padding, dilation, ceil_mode):
            "row-major order (tie=first)")
 def _max_pool(lo, a, kernel, stride=(), padding=0, dilation=1, ceil_mode=False):
     x = lo.real(a)
+    if ceil_mode:              # windows running off the input: max over constant index windows
+        return (torch_ops.max_pool(lo, x, kernel, stride, padding, dilation, True, 2),
+                Unavailable("max-pool indices are integers computed from real values"))
     kernel, stride, padding, dilation = _pool_args(lo, x, kernel, stride, padding, dilation, ceil_mode)
     (o,) = lo.emit("max_pool2d", [lo.full(x)], {"kernel": kernel, "stride": stride, "padding": padding,
                                                 "dilation": dilation, "tie": "first"})
@@ -855,6 +900,8 @@ def _max_pool(lo, a, kernel, stride=(), padding=0, dilation=1, ceil_mode=False):
 @aten("avg_pool2d.default")
 def _avg_pool(lo, a, kernel, stride=(), padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None):
     x = lo.real(a)
+    if ceil_mode or not count_include_pad:     # windows with their own divisors: sums over constant windows
+        return torch_ops.avg_pool(lo, x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override, 2)
     kernel, stride, padding, _ = _pool_args(lo, x, kernel, stride, padding, 1, ceil_mode)
     if not count_include_pad and any(padding):
         lo.fail("avg_pool2d with count_include_pad=False and padding")
@@ -870,8 +917,8 @@ def _adaptive_avg(lo, a, output_size):
     x = lo.real(a)
     H, W = x.shape[-2:]
     oh, ow = output_size
-    if H % oh or W % ow:
-        lo.fail(f"adaptive average pooling from {H}x{W} to {oh}x{ow} (only exact divisions are supported)")
+    if H % oh or W % ow:       # windows of two sizes: sums over constant windows over their sizes
+        return torch_ops.adaptive_avg(lo, x, (oh, ow))
     k = (H // oh, W // ow)
     (o,) = lo.emit("avg_pool2d", [lo.full(x)], {"kernel": k, "stride": k, "padding": (0, 0)})
     return Tensor(o, lo.shape_of(o))
@@ -885,17 +932,18 @@ _UNSTABLE_MAX = 16
 @aten("sort.stable", "sort.default",
       note="sort backward scatters through the kernel's permutation: stable=True keeps tied elements in input "
            "order (ties=stable, ascending and descending); without stable=True torch's CPU std::sort is "
-           "stable (insertion sort) up to 16 elements and not beyond, measured")
+           "stable (insertion sort) up to 16 elements and not beyond, measured: beyond, ties=unspecified (a tie "
+           "is undecidable)")
 def _sort(lo, a, dim=-1, descending=False, stable=None):
     t = lo.real(a)
+    if not t.shape:
+        return t, Unavailable("sort indices are integers computed from real values")
     ax = dim % len(t.shape)
-    if not stable and t.shape[ax] > _UNSTABLE_MAX:
-        lo.fail(f"torch.sort without stable=True along {t.shape[ax]} > {_UNSTABLE_MAX} elements orders ties "
-                "arbitrarily (std::sort): write torch.sort(..., stable=True)")
+    ties = "unspecified" if not stable and t.shape[ax] > _UNSTABLE_MAX else "stable"
     if t.shape[ax] < 2:
         out = t
     else:
-        (o,) = lo.emit("sort_axis", [lo.full(t)], {"axis": ax, "descending": bool(descending), "ties": "stable"})
+        (o,) = lo.emit("sort_axis", [lo.full(t)], {"axis": ax, "descending": bool(descending), "ties": ties})
         out = Tensor(o, t.shape)
     return out, Unavailable("sort indices are integers computed from real values")
 
@@ -1162,3 +1210,10 @@ def gradient(f, args, imported, params="inputs", name=None):
         raise InputError("the audited function must return one scalar (a loss)")
     grads = torch.autograd.grad(out.reshape(()), leaves, allow_unused=True)
     return [None if g is None else g.detach().cpu().numpy() for g in grads]
+
+
+# the ops of frameworks/torch_ops.py (PyTorch's operator set), and the *_copy ops as their views
+ATEN.update(torch_ops.OPS)
+_BOOL_OPS.update(torch_ops.BOOL_OPS)
+for _copy, _view in torch_ops.COPIES.items():
+    ATEN.setdefault(_copy, ATEN[_view])
