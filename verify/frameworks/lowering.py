@@ -414,10 +414,21 @@ class Lowering:
         u, v = self.real(u), self.real(v)
         if isinstance(u.atom, Lit) and isinstance(v.atom, Lit):
             return Const(np.full(shape, bool(_NP_CMP[op](u.atom.value - v.atom.value, 0))))
+        if not isinstance(u.atom, int) and not isinstance(v.atom, int):
+            # two constants (literals or array constants): decided exactly now
+            d = np.asarray(self._exact_values(u) - self._exact_values(v), dtype=object)
+            signs = np.vectorize(lambda q: (q > 0) - (q < 0), otypes=[np.int64])(d) if d.size else d.astype(np.int64)
+            return Const(np.broadcast_to(_NP_CMP[op](signs, 0), shape).copy())
         if u.atom == v.atom and u.shape == v.shape:
             # x OP x: decided for every real x (isnan(x) is x != x: False)
             return Const(np.full(shape, op in (">=", "<=", "==")))
         return Cond(op, (u, v), shape)
+
+    def _exact_values(self, t):
+        """The exact values (an object array of fmpq, broadcast to t.shape) of a constant Tensor."""
+        if isinstance(t.atom, Lit):
+            return np.full(t.shape, t.atom.value, dtype=object)
+        return np.broadcast_to(self.arrays[t.atom.name].to_fmpq(), t.shape)
 
     def logical(self, op, *args):
         """and / or / not of booleans (constant masks folded)."""

@@ -60,12 +60,13 @@ checked_decomposition(
     "aminmax",                    # amin and amax: ties split (measured)
     "frac", "sgn",                # x - trunc(x): derivative 1; sign: 0
     "lerp",                       # two formulas that agree as polynomials where they switch
-    "xlogy", "special_xlog1py",   # where(x == 0, 0, ...): derivative 0 in x at x = 0, as xlogy_backward
     "logit",                      # clamp(x, eps, 1 - eps): derivative passes at the bounds, as logit_backward
-    "max_pool1d_with_indices",    # max_pool2d over a height of 1: the same kernel
-    "margin_ranking_loss", "hinge_embedding_loss", "soft_margin_loss", "multi_margin_loss",
-    "multilabel_margin_loss", "triplet_margin_loss", "triplet_margin_with_distance_loss", "cosine_embedding_loss",
-    "poisson_nll_loss", "binary_cross_entropy_with_logits",
+    "max_pool1d_with_indices", "max_pool1d", "max_pool3d",    # the same kernels (max_pool2d, max_pool3d)
+    "margin_ranking_loss", "hinge_embedding_loss", "soft_margin_loss", "triplet_margin_loss",
+    "triplet_margin_with_distance_loss", "cosine_embedding_loss", "poisson_nll_loss",
+    "binary_cross_entropy_with_logits",
+    # norms and distances: linalg_vector_norm, mapped here with the norm backward's 0 at 0
+    "pairwise_distance", "cosine_similarity", "renorm", "linalg_norm", "linalg_matrix_norm", "msort",
     "cdist", "pdist",             # _cdist_forward / _pdist_forward, mapped here with their backward's 0 at 0
     "adaptive_max_pool1d",        # adaptive_max_pool2d over a height of 1: the same kernel
 )
@@ -185,6 +186,18 @@ def _exp2(lo, a):
 @op("erfc.default")
 def _erfc(lo, a):
     return lo.sub(1, lo.ew("erf", [_unary(lo, a)]))
+
+
+@op("xlogy.Tensor", "xlogy.Scalar_Self", "xlogy.Scalar_Other", keep=True,
+    note="x log y, defined for y > 0: xlogy backward is log y in x (also at x = 0) and x / y in y")
+def _xlogy(lo, x, y):
+    return lo.mul(x, lo.ew("log", [lo.real(y)]))
+
+
+@op("special_xlog1py.default", "special_xlog1py.self_scalar", "special_xlog1py.other_scalar", keep=True,
+    note="x log(1 + y), defined for y > -1: the backward is log(1 + y) in x (also at x = 0) and x / (1 + y) in y")
+def _xlog1py(lo, x, y):
+    return lo.mul(x, lo.ew("log", [lo.add(1, y)]))
 
 
 @op("hypot.default", note="defined off (0, 0), where torch's derivative is nan")
@@ -844,6 +857,9 @@ def _pdist(lo, x, p=2):
 # --------------------------------------------------------------------------------------- index ops (constant)
 
 def _const_array(lo, v, what):
+    if isinstance(v, Cond) and lo.origin.op in ("aten.masked_select.default", "aten.nonzero.default"):
+        lo.fail(f"{what} computed from real values: the output's shape depends on real values (a data-dependent "
+                "shape), which no program of fixed shapes has")
     if isinstance(v, (Tensor, Cond, NonReal, Unavailable)):
         lo.fail(f"{what} computed from real values: not a real-number function")
     return np.asarray(v.value) if isinstance(v, Const) else v
@@ -956,6 +972,8 @@ def _scatter_like(fn_name):
         import torch
         fn = getattr(torch.ops.aten, fn_name)
         x = lo.real(self_)
+        if any(isinstance(v, (Cond, Unavailable, NonReal)) for v in args):
+            lo.fail(f"{fn_name} with a mask or indices computed from real values: not a real-number function")
         src_pos = [i for i, v in enumerate(args) if isinstance(v, Tensor)]
         reals = [x] + [args[i] for i in src_pos]
 
@@ -1025,12 +1043,13 @@ def _index_put(lo, a, indices, values, accumulate=False):
     idx = [None if i is None else _idx(lo, i) for i in indices]
     x = lo.real(a)
     if accumulate:
-        return linear_map(lo, [x, values], lambda u, v: torch.index_put(u, idx, v, True))
-    counts = torch.index_put(torch.zeros(x.shape, dtype=torch.int64), idx, torch.ones((), dtype=torch.int64), True)
+        return linear_map(lo, [x, values], lambda u, v: torch.ops.aten.index_put.default(u, idx, v, True))
+    counts = torch.ops.aten.index_put.default(torch.zeros(x.shape, dtype=torch.int64), idx,
+                                              torch.ones((), dtype=torch.int64), True)
     if bool((counts > 1).any()):
         lo.fail("index_put writes one element twice: torch keeps one of them by an unspecified rule")
     v = lo.real(values)
-    return move(lo, [x, v], lambda px, pv: torch.index_put(px, idx, pv))
+    return move(lo, [x, v], lambda px, pv: torch.ops.aten.index_put.default(px, idx, pv))
 
 
 @op("put.default", note="with constant indices: copies (an element written twice is refused) or sums")
