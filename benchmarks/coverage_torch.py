@@ -52,7 +52,8 @@ def summary(results):
     n = len(results)
     by = collections.Counter(r.status for r in results)
     lines = [f"imported {by['imported']} / {n} ({100 * by['imported'] / max(n, 1):.1f}%)"]
-    for status in ("refused", "mismatch", "undefined", "undecided", "timeout", "crashed", "no sample"):
+    for status in ("refused", "mismatch", "undefined", "undecided", "timeout", "crashed", "no sample",
+                   "no real output"):
         if by[status]:
             lines.append(f"{status:10s} {by[status]}")
     reasons = collections.Counter(r.reason for r in results if r.status == "refused")

@@ -14,7 +14,9 @@ float64 values and autograd gradient.  The result is one of:
 - ``refused``: an ImportFailure, with a reason class (``REASONS``) and the message;
 - ``undefined`` / ``undecided``: the program is not defined at the sample (DomainError), or a sign could
   not be decided at the precision cap;
-- ``crashed``: any other exception (a bug: the goal is zero).
+- ``crashed``: any other exception (a bug: the goal is zero);
+- ``no real output`` / ``no sample``: the sample has no floating-point or complex output, or torch itself cannot
+  run it as a function of its tensors (sparse layouts): not counted as imported.
 
 Needs the ``expecttest`` package (torch's test data imports it).  Nothing here is used by the rest of
 verify: tests/test_opinfo.py and benchmarks/coverage_torch.py are its users.
@@ -120,10 +122,12 @@ class Case:
         return Sample()
 
     def outputs(self, out):
-        """The real (floating-point) tensors of an op's output, in pytree order."""
+        """The real (floating-point) tensors of an op's output, in pytree order; a complex tensor as its real and
+        imaginary parts (torch.view_as_real), so that an op with complex results is judged on them."""
         import torch
         from torch.utils import _pytree as pytree
-        return [v for v in pytree.tree_leaves(out) if isinstance(v, torch.Tensor) and v.is_floating_point()]
+        return [torch.view_as_real(v) if v.is_complex() else v for v in pytree.tree_leaves(out)
+                if isinstance(v, torch.Tensor) and (v.is_floating_point() or v.is_complex())]
 
     def fn(self, *tensors):
         return self.apply(tensors, {k: self.args[k].detach().clone() for k in self.frozen})
@@ -233,6 +237,8 @@ def check(op, sample=None):
     except Exception as e:      # the sample itself does not run in torch: not ours to judge
         return done("no sample", "torch", f"{type(e).__name__}: {e}")
     n_in = sum(1 for a in case.inputs() if a.is_floating_point())
+    if len(theirs) == 1:
+        return done("no real output", "", "the op's first sample has no floating-point output", n_inputs=n_in)
     try:
         imp = from_torch(case.module(), *case.inputs(), name=name.replace(".", "_"))
     except InputError as e:

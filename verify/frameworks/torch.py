@@ -15,7 +15,7 @@ from flint import fmpq
 from ..errors import InputError
 from ..program.prims import PRIMITIVES
 from . import torch_ops
-from .lowering import (Const, Cond, ImportFailure, Imported, InputInfo, Lowering, NonReal, Origin, Tensor,
+from .lowering import (Const, Cond, ImportFailure, Imported, InputInfo, Lowering, Masked, NonReal, Origin, Tensor,
                        Unavailable, exact_q, point_value)
 
 NAME = "torch"
@@ -47,6 +47,16 @@ class TorchLowering(Lowering):
         import torch
         self.torch = torch
         self.node = None
+        self.dependent = set()         # the nodes whose values depend on the program's inputs
+        self.run_values = None         # () -> {node: torch's value at the example point}, computed once
+
+    def constant_value(self, node):
+        """torch's own value of a node that does not depend on the program's inputs (so it is the same at every
+        point): an index computed in floats from shapes and constants is the index torch uses."""
+        if not callable(self.run_values):
+            return self.run_values[node]
+        self.run_values = self.run_values()
+        return self.run_values[node]
 
     def index_map(self, t, fn):
         """Apply a data-movement op ``fn`` (a function of a torch tensor) to the positions of ``t``: the op's own
@@ -231,7 +241,7 @@ def _check_decomposed(lo, node, provenance, first):
     """An op decomposed by torch.export (and not checked at its kinks) must lower to smooth, continuous
     equations: the equations emitted from index ``first`` on for ``node`` are checked."""
     src = provenance.get(node)
-    if src is None:
+    if src is None or node not in lo.dependent:      # equations on constants only are no kinks of the function
         return
     for e in lo.b.eqns[first:]:
         prim = PRIMITIVES[e.prim]
@@ -315,6 +325,9 @@ def _import_exported(ep, user_values, params, name, provenance=None):
             raise ImportFailure(f"torch: input {src} is complex: only real numbers are supported")
         else:
             values[node] = Const(t.cpu().numpy())
+    lo.dependent = _dependent(ep.graph, [node for node, kind, _, v in pending if kind in ("input", "parameter")
+                                         and isinstance(v, torch.Tensor) and _is_float(v.dtype)])
+    lo.run_values = lambda: _graph_values(ep, [v for _, _, _, v in pending])
     out_node = next(n for n in ep.graph.nodes if n.op == "output")
     user_outputs = [a for a, spec in zip(out_node.args[0], sig.output_specs) if spec.kind == OutputKind.USER_OUTPUT]
     live = _live_nodes(ep.graph, user_outputs)
@@ -337,6 +350,30 @@ def _import_exported(ep, user_values, params, name, provenance=None):
         outs.append(values[a] if isinstance(a, torch.fx.Node) else a)
     program = lo.finish(outs)
     return Imported(program, point, infos, constants, tuple(lo.origins), "torch", ep)
+
+
+def _dependent(graph, inputs):
+    """The nodes of ``graph`` whose values depend on the nodes ``inputs``."""
+    dep = set(inputs)
+    for n in graph.nodes:
+        if n.op == "call_function" and any(a in dep for a in n.all_input_nodes):
+            dep.add(n)
+    return dep
+
+
+def _graph_values(ep, placeholder_values):
+    """{node: value} of every node of ``ep``'s graph run by torch at the placeholders' values."""
+    import torch
+    values = {}
+
+    class _Recorder(torch.fx.Interpreter):
+        def run_node(self, n):
+            out = super().run_node(n)
+            values[n] = out
+            return out
+    with torch.no_grad():
+        _Recorder(ep.graph_module).run(*placeholder_values)
+    return values
 
 
 def _exact_array(t):
@@ -367,7 +404,7 @@ def _convert(values, a):
 
 
 def _has_real(x):
-    if isinstance(x, (Tensor, Cond, NonReal, Unavailable)):
+    if isinstance(x, (Tensor, Cond, NonReal, Unavailable, Masked)):
         return True
     if isinstance(x, (list, tuple)):
         return any(_has_real(y) for y in x)
@@ -411,12 +448,39 @@ def _run_node(lo, node, op, values):
     if any(getattr(m, "dtype", None) is not None and m.dtype.is_complex
            for m in (meta if isinstance(meta, (list, tuple)) else [meta])):
         lo.fail(f"aten.{op} computes complex numbers: verify's programs are real-number programs")
+    if not float_out and node not in lo.dependent:
+        # integers or booleans computed from constants only (source coordinates of an interpolation, ranks of
+        # a quantile): what torch computes, the same at every point
+        v = lo.constant_value(node)
+        if isinstance(v, (bool, int, float)) and hasattr(meta, "shape"):
+            v = lo.torch.tensor(v)
+        return _from_torch_value(lo, v)
     if not float_out and op not in _BOOL_OPS:
         lo.fail(f"aten.{op} computes integers from real values (indices, counts): not a real-number function")
+    if args and isinstance(args[0], Masked) and op in _MOVEMENT:
+        return _move_masked(lo, node, args, kwargs)
     entry = ATEN.get(op)
     if entry is None:
         lo.fail(f"the op aten.{op} is not supported by the importer (no mapping to verify's primitives)")
     return entry[0](lo, *args, **kwargs)
+
+
+# data movement that an attention mask (-inf) goes through between masked_fill and softmax
+_MOVEMENT = {"view.default", "_unsafe_view.default", "reshape.default", "permute.default", "expand.default",
+             "unsqueeze.default", "squeeze.dim", "squeeze.dims", "squeeze.default", "clone.default", "alias.default",
+             "contiguous.default", "slice.Tensor", "select.int", "t.default", "transpose.int", "_to_copy.default"}
+
+
+def _move_masked(lo, node, args, kwargs):
+    """A data-movement op on a Masked array: torch moves the positions, values and mask follow."""
+    import torch
+    a = args[0]
+    n = _math.prod(a.shape)
+    pos = torch.arange(n, dtype=torch.int64).reshape(a.shape)
+    if _op_name(node.target) == "_to_copy.default":
+        return a
+    idx = node.target(pos, *args[1:], **kwargs).numpy()
+    return lo.masked(lo.take(a.values, idx, "map"), _np.asarray(a.mask).reshape(-1)[idx])
 
 
 _BOOL_OPS = set()
@@ -735,18 +799,31 @@ def _var(lo, a, dim=None, correction=None, keepdim=False):
 
 @aten("_log_softmax.default")
 def _log_softmax(lo, a, dim, half_to_float=False):
+    if isinstance(a, Masked):
+        return lo.sub(a, _masked_lse(lo, a, (dim,), True))
     t = lo.real(a)
     return lo.sub(t, lo.logsumexp(t, (dim,), True))
 
 
-@aten("_softmax.default")
+@aten("_softmax.default", note="masked positions (-inf) get 0 and no gradient")
 def _softmax(lo, a, dim, half_to_float=False):
+    if isinstance(a, Masked):
+        e = lo.ew("exp", [a])
+        return lo.div(e, lo.reduce("sum", e, (dim,), True))
     t = lo.real(a)
     return lo.ew("exp", [lo.sub(t, lo.logsumexp(t, (dim,), True))])
 
 
+def _masked_lse(lo, a, axes, keepdim):
+    """log(sum(exp(x))) over ``axes`` leaving the -inf positions out (a slice with every position masked has no
+    real value: log(0) is refused where it is evaluated)."""
+    return lo.ew("log", [lo.reduce("sum", lo.ew("exp", [a]), axes, keepdim)])
+
+
 @aten("logsumexp.default")
 def _logsumexp(lo, a, dim, keepdim=False):
+    if isinstance(a, Masked):
+        return _masked_lse(lo, a, _dims(a, dim), keepdim)
     t = lo.real(a)
     return lo.logsumexp(t, _dims(t, dim), keepdim)
 
@@ -777,9 +854,9 @@ def _addmm(lo, bias, a, b, beta=1, alpha=1):
 @aten("convolution.default")
 def _convolution(lo, x, w, bias, stride, padding, dilation, transposed, output_padding, groups):
     x, w = lo.real(x), lo.real(w)
-    if transposed:
-        lo.fail("transposed convolution is not supported")
     nd = len(x.shape) - 2
+    if transposed or nd not in (1, 2):          # patches of the input times the weights
+        return torch_ops.convolution(lo, x, w, bias, stride, padding, dilation, transposed, output_padding, groups)
     if nd == 1:           # conv1d as conv2d over a height of 1
         N, C, L = x.shape
         x4 = lo.reshape(x, (N, C, 1, L))
@@ -1024,12 +1101,29 @@ def _to_copy(lo, a, dtype=None, **kw):
     return lo.real(a)
 
 
+def _depends(lo, atom):
+    """True when the program variable ``atom`` is computed from the program's inputs."""
+    producer = {o: e for e in lo.b.eqns for o in e.outs}
+    todo, seen = [atom], set()
+    while todo:
+        a = todo.pop()
+        if not isinstance(a, int) or a in seen:
+            continue
+        if a < lo.b.n_inputs:
+            return True
+        seen.add(a)
+        todo.extend(producer[a].ins)
+    return False
+
+
 @aten("detach.default", "detach_.default")
 def _detach(lo, a):
-    if isinstance(a, Tensor) and not isinstance(a.atom, int) or isinstance(a, (Const, NonReal)):
+    if isinstance(a, (Const, NonReal)) or lo.node not in lo.dependent or \
+            isinstance(a, Tensor) and not _depends(lo, a.atom):
         return a                  # a constant: nothing to stop
-    lo.fail("detach (stop_gradient) of a value computed from the inputs is not a real-number function: its "
-            "derivative is not the derivative of any program verify can represent")
+    # usable only where no derivative flows (isnan of it, in nanmean); used as a real value it is refused
+    return Unavailable("detach (stop_gradient) of a value computed from the inputs is not a real-number function: "
+                       "its derivative is not the derivative of any program verify can represent", tuple(a.shape))
 
 
 @aten("slice.Tensor")

@@ -200,6 +200,13 @@ def _xlog1py(lo, x, y):
     return lo.mul(x, lo.ew("log", [lo.add(1, y)]))
 
 
+@op("special_entr.default", keep=True, note="-x log x, defined for x > 0 (at 0 torch's derivative is infinite, "
+                                            "below 0 its value is -inf)")
+def _entr(lo, a):
+    x = _unary(lo, a)
+    return lo.neg(lo.mul(x, lo.ew("log", [x])))
+
+
 @op("hypot.default", note="defined off (0, 0), where torch's derivative is nan")
 def _hypot(lo, a, b):
     a, b = lo.real(a), lo.real(b)
@@ -377,12 +384,17 @@ def _clamp_max_t(lo, a, max):
 @op("isnan.default", "isinf.default", "isposinf.default", "isneginf.default", bool_out=True,
     note="false for every real number")
 def _never(lo, a):
-    return Const(np.zeros(lo.real(a).shape if not isinstance(a, Const) else np.shape(a.value), dtype=bool))
+    return Const(np.zeros(_shape_of(lo, a), dtype=bool))
+
+
+def _shape_of(lo, a):
+    """The shape of any value (a detached one included: isnan of it needs no derivative)."""
+    return np.shape(a.value) if isinstance(a, Const) else (a.shape if isinstance(a, Unavailable) else lo.real(a).shape)
 
 
 @op("isfinite.default", bool_out=True, note="true for every real number")
 def _always(lo, a):
-    return Const(np.ones(lo.real(a).shape if not isinstance(a, Const) else np.shape(a.value), dtype=bool))
+    return Const(np.ones(_shape_of(lo, a), dtype=bool))
 
 
 # ---------------------------------------------------------------------------------- cumulative, products
@@ -1130,7 +1142,9 @@ def _embedding_bag(lo, weight, indices, offsets, scale_grad_by_freq=False, mode=
     w = lo.real(weight)
     idx, off = _idx(lo, indices), _idx(lo, offsets)
     if per_sample_weights is not None:
-        lo.fail("embedding_bag with per_sample_weights")
+        if mode != 0:
+            lo.fail("embedding_bag with per_sample_weights and a mode other than sum")
+        return _weighted_bags(lo, w, idx, off, per_sample_weights, include_last_offset)
     if padding_idx is not None and padding_idx >= 0 and bool((idx == padding_idx).any()):
         lo.fail("embedding_bag reads its padding_idx row, which torch leaves out of bags and gradients")
     bounds = off.tolist() + ([] if include_last_offset else [idx.numel()])
@@ -1149,6 +1163,23 @@ def _embedding_bag(lo, weight, indices, offsets, scale_grad_by_freq=False, mode=
     return (out,) + rest
 
 
+def _weighted_bags(lo, w, idx, off, psw, include_last_offset):
+    """Bags of rows weighted by per_sample_weights (a real array): the gathered rows times the weights, summed
+    per bag."""
+    D = w.shape[1]
+    rows = lo.index_map(w, lambda pos: pos[idx])                                  # (n, D)
+    g = lo.mul(rows, lo.reshape(lo.real(psw), (idx.numel(), 1)))
+    bounds = off.tolist() + ([] if include_last_offset else [idx.numel()])
+    sizes = [bounds[b + 1] - bounds[b] for b in range(len(bounds) - 1)]
+    k = max(1, max(sizes, default=1))
+    win = np.full((len(sizes), D, k), -1, dtype=np.int64)
+    for b in range(len(sizes)):
+        for j in range(sizes[b]):
+            win[b, :, j] = (bounds[b] + j) * D + np.arange(D)
+    out = window_mean(lo, g, win, np.ones((len(sizes), D), dtype=np.int64))
+    return (out,) + tuple(Unavailable("embedding_bag's offsets and counts are integers") for _ in range(3))
+
+
 # --------------------------------------------------------------------------------------------- linear algebra
 
 @op("addmv.default")
@@ -1161,6 +1192,109 @@ def _addmv(lo, bias, mat, vec, beta=1, alpha=1):
 def _addbmm(lo, bias, b1, b2, beta=1, alpha=1):
     p = lo.dot(b1, b2, (0, 2), (0, 1))
     return lo.add(lo.mul(bias, beta), lo.mul(p, alpha))
+
+
+# ------------------------------------------------------------------------------------------------ resampling
+
+def _resample(name):
+    def handler(lo, a, *args, **kw):
+        import torch
+        base, overload = name.split(".")
+        fn = getattr(getattr(torch.ops.aten, base), overload)
+        return linear_map(lo, [a], lambda x: fn(x, *args, **kw))
+    return handler
+
+
+for _n in ("upsample_bilinear2d.vec", "_upsample_bilinear2d_aa.default", "_upsample_bicubic2d_aa.default"):
+    op(_n, note="linear with constant coefficients: the kernel's own float weights (computed from the shapes), "
+                "read from its values on the unit vectors")(_resample(_n))
+
+
+# ----------------------------------------------------------------------------------------------- convolution
+
+def _patch_index(in_shape, kernel, stride, padding, dilation):
+    """(int array (N * prod(out), C * prod(k)) of flat indices into x, -1 in the padding; the output spatial
+    shape) of a convolution's patches."""
+    N, C, *L = in_shape
+    nd = len(L)
+    outs = [(n + 2 * p - d * (k - 1) - 1) // s + 1 for n, k, s, p, d in zip(L, kernel, stride, padding, dilation)]
+    if any(o <= 0 for o in outs):
+        return None, outs
+    spatial = np.zeros(tuple(outs) + tuple(kernel), dtype=np.int64)
+    valid = np.ones(tuple(outs) + tuple(kernel), dtype=bool)
+    for i in range(nd):
+        pos = np.arange(outs[i])[:, None] * stride[i] - padding[i] + np.arange(kernel[i])[None, :] * dilation[i]
+        shape = [1] * (2 * nd)
+        shape[i], shape[nd + i] = outs[i], kernel[i]
+        pos = pos.reshape(shape)
+        valid = valid & (pos >= 0) & (pos < L[i])
+        spatial = spatial + pos * math.prod(L[i + 1:])
+    P = math.prod(L)
+    n = np.arange(N).reshape((N,) + (1,) * (2 * nd + 1))
+    c = np.arange(C).reshape((1,) + (1,) * nd + (C,) + (1,) * nd)
+    sp = spatial.reshape((1,) + tuple(outs) + (1,) + tuple(kernel))
+    ok = valid.reshape(sp.shape)
+    idx = np.where(ok, (n * C + c) * P + sp, -1)
+    return idx.reshape(N * math.prod(outs), C * math.prod(kernel)), outs
+
+
+def convolution(lo, x, w, bias, stride, padding, dilation, transposed, output_padding, groups):
+    """Any convolution (1-, 2-, 3-d, transposed) as patches of x (a take with zeros in the padding) times the
+    weights: a product with the input's own elements, exact.  A transposed convolution is the convolution of
+    the input spread out by the stride (zeros between) and padded by dilation * (k - 1) - padding (plus
+    output_padding at the end), with the kernel flipped and its channel axes swapped."""
+    x, w = lo.real(x), lo.real(w)
+    nd = len(x.shape) - 2
+    stride, padding, dilation = _tuple(stride, nd), _tuple(padding, nd), _tuple(dilation, nd)
+    g = int(groups)
+    if transposed:
+        N, C, *L = x.shape
+        k = w.shape[2:]
+        op_ = _tuple(output_padding, nd)
+        q = [d * (kk - 1) - p for kk, d, p in zip(k, dilation, padding)]
+        newL = [(n - 1) * s + 1 + 2 * qq + o for n, s, qq, o in zip(L, stride, q, op_)]
+        src = np.zeros(tuple(newL), dtype=np.int64)
+        ok = np.ones(tuple(newL), dtype=bool)
+        for i in range(nd):
+            t = np.arange(newL[i]) - q[i]
+            good = (t >= 0) & (t % stride[i] == 0) & (t // stride[i] < L[i])
+            shape = [1] * nd
+            shape[i] = newL[i]
+            ok = ok & good.reshape(shape)
+            src = src + np.where(good, t // stride[i], 0).reshape(shape) * math.prod(L[i + 1:])
+        base = (np.arange(N * C) * math.prod(L)).reshape((N, C) + (1,) * nd)
+        idx = np.where(ok[None, None], base + src[None, None], -1)
+        n = math.prod(x.shape)
+        xs = lo.take(lo.pad(lo.reshape(x, (n,)), [0], [1]), np.where(idx >= 0, idx, n), "spread")
+        cin_g, cout_g = w.shape[0] // g, w.shape[1]
+
+        def swap(pos):
+            v = pos.reshape((g, cin_g, cout_g) + tuple(k)).transpose(1, 2).reshape((g * cout_g, cin_g) + tuple(k))
+            return v.flip(list(range(2, 2 + nd))).contiguous()
+        wt = lo.index_map(w, swap)
+        return convolution(lo, xs, wt, bias, (1,) * nd, (0,) * nd, dilation, False, None, g)
+    N, C, *L = x.shape
+    Cout, Cg, *k = w.shape
+    idx, outs = _patch_index(tuple(x.shape), k, stride, padding, dilation)
+    if idx is None:
+        lo.fail(f"the convolution window does not fit the input ({list(L)})")
+    n = math.prod(x.shape)
+    patches = lo.take(lo.pad(lo.reshape(x, (n,)), [0], [1]), np.where(idx >= 0, idx, n), "patches")
+    kk = math.prod(k)
+    og = Cout // g
+    parts = []
+    for gi in range(g):
+        pg = patches if g == 1 else lo.slice(patches, (0, gi * Cg * kk), (patches.shape[0], (gi + 1) * Cg * kk))
+        wg = lo.reshape(w if g == 1 else lo.slice(w, (gi * og,) + (0,) * (nd + 1), ((gi + 1) * og, Cg) + tuple(k)),
+                        (og, Cg * kk))
+        parts.append(lo.dot(pg, wg, (1,), (1,)))                    # (N * prod(out), og)
+    y = parts[0] if g == 1 else lo.concat(parts, 1)
+    y = lo.reshape(y, (N,) + tuple(outs) + (Cout,))
+    y = lo.transpose(y, (0, nd + 1) + tuple(range(1, nd + 1)))
+    if bias is not None:
+        b = lo.real(bias)
+        y = lo.add(y, lo.reshape(b, (b.shape[0],) + (1,) * nd))
+    return y
 
 
 # ----------------------------------------------------------------------------------------- memory, copies
