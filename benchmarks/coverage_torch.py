@@ -74,6 +74,8 @@ def markdown(results):
     out += ["| op | status | why not |", "|---|---|---|"]
     for r in results:
         why = "" if r.status == "imported" else (f"{r.reason}: " if r.reason else "") + r.detail
+        if r.status == "mismatch" and r.name in opinfo.KNOWN_MISMATCHES:
+            why = f"{why} ({opinfo.KNOWN_MISMATCHES[r.name]})"
         why = why.replace("|", "\\|").replace("\n", " ")
         out.append(f"| `{r.name}` | {r.status} | {why} |")
     return "\n".join(out) + "\n"
@@ -84,6 +86,7 @@ def main(argv=None):
     ap.add_argument("--only", help="comma-separated op names (with .variant)")
     ap.add_argument("--timeout", type=int, default=120)
     ap.add_argument("--write", help="write the markdown table to this file")
+    ap.add_argument("--expect", help="write every op's status and reason as JSON (tests/data/torch_opinfo.json)")
     a = ap.parse_args(argv)
     ops = opinfo.float64_autograd_ops()
     if a.only:
@@ -97,6 +100,12 @@ def main(argv=None):
     if a.write:
         with open(a.write, "w", encoding="utf-8") as f:
             f.write(markdown(results))
+    if a.expect:
+        import json
+        with open(a.expect, "w", encoding="utf-8") as f:
+            json.dump({r.name: {"status": r.status, "reason": r.reason} for r in results}, f, indent=0,
+                      sort_keys=True)
+            f.write("\n")
 
 
 if __name__ == "__main__":

@@ -32,6 +32,11 @@ IDX = torch.tensor([[0, 2, 1, 0, 3, 5], [4, 4, 0, 1, 2, 3]])
 SIGNS = t([[1., -1., 1., 1., -1., 1.], [-1., 1., 1., -1., 1., -1.]])
 
 
+def M(x):
+    """A 3x3 matrix made from nine entries of a 2x6 array, away from singular."""
+    return x.reshape(-1)[:9].reshape(3, 3) + 4 * torch.eye(3, dtype=D)
+
+
 def run_torch(f, args):
     args = [a.detach().clone().requires_grad_(True) for a in args]
     out = f(*args)
@@ -117,6 +122,11 @@ SMOOTH = {
     "var_mean": lambda x, y: torch.stack(torch.var_mean(x, 1)) * y[:, :1].T,
     "group norm": lambda x, y: F.group_norm(torch.cat([x, y]).reshape(1, 4, 6), 2),
     "bce with logits at 0": lambda x, y: F.binary_cross_entropy_with_logits(x * (x > 5), torch.sigmoid(y)),
+    "linear algebra": lambda x, y: torch.linalg.inv(M(x)) + torch.linalg.solve(M(x), M(y))
+    + torch.linalg.det(M(x)) + torch.linalg.slogdet(M(y)).logabsdet + torch.logdet(M(x) @ M(x).T)
+    + torch.linalg.cholesky(M(x) @ M(x).T + torch.eye(3, dtype=D)) + torch.cholesky_solve(M(y), M(x).tril())
+    + torch.cholesky_inverse(M(x).tril()) + torch.linalg.solve_triangular(M(x).triu() + 3, M(y), upper=True)
+    + torch.triangular_solve(M(y), M(x) + 3, upper=False).solution,
     "margin losses": lambda x, y: F.margin_ranking_loss(x, y, SIGNS, margin=0.5)
     + F.hinge_embedding_loss(x, SIGNS, margin=1.) + F.soft_margin_loss(x, SIGNS)
     + F.triplet_margin_loss(x, y, x) + F.cosine_embedding_loss(x, y, torch.tensor([1, -1]))

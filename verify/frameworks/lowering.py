@@ -626,6 +626,8 @@ class Lowering:
         shape[axis] = sum(t.shape[axis] for t in ts)
         shape = tuple(shape)
         ts = [t for t in ts if t.shape[axis] > 0]
+        if not ts:                  # every part is empty along the axis: an empty result
+            return Tensor(Lit(fmpq(0)), shape)
         if len(ts) == 1:
             return ts[0]
         if all(isinstance(t.atom, Lit) and t.atom == ts[0].atom for t in ts):

@@ -208,12 +208,23 @@ def _check_decompositions(ep, table):
         if node.op != "call_function":
             continue
         target = node.target
-        if isinstance(target, torch._ops.HigherOrderOperator):
+        if isinstance(target, torch._ops.HigherOrderOperator) and not _is_check(node):
             raise ImportFailure(f"torch {target} ({_source(node) or node.name}): a higher-order op (torch.no_grad(), "
                                 "control flow, ...) is not supported: it is not a real-number program with its AD")
         if target in table and str(target).split(".")[1] not in _DECOMPOSED:
             out[node.name] = (_op_name(target), _source(node))
     return out
+
+
+# error checks that torch.export threads through an effect token: they read integers (linalg's info) and have
+# no value; a failing check would raise in torch, and the program is then not defined there either
+_CHECKS = ("_linalg_check_errors.default",)
+
+
+def _is_check(node):
+    import torch
+    return node.target is torch.ops.higher_order.with_effects and len(node.args) > 1 and \
+        _op_name(node.args[1]) in _CHECKS
 
 
 def _provenance(ep, decomposed):
@@ -295,6 +306,8 @@ def _import_exported(ep, user_values, params, name, provenance=None):
             pending.append((node, "buffer", spec.target, v))
         elif spec.kind == InputKind.CONSTANT_TENSOR:
             pending.append((node, "constant", spec.target, ep.constants[spec.target]))
+        elif spec.kind == InputKind.TOKEN:            # the effect token of error checks (linalg): no value
+            pending.append((node, "token", node.name, None))
         else:
             raise ImportFailure(f"torch: input {node.name} of kind {spec.kind.name} is not supported")
     for node, kind, src, v in pending:
@@ -438,6 +451,8 @@ def _run_node(lo, node, op, values):
     if node.target is _operator.getitem:
         seq, i = args
         return seq[i]
+    if _is_check(node):            # an error check on integers (linalg's info): the token passes through
+        return (args[0],)
     meta = node.meta.get("val")
     float_out = any(_is_float(m.dtype) for m in (meta if isinstance(meta, (list, tuple)) else [meta])
                     if hasattr(m, "dtype"))
@@ -1021,6 +1036,7 @@ def _sort(lo, a, dim=-1, descending=False, stable=None):
     if not t.shape:
         return t, Unavailable("sort indices are integers computed from real values")
     ax = dim % len(t.shape)
+    torch_ops.check_selection_size(lo, t.shape[ax], "a sort")
     ties = "unspecified" if not stable and t.shape[ax] > _UNSTABLE_MAX else "stable"
     if t.shape[ax] < 2:
         out = t

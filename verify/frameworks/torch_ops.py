@@ -33,6 +33,15 @@ BOOL_OPS = set()
 
 # the double constants of the CPU kernels (the importer uses a kernel's own constants, as for GELU)
 PI = 3.141592653589793
+# the most elements a sort or an order statistic ranges over: a sort site over n elements is an elementary
+# selection with n! pieces and n (n - 1) / 2 switching functions, which verify enumerates
+SELECTION_CAP = 256
+
+
+def check_selection_size(lo, n, what):
+    if n > SELECTION_CAP:
+        lo.fail(f"{what} over {n} > {SELECTION_CAP} elements: its elementary selection (n! pieces, n(n-1)/2 "
+                "switching functions) is beyond what verify enumerates")
 
 
 def op(*names, note="", keep=False, bool_out=False):
@@ -69,6 +78,7 @@ checked_decomposition(
     "pairwise_distance", "cosine_similarity", "renorm", "linalg_norm", "linalg_matrix_norm", "msort",
     "cdist", "pdist",             # _cdist_forward / _pdist_forward, mapped here with their backward's 0 at 0
     "adaptive_max_pool1d",        # adaptive_max_pool2d over a height of 1: the same kernel
+    "linalg_slogdet", "slogdet",  # _linalg_slogdet: the sign of det has derivative 0, as its backward
 )
 
 
@@ -709,6 +719,7 @@ def _cum_extremum(lo, a, dim, prim):
 
 def _kth(lo, t, axes, k, keepdim, tie):
     n = math.prod(t.shape[a] for a in axes) if t.shape else 1
+    check_selection_size(lo, n, "an order statistic")
     if n == 1:
         return lo.reshape(t, tuple(1 if i in axes else d for i, d in enumerate(t.shape)) if keepdim else
                           tuple(d for i, d in enumerate(t.shape) if i not in axes))
@@ -756,6 +767,7 @@ def _topk(lo, a, k, dim=-1, largest=True, sorted=True):
     ax = dim % len(t.shape)
     if not sorted and k > 1:
         lo.fail("topk(sorted=False) returns the k elements in an order that is not specified")
+    check_selection_size(lo, t.shape[ax], "topk")
     if t.shape[ax] < 2:
         s = t
     else:
@@ -1181,6 +1193,191 @@ def _weighted_bags(lo, w, idx, off, psw, include_last_offset):
 
 
 # --------------------------------------------------------------------------------------------- linear algebra
+
+def _sl(lo, t, axis_slices):
+    """t[..., a0:b0, a1:b1] for the last two axes (``axis_slices``: ((a0, b0), (a1, b1)))."""
+    nd = len(t.shape)
+    start, stop = [0] * nd, list(t.shape)
+    for i, (a, b) in zip((nd - 2, nd - 1), axis_slices):
+        start[i], stop[i] = a, b
+    return lo.slice(t, start, stop)
+
+
+def gauss_jordan(lo, A, B):
+    """A^-1 B for square matrices A (..., n, n) and B (..., n, m) by Gauss-Jordan elimination without pivoting:
+    exact on rationals, smooth where every leading principal minor of A is nonzero (a division by 0 elsewhere
+    is refused there, where the function itself may be defined: a limitation, not a kink)."""
+    n = A.shape[-1]
+    aug = lo.concat([lo.broadcast(A, lo.bshape(A.shape[:-2], B.shape[:-2]) + (n, n)),
+                     lo.broadcast(B, lo.bshape(A.shape[:-2], B.shape[:-2]) + tuple(B.shape[-2:]))], len(A.shape) - 1)
+    w = aug.shape[-1]
+    for k in range(n):
+        row = _sl(lo, aug, ((k, k + 1), (0, w)))                          # (..., 1, w)
+        p = _sl(lo, row, ((0, 1), (k, k + 1)))                             # (..., 1, 1)
+        row = lo.div(row, p)
+        col = _sl(lo, aug, ((0, n), (k, k + 1)))                           # (..., n, 1)
+        unit = np.zeros((n, 1), dtype=np.int64)
+        unit[k, 0] = 1
+        col = lo.sub(col, lo.constant(unit, f"unit.{lo.hint}"))
+        aug = lo.sub(aug, lo.mul(col, row))
+    return _sl(lo, aug, ((0, n), (n, w)))
+
+
+def det(lo, A):
+    """det(A) as the product of the pivots of elimination without pivoting (smooth where the leading principal
+    minors are nonzero)."""
+    n = A.shape[-1]
+    if n == 0:
+        return Tensor(lo.lit(1).atom, tuple(A.shape[:-2]))
+    pivots, M = [], A
+    for k in range(n):
+        m = n - k
+        p = _sl(lo, M, ((0, 1), (0, 1)))
+        pivots.append(lo.reshape(p, tuple(A.shape[:-2])))
+        if m == 1:
+            break
+        row = _sl(lo, M, ((0, 1), (1, m)))
+        col = lo.div(_sl(lo, M, ((1, m), (0, 1))), p)
+        M = lo.sub(_sl(lo, M, ((1, m), (1, m))), lo.mul(col, row))
+    return _product(lo, pivots)
+
+
+def _eye(lo, n):
+    return lo.constant(np.eye(n, dtype=np.int64), f"eye.{lo.hint}", fold=False)
+
+
+@op("linalg_inv_ex.default", note="Gauss-Jordan without pivoting: exact, smooth where the leading principal minors "
+                                  "are nonzero")
+def _inv_ex(lo, A, check_errors=False):
+    A = lo.real(A)
+    return gauss_jordan(lo, A, _eye(lo, A.shape[-1])), Unavailable("linalg info is an integer")
+
+
+@op("_linalg_solve_ex.default", note="Gauss-Jordan without pivoting on [A | B]")
+def _solve_ex(lo, A, B, left=True, check_errors=False):
+    A, B = lo.real(A), lo.real(B)
+    vector = len(B.shape) == len(A.shape) - 1
+    if vector:
+        B = lo.reshape(B, tuple(B.shape) + (1,))
+    if not left:                                      # X A = B  <=>  A^T X^T = B^T
+        X = gauss_jordan(lo, _mT(lo, A), _mT(lo, B))
+        X = _mT(lo, X)
+    else:
+        X = gauss_jordan(lo, A, B)
+    if vector:
+        X = lo.reshape(X, tuple(X.shape[:-1]))
+    rest = Unavailable("the LU factors of solve are not imported")
+    return X, rest, Unavailable("pivots are integers"), Unavailable("linalg info is an integer")
+
+
+def _mT(lo, t):
+    nd = len(t.shape)
+    return lo.transpose(t, tuple(range(nd - 2)) + (nd - 1, nd - 2))
+
+
+@op("_linalg_det.default", note="the product of elimination pivots (smooth where the leading principal minors are "
+                                "nonzero)")
+def _det(lo, A):
+    A = lo.real(A)
+    return det(lo, A), Unavailable("the LU factors of det are not imported"), Unavailable("pivots are integers")
+
+
+@op("_linalg_slogdet.default", note="sign(det) (derivative 0) and log|det| (abs at_zero=0: det must be nonzero)")
+def _slogdet(lo, A):
+    d = det(lo, lo.real(A))
+    return (lo.sign(d), lo.ew("log", [_abs(lo, d)]), Unavailable("the LU factors of slogdet are not imported"),
+            Unavailable("pivots are integers"))
+
+
+@op("logdet.default", keep=True, note="log(det), defined where det > 0 (torch gives nan below)")
+def _logdet(lo, A):
+    return lo.ew("log", [det(lo, lo.real(A))])
+
+
+def _tri(lo, A, upper, unit=False):
+    """The lower (or upper) triangle of A (the part LAPACK reads), with a unit diagonal when ``unit``."""
+    n = A.shape[-1]
+    m = np.triu(np.ones((n, n), dtype=np.int64), 1 if unit else 0) if upper else \
+        np.tril(np.ones((n, n), dtype=np.int64), -1 if unit else 0)
+    T = lo.mul(A, lo.constant(m, f"triangle.{lo.hint}"))
+    return lo.add(T, _eye(lo, n)) if unit else T
+
+
+def cholesky(lo, A, upper=False):
+    """The Cholesky factor of (A + A^T) / 2, column by column (smooth on symmetric positive definite matrices,
+    the op's domain: torch's backward treats A as symmetric, so the symmetrised input gives its gradient; for a
+    matrix that is not symmetric torch reads one triangle and the values differ)."""
+    A = lo.real(A)
+    S = lo.mul(lo.add(A, _mT(lo, A)), fmpq(1, 2))
+    n = A.shape[-1]
+    batch = tuple(A.shape[:-2])
+    cols = []
+    for j in range(n):
+        v = _sl(lo, S, ((j, n), (j, j + 1)))                                   # (..., n-j, 1)
+        if j:
+            Lj = lo.concat(cols, len(batch) + 1)                                # (..., n, j)
+            left = _sl(lo, Lj, ((j, n), (0, j)))                               # (..., n-j, j)
+            rowj = _sl(lo, Lj, ((j, j + 1), (0, j)))                           # (..., 1, j)
+            v = lo.sub(v, lo.reduce("sum", lo.mul(left, rowj), (len(batch) + 1,), True))
+        d = lo.ew("sqrt", [_sl(lo, v, ((0, 1), (0, 1)))])
+        col = lo.div(v, d)
+        if j:
+            col = lo.pad(col, [0] * len(batch) + [j, 0], [0] * (len(batch) + 2))
+        cols.append(col)
+    L = lo.concat(cols, len(batch) + 1) if n > 1 else cols[0]
+    return _mT(lo, L) if upper else L
+
+
+@op("linalg_cholesky_ex.default", note="column by column on the symmetrised input (sqrt of positive pivots)")
+def _cholesky_ex(lo, A, upper=False, check_errors=False):
+    return cholesky(lo, A, upper), Unavailable("linalg info is an integer")
+
+
+@op("cholesky.default")
+def _cholesky(lo, A, upper=False):
+    return cholesky(lo, A, upper)
+
+
+# cholesky_solve and cholesky_inverse read one triangle of L, but their backward differentiates L L^T with the
+# whole of L (measured: the unread triangle gets a gradient): the program uses the whole of L, so value and
+# gradient are torch's for a triangular L (a Cholesky factor, the op's domain), the value differs elsewhere
+@op("cholesky_solve.default", note="(L L^T)^-1 B, L triangular (torch's backward differentiates all of L)")
+def _cholesky_solve(lo, B, L, upper=False):
+    T = lo.real(L)
+    M = _matmul(lo, _mT(lo, T), T) if upper else _matmul(lo, T, _mT(lo, T))
+    return gauss_jordan(lo, M, lo.real(B))
+
+
+@op("cholesky_inverse.default", note="(L L^T)^-1, L triangular (torch's backward differentiates all of L)")
+def _cholesky_inverse(lo, L, upper=False):
+    T = lo.real(L)
+    M = _matmul(lo, _mT(lo, T), T) if upper else _matmul(lo, T, _mT(lo, T))
+    return gauss_jordan(lo, M, _eye(lo, T.shape[-1]))
+
+
+def _matmul(lo, a, b):
+    """a @ b for (..., n, k) and (..., k, m) with equal batch shapes."""
+    nb = len(a.shape) - 2
+    return lo.dot(a, b, (nb + 1,), (nb,), tuple(range(nb)), tuple(range(nb)))
+
+
+@op("triangular_solve.default", note="elimination on the triangle of A that LAPACK reads")
+def _triangular_solve(lo, B, A, upper=True, transpose=False, unitriangular=False):
+    A = lo.real(A)
+    T = _tri(lo, A, upper, unitriangular)
+    if transpose:
+        T = _mT(lo, T)
+    return gauss_jordan(lo, T, lo.real(B)), A
+
+
+@op("linalg_solve_triangular.default", note="elimination on the triangle of A that LAPACK reads")
+def _solve_triangular(lo, A, B, upper, left=True, unitriangular=False):
+    T = _tri(lo, lo.real(A), upper, unitriangular)
+    B = lo.real(B)
+    if left:
+        return gauss_jordan(lo, T, B)
+    return _mT(lo, gauss_jordan(lo, _mT(lo, T), _mT(lo, B)))
+
 
 @op("addmv.default")
 def _addmv(lo, bias, mat, vec, beta=1, alpha=1):
