@@ -50,7 +50,8 @@ def is_piecewise_linear(program):
             continue
         if e.prim == "pow" and dict(e.params)["n"] in (0, 1):
             continue
-        if e.prim in ("exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid", "erf", "atan", "mul", "div", "pow"):
+        if e.prim in ("exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid", "erf", "atan", "mul", "div", "pow",
+                      "lgamma", "polygamma", "erfinv", "bessel_i"):
             return False
     return True
 

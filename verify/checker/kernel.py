@@ -109,6 +109,35 @@ def _size(*xs, times=1):
 
 
 STEPS = ("floor", "ceil", "round", "trunc")
+SPECIAL = ("lgamma", "polygamma", "erfinv", "bessel_i")
+
+
+def special(prim, x, params):
+    """lgamma, polygamma(n), erfinv, bessel_i(n) of an fmpq or a ball, with the checker's own domain checks: the
+    poles of lgamma and polygamma (non-positive integers), |x| < 1 for erfinv."""
+    from flint import acb
+    if prim in ("lgamma", "polygamma"):
+        b = _ball(x)
+        if not b > 0:
+            near = b.mid().floor()
+            if isinstance(x, fmpq) and x.q == 1 and x <= 0:
+                raise Undefined(f"the program is not defined here: {prim} has a pole at {x}")
+            if (b - near).contains(0) or (b - near - 1).contains(0):
+                raise CannotDecide(f"the checker cannot decide whether {prim}'s argument is a pole")
+        if prim == "lgamma":
+            if isinstance(x, fmpq) and x in (1, 2):
+                return Q0
+            return b.lgamma() if b > 0 else acb(b).lgamma().real
+        n = params["n"]
+        return b.digamma() if n == 0 else acb(b).polygamma(n).real
+    if prim == "erfinv":
+        s = sign(1 - x * x)
+        _need(None if s is None else s > 0, "erfinv of a number outside (-1, 1)")
+        return Q0 if isinstance(x, fmpq) and x == 0 else _ball(x).erfinv()
+    n = params["n"]
+    if isinstance(x, fmpq) and x == 0:
+        return fmpq(1 if n == 0 else 0)
+    return _ball(x).bessel_i(n)
 
 
 def step(prim, x):
@@ -155,6 +184,8 @@ def smooth_value(prim, xs, params):
     x = xs[0]
     if prim in STEPS:
         return step(prim, x)
+    if prim in SPECIAL:
+        return special(prim, x, params)
     if prim == "pow":
         n = params["n"]
         if n < 0:
@@ -197,6 +228,16 @@ def smooth_partials(prim, xs, y, params):
     x = xs[0]
     if prim in STEPS:
         return (Q0,)
+    if prim == "lgamma":
+        return (special("polygamma", x, {"n": 0}),)
+    if prim == "polygamma":
+        return (special("polygamma", x, {"n": params["n"] + 1}),)
+    if prim == "erfinv":
+        return (arb.pi().sqrt() / 2 * (_ball(y) * _ball(y)).exp(),)
+    if prim == "bessel_i":
+        n = params["n"]
+        b = _ball(x)
+        return (b.bessel_i(1) if n == 0 else (b.bessel_i(n - 1) + b.bessel_i(n + 1)) / 2,)
     if prim == "pow":
         n = params["n"]
         return (Q0,) if n == 0 else (n * (_ipow(x, n - 1) if n - 1 >= 0 else 1 / _ipow(x, 1 - n)),)
@@ -208,7 +249,7 @@ def smooth_partials(prim, xs, y, params):
 
 
 SMOOTH = ("add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid", "erf",
-          "atan") + STEPS       # the equations with a value rule (the steps' derivative is 0)
+          "atan") + STEPS + SPECIAL     # the equations with a value rule (the steps' derivative is 0)
 
 
 def _row(n, coefs, const=Q0):

@@ -32,7 +32,8 @@ from . import Invalid
 from . import kernel as K
 
 UNDECIDED = 2
-TIE_ONLY = ("relu", "abs", "leaky_relu", "max", "min", "sort", "kth")   # pieces meet only where a switch is 0
+TIE_ONLY = ("relu", "abs", "leaky_relu", "max", "min", "sort")   # pieces meet only where a switch is 0 (not kth:
+# the mean of two arguments on either side of the k-th one can equal it)
 MAX_PIECES = 100_000        # sites with more pieces (sort over long axes) are refused at a tie, as the certifier does
 
 
@@ -263,6 +264,16 @@ def transcendental(prim, x):
                 v = fmpq(val)
                 return Q(np.full(x.shape, int(v.p), dtype=object), int(v.q))
     return _obj(_BALL_UFUNC[prim](balls(x)))
+
+
+def specials(prim, p, x):
+    """lgamma, polygamma, erfinv, bessel_i elementwise with the kernel's domain checks: exact where every element
+    is at a special point (lgamma(1) = lgamma(2) = 0, erfinv(0) = 0, I_n(0)), balls otherwise."""
+    vals = x.fmpqs() if isinstance(x, Q) else x
+    out = _obj(np.frompyfunc(lambda v: K.special(prim, v, p), 1, 1)(vals)) if np.size(vals) else _obj(vals)
+    if np.size(out) and all(isinstance(v, fmpq) for v in out.ravel().tolist()):
+        return from_fmpqs(out)
+    return _obj(np.frompyfunc(lambda v: v if isinstance(v, arb) else arb(v), 1, 1)(out)) if np.size(out) else out
 
 
 def steps(prim, x):
@@ -517,6 +528,8 @@ def forward(prim, p, xs):
         return transcendental(prim, xs[0])
     if prim in K.STEPS:
         return steps(prim, xs[0])
+    if prim in K.SPECIAL:
+        return specials(prim, p, xs[0])
     x = xs[0]
     if prim == "dot":
         return dot(p, *xs)
@@ -570,6 +583,19 @@ def backward(prim, p, xs, y, ct, need):
     x = xs[0]
     if prim in K.STEPS:
         return (None,)
+    if prim in K.SPECIAL:
+        if prim == "erfinv":
+            d = mul(_obj(arb.pi().sqrt() / 2), transcendental("exp", mul(y, y)))
+        elif prim == "lgamma":
+            d = specials("polygamma", {"n": 0}, x)
+        elif prim == "polygamma":
+            d = specials("polygamma", {"n": p["n"] + 1}, x)
+        elif p["n"] == 0:
+            d = specials("bessel_i", {"n": 1}, x)
+        else:
+            d = mul(add(specials("bessel_i", {"n": p["n"] - 1}, x), specials("bessel_i", {"n": p["n"] + 1}, x)),
+                    literal(fmpq(1, 2)))
+        return (mul(ct, d),)
     if prim == "neg":
         return (neg(ct),)
     if prim == "pow":

@@ -217,6 +217,66 @@ def _entr(lo, a):
     return lo.neg(lo.mul(x, lo.ew("log", [x])))
 
 
+@op("lgamma.default")
+def _lgamma(lo, a):
+    return lo.ew("lgamma", [_unary(lo, a)])
+
+
+@op("digamma.default")
+def _digamma(lo, a):
+    return lo.ew("polygamma", [_unary(lo, a)], {"n": 0})
+
+
+@op("polygamma.default", "special_polygamma.default")
+def _polygamma_op(lo, n, a):
+    return lo.ew("polygamma", [_unary(lo, a)], {"n": int(n)})
+
+
+@op("erfinv.default", note="defined for |x| < 1")
+def _erfinv_op(lo, a):
+    return lo.ew("erfinv", [_unary(lo, a)])
+
+
+@op("special_ndtri.default", note="sqrt(2) erfinv(2 p - 1), defined for 0 < p < 1")
+def _ndtri(lo, a):
+    return lo.mul(lo.ew("sqrt", [lo.lit(2)]), lo.ew("erfinv", [lo.sub(lo.mul(_unary(lo, a), 2), 1)]))
+
+
+@op("special_log_ndtr.default", keep=True, note="log((1 + erf(x / sqrt 2)) / 2): smooth (its decomposition switches "
+                                                "between two forms of the same function)")
+def _log_ndtr(lo, a):
+    x = _unary(lo, a)
+    return lo.ew("log", [lo.mul(lo.add(1, lo.ew("erf", [lo.div(x, lo.ew("sqrt", [lo.lit(2)]))])), fmpq(1, 2))])
+
+
+@op("special_erfcx.default", note="exp(x^2) erfc(x)")
+def _erfcx(lo, a):
+    x = _unary(lo, a)
+    return lo.mul(lo.ew("exp", [lo.mul(x, x)]), lo.sub(1, lo.ew("erf", [x])))
+
+
+@op("i0.default", "special_i0.default")
+def _i0(lo, a):
+    return lo.ew("bessel_i", [_unary(lo, a)], {"n": 0})
+
+
+@op("special_i1.default")
+def _i1(lo, a):
+    return lo.ew("bessel_i", [_unary(lo, a)], {"n": 1})
+
+
+def _scaled_bessel(n):
+    def fn(lo, a):
+        x = _unary(lo, a)
+        return lo.mul(lo.ew("exp", [lo.neg(_abs(lo, x))]), lo.ew("bessel_i", [x], {"n": n}))
+    return fn
+
+
+op("special_i0e.default", note="exp(-|x|) I0(x): i0e backward is i1e(x) - sgn(x) i0e(x), 0 at 0 (abs at_zero=0)")(
+    _scaled_bessel(0))
+op("special_i1e.default", note="exp(-|x|) I1(x): i1e backward uses sgn(x), 0 at 0 (abs at_zero=0)")(_scaled_bessel(1))
+
+
 @op("hypot.default", note="defined off (0, 0), where torch's derivative is nan")
 def _hypot(lo, a, b):
     a, b = lo.real(a), lo.real(b)

@@ -102,6 +102,26 @@ class ExactSystem:
             return fmpq(0)
         return to_arb(a).atan()
 
+    def lgamma(self, a):
+        if isinstance(a, fmpq) and a in (1, 2):
+            return fmpq(0)
+        from .ball import arb_lgamma
+        return arb_lgamma(to_arb(a))
+
+    def polygamma(self, a, n):
+        from .ball import arb_polygamma
+        return arb_polygamma(to_arb(a), n)
+
+    def erfinv(self, a):
+        if isinstance(a, fmpq) and a == 0:
+            return fmpq(0)
+        return to_arb(a).erfinv()
+
+    def bessel_i(self, a, n):
+        if isinstance(a, fmpq) and a == 0:
+            return fmpq(1 if n == 0 else 0)
+        return to_arb(a).bessel_i(n)
+
     def pi(self):
         from flint import arb
         return arb.pi()

@@ -60,6 +60,25 @@ class IntervalSystem:
         # iv has no atan; atan is increasing: the same endpoint construction as erf
         return self._increasing(a, "atan")
 
+    def erfinv(self, a):
+        return self._increasing(a, "erfinv")        # mpmath's real erfinv at the endpoints (increasing)
+
+    def lgamma(self, a):
+        if self.sign(a) == 1:
+            return iv.loggamma(a)
+        return self._unavailable("lgamma of a non-positive argument")
+
+    def polygamma(self, a, n):
+        return self._unavailable("polygamma")
+
+    def bessel_i(self, a, n):
+        return self._unavailable("bessel_i")
+
+    @staticmethod
+    def _unavailable(name):
+        from ..errors import Undecidable
+        raise Undecidable(f"the interval system (a cross-check) has no enclosure of {name}: use exact or ball")
+
     def _increasing(self, a, name):
         from mpmath import mp, mpf, workprec
         lo, hi = (mpf(t) for t in a._mpi_)

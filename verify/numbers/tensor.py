@@ -15,7 +15,7 @@ import math
 import numpy as np
 from flint import arb, arb_mat, ctx, fmpq, fmpz_mat
 
-from .ball import arb_sign, json_number
+from .ball import arb_lgamma, arb_polygamma, arb_sign, json_number
 
 UNDECIDED = 2
 
@@ -64,6 +64,15 @@ def _frompy(fn):
 _arb_exp, _arb_log, _arb_sqrt = _frompy(lambda v: v.exp()), _frompy(lambda v: v.log()), _frompy(lambda v: v.sqrt())
 _arb_sin, _arb_cos, _arb_tanh = _frompy(lambda v: v.sin()), _frompy(lambda v: v.cos()), _frompy(lambda v: v.tanh())
 _arb_erf, _arb_atan = _frompy(lambda v: v.erf()), _frompy(lambda v: v.atan())
+_arb_lgamma, _arb_erfinv = _frompy(lambda v: arb_lgamma(v)), _frompy(lambda v: v.erfinv())
+
+
+def _arb_polygamma(x, n):
+    return np.frompyfunc(lambda v: arb_polygamma(v, n), 1, 1)(x)
+
+
+def _arb_bessel(x, n):
+    return np.frompyfunc(lambda v: v.bessel_i(n), 1, 1)(x)
 _arb_sign1 = _frompy(lambda v: UNDECIDED if (s := arb_sign(v)) is None else s)
 
 
@@ -281,6 +290,18 @@ class ExactTensors(_Base):
     def atan(self, x):
         return self._special(x, lambda p, d: p == 0, 0, _arb_atan)
 
+    def lgamma(self, x):
+        return self._special(x, lambda p, d: p in (d, 2 * d), 0, _arb_lgamma)
+
+    def erfinv(self, x):
+        return self._special(x, lambda p, d: p == 0, 0, _arb_erfinv)
+
+    def polygamma(self, x, n):
+        return _obj(_arb_polygamma(self.to_ball(x), n))
+
+    def bessel_i(self, x, n):
+        return self._special(x, lambda p, d: p == 0, 1 if n == 0 else 0, lambda b: _arb_bessel(b, n))
+
     def pi(self):
         return _obj(arb.pi())
 
@@ -438,6 +459,10 @@ class BallTensors(_Base):
     def tanh(self, x): return _obj(_arb_tanh(x))
     def erf(self, x): return _obj(_arb_erf(x))
     def atan(self, x): return _obj(_arb_atan(x))
+    def lgamma(self, x): return _obj(_arb_lgamma(x))
+    def erfinv(self, x): return _obj(_arb_erfinv(x))
+    def polygamma(self, x, n): return _obj(_arb_polygamma(x, n))
+    def bessel_i(self, x, n): return _obj(_arb_bessel(x, n))
     def sigmoid(self, x): return _obj(1 / (1 + _arb_exp(-x)))
     def pi(self): return _obj(arb.pi())
 
@@ -532,6 +557,22 @@ class FloatTensors(_Base):
     def atan(self, x): return self._c(np.arctan(x))
     def pi(self): return self._c(np.pi)
 
+    def lgamma(self, x):
+        from scipy.special import gammaln
+        return self._c(gammaln(x))
+
+    def erfinv(self, x):
+        from scipy.special import erfinv
+        return self._c(erfinv(x))
+
+    def polygamma(self, x, n):
+        from scipy.special import polygamma
+        return self._c(polygamma(n, x))
+
+    def bessel_i(self, x, n):
+        from scipy.special import iv
+        return self._c(iv(n, x))
+
     def signs(self, x):
         s = np.sign(x).astype(np.int8)
         return np.where(np.isnan(x), UNDECIDED, s).astype(np.int8)
@@ -625,6 +666,18 @@ class IntervalTensors(_Base):
 
     def atan(self, x):
         return self._map(self.s.atan, x)
+
+    def erfinv(self, x):
+        return self._map(self.s.erfinv, x)
+
+    def lgamma(self, x):
+        return self._map(self.s.lgamma, x)
+
+    def polygamma(self, x, n):
+        return self._map(lambda v: self.s.polygamma(v, n), x)
+
+    def bessel_i(self, x, n):
+        return self._map(lambda v: self.s.bessel_i(v, n), x)
 
     def sigmoid(self, x): return self._map(self.s.sigmoid, x)
     def pi(self): return _obj(self.s.pi())

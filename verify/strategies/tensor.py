@@ -1,9 +1,9 @@
 """Hypothesis strategies for tensor programs: small random shapes, a batch axis, matrix products with
 constant or input weights, convolutions and pooling, reductions, order statistics and windowed max / min,
-structure, atan, the piecewise constant steps (floor, ceil, round, trunc: not in ``rational_only`` programs,
-which certifiers of continuous programs draw), and every nonsmooth primitive elementwise, valid by
-construction (each equation is drawn for the shapes of values already defined), and points biased towards
-kinks (entries from a few small rationals, so ties and zeros are common).
+structure, atan and the special functions, the piecewise constant steps (floor, ceil, round, trunc: not in
+``rational_only`` programs, which certifiers of continuous programs draw), and every nonsmooth primitive
+elementwise, valid by construction (each equation is drawn for the shapes of values already defined), and
+points biased towards kinks (entries from a few small rationals, so ties and zeros are common).
 
     @given(st.data())
     def test(data):
@@ -28,7 +28,7 @@ from ..program.builder import Builder
 from ..program.ir import Arr, Lit
 
 KINKY = ("-1", "-1/2", "0", "0", "1/2", "1", "2")
-UNARY = ("relu", "abs", "leaky_relu", "clamp", "neg", "tanh", "exp_safe", "log_safe", "atan", "step")
+UNARY = ("relu", "abs", "leaky_relu", "clamp", "neg", "tanh", "exp_safe", "log_safe", "atan", "step", "special")
 BINARY = ("add", "sub", "mul", "max", "min", "where", "sort")
 STRUCT = ("sum", "mean", "amax", "sort_axis", "logsumexp", "transpose", "reshape", "slice", "pad", "concat",
           "kth_axis", "window")
@@ -96,6 +96,15 @@ def tensor_programs(draw, max_eqns=6, conv=None, rational_only=False, weights_as
                 emit("relu", [v], {"alpha": draw(st.sampled_from([fmpq(0), fmpq(1, 2), fmpq(1)]))})
             elif op == "step":             # piecewise constant (discontinuous): scaled so that jumps are hit
                 emit(draw(st.sampled_from(STEPS)), [emit("mul", [v, Lit(fmpq(2))])[0]])
+            elif op == "special":          # special functions inside their domains: 1 + v^2 >= 1, tanh(v) / 2
+                fn = draw(st.sampled_from(["lgamma", "polygamma", "erfinv", "bessel_i"]))
+                if fn == "erfinv":
+                    emit(fn, [emit("mul", [emit("tanh", [v])[0], Lit(fmpq(1, 2))])[0]])
+                elif fn == "bessel_i":
+                    emit(fn, [v], {"n": draw(st.integers(0, 2))})
+                else:
+                    arg = emit("add", [emit("mul", [v, v])[0], Lit(fmpq(1))])[0]
+                    emit(fn, [arg], {"n": draw(st.integers(0, 2))} if fn == "polygamma" else {})
             else:
                 emit(op, [v])
         elif kind == "binary":
