@@ -70,6 +70,10 @@ EXACT = {
     "clamp tensor lo > hi": lambda x, y: torch.clamp(x, y + 1, y),
     "cummax cummin": lambda x, y: torch.cummax(x, 1).values + torch.cummin(y, 1).values
     + torch.cummax(torch.cat([x, x]), 0).values[2:],
+    "segment_reduce": lambda x, y: torch.segment_reduce(x.reshape(-1), "max", lengths=torch.tensor([3, 3, 0, 6]),
+                                                        initial=1.)
+    + torch.segment_reduce(y.reshape(-1), "min", offsets=torch.tensor([0, 5, 6, 8, 12]))
+    + torch.segment_reduce(x.reshape(-1), "sum", lengths=torch.tensor([4, 4, 0, 4]), initial=0.5).sum(),
     "sgn sign": lambda x, y: torch.sgn(x) * y + torch.sign(y) * x,
     "copysign": lambda x, y: torch.copysign(x, y),
     "angle": lambda x, y: torch.angle(x) * 0 + x,

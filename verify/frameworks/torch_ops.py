@@ -1252,6 +1252,70 @@ def _weighted_bags(lo, w, idx, off, psw, include_last_offset):
     return (out,) + tuple(Unavailable("embedding_bag's offsets and counts are integers") for _ in range(3))
 
 
+@op("segment_reduce.default", note="segments of constant lengths; the initial value (when given) joins every "
+                                   "segment's sum, product or extremum (the mean divides by the data count); max / "
+                                   "min backward shares a tie among the data evenly and gives the initial value "
+                                   "nothing, measured")
+def _segment_reduce(lo, data, reduce, lengths=None, indices=None, offsets=None, axis=0, unsafe=False, initial=None):
+    x = lo.real(data)
+    if axis != 0 or indices is not None:
+        lo.fail("segment_reduce along an axis other than 0, or with indices")
+    if lengths is not None:
+        ln = np.asarray(_const_array(lo, lengths, "segment lengths")).reshape(-1)
+        starts = np.concatenate([[0], np.cumsum(ln)[:-1]]).astype(np.int64)
+    else:
+        off = np.asarray(_const_array(lo, offsets, "segment offsets")).reshape(-1)
+        starts, ln = off[:-1], np.diff(off)
+    rest = tuple(x.shape[1:])
+    width = math.prod(rest)
+    k = max(int(ln.max(initial=0)), 1)
+    win = np.full((len(ln), width, k), -1, dtype=np.int64)
+    for s_, (a_, m) in enumerate(zip(starts.tolist(), ln.tolist())):
+        for j in range(m):
+            win[s_, :, j] = (a_ + j) * width + np.arange(width)
+    win = win.reshape((len(ln),) + rest + (k,))
+    counts = (win >= 0).sum(axis=-1)
+    empty = counts == 0
+    if empty.any() and initial is None:
+        lo.fail("segment_reduce with an empty segment and no initial value")
+    init = None if initial is None else lo.real(initial, "initial value")
+    if reduce in ("sum", "mean"):
+        out = window_mean(lo, x, win, np.ones_like(counts))
+        if init is not None:
+            out = lo.add(out, init)
+        if reduce == "mean":
+            out = window_mean(lo, lo.reshape(out, (math.prod(out.shape),)),
+                              np.arange(math.prod(out.shape)).reshape(out.shape + (1,)), np.maximum(counts, 1))
+        return out
+    if reduce == "prod":
+        ones = lo.pad(lo.reshape(x, (math.prod(x.shape),)), [0], [1], value=1)
+        g = lo.take(ones, np.where(win >= 0, win, math.prod(x.shape)), "window")
+        out = lo.reshape(_product(lo, _slices(lo, g, len(g.shape) - 1)), win.shape[:-1])
+        return out if init is None else lo.mul(out, init)
+    if reduce not in ("max", "min"):
+        lo.fail(f"segment_reduce with reduce={reduce!r}")
+    n = math.prod(x.shape)
+    flat = lo.reshape(x, (n,))
+    if empty.any():        # an empty segment reads the initial value (appended after the data)
+        flat = lo.concat([flat, lo.broadcast(init, (1,))], 0)
+        win = np.where(empty[..., None] & (np.arange(k) == 0), n, win)
+    out = window_reduce(lo, flat, win, "window_max" if reduce == "max" else "window_min", "split")
+    return out if init is None else lo.ew(reduce, [out, init], {"tie": "first"})
+
+
+@op("_trilinear.default", note="a sum of products (smooth)")
+def _trilinear(lo, i1, i2, i3, expand1, expand2, expand3, sumdim, unroll_dim=1):
+    ts = []
+    for t, ex in ((i1, expand1), (i2, expand2), (i3, expand3)):
+        t = lo.real(t)
+        shape = list(t.shape)
+        for d in sorted(ex):
+            shape.insert(d, 1)
+        ts.append(lo.reshape(t, shape))
+    out = lo.mul(lo.mul(ts[0], ts[1]), ts[2])
+    return lo.reduce("sum", out, tuple(sumdim)) if sumdim else out
+
+
 # --------------------------------------------------------------------------------------------- linear algebra
 
 def _sl(lo, t, axis_slices):
