@@ -69,7 +69,8 @@ def markdown(results):
            f"{__import__('torch').__version__}): every OpInfo of PyTorch's `op_db` that supports float64 and "
            "autograd on the CPU, its first sample imported with `verify.from_torch` and compared with torch "
            "live: every output and every gradient element of a weighted sum of the outputs equal torch's to "
-           "float64 rounding (verify/frameworks/opinfo.py).", ""]
+           "2^-30 relative (verify/frameworks/opinfo.py). Why an op is refused, and where torch's own gradient "
+           "is not the derivative of its function: [importers.md](importers.md).", ""]
     out += ["```"] + summary(results) + ["```", ""]
     out += ["| op | status | why not |", "|---|---|---|"]
     for r in results:

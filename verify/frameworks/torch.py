@@ -1238,7 +1238,7 @@ def _index(lo, a, indices):
 
 @aten("repeat.default")
 def _repeat(lo, a, repeats):
-    return lo.index_map(lo.real(a), lambda pos: pos.repeat(*repeats))
+    return lo.index_map(lo.real(a), lambda pos: pos.repeat(list(repeats)))      # repeat(()) of a 0-d tensor too
 
 
 @aten("flip.default")
