@@ -63,6 +63,7 @@ EXACT = {
     "remainder": lambda x, y: torch.remainder(x, y + 4) + torch.remainder(x, 1.5),
     "div trunc floor": lambda x, y: torch.div(x, y + 4, rounding_mode="trunc") * y
     + torch.div(x, 0.5, rounding_mode="floor") * x,
+    "rrelu eval": lambda x, y: F.rrelu(x, 0.125, 0.375, training=False),
     "fmax fmin": lambda x, y: torch.fmax(x, y) + 3 * torch.fmin(x, y),
     "max min binary": lambda x, y: torch.max(x, y) + 3 * torch.min(x, y),
     "aminmax": lambda x, y: torch.stack(torch.aminmax(torch.cat([x, y]), dim=0)),

@@ -79,6 +79,7 @@ checked_decomposition(
     "cdist", "pdist",             # _cdist_forward / _pdist_forward, mapped here with their backward's 0 at 0
     "adaptive_max_pool1d",        # adaptive_max_pool2d over a height of 1: the same kernel
     "linalg_slogdet", "slogdet",  # _linalg_slogdet: the sign of det has derivative 0, as its backward
+    "rrelu", "rrelu_with_noise",  # rrelu_with_noise_functional, mapped here (eval mode: leaky with the mean slope)
 )
 
 
@@ -447,6 +448,17 @@ def _clamp_min_t(lo, a, min):
 @op("clamp_max.Tensor", note="1 to x at the bound")
 def _clamp_max_t(lo, a, max):
     return _clamp_t(lo, a, None, max)
+
+
+@op("rrelu_with_noise_functional.default", note="rrelu in eval mode: leaky_relu with the mean slope (lower + upper) "
+                                                "/ 2, that slope at 0 too (measured)")
+def _rrelu(lo, a, noise, lower=0.125, upper=1.0 / 3.0, training=False, generator=None):
+    if training:
+        lo.fail("rrelu in training mode draws random slopes: not a function (call model.eval())")
+    t = lo.real(a)
+    s = (exact_q(lower) + exact_q(upper)) / 2
+    (o,) = lo.emit("leaky_relu", [lo.full(t)], {"slope": s, "at_zero": s})
+    return Tensor(o, t.shape), Unavailable("rrelu's noise is not a value of the function")
 
 
 # --------------------------------------------------------------------------------------- real predicates
