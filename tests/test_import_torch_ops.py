@@ -63,6 +63,7 @@ EXACT = {
     "remainder": lambda x, y: torch.remainder(x, y + 4) + torch.remainder(x, 1.5),
     "div trunc floor": lambda x, y: torch.div(x, y + 4, rounding_mode="trunc") * y
     + torch.div(x, 0.5, rounding_mode="floor") * x,
+    "mode": lambda x, y: torch.mode(torch.cat([x, x.round()], 1), 1).values + torch.mode(x, 0).values.sum(),
     "rrelu eval": lambda x, y: F.rrelu(x, 0.125, 0.375, training=False),
     "fmax fmin": lambda x, y: torch.fmax(x, y) + 3 * torch.fmin(x, y),
     "max min binary": lambda x, y: torch.max(x, y) + 3 * torch.min(x, y),
@@ -176,10 +177,11 @@ def test_smooth_ops_match_torch(name):
     lambda x, y: torch.kthvalue(x, 5).values,
     lambda x, y: torch.median(torch.cat([x, y]), 0).values,
     lambda x, y: torch.sort(torch.cat([x, y, 3 * x + 0.25, 5 * y - 0.125], 1)).values,    # 24 > 16, not stable
+    lambda x, y: torch.mode(torch.cat([x, y, 3 * x + 0.25], 1), 1).values,                 # 18 > 16
 ])
 def test_ties_that_torch_orders_by_its_algorithm_are_undecidable(fn):
-    """topk, kthvalue, median(dim) and std::sort beyond 16 elements give a tie's gradient to an element chosen by
-    their algorithm (no fixed rule, measured): at a tie verify refuses, off ties it equals torch."""
+    """topk, kthvalue, median(dim), and std::sort and mode beyond 16 elements give a tie's gradient to an element
+    chosen by their algorithm (no fixed rule, measured): at a tie verify refuses, off ties it equals torch."""
     f = weighted(fn)
     imp = verify.from_torch(f, X, Y)
     with pytest.raises(Undecidable, match="not determined"):

@@ -138,6 +138,24 @@ def test_window_max_pools_any_window_and_agrees_with_the_checker():
         _program("window_max", (1, 6), {"windows": Arr("w")}, {"w": bad})
 
 
+@pytest.mark.parametrize("at, want", [([1, 0, 1, 2, 1], 4), ([3, 1, 3, 1, 2], 3), ([2, -1, 5, 0], 1),
+                                      ([2, 2, 7, 7], 1)])
+def test_mode_is_the_last_occurrence_of_the_smallest_most_frequent_value(at, want):
+    """torch.mode's rule (measured in tests/test_import_torch_ops.py): the interpreter and the checker's kernel."""
+    src = "lambda " + ", ".join(f"x{i}" for i in range(len(at))) + ": mode(" + \
+        ", ".join(f"x{i}" for i in range(len(at))) + ")"
+    g = verify.grad(src, at)
+    assert g.gradient == [1 if i == want else 0 for i in range(len(at))]
+    signs = [int(np.sign(a - b)) for i, a in enumerate(at) for b in at[i + 1:]]
+    assert list(K.choose("mode", {"tie": "last"}, len(at), signs)[0][0]) == [Q(int(i == want)) for i in range(len(at))]
+    assert K.nonsmooth_value("mode", [Q(v) for v in at], {}) == [Q(at[want])]
+    x = ExactArray.from_any([at, at[::-1]])
+    _tensor_checks(_program("mode_axis", (2, len(at)), {"axis": 1}), x)
+    if len(set(at)) < len(at):
+        with pytest.raises(Undecidable):
+            verify.grad(src[:-1] + ", tie='unspecified')", at)
+
+
 def test_steps_on_tensors_agree_with_the_checker():
     x = ExactArray.from_any([[Q(5, 2), Q(-5, 2), 3, Q(-1, 3)]])
     for prim, want in (("floor", [2, -3, 3, -1]), ("ceil", [3, -2, 3, 0]), ("round", [2, -2, 3, 0]),

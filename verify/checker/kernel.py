@@ -280,6 +280,9 @@ def pieces(prim, params, n):
             if b is not None:
                 add((_row(1, (Q0,), b),))
                 add((_row(1, (d,), (1 - d) * b),))
+    elif prim == "mode":
+        for i in range(n):
+            add((_row(n, _unit(n, i)),))
     elif prim in ("max", "min", "kth"):
         if params.get("tie") == "split":
             for k in range(1, n + 1):
@@ -320,7 +323,7 @@ def nonsmooth_value(prim, xs, params):
         if hi is not None and s(x - hi, "x - hi") > 0:
             return [hi]
         return [x]
-    if prim in ("max", "min", "sort", "kth"):
+    if prim in ("max", "min", "sort", "kth", "mode"):
         def cmp(i, j):       # one variable twice is one number: an exact tie even when it is a ball
             return 0 if xs[i] is xs[j] else s(xs[i] - xs[j], "a difference of arguments")
         order = list(range(len(xs)))
@@ -330,6 +333,14 @@ def nonsmooth_value(prim, xs, params):
                 order[j - 1], order[j] = order[j], order[j - 1]
                 j -= 1
         srt = [xs[i] for i in order]
+        if prim == "mode":         # runs of equal values in sorted order; the longest, the first (smallest) of them
+            runs, start = [], 0
+            for r in range(1, len(order) + 1):
+                if r == len(order) or cmp(order[r - 1], order[r]) != 0:
+                    runs.append((r - start, start))
+                    start = r
+            most = max(c for c, _ in runs)
+            return [srt[next(s for c, s in runs if c == most)]]
         if prim == "kth":
             return [srt[params["k"]]]
         if prim == "max":
@@ -609,7 +620,7 @@ def switches(prim, params, n):
         return [((Q1,), Q0)]
     if prim in ("clamp", "hardtanh", "relu6"):
         return [((Q1,), -b) for b in bounds(prim, params) if b is not None]
-    if prim in ("max", "min", "sort", "kth"):
+    if prim in ("max", "min", "sort", "kth", "mode"):
         return [(tuple(Q1 if k == i else (-Q1 if k == j else Q0) for k in range(n)), Q0)
                 for i in range(n) for j in range(i + 1, n)]
     if prim == "where":
@@ -621,7 +632,7 @@ def consistent(prim, params, n, signs):
     """Can the switching functions of the primitive take these signs together, at some input?  Pairwise
     differences (max, min, sort) must be a weak order of the arguments; clamp's x - lo > x - hi; single
     switches take any sign."""
-    if prim in ("max", "min", "sort", "kth"):
+    if prim in ("max", "min", "sort", "kth", "mode"):
         pairs = {(i, j): k for k, (i, j) in enumerate((i, j) for i in range(n) for j in range(i + 1, n))}
 
         def d(i, j):
@@ -666,11 +677,19 @@ def choose(prim, params, n, signs):
                 d = params["at_hi"]
                 return (_row(1, (d,), (1 - d) * hi),)
         return (_row(1, (Q1,)),)
-    if prim in ("max", "min", "sort", "kth"):
+    if prim in ("max", "min", "sort", "kth", "mode"):
         pairs = {(i, j): k for k, (i, j) in enumerate((i, j) for i in range(n) for j in range(i + 1, n))}
 
         def cmp(i, j):                      # decided sign of x_i - x_j
             return 0 if i == j else (signs[pairs[(i, j)]] if i < j else -signs[pairs[(j, i)]])
+        if prim == "mode":
+            freq = [sum(cmp(i, j) == 0 for j in range(n)) for i in range(n)]
+            most = max(freq)
+            cands = [i for i in range(n) if freq[i] == most]
+            low = [i for i in cands if all(cmp(i, j) <= 0 for j in cands)]
+            if len(low) > 1 and params.get("tie") == "unspecified":
+                raise CannotDecide("the checker cannot decide a mode whose tie rule is unspecified")
+            return (_row(n, _unit(n, max(low))),)
         unspecified = "unspecified" in (params.get("ties"), params.get("tie"))
         if prim == "kth":
             k = params["k"]

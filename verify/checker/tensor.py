@@ -32,8 +32,9 @@ from . import Invalid
 from . import kernel as K
 
 UNDECIDED = 2
-TIE_ONLY = ("relu", "abs", "leaky_relu", "max", "min", "sort")   # pieces meet only where a switch is 0 (not kth:
-# the mean of two arguments on either side of the k-th one can equal it)
+# the primitives whose pieces meet only where a switching function is 0 (not kth: the mean of two arguments on
+# either side of the k-th one can equal it)
+TIE_ONLY = ("relu", "abs", "leaky_relu", "max", "min", "sort", "mode")
 MAX_PIECES = 100_000        # sites with more pieces (sort over long axes) are refused at a tie, as the certifier does
 
 

@@ -829,6 +829,24 @@ def _kthvalue(lo, a, k, dim=-1, keepdim=False):
             Unavailable("kthvalue indices are integers computed from real values"))
 
 
+@op("mode.default", note="mode backward goes through the returned index: of the smallest most frequent value, its "
+                         "last occurrence up to 16 elements, an occurrence chosen by an unstable sort beyond "
+                         "(measured: tie unspecified); discontinuous")
+def _mode(lo, a, dim=-1, keepdim=False):
+    t = lo.real(a)
+    idx = Unavailable("mode indices are integers computed from real values")
+    if not t.shape:
+        return t, idx
+    ax = dim % len(t.shape)
+    n = t.shape[ax]
+    check_selection_size(lo, n, "mode")
+    if n < 2:
+        return (t if keepdim else lo.reshape(t, tuple(d for i, d in enumerate(t.shape) if i != ax))), idx
+    tie = "last" if n <= 16 else "unspecified"
+    (o,) = lo.emit("mode_axis", [lo.full(t)], {"axis": ax, "keepdims": bool(keepdim), "tie": tie})
+    return Tensor(o, lo.shape_of(o)), idx
+
+
 @op("topk.default", note="topk backward goes through the returned indices, which order tied elements by the "
                          "partial-sort algorithm (measured: no fixed rule): sort ties unspecified")
 def _topk(lo, a, k, dim=-1, largest=True, sorted=True):

@@ -122,13 +122,16 @@ def tensor_programs(draw, max_eqns=6, conv=None, rational_only=False, weights_as
         elif kind == "dot" and len(sh) == 2:
             emit("dot", [v, const((sh[1], draw(st.integers(1, 3))))])
         elif len(sh) >= 1:
-            op = draw(st.sampled_from(STRUCT if not rational_only else tuple(o for o in STRUCT if o != "logsumexp")))
+            op = draw(st.sampled_from(STRUCT + ("mode_axis",) if not rational_only else
+                                      tuple(o for o in STRUCT if o != "logsumexp")))
             ax = draw(st.integers(0, len(sh) - 1))
             if op in ("sum", "mean", "logsumexp"):
                 emit(op, [v], {"axes": (ax,)})
             elif op in ("amax", "sort_axis"):
                 if sh[ax] >= 2:
                     emit(op, [v], {"axes": (ax,)} if op == "amax" else {"axis": ax})
+            elif op == "mode_axis" and sh[ax] >= 2:      # discontinuous: not in rational_only programs
+                emit(op, [v], {"axis": ax})
             elif op == "kth_axis" and sh[ax] >= 2:
                 emit(op, [v], {"axes": (ax,), "k": draw(st.integers(0, sh[ax] - 1)),
                                "tie": draw(st.sampled_from(["split", "first", "last"]))})

@@ -366,6 +366,48 @@ kth_p = register(KthPrimitive("kth", (2, None), False, {"k": (None, INT), "tie":
 selection_rules["kth"] = Kth()
 
 
+class Mode(Selection):
+    """The most frequent of n >= 2 arguments, as torch.mode: among the values that occur most often the smallest;
+    tie = "last": of its occurrences the last one (torch up to 16 elements, whose sort is then stable: measured),
+    "unspecified": beyond, torch picks an occurrence by its unstable sort, so a value occurring twice or more is
+    undecidable.  Pieces are the arguments x_i; the index rule reads the ties of the pairwise switching
+    functions.  Discontinuous: a small move that breaks a tie changes which value is most frequent."""
+
+    def switches(self, params, n):
+        return _pair_switches(n)
+
+    def n_pieces(self, params, n):
+        return n
+
+    def piece(self, params, n, i):
+        return linear_piece(f"x{i}", tuple(1 if j == i else 0 for j in range(n)) + (0,))
+
+    def choose(self, params, n, sign):
+        groups = []
+        for i in range(n):
+            for g in groups:
+                if _compare(n, sign, i, g[0]) == 0:
+                    g.append(i)
+                    break
+            else:
+                groups.append([i])
+        most = max(len(g) for g in groups)
+        best = None
+        for g in groups:
+            if len(g) == most and (best is None or _compare(n, sign, g[0], best[0]) < 0):
+                best = g
+        if len(best) > 1 and params["tie"] == "unspecified":
+            raise Undecidable(UNSPECIFIED)
+        return best[-1]
+
+
+mode_p = register(Primitive("mode", (2, None), False, {"tie": ("last", ("last", "unspecified"))},
+                            doc="the most frequent argument (the smallest such value; tie = last: its last "
+                                "occurrence, as torch.mode up to 16 elements | unspecified); discontinuous",
+                            continuous=False))
+selection_rules["mode"] = Mode()
+
+
 class Where(Selection):
     """where(u OP v, a, b): inputs (u, v, a, b), switch u - v, piece 0 = a, piece 1 = b."""
 

@@ -772,6 +772,29 @@ site_rules["kth_axis"] = _kth_sites
 selection_rules["kth_axis"] = selection_rules["kth"]
 
 
+def _mode_shape(shapes, p):
+    x = _one(shapes)
+    ax = _axes((p["axis"],), len(x))[0]
+    if x[ax] < 2:
+        raise ProgramError("mode_axis needs at least two elements along the axis")
+    return [_reduced(x, (ax,), p["keepdims"])]
+
+
+def _mode_sites(in_shapes, p):
+    t = _reduce_sites("mode")(in_shapes, {"axes": (p["axis"],), "tie": p["tie"]})
+    t.params = {"tie": p["tie"]}
+    return t
+
+
+tensor_prim("mode_axis", 1, {"axis": (-1, INT), "keepdims": (False, BOOL), "tie": ("last", ("last", "unspecified"))},
+            _mode_shape, smooth=False,
+            doc="the most frequent element along an axis (torch.mode: the smallest such value, its last occurrence); "
+                "discontinuous")
+PRIMITIVES["mode_axis"].continuous = False
+site_rules["mode_axis"] = _mode_sites
+selection_rules["mode_axis"] = selection_rules["mode"]
+
+
 def _windows(p, x):
     w = p["windows"]
     if w is None or not hasattr(w, "num"):
