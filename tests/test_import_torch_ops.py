@@ -264,3 +264,17 @@ def test_index_ops_that_write_an_element_twice_are_refused():
         verify.from_torch(lambda x, y: torch.scatter(x, 1, torch.tensor([[0, 0]]), y[:1, :2]).sum(), X, Y)
     with pytest.raises(ImportFailure, match="padding_idx"):
         verify.from_torch(lambda x, y: F.embedding(torch.tensor([0, 1]), x, padding_idx=0).sum(), X, Y)
+
+
+def test_an_audit_never_calls_a_jump_of_a_step_differentiable():
+    """floor(3x) at x = 1 sits on a jump: the audit lists it among the exact kinks and does not certify the point
+    differentiable (the selection gradient is still torch's); at x = 9/8 it does."""
+    from verify.truth import TRUE, UNKNOWN
+
+    def f(x):
+        return (torch.floor(x * 3) * x).sum() + torch.relu(x).sum()
+    rep = verify.audit(f, t([0.25, -0.5, 1.0]), critical="never")
+    assert rep.differentiable is UNKNOWN and [(s.eqn, s.index) for s in rep.exact_kinks] == [(1, (2,))]
+    assert rep.verdict_word == "PROVED"
+    rep = verify.audit(f, t([0.25, -0.5, 1.125]), critical="never")
+    assert rep.differentiable is TRUE and not rep.exact_kinks

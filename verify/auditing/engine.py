@@ -56,16 +56,36 @@ def audit_imported(imp, float_gradient, wrt=None, prec=None, tiny=TINY, critical
     fkinks, float_sign = float_kinks(P, point, iset.run, dtype, imp.origins, framework_vars or {})
     exact_kinks = [Site(k.eqn, tuple(k.site), k.switch, str(imp.origins[k.eqn]), exact="0",
                         float=float_sign.get((k.eqn, tuple(k.site), k.switch), "?")) for k in iset.kinks]
+    exact_kinks += step_jumps(P, iset.run, imp.origins)
     agree = [agreement(imp.inputs[i].name, float_gradient[i] if i < len(float_gradient) else None, exact[i], dtype)
              for i in wrt]
     report = AuditReport(imp.framework, P.name, str(dtype), imp.inputs, wrt, [float_gradient[i] for i in wrt],
                          [exact[i] for i in wrt], agree, exact_kinks, fkinks,
-                         TRUE if not iset.kinks else UNKNOWN, imported=imp, iset=iset)
+                         TRUE if not exact_kinks else UNKNOWN, imported=imp, iset=iset)
     report.max_gradient = max_abs(exact, wrt)
     if critical == "always" or (critical == "auto" and report.max_gradient <= tiny):
         add_criticality(report, P, point, convention, prec, wrt)
     report.selection_gradient, report.verdict = verdict(report)
     return report
+
+
+def step_jumps(P, r, origins):
+    """Sites of the piecewise constant equations (floor, ...) whose argument sits on a jump at the point (or may:
+    a ball): the function is not continuous there, so they count as exact kinks (switch 0) and the point is not
+    certified differentiable."""
+    from ..program.prims import PRIMITIVES
+    from ..program.prims.steps import jump_sites
+    out = []
+    for k, e in enumerate(P.eqns):
+        prim = PRIMITIVES[e.prim]
+        if prim.continuous or not prim.smooth:
+            continue
+        vals = np.asarray(T.user_value(r.ns, r.args[k][0]), dtype=object)
+        shape = vals.shape
+        for i in jump_sites(e.prim, vals.ravel().tolist()):
+            index = tuple(int(j) for j in np.unravel_index(i, shape)) if shape else ()
+            out.append(Site(k, index, 0, str(origins[k]), exact="0", float="?"))
+    return out
 
 
 def exact_gradient(r, P, wrt):

@@ -168,6 +168,27 @@ def step_value(kind, ns, x):
     return _scalar_step(kind, ns, x)
 
 
+def on_jump(kind, v):
+    """True when the step ``kind`` jumps at the value v (floor, ceil: an integer; trunc: a nonzero integer;
+    round: a half-integer), False when it does not, None when a ball cannot tell."""
+    half = fmpq(1, 2) if kind == "round" else fmpq(0)
+    if isinstance(v, fmpq):
+        w = v - half
+        return w.q == 1 and not (kind == "trunc" and v == 0)
+    lo, hi = approx_q(v.lower() if hasattr(v, "lower") else v), approx_q(v.upper() if hasattr(v, "upper") else v)
+    a, b = _floor(Fraction(int((lo - half).p), int((lo - half).q))), _floor(Fraction(int((hi - half).p),
+                                                                                      int((hi - half).q)))
+    if a == b and Fraction(int((lo - half).p), int((lo - half).q)) != a:
+        return False                      # no integer (or half-integer) inside the ball
+    return None
+
+
+def jump_sites(prim, values):
+    """The flat indices (sorted) of ``values`` (the exact or ball arguments of a step equation, flattened) where
+    the step ``prim`` jumps or may jump: there the function is not continuous, so nothing is claimed smooth."""
+    return [i for i, v in enumerate(values) if on_jump(prim, v) is not False]
+
+
 def discontinuous_eqns(program):
     """[(equation index, primitive name)] of the equations whose primitive is discontinuous (floor, ...)."""
     return [(k, e.prim) for k, e in enumerate(program.eqns) if not PRIMITIVES[e.prim].continuous]
