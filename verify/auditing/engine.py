@@ -23,7 +23,7 @@ from ..interpret import tensor as T
 from ..numbers.tensor import SIGN_UNDECIDED
 from ..truth import FALSE, TRUE, UNKNOWN
 from .floats import agreement, float_kinks, model_dtype
-from .report import AuditReport
+from .report import AuditReport, Site
 
 TINY = 2.0 ** -20         # a gradient whose entries are all at most this (relative to the loss scale) is "tiny"
 
@@ -67,6 +67,9 @@ def audit_imported(imp, float_gradient, wrt=None, prec=None, tiny=TINY, critical
     agree = [agreement(imp.inputs[i].name, float_gradient[i] if i < len(float_gradient) else None, enc,
                        bound_rule(model), exact=side.exact_of(i), overflow=side.overflow)
              for i, enc in zip(wrt, side.enclosure)]
+    jumps = step_jumps(P, side.run, imp.origins)
+    if jumps:              # piecewise constant equations on a jump: kinks too (the function is not continuous)
+        exact_kinks = list(exact_kinks) + jumps
     report = AuditReport(imp.framework, P.name, str(dtype), imp.inputs, wrt, [float_gradient[i] for i in wrt],
                          side.gradients(), agree, exact_kinks, fkinks,
                          TRUE if not len(exact_kinks) else UNKNOWN, imported=imp, iset=side.iset)
@@ -194,6 +197,9 @@ def certified_side(P, point, convention, model, prec, wrt, exact=False):
     from ..interpret.filtered import ConeTooLarge, filtered_run, gradient
     xs = T.coerce_inputs(P, point)
     notes = []
+    gaps = filter_gaps(P)
+    if gaps:
+        return unbounded_side(P, xs, convention, prec, wrt, gaps)
     fr = stats = None
     if not exact:
         try:
@@ -220,6 +226,54 @@ def certified_side(P, point, convention, model, prec, wrt, exact=False):
     return side
 
 
+def filter_gaps(P):
+    """The primitives of ``P`` that the float filter has no proved rounding bound for (elementary functions
+    outside the ulp table of numbers/rounding.py, piecewise constant steps): sorted names, empty when none."""
+    from ..numbers.midrad import MidRadTensors
+    from ..program.prims import PRIMITIVES
+    gaps = set()
+    for e in P.eqns:
+        prim = PRIMITIVES[e.prim]
+        if not getattr(prim, "continuous", True):
+            gaps.add(e.prim)
+        elif prim.smooth and e.prim in ELEMENTARY_METHODS and not hasattr(MidRadTensors, ELEMENTARY_METHODS[e.prim]):
+            gaps.add(e.prim)
+    return sorted(gaps)
+
+
+# elementwise functions whose filtered rule is a method of the same name of the midpoint-radius system
+ELEMENTARY_METHODS = {name: name for name in ("exp", "log", "sqrt", "sin", "cos", "tanh", "erf", "sigmoid", "atan",
+                                                "lgamma", "polygamma", "erfinv", "bessel_i")}
+
+
+def unbounded_side(P, xs, convention, prec, wrt, gaps):
+    """The certified side in exact arithmetic when the program uses primitives without a proved rounding bound
+    (``gaps``): the kinks and the exact gradient are certified, but no bound says what an IEEE evaluation can
+    return, so every comparison with the framework's floats is UNDECIDED (an infinite bound proves nothing)."""
+    from ..certify.sites import site_index_set
+    from ..numbers.midrad import MR
+    iset = site_index_set(P, xs, convention, "exact", prec)
+    grads = [np.asarray(g, dtype=object) for g in exact_gradient(iset.run, P, wrt)]
+    enclosures = []
+    for i in wrt:
+        mid, rad = float_enclosure(grads[i])
+        enclosures.append(MR(mid, rad, np.full(mid.shape, np.inf)))
+    note = (f"no proved rounding bound for {', '.join(gaps)} (verify states no ulp bound for the framework's "
+            "implementation): the exact gradient is certified, its comparison with the float gradient is undecided")
+    return CertifiedSide(iset, iset.run, enclosures, wrt, exact=[grads[i] for i in wrt], notes=[note])
+
+
+def float_enclosure(arr):
+    """(mid, rad) float64 arrays with |v - mid| <= rad for every element v (fmpq or arb) of ``arr``."""
+    from flint import arb
+    flat = [arb(v) for v in np.ravel(arr).tolist()]
+    mid = np.array([float(x.mid()) for x in flat], dtype=np.float64).reshape(np.shape(arr))
+    rad = np.array([float(x.rad()) for x in flat], dtype=np.float64).reshape(np.shape(arr))
+    # the float of arb's midpoint is within 2^-53 |mid| (+ the smallest subnormal) of it; generous factors up
+    rad = (rad * (1 + 2.0 ** -40) + np.abs(mid) * 2.0 ** -52 + 2.0 ** -1074) * (1 + 2.0 ** -40)
+    return mid, rad
+
+
 def pattern_gradient(P, xs, convention, pattern, wrt, prec=None):
     """The exact selection gradient of the pattern ``pattern`` (proved to be the one at x): one exact
     evaluation of f_sigma and one backward pass, escalating the precision of balls as needed.  Object arrays of
@@ -229,6 +283,25 @@ def pattern_gradient(P, xs, convention, pattern, wrt, prec=None):
         return exact_gradient(r, P, wrt)
     grads = T.escalate("exact", prec, job)
     return [np.asarray(grads[i], dtype=object) for i in wrt]
+
+
+def step_jumps(P, r, origins):
+    """Sites of the piecewise constant equations (floor, ...) whose argument sits on a jump at the point (or may:
+    a ball): the function is not continuous there, so they count as exact kinks (switch 0) and the point is not
+    certified differentiable."""
+    from ..program.prims import PRIMITIVES
+    from ..program.prims.steps import jump_sites
+    out = []
+    for k, e in enumerate(P.eqns):
+        prim = PRIMITIVES[e.prim]
+        if prim.continuous or not prim.smooth:
+            continue
+        vals = np.asarray(T.user_value(r.ns, r.args[k][0]), dtype=object)
+        shape = vals.shape
+        for i in jump_sites(e.prim, vals.ravel().tolist()):
+            index = tuple(int(j) for j in np.unravel_index(i, shape)) if shape else ()
+            out.append(Site(k, index, 0, str(origins[k]), exact="0", float="?"))
+    return out
 
 
 def exact_gradient(r, P, wrt):

@@ -197,7 +197,7 @@ class AffineT:
         return f
 
     def __getattr__(self, name):
-        if name in ("exp", "log", "sqrt", "sin", "cos", "tanh", "erf", "sigmoid"):
+        if name in ("exp", "log", "sqrt", "sin", "cos", "tanh", "erf", "sigmoid", "atan"):
             return self._smooth(name)
         raise AttributeError(name)
 

@@ -109,6 +109,18 @@ class SeriesSystem:
         return _divide(1, 1 + (-a).exp())
 
     def erf(self, a): return a.erf()
+    def atan(self, a): return a.atan()
+
+    def _balls_only(self, a, name, fn):
+        if isinstance(a, arb):
+            return fn(a)
+        from ..errors import InputError
+        raise InputError(f"cells are enclosed by Taylor series, and {name} has no series implementation here")
+
+    def lgamma(self, a): return self._balls_only(a, "lgamma", lambda b: b.lgamma())
+    def erfinv(self, a): return self._balls_only(a, "erfinv", lambda b: b.erfinv())
+    def polygamma(self, a, n): return self._balls_only(a, "polygamma", lambda b: get_system("ball").polygamma(b, n))
+    def bessel_i(self, a, n): return self._balls_only(a, "bessel_i", lambda b: b.bessel_i(n))
     def pi(self): return arb.pi()
 
     def sign(self, x):

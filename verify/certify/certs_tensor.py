@@ -36,6 +36,7 @@ from ..interpret import tensor as T
 from ..numbers.ball import json_number
 from ..numbers.tensor import QT
 from ..program import kinks
+from ..program.prims.steps import require_continuous
 from ..program.arrays import Arrays, ExactArray, load_npz, read_npz, save_entries, stored_digest
 from ..rational import fmt_q
 from .certs import truth_json
@@ -283,6 +284,7 @@ def tensor_differentiable_certificate(program, point, convention=kinks.DEFAULT, 
     any site vanishes at x (then f is differentiable there and its gradient is the selection gradient),
     UNDECIDED otherwise, with the kinks (and signs undecided at the cap) in the result file; ``gradient`` as in
     tensor_index_certificate.  Refused (Undecided) when the pattern at x itself cannot be decided."""
+    require_continuous(program, "certifying differentiability")
     xs = T.coerce_inputs(program, point)
     iset = iset or site_index_set(program, xs, convention)
     program, files, claim = _envelope(program, xs, convention)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from flint import arb_mat, fmpq, fmpq_mat
 
 from ..program import kinks
+from ..program.prims.steps import require_continuous
 from ..errors import DomainError, InputError, Undecidable, Undecided
 from ..interpret.evaluate import working_precision, coerce_point, compiled, forms_of_run, run, structure_allowed
 from ..interpret.forms import TooLarge
@@ -49,7 +50,8 @@ def is_piecewise_linear(program):
             continue
         if e.prim == "pow" and dict(e.params)["n"] in (0, 1):
             continue
-        if e.prim in ("exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid", "erf", "mul", "div", "pow"):
+        if e.prim in ("exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid", "erf", "atan", "mul", "div", "pow",
+                      "lgamma", "polygamma", "erfinv", "bessel_i"):
             return False
     return True
 
@@ -342,6 +344,7 @@ def clarke(program, point, convention=kinks.DEFAULT, number="exact", prec=None, 
     tied gradients, undecided signs after precision escalation) and DomainError when f (the function the
     outputs compute) jumps at x."""
     program = as_program(program)
+    require_continuous(program, "the Clarke subdifferential")
     if not program.is_scalar:
         from .sites import site_clarke
         return site_clarke(program, point, convention, number, prec, max_leaves=max_leaves)[0]

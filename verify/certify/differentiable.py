@@ -10,6 +10,7 @@ naming the equation and the switch that prevent the argument.
 from dataclasses import dataclass
 
 from ..program import kinks
+from ..program.prims.steps import require_continuous
 from ..interpret.ad import jacobian
 from ..errors import InputError, Undecided
 from ..interpret.evaluate import switch_text, coerce_point, compiled, escalate, output_values
@@ -46,6 +47,7 @@ def certify_differentiable(program, point, number="exact", prec=None, convention
     """Prove that ``point`` is a differentiability point of ``program`` with gradient equal to the selection
     gradient (every switching function certified nonzero), or say which switching function prevents it."""
     program = as_program(program)
+    require_continuous(program, "certifying differentiability")
     if not program.is_scalar:
         from .sites import site_differentiable
         return site_differentiable(program, point, convention, number, prec)

@@ -124,6 +124,14 @@ class ComplexSystem:
     def tanh(self, a): return a.tanh()
     def sigmoid(self, a): return 1 / (1 + (-a).exp())
     def erf(self, a): return a.erf()
+    def atan(self, a): return a.atan()
+    def lgamma(self, a): return a.lgamma()
+    def polygamma(self, a, n): return a.polygamma(n)
+    def bessel_i(self, a, n): return a.bessel_i(n)
+
+    def erfinv(self, a):
+        raise InputError("the integral identity evaluates the program on complex balls, and erfinv has no "
+                         "complex-ball implementation here")
     def pi(self): return acb.pi()
 
     def sign(self, x):

@@ -199,7 +199,7 @@ class PolyT:
         return f
 
     def __getattr__(self, name):
-        if name in ("exp", "log", "sqrt", "sin", "cos", "tanh", "erf", "sigmoid"):
+        if name in ("exp", "log", "sqrt", "sin", "cos", "tanh", "erf", "sigmoid", "atan"):
             return self._smooth(name)
         raise AttributeError(name)
 

@@ -162,7 +162,7 @@ class RFSystem:
     def _no(self, *a):
         raise NotRational("a transcendental primitive has no rational-function value")
 
-    exp = log = sqrt = sin = cos = tanh = sigmoid = erf = pi = _no
+    exp = log = sqrt = sin = cos = tanh = sigmoid = erf = atan = lgamma = polygamma = erfinv = bessel_i = pi = _no
 
     def sign(self, x):
         return self.where.sign(x)

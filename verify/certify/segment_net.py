@@ -49,6 +49,7 @@ from flint import arb_poly, ctx, fmpq
 from ..errors import DomainError, InputError, ProgramError, Undecided
 from ..interpret import tensor as T
 from ..program import kinks
+from ..program.prims.steps import require_continuous
 from ..program.arrays import ExactArray
 from ..program.prims import PRIMITIVES
 from ..program.scalarize import scalarize
@@ -687,6 +688,7 @@ def segment_partition(program, x=None, y=None, curve=None, convention=kinks.DEFA
     """Claim 1's partition: ``verify.certify.segment.segment_partition`` for scalar programs (x, y points or a
     curve), ``tensor_segment_partition`` for tensor programs (x, y: one array per input)."""
     program, tensor = _is_tensor(program)
+    require_continuous(program, "the segment partition (Claim 1)")
     if tensor:
         return tensor_segment_partition(program, x, y, curve, convention, tol, method, prec, max_scalar)
     return scalar_segment_partition(program, x, y, curve, convention, tol, method, prec)
@@ -697,6 +699,7 @@ def integral_identity(program, x=None, y=None, curve=None, convention=kinks.DEFA
     """Proposition 2: ``verify.certify.integral.integral_identity`` for scalar programs,
     ``tensor_integral_identity`` for tensor programs."""
     program, tensor = _is_tensor(program)
+    require_continuous(program, "the integral identity (Proposition 2)")
     if tensor:
         return tensor_integral_identity(program, x, y, curve, convention, tol, method, prec, max_scalar)
     return scalar_integral_identity(program, x, y, curve, convention, tol, method, prec)

@@ -108,6 +108,64 @@ def _size(*xs, times=1):
                       f"{MAX_BITS})")
 
 
+STEPS = ("floor", "ceil", "round", "trunc")
+SPECIAL = ("lgamma", "polygamma", "erfinv", "bessel_i")
+
+
+def special(prim, x, params):
+    """lgamma, polygamma(n), erfinv, bessel_i(n) of an fmpq or a ball, with the checker's own domain checks: the
+    poles of lgamma and polygamma (non-positive integers), |x| < 1 for erfinv."""
+    from flint import acb
+    if prim in ("lgamma", "polygamma"):
+        b = _ball(x)
+        if not b > 0:
+            near = b.mid().floor()
+            if isinstance(x, fmpq) and x.q == 1 and x <= 0:
+                raise Undefined(f"the program is not defined here: {prim} has a pole at {x}")
+            if (b - near).contains(0) or (b - near - 1).contains(0):
+                raise CannotDecide(f"the checker cannot decide whether {prim}'s argument is a pole")
+        if prim == "lgamma":
+            if isinstance(x, fmpq) and x in (1, 2):
+                return Q0
+            return b.lgamma() if b > 0 else acb(b).lgamma().real
+        n = params["n"]
+        return b.digamma() if n == 0 else acb(b).polygamma(n).real
+    if prim == "erfinv":
+        s = sign(1 - x * x)
+        _need(None if s is None else s > 0, "erfinv of a number outside (-1, 1)")
+        return Q0 if isinstance(x, fmpq) and x == 0 else _ball(x).erfinv()
+    n = params["n"]
+    if isinstance(x, fmpq) and x == 0:
+        return fmpq(1 if n == 0 else 0)
+    return _ball(x).bessel_i(n)
+
+
+def step(prim, x):
+    """floor / ceil / round (half to even) / trunc of an fmpq or a ball: exact, or CannotDecide when the ball
+    reaches a jump."""
+    if isinstance(x, fmpq):
+        p, d = int(x.p), int(x.q)
+        fl = p // d
+        if prim == "floor" or (prim == "trunc" and p >= 0):
+            return fmpq(fl)
+        if prim == "ceil" or prim == "trunc":
+            return fmpq(-((-p) // d))
+        twice = 2 * p - (2 * fl + 1) * d            # sign of x - (floor + 1/2)
+        return fmpq(fl if twice < 0 or (twice == 0 and fl % 2 == 0) else fl + 1)
+    lo, hi = x.lower(), x.upper()
+    if not (lo.is_finite() and hi.is_finite()):
+        raise CannotDecide(f"the checker cannot decide {prim} of a non-finite ball")
+    a, b = step(prim, _exact_q(lo)), step(prim, _exact_q(hi))
+    if a != b:
+        raise CannotDecide(f"the checker cannot decide {prim} of a ball that reaches a jump")
+    return a
+
+
+def _exact_q(x):
+    man, e = (int(t) for t in x.mid().man_exp())
+    return fmpq(man * 2 ** e) if e >= 0 else fmpq(man, 2 ** -e)
+
+
 def smooth_value(prim, xs, params):
     """Value of a smooth primitive (exact when the result is rational at a rational point, else a ball)."""
     if prim in ("mul", "div"):
@@ -124,6 +182,10 @@ def smooth_value(prim, xs, params):
     if prim == "neg":
         return -xs[0]
     x = xs[0]
+    if prim in STEPS:
+        return step(prim, x)
+    if prim in SPECIAL:
+        return special(prim, x, params)
     if prim == "pow":
         n = params["n"]
         if n < 0:
@@ -137,7 +199,7 @@ def smooth_value(prim, xs, params):
     if isinstance(x, fmpq):
         if x == 0 and prim in ("exp", "cos"):
             return Q1
-        if x == 0 and prim in ("sin", "tanh", "erf"):
+        if x == 0 and prim in ("sin", "tanh", "erf", "atan"):
             return Q0
         if x == 0 and prim == "sigmoid":
             return fmpq(1, 2)
@@ -164,16 +226,30 @@ def smooth_partials(prim, xs, y, params):
     if prim == "neg":
         return (-Q1,)
     x = xs[0]
+    if prim in STEPS:
+        return (Q0,)
+    if prim == "lgamma":
+        return (special("polygamma", x, {"n": 0}),)
+    if prim == "polygamma":
+        return (special("polygamma", x, {"n": params["n"] + 1}),)
+    if prim == "erfinv":
+        return (arb.pi().sqrt() / 2 * (_ball(y) * _ball(y)).exp(),)
+    if prim == "bessel_i":
+        n = params["n"]
+        b = _ball(x)
+        return (b.bessel_i(1) if n == 0 else (b.bessel_i(n - 1) + b.bessel_i(n + 1)) / 2,)
     if prim == "pow":
         n = params["n"]
         return (Q0,) if n == 0 else (n * (_ipow(x, n - 1) if n - 1 >= 0 else 1 / _ipow(x, 1 - n)),)
     return ({"exp": lambda: y, "log": lambda: 1 / x, "sqrt": lambda: 1 / (2 * y),
              "sin": lambda: smooth_value("cos", xs, params), "cos": lambda: -smooth_value("sin", xs, params),
              "tanh": lambda: 1 - y * y, "sigmoid": lambda: y * (1 - y),
-             "erf": lambda: 2 / arb.pi().sqrt() * (-_ball(x) * _ball(x)).exp()}[prim](),)
+             "erf": lambda: 2 / arb.pi().sqrt() * (-_ball(x) * _ball(x)).exp(),
+             "atan": lambda: 1 / (1 + x * x)}[prim](),)
 
 
-SMOOTH = ("add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid", "erf")
+SMOOTH = ("add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid", "erf",
+          "atan") + STEPS + SPECIAL     # the equations with a value rule (the steps' derivative is 0)
 
 
 def _row(n, coefs, const=Q0):
@@ -204,7 +280,10 @@ def pieces(prim, params, n):
             if b is not None:
                 add((_row(1, (Q0,), b),))
                 add((_row(1, (d,), (1 - d) * b),))
-    elif prim in ("max", "min"):
+    elif prim == "mode":
+        for i in range(n):
+            add((_row(n, _unit(n, i)),))
+    elif prim in ("max", "min", "kth"):
         if params.get("tie") == "split":
             for k in range(1, n + 1):
                 for sub in itertools.combinations(range(n), k):
@@ -244,7 +323,7 @@ def nonsmooth_value(prim, xs, params):
         if hi is not None and s(x - hi, "x - hi") > 0:
             return [hi]
         return [x]
-    if prim in ("max", "min", "sort"):
+    if prim in ("max", "min", "sort", "kth", "mode"):
         def cmp(i, j):       # one variable twice is one number: an exact tie even when it is a ball
             return 0 if xs[i] is xs[j] else s(xs[i] - xs[j], "a difference of arguments")
         order = list(range(len(xs)))
@@ -254,6 +333,16 @@ def nonsmooth_value(prim, xs, params):
                 order[j - 1], order[j] = order[j], order[j - 1]
                 j -= 1
         srt = [xs[i] for i in order]
+        if prim == "mode":         # runs of equal values in sorted order; the longest, the first (smallest) of them
+            runs, start = [], 0
+            for r in range(1, len(order) + 1):
+                if r == len(order) or cmp(order[r - 1], order[r]) != 0:
+                    runs.append((r - start, start))
+                    start = r
+            most = max(c for c, _ in runs)
+            return [srt[next(s for c, s in runs if c == most)]]
+        if prim == "kth":
+            return [srt[params["k"]]]
         if prim == "max":
             return [srt[-1]]
         if prim == "min":
@@ -531,7 +620,7 @@ def switches(prim, params, n):
         return [((Q1,), Q0)]
     if prim in ("clamp", "hardtanh", "relu6"):
         return [((Q1,), -b) for b in bounds(prim, params) if b is not None]
-    if prim in ("max", "min", "sort"):
+    if prim in ("max", "min", "sort", "kth", "mode"):
         return [(tuple(Q1 if k == i else (-Q1 if k == j else Q0) for k in range(n)), Q0)
                 for i in range(n) for j in range(i + 1, n)]
     if prim == "where":
@@ -543,7 +632,7 @@ def consistent(prim, params, n, signs):
     """Can the switching functions of the primitive take these signs together, at some input?  Pairwise
     differences (max, min, sort) must be a weak order of the arguments; clamp's x - lo > x - hi; single
     switches take any sign."""
-    if prim in ("max", "min", "sort"):
+    if prim in ("max", "min", "sort", "kth", "mode"):
         pairs = {(i, j): k for k, (i, j) in enumerate((i, j) for i in range(n) for j in range(i + 1, n))}
 
         def d(i, j):
@@ -588,11 +677,32 @@ def choose(prim, params, n, signs):
                 d = params["at_hi"]
                 return (_row(1, (d,), (1 - d) * hi),)
         return (_row(1, (Q1,)),)
-    if prim in ("max", "min", "sort"):
+    if prim in ("max", "min", "sort", "kth", "mode"):
         pairs = {(i, j): k for k, (i, j) in enumerate((i, j) for i in range(n) for j in range(i + 1, n))}
 
         def cmp(i, j):                      # decided sign of x_i - x_j
             return 0 if i == j else (signs[pairs[(i, j)]] if i < j else -signs[pairs[(j, i)]])
+        if prim == "mode":
+            freq = [sum(cmp(i, j) == 0 for j in range(n)) for i in range(n)]
+            most = max(freq)
+            cands = [i for i in range(n) if freq[i] == most]
+            low = [i for i in cands if all(cmp(i, j) <= 0 for j in cands)]
+            if len(low) > 1 and params.get("tie") == "unspecified":
+                raise CannotDecide("the checker cannot decide a mode whose tie rule is unspecified")
+            return (_row(n, _unit(n, max(low))),)
+        unspecified = "unspecified" in (params.get("ties"), params.get("tie"))
+        if prim == "kth":
+            k = params["k"]
+            group = [i for i in range(n) if sum(cmp(j, i) < 0 for j in range(n)) <= k <
+                     sum(cmp(j, i) <= 0 for j in range(n))]
+            if unspecified and len(group) > 1:
+                raise CannotDecide("the checker cannot decide an order statistic at a tie whose rule is unspecified")
+            tie = params.get("tie")
+            if tie == "split":
+                return (_row(n, tuple(fmpq(1, len(group)) if j in group else Q0 for j in range(n))),)
+            return (_row(n, _unit(n, group[-1] if tie == "last" else group[0])),)
+        if prim == "sort" and unspecified and any(s == 0 for s in signs):
+            raise CannotDecide("the checker cannot decide a sort at a tie whose order is unspecified")
         if prim == "sort":
             down = -1 if params.get("descending") else 1
             rev = -1 if params.get("ties") == "reverse" else 1

@@ -32,7 +32,9 @@ from . import Invalid
 from . import kernel as K
 
 UNDECIDED = 2
-TIE_ONLY = ("relu", "abs", "leaky_relu", "max", "min", "sort")   # pieces meet only where a switch is 0
+# the primitives whose pieces meet only where a switching function is 0 (not kth: the mean of two arguments on
+# either side of the k-th one can equal it)
+TIE_ONLY = ("relu", "abs", "leaky_relu", "max", "min", "sort", "mode")
 MAX_PIECES = 100_000        # sites with more pieces (sort over long axes) are refused at a tie, as the certifier does
 
 
@@ -237,15 +239,16 @@ def power(a, n):
 
 # value at the special point (numerator, denominator) -> exact value, for the transcendental primitives
 _SPECIAL = {"exp": ((0, 1), 1), "sin": ((0, 1), 0), "cos": ((0, 1), 1), "tanh": ((0, 1), 0), "erf": ((0, 1), 0),
+            "atan": ((0, 1), 0),
             "sigmoid": ((0, 1), fmpq(1, 2)), "log": ((1, 1), 0)}
 _BALL = {"exp": lambda v: v.exp(), "log": lambda v: v.log(), "sqrt": lambda v: v.sqrt(), "sin": lambda v: v.sin(),
-         "cos": lambda v: v.cos(), "tanh": lambda v: v.tanh(), "erf": lambda v: v.erf(),
+         "cos": lambda v: v.cos(), "tanh": lambda v: v.tanh(), "erf": lambda v: v.erf(), "atan": lambda v: v.atan(),
          "sigmoid": lambda v: 1 / (1 + (-v).exp())}
 _BALL_UFUNC = {k: np.frompyfunc(f, 1, 1) for k, f in _BALL.items()}
 
 
 def transcendental(prim, x):
-    """exp, log, sqrt, sin, cos, tanh, erf, sigmoid elementwise: exact when every element is at the special
+    """exp, log, sqrt, sin, cos, tanh, erf, atan, sigmoid elementwise: exact when every element is at the special
     point (or, for sqrt, every element is the square of a rational), balls otherwise."""
     if prim in ("log", "sqrt"):
         require(x, (1,), f"{prim}'s argument is positive")
@@ -262,6 +265,25 @@ def transcendental(prim, x):
                 v = fmpq(val)
                 return Q(np.full(x.shape, int(v.p), dtype=object), int(v.q))
     return _obj(_BALL_UFUNC[prim](balls(x)))
+
+
+def specials(prim, p, x):
+    """lgamma, polygamma, erfinv, bessel_i elementwise with the kernel's domain checks: exact where every element
+    is at a special point (lgamma(1) = lgamma(2) = 0, erfinv(0) = 0, I_n(0)), balls otherwise."""
+    vals = x.fmpqs() if isinstance(x, Q) else x
+    out = _obj(np.frompyfunc(lambda v: K.special(prim, v, p), 1, 1)(vals)) if np.size(vals) else _obj(vals)
+    if np.size(out) and all(isinstance(v, fmpq) for v in out.ravel().tolist()):
+        return from_fmpqs(out)
+    return _obj(np.frompyfunc(lambda v: v if isinstance(v, arb) else arb(v), 1, 1)(out)) if np.size(out) else out
+
+
+def steps(prim, x):
+    """floor / ceil / round / trunc elementwise (the kernel's exact step; CannotDecide where a ball reaches a
+    jump)."""
+    if isinstance(x, Q):
+        return from_fmpqs(_obj(np.frompyfunc(lambda v: K.step(prim, v), 1, 1)(x.fmpqs())))
+    out = _obj(np.frompyfunc(lambda v: K.step(prim, v), 1, 1)(x))
+    return from_fmpqs(out)
 
 
 def reduce_sum(x, axes, keepdims=False):
@@ -505,6 +527,10 @@ def forward(prim, p, xs):
         return power(xs[0], p["n"])
     if prim in _BALL:
         return transcendental(prim, xs[0])
+    if prim in K.STEPS:
+        return steps(prim, xs[0])
+    if prim in K.SPECIAL:
+        return specials(prim, p, xs[0])
     x = xs[0]
     if prim == "dot":
         return dot(p, *xs)
@@ -556,6 +582,21 @@ def backward(prim, p, xs, y, ct, need):
         return (fit(div(ct, xs[1]), xs[0]) if need[0] else None), \
             (fit(neg(div(mul(ct, y), xs[1])), xs[1]) if need[1] else None)
     x = xs[0]
+    if prim in K.STEPS:
+        return (None,)
+    if prim in K.SPECIAL:
+        if prim == "erfinv":
+            d = mul(_obj(arb.pi().sqrt() / 2), transcendental("exp", mul(y, y)))
+        elif prim == "lgamma":
+            d = specials("polygamma", {"n": 0}, x)
+        elif prim == "polygamma":
+            d = specials("polygamma", {"n": p["n"] + 1}, x)
+        elif p["n"] == 0:
+            d = specials("bessel_i", {"n": 1}, x)
+        else:
+            d = mul(add(specials("bessel_i", {"n": p["n"] - 1}, x), specials("bessel_i", {"n": p["n"] + 1}, x)),
+                    literal(fmpq(1, 2)))
+        return (mul(ct, d),)
     if prim == "neg":
         return (neg(ct),)
     if prim == "pow":
@@ -567,7 +608,8 @@ def backward(prim, p, xs, y, ct, need):
              "sin": lambda: transcendental("cos", x), "cos": lambda: neg(transcendental("sin", x)),
              "tanh": lambda: sub(literal(fmpq(1)), mul(y, y)),
              "sigmoid": lambda: mul(y, sub(literal(fmpq(1)), y)),
-             "erf": lambda: mul(div(literal(fmpq(2)), _obj(arb.pi().sqrt())), transcendental("exp", neg(mul(x, x))))}
+             "erf": lambda: mul(div(literal(fmpq(2)), _obj(arb.pi().sqrt())), transcendental("exp", neg(mul(x, x)))),
+             "atan": lambda: div(one, add(one, mul(x, x)))}
         return (mul(ct, d[prim]()),)
     if prim == "dot":
         return dot_vjp(p, xs[0], xs[1], ct, need)

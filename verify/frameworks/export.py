@@ -78,6 +78,10 @@ class TorchBackend:
             return -xs[0]
         if prim == "pow":
             return xs[0] ** p["n"]
+        if prim in ("polygamma", "bessel_i", "erfinv"):
+            fn = {"polygamma": lambda x: t.polygamma(p["n"], x), "erfinv": t.erfinv,
+                  "bessel_i": lambda x: {0: t.special.i0, 1: t.special.i1}[p["n"]](x)}[prim]
+            return fn(xs[0])
         return getattr(t, prim)(xs[0])
 
     def nonsmooth(self, prim, xs, p):
@@ -170,6 +174,11 @@ class JaxBackend:
             return jax.nn.sigmoid(xs[0])
         if prim == "erf":
             return jax.scipy.special.erf(xs[0])
+        if prim in ("lgamma", "polygamma", "erfinv", "bessel_i"):
+            sp = jax.scipy.special
+            fn = {"lgamma": sp.gammaln, "polygamma": lambda x: sp.polygamma(p["n"], x), "erfinv": sp.erfinv,
+                  "bessel_i": lambda x: {0: sp.i0, 1: sp.i1}[p["n"]](x)}[prim]
+            return fn(xs[0])
         return getattr(jnp, prim)(xs[0])
 
     def nonsmooth(self, prim, xs, p):

@@ -144,6 +144,17 @@ class NonReal:
     shape: tuple
 
 
+@dataclass(frozen=True, eq=False)
+class Masked:
+    """A real array with -inf at the positions of a constant boolean ``mask`` (an attention mask written
+    masked_fill(mask, -inf), torch.where(mask, 0, -inf) added to scores): ``values`` is a real Tensor (any value
+    at the masked positions).  Sums with reals and scalings by positive constants keep the mask; exp turns it
+    into 0; softmax and logsumexp leave the masked positions out; anything else that meets -inf is refused."""
+    values: object
+    mask: object
+    shape: tuple
+
+
 @dataclass(frozen=True)
 class Unavailable:
     """A value the importer cannot represent (max-pool indices, sort indices: integers computed from real
@@ -327,6 +338,8 @@ class Lowering:
             return self.as_real(v)
         if isinstance(v, Unavailable):
             self.fail(v.reason)
+        if isinstance(v, Masked):
+            self.fail(f"the {what} holds -inf (a masked value), which is not a real number")
         self.fail(f"the {what} {v!r} is not a real array")
 
     def full(self, t):
@@ -345,6 +358,8 @@ class Lowering:
 
     def ew(self, prim, args, params=None):
         """An elementwise primitive on real values (numpy broadcasting), folded on literals."""
+        if any(isinstance(a, Masked) for a in args):
+            return self._ew_masked(prim, args, params)
         params = dict(params or {})
         ts = [self.real(a) for a in args]
         shape = self.bshape(*(t.shape for t in ts))
@@ -364,6 +379,39 @@ class Lowering:
                 return r
         (o,) = self.emit(prim, [t.atom for t in ts], params)
         return Tensor(o, shape)
+
+    def masked_parts(self, v, shape):
+        """(values, mask) of v broadcast to ``shape``: a Masked array's parts, -inf as (0, everywhere), a real
+        array with no mask."""
+        if isinstance(v, Masked):
+            return self.broadcast(v.values, shape), np.broadcast_to(v.mask, shape)
+        if isinstance(v, NonReal) and v.value == -math.inf or isinstance(v, float) and v == -math.inf:
+            return Tensor(Lit(fmpq(0)), shape), np.ones(shape, dtype=bool)
+        return self.broadcast(self.real(v), shape), np.zeros(shape, dtype=bool)
+
+    def masked(self, values, mask):
+        """A Masked array, or the real values when nothing is masked."""
+        return Masked(values, mask, tuple(values.shape)) if mask.any() else values
+
+    def _ew_masked(self, prim, args, params):
+        """x + -inf = -inf: sums with reals, differences with a real subtracted and products with positive
+        constants keep the mask; exp(-inf) = 0.  Anything else is refused."""
+        shape = self.bshape(*(_shape(a) for a in args))
+        parts = [self.masked_parts(a, shape) for a in args]
+        if prim == "add" and len(args) == 2:
+            return self.masked(self.add(parts[0][0], parts[1][0]), parts[0][1] | parts[1][1])
+        if prim == "sub" and not parts[1][1].any():
+            return self.masked(self.sub(parts[0][0], parts[1][0]), parts[0][1])
+        if prim in ("mul", "div") and len(args) == 2 and not parts[1][1].any() and isinstance(parts[1][0].atom, Lit) \
+                and parts[1][0].atom.value > 0:
+            return self.masked(self.ew(prim, [parts[0][0], parts[1][0]]), parts[0][1])
+        if prim == "mul" and len(args) == 2 and not parts[0][1].any() and isinstance(parts[0][0].atom, Lit) \
+                and parts[0][0].atom.value > 0:
+            return self.masked(self.mul(parts[0][0], parts[1][0]), parts[1][1])
+        if prim == "exp":
+            v, m = parts[0]
+            return self.select(Const(m), 0, self.ew("exp", [v]))
+        self.fail(f"-inf (a masked value) reaches {prim}, which verify cannot carry through")
 
     def _relu_of_max(self, ts, shape, params):
         """max(u, 0) is relu(u) with alpha = the derivative the tie rule gives u at 0 (same pieces, same AD)."""
@@ -401,6 +449,13 @@ class Lowering:
         infinity: every real number is finite), else a Cond."""
         u, v = (NonReal(float(x), ()) if isinstance(x, float) and not math.isfinite(x) else x for x in (u, v))
         shape = self.bshape(_shape(u), _shape(v))
+        if u is v and isinstance(u, (Tensor, Unavailable)):
+            # x OP x: decided for every real x, also for one whose derivative is unavailable (isnan(x) is x != x)
+            return Const(np.full(shape, op in (">=", "<=", "==")))
+        for a, b in ((u, v), (v, u)):
+            if isinstance(a, Masked) and isinstance(b, NonReal) and b.value == -math.inf and op in ("==", "!="):
+                m = np.broadcast_to(a.mask, shape)
+                return Const((m if op == "==" else ~m).copy())
         for a, b, o in ((u, v, op), (v, u, _FLIP[op])):
             if isinstance(b, NonReal):
                 if isinstance(a, NonReal):
@@ -414,10 +469,21 @@ class Lowering:
         u, v = self.real(u), self.real(v)
         if isinstance(u.atom, Lit) and isinstance(v.atom, Lit):
             return Const(np.full(shape, bool(_NP_CMP[op](u.atom.value - v.atom.value, 0))))
+        if not isinstance(u.atom, int) and not isinstance(v.atom, int):
+            # two constants (literals or array constants): decided exactly now
+            d = np.asarray(self._exact_values(u) - self._exact_values(v), dtype=object)
+            signs = np.vectorize(lambda q: (q > 0) - (q < 0), otypes=[np.int64])(d) if d.size else d.astype(np.int64)
+            return Const(np.broadcast_to(_NP_CMP[op](signs, 0), shape).copy())
         if u.atom == v.atom and u.shape == v.shape:
             # x OP x: decided for every real x (isnan(x) is x != x: False)
             return Const(np.full(shape, op in (">=", "<=", "==")))
         return Cond(op, (u, v), shape)
+
+    def _exact_values(self, t):
+        """The exact values (an object array of fmpq, broadcast to t.shape) of a constant Tensor."""
+        if isinstance(t.atom, Lit):
+            return np.full(t.shape, t.atom.value, dtype=object)
+        return np.broadcast_to(self.arrays[t.atom.name].to_fmpq(), t.shape)
 
     def logical(self, op, *args):
         """and / or / not of booleans (constant masks folded)."""
@@ -452,6 +518,10 @@ class Lowering:
             m = np.asarray(c.value, dtype=bool)
             shape = self.bshape(m.shape, _shape(a), _shape(b))
             m = np.broadcast_to(m, shape)
+            if any(isinstance(v, Masked) or isinstance(v, NonReal) and v.value == -math.inf or
+                   isinstance(v, float) and v == -math.inf for v in (a, b)):
+                (va, ma), (vb, mb) = self.masked_parts(a, shape), self.masked_parts(b, shape)
+                return self.masked(self.select(Const(m), va, vb), np.where(m, ma, mb))
             if m.all():
                 return self.broadcast(self.real(a, "selected value"), shape)
             if not m.any():
@@ -556,6 +626,8 @@ class Lowering:
         shape[axis] = sum(t.shape[axis] for t in ts)
         shape = tuple(shape)
         ts = [t for t in ts if t.shape[axis] > 0]
+        if not ts:                  # every part is empty along the axis: an empty result
+            return Tensor(Lit(fmpq(0)), shape)
         if len(ts) == 1:
             return ts[0]
         if all(isinstance(t.atom, Lit) and t.atom == ts[0].atom for t in ts):
@@ -633,7 +705,7 @@ class Lowering:
 
 
 def _shape(v):
-    if isinstance(v, (Tensor, Const, Cond, NonReal, Unavailable)):
+    if isinstance(v, (Tensor, Const, Cond, NonReal, Unavailable, Masked)):
         return tuple(v.shape)
     return ()
 

@@ -14,7 +14,8 @@ from flint import fmpq
 
 from ..errors import InputError
 from ..program.prims import PRIMITIVES
-from .lowering import (Const, Cond, ImportFailure, Imported, InputInfo, Lowering, NonReal, Origin, Tensor,
+from . import torch_ops
+from .lowering import (Const, Cond, ImportFailure, Imported, InputInfo, Lowering, Masked, NonReal, Origin, Tensor,
                        Unavailable, exact_q, point_value)
 
 NAME = "torch"
@@ -46,6 +47,16 @@ class TorchLowering(Lowering):
         import torch
         self.torch = torch
         self.node = None
+        self.dependent = set()         # the nodes whose values depend on the program's inputs
+        self.run_values = None         # () -> {node: torch's value at the example point}, computed once
+
+    def constant_value(self, node):
+        """torch's own value of a node that does not depend on the program's inputs (so it is the same at every
+        point): an index computed in floats from shapes and constants is the index torch uses."""
+        if not callable(self.run_values):
+            return self.run_values[node]
+        self.run_values = self.run_values()
+        return self.run_values[node]
 
     def index_map(self, t, fn):
         """Apply a data-movement op ``fn`` (a function of a torch tensor) to the positions of ``t``: the op's own
@@ -133,12 +144,13 @@ def from_torch(f, *example_args, params="inputs", name=None):
     from torch.utils import _pytree as pytree
     if params not in ("inputs", "constants"):
         raise ImportFailure(f"params={params!r} must be 'inputs' or 'constants'")
-    ep, name = export(f, *example_args, name=name)
-    return lower_exported(ep, pytree.tree_leaves(tuple(example_args)), params, name)
+    ep, name, provenance = export(f, *example_args, name=name)
+    return lower_exported(ep, pytree.tree_leaves(tuple(example_args)), params, name, provenance=provenance)
 
 
 def export(f, *example_args, name=None):
-    """(the decomposed ExportedProgram, the model's name): ``torch.export.export(...).run_decompositions()``
+    """(the decomposed ExportedProgram, the model's name, the provenance of nodes from unchecked decompositions
+    for ``lower_exported``): ``torch.export.export(...).run_decompositions()``
     with the ops of ``_KEEP`` kept whole, refused (ImportFailure) when the decomposition could change a kink
     or drop a stop-gradient.  The expensive half of an import; ``lower_exported`` is the other."""
     import torch
@@ -151,6 +163,9 @@ def export(f, *example_args, name=None):
     table = torch.export.default_decompositions()
     for op in _KEEP:
         table.pop(getattr(torch.ops.aten, op).default, None)
+    for op in torch_ops.KEEP:
+        base, overload = op.split(".")
+        table.pop(getattr(getattr(torch.ops.aten, base), overload), None)
     try:
         with _custom_functions() as custom:
             ep = torch.export.export(module, tuple(example_args))
@@ -160,21 +175,24 @@ def export(f, *example_args, name=None):
         raise ImportFailure(f"torch.autograd.Function {custom[0].__qualname__} ({name}): torch.export keeps its "
                             "forward and drops its own backward, so torch's gradient is not the derivative of the "
                             "exported program (a custom backward is not checked against its forward)")
-    _check_decompositions(ep, table)
+    decomposed = _check_decompositions(ep, table)
     try:
         ep = ep.run_decompositions(table)
     except Exception as e:
         raise ImportFailure(f"torch.export could not decompose {name}: {type(e).__name__}: {e}".split("\n")[0]) from e
-    return ep, name
+    return ep, name, _provenance(ep, decomposed)
 
 
 # Decompositions.  ``run_decompositions`` rewrites ops that have their own backward into core ATen ops, and
 # the rewrite keeps values, not kinks, nor stop-gradients: hardswish's decomposition x * clamp(x + 3, 0, 6) / 6
 # has derivative -1/2 at -3 and 3/2 at 3 where torch's hardswish_backward gives 0 and 1 (measured), detach
 # becomes alias (the identity), and a torch.no_grad() block is inlined.  So: the ops of _KEEP are kept whole
-# and mapped with their own backward; every other op that the table would decompose must be in _DECOMPOSED,
-# whose decompositions are checked against the op's own backward at its kinks in tests/test_import_torch.py
-# (or have no kinks); anything else, and any higher-order op (no_grad, cond, ...), is an ImportFailure.
+# and mapped with their own backward; any higher-order op (no_grad, cond, ...) is an ImportFailure; every
+# other op is decomposed, and its decomposition is accepted when it lowers to smooth equations only (a smooth
+# function has one derivative, which the op's backward and the decomposition's both compute), or when the op
+# is in _DECOMPOSED, whose decompositions have kinks that are checked against the op's own backward at those
+# kinks in tests/test_import_torch.py.  A decomposition that yields a nonsmooth or discontinuous equation for
+# an op outside _DECOMPOSED is an ImportFailure naming the op, the node and the equation.
 _KEEP = ("hardswish", "hardsigmoid", "detach", "detach_")
 _DECOMPOSED = {
     # kinks measured against the op's own backward (tests/test_import_torch.py)
@@ -191,7 +209,7 @@ _DECOMPOSED = {
     "roll", "flip", "narrow", "tile", "movedim", "moveaxis", "swapaxes", "take_along_dim", "select", "slice",
     "expand", "view", "permute", "split_with_sizes", "index", "pad", "constant_pad_nd",
     "gelu", "elu", "sigmoid", "tanh", "reciprocal", "neg", "abs", "exp", "log", "sqrt", "rsqrt", "pow", "sign",
-}
+} | set(torch_ops.DECOMPOSED)          # and those of the ops added for PyTorch's operator set
 
 
 class _custom_functions:
@@ -217,11 +235,13 @@ class _custom_functions:
 
 
 def _check_decompositions(ep, table):
-    """Refuse a graph whose decomposition could change kinks or drop a stop-gradient (see _DECOMPOSED): among
-    them an in-place ``detach_`` of a value the program differentiates, which the decomposition removes
-    (measured: ``x * y.detach_()`` exports as ``x * y``)."""
+    """Refuse a higher-order op (see the note above) and an in-place ``detach_`` of a value the program
+    differentiates, which the decomposition removes (measured: ``x * y.detach_()`` exports as ``x * y``);
+    return {node name: (op, source)} of the nodes that the table decomposes and whose decompositions are not
+    among the checked ones (_DECOMPOSED)."""
     import torch
     from torch.export.graph_signature import InputKind
+    out = {}
     # the values computed from the user's inputs or the parameters (what the program may differentiate)
     varying = {spec.arg.name for spec in ep.graph_signature.input_specs
                if spec.kind in (InputKind.USER_INPUT, InputKind.PARAMETER)}
@@ -235,12 +255,60 @@ def _check_decompositions(ep, table):
             raise ImportFailure(f"torch aten.detach_ ({_source(node) or node.name}): an in-place detach of a value "
                                 "computed from the inputs is a stop-gradient, which torch.export's decomposition "
                                 "drops: not a real-number function verify can differentiate as torch does")
-        if isinstance(target, torch._ops.HigherOrderOperator):
+        if isinstance(target, torch._ops.HigherOrderOperator) and not _is_check(node):
             raise ImportFailure(f"torch {target} ({_source(node) or node.name}): a higher-order op (torch.no_grad(), "
                                 "control flow, ...) is not supported: it is not a real-number program with its AD")
         if target in table and str(target).split(".")[1] not in _DECOMPOSED:
-            raise ImportFailure(f"torch {target} ({_source(node) or node.name}): torch.export would decompose it "
-                                "into core ATen ops whose kinks have not been checked against its own backward")
+            out[node.name] = (_op_name(target), _source(node))
+    return out
+
+
+# error checks that torch.export threads through an effect token: they read integers (linalg's info) and have
+# no value; a failing check would raise in torch, and the program is then not defined there either
+_CHECKS = ("_linalg_check_errors.default",)
+
+
+def _is_check(node):
+    import torch
+    return node.target is torch.ops.higher_order.with_effects and len(node.args) > 1 and \
+        _op_name(node.args[1]) in _CHECKS
+
+
+def _provenance(ep, decomposed):
+    """{node of the decomposed graph: (original node name, op, source)} for the nodes that come from the
+    decomposition of an op in ``decomposed`` (read from the nodes' ``from_node`` provenance)."""
+    out = {}
+
+    def find(sources):
+        for s in sources or ():
+            if s.name in decomposed and _op_name(s.target) == decomposed[s.name][0]:
+                return s.name
+            hit = find(getattr(s, "from_node", None))
+            if hit:
+                return hit
+        return None
+    for node in ep.graph.nodes:
+        if node.op == "call_function":
+            hit = find(node.meta.get("from_node"))
+            if hit:
+                out[node] = (hit,) + decomposed[hit]
+    return out
+
+
+def _check_decomposed(lo, node, provenance, first):
+    """An op decomposed by torch.export (and not checked at its kinks) must lower to smooth, continuous
+    equations: the equations emitted from index ``first`` on for ``node`` are checked."""
+    src = provenance.get(node)
+    if src is None or node not in lo.dependent:      # equations on constants only are no kinks of the function
+        return
+    for e in lo.b.eqns[first:]:
+        prim = PRIMITIVES[e.prim]
+        if not prim.smooth or not prim.continuous:
+            name, op, source = src
+            where = ", ".join(p for p in (f"node {name}", source) if p)
+            raise ImportFailure(f"torch aten.{op} ({where}): torch.export decomposes it into core ATen ops with a kink "
+                                f"(aten.{_op_name(node.target)} became {e.prim}) that has not been checked against "
+                                f"aten.{op}'s own backward")
 
 
 def _function_module(f):
@@ -292,14 +360,17 @@ def input_values(ep, user_values, params="inputs", state=None):
             pending.append((node, "buffer", spec.target, stored(spec.target)))
         elif spec.kind == InputKind.CONSTANT_TENSOR:
             pending.append((node, "constant", spec.target, ep.constants[spec.target]))
+        elif spec.kind == InputKind.TOKEN:            # the effect token of error checks (linalg): no value
+            pending.append((node, "token", node.name, None))
         else:
             raise ImportFailure(f"torch: input {node.name} of kind {spec.kind.name} is not supported")
     return pending
 
 
-def lower_exported(ep, user_values, params="inputs", name="f", state=None):
+def lower_exported(ep, user_values, params="inputs", name="f", state=None, provenance=None):
     """Lower a decomposed ExportedProgram (``export``) at the flattened arguments ``user_values`` to an
-    ``Imported`` (see ``from_torch``); parameters and buffers from ``state`` as in ``input_values``.  The cheap
+    ``Imported`` (see ``from_torch``); parameters and buffers from ``state`` as in ``input_values``;
+    ``provenance`` (from ``export``) names the ops whose decompositions must lower to smooth equations.  The cheap
     half of an import: an Auditor runs it again, without exporting, when new integer data (labels) change
     the constants of the program."""
     import torch
@@ -336,6 +407,9 @@ def lower_exported(ep, user_values, params="inputs", name="f", state=None):
             raise ImportFailure(f"torch: input {src} is complex: only real numbers are supported")
         else:
             values[node] = Const(t.cpu().numpy())
+    lo.dependent = _dependent(ep.graph, [node for node, kind, _, v in pending if kind in ("input", "parameter")
+                                         and isinstance(v, torch.Tensor) and _is_float(v.dtype)])
+    lo.run_values = lambda: _graph_values(ep, [v for _, _, _, v in pending])
     out_node = next(n for n in ep.graph.nodes if n.op == "output")
     user_outputs = [a for a, spec in zip(out_node.args[0], sig.output_specs) if spec.kind == OutputKind.USER_OUTPUT]
     live = _live_nodes(ep.graph, user_outputs)
@@ -348,7 +422,9 @@ def lower_exported(ep, user_values, params="inputs", name="f", state=None):
         op = _op_name(node.target)
         lo.origin = Origin("torch", f"aten.{op}" if node.target is not _operator.getitem else "getitem", node.name,
                            _module_path(node), _source(node), ATEN.get(op, (None, ""))[1])
+        first = len(lo.b.eqns)
         values[node] = _run_node(lo, node, op, values)
+        _check_decomposed(lo, node, provenance or {}, first)
         _check_shape(lo, node, values[node])
     outs = []
     for a in user_outputs:
@@ -356,6 +432,30 @@ def lower_exported(ep, user_values, params="inputs", name="f", state=None):
         outs.append(values[a] if isinstance(a, torch.fx.Node) else a)
     program = lo.finish(outs)
     return Imported(program, point, infos, constants, tuple(lo.origins), "torch", ep)
+
+
+def _dependent(graph, inputs):
+    """The nodes of ``graph`` whose values depend on the nodes ``inputs``."""
+    dep = set(inputs)
+    for n in graph.nodes:
+        if n.op == "call_function" and any(a in dep for a in n.all_input_nodes):
+            dep.add(n)
+    return dep
+
+
+def _graph_values(ep, placeholder_values):
+    """{node: value} of every node of ``ep``'s graph run by torch at the placeholders' values."""
+    import torch
+    values = {}
+
+    class _Recorder(torch.fx.Interpreter):
+        def run_node(self, n):
+            out = super().run_node(n)
+            values[n] = out
+            return out
+    with torch.no_grad():
+        _Recorder(ep.graph_module).run(*placeholder_values)
+    return values
 
 
 def _exact_array(t):
@@ -369,6 +469,8 @@ def _exact_array(t):
 def _check_shape(lo, node, v):
     meta = node.meta.get("val")
     if meta is None or not hasattr(meta, "shape") or isinstance(v, (list, tuple)):
+        return
+    if not all(isinstance(d, int) for d in meta.shape):      # a data-dependent size (masked_select): ours is known
         return
     if isinstance(v, (Tensor, Const, Cond, NonReal)) and tuple(v.shape) != tuple(meta.shape):
         lo.fail(f"internal error: the lowering has shape {list(v.shape)}, torch says {list(meta.shape)}")
@@ -384,7 +486,7 @@ def _convert(values, a):
 
 
 def _has_real(x):
-    if isinstance(x, (Tensor, Cond, NonReal, Unavailable)):
+    if isinstance(x, (Tensor, Cond, NonReal, Unavailable, Masked)):
         return True
     if isinstance(x, (list, tuple)):
         return any(_has_real(y) for y in x)
@@ -418,6 +520,8 @@ def _run_node(lo, node, op, values):
     if node.target is _operator.getitem:
         seq, i = args
         return seq[i]
+    if _is_check(node):            # an error check on integers (linalg's info): the token passes through
+        return (args[0],)
     meta = node.meta.get("val")
     float_out = any(_is_float(m.dtype) for m in (meta if isinstance(meta, (list, tuple)) else [meta])
                     if hasattr(m, "dtype"))
@@ -425,12 +529,42 @@ def _run_node(lo, node, op, values):
         # integers, booleans and constant creation: computed by torch itself, exactly
         out = node.target(*_to_torch_value(args), **{k: _to_torch_value(v) for k, v in kwargs.items()})
         return _from_torch_value(lo, out)
+    if any(getattr(m, "dtype", None) is not None and m.dtype.is_complex
+           for m in (meta if isinstance(meta, (list, tuple)) else [meta])):
+        lo.fail(f"aten.{op} computes complex numbers: verify's programs are real-number programs")
+    if not float_out and node not in lo.dependent:
+        # integers or booleans computed from constants only (source coordinates of an interpolation, ranks of
+        # a quantile): what torch computes, the same at every point
+        v = lo.constant_value(node)
+        if isinstance(v, (bool, int, float)) and hasattr(meta, "shape"):
+            v = lo.torch.tensor(v)
+        return _from_torch_value(lo, v)
     if not float_out and op not in _BOOL_OPS:
         lo.fail(f"aten.{op} computes integers from real values (indices, counts): not a real-number function")
+    if args and isinstance(args[0], Masked) and op in _MOVEMENT:
+        return _move_masked(lo, node, args, kwargs)
     entry = ATEN.get(op)
     if entry is None:
         lo.fail(f"the op aten.{op} is not supported by the importer (no mapping to verify's primitives)")
     return entry[0](lo, *args, **kwargs)
+
+
+# data movement that an attention mask (-inf) goes through between masked_fill and softmax
+_MOVEMENT = {"view.default", "_unsafe_view.default", "reshape.default", "permute.default", "expand.default",
+             "unsqueeze.default", "squeeze.dim", "squeeze.dims", "squeeze.default", "clone.default", "alias.default",
+             "contiguous.default", "slice.Tensor", "select.int", "t.default", "transpose.int", "_to_copy.default"}
+
+
+def _move_masked(lo, node, args, kwargs):
+    """A data-movement op on a Masked array: torch moves the positions, values and mask follow."""
+    import torch
+    a = args[0]
+    n = _math.prod(a.shape)
+    pos = torch.arange(n, dtype=torch.int64).reshape(a.shape)
+    if _op_name(node.target) == "_to_copy.default":
+        return a
+    idx = node.target(pos, *args[1:], **kwargs).numpy()
+    return lo.masked(lo.take(a.values, idx, "map"), _np.asarray(a.mask).reshape(-1)[idx])
 
 
 _BOOL_OPS = set()
@@ -463,10 +597,8 @@ def _mul(lo, a, b):
     return lo.mul(a, b)
 
 
-@aten("div.Tensor", "div.Scalar", "div.Tensor_mode", "div.Scalar_mode")
-def _div(lo, a, b, rounding_mode=None):
-    if rounding_mode is not None:
-        lo.fail(f"division with rounding_mode={rounding_mode!r} is not a real-number function")
+@aten("div.Tensor", "div.Scalar")
+def _div(lo, a, b):
     return lo.div(a, b)
 
 
@@ -513,7 +645,7 @@ def _pow_n(lo, a, e):
         return lo.ew("sqrt", [a])
     if q == fmpq(-1, 2):
         return lo.div(1, lo.ew("sqrt", [a]))
-    lo.fail(f"x ** {e!r}: only integer exponents and +-1/2 are supported")
+    return lo.ew("exp", [lo.mul(lo.ew("log", [a]), q)])       # x ** q = exp(q log x), defined for x > 0
 
 
 @aten("pow.Tensor_Scalar")
@@ -567,11 +699,6 @@ def _clamp_eq(lo, a, lo_v, hi_v):
         lo.fail(f"clamp with min={lo_v} >= max={hi_v}")
     (o,) = lo.emit("clamp", [t.atom], {"lo": lo_q, "hi": hi_q, "at_lo": fmpq(1), "at_hi": fmpq(1)})
     return Tensor(o, t.shape)
-
-
-@aten("clamp.Tensor")
-def _clamp_tensor(lo, a, min=None, max=None):
-    lo.fail("clamp with tensor bounds is not supported (only number bounds)")
 
 
 @aten("clamp.default", note="clamp_backward: 1 where lo <= x <= hi, so 1 at both bounds")
@@ -756,18 +883,31 @@ def _var(lo, a, dim=None, correction=None, keepdim=False):
 
 @aten("_log_softmax.default")
 def _log_softmax(lo, a, dim, half_to_float=False):
+    if isinstance(a, Masked):
+        return lo.sub(a, _masked_lse(lo, a, (dim,), True))
     t = lo.real(a)
     return lo.sub(t, lo.logsumexp(t, (dim,), True))
 
 
-@aten("_softmax.default")
+@aten("_softmax.default", note="masked positions (-inf) get 0 and no gradient")
 def _softmax(lo, a, dim, half_to_float=False):
+    if isinstance(a, Masked):
+        e = lo.ew("exp", [a])
+        return lo.div(e, lo.reduce("sum", e, (dim,), True))
     t = lo.real(a)
     return lo.ew("exp", [lo.sub(t, lo.logsumexp(t, (dim,), True))])
 
 
+def _masked_lse(lo, a, axes, keepdim):
+    """log(sum(exp(x))) over ``axes`` leaving the -inf positions out (a slice with every position masked has no
+    real value: log(0) is refused where it is evaluated)."""
+    return lo.ew("log", [lo.reduce("sum", lo.ew("exp", [a]), axes, keepdim)])
+
+
 @aten("logsumexp.default")
 def _logsumexp(lo, a, dim, keepdim=False):
+    if isinstance(a, Masked):
+        return _masked_lse(lo, a, _dims(a, dim), keepdim)
     t = lo.real(a)
     return lo.logsumexp(t, _dims(t, dim), keepdim)
 
@@ -798,9 +938,9 @@ def _addmm(lo, bias, a, b, beta=1, alpha=1):
 @aten("convolution.default")
 def _convolution(lo, x, w, bias, stride, padding, dilation, transposed, output_padding, groups):
     x, w = lo.real(x), lo.real(w)
-    if transposed:
-        lo.fail("transposed convolution is not supported")
     nd = len(x.shape) - 2
+    if transposed or nd not in (1, 2):          # patches of the input times the weights
+        return torch_ops.convolution(lo, x, w, bias, stride, padding, dilation, transposed, output_padding, groups)
     if nd == 1:           # conv1d as conv2d over a height of 1
         N, C, L = x.shape
         x4 = lo.reshape(x, (N, C, 1, L))
@@ -931,6 +1071,9 @@ def _pool_args(lo, x, kernel, stride, padding, dilation, ceil_mode):
            "row-major order (tie=first)")
 def _max_pool(lo, a, kernel, stride=(), padding=0, dilation=1, ceil_mode=False):
     x = lo.real(a)
+    if ceil_mode:              # windows running off the input: max over constant index windows
+        return (torch_ops.max_pool(lo, x, kernel, stride, padding, dilation, True, 2),
+                Unavailable("max-pool indices are integers computed from real values"))
     kernel, stride, padding, dilation = _pool_args(lo, x, kernel, stride, padding, dilation, ceil_mode)
     (o,) = lo.emit("max_pool2d", [lo.full(x)], {"kernel": kernel, "stride": stride, "padding": padding,
                                                 "dilation": dilation, "tie": "first"})
@@ -940,6 +1083,8 @@ def _max_pool(lo, a, kernel, stride=(), padding=0, dilation=1, ceil_mode=False):
 @aten("avg_pool2d.default")
 def _avg_pool(lo, a, kernel, stride=(), padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None):
     x = lo.real(a)
+    if ceil_mode or not count_include_pad:     # windows with their own divisors: sums over constant windows
+        return torch_ops.avg_pool(lo, x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override, 2)
     kernel, stride, padding, _ = _pool_args(lo, x, kernel, stride, padding, 1, ceil_mode)
     if not count_include_pad and any(padding):
         lo.fail("avg_pool2d with count_include_pad=False and padding")
@@ -955,8 +1100,8 @@ def _adaptive_avg(lo, a, output_size):
     x = lo.real(a)
     H, W = x.shape[-2:]
     oh, ow = output_size
-    if H % oh or W % ow:
-        lo.fail(f"adaptive average pooling from {H}x{W} to {oh}x{ow} (only exact divisions are supported)")
+    if H % oh or W % ow:       # windows of two sizes: sums over constant windows over their sizes
+        return torch_ops.adaptive_avg(lo, x, (oh, ow))
     k = (H // oh, W // ow)
     (o,) = lo.emit("avg_pool2d", [lo.full(x)], {"kernel": k, "stride": k, "padding": (0, 0)})
     return Tensor(o, lo.shape_of(o))
@@ -970,17 +1115,19 @@ _UNSTABLE_MAX = 16
 @aten("sort.stable", "sort.default",
       note="sort backward scatters through the kernel's permutation: stable=True keeps tied elements in input "
            "order (ties=stable, ascending and descending); without stable=True torch's CPU std::sort is "
-           "stable (insertion sort) up to 16 elements and not beyond, measured")
+           "stable (insertion sort) up to 16 elements and not beyond, measured: beyond, ties=unspecified (a tie "
+           "is undecidable)")
 def _sort(lo, a, dim=-1, descending=False, stable=None):
     t = lo.real(a)
+    if not t.shape:
+        return t, Unavailable("sort indices are integers computed from real values")
     ax = dim % len(t.shape)
-    if not stable and t.shape[ax] > _UNSTABLE_MAX:
-        lo.fail(f"torch.sort without stable=True along {t.shape[ax]} > {_UNSTABLE_MAX} elements orders ties "
-                "arbitrarily (std::sort): write torch.sort(..., stable=True)")
+    torch_ops.check_selection_size(lo, t.shape[ax], "a sort")
+    ties = "unspecified" if not stable and t.shape[ax] > _UNSTABLE_MAX else "stable"
     if t.shape[ax] < 2:
         out = t
     else:
-        (o,) = lo.emit("sort_axis", [lo.full(t)], {"axis": ax, "descending": bool(descending), "ties": "stable"})
+        (o,) = lo.emit("sort_axis", [lo.full(t)], {"axis": ax, "descending": bool(descending), "ties": ties})
         out = Tensor(o, t.shape)
     return out, Unavailable("sort indices are integers computed from real values")
 
@@ -1056,12 +1203,29 @@ def _to_copy(lo, a, dtype=None, **kw):
     return lo.real(a)
 
 
+def _depends(lo, atom):
+    """True when the program variable ``atom`` is computed from the program's inputs."""
+    producer = {o: e for e in lo.b.eqns for o in e.outs}
+    todo, seen = [atom], set()
+    while todo:
+        a = todo.pop()
+        if not isinstance(a, int) or a in seen:
+            continue
+        if a < lo.b.n_inputs:
+            return True
+        seen.add(a)
+        todo.extend(producer[a].ins)
+    return False
+
+
 @aten("detach.default", "detach_.default")
 def _detach(lo, a):
-    if isinstance(a, Tensor) and not isinstance(a.atom, int) or isinstance(a, (Const, NonReal)):
+    if isinstance(a, (Const, NonReal)) or lo.node not in lo.dependent or \
+            isinstance(a, Tensor) and not _depends(lo, a.atom):
         return a                  # a constant: nothing to stop
-    lo.fail("detach (stop_gradient) of a value computed from the inputs is not a real-number function: its "
-            "derivative is not the derivative of any program verify can represent")
+    # usable only where no derivative flows (isnan of it, in nanmean); used as a real value it is refused
+    return Unavailable("detach (stop_gradient) of a value computed from the inputs is not a real-number function: "
+                       "its derivative is not the derivative of any program verify can represent", tuple(a.shape))
 
 
 @aten("slice.Tensor")
@@ -1268,7 +1432,7 @@ class Model:
         self._export(tuple(example_args))
 
     def _export(self, args):
-        self.ep, self.name = export(self.f, *args, name=self.name)
+        self.ep, self.name, self.provenance = export(self.f, *args, name=self.name)
         self.exports += 1
         self.key = _args_key(args)
         self.current = None          # the last Imported, with what it baked in
@@ -1296,7 +1460,7 @@ class Model:
             if imp is not None:
                 self.current = (imp, cur[1])
                 return imp
-        imp = lower_exported(self.ep, leaves, self.params, self.name, self.state())
+        imp = lower_exported(self.ep, leaves, self.params, self.name, self.state(), self.provenance)
         self.current = (imp, _baked(pending, imp))
         self._remember(imp, pending)
         return imp
@@ -1394,3 +1558,10 @@ def _same_baked(baked, pending):
     return len(now) == len(baked) and all(
         now[k].dtype == b.dtype and now[k].shape == b.shape and bool(torch.equal(now[k].detach(), b))
         for k, b in baked.items())
+
+
+# the ops of frameworks/torch_ops.py (PyTorch's operator set), and the *_copy ops as their views
+ATEN.update(torch_ops.OPS)
+_BOOL_OPS.update(torch_ops.BOOL_OPS)
+for _copy, _view in torch_ops.COPIES.items():
+    ATEN.setdefault(_copy, ATEN[_view])

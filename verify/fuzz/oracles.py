@@ -151,7 +151,8 @@ class GermSystem:
         return f
 
     def __getattr__(self, name):
-        if name in ("exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid", "erf", "pi"):
+        if name in ("exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid", "erf", "atan", "lgamma", "polygamma",
+                    "erfinv", "bessel_i", "pi"):
             return self._transcendental(name)
         raise AttributeError(name)
 

@@ -41,7 +41,7 @@ Q0, Q1 = fmpq(0), fmpq(1)
 BUDGET = 2_000_000            # terms created per Forms object before giving up (the answer is then "undecided")
 MAX_TERMS = 48                # a larger full form is replaced by its variable's value-number atom
 QUICK_BUDGET = 200_000        # substitutions per quick sweep
-_ODD = ("sin", "tanh", "erf")
+_ODD = ("sin", "tanh", "erf", "atan")
 _EVEN = ("cos",)
 
 
@@ -483,7 +483,7 @@ class Forms:
         if A.is_const:
             c = A.const
             special = {("exp", 0): Q1, ("log", 1): Q0, ("sin", 0): Q0, ("cos", 0): Q1, ("tanh", 0): Q0,
-                       ("sigmoid", 0): fmpq(1, 2), ("erf", 0): Q0}
+                       ("sigmoid", 0): fmpq(1, 2), ("erf", 0): Q0, ("atan", 0): Q0}
             for (p, at), val in special.items():
                 if p == prim and c == at:
                     return const(val)

@@ -376,6 +376,8 @@ def coef_arrays(st, g, piece):
         rows.append(dense)
 
     def arr(vals):
+        if not vals:              # a group without sites (an empty array): no coefficient is ever read
+            return fmpq(0)
         if all(v == vals[0] for v in vals):
             return vals[0]
         den = math.lcm(*(int(v.q) for v in vals))

@@ -1,7 +1,8 @@
 """Number systems behind one protocol.
 
 A number system ``ns`` provides ``const(q)`` (an fmpq literal as a value of the system), the operations
-``add sub mul div neg pow exp log sqrt sin cos tanh sigmoid erf`` and the constant ``pi()`` (pure; domain
+``add sub mul div neg pow exp log sqrt sin cos tanh sigmoid erf atan lgamma erfinv``,
+``polygamma(a, n)``, ``bessel_i(a, n)`` and the constant ``pi()`` (pure; domain
 checks are the primitives' job), and ``sign(x)``, which returns -1, 0 or 1 when the sign is *decided* and
 None when it is not.  Only ``sign`` turns a value into a decision, and it never guesses: a ball containing 0
 that is not exactly 0 has sign None.

@@ -86,6 +86,14 @@ class AffineSystem:
 
     exp, log, sqrt = _unary("exp"), _unary("log"), _unary("sqrt")
     sin, cos, tanh, sigmoid = _unary("sin"), _unary("cos"), _unary("tanh"), _unary("sigmoid")
+    erf, atan = _unary("erf"), _unary("atan")
+    lgamma, erfinv = _unary("lgamma"), _unary("erfinv")
+
+    def polygamma(self, a, n):
+        return self._nonlinear("polygamma", (a,), _EXACT.polygamma(a[2], n), (n,))
+
+    def bessel_i(self, a, n):
+        return self._nonlinear("bessel_i", (a,), _EXACT.bessel_i(a[2], n), (n,))
     del _unary
 
     def sign(self, x):

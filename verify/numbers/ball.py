@@ -85,6 +85,11 @@ class BallSystem:
     tanh = staticmethod(arb.tanh)
     def sigmoid(self, a): return 1 / (1 + (-a).exp())
     def erf(self, a): return a.erf()
+    atan = staticmethod(arb.atan)
+    def lgamma(self, a): return arb_lgamma(a)
+    def polygamma(self, a, n): return arb_polygamma(a, n)
+    erfinv = staticmethod(arb.erfinv)
+    def bessel_i(self, a, n): return a.bessel_i(n)
     def pi(self): return arb.pi()
 
     sign = staticmethod(arb_sign)
@@ -95,6 +100,22 @@ class BallSystem:
     def to_json(self, x):
         lo, hi = arb_bounds(x)
         return {"lo": lo, "hi": hi}
+
+
+def arb_lgamma(x):
+    """log |Gamma(x)| of a ball off the poles (for x <= 0 the real part of the complex log-gamma)."""
+    if x > 0:
+        return x.lgamma()
+    from flint import acb
+    return acb(x).lgamma().real
+
+
+def arb_polygamma(x, n):
+    """The n-th polygamma function of a ball off the poles (n = 0: digamma)."""
+    if n == 0:
+        return x.digamma()
+    from flint import acb
+    return acb(x).polygamma(n).real
 
 
 def to_arb(x):

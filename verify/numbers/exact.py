@@ -1,7 +1,7 @@
 """Exact rationals (fmpq), hybrid with balls.
 
 Rational operations stay fmpq.  A few transcendental values are exact at special points (exp(0) = 1,
-log(1) = 0, sin(0) = 0, cos(0) = 1, tanh(0) = 0, sigmoid(0) = 1/2, sqrt of a rational square); any other
+log(1) = 0, sin(0) = 0, cos(0) = 1, tanh(0) = 0, atan(0) = 0, sigmoid(0) = 1/2, sqrt of a rational square); any other
 transcendental value becomes an arb ball at the current precision and stays a ball from then on.  A result
 is exact exactly when it is an fmpq.
 """
@@ -96,6 +96,31 @@ class ExactSystem:
         if isinstance(a, fmpq) and a == 0:
             return fmpq(0)
         return to_arb(a).erf()
+
+    def atan(self, a):
+        if isinstance(a, fmpq) and a == 0:
+            return fmpq(0)
+        return to_arb(a).atan()
+
+    def lgamma(self, a):
+        if isinstance(a, fmpq) and a in (1, 2):
+            return fmpq(0)
+        from .ball import arb_lgamma
+        return arb_lgamma(to_arb(a))
+
+    def polygamma(self, a, n):
+        from .ball import arb_polygamma
+        return arb_polygamma(to_arb(a), n)
+
+    def erfinv(self, a):
+        if isinstance(a, fmpq) and a == 0:
+            return fmpq(0)
+        return to_arb(a).erfinv()
+
+    def bessel_i(self, a, n):
+        if isinstance(a, fmpq) and a == 0:
+            return fmpq(1 if n == 0 else 0)
+        return to_arb(a).bessel_i(n)
 
     def pi(self):
         from flint import arb

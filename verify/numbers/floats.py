@@ -34,6 +34,23 @@ class FloatSystem:
     def sin(self, a): return np.sin(a)
     def cos(self, a): return np.cos(a)
     def tanh(self, a): return np.tanh(a)
+    def atan(self, a): return np.arctan(a)
+
+    def lgamma(self, a):
+        from scipy.special import gammaln
+        return self.dtype(gammaln(a))
+
+    def polygamma(self, a, n):
+        from scipy.special import polygamma
+        return self.dtype(polygamma(n, a))
+
+    def erfinv(self, a):
+        from scipy.special import erfinv
+        return self.dtype(erfinv(a))
+
+    def bessel_i(self, a, n):
+        from scipy.special import iv
+        return self.dtype(iv(n, a))
     def sigmoid(self, a): return self.dtype(1) / (self.dtype(1) + np.exp(-a))
     def pi(self): return self.dtype(np.pi)
 

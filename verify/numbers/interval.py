@@ -56,6 +56,37 @@ class IntervalSystem:
             pad = mpf(2) ** (-(iv.prec + 10)) * (1 + max(abs(elo), abs(ehi)))
             return iv.mpf([elo - pad, ehi + pad])
 
+    def atan(self, a):
+        # iv has no atan; atan is increasing: the same endpoint construction as erf
+        return self._increasing(a, "atan")
+
+    def erfinv(self, a):
+        return self._increasing(a, "erfinv")        # mpmath's real erfinv at the endpoints (increasing)
+
+    def lgamma(self, a):
+        if self.sign(a) == 1:
+            return iv.loggamma(a)
+        return self._unavailable("lgamma of a non-positive argument")
+
+    def polygamma(self, a, n):
+        return self._unavailable("polygamma")
+
+    def bessel_i(self, a, n):
+        return self._unavailable("bessel_i")
+
+    @staticmethod
+    def _unavailable(name):
+        from ..errors import Undecidable
+        raise Undecidable(f"the interval system (a cross-check) has no enclosure of {name}: use exact or ball")
+
+    def _increasing(self, a, name):
+        from mpmath import mp, mpf, workprec
+        lo, hi = (mpf(t) for t in a._mpi_)
+        with workprec(iv.prec + 30):
+            flo, fhi = getattr(mp, name)(lo), getattr(mp, name)(hi)
+            pad = mpf(2) ** (-(iv.prec + 10)) * (1 + max(abs(flo), abs(fhi)))
+            return iv.mpf([flo - pad, fhi + pad])
+
     @staticmethod
     def sign(x):
         # the raw endpoint tuples: converting them to mpf would round to mp.prec

@@ -17,7 +17,7 @@ import numpy as np
 from flint import arb, arb_mat, ctx, fmpq, fmpz_mat
 
 from ..truth import SIGN_UNDECIDED
-from .ball import arb_sign, json_number
+from .ball import arb_lgamma, arb_polygamma, arb_sign, json_number
 
 
 def _ints(a):
@@ -63,7 +63,18 @@ def _frompy(fn):
 
 _arb_exp, _arb_log, _arb_sqrt = _frompy(lambda v: v.exp()), _frompy(lambda v: v.log()), _frompy(lambda v: v.sqrt())
 _arb_sin, _arb_cos, _arb_tanh = _frompy(lambda v: v.sin()), _frompy(lambda v: v.cos()), _frompy(lambda v: v.tanh())
-_arb_erf = _frompy(lambda v: v.erf())
+_arb_erf, _arb_atan = _frompy(lambda v: v.erf()), _frompy(lambda v: v.atan())
+_arb_lgamma, _arb_erfinv = _frompy(lambda v: arb_lgamma(v)), _frompy(lambda v: v.erfinv())
+
+
+def _arb_polygamma(x, n):
+    return np.frompyfunc(lambda v: arb_polygamma(v, n), 1, 1)(x)
+
+
+def _arb_bessel(x, n):
+    return np.frompyfunc(lambda v: v.bessel_i(n), 1, 1)(x)
+
+
 _arb_sign1 = _frompy(lambda v: SIGN_UNDECIDED if (s := arb_sign(v)) is None else s)
 
 
@@ -317,6 +328,21 @@ class ExactTensors(_Base):
     def erf(self, x):
         return self._special(x, lambda p, d: p == 0, 0, _arb_erf)
 
+    def atan(self, x):
+        return self._special(x, lambda p, d: p == 0, 0, _arb_atan)
+
+    def lgamma(self, x):
+        return self._special(x, lambda p, d: p in (d, 2 * d), 0, _arb_lgamma)
+
+    def erfinv(self, x):
+        return self._special(x, lambda p, d: p == 0, 0, _arb_erfinv)
+
+    def polygamma(self, x, n):
+        return _obj(_arb_polygamma(self.to_ball(x), n))
+
+    def bessel_i(self, x, n):
+        return self._special(x, lambda p, d: p == 0, 1 if n == 0 else 0, lambda b: _arb_bessel(b, n))
+
     def pi(self):
         return _obj(arb.pi())
 
@@ -477,6 +503,11 @@ class BallTensors(_Base):
     def cos(self, x): return _obj(_arb_cos(x))
     def tanh(self, x): return _obj(_arb_tanh(x))
     def erf(self, x): return _obj(_arb_erf(x))
+    def atan(self, x): return _obj(_arb_atan(x))
+    def lgamma(self, x): return _obj(_arb_lgamma(x))
+    def erfinv(self, x): return _obj(_arb_erfinv(x))
+    def polygamma(self, x, n): return _obj(_arb_polygamma(x, n))
+    def bessel_i(self, x, n): return _obj(_arb_bessel(x, n))
     def sigmoid(self, x): return _obj(1 / (1 + _arb_exp(-x)))
     def pi(self): return _obj(arb.pi())
 
@@ -579,7 +610,24 @@ class FloatTensors(_Base):
         return self.cast(erf(x))
 
     def sigmoid(self, x): return self.cast(1 / (1 + np.exp(-x)))
+    def atan(self, x): return self.cast(np.arctan(x))
     def pi(self): return self.cast(np.pi)
+
+    def lgamma(self, x):
+        from scipy.special import gammaln
+        return self.cast(gammaln(x))
+
+    def erfinv(self, x):
+        from scipy.special import erfinv
+        return self.cast(erfinv(x))
+
+    def polygamma(self, x, n):
+        from scipy.special import polygamma
+        return self.cast(polygamma(n, x))
+
+    def bessel_i(self, x, n):
+        from scipy.special import iv
+        return self.cast(iv(n, x))
 
     def signs(self, x):
         s = np.sign(x).astype(np.int8)
@@ -676,6 +724,21 @@ class IntervalTensors(_Base):
 
     def erf(self, x):
         return self._map(self.s.erf, x)
+
+    def atan(self, x):
+        return self._map(self.s.atan, x)
+
+    def erfinv(self, x):
+        return self._map(self.s.erfinv, x)
+
+    def lgamma(self, x):
+        return self._map(self.s.lgamma, x)
+
+    def polygamma(self, x, n):
+        return self._map(lambda v: self.s.polygamma(v, n), x)
+
+    def bessel_i(self, x, n):
+        return self._map(lambda v: self.s.bessel_i(v, n), x)
 
     def sigmoid(self, x): return self._map(self.s.sigmoid, x)
     def pi(self): return _obj(self.s.pi())

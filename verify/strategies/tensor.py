@@ -1,5 +1,7 @@
 """Hypothesis strategies for tensor programs: small random shapes, a batch axis, matrix products with
-constant or input weights, convolutions and pooling, reductions, structure, and every nonsmooth primitive
+constant or input weights, convolutions and pooling, reductions, order statistics and windowed max / min,
+structure, atan and the special functions, the piecewise constant steps (floor, ceil, round, trunc: not in
+``rational_only`` programs, which certifiers of continuous programs draw), and every nonsmooth primitive
 elementwise, valid by construction (each equation is drawn for the shapes of values already defined), and
 points biased towards kinks (entries from a few small rationals, so ties and zeros are common).
 
@@ -26,9 +28,11 @@ from ..program.builder import Builder
 from ..program.ir import Arr, Lit
 
 KINKY = ("-1", "-1/2", "0", "0", "1/2", "1", "2")
-UNARY = ("relu", "abs", "leaky_relu", "clamp", "neg", "tanh", "exp_safe", "log_safe")
+UNARY = ("relu", "abs", "leaky_relu", "clamp", "neg", "tanh", "exp_safe", "log_safe", "atan", "step", "special")
 BINARY = ("add", "sub", "mul", "max", "min", "where", "sort")
-STRUCT = ("sum", "mean", "amax", "sort_axis", "logsumexp", "transpose", "reshape", "slice", "pad", "concat")
+STRUCT = ("sum", "mean", "amax", "sort_axis", "logsumexp", "transpose", "reshape", "slice", "pad", "concat",
+          "kth_axis", "window")
+STEPS = ("floor", "ceil", "round", "trunc")
 
 
 def _q(s):
@@ -90,6 +94,17 @@ def tensor_programs(draw, max_eqns=6, conv=None, rational_only=False, weights_as
                 emit("clamp", [v], {"lo": fmpq(-1, 2), "hi": fmpq(1)})
             elif op == "relu":
                 emit("relu", [v], {"alpha": draw(st.sampled_from([fmpq(0), fmpq(1, 2), fmpq(1)]))})
+            elif op == "step":             # piecewise constant (discontinuous): scaled so that jumps are hit
+                emit(draw(st.sampled_from(STEPS)), [emit("mul", [v, Lit(fmpq(2))])[0]])
+            elif op == "special":          # special functions inside their domains: 1 + v^2 >= 1, tanh(v) / 2
+                fn = draw(st.sampled_from(["lgamma", "polygamma", "erfinv", "bessel_i"]))
+                if fn == "erfinv":
+                    emit(fn, [emit("mul", [emit("tanh", [v])[0], Lit(fmpq(1, 2))])[0]])
+                elif fn == "bessel_i":
+                    emit(fn, [v], {"n": draw(st.integers(0, 2))})
+                else:
+                    arg = emit("add", [emit("mul", [v, v])[0], Lit(fmpq(1))])[0]
+                    emit(fn, [arg], {"n": draw(st.integers(0, 2))} if fn == "polygamma" else {})
             else:
                 emit(op, [v])
         elif kind == "binary":
@@ -107,13 +122,29 @@ def tensor_programs(draw, max_eqns=6, conv=None, rational_only=False, weights_as
         elif kind == "dot" and len(sh) == 2:
             emit("dot", [v, const((sh[1], draw(st.integers(1, 3))))])
         elif len(sh) >= 1:
-            op = draw(st.sampled_from(STRUCT if not rational_only else tuple(o for o in STRUCT if o != "logsumexp")))
+            op = draw(st.sampled_from(STRUCT + ("mode_axis",) if not rational_only else
+                                      tuple(o for o in STRUCT if o != "logsumexp")))
             ax = draw(st.integers(0, len(sh) - 1))
             if op in ("sum", "mean", "logsumexp"):
                 emit(op, [v], {"axes": (ax,)})
             elif op in ("amax", "sort_axis"):
                 if sh[ax] >= 2:
                     emit(op, [v], {"axes": (ax,)} if op == "amax" else {"axis": ax})
+            elif op == "mode_axis" and sh[ax] >= 2:      # discontinuous: not in rational_only programs
+                emit(op, [v], {"axis": ax})
+            elif op == "kth_axis" and sh[ax] >= 2:
+                emit(op, [v], {"axes": (ax,), "k": draw(st.integers(0, sh[ax] - 1)),
+                               "tie": draw(st.sampled_from(["split", "first", "last"]))})
+            elif op == "window" and int(np.prod(sh)) >= 2:
+                n = int(np.prod(sh))
+                rows = [draw(st.permutations(range(n)))[:draw(st.integers(2, min(n, 3)))]
+                        for _ in range(draw(st.integers(1, 3)))]
+                width = max(len(r) for r in rows)
+                w = np.array([list(r) + [-1] * (width - len(r)) for r in rows], dtype=object)
+                name = f"c{len(consts)}"
+                consts[name] = ExactArray(w, 1)
+                emit(draw(st.sampled_from(["window_max", "window_min"])), [v],
+                     {"windows": Arr(name), "tie": draw(st.sampled_from(["first", "last", "split"]))})
             elif op == "transpose" and len(sh) == 2:
                 emit("transpose", [v], {"perm": (1, 0)})
             elif op == "reshape":

@@ -11,6 +11,10 @@ Nonsmooth primitives are elementary selections (Definition 3) and have one rule,
 and the index rule is a function of the signs of a finite list of affine *switching functions* of the
 inputs.  Evaluation, forward and backward mode of a nonsmooth primitive all go through the chosen piece,
 so AD is exactly the selection derivative.
+
+Piecewise constant primitives (floor, ceil, round, trunc: steps.py) have the three rules of a smooth one
+(derivative 0): only the chosen step agrees with the value at a jump, so their local index set is one
+piece.  They are discontinuous (``continuous=False``), as is the nonsmooth ``mode``.
 """
 from dataclasses import dataclass
 
@@ -51,13 +55,15 @@ class Primitive:
     """
 
     def __init__(self, name, arity, smooth, params=None, required=(), doc="", n_out=None, shape_rule=None,
-                 tensor=False):
+                 tensor=False, continuous=True):
         self.name, self.arity, self.smooth, self.doc = name, arity, smooth, doc
         self.params = params or {}
         self.required = tuple(required)
         self._n_out = n_out
         self._shape_rule = shape_rule
         self.tensor = tensor      # a primitive of tensor programs only (matmul, sum, reshape, ...)
+        # False for a primitive with jumps (floor, ...; mode): claims that need a continuous program refuse it
+        self.continuous = continuous
 
     def __repr__(self):
         return f"<primitive {self.name}>"
@@ -189,4 +195,4 @@ class Selection:
         return out, und
 
 
-from . import nonsmooth as _nonsmooth, smooth as _smooth, tensor as _tensor  # noqa: E402,F401  (registers everything)
+from . import nonsmooth as _nonsmooth, smooth as _smooth, steps as _steps, tensor as _tensor  # noqa: E402,F401,I001  (registers everything)

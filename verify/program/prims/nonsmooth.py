@@ -9,8 +9,8 @@ import math
 import numpy as np
 from flint import fmpq
 
-from . import BOOL, OPT_RATIONAL, RATIONAL, Piece, Primitive, Selection, linear_piece, register, selection_rules
-from ...errors import ProgramError
+from . import BOOL, INT, OPT_RATIONAL, RATIONAL, Piece, Primitive, Selection, linear_piece, register, selection_rules
+from ...errors import ProgramError, Undecidable
 from ...rational import fmt_q
 from ...truth import SIGN_UNDECIDED
 
@@ -306,11 +306,17 @@ def perm_unrank(rank, n):
     return tuple(out)
 
 
+UNSPECIFIED = ("the framework orders tied elements by its selection algorithm (not by a fixed rule): the "
+               "derivative at this tie is not determined")
+
+
 class Sort(Selection):
     """sort of n >= 2 arguments into n outputs.  Piece = permutation (output r = x[perm[r]]), ranked
     lexicographically.  ties = "stable": tied arguments keep their input order (PyTorch, TensorFlow, and
     JAX ascending); "reverse": tied arguments in reverse input order (JAX descending: it sorts ascending
-    and flips)."""
+    and flips); "unspecified": the framework's order of tied arguments is no fixed rule (torch.topk, and
+    torch.sort without stable=True beyond 16 elements), so a tie raises Undecidable (the value is the same
+    under every order, the derivative is not)."""
 
     def switches(self, params, n):
         return _pair_switches(n)
@@ -329,14 +335,105 @@ class Sort(Selection):
 
         def cmp(i, j):
             c = _compare(n, sign, i, j) * down
+            if not c and params["ties"] == "unspecified":
+                raise Undecidable(UNSPECIFIED)
             return c if c else (i - j) * order
         return perm_rank(sorted(range(n), key=functools.cmp_to_key(cmp)))
 
 
+SORT_TIES = ("stable", "reverse", "unspecified")
 sort_p = register(Primitive("sort", (2, None), False,
-                            {"descending": (False, BOOL), "ties": ("stable", ("stable", "reverse"))},
+                            {"descending": (False, BOOL), "ties": ("stable", SORT_TIES)},
                             n_out=lambda n, p: n, doc="sort n >= 2 arguments into n outputs"))
 selection_rules["sort"] = Sort()
+
+
+class Kth(Selection):
+    """The k-th smallest of n >= 2 arguments (k counted from 0: k = 0 is the min, k = n - 1 the max), the
+    order statistic of median, kthvalue and quantiles.  The arguments equal to the value form its *tie
+    group*; tie = "split": each member of the group gets 1/|group| (torch.median without dim; pieces are the
+    means over nonempty subsets, index = bitmask - 1, as max's); "first" / "last": the group's first / last
+    argument; "unspecified": no fixed rule (torch's kthvalue and median(dim) pick a tied element by their
+    selection algorithm), so a group of two or more raises Undecidable."""
+
+    def switches(self, params, n):
+        return _pair_switches(n)
+
+    def n_pieces(self, params, n):
+        return 2 ** n - 1 if params["tie"] == "split" else n
+
+    def piece(self, params, n, i):
+        return Extremum.piece(self, params, n, i)
+
+    def choose(self, params, n, sign):
+        below = [sum(1 for j in range(n) if _compare(n, sign, j, i) < 0) for i in range(n)]
+        equal = [sum(1 for j in range(n) if _compare(n, sign, j, i) == 0) for i in range(n)]
+        k = params["k"]
+        group = [i for i in range(n) if below[i] <= k < below[i] + equal[i]]
+        tie = params["tie"]
+        if tie == "split":
+            return sum(1 << j for j in group) - 1
+        if tie == "unspecified" and len(group) > 1:
+            raise Undecidable(UNSPECIFIED)
+        return group[-1] if tie == "last" else group[0]
+
+
+class KthPrimitive(Primitive):
+    def check_params(self, explicit, n_in, where):
+        out = super().check_params(explicit, n_in, where)
+        if not 0 <= out["k"] < n_in:
+            raise ProgramError(f"{where}: kth needs 0 <= k < {n_in} (the number of arguments), got k={out['k']}")
+        return out
+
+
+KTH_TIES = ("split", "first", "last", "unspecified")
+kth_p = register(KthPrimitive("kth", (2, None), False, {"k": (None, INT), "tie": ("split", KTH_TIES)},
+                              required=("k",),
+                              doc="the k-th smallest of n >= 2 arguments (k from 0); tie = split | first | last | "
+                                  "unspecified (a tie raises: the framework's choice is no fixed rule)"))
+selection_rules["kth"] = Kth()
+
+
+class Mode(Selection):
+    """The most frequent of n >= 2 arguments, as torch.mode: among the values that occur most often the smallest;
+    tie = "last": of its occurrences the last one (torch up to 16 elements, whose sort is then stable: measured),
+    "unspecified": beyond, torch picks an occurrence by its unstable sort, so a value occurring twice or more is
+    undecidable.  Pieces are the arguments x_i; the index rule reads the ties of the pairwise switching
+    functions.  Discontinuous: a small move that breaks a tie changes which value is most frequent."""
+
+    def switches(self, params, n):
+        return _pair_switches(n)
+
+    def n_pieces(self, params, n):
+        return n
+
+    def piece(self, params, n, i):
+        return linear_piece(f"x{i}", tuple(1 if j == i else 0 for j in range(n)) + (0,))
+
+    def choose(self, params, n, sign):
+        groups = []
+        for i in range(n):
+            for g in groups:
+                if _compare(n, sign, i, g[0]) == 0:
+                    g.append(i)
+                    break
+            else:
+                groups.append([i])
+        most = max(len(g) for g in groups)
+        best = None
+        for g in groups:
+            if len(g) == most and (best is None or _compare(n, sign, g[0], best[0]) < 0):
+                best = g
+        if len(best) > 1 and params["tie"] == "unspecified":
+            raise Undecidable(UNSPECIFIED)
+        return best[-1]
+
+
+mode_p = register(Primitive("mode", (2, None), False, {"tie": ("last", ("last", "unspecified"))},
+                            doc="the most frequent argument (the smallest such value; tie = last: its last "
+                                "occurrence, as torch.mode up to 16 elements | unspecified); discontinuous",
+                            continuous=False))
+selection_rules["mode"] = Mode()
 
 
 class Where(Selection):

@@ -1,5 +1,9 @@
 """Smooth primitives: + - * / neg, integer powers, exp, log, sqrt (argument > 0 only: sqrt is not
-Lipschitz at 0), and sin, cos, tanh, sigmoid, erf (analytic, allowed as in Remark 1 of the paper)."""
+Lipschitz at 0), and sin, cos, tanh, sigmoid, erf, atan (analytic, allowed as in Remark 1 of the paper;
+atan gives asin, acos and atan2 in the importers), and the special functions lgamma (log |Gamma|),
+polygamma(n) (digamma for n = 0), erfinv and bessel_i(n) (the modified Bessel functions I_n), each family
+closed under differentiation, analytic off their poles (lgamma, polygamma: the non-positive integers) and
+inside their domain (erfinv: |x| < 1)."""
 from flint import fmpq
 
 from ...errors import DomainError, ProgramError, Undecided
@@ -184,6 +188,17 @@ jvp_rules["erf"] = lambda ns, p, xs, y, ts: _zero_or(ns, ts[0], lambda t: ns.mul
 vjp_rules["erf"] = lambda ns, p, xs, y, ct: (ns.mul(_derf(ns, xs[0]), ct),)
 
 
+def _datan(ns, x):
+    """d/dx atan(x) = 1 / (1 + x**2)."""
+    return ns.div(ns.const(fmpq(1)), ns.add(ns.const(fmpq(1)), ns.mul(x, x)))
+
+
+atan_p = smooth_prim("atan", doc="arctangent (analytic; asin, acos and atan2 are written with it)")
+eval_rules["atan"] = lambda ns, p, a: ns.atan(a)
+jvp_rules["atan"] = lambda ns, p, xs, y, ts: _zero_or(ns, ts[0], lambda t: ns.mul(_datan(ns, xs[0]), t))
+vjp_rules["atan"] = lambda ns, p, xs, y, ct: (ns.mul(_datan(ns, xs[0]), ct),)
+
+
 def _dsigmoid(ns, y):
     return ns.mul(y, ns.sub(ns.const(fmpq(1)), y))
 
@@ -192,3 +207,90 @@ sigmoid_p = smooth_prim("sigmoid", doc="1 / (1 + exp(-a)) (analytic extension, R
 eval_rules["sigmoid"] = lambda ns, p, a: ns.sigmoid(a)
 jvp_rules["sigmoid"] = lambda ns, p, xs, y, ts: _zero_or(ns, ts[0], lambda t: ns.mul(_dsigmoid(ns, y), t))
 vjp_rules["sigmoid"] = lambda ns, p, xs, y, ct: (ns.mul(_dsigmoid(ns, y), ct),)
+
+
+# ------------------------------------------------------------------------------------------ special functions
+
+def _require_no_pole(ns, x, name):
+    """DomainError at a non-positive integer (a pole of Gamma), Undecided when that cannot be decided."""
+    import numpy as np
+    from .steps import step_value
+    k = step_value("round", ns, x)
+    d = ns.sub(x, k)
+    if getattr(ns, "tensor", False):
+        sd, sk = np.asarray(ns.signs(d)), np.asarray(ns.signs(k))
+        pole = (sd == 0) & (sk <= 0)
+        unknown = (sd == 2) & (sk <= 0)
+    else:
+        sd, sk = ns.sign(d), ns.sign(k)
+        pole, unknown = sd == 0 and sk is not None and sk <= 0, sd is None and (sk is None or sk <= 0)
+    if np.any(pole):
+        raise DomainError(f"{name} has a pole at the non-positive integers")
+    if np.any(unknown):
+        raise Undecided(f"cannot decide whether the argument of {name} is a pole (a non-positive integer)")
+
+
+def _lgamma(ns, p, a):
+    _require_no_pole(ns, a, "lgamma")
+    return ns.lgamma(a)
+
+
+lgamma_p = smooth_prim("lgamma", doc="log |Gamma(a)|, defined off the non-positive integers (analytic)")
+eval_rules["lgamma"] = _lgamma
+jvp_rules["lgamma"] = lambda ns, p, xs, y, ts: _zero_or(ns, ts[0], lambda t: ns.mul(ns.polygamma(xs[0], 0), t))
+vjp_rules["lgamma"] = lambda ns, p, xs, y, ct: (ns.mul(ns.polygamma(xs[0], 0), ct),)
+
+
+def _polygamma(ns, p, a):
+    _require_no_pole(ns, a, "polygamma")
+    return ns.polygamma(a, p["n"])
+
+
+class OrderPrimitive(Primitive):
+    """A smooth primitive with an order param n >= 0 (polygamma, bessel_i), bounded like pow's exponent."""
+
+    def check_params(self, explicit, n_in, where):
+        out = super().check_params(explicit, n_in, where)
+        if not 0 <= out["n"] <= 64:
+            raise ProgramError(f"{where}: {self.name} needs an order 0 <= n <= 64, got n={out['n']}")
+        return out
+
+
+polygamma_p = register(OrderPrimitive("polygamma", (1, 1), True, params={"n": (None, INT)}, required=("n",),
+                                      doc="the n-th derivative of digamma (n = 0: digamma), defined off the "
+                                          "non-positive integers"))
+eval_rules["polygamma"] = _polygamma
+jvp_rules["polygamma"] = lambda ns, p, xs, y, ts: _zero_or(
+    ns, ts[0], lambda t: ns.mul(ns.polygamma(xs[0], p["n"] + 1), t))
+vjp_rules["polygamma"] = lambda ns, p, xs, y, ct: (ns.mul(ns.polygamma(xs[0], p["n"] + 1), ct),)
+
+
+def _erfinv(ns, p, a):
+    require(ns, ns.sub(ns.const(fmpq(1)), ns.mul(a, a)), (1,), "erfinv needs an argument in (-1, 1)")
+    return ns.erfinv(a)
+
+
+def _derfinv(ns, y):
+    """d/dx erfinv(x) = sqrt(pi) / 2 * exp(erfinv(x)**2)."""
+    return ns.mul(ns.div(ns.sqrt(ns.pi()), ns.const(fmpq(2))), ns.exp(ns.mul(y, y)))
+
+
+erfinv_p = smooth_prim("erfinv", doc="the inverse of erf, defined for |a| < 1 (analytic)")
+eval_rules["erfinv"] = _erfinv
+jvp_rules["erfinv"] = lambda ns, p, xs, y, ts: _zero_or(ns, ts[0], lambda t: ns.mul(_derfinv(ns, y), t))
+vjp_rules["erfinv"] = lambda ns, p, xs, y, ct: (ns.mul(_derfinv(ns, y), ct),)
+
+
+def _dbessel(ns, p, x):
+    """I_0' = I_1, I_n' = (I_{n-1} + I_{n+1}) / 2."""
+    n = p["n"]
+    if n == 0:
+        return ns.bessel_i(x, 1)
+    return ns.div(ns.add(ns.bessel_i(x, n - 1), ns.bessel_i(x, n + 1)), ns.const(fmpq(2)))
+
+
+bessel_p = register(OrderPrimitive("bessel_i", (1, 1), True, params={"n": (None, INT)}, required=("n",),
+                                   doc="the modified Bessel function of the first kind I_n (entire)"))
+eval_rules["bessel_i"] = lambda ns, p, a: ns.bessel_i(a, p["n"])
+jvp_rules["bessel_i"] = lambda ns, p, xs, y, ts: _zero_or(ns, ts[0], lambda t: ns.mul(_dbessel(ns, p, xs[0]), t))
+vjp_rules["bessel_i"] = lambda ns, p, xs, y, ct: (ns.mul(_dbessel(ns, p, xs[0]), ct),)

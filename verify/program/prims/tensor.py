@@ -5,8 +5,10 @@ OIHW weights), ``sum``, ``mean``, ``avg_pool2d``, and the structural ``reshape``
 ``broadcast_to``, ``slice``, ``pad``, ``concat``, ``take_along`` (gather with constant indices).  Smooth and
 nonlinear: ``logsumexp``.  Their rules act on the tensor number systems (numbers/tensor.py).
 
-Nonsmooth: ``amax`` / ``amin`` over axes, ``max_pool2d`` and ``sort_axis`` are arrays of the paper's scalar
-elementary selections.  Each has a *site table* (``site_rules``): which scalar primitive every site is
+Nonsmooth: ``amax`` / ``amin`` over axes, ``max_pool2d``, ``sort_axis``, ``kth_axis`` (order statistics:
+median, kthvalue) and ``window_max`` / ``window_min`` (max or min over windows given by a constant index
+array: pooling of any dimension, padding and ceil mode, adaptive pooling, cumulative max) are arrays of the
+paper's scalar elementary selections.  Each has a *site table* (``site_rules``): which scalar primitive every site is
 (max, min, sort), with which params, and which input elements are its arguments and which output elements
 its values.  Every elementwise nonsmooth primitive (relu, abs, max of arrays, where, ...) has the default
 elementwise site table: one site per element of the broadcast shape.  The interpreter evaluates and
@@ -23,6 +25,7 @@ from flint import fmpq
 from ...errors import ProgramError
 from . import (ARRAY, BOOL, INT, INTS, OPT_INTS, PRIMITIVES, Primitive, broadcast_shapes, eval_rules, jvp_rules,
                register, selection_rules, vjp_rules)
+from .nonsmooth import KTH_TIES, SORT_TIES
 
 site_rules = {}
 
@@ -748,10 +751,110 @@ def _sort_shape(shapes, p):
     return [x]
 
 
-tensor_prim("sort_axis", 1, {"axis": (-1, INT), "descending": (False, BOOL), "ties": ("stable", ("stable", "reverse"))},
+tensor_prim("sort_axis", 1, {"axis": (-1, INT), "descending": (False, BOOL), "ties": ("stable", SORT_TIES)},
             _sort_shape, smooth=False, doc="sort along an axis; each slice is a sort site")
 site_rules["sort_axis"] = _sort_sites
 selection_rules["sort_axis"] = selection_rules["sort"]
+
+
+def _kth_shape(shapes, p):
+    x = _one(shapes)
+    axes = _axes(p["axes"], len(x))
+    n = math.prod(x[a] for a in axes)
+    if n < 2:
+        raise ProgramError("kth_axis needs at least two elements over its axes")
+    if not 0 <= p["k"] < n:
+        raise ProgramError(f"kth_axis needs 0 <= k < {n}, got k={p['k']}")
+    return [_reduced(x, axes, p["keepdims"])]
+
+
+def _kth_sites(in_shapes, p):
+    t = _reduce_sites("kth")(in_shapes, {**p, "tie": p["tie"]})
+    t.params = {"k": p["k"], "tie": p["tie"]}
+    return t
+
+
+tensor_prim("kth_axis", 1, {"axes": (None, INTS), "k": (None, INT), "keepdims": (False, BOOL),
+                            "tie": ("split", KTH_TIES)}, _kth_shape, smooth=False,
+            doc="the k-th smallest (from 0) over axes (row-major order of the reduced elements); tie = split | "
+                "first | last | unspecified")
+PRIMITIVES["kth_axis"].required = ("axes", "k")
+site_rules["kth_axis"] = _kth_sites
+selection_rules["kth_axis"] = selection_rules["kth"]
+
+
+def _mode_shape(shapes, p):
+    x = _one(shapes)
+    ax = _axes((p["axis"],), len(x))[0]
+    if x[ax] < 2:
+        raise ProgramError("mode_axis needs at least two elements along the axis")
+    return [_reduced(x, (ax,), p["keepdims"])]
+
+
+def _mode_sites(in_shapes, p):
+    t = _reduce_sites("mode")(in_shapes, {"axes": (p["axis"],), "tie": p["tie"]})
+    t.params = {"tie": p["tie"]}
+    return t
+
+
+tensor_prim("mode_axis", 1, {"axis": (-1, INT), "keepdims": (False, BOOL), "tie": ("last", ("last", "unspecified"))},
+            _mode_shape, smooth=False,
+            doc="the most frequent element along an axis (torch.mode: the smallest such value, its last occurrence); "
+                "discontinuous")
+PRIMITIVES["mode_axis"].continuous = False
+site_rules["mode_axis"] = _mode_sites
+selection_rules["mode_axis"] = selection_rules["mode"]
+
+
+def _windows(p, x):
+    w = p["windows"]
+    if w is None or not hasattr(w, "num"):
+        raise ProgramError("window_max needs windows=const(\"name\"), an array constant of integers")
+    if w.den != 1 or w.ndim < 1:
+        raise ProgramError("the windows of window_max must be integers, the last axis listing each window")
+    vals = w.num
+    n = math.prod(x)
+    if vals.size and (min(vals.ravel()) < -1 or max(vals.ravel()) >= n):
+        raise ProgramError(f"window indices must lie in 0..{n - 1} (or be -1: no element)")
+    return vals
+
+
+def _window_shape(shapes, p):
+    x = _one(shapes)
+    vals = _windows(p, x)
+    if vals.shape[-1] < 2 or (vals.size and ((vals >= 0).sum(axis=-1) < 2).any()):
+        raise ProgramError("every window of window_max must hold at least two elements (one element is a take)")
+    if vals.size and any(len(set(r)) != len(r) for r in (v[v >= 0].tolist() for v in vals.reshape(-1, vals.shape[-1]))):
+        raise ProgramError("a window of window_max lists an element twice")
+    return [tuple(vals.shape[:-1])]
+
+
+def _window_sites(scalar):
+    def rule(in_shapes, p):
+        (x,) = in_shapes
+        vals = np.asarray(_windows(p, x).astype(np.int64))
+        grid = tuple(vals.shape[:-1])
+        rows = vals.reshape(-1, vals.shape[-1])
+        valid = rows >= 0
+        counts = valid.sum(axis=1)
+        groups = []
+        for n in sorted(set(counts.tolist())):
+            sites = np.nonzero(counts == n)[0]
+            order = np.argsort(~valid[sites], axis=1, kind="stable")[:, :n]   # the window's elements in order
+            args = np.take_along_axis(rows[sites], order, axis=1)
+            groups.append(SiteGroup(n, sites, list(args.T), [sites]))
+        return SiteTable(grid, scalar, {"tie": p["tie"]}, groups, False)
+    return rule
+
+
+for _name, _scalar in (("window_max", "max"), ("window_min", "min")):
+    tensor_prim(_name, 1, {"windows": (None, ARRAY), "tie": ("first", _TIES)}, _window_shape, smooth=False,
+                doc=f"{_scalar} over windows of x: windows=const(\"w\") holds, for every output element (its leading "
+                    "axes), the flat indices of x in the window along its last axis (-1: no element; at least two "
+                    "distinct elements per window); tie = first | last | split, in the order listed")
+    PRIMITIVES[_name].required = ("windows",)
+    site_rules[_name] = _window_sites(_scalar)
+    selection_rules[_name] = selection_rules[_scalar]
 
 
 # ------------------------------------------------------------------------------ declarative index maps
