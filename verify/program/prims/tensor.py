@@ -759,13 +759,13 @@ selection_rules["sort_axis"] = selection_rules["sort"]
 
 def _kth_shape(shapes, p):
     x = _one(shapes)
-    axes = _axes(p["axes"], len(x))
+    axes = norm_axes(p["axes"], len(x))
     n = math.prod(x[a] for a in axes)
     if n < 2:
         raise ProgramError("kth_axis needs at least two elements over its axes")
     if not 0 <= p["k"] < n:
         raise ProgramError(f"kth_axis needs 0 <= k < {n}, got k={p['k']}")
-    return [_reduced(x, axes, p["keepdims"])]
+    return [reduced_shape(x, axes, p["keepdims"])]
 
 
 def _kth_sites(in_shapes, p):
@@ -785,10 +785,10 @@ selection_rules["kth_axis"] = selection_rules["kth"]
 
 def _mode_shape(shapes, p):
     x = _one(shapes)
-    ax = _axes((p["axis"],), len(x))[0]
+    ax = norm_axes((p["axis"],), len(x))[0]
     if x[ax] < 2:
         raise ProgramError("mode_axis needs at least two elements along the axis")
-    return [_reduced(x, (ax,), p["keepdims"])]
+    return [reduced_shape(x, (ax,), p["keepdims"])]
 
 
 def _mode_sites(in_shapes, p):
