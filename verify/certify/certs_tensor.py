@@ -33,6 +33,7 @@ from flint import arb, fmpq
 from ..certificates import check_writable, has_balls, make, validate_schema
 from ..errors import InputError, Undecided
 from ..interpret import tensor as T
+from ..interpret.precision import at_precision
 from ..numbers.ball import json_number
 from ..numbers.tensor import QT
 from ..program import kinks
@@ -198,7 +199,7 @@ def _gradient_arrays(program, wrt, grads):
 def _selection_gradient(iset, wrt):
     """The selection gradient at x (one backward pass over the run of the index set) and the output value."""
     r = iset.run
-    with T._precision(r.ns, r.prec):
+    with at_precision(r.ns, r.prec):
         cts = T.vjp(r, [r.ns.const(fmpq(1))], wrt)
         value = T.output_values(r)[0]
     grads = [r.ns.zeros(iset.program.shapes[i]) if cts[i] is None else cts[i] for i in wrt]

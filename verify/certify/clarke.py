@@ -24,14 +24,14 @@ from flint import arb_mat, fmpq, fmpq_mat
 
 from ..program import kinks
 from ..errors import DomainError, InputError, Undecidable, Undecided
-from ..interpret.evaluate import _precision, coerce_point, compiled, forms_of_run, run, structure_allowed
+from ..interpret.evaluate import coerce_point, compiled, forms_of_run, run, structure_allowed
+from ..interpret.precision import at_precision, certified_ladder
 from ..interpret.forms import TooLarge
 from ..frontends import as_program
 from ..program.ir import Lit
 from ..numbers import get_system
 from ..program.prims import affine, jvp_rules
 from . import germs
-from .index import precisions
 from .lp import hull_weights, strict_direction
 
 LEAF_CAP = 4096
@@ -352,9 +352,9 @@ def clarke(program, point, convention=kinks.DEFAULT, number="exact", prec=None, 
     pl = is_piecewise_linear(program)
     ns = get_system(number)
     failure = None
-    for p in precisions(prec):
+    for p in certified_ladder(prec):
         try:
-            with _precision(ns, p):
+            with at_precision(ns, p):
                 leaves, tree, beyond = _walk(program, ns, xs, convention, pl, max_leaves)
             failure = None
             break

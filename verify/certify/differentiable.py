@@ -16,7 +16,7 @@ from ..interpret.evaluate import _switch_text, coerce_point, compiled, escalate,
 from ..frontends import as_program
 from ..program.ir import eqn_label
 from ..truth import Verdict
-from .cells import walk
+from .walk import walk
 
 
 @dataclass
@@ -58,7 +58,7 @@ def certify_differentiable(program, point, number="exact", prec=None, convention
     def job(ns, p):
         signs = []
 
-        def decide(pos, j, v, chosen):
+        def decide(pos, j, v, chosen, env=None):
             s = ns.sign(v)
             if s is None:
                 raise Undecided(f"cannot decide the sign of switching function {j + 1} of nonsmooth equation "

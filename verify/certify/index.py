@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from ..program import kinks
 from ..interpret.ad import jacobian
 from ..errors import DomainError, InputError, Undecided
-from ..interpret.evaluate import (DEFAULT_PREC, PREC_CAP, _precision, coerce_point, compiled, forms_of_run,
-                                  output_values, run, structure_allowed)
+from ..interpret.evaluate import coerce_point, compiled, forms_of_run, output_values, run, structure_allowed
+from ..interpret.precision import at_precision, certified_ladder
 from ..interpret.forms import TooLarge
 from ..frontends import as_program
 from .. import progress
@@ -27,19 +27,6 @@ from ..program.prims import affine
 PATTERN_CAP = 4096
 GLOBAL_CAP = 4096
 PIECE_CAP = 100_000
-
-
-def precisions(prec=None, cap=PREC_CAP):
-    """128, 256, ... up to cap (or from ``prec``, a power of two from 64 to 4096, so that certificates
-    state one of a few precisions)."""
-    if prec is not None and prec not in (64, 128, 256, 512, 1024, 2048, 4096):
-        raise InputError(f"prec={prec!r}: certifiers work at a power of two from 64 to 4096 bits")
-    p = prec or DEFAULT_PREC
-    while True:
-        yield p
-        if p >= cap:
-            return
-        p = min(2 * p, cap)
 
 
 # Exact forms decide ties that no ball can (issue 9); inside ``values_only()`` (certificates) they do not.
@@ -215,10 +202,10 @@ def index_set(program, point, scope="local", convention=kinks.DEFAULT, number="e
     xs = coerce_point(program, point)
     ns = get_system(number)
     failure = None
-    for p in precisions(prec):
+    for p in certified_ladder(prec):
         used = []
         try:
-            with _precision(ns, p):
+            with at_precision(ns, p):
                 if scope == "local":
                     r, cands, pats, total, undecided = _local(program, xs, convention, ns, cap, used)
                 else:
@@ -256,7 +243,7 @@ def field_of(iset, patterns):
     program, convention = iset.program, iset.convention
     ns = get_system(iset.number)
     grads, where, keys = [], [], {}
-    with _precision(ns, iset.prec):
+    with at_precision(ns, iset.prec):
         base = run(program, ns, [ns.const(x) for x in iset.point], convention) if iset.scope == "local" else None
         for n_done, pat in enumerate(patterns):
             progress.report("field: gradients of patterns", n_done, len(patterns))

@@ -473,17 +473,9 @@ def integral_text(res):
 
 
 def integral_certificate(res, started=None):
-    """A certificate (kind "integral"): the partition's evidence plus every term of the right side.  A result
-    whose partition used exact methods is recomputed from values alone first (see
-    segment.replayable_partition)."""
+    """A certificate (kind "integral"): the partition's evidence plus every term of the right side."""
     from ..certificates import make
     from .segment import claim_json, partition_evidence
-    if res.partition.beyond:
-        from ..interpret.evaluate import values_only
-        part = res.partition
-        with values_only():
-            res = integral_identity(part.program, curve=part.curve, convention=part.convention, tol=res.tol,
-                                    method=part.method)
     part = res.partition
     ev = partition_evidence(part)
     terms = []

@@ -24,6 +24,7 @@ from flint import arb, arb_mat, fmpq, fmpq_mat, fmpz_mat
 
 from ..errors import DomainError, InputError, Undecidable, Undecided
 from ..interpret import tensor as T
+from ..interpret.precision import at_precision
 from ..numbers.tensor import QT, UNDECIDED
 from ..program import kinks as K
 from ..program.prims import PRIMITIVES
@@ -353,7 +354,7 @@ def site_field(iset, wrt=None):
         raise InputError(f"I(x) has {iset.count} patterns, more than the cap: the field would be incomplete")
     wrt = list(range(program.n_inputs)) if wrt is None else list(wrt)
     grads, where, keys = [], [], {}
-    with T._precision(iset.run.ns, iset.prec):
+    with at_precision(iset.run.ns, iset.prec):
         for pat in iset.patterns:
             g = _gradient(iset.run.with_pattern(pat), wrt)
             k = _key(g)
@@ -674,11 +675,11 @@ def site_critical(program, point, convention=K.DEFAULT, number="exact", prec=Non
     iset = site_index_set(program, point, convention, number, prec)
     fld = site_field(iset, wrt)
     ns = iset.run.ns
-    with T._precision(ns, iset.prec):
+    with at_precision(ns, iset.prec):
         sel = zero_in_hull(ns, fld.gradients)
     try:
         cl, r = site_clarke(program, point, convention, number, prec, wrt, max_leaves)
-        with T._precision(r.ns, r.prec):
+        with at_precision(r.ns, r.prec):
             cc = zero_in_hull(r.ns, cl.gradients)
         err = None
     except Undecided as u:

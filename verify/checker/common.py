@@ -227,9 +227,7 @@ def prec_of_balls(cert, has_balls):
 
 # ------------------------------------------------------------------------------------------- numbers
 
-def arf_q(a):
-    m, e = (int(t) for t in a.man_exp())
-    return fmpq(m) * fmpq(2) ** e if e >= 0 else fmpq(m, 2 ** (-e))
+arf_q = K.arf_q
 
 
 def own_bounds(x):
@@ -263,11 +261,7 @@ def stated_bounds(j):
 
 def exact_value(x):
     """An fmpq for an exact value of the checker (an fmpq, or an arb of radius 0), else None."""
-    if isinstance(x, fmpq):
-        return x
-    if x.is_finite() and x.is_exact():
-        return arf_q(x.mid())
-    return None
+    return K.exact_of(x)
 
 
 def number_ok(stated, compute, prec):

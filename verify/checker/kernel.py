@@ -52,6 +52,22 @@ def sign(x):
     return 0 if x.is_zero() else None
 
 
+def arf_q(a):
+    """An arf (a ball's exact midpoint or radius) as an fmpq, without rounding."""
+    m, e = (int(t) for t in a.man_exp())
+    return fmpq(m) * fmpq(2) ** e if e >= 0 else fmpq(m, 2 ** (-e))
+
+
+def exact_of(x):
+    """The exact rational value of x when the checker knows it exactly (an fmpq, or a finite arb of radius 0),
+    else None (a ball, a series)."""
+    if isinstance(x, fmpq):
+        return x
+    if isinstance(x, arb) and x.is_finite() and x.is_exact():
+        return arf_q(x.mid())
+    return None
+
+
 def _ball(x):
     return x if isinstance(x, arb) else arb(x)
 
@@ -428,89 +444,6 @@ class Tape:
 
     def jacobian(self, pieces):
         return self.jacobians([tuple(pieces)])[0]
-
-
-class Forms:
-    """Values as exact affine forms over atoms, beside their enclosures: c + sum a_i * atom_i with rational c
-    and a_i, where an atom is the result of an operation that is not affine (a product of two non-constant
-    values, exp, log, ...), numbered by the operation and its operands' forms, so the same expression is the
-    same atom in every evaluation that shares this object.  A difference of two such evaluations is decided
-    exactly whenever its atoms cancel: (exp(t) + 1/10^40) - exp(t) is 1/10^40, not a ball around it."""
-
-    def __init__(self):
-        self.atoms = {}
-
-    def const(self, c):
-        return (fmpq(c), (), fmpq(c))
-
-    def atom(self, key, ball):
-        i = self.atoms.setdefault(key, len(self.atoms))
-        return (Q0, ((i, Q1),), ball)
-
-    @staticmethod
-    def _combine(a, b, wb):
-        terms = dict(a[1])
-        for i, c in b[1]:
-            terms[i] = terms.get(i, Q0) + wb * c
-        return tuple(sorted((i, c) for i, c in terms.items() if c != 0))
-
-    def add(self, a, b, wb=Q1):
-        return (a[0] + wb * b[0], self._combine(a, b, wb), a[2] + wb * b[2])
-
-    def scale(self, a, w):
-        return (w * a[0], tuple((i, w * c) for i, c in a[1]) if w != 0 else (), w * a[2])
-
-    def apply(self, prim, xs, params):
-        """The smooth primitive ``prim`` on forms."""
-        if prim == "add":
-            return self.add(xs[0], xs[1])
-        if prim == "sub":
-            return self.add(xs[0], xs[1], -Q1)
-        if prim == "neg":
-            return self.scale(xs[0], -Q1)
-        if prim == "mul" and (not xs[0][1] or not xs[1][1]):
-            c, f = (xs[0], xs[1]) if not xs[0][1] else (xs[1], xs[0])
-            return self.scale(f, c[0])
-        if prim == "div" and not xs[1][1]:
-            _need(xs[1][0] != 0, "division by zero")
-            return self.scale(xs[0], 1 / xs[1][0])
-        if prim == "pow" and not xs[0][1] and (params["n"] >= 0 or xs[0][0] != 0):
-            v = smooth_value(prim, [xs[0][0]], params)
-            return (v, (), v)
-        y = smooth_value(prim, [x[2] for x in xs], params)
-        if isinstance(y, fmpq) and all(not x[1] for x in xs):
-            return (y, (), y)
-        keys = [(x[0], x[1]) for x in xs]
-        if prim == "mul":
-            keys.sort(key=repr)          # a * b and b * a are the same atom
-        return self.atom((prim, tuple(sorted(params.items())), tuple(keys)), y)
-
-    def evaluate(self, program, xs, pieces):
-        """Outputs of the program frozen to ``pieces`` at the inputs ``xs`` (forms, see ``input``)."""
-        val = list(xs) + [None] * (program.n_vars - program.n_inputs)
-        m = 0
-        for e in program.eqns:
-            args = [self.const(a.value) if not isinstance(a, int) else val[a] for a in e.ins]
-            if e.prim in SMOOTH:
-                val[e.outs[0]] = self.apply(e.prim, args, dict(e.params))
-                continue
-            for o, (coefs, const) in zip(e.outs, pieces[m]):
-                acc = self.const(const)
-                for c, x in zip(coefs, args):
-                    if c != 0:
-                        acc = self.add(acc, x, c)
-                val[o] = acc
-            m += 1
-        return [self.const(a.value) if not isinstance(a, int) else val[a] for a in program.outputs]
-
-    def input(self, i, value):
-        """Input i with the value ``value``: a constant when exact, else an atom of its own."""
-        return self.const(value) if isinstance(value, fmpq) else self.atom(("input", i), value)
-
-    @staticmethod
-    def sign(f):
-        """Exact when the form is a constant, else the sign of its enclosure (None when undecided)."""
-        return sign(f[0]) if not f[1] else sign(f[2])
 
 
 def nonsmooth_eqns(program):

@@ -25,7 +25,7 @@ from ..program.prims import PRIMITIVES, affine, eval_rules, selection_rules
 from ..program.prims.smooth import _show
 from ..rational import parse_point
 from .forms import Forms, TooLarge
-from .precision import DEFAULT_PREC, PREC_CAP, _precision, escalate  # noqa: F401  (part of this interface)
+from .precision import CONE_STEP, DEFAULT_PREC, PREC_CAP, escalate, next_precision  # noqa: F401  (part of this interface)
 from .tape import def_steps, tape_of  # noqa: F401  (def_steps is part of this module's interface)
 
 Q0, Q1, HALF = fmpq(0), fmpq(1), fmpq(1, 2)
@@ -240,7 +240,7 @@ class _Runner:
         # the first level: what this run or the program's last escalation needed, else 4x the base
         level = max(self.hp, self.tape.hint.get(ns.name, 0))
         if level <= self.base:
-            level = 4 * self.base
+            level = next_precision(self.base, self.cap, CONE_STEP)
         level = min(level, self.cap)
         if level <= self.base:
             return None             # already at the cap
@@ -256,7 +256,7 @@ class _Runner:
                     self.beyond = self.beyond or s is not None
             if s is not None or level >= self.cap:
                 return s
-            level = min(4 * level, self.cap)
+            level = next_precision(level, self.cap, CONE_STEP)
 
     def full_sign(self, form):
         """(form, its sign or None, True) for the full exact form; (None, None, True) when it is too large."""
