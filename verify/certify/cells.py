@@ -44,7 +44,7 @@ exactly 0 (the simplest rational of the cell), the cell is cut there, and each s
 """
 from dataclasses import dataclass
 
-from flint import arb, arb_series, ctx, fmpq
+from flint import arb, arb_series, ctx, fmpq, fmpq_poly, fmpq_series
 
 from .. import progress
 from ..errors import DomainError, Undecided
@@ -111,10 +111,14 @@ class SeriesSystem:
     def tanh(self, a):
         if isinstance(a, arb):
             return a.tanh()
-        return 1 - _divide(2, (2 * a).exp() + 1)
+        first = _first_order(a, lambda v: v.tanh(), lambda y: 1 - y * y)
+        return first if first is not None else 1 - _divide(2, (2 * a).exp() + 1)
 
     def sigmoid(self, a):
-        return _divide(1, 1 + (-a).exp())
+        if isinstance(a, arb):
+            return 1 / (1 + (-a).exp())
+        first = _first_order(a, lambda v: 1 / (1 + (-v).exp()), lambda y: y * (1 - y))
+        return first if first is not None else _divide(1, 1 + (-a).exp())
 
     def erf(self, a): return a.erf()
     def pi(self): return arb.pi()
@@ -129,6 +133,19 @@ class SeriesSystem:
         return json_number(val(x))
 
 
+def _first_order(a, f, df):
+    """f over the first-order series a = [v, d] as [f(v), f'(v) d] with f' = df(f(v)), or None for longer
+    series: the enclosure of tanh(x) - x over a cell then has the derivative (1 - tanh(X)^2 - 1) x', not a
+    quotient of exponentials whose overestimate no bisection removes."""
+    c = a.coeffs()
+    if a.prec > 2:
+        return None
+    v = c[0] if c else arb(0)
+    d = c[1] if len(c) > 1 else arb(0)
+    y = f(v)
+    return arb_series([y, df(y) * d], prec=2)
+
+
 def _divide(a, b):
     """a / b over a cell.  python-flint refuses (ValueError) a series division whose divisor's leading term
     is not certainly nonzero, which a wide cell can cause even for a positive divisor (its enclosure is too
@@ -140,6 +157,75 @@ def _divide(a, b):
 
 
 SERIES = SeriesSystem()
+
+
+class ExactSeriesSystem:
+    """Taylor series of a given order at a rational point, exact while they can be: a value is an fmpq_series
+    (rational coefficients) or an arb_series.  exp, sin, cos, tanh, sigmoid of a series whose value there is
+    exactly 0 (log and sqrt: exactly 1) have rational Taylor coefficients, computed exactly; anything else
+    moves to balls.  A germ's coefficients then vanish exactly where they do (tanh(x) - x at x = 0 to order
+    2), which balls of two different computations never show."""
+    name = "exact-series"
+    exact = False
+    ZERO_AT = {"exp": 0, "sin": 0, "cos": 0, "tanh": 0, "sigmoid": 0, "log": 1, "sqrt": 1}
+
+    def __init__(self, order):
+        self.n = order + 1
+
+    def const(self, q):
+        return fmpq_series([q], prec=self.n)
+
+    def ball(self, x):
+        return x if isinstance(x, arb_series) else arb_series([arb(c) for c in x.coeffs()] or [arb(0)], prec=self.n)
+
+    def _both(self, a, b, op):
+        if isinstance(a, fmpq_series) and isinstance(b, fmpq_series):
+            return op(a, b)
+        return op(self.ball(a), self.ball(b))
+
+    def add(self, a, b): return self._both(a, b, lambda x, y: x + y)
+    def sub(self, a, b): return self._both(a, b, lambda x, y: x - y)
+    def mul(self, a, b): return self._both(a, b, lambda x, y: x * y)
+    def neg(self, a): return -a
+
+    def div(self, a, b):
+        if isinstance(a, fmpq_series) and isinstance(b, fmpq_series) and _value(b) != 0:
+            return a / b
+        return _divide(self.ball(a), self.ball(b))
+
+    def pow(self, a, n):
+        y = self.const(fmpq(1))
+        for _ in range(abs(n)):
+            y = self.mul(y, a)
+        return y if n >= 0 else self.div(self.const(fmpq(1)), y)
+
+    def _f(self, name, a):
+        at = self.ZERO_AT.get(name)
+        if isinstance(a, fmpq_series) and at is not None and _value(a) == at:
+            if name == "sigmoid":
+                return 1 / (1 + (-a).exp())
+            return getattr(a, name)()
+        return getattr(SERIES, name)(self.ball(a))
+
+    def exp(self, a): return self._f("exp", a)
+    def log(self, a): return self._f("log", a)
+    def sqrt(self, a): return self._f("sqrt", a)
+    def sin(self, a): return self._f("sin", a)
+    def cos(self, a): return self._f("cos", a)
+    def tanh(self, a): return self._f("tanh", a)
+    def sigmoid(self, a): return self._f("sigmoid", a)
+    def erf(self, a): return self.ball(a).erf()
+
+    def sign(self, x):
+        v = _value(x)
+        return (v > 0) - (v < 0) if isinstance(v, fmpq) else arb_sign(v)
+
+
+def _value(x):
+    c = x.coeffs()
+    if isinstance(x, fmpq_series):
+        return c[0] if c else fmpq(0)
+    return c[0] if c else arb(0)
 
 
 _RATIONAL = ("add", "sub", "mul", "div", "neg", "pow")
@@ -189,7 +275,16 @@ class Cell:
 
 def _series_inputs(curve, lo, hi, order=1):
     """gamma over [lo, hi] as Taylor series in t of the given order (Horner; a constant coordinate stays an
-    arb)."""
+    arb).  At a point (lo = hi) the Taylor coefficients of gamma there are computed exactly first, so that a
+    coordinate that is exactly 0 at a rational point is an exact 0 (its germ's coefficients can vanish
+    exactly)."""
+    if lo == hi:
+        shift = fmpq_poly([lo, 1])
+        out = []
+        for p in curve.polys:
+            cs = (p(shift).coeffs() or [fmpq(0)])[:order + 1]
+            out.append(arb(cs[0]) if len(cs) == 1 else arb_series([arb(c) for c in cs], prec=order + 1))
+        return out
     s = arb_series([A.interval_ball(lo, hi), 1], prec=order + 1)
     out = []
     for p in curve.polys:
@@ -210,7 +305,9 @@ class Switches:
         self.steps = compiled(program, convention)
         self.nonsmooth = [st for st in self.steps if st.sel is not None]
         self.evals = 0
-        self._cones, self._rf = {}, {}
+        self._cones, self._rf, self._point_forms = {}, {}, {}
+        self.along = [(tuple(p.coeffs()) + (fmpq(0), fmpq(0)))[:2] if p.degree() <= 1 else None
+                      for p in curve.polys]
 
     def eval(self, lo, hi, known, pattern=None, stop=None):
         """The walk over [lo, hi] (a Run, or a switch's series with ``stop``) with the signs ``known`` forced and
@@ -259,6 +356,28 @@ class Switches:
             s = None if v is None else EXACT.sign(v)
         return s
 
+    def point_sign(self, t, o):
+        """(sign, relation) of ``o``'s switching function at the rational t: by its value (relation None), else by
+        its exact form at the point (the relation, evidence.py); (None, None) when neither decides."""
+        s = self.sign_at(t, o)
+        if s is not None:
+            return s, None
+        key = (t, o.pos, o.j, o.prefix, ctx.prec)
+        if key not in self._point_forms:
+            self._point_forms[key] = self._point_form(t, o)
+        return self._point_forms[key]
+
+    def _point_form(self, t, o):
+        xs = self.curve.at(t)
+        try:
+            _, env = walk(self.program, self.steps, EXACT, xs, None, o.prefix, (o.pos, o.j), with_env=True)
+            F = Forms(self.program, self.steps, EXACT, env, list(o.prefix), def_steps(self.program, self.steps),
+                      inputs=xs)
+            s, rel = form_sign(F, F.affine(self.nonsmooth[o.pos].ins, *self.nonsmooth[o.pos].switches[o.j]))
+        except (DomainError, Undecided, TooLarge):
+            return None, None
+        return (s, rel) if s is not None else (None, None)
+
     def switch_over(self, lo, hi, o):
         try:
             return self.eval(lo, hi, {}, o.prefix, (o.pos, o.j))
@@ -267,35 +386,43 @@ class Switches:
         except (DomainError, Undecided, Open):
             return None
 
-    def ball_sign(self, lo, hi, o):
-        """The sign on the cell by the mean value form or by monotonicity (decided signs at both ends, zero
-        allowed at one), or None: what the certificate checker replays in balls."""
+    def value_sign(self, lo, hi, o):
+        """(sign, None) on the cell by the mean value form or by monotonicity with decided signs at both ends
+        (zero allowed at one): what the certificate checker replays in balls; (sign, Exact "monotone") when an
+        end's sign needs its exact form at the point; None."""
         hm = self.switch_at((lo + hi) / 2, o)
         if hm is not None:                      # h(X) in h(m) + h'(X) [-w/2, w/2]
             s = arb_sign(hm + der(o.value) * arb(0, (hi - lo) / 2))
             if s in (-1, 1):
-                return s
+                return s, None
         if arb_sign(der(o.value)) in (-1, 1):
-            sl, sr = self.sign_at(lo, o), self.sign_at(hi, o)
+            (sl, rl), (sr, rr) = self.point_sign(lo, o), self.point_sign(hi, o)
             if sl is not None and sr is not None and (sl or sr) and sl * sr >= 0:
-                return sl or sr
+                s = sl or sr
+                return (s, None) if rl is None and rr is None else (s, Exact(o.pos, o.j, s, "monotone", (rl, rr)))
         return None
 
     # -- the exact methods
-    def cone(self, pos):
-        """(steps of the cone of nonsmooth equation ``pos``, True when they are all rational)."""
-        if pos not in self._cones:
-            k = self.nonsmooth[pos].k
+    def cone(self, pos, j):
+        """(steps switching function j of nonsmooth equation ``pos`` depends on, True when they are all rational):
+        only the arguments it reads (where's branches are not in its cone)."""
+        if (pos, j) not in self._cones:
+            st = self.nonsmooth[pos]
             dstep = def_steps(self.program, self.steps)
-            seen, todo = set(), [k]
+            seen, todo = set(), []
+            for i, _ in st.switches[j][0]:
+                a = st.ins[i]
+                if a.__class__ is int and dstep[a] >= 0 and dstep[a] not in seen:
+                    seen.add(dstep[a])
+                    todo.append(dstep[a])
             while todo:
                 for a in self.steps[todo.pop()].ins:
                     if a.__class__ is int and dstep[a] >= 0 and dstep[a] not in seen:
                         seen.add(dstep[a])
                         todo.append(dstep[a])
             ok = all(self.steps[d].sel is not None or self.steps[d].prim in _RATIONAL for d in seen)
-            self._cones[pos] = (seen, ok)
-        return self._cones[pos]
+            self._cones[(pos, j)] = (seen, ok)
+        return self._cones[(pos, j)]
 
     def rational_switch(self, o):
         """The switching function of ``o`` as an exact rational function of t (upstream pieces ``o.prefix``), or
@@ -304,7 +431,7 @@ class Switches:
         key = (o.pos, o.j, o.prefix)
         if key not in self._rf:
             self._rf[key] = None
-            cone, ok = self.cone(o.pos)
+            cone, ok = self.cone(o.pos, o.j)
             if ok:
                 self._rf[key] = self._rational_walk(o, cone)
         return self._rf[key]
@@ -345,8 +472,9 @@ class Switches:
         return ("root", max(lo, r.lo), min(hi, r.hi))
 
     def _forms(self, o):
+        """Symbolic forms over the cell: identities of functions of t along the curve, the upstream pieces fixed."""
         return Forms(self.program, self.steps, SERIES, o.env, list(o.prefix), def_steps(self.program, self.steps),
-                     symbolic=True)
+                     symbolic=True, along=self.along)
 
     def form_decision(self, o):
         """The sign of ``o``'s switching function over the cell from its exact form over input atoms with the
@@ -386,11 +514,17 @@ class Switches:
 
     def series(self, lo, hi, o, order):
         """The Taylor series (``order`` + 1 coefficients) of ``o``'s switching function over [lo, hi] (each
-        coefficient encloses h^(i)(t) / i! for every t in the cell), or None."""
+        coefficient encloses h^(i)(t) / i! for every t in the cell), or None.  At a point (lo = hi) exact
+        rationals where they are (ExactSeriesSystem)."""
+        if lo == hi:
+            ns = ExactSeriesSystem(order)
+            shift = fmpq_poly([lo, 1])
+            xs = [fmpq_series(p(shift).coeffs() or [fmpq(0)], prec=order + 1) for p in self.curve.polys]
+        else:
+            ns, xs = SERIES, _series_inputs(self.curve, lo, hi, order)
         try:
-            v = walk(self.program, self.steps, SERIES, _series_inputs(self.curve, lo, hi, order), None, o.prefix,
-                     (o.pos, o.j))
-        except (DomainError, Undecided, ZeroDivisionError):
+            v = walk(self.program, self.steps, ns, xs, None, o.prefix, (o.pos, o.j))
+        except (DomainError, Undecided, ZeroDivisionError, ValueError):
             return None
         c = v.coeffs() if not isinstance(v, arb) else [v]
         return c + [arb(0)] * (order + 1 - len(c))
@@ -404,13 +538,13 @@ class Switches:
                 continue
             for k in range(1, GERM_ORDER + 1):
                 at = self.series(e, e, o, k)
-                if at is None or not all(c.is_zero() for c in at[:k]):
+                if at is None or not all(c == 0 if isinstance(c, fmpq) else c.is_zero() for c in at[:k]):
                     break
                 over = self.series(lo, hi, o, k)
                 sk = None if over is None else arb_sign(over[k])
                 if sk in (-1, 1):
                     return Exact(o.pos, o.j, sk * side ** k, "germ", (end, k))
-                if not at[k].is_zero():
+                if not (at[k] == 0 if isinstance(at[k], fmpq) else at[k].is_zero()):
                     break
         return None
 
@@ -428,9 +562,9 @@ class Switches:
     def quick(self, lo, hi, o, tolq):
         """(sign, Exact or None) of ``o``'s switching function on the open cell without cutting it, or None: the
         ball proofs first (None: the checker replays them), then the exact methods."""
-        s = self.ball_sign(lo, hi, o)
-        if s is not None:
-            return s, None
+        got = self.value_sign(lo, hi, o)
+        if got is not None:
+            return got
         for method in (lambda: self.rational_decision(lo, hi, o, tolq), lambda: self.form_decision(o),
                        lambda: self.multiple_decision(o), lambda: self.germ_decision(lo, hi, o)):
             e = method()
@@ -538,6 +672,9 @@ class Analytic(Switches):
             sl, sr = self.sign_at(lo, o), self.sign_at(hi, o)
             if sl is not None and sr is not None and sl * sr < 0:
                 return self.isolate(lo, hi, o, sl, sr)
+        cut = self.coincide(lo, hi, lo, hi, o)      # a root at a simple rational point: germs decide its sides
+        if cut is not None:
+            return cut
         if hi - lo < self.tolq:
             return [self.cluster(lo, hi, o)]
         return self.halves(lo, hi)
@@ -595,12 +732,11 @@ class Analytic(Switches):
         return Cell("simple", a, b, switch=(o.pos, o.j), signs=(sl, sr), branches=tuple(branches))
 
     def coincide(self, lo, hi, a, b, o):
-        """Another switching function is undecided on the root's cell [a, b]: when the simplest rational q of
-        (a, b) is exactly a root of ``o``'s (sin(x) at x = 0), cut there, so that both vanish at the end of a cell
-        instead of inside it; else None."""
+        """When the simplest rational q of (a, b) is exactly a root of ``o``'s switching function (sin(x) at
+        x = 0), the cut of [lo, hi] at q, else None: a root shared with another switching function, or a multiple
+        root, then sits at the end of cells, where exact values and germs decide the signs next to it."""
         q = A.simplest_between(a, b)
-        v = self.exact_switch_at(q, o)
-        if v is None or EXACT.sign(v) != 0 or self.point(q) is None:
+        if self.point_sign(q, o)[0] != 0 or self.point(q) is None:
             return None
         return [(lo, q), (q, hi)]
 

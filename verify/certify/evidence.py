@@ -9,6 +9,9 @@ structure, and each such decision is an ``Exact`` with the data the checker need
   constant when there are no terms, else of the combination's enclosure;
 - ``multiple``: the switching function is exactly ``c`` times an earlier one on the same path (shared switching
   functions: ``min(tanh(x), 1/2)`` beside ``max(tanh(x), 1/2)``), so its sign is ``sign(c)`` times that one's;
+- ``monotone``: its t-derivative's enclosure over the cell has a sign and its signs at the cell's ends (one of
+  them possibly 0) agree, an end's sign decided by its exact form at that point where its value cannot (the
+  relation is stated per end, None for a value);
 - ``rational``: on the cell it is the exact rational function ``num / den`` of t (its cone is rational), with
   no root inside the cell;
 - ``germ``: at the cell end ``end`` it vanishes with its Taylor coefficients up to order k - 1 (exactly), and
@@ -27,14 +30,15 @@ from ..interpret.tape import def_steps
 from ..rational import fmt_q
 from .walk import walk
 
-HOWS = ("form", "multiple", "rational", "germ")
+HOWS = ("form", "multiple", "monotone", "rational", "germ")
 
 
 @dataclass(frozen=True)
 class Exact:
     """The sign of switching function ``j`` of nonsmooth equation ``pos`` proved ``how`` (see the module
-    docstring); ``data``: form: (const, ((var, coef), ...)); multiple: ((pos, j), c); rational: (num, den) as
-    tuples of fmpq coefficients from the constant term; germ: ("lo" or "hi", order)."""
+    docstring); ``data``: form: (const, ((var, coef), ...)); multiple: ((pos, j), c); monotone: (relation at lo
+    or None, relation at hi or None); rational: (num, den) as tuples of fmpq coefficients from the constant
+    term; germ: ("lo" or "hi", order)."""
     pos: int
     j: int
     sign: int
@@ -48,6 +52,8 @@ class Exact:
         elif self.how == "multiple":
             (p, j), c = self.data
             out["multiple"] = {"of": [p, j], "factor": fmt_q(c)}
+        elif self.how == "monotone":
+            out["monotone"] = {end: None if r is None else relation_json(*r) for end, r in zip(("lo", "hi"), self.data)}
         elif self.how == "rational":
             num, den = self.data
             out["rational"] = {"num": [fmt_q(c) for c in num], "den": [fmt_q(c) for c in den]}

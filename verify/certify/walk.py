@@ -16,10 +16,11 @@ class Open(Exception):
         self.env, self.path = None, {}
 
 
-def walk(program, steps, ns, xs, decide, pattern=None, stop=None):
+def walk(program, steps, ns, xs, decide, pattern=None, stop=None, with_env=False):
     """Algorithm 1 with signs from ``decide(pos, j, value, chosen, env)`` (every switch of a nonsmooth equation
     is decided, not only those its index rule reads).  ``pattern`` freezes the first nonsmooth equations; with
-    ``stop=(pos, j)`` the value of that switching function is returned instead of a Run."""
+    ``stop=(pos, j)`` the value of that switching function is returned instead of a Run (with ``with_env``, the
+    pair (value, the walk's values so far))."""
     env = list(xs) + [None] * (program.n_vars - program.n_inputs)
     all_args, chosen = [], []
     for st in steps:
@@ -30,7 +31,8 @@ def walk(program, steps, ns, xs, decide, pattern=None, stop=None):
             continue
         pos = len(chosen)
         if stop is not None and stop[0] == pos:
-            return affine(ns, *st.switches[stop[1]], args)
+            v = affine(ns, *st.switches[stop[1]], args)
+            return (v, env) if with_env else v
         if pattern is not None and pos < len(pattern):
             i = pattern[pos]
         else:

@@ -11,6 +11,8 @@ checker re-derives with its own code (``Decider.verify``):
   stated combination of program variables is exactly 0; the sign is the constant's, or the enclosure's of
   the combination over the cell;
 - ``multiple``: the same with a rational multiple of a switching function decided earlier on the path;
+- ``monotone``: its tangent over the cell has a sign, and its signs at the ends agree (one may be 0), an end's
+  sign by its value or by the stated exact form at that point (forms at the point);
 - ``rational``: its own rational function of t through the switching function's cone (rational.py) is the
   stated one, and a Sturm count finds no root inside the cell;
 - ``germ``: its value at the stated end is exactly 0, its Taylor coefficients there below the stated order
@@ -23,7 +25,7 @@ the values are rational), with stated ``form`` decisions at the point (forms at 
 values are constants).  Precision: the stated one, raised along the checker's own ladder where its own
 rounding needs more.
 """
-from flint import arb, arb_series, ctx, fmpq
+from flint import arb, arb_series, ctx, fmpq, fmpq_poly, fmpq_series
 
 from . import Invalid
 from . import common as C
@@ -88,14 +90,25 @@ def series_value(prim, xs, params):
             return series_power(x, n)
         if prim in ("log", "sqrt"):
             _need_sign(x, (1,), f"the argument of {prim}")
-        if prim == "tanh":
-            return 1 - 2 / ((2 * x).exp() + 1)
-        if prim == "sigmoid":
-            return 1 / (1 + (-x).exp())
+        if prim in ("tanh", "sigmoid"):
+            return _logistic(prim, x)
         return getattr(x, prim)()
     except (ValueError, ZeroDivisionError):
         # python-flint refuses a series division whose leading term is not certainly nonzero
         raise K.CannotDecide(f"{prim} cannot be enclosed over this cell") from None
+
+
+def _logistic(prim, x):
+    """tanh or sigmoid of a series: a first-order series [v, d] as [f(v), f'(v) d] (f' = 1 - f^2, f (1 - f)),
+    which keeps the enclosure of f(x) - x tight on a cell; a longer one from exponentials."""
+    if x.prec <= 2:
+        c = x.coeffs()
+        v, d = (c[0] if c else arb(0)), (c[1] if len(c) > 1 else arb(0))
+        y = v.tanh() if prim == "tanh" else 1 / (1 + (-v).exp())
+        return arb_series([y, (1 - y * y if prim == "tanh" else y * (1 - y)) * d], prec=2)
+    if prim == "tanh":
+        return 1 - 2 / ((2 * x).exp() + 1)
+    return 1 / (1 + (-x).exp())
 
 
 class Inconsistent(Exception):
@@ -135,8 +148,90 @@ def series_walk(P, xs, decide=None, pieces=None, stop=None, consistent=False, fu
     return chosen, coef(y, 0), coef(y, 1)
 
 
+# Taylor series at a rational point, with exact rational coefficients while they can be: exp, sin, cos, tanh,
+# sigmoid of a series that is exactly 0 there (log, sqrt: exactly 1) have rational coefficients (flint's
+# fmpq_series), anything else moves to balls.  A germ's coefficients then vanish exactly where they do.
+ZERO_AT = {"exp": 0, "sin": 0, "cos": 0, "tanh": 0, "sigmoid": 0, "log": 1, "sqrt": 1}
+
+
+def _ball_series(x, n):
+    return x if isinstance(x, arb_series) else arb_series([arb(c) for c in x.coeffs()] or [arb(0)], prec=n)
+
+
+def _series_at(x):
+    c = x.coeffs()
+    return c[0] if c else (Q0 if isinstance(x, fmpq_series) else arb(0))
+
+
+def _exact_series_value(prim, xs, params, n):
+    if all(isinstance(x, fmpq_series) for x in xs):
+        if prim in ("add", "sub", "mul"):
+            a, b = xs
+            return a + b if prim == "add" else (a - b if prim == "sub" else a * b)
+        if prim == "neg":
+            return -xs[0]
+        if prim == "div" and _series_at(xs[1]) != 0:
+            return xs[0] / xs[1]
+        if prim == "pow" and (params["n"] >= 0 or _series_at(xs[0]) != 0):
+            y = fmpq_series([Q1], prec=n)
+            for _ in range(abs(params["n"])):
+                y = y * xs[0]
+            return y if params["n"] >= 0 else fmpq_series([Q1], prec=n) / y
+        if ZERO_AT.get(prim) is not None and _series_at(xs[0]) == ZERO_AT[prim]:
+            return 1 / (1 + (-xs[0]).exp()) if prim == "sigmoid" else getattr(xs[0], prim)()
+    return series_value(prim, [_ball_series(x, n) for x in xs], params)
+
+
+def _combine(coefs, const, vs, n):
+    """const + sum coefs[i] * vs[i] over series, exactly when every term is exact."""
+    terms = [(c, v) for c, v in zip(coefs, vs) if c != 0]
+    if all(isinstance(v, fmpq_series) for _, v in terms):
+        acc = fmpq_series([const], prec=n)
+        for c, v in terms:
+            acc = acc + v * c
+        return acc
+    acc = arb_series([arb(const)], prec=n)
+    for c, v in terms:
+        acc = acc + _ball_series(v, n) * arb(c)
+    return acc
+
+
+def germ_series(P, polys, t, pieces, pos, j, order):
+    """The Taylor coefficients (``order`` + 1 of them, fmpq where exact, else arb) at the rational t of switching
+    function j of nonsmooth equation ``pos``, with ``pieces`` before it."""
+    n = order + 1
+    shift = fmpq_poly([t, 1])
+    val = [fmpq_series(p(shift).coeffs() or [Q0], prec=n) for p in polys] + [None] * (P.n_vars - P.n_inputs)
+    m = 0
+    for e in P.eqns:
+        vs = [fmpq_series([a.value], prec=n) if not isinstance(a, int) else val[a] for a in e.ins]
+        if e.prim in K.SMOOTH:
+            try:
+                val[e.outs[0]] = _exact_series_value(e.prim, vs, dict(e.params), n)
+            except (ValueError, ZeroDivisionError):
+                raise K.CannotDecide(f"{e.prim} has no Taylor series at the germ's end") from None
+            continue
+        if m == pos:
+            coefs, const = K.switches(e.prim, dict(e.params), len(e.ins))[j]
+            y = _combine(K.merged(coefs, e.ins), const, vs, n)
+            c = list(y.coeffs())
+            return c + [Q0 if isinstance(y, fmpq_series) else arb(0)] * (n - len(c))
+        for o, (coefs, const) in zip(e.outs, pieces[m]):
+            val[o] = _combine(coefs, const, vs, n)
+        m += 1
+    raise Invalid(f"nonsmooth equation {pos + 1} does not exist")
+
+
 def series_inputs(polys, lo, hi, order=1):
-    """gamma over the cell [lo, hi] as Taylor series in t of the given order (Horner over arb_series)."""
+    """gamma over the cell [lo, hi] as Taylor series in t of the given order (Horner over arb_series); at a point
+    (lo = hi) from gamma's Taylor coefficients there, computed exactly (an exact 0 stays an exact 0)."""
+    if lo == hi:
+        shift = fmpq_poly([lo, 1])
+        out = []
+        for p in polys:
+            cs = (p(shift).coeffs() or [Q0])[:order + 1]
+            out.append(arb(cs[0]) if len(cs) == 1 else arb_series([arb(c) for c in cs], prec=order + 1))
+        return out
     s = arb_series([C.ball_of(lo, hi), 1], prec=order + 1)
     out = []
     for p in polys:
@@ -148,10 +243,11 @@ def series_inputs(polys, lo, hi, order=1):
     return out
 
 
-def ball_walk(P, xs, ts, decide=None, pieces=None, stop=None):
+def ball_walk(P, xs, ts, decide=None, pieces=None, stop=None, with_env=False):
     """Evaluate P with values and t-tangents (exact or balls): pieces frozen for the first nonsmooth
     equations, the rest chosen by the kernel's index rules with ``decide(pos, j, value, tangent, chosen, val)``.
-    Returns (chosen pieces, output value, output tangent), or the (value, tangent) of switch ``stop``."""
+    Returns (chosen pieces, output value, output tangent), or the (value, tangent) of switch ``stop`` (with
+    ``with_env``: (value, the values so far))."""
     val = list(xs) + [None] * (P.n_vars - P.n_inputs)
     tan = list(ts) + [None] * (P.n_vars - P.n_inputs)
     chosen = []
@@ -166,7 +262,8 @@ def ball_walk(P, xs, ts, decide=None, pieces=None, stop=None):
             continue
         pos = len(chosen)
         if stop is not None and stop[0] == pos:
-            return R.switch_values(e, vs, tv)[stop[1]]
+            v, t = R.switch_values(e, vs, tv)[stop[1]]
+            return (v, val) if with_env else (v, t)
         if pieces is not None and pos < len(pieces):
             piece = pieces[pos]
         else:
@@ -205,6 +302,20 @@ def pattern_at(P, polys, dpolys, t, exact=None):
     CannotDecide."""
     decide = strict if exact is None else PointDecider(P, exact)
     return ball_walk(P, *at_point(polys, dpolys, t), decide)[0]
+
+
+def along(polys):
+    """Per input, (c0, c1) when it is c0 + c1 t along the curve, else None (symbolic forms, forms.py)."""
+    return [(tuple(p.coeffs()) + (Q0, Q0))[:2] if p.degree() <= 1 else None for p in polys]
+
+
+def end_sign(P, polys, dpolys, t, pieces, pos, j, rel):
+    """The sign at the rational t of switching function j of nonsmooth equation ``pos`` (``pieces`` before it):
+    its value's (``rel`` None), or the stated relation's, which must be its exact form at the point."""
+    if rel is None:
+        return switch_at(P, polys, dpolys, t, pieces, pos, j)[0]
+    _, val = ball_walk(P, *at_point(polys, dpolys, t), pieces=pieces, stop=(pos, j), with_env=True)
+    return form_sign(Forms(P, val, list(pieces), symbolic=False), P, pos, j, rel, val)
 
 
 def switch_at(P, polys, dpolys, t, pieces, pos, j):
@@ -311,6 +422,7 @@ class Decider:
 
     def __init__(self, P, polys, dpolys, lo, hi, known, exact, forced=None):
         self.P, self.polys, self.dpolys, self.lo, self.hi = P, polys, dpolys, lo, hi
+        self.along = along(polys)
         self.known, self.exact, self.forced = known, exact, forced or {}
         self.used, self.path, self.forms = set(), {}, None
 
@@ -327,7 +439,7 @@ class Decider:
         if e is not None:
             if (pos, j) in self.known:
                 raise Invalid(f"switching function {j + 1} of nonsmooth equation {pos + 1} is decided twice")
-            se = self.verify(e, pos, j, chosen, val)
+            se = self.verify(e, pos, j, t, chosen, val)
             if se != e["sign"] or (s is not None and s != se):
                 raise Invalid(f"the stated sign of switching function {j + 1} of nonsmooth equation {pos + 1} on "
                               f"[{K.qs(self.lo)}, {K.qs(self.hi)}] is wrong")
@@ -360,11 +472,14 @@ class Decider:
                              f"[{K.qs(lo)}, {K.qs(hi)}] is not proved")
 
     # -- exact decisions
-    def verify(self, e, pos, j, chosen, val):
-        """The sign the stated exact decision ``e`` proves (Invalid when it proves nothing)."""
+    def verify(self, e, pos, j, t, chosen, val):
+        """The sign the stated exact decision ``e`` proves (Invalid when it proves nothing); ``t``: the switching
+        function's t-derivative over the cell."""
+        if "monotone" in e:
+            return self.monotone(e["monotone"], pos, j, t, list(chosen))
         if "form" in e or "multiple" in e:
             if self.forms is None or self.forms.val is not val:
-                self.forms = Forms(self.P, val, chosen, symbolic=True)
+                self.forms = Forms(self.P, val, chosen, symbolic=True, along=self.along)
             if "form" in e:
                 return form_sign(self.forms, self.P, pos, j, e["form"], val)
             return self.multiple(e["multiple"], pos, j)
@@ -383,6 +498,19 @@ class Decider:
         if not F.lin(((Q1, f), (-c, g))).is_zero():
             raise Invalid(f"switching function {j + 1} of nonsmooth equation {pos + 1} is not the stated multiple")
         return K.sign(c) * self.path[of]
+
+    def monotone(self, m, pos, j, t, prefix):
+        if m["lo"] is None and m["hi"] is None:
+            raise Invalid("a monotone decision states an exact form at one end at least (else it is a known sign)")
+        if K.sign(t) not in (-1, 1):
+            raise K.CannotDecide(f"switching function {j + 1} of nonsmooth equation {pos + 1} is not proved monotone "
+                                 f"on [{K.qs(self.lo)}, {K.qs(self.hi)}]")
+        sl, sr = (end_sign(self.P, self.polys, self.dpolys, x, prefix, pos, j, m[end])
+                  for x, end in ((self.lo, "lo"), (self.hi, "hi")))
+        if sl is None or sr is None or not (sl or sr) or sl * sr < 0:
+            raise K.CannotDecide(f"the signs of switching function {j + 1} of nonsmooth equation {pos + 1} at the "
+                                 f"ends of [{K.qs(self.lo)}, {K.qs(self.hi)}] do not give its sign")
+        return sl or sr
 
     def rational(self, r, chosen, pos, j):
         F = R.rational_switch(self.P, self.polys, list(chosen), pos, j)
@@ -406,8 +534,8 @@ class Decider:
         if switch_at(self.P, self.polys, self.dpolys, t, prefix, pos, j)[0] != 0:
             raise Invalid(f"a germ of switching function {j + 1} of nonsmooth equation {pos + 1} at a point where it "
                           "is not exactly 0")
-        at = series_walk(self.P, series_inputs(self.polys, t, t, k), pieces=prefix, stop=(pos, j), full=True)
-        if any(K.sign(coef(at, i)) != 0 for i in range(k)):
+        at = germ_series(self.P, self.polys, t, prefix, pos, j, k)
+        if any(K.sign(c) != 0 for c in at[:k]):
             raise Invalid(f"the Taylor coefficients of switching function {j + 1} of nonsmooth equation {pos + 1} "
                           f"below order {k} are not exactly 0 at the germ's end")
         over = series_walk(self.P, series_inputs(self.polys, self.lo, self.hi, k), pieces=prefix, stop=(pos, j),

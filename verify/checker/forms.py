@@ -53,10 +53,13 @@ def _square_root(q):
 class Forms:
     """Forms of the variables of one evaluation of ``P``: ``val`` its values (read for exactly known values at a
     point), ``pieces`` the pieces chosen at its nonsmooth equations so far (a list the walk extends); ``ids``:
-    the atom numbering, shared with other evaluations at the same inputs."""
+    the atom numbering, shared with other evaluations at the same inputs; ``along``: symbolic forms along a
+    curve, per input (c0, c1) when it is c0 + c1 t there (one atom t for all of them), None for an atom of its
+    own."""
 
-    def __init__(self, P, val, pieces, symbolic, ids=None):
+    def __init__(self, P, val, pieces, symbolic, ids=None, along=None):
         self.P, self.val, self.pieces, self.symbolic = P, val, pieces, symbolic
+        self.along = along if symbolic else None      # per input (c0, c1): it is c0 + c1 t along the curve
         self.ids = {} if ids is None else ids         # shared by evaluations whose atoms are the same numbers
         self.memo, self.budget = {}, BUDGET
         self.eqn_of, self.pos_of = {}, {}
@@ -135,7 +138,10 @@ class Forms:
             return Form(q, {})
         k = self.eqn_of.get(u)
         if k is None:
-            return self.atom(("in", u))
+            line = None if self.along is None else self.along[u]
+            if line is None:
+                return self.atom(("in", u))
+            return self.lin(((line[1], self.atom(("t",))),), line[0])
         e = self.P.eqns[k]
         ins = [self.of(b) for b in e.ins]
         if e.prim not in K.SMOOTH:

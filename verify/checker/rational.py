@@ -142,9 +142,11 @@ def rational_switch(P, polys, pieces, pos, j):
     for e in P.eqns:
         xs = [RF.of(a.value) if not isinstance(a, int) else val[a] for a in e.ins]
         if e.prim not in K.SMOOTH and m == pos:
-            if any(x is None for x in xs):
+            coefs = K.merged(K.switches(e.prim, dict(e.params), len(e.ins))[j][0], e.ins)
+            if any(x is None for x, c in zip(xs, coefs) if c != 0):
                 raise Invalid(f"switching function {j + 1} of nonsmooth equation {pos + 1} is not a rational "
                               "function of t: its cone holds a transcendental value")
+            xs = [Q0 if x is None else x for x in xs]          # arguments it does not read
             return RF.of(switch_values(e, xs)[j])
         ok = all(x is not None for x in xs)
         if e.prim not in K.SMOOTH:
