@@ -256,7 +256,7 @@ class Decided:
 class Cell:
     """kind "region" (``pattern``, ``known`` and ``exact`` as in Decided), "simple" (``switch`` = (pos, j),
     ``signs`` = (left, right), ``branches`` = the Decided of the three patterns: left, at the root, right)
-    or "cluster" (``candidates``)."""
+    or "cluster" (``candidates``; ``switch``: the switching function no method decided there)."""
     kind: str
     lo: fmpq
     hi: fmpq
@@ -806,7 +806,7 @@ class Analytic(Switches):
             if len(found) + len(stack) > MAX_BRANCHES:
                 raise Undecided(f"more than {MAX_BRANCHES} possible patterns for t in [{A.q_decimal(lo)[0]}, "
                                 f"{A.q_decimal(hi)[1]}]")
-        return Cell("cluster", lo, hi, candidates=tuple(sorted(found)))
+        return Cell("cluster", lo, hi, switch=(o.pos, o.j), candidates=tuple(sorted(found)))
 
     def cover(self, lo, hi):
         """Process [lo, hi] into an ordered list of Cells."""

@@ -225,7 +225,20 @@ def partition_text(part):
                      f"{list(p.pattern)}")
     if not part.complete:
         lines.append("UNDECIDED: the pattern inside the cluster enclosure(s) is not determined")
+        lines += [f"  {cluster_reason(part, c)}" for c in part.cells or [] if c.kind == "cluster"]
     return "\n".join(lines)
+
+
+def cluster_reason(part, c):
+    """Why a cluster is left: its switching function may vanish to second order there (a multiple root, or
+    identically), where neither its enclosure, nor exact structure, nor a germ decides its sign."""
+    from ..interpret.evaluate import compiled
+    from ..program.ir import eqn_label
+    pos, j = c.switch
+    k = [st for st in compiled(part.program, part.convention) if st.sel is not None][pos].k
+    return (f"t in {_short(Breakpoint((c.lo, c.hi), None, 'cluster'))}: switching function {j + 1} of equation "
+            f"{k + 1} `{eqn_label(part.program, k)}` may have a multiple root there (or vanish identically): no "
+            "enclosure, exact form or germ decides its sign next to it")
 
 
 def _short(b):
