@@ -115,3 +115,79 @@ def point_walk(program, steps, ns, xs, inputs, pattern=None):
         made.append(Exact(pos, j, s, "form", rel))
         return s
     return walk(program, steps, ns, xs, decide, pattern), made
+
+
+# ------------------------------------------------------------------------------- decisions at x
+
+class AtPoint:
+    """The decisions at the point x that values do not make, recorded for certificates (index sets, critical
+    points): a switching function's sign at x (``switch``), and whether a piece's row differs from the chosen
+    piece's at x (``difference``: local index sets, continuity in the Clarke walk), both by exact forms at x
+    (forms.py with the inputs and every exactly known value constant).  ``r``: the run at x; ``xs``: the exact
+    point.  ``json`` gives the evidence: "at_x" (switch signs) and "agree" (piece differences)."""
+
+    def __init__(self, r, xs):
+        self.r, self.xs = r, xs
+        self.steps = [st for st in compiled_steps(r) if st.sel is not None]
+        self.switches, self.differences = {}, {}
+        self._forms = None
+
+    def forms(self):
+        if self._forms is None:
+            from ..interpret.evaluate import forms_of_run
+            self._forms = forms_of_run(self.r, inputs=self.xs)
+        return self._forms
+
+    def switch(self, pos, j):
+        """The sign of switching function j of nonsmooth equation ``pos`` at x by its exact form (recorded), or
+        None."""
+        key = (pos, j)
+        if key not in self.switches:
+            st = self.steps[pos]
+            try:
+                F = self.forms()
+                s, rel = form_sign(F, F.affine(st.ins, *st.switches[j]))
+            except TooLarge:
+                s = None
+            self.switches[key] = None if s is None else Exact(pos, j, s, "form", rel)
+        e = self.switches[key]
+        return None if e is None else e.sign
+
+    def difference(self, pos, i, c, row):
+        """The sign at x of row ``row`` of piece i minus the same row of piece c (the chosen one) of nonsmooth
+        equation ``pos``, by exact forms (recorded), or None."""
+        key = (pos, i, row)
+        if key not in self.differences:
+            st = self.steps[pos]
+            try:
+                F = self.forms()
+                f = F.sub(F.affine(st.ins, *st.piece(i).rows[row]), F.affine(st.ins, *st.piece(c).rows[row]))
+                s, rel = form_sign(F, f)
+            except TooLarge:
+                s = None
+            self.differences[key] = None if s is None else (s, rel)
+        got = self.differences[key]
+        return None if got is None else got[0]
+
+    def pieces(self):
+        """{pos: piece indices} the recorded differences name (the certificate's piece table must list them)."""
+        out = {}
+        for pos, i, _ in (k for k, v in self.differences.items() if v is not None):
+            out.setdefault(pos, set()).add(i)
+        return out
+
+    def json(self):
+        out = {}
+        at = [e.json() for _, e in sorted(self.switches.items()) if e is not None]
+        if at:
+            out["at_x"] = at
+        agree = [{"equation": pos, "piece": i, "row": row, "sign": s, "form": relation_json(*rel)}
+                 for (pos, i, row), v in sorted(self.differences.items()) if v is not None for s, rel in [v]]
+        if agree:
+            out["agree"] = agree
+        return out
+
+
+def compiled_steps(r):
+    from ..interpret.evaluate import compiled
+    return compiled(r.program, r.convention)

@@ -47,18 +47,6 @@ def coef(x, i):
     return x if i == 0 else Q0
 
 
-def series_power(x, n):
-    """x ** n (n >= 0) by repeated squaring."""
-    out, base = None, x
-    while n:
-        if n & 1:
-            out = base if out is None else out * base
-        n >>= 1
-        if n:
-            base = base * base
-    return Q1 if out is None else out
-
-
 def _need_sign(x, allowed, what):
     s = K.sign(coef(x, 0))
     if s is None:
@@ -86,8 +74,8 @@ def series_value(prim, xs, params):
             n = params["n"]
             if n < 0:
                 _need_sign(x, (-1, 1), "a base of a negative power")
-                return 1 / series_power(x, -n)
-            return series_power(x, n)
+                return 1 / K.ipow(x, -n)
+            return K.ipow(x, n)
         if prim in ("log", "sqrt"):
             _need_sign(x, (1,), f"the argument of {prim}")
         if prim in ("tanh", "sigmoid"):
@@ -373,12 +361,18 @@ def _switch_form(F, P, pos, j):
 
 def form_sign(F, P, pos, j, rel, val):
     """The sign a stated ``form`` decision proves: the switching function minus the stated combination must be
-    exactly 0 in the checker's forms; then the constant's sign, or the combination's enclosure's."""
+    exactly 0 in the checker's forms; then ``relation_sign``."""
     f, k = _switch_form(F, P, pos, j)
     g = F.relation(rel, P.eqns[k].outs[0])
     if not F.lin(((Q1, f), (-Q1, g))).is_zero():
         raise Invalid(f"the stated form of switching function {j + 1} of nonsmooth equation {pos + 1} is not its "
                       "exact form")
+    return relation_sign(rel, val)
+
+
+def relation_sign(rel, val):
+    """The sign of a stated combination const + sum coef * v_var: the constant's when there are no terms, else
+    its enclosure's from the values ``val`` (CannotDecide when that is undecided)."""
     if not rel["terms"]:
         return K.sign(K.q(rel["const"]))
     acc = K.q(rel["const"])

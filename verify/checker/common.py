@@ -187,12 +187,34 @@ def same(stated, own, what):
 # --------------------------------------------------------------------------------------------- precision
 
 def ladder(start=128, cap=PREC_CAP):
+    """The checker's own precision ladder: start, 2 start, ... up to ``cap`` (its PRECS, from ``start``)."""
     p = start
     while True:
         yield p
         if p >= cap:
             return
         p = min(2 * p, cap)
+
+
+class Undecidable(Invalid):
+    """A Clarke walk meets a tie it cannot decide (higher-order terms, dependent gradients): fine for an
+    UNDECIDED Clarke part, a reason to reject a certificate that claims a decision."""
+
+
+def confirm_undecided(attempt):
+    """An UNDECIDED Clarke part: ``attempt()`` (the checker's own walk, on every branch) must meet an
+    undecidable tie, or signs it cannot decide at the precision cap; else Invalid."""
+    for p in ladder():
+        with ctx.workprec(p):
+            try:
+                attempt()
+            except Undecidable:
+                return
+            except K.CannotDecide:
+                if p >= PREC_CAP:
+                    return
+                continue
+        raise Invalid("the checker decides the Clarke subdifferential: the certificate must not say undecided")
 
 
 def decided(body, start=128):

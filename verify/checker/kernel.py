@@ -79,8 +79,9 @@ def _isqrt_q(x):
     return None
 
 
-def _ipow(x, n):
-    """x ** n (n >= 0) by repeated squaring (arb ** int is nan for a ball around 0 in python-flint 0.9)."""
+def ipow(x, n):
+    """x ** n (n >= 0) by repeated squaring (arb ** int is nan for a ball around 0 in python-flint 0.9); exact
+    for an fmpq; any value with * (balls, series)."""
     if isinstance(x, fmpq):
         return x ** n
     out, base = Q1, x
@@ -145,8 +146,8 @@ def smooth_value(prim, xs, params):
         if n < 0:
             s = sign(x)
             _need(None if s is None else s != 0, "0 to a negative power")
-            return 1 / _ipow(x, -n)
-        return _ipow(x, n)
+            return 1 / ipow(x, -n)
+        return ipow(x, n)
     if prim in ("log", "sqrt"):
         s = sign(x)
         _need(None if s is None else s > 0, f"{prim} of a non-positive number")
@@ -182,7 +183,7 @@ def smooth_partials(prim, xs, y, params):
     x = xs[0]
     if prim == "pow":
         n = params["n"]
-        return (Q0,) if n == 0 else (n * (_ipow(x, n - 1) if n - 1 >= 0 else 1 / _ipow(x, 1 - n)),)
+        return (Q0,) if n == 0 else (n * (ipow(x, n - 1) if n - 1 >= 0 else 1 / ipow(x, 1 - n)),)
     return ({"exp": lambda: y, "log": lambda: 1 / x, "sqrt": lambda: 1 / (2 * y),
              "sin": lambda: smooth_value("cos", xs, params), "cos": lambda: -smooth_value("sin", xs, params),
              "tanh": lambda: 1 - y * y, "sigmoid": lambda: y * (1 - y),
@@ -372,15 +373,17 @@ class Frozen:
 
 
 class Tape:
-    """The program evaluated once at x by the primitives' own definitions: every variable's value, every
-    equation's arguments, and the partial derivatives of every smooth equation.  For the patterns of a local
+    """The program evaluated once at x by the primitives' own definitions (or by the ``pieces`` chosen there,
+    which agree with them): every variable's value, every equation's arguments, and the partial derivatives
+    of every smooth equation.  For the patterns of a local
     index set (every piece agrees with its primitive at x, so every variable has the same value under every
     one of them) the selection Jacobians are reverse sweeps over these shared values with the patterns' pieces
     at the nonsmooth equations, skipping zero cotangents (symbolic zeros); ``jacobians`` sweeps the part after
     the last equation where the patterns differ once for all of them."""
 
-    def __init__(self, program, x):
-        F = Frozen(program, x, want_grad=False)
+    def __init__(self, program, x, pieces=None):
+        F = Frozen(program, x, pieces, want_grad=False)
+        self.pieces = pieces
         self.program, self.val, self.args = program, F.val, F.args
         self.ops, self.eq_of_pos = [], []
         for k, e in enumerate(program.eqns):
@@ -559,15 +562,34 @@ def affine_value(form, xs):
     return acc
 
 
+def _linear(e):
+    lit = [not isinstance(a, int) for a in e.ins]
+    if e.prim in ("add", "sub", "neg") or (e.prim == "mul" and any(lit)) or (e.prim == "div" and lit[1]):
+        return True
+    if e.prim == "pow" and dict(e.params)["n"] in (0, 1):
+        return True
+    return e.prim not in SMOOTH
+
+
+def affine_switch(program, k, coefs):
+    """True when the switching function with ``coefs`` on the inputs of equation k is affine on every pattern's
+    region: every equation it depends on is affine in its operands (see ``piecewise_linear``)."""
+    dstep = {o: i for i, e in enumerate(program.eqns) for o in e.outs}
+    todo = [a for a, c in zip(program.eqns[k].ins, coefs) if c != 0]
+    seen = set()
+    while todo:
+        a = todo.pop()
+        i = dstep.get(a) if isinstance(a, int) else None
+        if i is None or i in seen:
+            continue
+        seen.add(i)
+        if not _linear(program.eqns[i]):
+            return False
+        todo.extend(program.eqns[i].ins)
+    return True
+
+
 def piecewise_linear(program):
     """True when every smooth equation is + - neg, a product with a literal, a quotient by a literal, or
     pow with n in {0, 1} (so every switching function is affine on each branch)."""
-    for e in program.eqns:
-        lit = [not isinstance(a, int) for a in e.ins]
-        if e.prim in ("add", "sub", "neg") or (e.prim == "mul" and any(lit)) or (e.prim == "div" and lit[1]):
-            continue
-        if e.prim == "pow" and dict(e.params)["n"] in (0, 1):
-            continue
-        if e.prim in SMOOTH:
-            return False
-    return True
+    return all(_linear(e) for e in program.eqns)

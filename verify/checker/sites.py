@@ -30,7 +30,6 @@ from . import Invalid, register
 from . import common as C
 from . import kernel as K
 from . import tensor as TK
-from .index import Undecidable
 
 CAP = 4096        # patterns of I(x) a critical-point certificate may have (the certifiers' cap)
 
@@ -495,7 +494,7 @@ class Walk:
         keep = [i for i in range(len(ties)) if _gram_sign(norms[i][i]) != 0]
         zero = [i for i in range(len(ties)) if i not in keep]
         if zero and not self.pl:
-            raise Undecidable(f"equation {S.k + 1}: a tied switching function has zero gradient in a program that is "
+            raise C.Undecidable(f"equation {S.k + 1}: a tied switching function has zero gradient in a program that is "
                               "not piecewise linear (decided by higher-order terms)")
         if node is not None and (node.get("eqn") != S.k or node.get("tied") != [list(ties[i][:2]) for i in keep] or
                                  node.get("zero") != [list(ties[i][:2]) for i in zero]):
@@ -508,7 +507,7 @@ class Walk:
         if not self.pl and keep:
             G = TK.gram(rows + [grads[i] for i in keep], rows + [grads[i] for i in keep])
             if not _independent(G):
-                raise Undecidable("the tied gradients are dependent: the linearised cone does not decide")
+                raise C.Undecidable("the tied gradients are dependent: the linearised cone does not decide")
         for tau, b in zip(taus, branches):
             new_rows = rows + [grads[i] if t > 0 else [TK.neg(c) for c in grads[i]] for t, i in zip(tau, keep)]
             if b is not None and "gordan" in b:
@@ -655,14 +654,4 @@ def check_tensor_critical(cert, base):
 def _confirm_undecided(P, xs, wrt, pl):
     """An UNDECIDED Clarke part: the checker's own walk (every branch) meets an undecidable tie, or signs it
     cannot decide at 4096 bits."""
-    for p in C.ladder():
-        with ctx.workprec(p):
-            try:
-                Walk(TK.Run(P, xs), wrt, pl, None, None).visit(0, {}, [], None)
-            except Undecidable:
-                return
-            except K.CannotDecide:
-                if p >= C.PREC_CAP:
-                    return
-                continue
-        raise Invalid("the checker decides the Clarke subdifferential: the certificate must not say undecided")
+    C.confirm_undecided(lambda: Walk(TK.Run(P, xs), wrt, pl, None, None).visit(0, {}, [], None))

@@ -211,18 +211,6 @@ def from_fmpqs(arr):
     return Q(np.array([int(v.p) * (L // int(v.q)) for v in flat], dtype=object).reshape(arr.shape), L)
 
 
-def _ipow(v, n):
-    """v ** n (n >= 0) by repeated squaring (arb ** int is nan for a ball around 0 in python-flint 0.9)."""
-    out, base = arb(1), v
-    while n:
-        if n & 1:
-            out = out * base
-        n >>= 1
-        if n:
-            base = base * base
-    return out
-
-
 def power(a, n):
     if n < 0:
         require(a, (-1, 1), "a negative power has a nonzero base")
@@ -231,8 +219,8 @@ def power(a, n):
             return Q(a.num ** n if n else np.ones(a.shape, dtype=object), a.den ** n)
         return from_fmpqs(_obj(np.frompyfunc(lambda v: v ** n, 1, 1)(a.fmpqs())))
     if n >= 0:
-        return _obj(np.frompyfunc(lambda v: _ipow(v, n), 1, 1)(a))
-    return _obj(np.frompyfunc(lambda v: 1 / _ipow(v, -n), 1, 1)(a))
+        return _obj(np.frompyfunc(lambda v: K.ipow(v, n), 1, 1)(a))
+    return _obj(np.frompyfunc(lambda v: 1 / K.ipow(v, -n), 1, 1)(a))
 
 
 # value at the special point (numerator, denominator) -> exact value, for the transcendental primitives
