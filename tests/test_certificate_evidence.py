@@ -135,3 +135,70 @@ def test_mixed_ball_segments_are_undecided_at_most_three_percent_and_every_compl
     _mixed_segment()
     total = seen["complete"] + seen["incomplete"]
     assert total > SAMPLE // 2 and seen["incomplete"] <= 0.03 * total, seen
+
+
+# ----------------------------------------------- the certificate flag never changes an answer (a property)
+
+from verify.certify import critical, index_set  # noqa: E402
+from verify.certify.certs import critical_certificate, index_certificate  # noqa: E402
+from verify.certify.differentiable import certify_differentiable, differentiable_certificate  # noqa: E402
+from verify.strategies.identities import identity_programs  # noqa: E402
+from verify.truth import FALSE, TRUE  # noqa: E402
+
+PROGRAMS = st.one_of(mixed_programs(max_eqns=8), identity_programs())
+GIVE_UP = (verify.Undecided, verify.DomainError, verify.InputError)
+
+
+def _checked(cert):
+    cert = json.loads(json.dumps(cert))
+    check(cert)
+    return cert
+
+
+@given(PROGRAMS, st.data())
+def test_certificates_at_a_point_state_the_answer_and_check(P, data):
+    x = data.draw(S.points(P))
+    conv = data.draw(st.sampled_from(["torch", "jax", "tf"]))
+    for scope in ("local", "global"):
+        try:
+            iset = index_set(P, x, scope=scope, convention=conv, max_patterns=256)
+        except GIVE_UP:
+            continue
+        cert = _checked(index_certificate(iset))
+        assert cert["verdict"] == ("PROVED" if iset.decided else "UNDECIDED")
+        assert cert["result"]["count"] == iset.count and len(cert["result"]["patterns"]) == len(iset.patterns)
+    try:
+        c = critical(P, x, convention=conv)
+    except GIVE_UP:
+        c = None
+    if c is not None:
+        cert = _checked(critical_certificate(c))
+        truth = {TRUE: True, FALSE: False}
+        assert cert["result"]["selection_critical"] == truth.get(c.selection.truth)
+        assert cert["result"]["clarke_critical"] == truth.get(c.clarke_critical.truth)
+        assert (cert["result"]["clarke"] is None) == (c.clarke is None)
+    try:
+        d = certify_differentiable(P, x, convention=conv)
+    except GIVE_UP:
+        return
+    assert _checked(differentiable_certificate(d))["verdict"] == d.verdict.name
+
+
+@given(PROGRAMS, st.data())
+def test_certificates_of_segments_and_integrals_state_the_answer_and_check(P, data):
+    x, y = data.draw(S.segments(P))
+    if x == y:
+        return
+    conv = data.draw(st.sampled_from(["torch", "jax", "tf"]))
+    try:
+        part = segment_partition(P, x, y, convention=conv)
+    except GIVE_UP:
+        return
+    assert _checked(segment_certificate(part))["result"] == part.json()
+    if P.n_outputs != 1:
+        return
+    try:
+        res = integral_identity(P, x, y, convention=conv)
+    except GIVE_UP:
+        return
+    assert _checked(integral_certificate(res))["result"] == res.json()
