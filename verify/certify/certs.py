@@ -9,6 +9,7 @@ from ..certificates import make
 from ..errors import Undecided
 from ..interpret.evaluate import compiled
 from ..program.prims import affine
+from .index import gradient_key
 from ..numbers.ball import json_number
 from ..rational import fmt_q
 from ..truth import FALSE, TRUE
@@ -134,15 +135,11 @@ def _membership(m):
     return {"undecided": True}
 
 
-def _key(jac):
-    return tuple(tuple(str(v) for v in row) for row in jac)
-
-
 def _generators(jacobians, gradients):
     """For each Jacobian (in order), the index of its generator among ``gradients`` (distinct, in order of
     first occurrence, as the certifiers list them)."""
-    index = {_key(g): i for i, g in enumerate(gradients)}
-    return [index[_key(j)] for j in jacobians]
+    index = {gradient_key(g): i for i, g in enumerate(gradients)}
+    return [index[gradient_key(j)] for j in jacobians]
 
 
 def critical_certificate(c, started=None):

@@ -50,6 +50,7 @@ from ..program.prims import affine, jvp_rules
 from ..rational import fmt_q
 from . import germs
 from .evidence import AtPoint
+from .index import gradient_key
 from .lp import hull_weights, strict_direction
 
 LEAF_CAP = 4096
@@ -539,7 +540,7 @@ def clarke(program, point, convention=kinks.DEFAULT, number="exact", prec=None, 
         raise Undecided(f"{failure} (still undecided at {p} bits)", prec=p)
     grads, where, keys = [], [], {}
     for leaf in w.leaves:
-        key = tuple(tuple(str(v) for v in row) for row in leaf.gradient)
+        key = gradient_key(leaf.gradient)
         if key not in keys:
             keys[key] = len(grads)
             grads.append(leaf.gradient)

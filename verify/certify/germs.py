@@ -89,8 +89,7 @@ def switch_fraction(program, steps, xs, pieces, k, terms, const):
             val[st.outs[0]] = _smooth(st, xs_)
     except NotPolynomial:
         return None
-    ins = [atom(a) for a in steps[k].ins]
-    N, D = lin(((c, ins[j]) for j, c in terms), const)
+    N, D = lin(((c, atom(steps[k].ins[j])) for j, c in terms), const)      # only the arguments it reads
     return N, D
 
 

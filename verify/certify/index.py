@@ -22,6 +22,7 @@ from ..interpret.forms import TooLarge
 from ..frontends import as_program
 from .. import progress
 from ..numbers import get_system
+from ..numbers.ball import json_number
 from ..program.prims import affine
 from .evidence import AtPoint
 
@@ -222,8 +223,13 @@ class Field:
     exact: bool
 
 
-def _key(jac):
-    return tuple(tuple(str(v) for v in row) for row in jac)
+def gradient_key(jac):
+    """A hashable key of a Jacobian, as certificates print it: one key for one exact value (an fmpq and a ball
+    of radius 0 holding it are one generator), a ball by its printed bounds."""
+    def one(v):
+        j = json_number(v)
+        return j if isinstance(j, str) else (j["lo"], j["hi"])
+    return tuple(tuple(one(v) for v in row) for row in jac)
 
 
 def field_of(iset, patterns):
@@ -242,7 +248,7 @@ def field_of(iset, patterns):
             else:
                 r = run(program, ns, [ns.const(x) for x in iset.point], convention, pattern=pat)
             jac = jacobian(r, "backward")
-            k = _key(jac)
+            k = gradient_key(jac)
             if k not in keys:
                 keys[k] = len(grads)
                 grads.append(jac)

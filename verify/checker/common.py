@@ -201,6 +201,14 @@ class Undecidable(Invalid):
     UNDECIDED Clarke part, a reason to reject a certificate that claims a decision."""
 
 
+def artificial(sel, cl):
+    """An artificial critical point: selection-critical and not Clarke-critical, in three-valued logic (None:
+    undecided): False as soon as one side rules it out, whatever the other."""
+    if sel is False or cl is True:
+        return False
+    return None if sel is None or cl is None else True
+
+
 def confirm_undecided(attempt):
     """An UNDECIDED Clarke part: ``attempt()`` (the checker's own walk, on every branch) must meet an
     undecidable tie, or signs it cannot decide at the precision cap; else Invalid."""

@@ -428,9 +428,7 @@ def check_critical(cert):
     sel, cl, walked = C.decided(body)
     if not walked:
         C.confirm_undecided(lambda: ClarkeWalk(P, AtX(P, x, ev, table), table, None, pl).run())
-    art = None if sel is None or cl is None else (sel and not cl)
-    if sel is False:
-        art = False
+    art = C.artificial(sel, cl)
     own = {"field": res["field"], "clarke": res["clarke"] if walked else None,
            "selection_critical": sel, "clarke_critical": cl, "artificial": art}
     C.same(res, own, "result")

@@ -302,15 +302,21 @@ def difference(p, q, ins, xs):
             for (ca, ka), (cb, kb) in zip(p, q)]
 
 
+def combine(coefs, const, xs):
+    """const + sum c * x, summed as the certifiers sum: a coefficient 1 or -1 multiplies nothing, a zero
+    constant adds nothing (a product by an exact 1 can widen a huge ball of a series in python-flint 0.9)."""
+    acc = None
+    for c, x in zip(coefs, xs):
+        if c != 0:
+            t = x if c == 1 else (-x if c == -1 else c * x)
+            acc = t if acc is None else acc + t
+    if acc is None:
+        return const
+    return acc if const == 0 else acc + const
+
+
 def apply_piece(piece, xs):
-    out = []
-    for coefs, const in piece:
-        acc = const
-        for c, x in zip(coefs, xs):
-            if c != 0:
-                acc = acc + c * x
-        out.append(acc)
-    return out
+    return [combine(coefs, const, xs) for coefs, const in piece]
 
 
 def piece_json(piece):
@@ -554,12 +560,7 @@ def choose(prim, params, n, signs):
 
 
 def affine_value(form, xs):
-    coefs, const = form
-    acc = const
-    for c, x in zip(coefs, xs):
-        if c != 0:
-            acc = acc + c * x
-    return acc
+    return combine(form[0], form[1], xs)
 
 
 def _linear(e):

@@ -167,7 +167,7 @@ def rf_json(F):
 
 def switch_values(e, xs, ts=None):
     """The switching functions of equation e at inputs xs (terms on the same variable merged, so max(v, v) has
-    the exact switch 0); with tangents ts, the pairs (value, tangent)."""
+    the exact switch 0); with tangents ts, the pairs (value, tangent), summed as kernel.combine sums."""
     out = []
     for coefs, const in K.switches(e.prim, dict(e.params), len(e.ins)):
         merged = {}
@@ -176,13 +176,12 @@ def switch_values(e, xs, ts=None):
             key = ("v", a) if isinstance(a, int) else ("l", j)
             first, tot = merged.get(key, (j, Q0))
             merged[key] = (first, tot + c)
-        acc, tacc = const, Q0
-        for j, c in merged.values():
-            if c != 0:
-                acc = acc + c * xs[j]
-                if ts is not None:
-                    tacc = tacc + c * ts[j]
-        out.append(acc if ts is None else (acc, tacc))
+        pairs = [(c, j) for j, c in merged.values() if c != 0]
+        acc = K.combine([c for c, _ in pairs], const, [xs[j] for _, j in pairs])
+        if ts is None:
+            out.append(acc)
+        else:
+            out.append((acc, sum((c * ts[j] for c, j in pairs), Q0)))
     return out
 
 

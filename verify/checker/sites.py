@@ -642,9 +642,7 @@ def check_tensor_critical(cert, base):
     sel, cl, table = C.decided(body)
     if not out["walked"]:
         _confirm_undecided(P, xs, wrt, pl)
-    art = None if sel is None or cl is None else (sel and not cl)
-    if sel is False:
-        art = False
+    art = C.artificial(sel, cl)
     C.same(res, {"arrays": res["arrays"], "count": out["count"], "selection_critical": sel, "clarke_critical": cl,
                  "artificial": art, "essential": out.get("essential")}, "result")
     C.same(cert["verdict"], "PROVED" if sel is not None and cl is not None else "UNDECIDED", "verdict")
