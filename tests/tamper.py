@@ -29,6 +29,9 @@ from verify.checker import Invalid, check  # noqa: E402
 VERDICTS = ("PROVED", "REFUTED", "UNDECIDED")
 ZERO = "lambda t: t - (relu(-t) + t - relu(t))"
 SIDE = tempfile.mkdtemp(prefix="verify-tamper-")      # the side files of the tensor certificates
+SAME_EXP = "lambda t: max(exp(t), exp(t))"
+DEPENDENT = ("def f(x0, x1):\n    v1 = relu(x1)\n    v2 = abs(x1)\n    v3 = abs(v1, at_zero=-1)\n    v4 = abs(v3)\n"
+             "    v5 = relu(x1)\n    v6 = v2 * v2\n    return 1 * v4 + 2 * v5 + 5 * v6\n")
 TENSOR_ZERO = "def f(x: [2]):\n    a = relu(-x)\n    b = relu(x)\n    return sum(x - (a + x - b), axes=(0,))\n"
 
 
@@ -37,7 +40,9 @@ TENSOR_ZERO = "def f(x: [2]):\n    a = relu(-x)\n    b = relu(x)\n    return sum
 def sample_certificates():
     """A few certificates of every kind, chosen to exercise every part of the format: local and global
     scope, caps, undecided parts, ball numbers, Clarke trees with Gordan certificates, exact and ball
-    partitions (simple cells, clusters), algebraic breakpoints, curves, REFUTED integrals."""
+    partitions (simple cells, clusters), algebraic breakpoints, curves, REFUTED integrals, and every kind of
+    exact evidence (forms, multiples, monotone ends, rational functions and germs on cells; forms at points
+    and at x, agreements, outputs; identities, lowest-order parts and empty sides in Clarke trees)."""
     from verify.certify import critical, index_set, spurious
     from verify.certify.certs import critical_certificate, index_certificate, spurious_certificate
     from verify.certify.differentiable import certify_differentiable, differentiable_certificate
@@ -51,6 +56,8 @@ def sample_certificates():
             index_certificate(index_set("lambda a, b, c: sort(a, b, c, descending=True)", [2, 1, 2], convention="jax")),
             index_certificate(index_set("lambda a, b, c, d: max(a, b, c, d)", [1, 1, 1, 0], cap=3)),
             index_certificate(index_set("lambda t: relu(t - 1) * (log(exp(t)) - t)", ["1/3"], scope="global")),
+            index_certificate(index_set(SAME_EXP, ["1/3"])),                       # at_x, agree: exact forms
+            index_certificate(index_set(SAME_EXP, ["1/3"], scope="global")),       # outputs
         ],
         "critical": [
             critical_certificate(critical(ZERO, [0])),
@@ -61,6 +68,11 @@ def sample_certificates():
             critical_certificate(critical("lambda x: relu(x * x)", [0])),
             critical_certificate(critical("lambda a, b: max(a, b) - min(a, b)", [1, 1], scope="global")),
             critical_certificate(critical("lambda x, y: relu(x) + 0*where(x >= relu(x), y, relu(x))", [0, 2])),
+            critical_certificate(critical("lambda t: relu(tanh(t) - tanh(t)) + t", ["1/3"])),      # identity
+            critical_certificate(critical("lambda x: relu((x+1)*(x+1) - x*x - 2*x - 1) + x", [0])),  # germ: zero
+            critical_certificate(critical("lambda x, y: relu(x * y) + x", [0, 0])),   # germ: higher, a direction
+            critical_certificate(critical("lambda x: relu(x) + relu(x + x * x)", [0])),   # one input: empty sides
+            critical_certificate(critical(DEPENDENT, [0, 0], convention="jax")),     # Gordan beside x1 * x1
         ],
         "spurious": [],
         "segment": [
@@ -71,6 +83,11 @@ def sample_certificates():
             segment_certificate(segment_partition(P("lambda t: relu(exp(t) - 2) + relu(t - 1/2)"), "0", "1")),
             segment_certificate(segment_partition(P("lambda t: relu((exp(t) - 2)**2)"), "0", "1")),
             segment_certificate(segment_partition(P("lambda x, y: max(x, x, sin(y))"), "-1,0", "0,-1")),
+            segment_certificate(segment_partition(P("lambda x: min(tanh(x), 1/2) + max(tanh(x), 1/2)"), "-2", "1")),
+            segment_certificate(segment_partition(P("lambda x: min(cos(x), cos(x) * x, cos(x)) + relu6(x)"), "0", "2")),
+            segment_certificate(segment_partition(P("lambda x: min(cos(x*x*x), cos(abs(x)))"), "0", "1")),
+            segment_certificate(segment_partition(P("lambda x0, x1: min(x0, clamp(x0, lo=0, hi=1)) + cos(x1)"),
+                                                  "-2,0", "1/2,1")),
         ],
         "integral": [
             integral_certificate(integral_identity(P("lambda t: relu(t - 1/3) - relu(t - 2/3)"), "0", "1")),
@@ -80,6 +97,9 @@ def sample_certificates():
             integral_certificate(integral_identity(P("lambda t: where(exp(t) > 2, 1, 0)"), "0", "1")),
             integral_certificate(integral_identity(P("lambda t: 1 / where(t > 1/2, t - 1/2, 1)"), "0", "1")),
             integral_certificate(integral_identity(P("lambda t: where(t > 1/2, exp(t), exp(t) + 1/10**40)"), "0", "1")),
+            integral_certificate(integral_identity(P("lambda x: max(exp(clamp(x, lo=0, hi=1)), cos(tanh(x)))"), "-1",
+                                                   "0")),
+            integral_certificate(integral_identity(P("lambda x: max(cos(x), relu(cos(x)))"), "1", "3")),
         ],
         "differentiable": [
             differentiable_certificate(certify_differentiable(P("lambda x, y: max(x, y) + relu(x - y) + x*y"), "1,2")),
@@ -361,7 +381,8 @@ BALL_NUMBERS = {"critical": ("result",), "differentiable": ("result",), "integra
 
 ALLOWED = [
     ("claim", "the changed claim still holds with the same result: the mutant is exactly the certificate the "
-              "certifier writes for that claim, up to another valid witness (a true certificate of another claim)"),
+              "certifier writes for that claim, up to another valid witness or enclosure (a true certificate of "
+              "another claim)"),
     ("witness", "another valid witness: a strictly feasible direction, separating vector, convex weights or "
                 "Gordan certificate is not unique, any other valid one proves the same"),
     ("enclosure", "a decimal bound moved below its last digit: the enclosure still contains the checker's and "
@@ -420,7 +441,10 @@ def _recertify_tensor(cert):
 
 
 def _without_witnesses(o):
-    """The JSON value with every witness (a direction, separator, weights, Gordan certificate) blanked."""
+    """The JSON value with every witness (a direction, separator, weights, Gordan certificate) and every
+    enclosure's bounds blanked (another valid enclosure of the same number, at another point)."""
+    if isinstance(o, dict) and set(o) == {"lo", "hi"}:
+        return "an enclosure"
     if isinstance(o, dict):
         return {k: (None if k in WITNESSES else _without_witnesses(v)) for k, v in o.items()
                 if k not in ("meta", "digest")}

@@ -68,6 +68,9 @@ class AtX:
         self.F = K.Frozen(P, x, list(self.chosen))
         self.forms = Forms(P, self.F.val, list(self.chosen), symbolic=False)
         self.agree = {}
+        keys = [(a["equation"], a["piece"], a["row"]) for a in ev.get("agree") or []]
+        if keys != sorted(keys):
+            raise Invalid("evidence/agree must be listed by equation, piece and row")
         for a in ev.get("agree") or []:
             m = a["equation"]
             key = (m, table.piece(m, a["piece"]), a["row"])
@@ -181,6 +184,9 @@ def local_index(P, x, ev, table, cands):
 def _outputs(ev, table):
     """The stated global decisions f_sigma(x) - f(x): {(pattern pieces, output): entry}."""
     out = {}
+    keys = [(o["pattern"], o["output"]) for o in ev.get("outputs") or []]
+    if keys != sorted(keys):
+        raise Invalid("evidence/outputs must be listed by pattern and output")
     for o in ev.get("outputs") or []:
         key = (table.pattern(o["pattern"], "evidence/outputs"), o["output"])
         if key in out:
