@@ -20,10 +20,13 @@ kind: index_set and spurious certificates hold no balls (null; the checker decid
 precision ladder); critical and differentiable: null exactly when every number is exact, else the power of
 two at which the certifier computed the balls (the checker recomputes them there: a stated ball must contain
 the checker's own and be about as wide); segment and integral: null for the exact method, else the precision
-of the ball cells (a power of two at least tol + 64, 4096 when a cluster is left), at which the checker
-re-evaluates every cell; tensor_index_set and tensor_differentiable: null unless the result states a ball (the
-value beside a gradient), then its precision; tensor_critical: null (it states no number).  ``verify check``
-(verify/checker/) re-validates a certificate without importing verify.certify.
+at which the checker starts re-evaluating every cell and cell end, a power of two from max(128, tol + 64)
+(where the certifier starts) to 4096 (4096 when a cluster is left: clusters are certified at the cap).  The
+checker raises it along its own ladder wherever its rounding needs more, so by definition every value in that
+range proves the same cells: editing it within the range is harmless (it changes the checker's work, never
+what is proved), outside it is rejected; tensor_index_set and tensor_differentiable: null unless the result
+states a ball (the value beside a gradient), then its precision; tensor_critical: null (it states no number).
+``verify check`` (verify/checker/) re-validates a certificate without importing verify.certify.
 
 Certificates of tensor programs (kinds tensor_*) keep their arrays in .npz side files beside the JSON file,
 each named and hashed in it (the program's arrays file in its text; ``claim.point`` and ``result.arrays``

@@ -40,7 +40,7 @@ from ..program import kinks
 from ..program.arrays import Arrays, ExactArray, load_npz, read_npz, save_entries, stored_digest
 from ..rational import fmt_q
 from .certs import truth_json
-from .sites import PATTERN_CAP, _key, site_critical, site_index_set
+from .sites import PATTERN_CAP, gradients_key, site_critical, site_index_set
 
 VERDICT = {True: "PROVED", False: "UNDECIDED"}
 
@@ -333,7 +333,7 @@ def tensor_critical_certificate(program, point, convention=kinks.DEFAULT, wrt=No
     if cl is not None:
         leaves, keys = [], {}
         for n, leaf in enumerate(cl.leaves):
-            keys.setdefault(_key(leaf["gradient"]), n)
+            keys.setdefault(gradients_key(leaf["gradient"]), n)
             changes = []
             for pos, (arr, base) in enumerate(zip(leaf["pattern"], iset.run.pattern)):
                 a, b = np.asarray(arr).ravel(), np.asarray(base).ravel()
@@ -343,15 +343,13 @@ def tensor_critical_certificate(program, point, convention=kinks.DEFAULT, wrt=No
             leaves.append({"changes": changes, "direction": None if leaf["direction"] is None else
                            [fmt_q(v) for v in leaf["direction"]]})
         clarke = {"piecewise_linear": cl.piecewise_linear, "tree": _tree(cl.tree), "leaves": leaves}
-        cmem = _membership(crit.clarke_critical, [keys[_key(g)] for g in cl.gradients], len(cl.leaves))
+        cmem = _membership(crit.clarke_critical, [keys[gradients_key(g)] for g in cl.gradients], len(cl.leaves))
         essential = len(cl.leaves)
     program2, files, claim = _envelope(program, xs, convention)
     claim["wrt"] = [program.input_names[i] for i in wrt_i]
     lists = {k: v for k, v in _site_lists(iset).items() if k.startswith("multi.")}
     s, c = truth_json(sel.truth), truth_json(crit.clarke_critical.truth) if cl is not None else None
-    art = None if s is None or c is None else (s and not c)
-    if s is False:
-        art = False
+    art = False if s is False or c is True else (None if s is None or c is None else True)   # three-valued
     result = {"arrays": _side(program2, "result", lists, files), "count": iset.count, "selection_critical": s,
               "clarke_critical": c, "artificial": art, "essential": essential}
     evidence = {"pieces": _piece_table(iset, used), "selection": _membership(sel, first, iset.count),

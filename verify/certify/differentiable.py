@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from ..program import kinks
 from ..interpret.ad import jacobian
 from ..errors import InputError, Undecided
-from ..interpret.evaluate import _switch_text, coerce_point, compiled, escalate, output_values
+from ..interpret.evaluate import coerce_point, compiled, escalate, output_values
 from ..frontends import as_program
-from ..program.ir import eqn_label
+from ..program.ir import eqn_label, switch_text
 from ..truth import Verdict
 from .walk import walk
 
@@ -80,7 +80,7 @@ def certify_differentiable(program, point, number="exact", prec=None, convention
         for j, s in enumerate(ss):
             if s == 0:
                 e = program.eqns[st.k]
-                sw = _switch_text(program, e, *st.switches[j])
+                sw = switch_text(program, e, *st.switches[j])
                 reason = (f"equation {st.k + 1} `{eqn_label(program, st.k)}`: its switching function {sw} is 0 at "
                           f"the point, so Proposition 3 does not apply (f may or may not be differentiable there)")
                 return Differentiability(Verdict.UNDECIDED, program, xs, convention, r.pattern, signs, jac, vals,

@@ -314,7 +314,9 @@ def _exact(G):
     return all(isinstance(v, fmpq) for row in G for v in row)
 
 
-def _key(grads):
+def gradients_key(grads):
+    """A hashable key of a tensor gradient (a list of arrays, None for inputs outside wrt): exact arrays by
+    their reduced numerators and denominator, ball arrays by their printed entries."""
     parts = []
     for g in grads:
         if g is None:
@@ -357,7 +359,7 @@ def site_field(iset, wrt=None):
     with at_precision(iset.run.ns, iset.prec):
         for pat in iset.patterns:
             g = _gradient(iset.run.with_pattern(pat), wrt)
-            k = _key(g)
+            k = gradients_key(g)
             if k not in keys:
                 keys[k] = len(grads)
                 grads.append(g)
@@ -603,7 +605,7 @@ def site_clarke(program, point, convention=K.DEFAULT, number="exact", prec=None,
         tree = visit(0, list(r.pattern), [], [], None)
         grads, keys = [], {}
         for leaf in leaves:
-            k = _key(leaf["gradient"])
+            k = gradients_key(leaf["gradient"])
             if k not in keys:
                 keys[k] = len(grads)
                 grads.append(leaf["gradient"])

@@ -16,7 +16,6 @@ from . import Invalid
 from . import kernel as K
 
 PREC_CAP = 4096
-PRECS = (64, 128, 256, 512, 1024, 2048, 4096)
 WIDE, NARROW = 2 ** 8, 2 ** 16       # a stated enclosure is within these factors of the checker's own width
 
 
@@ -187,13 +186,17 @@ def same(stated, own, what):
 # --------------------------------------------------------------------------------------------- precision
 
 def ladder(start=128, cap=PREC_CAP):
-    """The checker's own precision ladder: start, 2 start, ... up to ``cap`` (its PRECS, from ``start``)."""
+    """The checker's own precision ladder (kept apart from the certifiers' on purpose): start, 2 start, ... up
+    to ``cap``.  PRECS, the precisions a certificate may state, are its rungs from 64."""
     p = start
     while True:
         yield p
         if p >= cap:
             return
         p = min(2 * p, cap)
+
+
+PRECS = tuple(ladder(64))
 
 
 class Undecidable(Invalid):
@@ -311,7 +314,7 @@ def number_ok(stated, compute, prec):
     mid = abs(olo + ohi) / 2
     if hi - lo > WIDE * width + (1 + mid) / fmpq(2) ** (prec - 8) or (width > 0 and (hi - lo) * NARROW < width):
         return False
-    for p in (prec, 2 * prec, 4 * prec):
+    for p in ladder(prec, 4 * prec):
         if p > prec:
             with ctx.workprec(p):
                 olo, ohi = own_bounds(compute())

@@ -128,9 +128,10 @@ def _curve(cert, P):
 
 
 def _partition_prec(cert, tol):
-    """Segment and integral: prec is null for the exact method; for the ball method the precision of the cells,
-    a power of two at least max(128, tol + 64) (the certifiers' starting precision), 4096 when a cluster is
-    left; the checker re-evaluates every cell there."""
+    """Segment and integral: prec is null for the exact method; for the ball method where the checker starts
+    every cell and cell end, a power of two from max(128, tol + 64) (the certifiers' start) to 4096, 4096 when a
+    cluster is left.  The checker climbs its ladder from there wherever its own rounding needs more, so every
+    value of the range proves the same cells (verify/certificates/__init__.py: harmless by definition)."""
     method, p = cert["claim"]["method"], cert["prec"]
     if method == "exact":
         C.prec_null(cert, "the exact method holds no balls computed at a precision")

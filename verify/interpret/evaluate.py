@@ -20,7 +20,7 @@ from flint import ctx, fmpq
 
 from ..program import kinks
 from ..errors import DomainError, InputError, Undecided
-from ..program.ir import Lit, eqn_label
+from ..program.ir import eqn_label, switch_text
 from ..program.prims import PRIMITIVES, affine, eval_rules, selection_rules
 from ..program.prims.smooth import _show
 from ..rational import parse_point
@@ -155,19 +155,6 @@ def _where(program, k):
     e = program.eqns[k]
     loc = f" (line {e.loc[0]}:{e.loc[1]})" if e.loc else ""
     return f"equation {k + 1} `{eqn_label(program, k)}`{loc}"
-
-
-def _switch_text(program, e, terms, const):
-    from ..program.ir import lit_text
-    parts = []
-    for j, c in terms:
-        a = e.ins[j]
-        name = lit_text(a.value, True) if isinstance(a, Lit) else program.names[a]
-        coef = "" if c == 1 else ("-" if c == -1 else f"{lit_text(c, True)}*")
-        parts.append(f"{coef}{name}")
-    if const != 0:
-        parts.append(lit_text(const, True))
-    return " + ".join(parts).replace("+ -", "- ") or "0"
 
 
 # the smooth primitives whose argument must have a sign: (argument index, allowed signs, what is needed)
@@ -346,7 +333,7 @@ class _Runner:
                              lambda: self.forms().quick(st.ins, terms, const))
             if s is None:
                 e = self.program.eqns[k]
-                raise self.undecided(f"cannot decide the sign of {_switch_text(self.program, e, terms, const)}")
+                raise self.undecided(f"cannot decide the sign of {switch_text(self.program, e, terms, const)}")
             self.cache[j] = s
         return s
 

@@ -295,3 +295,17 @@ def eqn_label(p, k):
     """``name = rhs`` of equation k, for messages."""
     e = p.eqns[k]
     return f"{', '.join(p.names[o] for o in e.outs)} = {eqn_text(p, e)}"
+
+
+def switch_text(program, e, terms, const):
+    """A switching function sum(c * e.ins[j] for j, c in terms) + const of equation e as text, for messages
+    (``v1 - 1/2``)."""
+    parts = []
+    for j, c in terms:
+        a = e.ins[j]
+        name = lit_text(a.value, True) if isinstance(a, Lit) else program.names[a]
+        coef = "" if c == 1 else ("-" if c == -1 else f"{lit_text(c, True)}*")
+        parts.append(f"{coef}{name}")
+    if const != 0:
+        parts.append(lit_text(const, True))
+    return " + ".join(parts).replace("+ -", "- ") or "0"
