@@ -416,18 +416,38 @@ def membership(vecs, block, what):
     return None
 
 
+LINEAR = {"add", "sub", "neg", "sum", "mean", "reshape", "transpose", "broadcast_to", "slice", "pad", "concat",
+          "take_along", "avg_pool2d"}
+
+
 def is_piecewise_linear(P):
     """Every smooth equation is linear in the input-dependent values (sums, structure, products and
     contractions with at most one input-dependent operand, quotients by constants, pow 0 or 1)."""
+    return _linear_over(P, range(len(P.eqns)))
+
+
+def affine_cone(P, k):
+    """Every equation that equation k depends on is linear in its input-dependent values: its switching
+    functions are affine on each region of the pattern (a tie with zero gradient is zero there)."""
+    dstep = {o: i for i, e in enumerate(P.eqns) for o in e.outs}
+    need, todo = set(), [a for a in P.eqns[k].ins if isinstance(a, int)]
+    while todo:
+        i = dstep.get(todo.pop())
+        if i is not None and i not in need:
+            need.add(i)
+            todo.extend(a for a in P.eqns[i].ins if isinstance(a, int))
+    return _linear_over(P, need)
+
+
+def _linear_over(P, eqns):
     from ..program.prims import PRIMITIVES
     dep = [True] * P.n_inputs + [False] * (P.n_vars - P.n_inputs)
-    linear = {"add", "sub", "neg", "sum", "mean", "reshape", "transpose", "broadcast_to", "slice", "pad", "concat",
-              "take_along", "avg_pool2d"}
-    for e in P.eqns:
+    eqns = set(eqns)
+    for k, e in enumerate(P.eqns):
         d = [isinstance(a, int) and dep[a] for a in e.ins]
         for o in e.outs:
             dep[o] = any(d)
-        if not PRIMITIVES[e.prim].smooth or e.prim in linear or not any(d):
+        if k not in eqns or not PRIMITIVES[e.prim].smooth or e.prim in LINEAR or not any(d):
             continue
         if (e.prim in ("mul", "dot", "conv2d") and sum(d) <= 1) or (e.prim == "div" and not d[1]) or \
                 (e.prim == "pow" and dict(e.params)["n"] in (0, 1)):
@@ -480,7 +500,7 @@ class Walk:
         cts = self.run.vjp([], self.wrt, _changes_of(self.run, changes), seeds=seeds, stop=S.k)
         return [TK.zeros(self.run.P.shapes[i]) if cts[i] is None else cts[i] for i in self.wrt]
 
-    def visit(self, pos, changes, rows, node):
+    def visit(self, pos, changes, rows, node, flags=()):
         while pos < len(self.steps) and not self.ties[pos]:
             pos += 1
         if pos == len(self.steps):
@@ -491,9 +511,10 @@ class Walk:
         norms = TK.gram(grads, grads)
         keep = [i for i in range(len(ties)) if _gram_sign(norms[i][i]) != 0]
         zero = [i for i in range(len(ties)) if i not in keep]
-        if zero and not self.pl:
-            raise C.Undecidable(f"equation {S.k + 1}: a tied switching function has zero gradient in a program that is "
-                              "not piecewise linear (decided by higher-order terms)")
+        affine = self.pl or affine_cone(self.run.P, S.k)
+        if zero and not affine:
+            raise C.Undecidable(f"equation {S.k + 1}: a tied switching function has zero gradient and its cone is "
+                                "not affine (decided by higher-order terms)")
         if node is not None and (node.get("eqn") != S.k or node.get("tied") != [list(ties[i][:2]) for i in keep] or
                                  node.get("zero") != [list(ties[i][:2]) for i in zero]):
             raise Invalid(f"the Clarke tree's node at equation {S.k + 1} does not match its tied switching functions")
@@ -502,31 +523,38 @@ class Walk:
         if node is not None and (not isinstance(branches, list) or [b.get("signs") for b in branches] !=
                                  [list(t) for t in taus]):
             raise Invalid(f"the branches at equation {S.k + 1} are not every sign vector of its tied functions")
-        if not self.pl and keep:
-            G = TK.gram(rows + [grads[i] for i in keep], rows + [grads[i] for i in keep])
-            if not _independent(G):
-                raise C.Undecidable("the tied gradients are dependent: the linearised cone does not decide")
         for tau, b in zip(taus, branches):
             new_rows = rows + [grads[i] if t > 0 else [TK.neg(c) for c in grads[i]] for t, i in zip(tau, keep)]
+            new_flags = tuple(flags) + (affine,) * len(keep)
             if b is not None and "gordan" in b:
-                if not self.pl:
-                    raise Invalid("Gordan certificates are only used for piecewise-linear programs")
-                G = _exact_gram(new_rows)
-                lam = [K.q(v) for v in b["gordan"]]
-                if len(lam) != len(new_rows) or any(v < 0 for v in lam) or sum(lam, K.Q0) != 1 or \
-                        sum((lam[i] * G[i][j] * lam[j] for i in range(len(lam)) for j in range(len(lam))), K.Q0) != 0:
-                    raise Invalid(f"a Gordan certificate at equation {S.k + 1} is not valid")
+                self.gordan(S, b["gordan"], new_rows, new_flags)
                 continue
-            sign_of = {(ties[i][0], ties[i][1]): t for t, i in zip(tau, keep)}
-            new = dict(changes)
-            for s in sorted({ties[i][0] for i in keep + zero}):
-                gi, loc = locate(S, s)
-                G = S.groups[gi]
-                sg = [sign_of.get((s, j), int(G.signs[j][loc])) for j in range(len(G.forms))]
-                piece = K.choose(S.prim, S.params, G.n, sg)
-                _continuous(S, G, loc, piece)
-                new[(S.k, s)] = piece
-            self.visit(pos + 1, new, new_rows, None if b is None else b["next"])
+            self.visit(pos + 1, self.take(S, ties, keep, zero, tau, changes), new_rows,
+                       None if b is None else b["next"], new_flags)
+
+    def gordan(self, S, weights, rows, flags):
+        """A pruned branch: convex weights, only on rows of affine cones, whose combination of the rows is 0
+        (in Gram coordinates: lam^T G lam = 0)."""
+        G = _exact_gram(rows)
+        lam = [K.q(v) for v in weights]
+        if len(lam) != len(rows) or any(v < 0 for v in lam) or sum(lam, K.Q0) != 1 or \
+                any(not f for f, w in zip(flags, lam) if w != 0) or \
+                sum((lam[i] * G[i][j] * lam[j] for i in range(len(lam)) for j in range(len(lam))), K.Q0) != 0:
+            raise Invalid(f"a Gordan certificate at equation {S.k + 1} is not valid")
+
+    def take(self, S, ties, keep, zero, tau, changes):
+        """The changes after equation S takes, at every tied site, the piece its signs choose (the program must
+        not jump there)."""
+        sign_of = {(ties[i][0], ties[i][1]): t for t, i in zip(tau, keep)}
+        new = dict(changes)
+        for s in sorted({ties[i][0] for i in keep + zero}):
+            gi, loc = locate(S, s)
+            G = S.groups[gi]
+            sg = [sign_of.get((s, j), int(G.signs[j][loc])) for j in range(len(G.forms))]
+            piece = K.choose(S.prim, S.params, G.n, sg)
+            _continuous(S, G, loc, piece)
+            new[(S.k, s)] = piece
+        return new
 
     def leaf(self, changes, rows, node):
         ev = self.ev
@@ -544,17 +572,24 @@ class Walk:
                 if piece != G.pieces[G.ids[loc]]:
                     own.append([k, s, self.table.index(k, G.n, piece, f"leaf {i}")])
             C.same(leaf["changes"], own, f"evidence/clarke/leaves/{i}/changes")
-            if self.pl:
-                y = [K.q(v) for v in (leaf["direction"] or [])] if leaf["direction"] is not None else None
-                G = _exact_gram(rows) if rows else []
-                if y is None or len(y) != len(rows) or \
-                        any(sum((g * v for g, v in zip(row, y)), K.Q0) <= 0 for row in G):
-                    raise Invalid(f"leaf {i}: the direction does not satisfy the branch's strict inequalities")
-            elif leaf["direction"] is not None:
-                raise Invalid(f"leaf {i}: a direction is only used for piecewise-linear programs")
+            self.realized(rows, leaf["direction"], i)
+        elif rows and not _independent(TK.gram(rows, rows)):
+            raise C.Undecidable("the tied gradients are dependent and no direction is stated")
         if len(self.leaves) >= CAP:
             raise Invalid(f"more than {CAP} essential patterns")
         self.leaves.append(self.run.gradient(self.wrt, _changes_of(self.run, changes)))
+
+    def realized(self, rows, direction, i):
+        """The leaf's path is realized next to x: a strict direction in Gram coordinates (G y > 0, exact rows;
+        always stated for piecewise-linear programs), or independent rows."""
+        if direction is None:
+            if self.pl or (rows and not _independent(TK.gram(rows, rows))):
+                raise Invalid(f"leaf {i}: no direction, and its constraints are not independent rows")
+            return
+        y = [K.q(v) for v in direction]
+        G = _exact_gram(rows) if rows else []
+        if len(y) != len(rows) or any(sum((g * v for g, v in zip(row, y)), K.Q0) <= 0 for row in G):
+            raise Invalid(f"leaf {i}: the direction does not satisfy the branch's strict inequalities")
 
 
 def _exact_gram(rows):
