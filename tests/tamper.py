@@ -32,6 +32,9 @@ SIDE = tempfile.mkdtemp(prefix="verify-tamper-")      # the side files of the te
 SAME_EXP = "lambda t: max(exp(t), exp(t))"
 DEPENDENT = ("def f(x0, x1):\n    v1 = relu(x1)\n    v2 = abs(x1)\n    v3 = abs(v1, at_zero=-1)\n    v4 = abs(v3)\n"
              "    v5 = relu(x1)\n    v6 = v2 * v2\n    return 1 * v4 + 2 * v5 + 5 * v6\n")
+TENSOR_DEPENDENT = ("def f(x: [2]):\n    a = relu(x)\n    b = abs(x)\n    c = abs(a, at_zero=-1)\n    d = abs(c)\n"
+                    "    e = relu(x)\n    g = b * b\n    return sum(d + 2 * e + 5 * g, axes=(0,))\n")
+TENSOR_JUMP = "def g(x: [3]):\n    return sum(where(x > 0, x, x - 1), axes=(0,))\n"
 TENSOR_ZERO = "def f(x: [2]):\n    a = relu(-x)\n    b = relu(x)\n    return sum(x - (a + x - b), axes=(0,))\n"
 
 
@@ -126,10 +129,12 @@ def tensor_certificates():
     import numpy as np
 
     from verify.certify.certs_tensor import (tensor_critical_certificate, tensor_differentiable_certificate,
-                                             tensor_index_certificate)
+                                             tensor_index_certificate, tensor_integral_certificate,
+                                             tensor_segment_certificate)
     P = verify.parse
     mlp = P("def m(x: [2], w: [2, 2]):\n    h = relu(dot(w, x))\n    return logsumexp(h, axes=(0,))\n")
     mx = [np.array([1, -1]), np.array([[1, 1], [2, 1]])]
+    layer = P("def l(x: [2], w: [2, 2]):\n    h = relu(dot(w, x))\n    return sum(h - 1/2, axes=(0,))\n")
     pool = P("def p(x: [1, 1, 2, 4]):\n    y = max_pool2d(relu(x), kernel=(2, 2))\n"
              "    return sum(y * y, axes=(0, 1, 2, 3))\n")
     px = [np.array([[[[0, -1, 2, 2], [-1, -1, 0, 1]]]])]
@@ -153,12 +158,28 @@ def tensor_certificates():
             tensor_critical_certificate(mlp, mx),
             tensor_critical_certificate(sq, [np.array([0])]),
             tensor_critical_certificate(clamp, cx, "tf"),
+            tensor_critical_certificate(P(TENSOR_DEPENDENT), [np.array([0, 0])], "jax"),   # Gordan beside b * b
+        ],
+        "tensor_segment": [tensor_segment_certificate(verify.segment_partition(layer, mx, [np.array([-1, 2]), mx[1]]))],
+        "tensor_integral": [
+            tensor_integral_certificate(verify.integral_identity(layer, mx, [np.array([-1, 2]), mx[1]])),
+            tensor_integral_certificate(verify.integral_identity(P(TENSOR_JUMP), [np.array([-1, -1, 2])],
+                                                                 [np.array([1, 1, 3])])),
         ],
     }
     for kind, lst in certs.items():
         for i, tc in enumerate(lst):
             tc.write(os.path.join(SIDE, f"{kind}-{i}.json"))
     return {kind: [tc.cert for tc in lst] for kind, lst in certs.items()}
+
+
+def _side_refs(cert):
+    """((part, role), {"file", "digest"}) of the side files a tensor certificate names in its JSON."""
+    out = []
+    for part, role in (("claim", "point"), ("claim", "from"), ("claim", "to"), ("result", "arrays")):
+        if role in cert[part]:
+            out.append(((part, role), cert[part][role]))
+    return out
 
 
 def side_file_run(certs):
@@ -173,9 +194,9 @@ def side_file_run(certs):
         for cert in lst:
             if not kind.startswith("tensor_"):
                 continue
-            names = [cert["claim"]["point"]["file"], cert["result"]["arrays"]["file"],
-                     verify.parse(cert["program"]["source"], base=SIDE).arrays.file] if "arrays(" in \
-                cert["program"]["source"] else [cert["claim"]["point"]["file"], cert["result"]["arrays"]["file"]]
+            names = [ref["file"] for _, ref in _side_refs(cert)]
+            if "arrays(" in cert["program"]["source"]:
+                names.append(verify.parse(cert["program"]["source"], base=SIDE).arrays.file)
             for name in names:
                 path = os.path.join(SIDE, name)
                 raw = read_npz(path)
@@ -221,7 +242,7 @@ def forged_side_file_run(certs):
         if not kind.startswith("tensor_"):
             continue
         for n, cert in enumerate(lst):
-            for part, role in (("claim", "point"), ("result", "arrays")):
+            for (part, role), _ in _side_refs(cert):
                 raw = read_npz(os.path.join(SIDE, cert[part][role]["file"]))
                 changes = [("add", "extra")] + [(op, k) for k in raw for op in ("delete", "element", "drop row")]
                 for op, key in changes:
@@ -418,11 +439,33 @@ def recertify(cert):
     return None
 
 
+def _recertify_segment(cert, P):
+    """The certificate the certifier writes for the (changed) ends of a tensor segment, or None."""
+    from verify.certify import certs_tensor as CT
+    from verify.checker import sites
+    from verify.program.arrays import decode
+    ends = []
+    for key in ("from", "to"):
+        try:
+            pt = decode(sites.side(cert["claim"][key], SIDE, key))
+        except Invalid:
+            return None
+        if set(pt) != set(P.input_names):
+            return None
+        ends.append([pt[n] for n in P.input_names])
+    conv = cert["claim"]["convention"]
+    if cert["kind"] == "tensor_segment":
+        return CT.tensor_segment_certificate(verify.segment_partition(P, *ends, convention=conv)).cert
+    return CT.tensor_integral_certificate(verify.integral_identity(P, *ends, convention=conv)).cert
+
+
 def _recertify_tensor(cert):
     from verify.certify import certs_tensor as CT
     from verify.checker import sites
     claim = cert["claim"]
     P = verify.parse(cert["program"]["source"], base=SIDE)
+    if cert["kind"] in ("tensor_segment", "tensor_integral"):
+        return _recertify_segment(cert, P)
     try:
         from verify.program.arrays import decode
         pt = decode(sites.side(claim["point"], SIDE, "point"))

@@ -366,3 +366,76 @@ def _tree(node):
             "branches": [{"signs": b["signs"], "gordan": [fmt_q(v) for v in b["gordan"]]} if "gordan" in b else
                          {"signs": b["signs"], "next": _tree(b["next"])} for b in node["branches"]]}
 
+
+
+# ------------------------------------------------------------------------------------ segments, integrals
+# Kinds tensor_segment and tensor_integral, for piecewise-linear tensor programs (the native exact walk of
+# segment_net.py, every value affine in t on a piece): ``claim.from`` and ``claim.to`` are side files (one array
+# per input, like ``claim.point``); ``result`` is the partition's (or the identity's) JSON without its curve
+# (the two side files are the curve); ``evidence.points`` the fine partition's rational points and
+# ``evidence.patterns`` the pattern at each point and on each open piece between them, in order (the first
+# written in full, every later one as the sites that change, as TensorPartition.json writes them), with
+# ``evidence.pieces`` the piece table.  The checker re-derives every pattern with the index rules at the point
+# (and at each piece's midpoint), proves that no switching function of a piece's frozen program has a root
+# inside the piece (they are affine in t: their signs at the piece's ends and midpoint, exactly), merges, and
+# for the integral recomputes every side exactly.
+
+def _segment_envelope(part):
+    """(program, side files, claim) of a native piecewise-linear tensor partition; InputError otherwise."""
+    if getattr(part, "route", None) != "native" or part.values != "affine":
+        how = "the native walk on polynomials in t" if getattr(part, "route", None) == "native" else \
+            "the scalarised route"
+        raise InputError("certificates of tensor segments and integrals are written for piecewise-linear tensor "
+                         f"programs along the segment (every value affine in t); {part.program.name} takes {how}")
+    program = _with_named_arrays(part.program)
+    files = {program.arrays.file: program.arrays} if program.arrays else {}
+    claim = {"tol": part.tol}
+    for key, xs in (("from", part.curve.segment[0]), ("to", part.curve.segment[1])):
+        entries = {}
+        for n, x in zip(program.input_names, xs):
+            entries.update(x.npz_entries(n))
+        claim[key] = _side(program, key, entries, files)
+    return program, files, claim
+
+
+def _fine_evidence(part):
+    """evidence.points / patterns / pieces of a native partition (see above)."""
+    steps = T.nonsmooth_steps(part.program, part.convention)
+    seq, points = [], []
+    for a in part.atoms:
+        if a[0] == "P":
+            points.append(fmt_q(a[1]))
+            seq.append(a[2])
+        else:
+            seq.append(a[1])
+    used, enc, last = set(), [], None
+    for p in seq:
+        for pos, (st, arr) in enumerate(zip(steps, p)):
+            flat = np.asarray(arr).ravel()
+            for gi, g in enumerate(st.sites.groups):
+                used |= {(pos, g.n, int(i)) for i in np.unique(flat[np.asarray(g.sites)]).tolist()}
+        enc.append(p.full_json() if last is None else {"changes": p.changes(last)})
+        last = p
+    table = [{} for _ in steps]
+    for pos, n, i in sorted(used):
+        table[pos].setdefault(str(n), {})[str(i)] = _dense(steps[pos].piece(n, i), n)
+    return {"pieces": table, "points": points, "patterns": enc}
+
+
+def tensor_segment_certificate(part, started=None):
+    """The certificate of a tensor program's segment partition (kind tensor_segment; see above)."""
+    program, files, claim = _segment_envelope(part)
+    result = {k: v for k, v in part.json().items() if k != "curve"}
+    cert = make("tensor_segment", program, part.convention, claim, "PROVED", result, _fine_evidence(part), None,
+                started)
+    return TensorCertificate(cert, files)
+
+
+def tensor_integral_certificate(res, started=None):
+    """The certificate of a tensor program's integral identity (kind tensor_integral; see above)."""
+    part = res.partition
+    program, files, claim = _segment_envelope(part)
+    result = {k: v for k, v in res.json().items() if k != "curve"}
+    cert = make("tensor_integral", program, part.convention, claim, res.verdict.name, result, _fine_evidence(part),
+                None, started)
+    return TensorCertificate(cert, files)

@@ -528,9 +528,11 @@ def is_polynomial(program):
     return True
 
 
-def _system(program):
-    """The number system of the native walk: AffineT (piecewise linear), PolyT (polynomial), or None."""
-    if is_piecewise_linear(program):
+def _system(program, seg=None):
+    """The number system of the native walk: AffineT (piecewise linear in the inputs that move along the segment
+    ``seg``), PolyT (polynomial), or None."""
+    moving = None if seg is None else [bool(np.any(d.num != 0)) for d in seg.direction]
+    if is_piecewise_linear(program, moving):
         return AffineT
     return PolyT if is_polynomial(program) else None
 
@@ -560,7 +562,7 @@ def tensor_segment_partition(program, x=None, y=None, curve=None, convention=kin
     seg = _prepare(program, x, y, curve, convention, tol)
     if method not in ("auto", "exact", "ball"):
         raise InputError(f"method {method!r} must be 'auto', 'exact' or 'ball'")
-    system = _system(program) if method != "ball" else None
+    system = _system(program, seg) if method != "ball" else None
     if system is not None:
         try:
             return _native(program, convention, seg, tol, system)
@@ -593,7 +595,7 @@ def tensor_integral_identity(program, x=None, y=None, curve=None, convention=kin
     seg = _prepare(program, x, y, curve, convention, tol)
     if method not in ("auto", "exact", "ball"):
         raise InputError(f"method {method!r} must be 'auto', 'exact' or 'ball'")
-    system = _system(program) if method != "ball" else None
+    system = _system(program, seg) if method != "ball" else None
     if system is not None:
         try:
             return _native_integral(_native(program, convention, seg, tol, system), tol)
@@ -702,12 +704,6 @@ def integral_identity(program, x=None, y=None, curve=None, convention=kinks.DEFA
     return scalar_integral_identity(program, x, y, curve, convention, tol, method, prec)
 
 
-def no_certificates(program):
-    """InputError for a tensor program: its certificates need a checker that reads tensor programs."""
-    raise InputError(f"certificates for tensor programs are not available yet ({program.name} has array inputs or "
-                     "tensor primitives): the independent checker does not read tensor programs")
-
-
 __all__ = ["segment_partition", "integral_identity", "tensor_segment_partition", "tensor_integral_identity",
            "TensorPartition", "TensorSegment", "SitePattern", "endpoints", "expand", "partition_text",
-           "native_walk", "no_certificates", "MAX_SCALAR"]
+           "native_walk", "MAX_SCALAR"]

@@ -410,16 +410,18 @@ LINEAR = {"add", "sub", "neg", "sum", "mean", "reshape", "transpose", "broadcast
           "take_along", "avg_pool2d"}
 
 
-def is_piecewise_linear(program):
+def is_piecewise_linear(program, moving=None):
     """Every smooth equation is linear in the values that depend on the inputs (sums, structure, products
     and contractions with at most one input-dependent operand): then every switching function is affine on
-    each region of the pattern."""
-    return _linear_over(program, range(len(program.eqns)))
+    each region of the pattern.  ``moving``: only those inputs count (along a segment on which the others are
+    constant, every value is then affine in t on a piece)."""
+    return _linear_over(program, range(len(program.eqns)), moving)
 
 
-def _linear_over(program, eqns):
+def _linear_over(program, eqns, moving=None):
     """Every equation in ``eqns`` is linear in its input-dependent operands (see ``is_piecewise_linear``)."""
-    dep = [True] * program.n_inputs + [False] * (program.n_vars - program.n_inputs)
+    dep = [True if moving is None else bool(moving[i]) for i in range(program.n_inputs)]
+    dep += [False] * (program.n_vars - program.n_inputs)
     eqns = set(eqns)
     for k, e in enumerate(program.eqns):
         d = [isinstance(a, int) and dep[a] for a in e.ins]

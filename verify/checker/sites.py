@@ -420,10 +420,11 @@ LINEAR = {"add", "sub", "neg", "sum", "mean", "reshape", "transpose", "broadcast
           "take_along", "avg_pool2d"}
 
 
-def is_piecewise_linear(P):
+def is_piecewise_linear(P, moving=None):
     """Every smooth equation is linear in the input-dependent values (sums, structure, products and
-    contractions with at most one input-dependent operand, quotients by constants, pow 0 or 1)."""
-    return _linear_over(P, range(len(P.eqns)))
+    contractions with at most one input-dependent operand, quotients by constants, pow 0 or 1); ``moving``:
+    only those inputs count (the others are constant along a segment)."""
+    return _linear_over(P, range(len(P.eqns)), moving)
 
 
 def affine_cone(P, k):
@@ -439,9 +440,10 @@ def affine_cone(P, k):
     return _linear_over(P, need)
 
 
-def _linear_over(P, eqns):
+def _linear_over(P, eqns, moving=None):
     from ..program.prims import PRIMITIVES
-    dep = [True] * P.n_inputs + [False] * (P.n_vars - P.n_inputs)
+    dep = [True if moving is None else bool(moving[i]) for i in range(P.n_inputs)]
+    dep += [False] * (P.n_vars - P.n_inputs)
     eqns = set(eqns)
     for k, e in enumerate(P.eqns):
         d = [isinstance(a, int) and dep[a] for a in e.ins]

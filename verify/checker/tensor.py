@@ -844,7 +844,10 @@ class Run:
     every equation's arguments, and every nonsmooth equation's sites with the pieces chosen there.  Raises
     CannotDecide when an index rule cannot be decided, Undefined outside the program's domain."""
 
-    def __init__(self, P, xs):
+    def __init__(self, P, xs, pattern=None):
+        """``pattern``: {equation k: the piece (rows) of every site, flat over its grid} to freeze those
+        equations to (f_s, not the index rules' choice; the signs of the switching functions are those of the
+        frozen program's arguments)."""
         self.P = P
         self.env = list(xs) + [None] * (P.n_vars - P.n_inputs)
         self.args, self.params, self.sites = [], [], {}
@@ -876,7 +879,15 @@ class Run:
                     raise K.CannotDecide(f"the checker cannot decide the index rule at site "
                                          f"{S.site_index(G.sites[loc])} of equation {k + 1} ({e.prim})")
             self.sites[k] = S
-            for o, v in zip(e.outs, S.outputs()):
+            changes = None
+            if pattern is not None and k in pattern:
+                changes = {}
+                for gi, G in enumerate(S.groups):
+                    for loc, s in enumerate(G.sites):
+                        want = pattern[k][int(s)]
+                        if want != G.pieces[G.ids[loc]]:
+                            changes.setdefault(gi, {})[loc] = want
+            for o, v in zip(e.outs, S.outputs(changes)):
                 self.env[o] = v
 
     def outputs(self):
