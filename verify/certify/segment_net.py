@@ -676,34 +676,6 @@ def _difference(P, lo, hi, budget, tol):
         width, prec = width / 2 ** 32, prec + 64
 
 
-# ------------------------------------------------------------------------------- dispatch (verify.segment_*)
-
-def _is_tensor(program):
-    from ..frontends import as_program
-    program = as_program(program)
-    return program, not program.is_scalar
-
-
-def segment_partition(program, x=None, y=None, curve=None, convention=kinks.DEFAULT, tol=DEFAULT_TOL,
-                      method="auto", prec=None, max_scalar=MAX_SCALAR):
-    """Claim 1's partition: ``verify.certify.segment.segment_partition`` for scalar programs (x, y points or a
-    curve), ``tensor_segment_partition`` for tensor programs (x, y: one array per input)."""
-    program, tensor = _is_tensor(program)
-    if tensor:
-        return tensor_segment_partition(program, x, y, curve, convention, tol, method, prec, max_scalar)
-    return scalar_segment_partition(program, x, y, curve, convention, tol, method, prec)
-
-
-def integral_identity(program, x=None, y=None, curve=None, convention=kinks.DEFAULT, tol=DEFAULT_TOL,
-                      method="auto", prec=None, max_scalar=MAX_SCALAR):
-    """Proposition 2: ``verify.certify.integral.integral_identity`` for scalar programs,
-    ``tensor_integral_identity`` for tensor programs."""
-    program, tensor = _is_tensor(program)
-    if tensor:
-        return tensor_integral_identity(program, x, y, curve, convention, tol, method, prec, max_scalar)
-    return scalar_integral_identity(program, x, y, curve, convention, tol, method, prec)
-
-
-__all__ = ["segment_partition", "integral_identity", "tensor_segment_partition", "tensor_integral_identity",
+__all__ = ["tensor_segment_partition", "tensor_integral_identity",
            "TensorPartition", "TensorSegment", "SitePattern", "endpoints", "expand", "partition_text",
            "native_walk", "MAX_SCALAR"]
