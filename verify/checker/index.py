@@ -377,6 +377,31 @@ def _cached(fn):
     return lambda: memo[ctx.prec] if ctx.prec in memo else memo.setdefault(ctx.prec, fn())
 
 
+def _field_part(P, x, claim, ev, table):
+    """Every pattern of I(x) with its own gradient and a recomputation of it: [(gradient, compute)]."""
+    if claim["scope"] == "local":
+        if "candidates" not in ev or "outputs" in ev:
+            raise Invalid("a local index set states its candidates (evidence.candidates) and no outputs")
+        T, lists, undecided, _ = local_index(P, x, ev, table, ev["candidates"])
+        if undecided:
+            raise Invalid("the index set is undecided: the field is not defined")
+        if math.prod(len(c) for c in lists) != len(ev["field"]):
+            raise Invalid("evidence.field must give the generator of every pattern of I(x)")
+        pats = list(itertools.product(*lists))
+        progress.report("check: gradients of I(x)", 0, len(pats))
+        tape = _cached(lambda: K.Tape(P, x, list(T.pieces)))
+        return [(jac[0], (lambda pc=pc: tape().jacobian(pc)[0])) for jac, pc in zip(T.jacobians(pats), pats)]
+    if "candidates" in ev:
+        raise Invalid("the global scope has no per-equation candidates")
+    pats, undecided = global_index(P, x, ev, table)
+    if undecided:
+        raise Invalid("the index set is undecided: the field is not defined")
+    if len(pats) != len(ev["field"]):
+        raise Invalid("evidence.field must give the generator of every pattern of I(x)")
+    return [(K.Frozen(P, x, list(pc)).jacobian()[0], (lambda pc=pc: K.Frozen(P, x, list(pc)).jacobian()[0]))
+            for pc in pats]
+
+
 @register("critical")
 def check_critical(cert):
     P = C.program(cert)
@@ -389,31 +414,8 @@ def check_critical(cert):
     table = C.PieceTable(ev, P)
     pl = K.piecewise_linear(P)
 
-    def index_part():
-        if claim["scope"] == "local":
-            if "candidates" not in ev or "outputs" in ev:
-                raise Invalid("a local index set states its candidates (evidence.candidates) and no outputs")
-            T, lists, undecided, _ = local_index(P, x, ev, table, ev["candidates"])
-            if undecided:
-                raise Invalid("the index set is undecided: the field is not defined")
-            if math.prod(len(c) for c in lists) != len(ev["field"]):
-                raise Invalid("evidence.field must give the generator of every pattern of I(x)")
-            pats = list(itertools.product(*lists))
-            progress.report("check: gradients of I(x)", 0, len(pats))
-            tape = _cached(lambda: K.Tape(P, x, list(T.pieces)))
-            return [(jac[0], (lambda pc=pc: tape().jacobian(pc)[0])) for jac, pc in zip(T.jacobians(pats), pats)]
-        if "candidates" in ev:
-            raise Invalid("the global scope has no per-equation candidates")
-        pats, undecided = global_index(P, x, ev, table)
-        if undecided:
-            raise Invalid("the index set is undecided: the field is not defined")
-        if len(pats) != len(ev["field"]):
-            raise Invalid("evidence.field must give the generator of every pattern of I(x)")
-        return [(K.Frozen(P, x, list(pc)).jacobian()[0], (lambda pc=pc: K.Frozen(P, x, list(pc)).jacobian()[0]))
-                for pc in pats]
-
     def body(p):
-        field = _group(index_part(), res["field"], ev["field"], prec, "the field")
+        field = _group(_field_part(P, x, claim, ev, table), res["field"], ev["field"], prec, "the field")
         sel = _membership(field, ev["selection"], "selection")
         if "undecided" in ev["clarke"]:
             if pl:

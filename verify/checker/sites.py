@@ -229,14 +229,8 @@ def _in_float_bounds(own, lo_a, hi_a):
     return contained, tight
 
 
-def check_gradient(cert, P, xs, run, p, arrays, part):
-    """The stated selection gradient (in the result file) and value, against the checker's own at x; returns
-    the keys the gradient occupies in the result file."""
-    if part is None:
-        return set()
-    if P.n_outputs != 1 or P.atom_shape(P.outputs[0]) != ():
-        raise Invalid("a stated gradient needs one scalar output")
-    wrt = _wrt(P, part["wrt"], "result/gradient/wrt")
+def _stated_gradient(P, wrt, arrays):
+    """(keys of the result file the gradient occupies, {input: ("exact", array) or ("bounds", lo, hi)})."""
     keys, todo = set(), {}
     for i in wrt:
         n = f"grad.{P.input_names[i]}"
@@ -253,6 +247,18 @@ def check_gradient(cert, P, xs, run, p, arrays, part):
             raise Invalid(f"result.arrays has no gradient for input {P.input_names[i]}")
         keys |= set(mine)
         todo[i] = ("exact", exact)
+    return keys, todo
+
+
+def check_gradient(cert, P, xs, run, p, arrays, part):
+    """The stated selection gradient (in the result file) and value, against the checker's own at x; returns
+    the keys the gradient occupies in the result file."""
+    if part is None:
+        return set()
+    if P.n_outputs != 1 or P.atom_shape(P.outputs[0]) != ():
+        raise Invalid("a stated gradient needs one scalar output")
+    wrt = _wrt(P, part["wrt"], "result/gradient/wrt")
+    keys, todo = _stated_gradient(P, wrt, arrays)
     for prec in C.ladder(p):
         with ctx.workprec(prec):
             r = run if prec == p else TK.Run(P, xs)

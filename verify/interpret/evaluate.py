@@ -12,8 +12,6 @@ For the number systems whose arithmetic is Python's operators (balls, exact, flo
 program's tape (tape.py: literals converted once per precision, direct calls); for the others the rule
 tables, equation by equation.  Both make the same decisions in the same order (tests/test_tape.py).
 """
-import contextlib
-import contextvars
 from dataclasses import dataclass, field
 
 from flint import ctx, fmpq
@@ -29,25 +27,6 @@ from .precision import CONE_STEP, DEFAULT_PREC, PREC_CAP, escalate, next_precisi
 from .tape import def_steps, tape_of  # noqa: F401  (def_steps is part of this module's interface)
 
 Q0, Q1, HALF = fmpq(0), fmpq(1), fmpq(1, 2)
-_VALUES_ONLY = contextvars.ContextVar("verify_values_only", default=False)
-
-
-@contextlib.contextmanager
-def values_only():
-    """Inside: decisions come from values alone (balls, rationals, precision), never from exact forms, germs
-    or exact rational functions of t.  The certificate writers recompute a result this way when it used those
-    (``beyond``): the independent checker replays values only, and a certificate's result must be exactly
-    what it derives."""
-    token = _VALUES_ONLY.set(True)
-    try:
-        yield
-    finally:
-        _VALUES_ONLY.reset(token)
-
-
-def structure_allowed():
-    """False inside ``values_only()``."""
-    return not _VALUES_ONLY.get()
 FORMS_FIRST = 2000      # an undecided sign whose cone has at most this many steps tries the full forms first
 
 
@@ -176,7 +155,7 @@ class _Runner:
         self.frozen = frozen
         self.chosen = []
         self._forms = None
-        self.use_forms = not ns.name.startswith("float") and not _VALUES_ONLY.get()
+        self.use_forms = not ns.name.startswith("float")
         self.beyond = False         # a sign was decided by exact forms
         self.base = self.hp = ctx.prec
         self.cap = cap
