@@ -202,3 +202,21 @@ def test_certificates_of_segments_and_integrals_state_the_answer_and_check(P, da
     except GIVE_UP:
         return
     assert _checked(integral_certificate(res))["result"] == res.json()
+
+
+def test_index_sets_above_4096_patterns_are_certified(tmp_path):
+    """I(x) of 2^13 patterns: a scalar certificate states the per-equation candidates, the count and the first
+    cap patterns (capped); a tensor certificate the multi sites (the product of their pieces is I(x))."""
+    import numpy as np
+
+    from verify.certify.certs_tensor import tensor_index_certificate
+    names = [f"x{i}" for i in range(13)]
+    iset = index_set(f"lambda {', '.join(names)}: " + " + ".join(f"relu({n})" for n in names), [0] * 13)
+    cert = _checked(index_certificate(iset))
+    assert cert["result"]["count"] == 8192 and cert["result"]["capped"] and len(cert["result"]["patterns"]) == 4096
+    P = verify.parse("def f(x: [13]):\n    return sum(relu(x), axes=(0,))\n")
+    tc = tensor_index_certificate(P, [np.zeros(13, dtype=np.int64)])
+    tc.write(str(tmp_path / "t.json"))
+    cert = json.loads((tmp_path / "t.json").read_text())
+    check(cert, str(tmp_path))
+    assert cert["result"]["multi"] == 13                # 13 sites where two pieces agree: 2^13 patterns
