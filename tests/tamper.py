@@ -125,7 +125,8 @@ def tensor_certificates():
     """Sample certificates of the tensor kinds, their side files written to SIDE: multi sites and kinks, exact
     and bounded gradients with exact and ball values, PROVED and UNDECIDED differentiability, critical points
     of piecewise-linear programs (Gordan certificates, directions), of a network with a softmax loss (tied
-    gradients independent, ball gradients, a separator) and an undecided Clarke part (relu(x * x) at 0)."""
+    gradients independent, ball gradients, a separator), degenerate ties decided through their elementwise cones
+    (relu(x * x) at 0, a generic sign; relu(|x|^2 - x^2), zero) and an undecided Clarke part (relu(x * y) at 0)."""
     import numpy as np
 
     from verify.certify.certs_tensor import (tensor_critical_certificate, tensor_differentiable_certificate,
@@ -157,6 +158,10 @@ def tensor_certificates():
             tensor_critical_certificate(tz, [np.array([0, 0])]),
             tensor_critical_certificate(mlp, mx),
             tensor_critical_certificate(sq, [np.array([0])]),
+            tensor_critical_certificate(P("def z(x: [2]):\n    return sum(relu(abs(x) * abs(x) - x * x) + x, "
+                                          "axes=(0,))\n"), [np.array([0, 1])]),
+            tensor_critical_certificate(P("def u(x: [1], y: [1]):\n    return sum(relu(x * y) + x, axes=(0,))\n"),
+                                        [np.array([0]), np.array([0])]),
             tensor_critical_certificate(clamp, cx, "tf"),
             tensor_critical_certificate(P(TENSOR_DEPENDENT), [np.array([0, 0])], "jax"),   # Gordan beside b * b
         ],

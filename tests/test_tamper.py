@@ -106,3 +106,5 @@ def test_the_samples_carry_every_kind_of_exact_evidence():
             "at_x", "agree", "outputs", "degenerate", "identity", "generic", "empty", "lowest", "den_sign",
             "degree", "kind"} <= seen, seen
     assert ("cells", "exact") in cells and ("points", "exact") in cells
+    tensor = {p[-1] for c in CERTS["tensor_critical"] for p in _keys(c["evidence"])}
+    assert {"degenerate", "generic", "variables", "germ", "lowest", "undecided"} <= tensor, tensor

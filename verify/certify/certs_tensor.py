@@ -362,9 +362,13 @@ def tensor_critical_certificate(program, point, convention=kinks.DEFAULT, wrt=No
 def _tree(node):
     if "leaf" in node:
         return {"leaf": node["leaf"]}
-    return {"eqn": node["eqn"], "tied": node["tied"], "zero": node["zero"],
-            "branches": [{"signs": b["signs"], "gordan": [fmt_q(v) for v in b["gordan"]]} if "gordan" in b else
-                         {"signs": b["signs"], "next": _tree(b["next"])} for b in node["branches"]]}
+    out = {"eqn": node["eqn"], "tied": node["tied"], "zero": node["zero"],
+           "branches": [{"signs": b["signs"], "gordan": [fmt_q(v) for v in b["gordan"]]} if "gordan" in b else
+                        {"signs": b["signs"], "next": _tree(b["next"])} for b in node["branches"]]}
+    for key in ("generic", "degenerate"):         # degenerate ties decided by their lowest-order parts
+        if key in node:
+            out[key] = node[key]
+    return out
 
 
 

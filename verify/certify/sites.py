@@ -520,8 +520,9 @@ class SiteClarkeWalk:
     ``leaf`` records the essential pattern with its gradient.  ``tree`` is the node dict the certificate
     states (certs_tensor.py)."""
 
-    def __init__(self, r, wrt, pl, max_leaves):
+    def __init__(self, r, wrt, pl, max_leaves, point=None):
         self.r, self.ns, self.wrt, self.pl, self.max_leaves = r, r.ns, wrt, pl, max_leaves
+        self.point = point
         self.program = r.program
         self.steps = T.nonsmooth_steps(r.program, r.convention)
         self.ties = [self.ties_at_x(st) for st in self.steps]
@@ -557,10 +558,15 @@ class SiteClarkeWalk:
         if pos == len(self.steps):
             return self.leaf(pattern, rows, taus)
         st = self.steps[pos]
-        keep, zero, grads = self.classify(pos, st, pattern)
+        keep, zero, grads, generic, how = self.classify(pos, st, pattern)
         self.tied_all.extend((st.k, self.ties[pos][i]) for i in keep)
         node = {"eqn": st.k, "tied": [self.tie_json(st, self.ties[pos][i]) for i in keep],
                 "zero": [self.tie_json(st, self.ties[pos][i]) for i in zero], "branches": []}
+        if generic:
+            node["generic"] = [self.tie_json(st, self.ties[pos][i]) + [c] for i, c in generic]
+        if how:
+            node["degenerate"] = [{"site": self.tie_json(st, self.ties[pos][i])[0],
+                                   "switch": self.ties[pos][i][2], **how[i]} for i in sorted(how)]
         affine = self.affine_cone(st.k)
         for tau in itertools.product((-1, 1), repeat=len(keep)):
             new_rows = rows + [grads[i] if t > 0 else [None if c is None else self.ns.neg(c) for c in grads[i]]
@@ -571,7 +577,7 @@ class SiteClarkeWalk:
                 self.pruned.append({"equation": st.k, "signs": list(tau), "gordan": lam})
                 node["branches"].append({"signs": list(tau), "gordan": lam})
                 continue
-            child = self.visit(pos + 1, self.take(pos, st, pattern, keep, zero, tau), new_rows, new_flags,
+            child = self.visit(pos + 1, self.take(pos, st, pattern, keep, zero, tau, generic), new_rows, new_flags,
                                taus + list(tau))
             node["branches"].append({"signs": list(tau), "next": child})
         return node
@@ -590,10 +596,36 @@ class SiteClarkeWalk:
                 raise Undecided(f"cannot decide whether a tied switching function of {_label(self.program, st)} "
                                 "has a zero gradient")
             (keep if s else zero).append(i)
+        generic, how = [], {}
         if zero and not (self.pl or self.affine_cone(st.k)):
+            for i in list(zero):
+                kind, ev = self.degenerate(pos, st, self.ties[pos][i], pattern)
+                how[i] = ev
+                if kind[0] == "generic":
+                    zero.remove(i)
+                    generic.append((i, kind[1]))
+        return keep, zero, grads, generic, how
+
+    def degenerate(self, pos, st, tie, pattern):
+        """A tie with zero gradient whose equation's cone is not affine: its lowest-order part through the
+        elementwise cone of its site (site_germs.py), or Undecidable."""
+        from .site_germs import site_germ
+        gi, loc, j = tie
+        terms, const = st.switches[gi][j]
+        n = st.sites.groups[gi].n
+        coefs = [fmpq(0)] * n
+        for jj, c in terms:
+            coefs[jj] += c
+        steps_of = {s_.k: q for q, s_ in enumerate(self.steps)}
+        got = None
+        if st.sites.elementwise:
+            got = site_germ(self.program, self.point, self.r.convention, st.k, int(st.sites.groups[gi].sites[loc]),
+                            coefs, const, lambda m, site: int(np.asarray(pattern[steps_of[m]]).ravel()[site]))
+        if got is None:
             raise Undecidable(f"a switching function of {_label(self.program, st)} vanishes at x with zero gradient: "
-                              "its sign near x depends on higher-order terms")
-        return keep, zero, grads
+                              "its sign near x depends on higher-order terms (not decided through an elementwise "
+                              "rational cone)")
+        return got
 
     def realize(self, st, rows, flags, tied):
         """None when the branch's constraints are realized next to x (independent rows, or a strict direction
@@ -618,17 +650,18 @@ class SiteClarkeWalk:
                           "gradients and are not all affine: the linearised cone cannot decide which patterns are "
                           "essential")
 
-    def take(self, pos, st, pattern, keep, zero, tau):
-        """The pattern after equation ``st`` takes, at every tied site, the piece its signs choose (the program
-        must not jump there)."""
+    def take(self, pos, st, pattern, keep, zero, tau, generic=()):
+        """The pattern after equation ``st`` takes, at every tied site, the piece its signs choose (a generic
+        tie its generic sign; the program must not jump there)."""
         ties = self.ties[pos]
         sign_of = {ties[i]: t for i, t in zip(keep, tau)}
         sign_of.update((ties[i], 0) for i in zero)
+        sign_of.update((ties[i], c) for i, c in generic)
         new_pat = list(pattern)
         arr = np.array(new_pat[pos], copy=True).reshape(-1)
         for gi, g in enumerate(st.sites.groups):
             base = self.r.switch_signs(st, gi)
-            for loc in sorted({loc for (g2, loc, _) in ties if g2 == gi}):
+            for loc in sorted({loc for (g2, loc, _) in ties if g2 == gi and (g2, loc, _) in sign_of}):
                 def sign(j, gi=gi, loc=loc, base=base):
                     return sign_of.get((gi, loc, j), int(base[j][loc]))
                 piece = st.sel.choose(st.sites.params, g.n, sign)
@@ -679,7 +712,7 @@ def site_clarke(program, point, convention=K.DEFAULT, number="exact", prec=None,
     wrt = list(range(program.n_inputs)) if wrt is None else list(wrt)
 
     def job(r, xs):
-        w = SiteClarkeWalk(r, wrt, pl, max_leaves)
+        w = SiteClarkeWalk(r, wrt, pl, max_leaves, xs)
         tree = w.walk()
         grads, keys = [], {}
         for leaf in w.leaves:

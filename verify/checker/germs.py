@@ -9,8 +9,10 @@ decides its sign pattern near x:
   factors that keep one sign near x: then c is its sign on an open dense set near x;
 - "higher": otherwise, H constrains the branch's directions to lowest order.
 
-A certificate states the kind, the degree and H, the sign of D at x and the generic sign; the checker
-computes its own N / D from the program and the branch's pieces and requires the same statement."""
+A certificate states the kind, the degree and H / D(0) (the lowest-order part of N / D, whatever the
+representation of the fraction), the sign of D at x and the generic sign; the checker computes its own N / D
+from the program and the branch's pieces and requires the same statement.  ``site_fraction`` is the same for
+one site of a tensor program through its elementwise cone (the input elements it reads are the variables)."""
 from flint import fmpq, fmpq_mat, fmpq_mpoly_ctx
 
 from . import Invalid
@@ -134,9 +136,86 @@ def germ_json(N, D, kind, n):
     if kind[0] == "zero":
         return out
     m, H = lowest_part(N)
+    d0 = fmpq(D(*([fmpq(0)] * n)))       # N / D's lowest part is H / D(0): the same however N / D was built
     out["degree"] = int(m)
-    out["lowest"] = [[[int(v) for v in e], K.qs(fmpq(c))] for e, c in sorted(H.to_dict().items())]
-    out["den_sign"] = 1 if D(*([fmpq(0)] * n)) > 0 else -1
+    out["lowest"] = [[[int(v) for v in e], K.qs(fmpq(c) / d0)] for e, c in sorted(H.to_dict().items())]
+    out["den_sign"] = 1 if d0 > 0 else -1
     if kind[0] == "generic":
         out["sign"] = kind[1]
     return out
+
+
+ELEMENTWISE = ("add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid",
+               "erf", "relu", "abs", "leaky_relu", "clamp", "hardtanh", "relu6", "max", "min", "where")
+
+
+def _broadcast(idx, shape):
+    off = len(idx) - len(shape)
+    return tuple(0 if n == 1 else idx[off + d] for d, n in enumerate(shape))
+
+
+def _flat(idx, shape):
+    out = 0
+    for i, n in zip(idx, shape):
+        out = out * n + i
+    return out
+
+
+def site_fraction(P, point, k, idx, form, piece_at):
+    """(N, D, variables) for the switching function ``form`` = (coefficients, constant) of the elementwise site
+    at element ``idx`` of equation k of the tensor program P at ``point`` (flat fmpq lists per input), with
+    ``piece_at(m, flat site)`` the branch's piece (rows) at the cone's nonsmooth sites; variables are the input
+    elements it reads, [input, flat index], sorted.  None when the cone is not elementwise or not rational."""
+    from ..program.ir import Arr
+    eq_of = {o: m for m, e in enumerate(P.eqns) for o in e.outs}
+    seen, todo = set(), [(a, idx) for a in P.eqns[k].ins if isinstance(a, int)]
+    while todo:
+        v, i = todo.pop()
+        key = (v, _broadcast(i, P.shapes[v]))
+        if key in seen:
+            continue
+        seen.add(key)
+        m = eq_of.get(v)
+        if m is not None:
+            if P.eqns[m].prim not in ELEMENTWISE:
+                return None
+            todo.extend((a, key[1]) for a in P.eqns[m].ins if isinstance(a, int))
+    inputs = sorted((v, _flat(i, P.shapes[v])) for v, i in seen if v < P.n_inputs)
+    n = max(1, len(inputs))
+    ctx = fmpq_mpoly_ctx.get(tuple(f"d{i}" for i in range(n)), "deglex")
+    gens, one = ctx.gens(), ctx.from_dict({(0,) * n: fmpq(1)})
+    pos = {key: r for r, key in enumerate(inputs)}
+    val = {}
+
+    def lin(pairs, c0):
+        num, den = one * c0, one
+        for c, (a, b) in pairs:
+            if c != 0:
+                num, den = (num + a * c, den) if b == den else (num * b + a * c * den, den * b)
+        return num, den
+
+    def atom(a, i):
+        if isinstance(a, int):
+            return val[(a, _broadcast(i, P.shapes[a]))]
+        if isinstance(a, Arr):
+            arr = P.arrays[a.name]
+            return (one * fmpq(arr.to_fmpq()[_broadcast(i, arr.shape)]), one)
+        return (one * a.value, one)
+    for v, i in sorted(seen, key=lambda key: key[0]):
+        m = eq_of.get(v)
+        if m is None:
+            val[(v, i)] = (gens[pos[(v, _flat(i, P.shapes[v]))]] + point[v][_flat(i, P.shapes[v])], one)
+            continue
+        e = P.eqns[m]
+        xs = [atom(a, i) for a in e.ins]
+        if e.prim in K.SMOOTH:
+            if e.prim not in RATIONAL:
+                return None
+            val[(v, i)] = _smooth(e, xs)
+        else:
+            rows = piece_at(m, _flat(i, P.shapes[e.outs[0]]))
+            coefs, c0 = rows[e.outs.index(v)]
+            val[(v, i)] = lin(zip(coefs, xs), c0)
+    coefs, const = form
+    N, D = lin(((c, atom(a, idx)) for c, a in zip(coefs, P.eqns[k].ins) if c != 0), const)
+    return N, D, [list(key) for key in inputs]

@@ -28,6 +28,7 @@ from ..errors import InputError
 from ..program.arrays import decode, read_npz, stored_digest
 from . import Invalid, register
 from . import common as C
+from . import germs as G_
 from . import kernel as K
 from . import tensor as TK
 
@@ -520,11 +521,14 @@ class Walk:
         keep = [i for i in range(len(ties)) if _gram_sign(norms[i][i]) != 0]
         zero = [i for i in range(len(ties)) if i not in keep]
         affine = self.pl or affine_cone(self.run.P, S.k)
+        generic = []
         if zero and not affine:
-            raise C.Undecidable(f"equation {S.k + 1}: a tied switching function has zero gradient and its cone is "
-                                "not affine (decided by higher-order terms)")
+            zero, generic = self.degenerate(S, ties, zero, changes, node)
+        elif node is not None and ("generic" in node or "degenerate" in node):
+            raise Invalid(f"equation {S.k + 1}: degenerate ties are stated where the cone is affine")
         if node is not None and (node.get("eqn") != S.k or node.get("tied") != [list(ties[i][:2]) for i in keep] or
-                                 node.get("zero") != [list(ties[i][:2]) for i in zero]):
+                                 node.get("zero") != [list(ties[i][:2]) for i in zero] or
+                                 node.get("generic", []) != [list(ties[i][:2]) + [c] for i, c in generic]):
             raise Invalid(f"the Clarke tree's node at equation {S.k + 1} does not match its tied switching functions")
         taus = list(itertools.product((-1, 1), repeat=len(keep)))
         branches = node.get("branches") if node is not None else [None] * len(taus)
@@ -537,8 +541,46 @@ class Walk:
             if b is not None and "gordan" in b:
                 self.gordan(S, b["gordan"], new_rows, new_flags)
                 continue
-            self.visit(pos + 1, self.take(S, ties, keep, zero, tau, changes), new_rows,
+            self.visit(pos + 1, self.take(S, ties, keep, zero, tau, changes, generic), new_rows,
                        None if b is None else b["next"], new_flags)
+
+    def degenerate(self, S, ties, zero, changes, node):
+        """Zero-gradient ties whose cone is not affine: each stated lowest-order part (evidence "degenerate") is
+        the checker's own through the elementwise cone of its site (germs.site_fraction); (zero, generic)."""
+        stated = {(d["site"], d["switch"]): d for d in (node or {}).get("degenerate", [])}
+        if node is None or len(stated) != len(zero) or set(stated) != {tuple(ties[i][:2]) for i in zero}:
+            raise C.Undecidable(f"equation {S.k + 1}: a tied switching function has zero gradient and its cone is "
+                                "not affine, without a stated lowest-order part")
+        point = [x.fmpqs().ravel().tolist() for x in self.run.env[:self.run.P.n_inputs]]
+        out_zero, generic = [], []
+        for i in zero:
+            s, j, gi, loc = ties[i]
+            d = stated[(s, j)]
+            G = S.groups[gi]
+            if not S.table.elementwise:
+                raise Invalid(f"equation {S.k + 1}: a lowest-order part is stated for a site that is not elementwise")
+            grid = S.table.grid
+            idx = tuple(int(v) for v in np.unravel_index(s, grid)) if grid else ()
+            got = G_.site_fraction(self.run.P, point, S.k, idx, G.forms[j], lambda m, site: self.piece_at(m, site,
+                                                                                                           changes))
+            if got is None:
+                raise Invalid(f"equation {S.k + 1}: the cone of site {s} is not elementwise and rational")
+            N, D, variables = got
+            kind = G_.classify(N, D, max(1, len(variables)))
+            if kind[0] not in ("zero", "generic") or d["variables"] != variables or \
+                    d["germ"] != G_.germ_json(N, D, kind, max(1, len(variables))):
+                raise Invalid(f"equation {S.k + 1}: the stated lowest-order part of site {s} is not the checker's")
+            (out_zero.append(i) if kind[0] == "zero" else generic.append((i, kind[1])))
+        return out_zero, generic
+
+    def piece_at(self, m, site, changes):
+        """The branch's piece (rows) at flat ``site`` of nonsmooth equation m."""
+        if (m, site) in changes:
+            return changes[(m, site)]
+        S = self.run.sites[m]
+        gi, loc = locate(S, site)
+        G = S.groups[gi]
+        return G.pieces[G.ids[loc]]
 
     def gordan(self, S, weights, rows, flags):
         """A pruned branch: convex weights, only on rows of affine cones, whose combination of the rows is 0
@@ -550,12 +592,13 @@ class Walk:
                 sum((lam[i] * G[i][j] * lam[j] for i in range(len(lam)) for j in range(len(lam))), K.Q0) != 0:
             raise Invalid(f"a Gordan certificate at equation {S.k + 1} is not valid")
 
-    def take(self, S, ties, keep, zero, tau, changes):
-        """The changes after equation S takes, at every tied site, the piece its signs choose (the program must
-        not jump there)."""
+    def take(self, S, ties, keep, zero, tau, changes, generic=()):
+        """The changes after equation S takes, at every tied site, the piece its signs choose (a generic tie its
+        generic sign; the program must not jump there)."""
         sign_of = {(ties[i][0], ties[i][1]): t for t, i in zip(tau, keep)}
+        sign_of.update(((ties[i][0], ties[i][1]), c) for i, c in generic)
         new = dict(changes)
-        for s in sorted({ties[i][0] for i in keep + zero}):
+        for s in sorted({ties[i][0] for i in keep + zero + [i for i, _ in generic]}):
             gi, loc = locate(S, s)
             G = S.groups[gi]
             sg = [sign_of.get((s, j), int(G.signs[j][loc])) for j in range(len(G.forms))]
