@@ -29,6 +29,12 @@ from verify.checker import Invalid, check  # noqa: E402
 VERDICTS = ("PROVED", "REFUTED", "UNDECIDED")
 ZERO = "lambda t: t - (relu(-t) + t - relu(t))"
 SIDE = tempfile.mkdtemp(prefix="verify-tamper-")      # the side files of the tensor certificates
+SAME_EXP = "lambda t: max(exp(t), exp(t))"
+DEPENDENT = ("def f(x0, x1):\n    v1 = relu(x1)\n    v2 = abs(x1)\n    v3 = abs(v1, at_zero=-1)\n    v4 = abs(v3)\n"
+             "    v5 = relu(x1)\n    v6 = v2 * v2\n    return 1 * v4 + 2 * v5 + 5 * v6\n")
+TENSOR_DEPENDENT = ("def f(x: [2]):\n    a = relu(x)\n    b = abs(x)\n    c = abs(a, at_zero=-1)\n    d = abs(c)\n"
+                    "    e = relu(x)\n    g = b * b\n    return sum(d + 2 * e + 5 * g, axes=(0,))\n")
+TENSOR_JUMP = "def g(x: [3]):\n    return sum(where(x > 0, x, x - 1), axes=(0,))\n"
 TENSOR_ZERO = "def f(x: [2]):\n    a = relu(-x)\n    b = relu(x)\n    return sum(x - (a + x - b), axes=(0,))\n"
 
 
@@ -37,7 +43,9 @@ TENSOR_ZERO = "def f(x: [2]):\n    a = relu(-x)\n    b = relu(x)\n    return sum
 def sample_certificates():
     """A few certificates of every kind, chosen to exercise every part of the format: local and global
     scope, caps, undecided parts, ball numbers, Clarke trees with Gordan certificates, exact and ball
-    partitions (simple cells, clusters), algebraic breakpoints, curves, REFUTED integrals."""
+    partitions (simple cells, clusters), algebraic breakpoints, curves, REFUTED integrals, and every kind of
+    exact evidence (forms, multiples, monotone ends, rational functions and germs on cells; forms at points
+    and at x, agreements, outputs; identities, lowest-order parts and empty sides in Clarke trees)."""
     from verify.certify import critical, index_set, spurious
     from verify.certify.certs import critical_certificate, index_certificate, spurious_certificate
     from verify.certify.differentiable import certify_differentiable, differentiable_certificate
@@ -51,6 +59,8 @@ def sample_certificates():
             index_certificate(index_set("lambda a, b, c: sort(a, b, c, descending=True)", [2, 1, 2], convention="jax")),
             index_certificate(index_set("lambda a, b, c, d: max(a, b, c, d)", [1, 1, 1, 0], cap=3)),
             index_certificate(index_set("lambda t: relu(t - 1) * (log(exp(t)) - t)", ["1/3"], scope="global")),
+            index_certificate(index_set(SAME_EXP, ["1/3"])),                       # at_x, agree: exact forms
+            index_certificate(index_set(SAME_EXP, ["1/3"], scope="global")),       # outputs
         ],
         "critical": [
             critical_certificate(critical(ZERO, [0])),
@@ -61,6 +71,11 @@ def sample_certificates():
             critical_certificate(critical("lambda x: relu(x * x)", [0])),
             critical_certificate(critical("lambda a, b: max(a, b) - min(a, b)", [1, 1], scope="global")),
             critical_certificate(critical("lambda x, y: relu(x) + 0*where(x >= relu(x), y, relu(x))", [0, 2])),
+            critical_certificate(critical("lambda t: relu(tanh(t) - tanh(t)) + t", ["1/3"])),      # identity
+            critical_certificate(critical("lambda x: relu((x+1)*(x+1) - x*x - 2*x - 1) + x", [0])),  # germ: zero
+            critical_certificate(critical("lambda x, y: relu(x * y) + x", [0, 0])),   # germ: higher, a direction
+            critical_certificate(critical("lambda x: relu(x) + relu(x + x * x)", [0])),   # one input: empty sides
+            critical_certificate(critical(DEPENDENT, [0, 0], convention="jax")),     # Gordan beside x1 * x1
         ],
         "spurious": [],
         "segment": [
@@ -71,6 +86,11 @@ def sample_certificates():
             segment_certificate(segment_partition(P("lambda t: relu(exp(t) - 2) + relu(t - 1/2)"), "0", "1")),
             segment_certificate(segment_partition(P("lambda t: relu((exp(t) - 2)**2)"), "0", "1")),
             segment_certificate(segment_partition(P("lambda x, y: max(x, x, sin(y))"), "-1,0", "0,-1")),
+            segment_certificate(segment_partition(P("lambda x: min(tanh(x), 1/2) + max(tanh(x), 1/2)"), "-2", "1")),
+            segment_certificate(segment_partition(P("lambda x: min(cos(x), cos(x) * x, cos(x)) + relu6(x)"), "0", "2")),
+            segment_certificate(segment_partition(P("lambda x: min(cos(x*x*x), cos(abs(x)))"), "0", "1")),
+            segment_certificate(segment_partition(P("lambda x0, x1: min(x0, clamp(x0, lo=0, hi=1)) + cos(x1)"),
+                                                  "-2,0", "1/2,1")),
         ],
         "integral": [
             integral_certificate(integral_identity(P("lambda t: relu(t - 1/3) - relu(t - 2/3)"), "0", "1")),
@@ -80,6 +100,9 @@ def sample_certificates():
             integral_certificate(integral_identity(P("lambda t: where(exp(t) > 2, 1, 0)"), "0", "1")),
             integral_certificate(integral_identity(P("lambda t: 1 / where(t > 1/2, t - 1/2, 1)"), "0", "1")),
             integral_certificate(integral_identity(P("lambda t: where(t > 1/2, exp(t), exp(t) + 1/10**40)"), "0", "1")),
+            integral_certificate(integral_identity(P("lambda x: max(exp(clamp(x, lo=0, hi=1)), cos(tanh(x)))"), "-1",
+                                                   "0")),
+            integral_certificate(integral_identity(P("lambda x: max(cos(x), relu(cos(x)))"), "1", "3")),
         ],
         "differentiable": [
             differentiable_certificate(certify_differentiable(P("lambda x, y: max(x, y) + relu(x - y) + x*y"), "1,2")),
@@ -102,14 +125,17 @@ def tensor_certificates():
     """Sample certificates of the tensor kinds, their side files written to SIDE: multi sites and kinks, exact
     and bounded gradients with exact and ball values, PROVED and UNDECIDED differentiability, critical points
     of piecewise-linear programs (Gordan certificates, directions), of a network with a softmax loss (tied
-    gradients independent, ball gradients, a separator) and an undecided Clarke part (relu(x * x) at 0)."""
+    gradients independent, ball gradients, a separator), degenerate ties decided through their elementwise cones
+    (relu(x * x) at 0, a generic sign; relu(|x|^2 - x^2), zero) and an undecided Clarke part (relu(x * y) at 0)."""
     import numpy as np
 
     from verify.certify.certs_tensor import (tensor_critical_certificate, tensor_differentiable_certificate,
-                                             tensor_index_certificate)
+                                             tensor_index_certificate, tensor_integral_certificate,
+                                             tensor_segment_certificate)
     P = verify.parse
     mlp = P("def m(x: [2], w: [2, 2]):\n    h = relu(dot(w, x))\n    return logsumexp(h, axes=(0,))\n")
     mx = [np.array([1, -1]), np.array([[1, 1], [2, 1]])]
+    layer = P("def l(x: [2], w: [2, 2]):\n    h = relu(dot(w, x))\n    return sum(h - 1/2, axes=(0,))\n")
     pool = P("def p(x: [1, 1, 2, 4]):\n    y = max_pool2d(relu(x), kernel=(2, 2))\n"
              "    return sum(y * y, axes=(0, 1, 2, 3))\n")
     px = [np.array([[[[0, -1, 2, 2], [-1, -1, 0, 1]]]])]
@@ -132,13 +158,33 @@ def tensor_certificates():
             tensor_critical_certificate(tz, [np.array([0, 0])]),
             tensor_critical_certificate(mlp, mx),
             tensor_critical_certificate(sq, [np.array([0])]),
+            tensor_critical_certificate(P("def z(x: [2]):\n    return sum(relu(abs(x) * abs(x) - x * x) + x, "
+                                          "axes=(0,))\n"), [np.array([0, 1])]),
+            tensor_critical_certificate(P("def u(x: [1], y: [1]):\n    return sum(relu(x * y) + x, axes=(0,))\n"),
+                                        [np.array([0]), np.array([0])]),
             tensor_critical_certificate(clamp, cx, "tf"),
+            tensor_critical_certificate(P(TENSOR_DEPENDENT), [np.array([0, 0])], "jax"),   # Gordan beside b * b
+        ],
+        "tensor_segment": [tensor_segment_certificate(verify.segment_partition(layer, mx, [np.array([-1, 2]), mx[1]]))],
+        "tensor_integral": [
+            tensor_integral_certificate(verify.integral_identity(layer, mx, [np.array([-1, 2]), mx[1]])),
+            tensor_integral_certificate(verify.integral_identity(P(TENSOR_JUMP), [np.array([-1, -1, 2])],
+                                                                 [np.array([1, 1, 3])])),
         ],
     }
     for kind, lst in certs.items():
         for i, tc in enumerate(lst):
             tc.write(os.path.join(SIDE, f"{kind}-{i}.json"))
     return {kind: [tc.cert for tc in lst] for kind, lst in certs.items()}
+
+
+def _side_refs(cert):
+    """((part, role), {"file", "digest"}) of the side files a tensor certificate names in its JSON."""
+    out = []
+    for part, role in (("claim", "point"), ("claim", "from"), ("claim", "to"), ("result", "arrays")):
+        if role in cert[part]:
+            out.append(((part, role), cert[part][role]))
+    return out
 
 
 def side_file_run(certs):
@@ -153,9 +199,9 @@ def side_file_run(certs):
         for cert in lst:
             if not kind.startswith("tensor_"):
                 continue
-            names = [cert["claim"]["point"]["file"], cert["result"]["arrays"]["file"],
-                     verify.parse(cert["program"]["source"], base=SIDE).arrays.file] if "arrays(" in \
-                cert["program"]["source"] else [cert["claim"]["point"]["file"], cert["result"]["arrays"]["file"]]
+            names = [ref["file"] for _, ref in _side_refs(cert)]
+            if "arrays(" in cert["program"]["source"]:
+                names.append(verify.parse(cert["program"]["source"], base=SIDE).arrays.file)
             for name in names:
                 path = os.path.join(SIDE, name)
                 raw = read_npz(path)
@@ -201,7 +247,7 @@ def forged_side_file_run(certs):
         if not kind.startswith("tensor_"):
             continue
         for n, cert in enumerate(lst):
-            for part, role in (("claim", "point"), ("result", "arrays")):
+            for (part, role), _ in _side_refs(cert):
                 raw = read_npz(os.path.join(SIDE, cert[part][role]["file"]))
                 changes = [("add", "extra")] + [(op, k) for k in raw for op in ("delete", "element", "drop row")]
                 for op, key in changes:
@@ -361,7 +407,8 @@ BALL_NUMBERS = {"critical": ("result",), "differentiable": ("result",), "integra
 
 ALLOWED = [
     ("claim", "the changed claim still holds with the same result: the mutant is exactly the certificate the "
-              "certifier writes for that claim, up to another valid witness (a true certificate of another claim)"),
+              "certifier writes for that claim, up to another valid witness or enclosure (a true certificate of "
+              "another claim)"),
     ("witness", "another valid witness: a strictly feasible direction, separating vector, convex weights or "
                 "Gordan certificate is not unique, any other valid one proves the same"),
     ("enclosure", "a decimal bound moved below its last digit: the enclosure still contains the checker's and "
@@ -397,11 +444,33 @@ def recertify(cert):
     return None
 
 
+def _recertify_segment(cert, P):
+    """The certificate the certifier writes for the (changed) ends of a tensor segment, or None."""
+    from verify.certify import certs_tensor as CT
+    from verify.checker import sites
+    from verify.program.arrays import decode
+    ends = []
+    for key in ("from", "to"):
+        try:
+            pt = decode(sites.side(cert["claim"][key], SIDE, key))
+        except Invalid:
+            return None
+        if set(pt) != set(P.input_names):
+            return None
+        ends.append([pt[n] for n in P.input_names])
+    conv = cert["claim"]["convention"]
+    if cert["kind"] == "tensor_segment":
+        return CT.tensor_segment_certificate(verify.segment_partition(P, *ends, convention=conv)).cert
+    return CT.tensor_integral_certificate(verify.integral_identity(P, *ends, convention=conv)).cert
+
+
 def _recertify_tensor(cert):
     from verify.certify import certs_tensor as CT
     from verify.checker import sites
     claim = cert["claim"]
     P = verify.parse(cert["program"]["source"], base=SIDE)
+    if cert["kind"] in ("tensor_segment", "tensor_integral"):
+        return _recertify_segment(cert, P)
     try:
         from verify.program.arrays import decode
         pt = decode(sites.side(claim["point"], SIDE, "point"))
@@ -420,7 +489,10 @@ def _recertify_tensor(cert):
 
 
 def _without_witnesses(o):
-    """The JSON value with every witness (a direction, separator, weights, Gordan certificate) blanked."""
+    """The JSON value with every witness (a direction, separator, weights, Gordan certificate) and every
+    enclosure's bounds blanked (another valid enclosure of the same number, at another point)."""
+    if isinstance(o, dict) and set(o) == {"lo", "hi"}:
+        return "an enclosure"
     if isinstance(o, dict):
         return {k: (None if k in WITNESSES else _without_witnesses(v)) for k, v in o.items()
                 if k not in ("meta", "digest")}

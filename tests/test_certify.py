@@ -256,10 +256,13 @@ def test_the_checker_judges_continuity_on_the_outputs():
     """The checker replays the branch values itself: the walk of the muted program, replayed on the program
     whose output does see the jump, is rejected for the jump."""
     from verify.checker import common as C
-    from verify.checker.index import clarke_walk
+    from verify.checker.index import AtX, ClarkeWalk
     cert = json.loads(json.dumps(critical_certificate(critical(MUTED_JUMP, [0, 2]))))
-    jumping = C.resolve(verify.parse(MUTED_JUMP.replace("0*where", "1*where")), "torch")
-    table = C.PieceTable(cert["evidence"], jumping)
+    ev = cert["evidence"]
+
+    def walk(P):
+        table = C.PieceTable(ev, P)
+        return ClarkeWalk(P, AtX(P, [Q(0), Q(2)], ev, table), table, ev["clarke"], True).run()
     with pytest.raises(Invalid, match="f jumps at x"):
-        clarke_walk(jumping, [Q(0), Q(2)], cert["evidence"]["clarke"], table, True)
-    clarke_walk(C.resolve(verify.parse(MUTED_JUMP), "torch"), [Q(0), Q(2)], cert["evidence"]["clarke"], table, True)
+        walk(C.resolve(verify.parse(MUTED_JUMP.replace("0*where", "1*where")), "torch"))
+    walk(C.resolve(verify.parse(MUTED_JUMP), "torch"))

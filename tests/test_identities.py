@@ -87,7 +87,7 @@ def test_exact_symmetries_and_constants():
             assert g.pattern == verify.grad(P, x, convention=conv).pattern, src
         # as identities of functions (input atoms, no value read as a constant): zero on a neighbourhood
         c = clarke(f"lambda {', '.join(P.input_names)}: ({src.split(':', 1)[1]}) + {P.input_names[0]}", x)
-        assert "identity" in c.beyond and len(c.leaves) == 1, src
+        assert "identity" in _decisions(c.tree) and len(c.leaves) == 1, src
 
 
 def test_forms_never_leak_a_ball():
@@ -112,7 +112,7 @@ def test_index_sets_and_clarke_decide_identity_ties():
         iset = index_set("lambda t: relu(tanh(t) - tanh(t))", [T], number=number)
         assert iset.decided and iset.patterns == [(0,), (1,)]
         c = clarke("lambda t: relu(tanh(t) - tanh(t)) + t", [T], number=number)
-        assert [leaf.pattern for leaf in c.leaves] == [(0,)] and "identity" in c.beyond
+        assert [leaf.pattern for leaf in c.leaves] == [(0,)] and "identity" in _decisions(c.tree)
 
 
 @pytest.mark.parametrize("src, point, gens", [
@@ -210,29 +210,42 @@ def test_a_second_near_tie_starts_where_the_first_one_ended():
     assert g.pattern == (0, 0) and g.prec == 512 and g.gradient[0].overlaps(arb(fmpq(2, 7)))
 
 
-def test_certificates_state_only_what_the_checker_replays():
-    """The checker replays values only and requires a certificate's result to be exactly what it derives: a
-    result that used exact forms, germs or exact rational functions of t is written as values alone decide it
-    (evaluate.values_only), or not at all (Undecided)."""
+def _decisions(tree):
+    """The kinds of decision a Clarke tree states beyond values ("identity", "germ")."""
+    if isinstance(tree, int):
+        return set()
+    out = {k for how in tree.how.values() for k in how}
+    for b in tree.branches:
+        if b.next is not None:
+            out |= _decisions(b.next)
+    return out
+
+
+def test_certificates_carry_every_decision():
+    """Issue 21: a result decided by exact forms, germs or exact rational functions of t is written with that
+    evidence, which the checker re-derives: the certificate states the library's answer."""
     from verify.certify import segment_partition
     from verify.certify.certs import critical_certificate, index_certificate
     from verify.certify.integral import integral_certificate, integral_identity
     from verify.certify.segment import segment_certificate
     from verify.checker import check as check_certificate
     iset = index_set("lambda x: exp(x)", [1], scope="global")      # f_s(x) = f(x): the same atom exp(1)
-    assert iset.decided and iset.count == 1 and iset.beyond
+    assert iset.decided and iset.count == 1 and iset.outputs
     cert = index_certificate(iset)
     check_certificate(cert)
-    assert cert["verdict"] == "UNDECIDED" and cert["result"]["count"] == 0
-    c = critical("lambda x: relu(x * x)", [0])
-    assert c.clarke_critical.truth is verify.TRUE and not c.clarke_result.replayable
+    assert cert["verdict"] == "PROVED" and cert["result"]["count"] == 1 and cert["evidence"]["outputs"]
+    c = critical("lambda x: relu(x * x)", [0])                    # a lowest-order part: x^2 is never < 0
+    assert c.clarke_critical.truth is verify.TRUE and "germ" in _decisions(c.clarke_result.tree)
     cert = critical_certificate(c)
     check_certificate(cert)
-    assert cert["result"]["clarke"] is None and cert["result"]["selection_critical"] is True
+    assert cert["result"]["clarke"] == [["0"]] and cert["verdict"] == "PROVED"
     part = segment_partition("lambda x0, x1: min(x0, clamp(x0, lo=0, hi=1)) + cos(x1)", [-2, 0], [fmpq(1, 2), 1])
-    assert part.complete and part.beyond
-    with pytest.raises(verify.Undecided):
-        segment_certificate(part)
+    assert part.complete and any(c.exact for c in part.cells)
+    cert = segment_certificate(part)            # the exact decisions travel as evidence: the same answer
+    check_certificate(cert)
+    assert cert["verdict"] == "PROVED" and cert["result"] == part.json()
     res = integral_identity("lambda x: max(exp(clamp(x, lo=0, hi=1)), cos(tanh(x)))", [-1], [0])
-    assert res.partition.beyond
-    check_certificate(integral_certificate(res))
+    assert any(e.how == "germ" for c in res.partition.cells for e in c.exact)
+    cert = integral_certificate(res)
+    check_certificate(cert)
+    assert cert["result"] == res.json()

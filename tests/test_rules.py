@@ -190,8 +190,8 @@ def test_a_pattern_is_a_choice_of_distinct_affine_maps(src):
 
 
 def test_affine_forms_decide_rational_differences_exactly():
-    """verify.numbers.affine (certifier) and the checker's kernel.Forms keep the identity of atoms: a difference
-    whose atoms cancel is an exact rational, whatever the balls say."""
+    """verify.numbers.affine (certifier) and the checker's forms (checker/forms.py) keep the identity of atoms: a
+    difference whose atoms cancel is an exact rational, whatever the balls say."""
     from verify.checker import kernel as K
     from verify.numbers.affine import AffineSystem
     ns = AffineSystem()
@@ -201,8 +201,13 @@ def test_affine_forms_decide_rational_differences_exactly():
     assert ns.is_exact_value(d) and d[0] == Q(1, 10 ** 40) and ns.sign(d) == 1
     assert ns.sign(ns.sub(ns.mul(e1, t), ns.mul(t, e2))) == 0                 # a * b - b * a
     assert ns.sign(ns.sub(ns.log(e1), t)) is None                              # log(exp(t)) - t: nonlinear, a ball
-    f = K.Forms()
-    x = f.input(0, arb(Q(1, 2)))
-    a, b = f.apply("exp", [x], {}), f.apply("exp", [x], {})
-    assert f.sign(f.add(f.add(a, f.const(Q(1, 10 ** 40))), b, -K.Q1)) == 1
-    assert f.sign(f.add(f.apply("mul", [a, x], {}), f.apply("mul", [x, b], {}), -K.Q1)) == 0
+    from verify.checker.forms import Forms
+    P = verify.parse("lambda t: exp(t) + 1/10**40 - exp(t) + relu(exp(t) * t - t * exp(t)) + relu(log(exp(t)) - t)")
+    zero = K.pieces("relu", {"alpha": Q(0)}, 1)[0]            # the relus' pieces do not matter below them
+    F = K.Frozen(P, [arb(Q(1, 2))], [zero, zero], want_grad=False)
+    f = Forms(P, F.val, [zero, zero], symbolic=True)
+    v = P.names.index
+    d = f.of(v("v4"))                                           # exp(t) + 1/10^40 - exp(t)
+    assert not d.terms and d.const == Q(1, 10 ** 40)
+    assert f.of(v("v9")).is_zero()                              # exp(t) * t - t * exp(t)
+    assert f.of(v("v14")).terms                                 # log(exp(t)) - t: nonlinear, never claimed 0

@@ -125,7 +125,8 @@ def test_analytic_identically_zero_switch_is_undecided_never_a_guess():
 def test_analytic_switch_zero_by_a_linear_identity_is_an_exact_tie():
     part = segment_partition("lambda t: relu(exp(t) - exp(t)) + sin(t)", 0, 1)
     assert part.complete and [b.t for b in part.breakpoints] == [0, 1] and part.pieces[0].pattern == (0,)
-    assert all(c.exact == ((0, 0, 0, "identity"),) for c in part.cells)
+    assert all([(e.pos, e.j, e.sign, e.how, e.data) for e in c.exact] == [(0, 0, 0, "form", (0, ()))]
+               for c in part.cells)
 
 
 def test_mixed_programs_decide_rational_switches_exactly():
@@ -145,7 +146,7 @@ def test_mixed_programs_decide_rational_switches_exactly():
 def test_a_tangency_at_an_end_of_the_segment_is_decided_by_its_germ(x, y):
     part = segment_partition("lambda x: max(exp(clamp(x, lo=0, hi=1)), cos(tanh(x)))", x, y)
     assert part.complete and [b.t for b in part.breakpoints] == [0, 1] and [p.pattern for p in part.pieces] == [(1, 0)]
-    assert any(e[3] == "germ" for c in part.cells for e in c.exact)
+    assert any(e.how == "germ" for c in part.cells for e in c.exact)
 
 
 def test_rational_breakpoint_of_an_analytic_program_found_exactly_when_dyadic():

@@ -260,12 +260,67 @@ def test_a_program_that_is_not_polynomial_goes_through_its_scalarisation():
         verify.segment_partition(P, [arr(0, 0)], [arr(1, 2)], max_scalar=3)
 
 
-def test_tensor_segments_refuse_curves_and_certificates(tmp_path):
+def test_tensor_segments_refuse_curves():
     P = net([1, 2, 1])
     with pytest.raises(InputError, match="not a polynomial curve"):
         verify.segment_partition(P, curve="0; 1")
-    with pytest.raises(InputError, match="certificates for tensor programs are not available yet"):
-        N.no_certificates(P)
+
+
+def _certified(res, tmp_path, name):
+    """The tensor certificate of ``res`` (a partition or an integral identity), written and checked."""
+    from verify.certify.certs_tensor import tensor_integral_certificate, tensor_segment_certificate
+    from verify.checker import check
+    make = tensor_segment_certificate if hasattr(res, "breakpoints") else tensor_integral_certificate
+    path = tmp_path / f"{name}.json"
+    make(res).write(str(path))
+    cert = json.loads(path.read_text())
+    check(cert, str(tmp_path))
+    return cert
+
+
+def test_tensor_segment_and_integral_certificates(tmp_path):
+    """Issue 21: a piecewise-linear network's segment and integral identity are certified and checked; a
+    jump is REFUTED in the certificate too; a segment along which values are polynomial in t is refused with
+    the reason."""
+    P = net([2, 4, 4, 1], seed=3)
+    x, y = [arr(-2, 1)], [arr(3, -1)]
+    part = verify.segment_partition(P, x, y)
+    cert = _certified(part, tmp_path, "s")
+    assert cert["result"] == {k: v for k, v in part.json().items() if k != "curve"} and len(part.breakpoints) > 2
+    res = verify.integral_identity(P, x, y)
+    cert = _certified(res, tmp_path, "i")
+    assert cert["verdict"] == "PROVED" and cert["result"]["lhs"] == cert["result"]["rhs"]
+    b = Builder("g", ["x"], [(3,)])
+    jump = b.finish([b.emit("sum", [b.emit("where", [0, Lit(Q(0)), 0, b.emit("sub", [0, Lit(Q(1))])[0]],
+                                            {"op": ">"})[0]], {"axes": (0,)})[0]])
+    res = verify.integral_identity(jump, [arr(-1, -1, 2)], [arr(1, 1, 3)])
+    cert = _certified(res, tmp_path, "j")
+    assert cert["verdict"] == "REFUTED" and cert["result"]["discontinuity"]["t"] == "1/2"
+    b = Builder("h", ["x", "w"], [(2,), (2,)])
+    poly = b.finish([b.emit("sum", [b.emit("relu", [b.emit("mul", [0, 1])[0]])[0]], {"axes": (0,)})[0]])
+    from verify.certify.certs_tensor import tensor_segment_certificate
+    with pytest.raises(InputError, match="piecewise-linear tensor programs along the segment"):
+        tensor_segment_certificate(verify.segment_partition(poly, [arr(-1, 1), arr(1, 2)], [arr(1, -1), arr(2, 1)]))
+    part = verify.segment_partition(poly, [arr(-1, 1), arr(1, 2)], [arr(1, -1), arr(1, 2)])   # w fixed: affine
+    assert part.values == "affine"
+    _certified(part, tmp_path, "w")
+
+
+@settings(max_examples=min(settings.default.max_examples, 30))
+@given(st.data())
+def test_certificates_of_random_piecewise_linear_segments_check(data):
+    import tempfile
+    from pathlib import Path
+    P = data.draw(segment_programs())
+    x, y = data.draw(tensor_segments(P))
+    conv = data.draw(st.sampled_from(["torch", "jax", "tf"]))
+    part = verify.segment_partition(P, x, y, convention=conv)
+    with tempfile.TemporaryDirectory() as d:
+        cert = _certified(part, Path(d), "s")
+        assert cert["result"] == {k: v for k, v in part.json().items() if k != "curve"}
+        if P.n_outputs == 1 and P.atom_shape(P.outputs[0]) == ():
+            res = verify.integral_identity(P, x, y, convention=conv)
+            assert _certified(res, Path(d), "i")["result"] == {k: v for k, v in res.json().items() if k != "curve"}
 
 
 def test_scalar_programs_keep_their_path():
@@ -311,8 +366,9 @@ def test_cli_with_npz_ends(tmp_path, capsys):
     assert main(["integral", prog, "--from", a, "--to", b, "--json"]) == 0
     j = json.loads(capsys.readouterr().out)
     assert j["verdict"] == "PROVED" and j["lhs"] == j["rhs"] == "-9/2" and j["difference"] == "0"
-    assert main(["integral", prog, "--from", a, "--to", b, "--certificate", str(tmp_path / "c.json")]) == 2
-    assert "certificates for tensor programs are not available yet" in capsys.readouterr().err
+    assert main(["integral", prog, "--from", a, "--to", b, "--json", "--certificate", str(tmp_path / "c.json")]) == 0
+    assert json.loads(capsys.readouterr().out) == j          # the certificate flag changes nothing
+    assert main(["check", str(tmp_path / "c.json")]) == 0 and "valid" in capsys.readouterr().out
     assert main(["segment", prog, "--from", a, "--to", str(tmp_path / "bad.npz")]) == 2
     assert "missing x; unknown y" in capsys.readouterr().err
     assert main(["segment", prog, "--from", a, "--to", "1,2,3"]) == 2
@@ -365,7 +421,8 @@ def test_random_polynomial_programs_agree_with_their_scalarisation(data):
     x, y = data.draw(tensor_segments(P))
     part = verify.segment_partition(P, x, y)
     assert part.route == "native" and part.complete and part.exact
-    assert part.values == ("affine" if is_piecewise_linear(P) else "polynomial")
+    moving = [bool(np.any(a.to_fmpq() != b.to_fmpq())) for a, b in zip(*part.curve.segment)]
+    assert part.values == ("affine" if is_piecewise_linear(P, moving) else "polynomial")
     ref = _scalar_exact(P, x, y)
     assert same_numbers([bp.t for bp in part.breakpoints], [bp.t for bp in ref.breakpoints])
     assert [bp.pattern for bp in part.breakpoints] == [bp.pattern for bp in ref.breakpoints]

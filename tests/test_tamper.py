@@ -84,3 +84,27 @@ def test_forged_side_files_are_rejected(capsys):
               "true certificates of a changed point")
     assert not failures, "\n".join(failures)
     assert counts["rejected"] + counts["allowed"] == counts["tried"] > 100 and counts["allowed"] <= counts["tried"] // 8
+
+
+def _keys(o, path=()):
+    if isinstance(o, dict):
+        for k, v in o.items():
+            yield path + (k,)
+            yield from _keys(v, path + (k,))
+    elif isinstance(o, list):
+        for v in o:
+            yield from _keys(v, path)
+
+
+def test_the_samples_carry_every_kind_of_exact_evidence():
+    """Issue 21: every evidence field for a decision beyond values is in some sample certificate, so the
+    mutations above forge each of them (and each forgery is rejected)."""
+    seen = {p[-1] for lst in CERTS.values() for c in lst for p in _keys(c["evidence"])}
+    cells = {p[-2:] for lst in CERTS.values() for c in lst for p in _keys(c["evidence"])
+             if p[:1] == ("cells",) or p[:1] == ("points",)}
+    assert {"form", "multiple", "monotone", "rational", "germ", "end", "order", "num", "den", "of", "factor",
+            "at_x", "agree", "outputs", "degenerate", "identity", "generic", "empty", "lowest", "den_sign",
+            "degree", "kind"} <= seen, seen
+    assert ("cells", "exact") in cells and ("points", "exact") in cells
+    tensor = {p[-1] for c in CERTS["tensor_critical"] for p in _keys(c["evidence"])}
+    assert {"degenerate", "generic", "variables", "germ", "lowest", "undecided"} <= tensor, tensor

@@ -237,3 +237,44 @@ def test_a_given_gradient_is_checked_and_a_wrong_one_rejected(tmp_path):
         tc = tensor_differentiable_certificate(prog, pt, gradient=[bad], wrt=["w"], value=g.values[0], prec=g.prec)
         with pytest.raises(Invalid, match="gradient"):
             verify.check(written(tc, tmp_path, f"{prog.name}-bad.json"))
+
+
+def test_degenerate_ties_of_tensor_programs_are_decided_through_their_elementwise_cones(tmp_path):
+    """Issue 21: zero-gradient ties in tensor programs that are not piecewise linear: relu(x * x) is never
+    negative near 0 (a generic sign), relu(|x|^2 - x^2) is zero there; each as the scalarised program decides
+    it, with its lowest-order part in the certificate, re-derived by the checker.  An indefinite part (x * y)
+    stays UNDECIDED."""
+    from verify import scalarize
+    from verify.certify import clarke
+    from verify.certify.sites import site_clarke
+    for src, x, want in (("def s(x: [2]):\n    return sum(relu(x * x) + x, axes=(0,))\n", [np.array([0, 0])],
+                          "generic"),
+                         ("def s(x: [2]):\n    return sum(relu(abs(x) * abs(x) - x * x) + x, axes=(0,))\n",
+                          [np.array([0, 1])], "zero")):
+        P = verify.parse(src)
+        cl, _ = site_clarke(P, x)
+        Sc = scalarize(P)
+        from verify.interpret.tensor import coerce_inputs
+        cc = clarke(Sc.program, Sc.flat_point(coerce_inputs(P, x)))
+        assert len(cl.gradients) == len(cc.gradients) == 1
+        tc = tensor_critical_certificate(P, x)
+        tc.write(str(tmp_path / "c.json"))
+        cert = json.loads((tmp_path / "c.json").read_text())
+        from verify.checker import check
+        check(cert, str(tmp_path))
+        kinds = {g["germ"]["kind"] for n in _nodes(cert["evidence"]["clarke"]["tree"]) for g in n.get("degenerate", [])}
+        assert kinds == {want} and cert["result"]["clarke_critical"] is False
+    P = verify.parse("def s(x: [1], y: [1]):\n    return sum(relu(x * y) + x, axes=(0,))\n")
+    from verify.errors import Undecided
+    with pytest.raises(Undecided):
+        site_clarke(P, [np.array([0]), np.array([0])])
+
+
+def _nodes(tree):
+    if "leaf" in tree:
+        return []
+    out = [tree]
+    for b in tree["branches"]:
+        if "next" in b:
+            out += _nodes(b["next"])
+    return out

@@ -4,7 +4,8 @@ Every certificate has the same envelope (``schema.json``, closed at every level:
 
     {"format": "verify-certificate/2",
      "kind": "index_set" | "critical" | "spurious" | "segment" | "integral" | "differentiable" |
-             "tensor_index_set" | "tensor_differentiable" | "tensor_critical",
+             "tensor_index_set" | "tensor_differentiable" | "tensor_critical" | "tensor_segment" |
+             "tensor_integral",
      "program": {"text": canonical .prog text with every kink param written out,
                  "source": the program as given, "fn": name},
      "claim": {... what is claimed about: point, scope, curve, tol, convention ...},
@@ -20,14 +21,21 @@ kind: index_set and spurious certificates hold no balls (null; the checker decid
 precision ladder); critical and differentiable: null exactly when every number is exact, else the power of
 two at which the certifier computed the balls (the checker recomputes them there: a stated ball must contain
 the checker's own and be about as wide); segment and integral: null for the exact method, else the precision
-of the ball cells (a power of two at least tol + 64, 4096 when a cluster is left), at which the checker
-re-evaluates every cell; tensor_index_set and tensor_differentiable: null unless the result states a ball (the
-value beside a gradient), then its precision; tensor_critical: null (it states no number).  ``verify check``
-(verify/checker/) re-validates a certificate without importing verify.certify.
+at which the checker starts re-evaluating every cell and cell end, a power of two from max(128, tol + 64)
+(where the certifier starts) to 4096 (4096 when a cluster is left: clusters are certified at the cap).  The
+checker raises it along its own ladder wherever its rounding needs more, so by definition every value in that
+range proves the same cells: editing it within the range is harmless (it changes the checker's work, never
+what is proved), outside it is rejected; tensor_index_set and tensor_differentiable: null unless the result
+states a ball (the value beside a gradient), then its precision; tensor_critical, tensor_segment and
+tensor_integral: null (exact).
+``verify check`` (verify/checker/) re-validates a certificate without importing verify.certify.
 
 Certificates of tensor programs (kinds tensor_*) keep their arrays in .npz side files beside the JSON file,
-each named and hashed in it (the program's arrays file in its text; ``claim.point`` and ``result.arrays``
-as {"file", "digest"}): see verify/certify/certs_tensor.py for the format.
+each named and hashed in it (the program's arrays file in its text; ``claim.point``, ``claim.from``,
+``claim.to`` and ``result.arrays`` as {"file", "digest"}): see verify/certify/certs_tensor.py for the format.
+A local index set of any size is the product of per-equation (scalar: ``evidence.candidates``) or per-site
+(tensor: the ``multi`` rows) lists of agreeing pieces, with ``count`` its size; a scalar certificate lists
+its first ``cap`` patterns (``capped``) in that product's order.
 """
 import json
 import time
@@ -38,7 +46,7 @@ from ..program.ir import Eqn, Program, to_text, typecheck
 
 FORMAT = "verify-certificate/2"
 KINDS = ("index_set", "critical", "spurious", "segment", "integral", "differentiable", "tensor_index_set",
-         "tensor_differentiable", "tensor_critical")
+         "tensor_differentiable", "tensor_critical", "tensor_segment", "tensor_integral")
 
 
 def resolved_program(program, convention):

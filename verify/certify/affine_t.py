@@ -39,7 +39,7 @@ class Lin:
         return f"Lin(shape={self.a.shape}, t-dependent={self.b is not None})"
 
 
-def _qt(x, what):
+def as_qt(x, what):
     if isinstance(x, QT):
         return x
     q = ExactTensors().to_qt(x)
@@ -48,7 +48,7 @@ def _qt(x, what):
     return q
 
 
-def _fit(q, shape):
+def fit(q, shape):
     """q broadcast to ``shape`` (the parts of a Lin always have the shape of the value)."""
     return q if q.shape == tuple(shape) else QT(np.broadcast_to(q.num, tuple(shape)), q.den)
 
@@ -58,7 +58,7 @@ def _common(*qs):
     return [q.num if q.den == L else q.num * (L // q.den) for q in qs], L
 
 
-def _scalar(q):
+def scalar_of(q):
     """The single element of a QT as an fmpq."""
     return fmpq(int(np.asarray(q.num).reshape(-1)[0]), q.den)
 
@@ -98,7 +98,7 @@ class MatCache:
         return q
 
 
-def _signs(num):
+def signs_of(num):
     num = np.asarray(num, dtype=object)
     return ((num > 0).astype(np.int8) - (num < 0).astype(np.int8)).reshape(num.shape)
 
@@ -138,7 +138,7 @@ class AffineT:
 
     def poly(self, x):
         """A 0-d value as the fmpq_poly A + B t."""
-        return fmpq_poly([_scalar(x.a), fmpq(0) if x.b is None else _scalar(x.b)])
+        return fmpq_poly([scalar_of(x.a), fmpq(0) if x.b is None else scalar_of(x.b)])
 
     def const(self, q):
         return Lin(self.E.const(q))
@@ -161,8 +161,8 @@ class AffineT:
         if x.b is None and y.b is None:
             return Lin(a)
         if x.b is None or y.b is None:
-            return Lin(a, _fit(x.b if y.b is None else y.b, a.shape))
-        return Lin(a, _fit(self.E.add(x.b, y.b), a.shape))
+            return Lin(a, fit(x.b if y.b is None else y.b, a.shape))
+        return Lin(a, fit(self.E.add(x.b, y.b), a.shape))
 
     def neg(self, x):
         return self._parts(x, self.E.neg)
@@ -177,23 +177,23 @@ class AffineT:
         if x.b is None and y.b is None:
             return Lin(a)
         b = self.E.mul(x.b, y.a) if x.b is not None else self.E.mul(x.a, y.b)
-        return Lin(a, _fit(b, a.shape))
+        return Lin(a, fit(b, a.shape))
 
     def div(self, x, y):
         d = self._const_only(y, "a division by a value that depends on t: a quotient")
-        a = _qt(self.E.div(x.a, d), "a quotient")
-        return Lin(a, None if x.b is None else _fit(_qt(self.E.div(x.b, d), "a quotient"), a.shape))
+        a = as_qt(self.E.div(x.a, d), "a quotient")
+        return Lin(a, None if x.b is None else fit(as_qt(self.E.div(x.b, d), "a quotient"), a.shape))
 
     def pow(self, x, n):
         if x.b is not None and n == 1:
             return x
         if x.b is not None and n != 0:
             raise NotAffine(f"a power {n} of a value that depends on t")
-        return Lin(_qt(self.E.pow(x.a, n), "a power"))
+        return Lin(as_qt(self.E.pow(x.a, n), "a power"))
 
     def _smooth(self, name):
         def f(x):
-            return Lin(_qt(getattr(self.E, name)(self._const_only(x, name)), f"{name} of a constant"))
+            return Lin(as_qt(getattr(self.E, name)(self._const_only(x, name)), f"{name} of a constant"))
         return f
 
     def __getattr__(self, name):
@@ -210,9 +210,9 @@ class AffineT:
             return self.E.signs(x.a)
         t = self.t
         (an, bn), _ = _common(x.a, x.b)
-        s = _signs(an * int(t.q) + bn * int(t.p))
+        s = signs_of(an * int(t.q) + bn * int(t.p))
         if self.mode == "right":
-            s = np.where(s == 0, _signs(x.b.num), s).astype(np.int8)
+            s = np.where(s == 0, signs_of(x.b.num), s).astype(np.int8)
         return s
 
     def roots(self, switches):
@@ -282,7 +282,7 @@ class AffineT:
         if x.b is None and y.b is None:
             return Lin(a)
         bx, by = self._slopes([x, y])
-        return Lin(a, _fit(self.E.select(mask, bx, by), a.shape))
+        return Lin(a, fit(self.E.select(mask, bx, by), a.shape))
 
     def matmul(self, x, y):
         """2-D product; with one constant operand, one integer matrix product of the other's two parts stacked

@@ -218,6 +218,23 @@ def between(a, b):
                 x.refine()
 
 
+def simplest_between(a, b):
+    """The simplest rational (smallest denominator, then smallest magnitude) in the open interval (a, b), a < b
+    rational: where a transcendental switching function can vanish exactly, its argument being 0 there
+    (sin(x) on a segment through x = 0 reaches 0 at a rational t with a small denominator)."""
+    if a < 0 < b:
+        return fmpq(0)
+    if b <= 0:
+        return -simplest_between(-b, -a)
+    fl = a.p // a.q                         # 0 <= fl <= a < fl + 1: continued fractions (Stern-Brocot)
+    if fl + 1 < b:
+        return fmpq(fl + 1)
+    if a == fl:                             # (fl, b), b <= fl + 1: fl + 1/n with the smallest n
+        w = 1 / (b - fl)
+        return fl + fmpq(1, w.p // w.q + 1)
+    return fl + 1 / simplest_between(1 / (b - fl), 1 / (a - fl))
+
+
 def number_json(a):
     """JSON form: "p/q" for a rational, Alg.json() for an algebraic number."""
     return _fmt(a) if isinstance(a, fmpq) else a.json()

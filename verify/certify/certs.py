@@ -6,7 +6,10 @@ import time
 from flint import fmpq
 
 from ..certificates import make
-from ..interpret.evaluate import compiled, values_only
+from ..errors import Undecided
+from ..interpret.evaluate import compiled
+from ..program.prims import affine
+from .index import gradient_key
 from ..numbers.ball import json_number
 from ..rational import fmt_q
 from ..truth import FALSE, TRUE
@@ -69,28 +72,59 @@ def _index_pieces(iset, extra_patterns=()):
                         complete=iset.scope == "global")
 
 
-def _replayable_index(iset):
-    """The index set as the certificate checker derives it: a result that used exact forms (issue 9) is
-    recomputed from values alone (evaluate.values_only), since the checker requires a certificate's result to
-    be exactly what it derives.  Raises Undecided when values alone cannot decide it (then no certificate)."""
-    if not iset.beyond:
-        return iset
-    from .index import index_set
-    with values_only():
-        return index_set(iset.program, iset.point, iset.scope, iset.convention, iset.number, iset.prec, iset.cap,
-                         iset.max_patterns)
+def decide_all_at_x(at):
+    """Every switching function's sign at x (the checker decides all of them, not only those an index rule
+    reads): by its value, else by its exact form there, recorded in the AtPoint ``at``; Undecided when
+    neither decides one (no certificate can then state the pattern at x)."""
+    r = at.r
+    for pos, st in enumerate(at.steps):
+        for j, (terms, const) in enumerate(st.switches):
+            if r.ns.sign(affine(r.ns, terms, const, r.args[st.k])) is None and at.switch(pos, j) is None:
+                raise Undecided(f"cannot write a certificate: switching function {j + 1} of equation {st.k + 1} "
+                                "is undecided at x (its index rule does not need it)")
+
+
+def _at_json(*ats):
+    """The decisions at x by exact forms of one or more AtPoints at the same point (merged)."""
+    merged = ats[0]
+    for other in ats[1:]:
+        for key, e in other.switches.items():
+            merged.switches.setdefault(key, e)
+        for key, d in other.differences.items():
+            merged.differences.setdefault(key, d)
+    return merged.json(), merged.pieces()
+
+
+def _outputs_json(iset):
+    return [{"pattern": list(pat), "output": o, "sign": sgn,
+             "form": {"const": fmt_q(const), "terms": [[v, fmt_q(c)] if tag == "pattern" else [v, fmt_q(c), "x"]
+                                                       for (v, tag), c in terms]}}
+            for pat, o, sgn, (const, terms) in iset.outputs]
 
 
 def index_certificate(iset, started=None):
-    iset = _replayable_index(iset)
+    decide_all_at_x(iset.at)
     claim = {"point": [fmt_q(x) for x in iset.point], "scope": iset.scope, "cap": iset.cap}
     result = {"patterns": [list(p) for p in iset.patterns], "count": iset.count, "capped": iset.capped,
               "undecided": _undecided_json(iset)}
-    evidence = {"pieces": _index_pieces(iset)}
+    at_ev, named = _at_json(iset.at)
+    evidence = {"pieces": _named(_index_pieces(iset), iset, named), **at_ev}
     if iset.scope == "local":
         evidence["candidates"] = [list(c) for c in iset.candidates]
+    if iset.outputs:
+        evidence["outputs"] = _outputs_json(iset)
     return make("index_set", iset.program, iset.convention, claim, VERDICT[iset.decided], result, evidence,
                 None, started)
+
+
+def _named(table, iset, named):
+    """The piece table with the pieces that the evidence at x names added."""
+    steps = [s for s in compiled(iset.program, iset.convention) if s.sel is not None]
+    for m, idx in named.items():
+        for i in idx:
+            if str(i) not in table[m]:
+                table[m][str(i)] = _dense(steps[m].piece(i), len(steps[m].ins))
+    return [dict(sorted(t.items(), key=lambda kv: int(kv[0]))) for t in table]
 
 
 def _membership(m):
@@ -101,47 +135,17 @@ def _membership(m):
     return {"undecided": True}
 
 
-def _tree_json(node, pieces, pos_of):
-    """The Clarke walk's tree without the nodes where nothing is tied (the index rule decides there, and the
-    checker replays it): one node per equation with tied switching functions."""
-    if "leaf" in node:
-        return node
-    if not node["tied"]:
-        return _tree_json(node["branches"][0]["next"], pieces, pos_of)
-    out = {"eqn": node["eqn"], "tied": node["tied"], "zero": node["zero"], "branches": []}
-    for b in node["branches"]:
-        bj = {"signs": b["signs"]}
-        if "gordan" in b:
-            bj["gordan"] = [fmt_q(y) for y in b["gordan"]]
-        else:
-            bj["piece"] = b["piece"]
-            pieces.append((pos_of[node["eqn"]], b["piece"]))
-            bj["next"] = _tree_json(b["next"], pieces, pos_of)
-        out["branches"].append(bj)
-    return out
-
-
-def _key(jac):
-    return tuple(tuple(str(v) for v in row) for row in jac)
-
-
 def _generators(jacobians, gradients):
     """For each Jacobian (in order), the index of its generator among ``gradients`` (distinct, in order of
     first occurrence, as the certifiers list them)."""
-    index = {_key(g): i for i, g in enumerate(gradients)}
-    return [index[_key(j)] for j in jacobians]
+    index = {gradient_key(g): i for i, g in enumerate(gradients)}
+    return [index[gradient_key(j)] for j in jacobians]
 
 
 def critical_certificate(c, started=None):
     from ..certificates import has_balls
     iset = c.field_result.index
-    if iset.beyond or (c.clarke_result is not None and not c.clarke_result.replayable):
-        # as the checker derives it (see _replayable_index): index set and Clarke walk from values alone
-        from .critical import critical
-        with values_only():
-            c = critical(iset.program, iset.point, iset.convention, iset.scope, iset.number, iset.prec, iset.cap,
-                         iset.max_patterns)
-        iset = c.field_result.index
+    decide_all_at_x(iset.at)
     claim = {"point": [fmt_q(x) for x in iset.point], "scope": iset.scope}
     result = {"field": [vec(g) for g in c.field], "clarke": None if c.clarke is None else [vec(g) for g in c.clarke],
               "selection_critical": truth_json(c.selection.truth),
@@ -151,27 +155,32 @@ def critical_certificate(c, started=None):
                 "clarke_membership": _membership(c.clarke_critical)}
     extra_patterns, tree_pieces = [], []
     cl = c.clarke_result
+    ats = [iset.at]
     if cl is not None:
         pos_of = {st.k: m for m, st in enumerate(s for s in compiled(iset.program, iset.convention)
                                                  if s.sel is not None)}
-        tree = _tree_json(cl.tree, tree_pieces, pos_of)
+        if not isinstance(cl.tree, int):
+            cl.tree.pieces(pos_of, tree_pieces)
         gens = _generators([leaf.gradient for leaf in cl.leaves], cl.gradients)
-        evidence["clarke"] = {"piecewise_linear": cl.piecewise_linear, "tree": tree,
+        evidence["clarke"] = {"piecewise_linear": cl.piecewise_linear, "tree": cl.tree_json(),
                               "leaves": [{"pattern": list(leaf.pattern), "generator": g,
                                           "direction": None if leaf.direction is None else
                                           [fmt_q(v) for v in leaf.direction]}
                                          for leaf, g in zip(cl.leaves, gens)]}
         extra_patterns = [leaf.pattern for leaf in cl.leaves]
+        ats.append(cl.at)
     else:
         evidence["clarke"] = {"undecided": True}
+    at_ev, named = _at_json(*ats)
+    evidence.update(at_ev)
     table = _index_pieces(iset, extra_patterns)
-    steps = [s for s in compiled(iset.program, iset.convention) if s.sel is not None]
     for m, i in tree_pieces:
-        if str(i) not in table[m]:
-            table[m][str(i)] = _dense(steps[m].piece(i), len(steps[m].ins))
-    evidence["pieces"] = [dict(sorted(t.items(), key=lambda kv: int(kv[0]))) for t in table]
+        named.setdefault(m, set()).add(i)
+    evidence["pieces"] = _named(table, iset, named)
     if iset.scope == "local":
         evidence["candidates"] = [list(cd) for cd in iset.candidates]
+    if iset.outputs:
+        evidence["outputs"] = _outputs_json(iset)
     decided = None not in (result["selection_critical"], result["clarke_critical"])
     prec = iset.prec if has_balls(result) else None
     return make("critical", iset.program, iset.convention, claim, VERDICT[decided], result, evidence,

@@ -33,6 +33,7 @@ from flint import arb, fmpq
 from ..certificates import check_writable, has_balls, make, validate_schema
 from ..errors import InputError, Undecided
 from ..interpret import tensor as T
+from ..interpret.precision import working_precision
 from ..numbers.ball import json_number
 from ..numbers.tensor import QT
 from ..program import kinks
@@ -40,7 +41,7 @@ from ..program.prims.steps import require_continuous
 from ..program.arrays import Arrays, ExactArray, load_npz, read_npz, save_entries, stored_digest
 from ..rational import fmt_q
 from .certs import truth_json
-from .sites import PATTERN_CAP, _key, site_critical, site_index_set
+from .sites import PATTERN_CAP, gradients_key, site_critical, site_index_set
 
 VERDICT = {True: "PROVED", False: "UNDECIDED"}
 
@@ -199,7 +200,7 @@ def _gradient_arrays(program, wrt, grads):
 def _selection_gradient(iset, wrt):
     """The selection gradient at x (one backward pass over the run of the index set) and the output value."""
     r = iset.run
-    with T.working_precision(r.ns, r.prec):
+    with working_precision(r.ns, r.prec):
         cts = T.vjp(r, [r.ns.const(fmpq(1))], wrt)
         value = T.output_values(r)[0]
     grads = [r.ns.zeros(iset.program.shapes[i]) if cts[i] is None else cts[i] for i in wrt]
@@ -334,7 +335,7 @@ def tensor_critical_certificate(program, point, convention=kinks.DEFAULT, wrt=No
     if cl is not None:
         leaves, keys = [], {}
         for n, leaf in enumerate(cl.leaves):
-            keys.setdefault(_key(leaf["gradient"]), n)
+            keys.setdefault(gradients_key(leaf["gradient"]), n)
             changes = []
             for pos, (arr, base) in enumerate(zip(leaf["pattern"], iset.run.pattern)):
                 a, b = np.asarray(arr).ravel(), np.asarray(base).ravel()
@@ -344,15 +345,13 @@ def tensor_critical_certificate(program, point, convention=kinks.DEFAULT, wrt=No
             leaves.append({"changes": changes, "direction": None if leaf["direction"] is None else
                            [fmt_q(v) for v in leaf["direction"]]})
         clarke = {"piecewise_linear": cl.piecewise_linear, "tree": _tree(cl.tree), "leaves": leaves}
-        cmem = _membership(crit.clarke_critical, [keys[_key(g)] for g in cl.gradients], len(cl.leaves))
+        cmem = _membership(crit.clarke_critical, [keys[gradients_key(g)] for g in cl.gradients], len(cl.leaves))
         essential = len(cl.leaves)
     program2, files, claim = _envelope(program, xs, convention)
     claim["wrt"] = [program.input_names[i] for i in wrt_i]
     lists = {k: v for k, v in _site_lists(iset).items() if k.startswith("multi.")}
     s, c = truth_json(sel.truth), truth_json(crit.clarke_critical.truth) if cl is not None else None
-    art = None if s is None or c is None else (s and not c)
-    if s is False:
-        art = False
+    art = False if s is False or c is True else (None if s is None or c is None else True)   # three-valued
     result = {"arrays": _side(program2, "result", lists, files), "count": iset.count, "selection_critical": s,
               "clarke_critical": c, "artificial": art, "essential": essential}
     evidence = {"pieces": _piece_table(iset, used), "selection": _membership(sel, first, iset.count),
@@ -365,7 +364,84 @@ def tensor_critical_certificate(program, point, convention=kinks.DEFAULT, wrt=No
 def _tree(node):
     if "leaf" in node:
         return {"leaf": node["leaf"]}
-    return {"eqn": node["eqn"], "tied": node["tied"], "zero": node["zero"],
-            "branches": [{"signs": b["signs"], "gordan": [fmt_q(v) for v in b["gordan"]]} if "gordan" in b else
-                         {"signs": b["signs"], "next": _tree(b["next"])} for b in node["branches"]]}
+    out = {"eqn": node["eqn"], "tied": node["tied"], "zero": node["zero"],
+           "branches": [{"signs": b["signs"], "gordan": [fmt_q(v) for v in b["gordan"]]} if "gordan" in b else
+                        {"signs": b["signs"], "next": _tree(b["next"])} for b in node["branches"]]}
+    for key in ("generic", "degenerate"):         # degenerate ties decided by their lowest-order parts
+        if key in node:
+            out[key] = node[key]
+    return out
 
+
+
+# ------------------------------------------------------------------------------------ segments, integrals
+# Kinds tensor_segment and tensor_integral, for piecewise-linear tensor programs (the native exact walk of
+# segment_net.py, every value affine in t on a piece): ``claim.from`` and ``claim.to`` are side files (one array
+# per input, like ``claim.point``); ``result`` is the partition's (or the identity's) JSON without its curve
+# (the two side files are the curve); ``evidence.points`` the fine partition's rational points and
+# ``evidence.patterns`` the pattern at each point and on each open piece between them, in order (the first
+# written in full, every later one as the sites that change, as TensorPartition.json writes them), with
+# ``evidence.pieces`` the piece table.  The checker re-derives every pattern with the index rules at the point
+# (and at each piece's midpoint), proves that no switching function of a piece's frozen program has a root
+# inside the piece (they are affine in t: their signs at the piece's ends and midpoint, exactly), merges, and
+# for the integral recomputes every side exactly.
+
+def _segment_envelope(part):
+    """(program, side files, claim) of a native piecewise-linear tensor partition; InputError otherwise."""
+    if getattr(part, "route", None) != "native" or part.values != "affine":
+        how = "the native walk on polynomials in t" if getattr(part, "route", None) == "native" else \
+            "the scalarised route"
+        raise InputError("certificates of tensor segments and integrals are written for piecewise-linear tensor "
+                         f"programs along the segment (every value affine in t); {part.program.name} takes {how}")
+    program = _with_named_arrays(part.program)
+    files = {program.arrays.file: program.arrays} if program.arrays else {}
+    claim = {"tol": part.tol}
+    for key, xs in (("from", part.curve.segment[0]), ("to", part.curve.segment[1])):
+        entries = {}
+        for n, x in zip(program.input_names, xs):
+            entries.update(x.npz_entries(n))
+        claim[key] = _side(program, key, entries, files)
+    return program, files, claim
+
+
+def _fine_evidence(part):
+    """evidence.points / patterns / pieces of a native partition (see above)."""
+    steps = T.nonsmooth_steps(part.program, part.convention)
+    seq, points = [], []
+    for a in part.atoms:
+        if a[0] == "P":
+            points.append(fmt_q(a[1]))
+            seq.append(a[2])
+        else:
+            seq.append(a[1])
+    used, enc, last = set(), [], None
+    for p in seq:
+        for pos, (st, arr) in enumerate(zip(steps, p)):
+            flat = np.asarray(arr).ravel()
+            for gi, g in enumerate(st.sites.groups):
+                used |= {(pos, g.n, int(i)) for i in np.unique(flat[np.asarray(g.sites)]).tolist()}
+        enc.append(p.full_json() if last is None else {"changes": p.changes(last)})
+        last = p
+    table = [{} for _ in steps]
+    for pos, n, i in sorted(used):
+        table[pos].setdefault(str(n), {})[str(i)] = _dense(steps[pos].piece(n, i), n)
+    return {"pieces": table, "points": points, "patterns": enc}
+
+
+def tensor_segment_certificate(part, started=None):
+    """The certificate of a tensor program's segment partition (kind tensor_segment; see above)."""
+    program, files, claim = _segment_envelope(part)
+    result = {k: v for k, v in part.json().items() if k != "curve"}
+    cert = make("tensor_segment", program, part.convention, claim, "PROVED", result, _fine_evidence(part), None,
+                started)
+    return TensorCertificate(cert, files)
+
+
+def tensor_integral_certificate(res, started=None):
+    """The certificate of a tensor program's integral identity (kind tensor_integral; see above)."""
+    part = res.partition
+    program, files, claim = _segment_envelope(part)
+    result = {k: v for k, v in res.json().items() if k != "curve"}
+    cert = make("tensor_integral", program, part.convention, claim, res.verdict.name, result, _fine_evidence(part),
+                None, started)
+    return TensorCertificate(cert, files)

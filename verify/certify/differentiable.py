@@ -13,11 +13,11 @@ from ..program import kinks
 from ..program.prims.steps import require_continuous
 from ..interpret.ad import jacobian
 from ..errors import InputError, Undecided
-from ..interpret.evaluate import switch_text, coerce_point, compiled, escalate, output_values
+from ..interpret.evaluate import coerce_point, compiled, escalate, output_values
 from ..frontends import as_program
-from ..program.ir import eqn_label
+from ..program.ir import eqn_label, switch_text
 from ..truth import Verdict
-from .cells import walk
+from .walk import walk
 
 
 @dataclass
@@ -60,7 +60,7 @@ def certify_differentiable(program, point, number="exact", prec=None, convention
     def job(ns, p):
         signs = []
 
-        def decide(pos, j, v, chosen):
+        def decide(pos, j, v, chosen, env=None):
             s = ns.sign(v)
             if s is None:
                 raise Undecided(f"cannot decide the sign of switching function {j + 1} of nonsmooth equation "

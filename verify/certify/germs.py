@@ -89,8 +89,7 @@ def switch_fraction(program, steps, xs, pieces, k, terms, const):
             val[st.outs[0]] = _smooth(st, xs_)
     except NotPolynomial:
         return None
-    ins = [atom(a) for a in steps[k].ins]
-    N, D = lin(((c, ins[j]) for j, c in terms), const)
+    N, D = lin(((c, atom(steps[k].ins[j])) for j, c in terms), const)      # only the arguments it reads
     return N, D
 
 
@@ -181,6 +180,24 @@ def classify(N, D, n):
     if fixed:
         return ("generic", sign * sD)
     return ("higher", H, sD)
+
+
+def germ_json(N, D, kind, n):
+    """The evidence of a classified degenerate tie (see ``classify``): its kind, the sign it takes on an open
+    dense set (generic), and for a nonzero numerator its lowest degree m, the lowest-order homogeneous part of
+    N / D (H / D(0)) as [[exponents, coefficient], ...] by exponents, and the sign of D at x."""
+    from ..rational import fmt_q
+    out = {"kind": kind[0]}
+    if kind[0] == "zero":
+        return out
+    m, H = lowest_part(N)
+    d0 = fmpq(D(*([fmpq(0)] * n)))       # N / D's lowest part is H / D(0): the same however N / D was built
+    out["degree"] = int(m)
+    out["lowest"] = [[[int(v) for v in e], fmt_q(fmpq(c) / d0)] for e, c in sorted(H.to_dict().items())]
+    out["den_sign"] = 1 if d0 > 0 else -1
+    if kind[0] == "generic":
+        out["sign"] = kind[1]
+    return out
 
 
 def directions(n, bound=2):

@@ -16,55 +16,42 @@ from dataclasses import dataclass, field
 from ..program import kinks
 from ..interpret.ad import jacobian
 from ..errors import DomainError, InputError, Undecided
-from ..interpret.evaluate import (DEFAULT_PREC, PREC_CAP, working_precision, coerce_point, compiled, forms_of_run,
-                                  output_values, run, structure_allowed)
+from ..interpret.evaluate import coerce_point, compiled, forms_of_run, output_values, run
+from ..interpret.precision import working_precision, certified_ladder
 from ..interpret.forms import TooLarge
 from ..frontends import as_program
 from .. import progress
 from ..numbers import get_system
+from ..numbers.ball import json_number
 from ..program.prims import affine
+from .evidence import AtPoint
 
 PATTERN_CAP = 4096
 GLOBAL_CAP = 4096
 PIECE_CAP = 100_000
 
 
-def precisions(prec=None, cap=PREC_CAP):
-    """128, 256, ... up to cap (or from ``prec``, a power of two from 64 to 4096, so that certificates
-    state one of a few precisions)."""
-    if prec is not None and prec not in (64, 128, 256, 512, 1024, 2048, 4096):
-        raise InputError(f"prec={prec!r}: certifiers work at a power of two from 64 to 4096 bits")
-    p = prec or DEFAULT_PREC
-    while True:
-        yield p
-        if p >= cap:
-            return
-        p = min(2 * p, cap)
-
-
-# Exact forms decide ties that no ball can (issue 9); inside ``values_only()`` (certificates) they do not.
-def _differ(ns, a, b, forms=None, used=None):
-    """1 when a != b is decided, 0 when a == b is decided, None when undecided.  ``forms``: a function
-    returning (Forms, form of a, form of b), called only when the values do not decide (exact forms decide
-    ties that hold by a linear identity, which no ball can); a decision they make is recorded in ``used``."""
-    s = ns.sign(ns.sub(a, b))
-    if s is None and forms is not None:
-        s = _differ_forms(forms, used)
-    return None if s is None else int(s != 0)
-
-
-def _differ_forms(forms, used):
-    """The sign of a - b from ``forms()`` = (Forms, form of a, form of b), or None."""
-    if not structure_allowed():
-        return None
+def _output_forms(rp, r, xs, table, o):
+    """(sign of f_sigma(x) - f(x) at output o by exact forms over atoms shared by the two runs, relation), or
+    (None, None): the relation's terms name variables of the run of f_sigma, or with a third entry "x" of the
+    run at x."""
     try:
-        F, fa, fb = forms()
-        s = F.sign(F.sub(fa, fb))[0]
+        F = forms_of_run(rp, inputs=xs, table=table)
+        G = forms_of_run(r, inputs=xs)
+        a = rp.program.outputs[o]
+        d = F.sub(F.of_atom(a), G.of_atom(a))
+        s = F.sign(d)[0]
     except TooLarge:
-        return None
-    if s is not None and used is not None:
-        used.append(True)
-    return s
+        return None, None
+    if s is None:
+        return None, None
+    const, terms = d.const, {}
+    for atom, c in d.terms.items():
+        env, var, scale, offset = F.source[atom]
+        const += c * offset
+        key = (var, "pattern" if env is (rp.full if rp.full is not None else rp.env) else "x")
+        terms[key] = terms.get(key, 0) + c * scale
+    return s, (const, tuple(sorted((k, c) for k, c in terms.items() if c != 0)))
 
 
 @dataclass
@@ -73,7 +60,9 @@ class IndexSet:
     ``candidates``: per nonsmooth equation, the piece indices proved to agree (local scope);
     ``undecided``: what could not be decided (equations for local, patterns for global) with the reason;
     ``count``: the size of the proved set; ``capped``: True when ``patterns`` lists only the first ``cap``;
-    ``beyond``: some membership was decided by exact forms, which the certificate checker does not replay."""
+    ``at``: the decisions at x made by exact forms (evidence.AtPoint), ``outputs``: global scope, the
+    differences f_sigma(x) - f(x) decided by exact forms ((pattern, output, sign, relation)): certificates
+    carry both."""
     program: object
     point: list
     scope: str
@@ -88,7 +77,8 @@ class IndexSet:
     number: str = "exact"
     cap: int = PATTERN_CAP
     max_patterns: int = GLOBAL_CAP
-    beyond: bool = False    # a decision used exact forms (see evaluate.values_only)
+    at: object = field(default=None, repr=False)
+    outputs: list = field(default_factory=list, repr=False)
 
     @property
     def decided(self):
@@ -112,28 +102,23 @@ def _piece_difference(ns, st, p, q, args):
     return out
 
 
-def _local(program, xs, convention, ns, cap, used):
+def _local(program, xs, convention, ns, cap):
     r = run(program, ns, [ns.const(x) for x in xs], convention, inputs=xs)
+    at = AtPoint(r, xs)
     cands, undecided = [], []
-
-    def forms(st, p, q, row):
-        """Exact forms of row ``row`` of pieces p and q at x (when the values cannot tell them apart)."""
-        F = forms_of_run(r, inputs=xs)
-        return F, F.affine(st.ins, *p.rows[row]), F.affine(st.ins, *q.rows[row])
     for pos, st in enumerate(s for s in compiled(program, convention) if s.sel is not None):
         n = st.sel.n_pieces(st.params, len(st.ins))
         if n > PIECE_CAP:
             raise InputError(f"equation {st.k + 1} ({st.prim}) has {n} pieces, more than {PIECE_CAP}: "
                              "too many to enumerate")
-        args, chosen = r.args[st.k], st.piece(r.pattern[pos])
+        args, c = r.args[st.k], r.pattern[pos]
         ok, unknown = [], []
         for i in range(n):
-            piece = st.piece(i)
             diffs = []
-            for row, d in enumerate(_piece_difference(ns, st, piece, chosen, args)):
+            for row, d in enumerate(_piece_difference(ns, st, st.piece(i), st.piece(c), args)):
                 sg = ns.sign(d)
-                if sg is None:
-                    sg = _differ_forms(lambda st=st, piece=piece, row=row: forms(st, piece, chosen, row), used)
+                if sg is None:          # exact forms decide ties that no ball can (issue 9)
+                    sg = at.difference(pos, i, c, row)
                 diffs.append(None if sg is None else int(sg != 0))
             if any(d == 1 for d in diffs):
                 continue
@@ -143,33 +128,21 @@ def _local(program, xs, convention, ns, cap, used):
             undecided.append({"equation": st.k, "pieces": unknown,
                               "reason": f"cannot decide whether pieces {unknown} of equation {st.k + 1} agree "
                                         "with the primitive"})
-    if r.beyond:
-        used.append(True)
     total = math.prod(len(c) for c in cands)
     pats = list(itertools.islice(itertools.product(*cands), cap))
-    return r, cands, pats, total, undecided
+    return r, cands, pats, total, undecided, at, []
 
 
-def _global(program, xs, convention, ns, cap, limit, used):
+def _global(program, xs, convention, ns, cap, limit):
     r = run(program, ns, [ns.const(x) for x in xs], convention, inputs=xs)
     fx = output_values(r)
     table = forms_of_run(r, inputs=xs).table        # atoms shared by the forms of every f_sigma at x
-    out_forms = {}
-
-    def forms(rp, o):
-        F = forms_of_run(rp, inputs=xs, table=table)
-        a = rp.program.outputs[o]
-        if "f" not in out_forms:
-            out_forms["f"] = forms_of_run(r, inputs=xs)
-        return F, F.of_atom(a), out_forms["f"].of_atom(a)
     sizes = [s.sel.n_pieces(s.params, len(s.ins)) for s in compiled(program, convention) if s.sel is not None]
     total = math.prod(sizes)
     if total > limit:
         raise InputError(f"the global index set would try {total} patterns, more than the limit {limit} "
                          "(max_patterns=; --max-patterns on the command line): use the local scope or raise it")
-    found, undecided = [], []
-    if r.beyond:
-        used.append(True)
+    found, undecided, decided = [], [], []
     for n_tried, pat in enumerate(itertools.product(*(range(k) for k in sizes))):
         progress.report("global index set: patterns tried", n_tried, total)
         try:
@@ -179,17 +152,21 @@ def _global(program, xs, convention, ns, cap, limit, used):
         except Undecided as u:
             undecided.append({"pattern": list(pat), "reason": str(u)})
             continue
-        if rp.beyond:
-            used.append(True)
-        diffs = [_differ(ns, a, b, lambda rp=rp, o=o: forms(rp, o), used)
-                 for o, (a, b) in enumerate(zip(output_values(rp), fx))]
+        diffs = []
+        for o, (a, b) in enumerate(zip(output_values(rp), fx)):
+            s = ns.sign(ns.sub(a, b))
+            if s is None:
+                s, rel = _output_forms(rp, r, xs, table, o)
+                if s is not None:
+                    decided.append((tuple(pat), o, s, rel))
+            diffs.append(None if s is None else int(s != 0))
         if any(d == 1 for d in diffs):
             continue
         if None in diffs:
             undecided.append({"pattern": list(pat), "reason": "cannot decide whether f_sigma(x) = f(x)"})
         else:
             found.append(pat)
-    return r, found[:cap], len(found), undecided
+    return r, found[:cap], len(found), undecided, AtPoint(r, xs), decided
 
 
 def index_set(program, point, scope="local", convention=kinks.DEFAULT, number="exact", prec=None, cap=PATTERN_CAP,
@@ -215,14 +192,13 @@ def index_set(program, point, scope="local", convention=kinks.DEFAULT, number="e
     xs = coerce_point(program, point)
     ns = get_system(number)
     failure = None
-    for p in precisions(prec):
-        used = []
+    for p in certified_ladder(prec):
         try:
             with working_precision(ns, p):
                 if scope == "local":
-                    r, cands, pats, total, undecided = _local(program, xs, convention, ns, cap, used)
+                    r, cands, pats, total, undecided, at, outs = _local(program, xs, convention, ns, cap)
                 else:
-                    r, pats, total, undecided = _global(program, xs, convention, ns, cap, max_patterns, used)
+                    r, pats, total, undecided, at, outs = _global(program, xs, convention, ns, cap, max_patterns)
                     cands = None
         except Undecided as u:      # the program's own index rule is undecided at x
             failure = u
@@ -233,7 +209,7 @@ def index_set(program, point, scope="local", convention=kinks.DEFAULT, number="e
     if failure is not None:
         raise Undecided(f"{failure} (still undecided at {p} bits)", prec=p)
     return IndexSet(program, xs, scope, convention, [tuple(p) for p in pats], total, total > len(pats), cands,
-                    undecided, r.pattern, p, number, cap, max_patterns, bool(used))
+                    undecided, r.pattern, p, number, cap, max_patterns, at, outs)
 
 
 @dataclass
@@ -247,8 +223,13 @@ class Field:
     exact: bool
 
 
-def _key(jac):
-    return tuple(tuple(str(v) for v in row) for row in jac)
+def gradient_key(jac):
+    """A hashable key of a Jacobian, as certificates print it: one key for one exact value (an fmpq and a ball
+    of radius 0 holding it are one generator), a ball by its printed bounds."""
+    def one(v):
+        j = json_number(v)
+        return j if isinstance(j, str) else (j["lo"], j["hi"])
+    return tuple(tuple(one(v) for v in row) for row in jac)
 
 
 def field_of(iset, patterns):
@@ -267,7 +248,7 @@ def field_of(iset, patterns):
             else:
                 r = run(program, ns, [ns.const(x) for x in iset.point], convention, pattern=pat)
             jac = jacobian(r, "backward")
-            k = _key(jac)
+            k = gradient_key(jac)
             if k not in keys:
                 keys[k] = len(grads)
                 grads.append(jac)

@@ -19,6 +19,7 @@ two adjacent pieces (or a piece and the point itself) disagree in value at a bre
 disjoint balls (f is discontinuous, hence outside S), or when lhs - rhs certainly excludes 0; UNDECIDED
 otherwise.
 """
+import itertools
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -28,7 +29,8 @@ from ..numbers.ball import int_power
 from ..program import kinks
 from ..interpret.ad import jvp
 from ..errors import DomainError, InputError, Undecided
-from ..interpret.evaluate import PREC_CAP, output_values, run
+from ..interpret.evaluate import output_values, run
+from ..interpret.precision import PREC_CAP, ladder
 from ..frontends import as_program
 from ..numbers import get_system
 from ..numbers.ball import arb_sign, interval_json, json_number
@@ -206,9 +208,9 @@ def _integrand(program, convention, curve, pattern):
 def acb_integral(func, a, b, budget, prec):
     """Enclosure (arb) of the real integral of ``func`` over [a, b] (rationals) with radius <= budget.  When
     acb.integral stops short (a non-finite or too wide result: its tolerance is per subinterval, its evaluation
-    limits scale with the precision) the precision is doubled and the tolerance tightened, twice; then
-    Undecided."""
-    for k, p in enumerate((prec, min(2 * prec, PREC_CAP), min(4 * prec, PREC_CAP))):
+    limits scale with the precision) the next two rungs of the precision ladder are tried with a tighter
+    tolerance; then Undecided."""
+    for k, p in enumerate(itertools.islice(ladder(prec, PREC_CAP), 3)):
         with ctx.workprec(p):      # abs_tol is a goal per subinterval, not for the sum: tighten it too
             r = acb.integral(func, acb(a), acb(b), abs_tol=arb(budget) / 2 ** (2 + 24 * k), rel_tol=arb(2) ** (-p))
             v = r.real
@@ -231,12 +233,12 @@ def _values_at(program, convention, curve, t, prec):
 
 def _lhs(program, conv, curve, p, budget):
     """f(gamma(1)) - f(gamma(0)), exact when rational, else a ball of radius <= budget when precision allows."""
-    while True:
+    for p in ladder(p, PREC_CAP):
         with ctx.workprec(p):
             v = _add(_values_at(program, conv, curve, fmpq(1), p), -_values_at(program, conv, curve, fmpq(0), p))
-        if isinstance(v, fmpq) or A.arf_q(v.rad()) <= budget or p >= PREC_CAP:
-            return v
-        p = min(2 * p, PREC_CAP)
+        if isinstance(v, fmpq) or A.arf_q(v.rad()) <= budget:
+            break
+    return v
 
 
 def _add(a, b):
@@ -481,17 +483,9 @@ def integral_text(res):
 
 
 def integral_certificate(res, started=None):
-    """A certificate (kind "integral"): the partition's evidence plus every term of the right side.  A result
-    whose partition used exact methods is recomputed from values alone first (see
-    segment.replayable_partition)."""
+    """A certificate (kind "integral"): the partition's evidence plus every term of the right side."""
     from ..certificates import make
     from .segment import claim_json, partition_evidence
-    if res.partition.beyond:
-        from ..interpret.evaluate import values_only
-        part = res.partition
-        with values_only():
-            res = integral_identity(part.program, curve=part.curve, convention=part.convention, tol=res.tol,
-                                    method=part.method)
     part = res.partition
     ev = partition_evidence(part)
     terms = []

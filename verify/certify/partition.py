@@ -106,7 +106,7 @@ class Partition:
     atoms: list = field(repr=False)      # the fine partition, before merging (the certificate's evidence)
     cells: list = field(default=None, repr=False)             # method "ball": the certified cells
     point_patterns: dict = field(default=None, repr=False)    # method "ball": the pattern at each cell end
-    beyond: bool = field(default=False, repr=False)           # a decision used exact methods (issue 9)
+    point_exact: dict = field(default=None, repr=False)       # method "ball": exact-form decisions at cell ends
 
     @property
     def complete(self):

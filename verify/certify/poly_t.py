@@ -22,7 +22,7 @@ from flint import fmpq, fmpq_poly
 
 from ..numbers.tensor import QT, ExactTensors
 from . import algebraic as A
-from .affine_t import MatCache, NotAffine, _fit, _qt, _scalar, _signs
+from .affine_t import MatCache, NotAffine, as_qt, fit, scalar_of, signs_of
 
 
 class Pol:
@@ -126,7 +126,7 @@ class PolyT:
 
     def poly(self, x):
         """A 0-d value as an fmpq_poly."""
-        return fmpq_poly([_scalar(c) for c in x.cs])
+        return fmpq_poly([scalar_of(c) for c in x.cs])
 
     def const(self, q):
         return Pol([self.E.const(q)])
@@ -158,7 +158,7 @@ class PolyT:
             a = x.cs[k] if k < len(x.cs) else None
             b = y.cs[k] if k < len(y.cs) else None
             c = self.E.add(a, b) if a is not None and b is not None else (a if b is None else b)
-            out.append(_fit(c, shape))
+            out.append(fit(c, shape))
         return Pol(out)
 
     def neg(self, x):
@@ -175,17 +175,17 @@ class PolyT:
             for j, b in enumerate(ys):
                 c = self.E.mul(a, b)
                 out[i + j] = c if out[i + j] is None else self.E.add(out[i + j], c)
-        return Pol([_fit(c, shape) for c in out])
+        return Pol([fit(c, shape) for c in out])
 
     def div(self, x, y):
         d = self._const_only(y, "a division by a value that depends on t: a quotient")
-        cs = [_qt(self.E.div(c, d), "a quotient") for c in x.cs]
+        cs = [as_qt(self.E.div(c, d), "a quotient") for c in x.cs]
         shape = np.broadcast_shapes(*(c.shape for c in cs))
-        return Pol([_fit(c, shape) for c in cs])
+        return Pol([fit(c, shape) for c in cs])
 
     def pow(self, x, n):
         if len(_trim(x.cs)) == 1:
-            return Pol([_qt(self.E.pow(x.cs[0], n), "a power")])
+            return Pol([as_qt(self.E.pow(x.cs[0], n), "a power")])
         if n < 0:
             raise NotAffine(f"a negative power {n} of a value that depends on t")
         out = Pol([self.E.pow(x.cs[0], 0)])
@@ -195,7 +195,7 @@ class PolyT:
 
     def _smooth(self, name):
         def f(x):
-            return Pol([_qt(getattr(self.E, name)(self._const_only(x, name)), f"{name} of a constant")])
+            return Pol([as_qt(getattr(self.E, name)(self._const_only(x, name)), f"{name} of a constant")])
         return f
 
     def __getattr__(self, name):
@@ -236,14 +236,14 @@ class PolyT:
         V = sum(n * (M ** k * D2 ** (d - k)) for k, n in enumerate(ns))
         B = Rr * sum(abs(n) * (k * RR ** (k - 1) * D2 ** (d - k)) for k, n in enumerate(ns) if k)
         V, B = np.asarray(V, dtype=object), np.asarray(B, dtype=object)
-        s = _signs(V)
+        s = signs_of(V)
         undecided = ~(abs(V) > B).astype(bool)
         nonconst = np.zeros(V.shape, dtype=bool)
         for n in ns[1:]:
             nonconst |= n != 0
         const = ~nonconst
         s[undecided & nonconst] = 0
-        s[const] = _signs(ns[0])[const]
+        s[const] = signs_of(ns[0])[const]
         return s, undecided & nonconst
 
     def _rational_signs(self, cs):
@@ -256,7 +256,7 @@ class PolyT:
             acc = 0
             for k in range(j, d + 1):
                 acc = acc + ns[k] * (math.comb(k, j) * p ** (k - j) * q ** (d - k))
-            coef.append(_signs(acc))
+            coef.append(signs_of(acc))
         s = coef[0]
         for c in coef[1:]:
             s = np.where(s == 0, c, s).astype(np.int8)
@@ -334,7 +334,7 @@ class PolyT:
     def select(self, mask, x, y):
         (cx, cy), n = self._padded([x, y])
         shape = np.broadcast_shapes(x.shape, y.shape, np.shape(mask))
-        return Pol([_fit(self.E.select(mask, a, b), shape) for a, b in zip(cx, cy)])
+        return Pol([fit(self.E.select(mask, a, b), shape) for a, b in zip(cx, cy)])
 
     def matmul(self, x, y):
         """2-D product.  A constant operand: one integer matrix product with the other's coefficients stacked

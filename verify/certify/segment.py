@@ -159,7 +159,8 @@ def claim_json(part):
 
 def partition_evidence(part):
     """What a checker needs: the piece table and the fine partition (exact: every point and the pattern at it
-    and on each open piece; ball: every cell with its proof data and the pattern at every cell boundary)."""
+    and on each open piece; ball: every cell with its proof data and the pattern at every cell boundary, with
+    the signs decided beyond enclosures as evidence.Exact entries)."""
     from .certs import pieces_table
     ev = {"pieces": pieces_table(part.program, part.convention, _patterns_of(part))}
     if part.method == "exact":
@@ -167,39 +168,38 @@ def partition_evidence(part):
         ev["at"] = [list(a[2]) for a in part.atoms if a[0] == "P"]
         ev["open"] = [list(a[1]) for a in part.atoms if a[0] == "O"]
         return ev
-    cells = []
-    for c in part.cells:
-        j = {"kind": c.kind, "lo": fmt_q(c.lo), "hi": fmt_q(c.hi)}
-        if c.kind == "region":
-            j["pattern"], j["known"] = list(c.pattern), [list(k) for k in c.known]
-        elif c.kind == "simple":
-            j["switch"], j["signs"], j["patterns"] = list(c.switch), list(c.signs), [list(p) for p in c.patterns]
-        else:
-            j["candidates"] = [list(p) for p in c.candidates]
-        cells.append(j)
-    ev["cells"] = cells
+    ev["cells"] = [cell_json(c) for c in part.cells]
     bounds = [part.cells[0].lo] + [c.hi for c in part.cells]
-    ev["points"] = [{"t": fmt_q(t), "pattern": list(part.point_patterns[t])} for t in bounds]
+    ev["points"] = []
+    for t in bounds:
+        j = {"t": fmt_q(t), "pattern": list(part.point_patterns[t])}
+        if part.point_exact.get(t):
+            j["exact"] = [e.json() for e in part.point_exact[t]]
+        ev["points"].append(j)
     return ev
 
 
-def replayable_partition(part):
-    """The partition as the certificate checker derives it: one that used exact methods (issue 9: exact
-    forms, exact rational functions of t, germs) is recomputed from values alone (evaluate.values_only), since
-    the checker replays balls and requires what a certificate states to be what it derives.  Raises
-    Undecided when values alone cannot decide it (then no certificate)."""
-    if not part.beyond:
-        return part
-    from ..interpret.evaluate import values_only
-    with values_only():
-        return segment_partition(part.program, curve=part.curve, convention=part.convention, tol=part.tol,
-                                 method=part.method)
+def cell_json(c):
+    """One cell of a ball partition as certificate evidence (see the checker's segment.py)."""
+    j = {"kind": c.kind, "lo": fmt_q(c.lo), "hi": fmt_q(c.hi)}
+    if c.kind == "region":
+        j["pattern"], j["known"] = list(c.pattern), [list(k) for k in c.known]
+        if c.exact:
+            j["exact"] = [e.json() for e in c.exact]
+    elif c.kind == "simple":
+        j["switch"], j["signs"], j["patterns"] = list(c.switch), list(c.signs), [list(p) for p in c.patterns]
+        if any(b.known for b in c.branches):
+            j["known"] = [[list(k) for k in b.known] for b in c.branches]
+        if any(b.exact for b in c.branches):
+            j["exact"] = [[e.json() for e in b.exact] for b in c.branches]
+    else:
+        j["candidates"] = [list(p) for p in c.candidates]
+    return j
 
 
 def segment_certificate(part, started=None):
     """A certificate (kind "segment") for a Partition: PROVED when complete, UNDECIDED with clusters."""
     from ..certificates import make
-    part = replayable_partition(part)
     return make("segment", part.program, part.convention, {**claim_json(part), "method": part.method},
                 "PROVED" if part.complete else "UNDECIDED", part.json(), partition_evidence(part),
                 part.prec if part.method == "ball" else None, started)
@@ -225,7 +225,20 @@ def partition_text(part):
                      f"{list(p.pattern)}")
     if not part.complete:
         lines.append("UNDECIDED: the pattern inside the cluster enclosure(s) is not determined")
+        lines += [f"  {cluster_reason(part, c)}" for c in part.cells or [] if c.kind == "cluster"]
     return "\n".join(lines)
+
+
+def cluster_reason(part, c):
+    """Why a cluster is left: its switching function may vanish to second order there (a multiple root, or
+    identically), where neither its enclosure, nor exact structure, nor a germ decides its sign."""
+    from ..interpret.evaluate import compiled
+    from ..program.ir import eqn_label
+    pos, j = c.switch
+    k = [st for st in compiled(part.program, part.convention) if st.sel is not None][pos].k
+    return (f"t in {_short(Breakpoint((c.lo, c.hi), None, 'cluster'))}: switching function {j + 1} of equation "
+            f"{k + 1} `{eqn_label(part.program, k)}` may have a multiple root there (or vanish identically): no "
+            "enclosure, exact form or germ decides its sign next to it")
 
 
 def _short(b):

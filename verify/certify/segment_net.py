@@ -49,7 +49,6 @@ from flint import arb_poly, ctx, fmpq
 from ..errors import DomainError, InputError, ProgramError, Undecided
 from ..interpret import tensor as T
 from ..program import kinks
-from ..program.prims.steps import require_continuous
 from ..program.arrays import ExactArray
 from ..program.prims import PRIMITIVES
 from ..program.scalarize import scalarize
@@ -529,9 +528,11 @@ def is_polynomial(program):
     return True
 
 
-def _system(program):
-    """The number system of the native walk: AffineT (piecewise linear), PolyT (polynomial), or None."""
-    if is_piecewise_linear(program):
+def _system(program, seg=None):
+    """The number system of the native walk: AffineT (piecewise linear in the inputs that move along the segment
+    ``seg``), PolyT (polynomial), or None."""
+    moving = None if seg is None else [bool(np.any(d.num != 0)) for d in seg.direction]
+    if is_piecewise_linear(program, moving):
         return AffineT
     return PolyT if is_polynomial(program) else None
 
@@ -561,7 +562,7 @@ def tensor_segment_partition(program, x=None, y=None, curve=None, convention=kin
     seg = _prepare(program, x, y, curve, convention, tol)
     if method not in ("auto", "exact", "ball"):
         raise InputError(f"method {method!r} must be 'auto', 'exact' or 'ball'")
-    system = _system(program) if method != "ball" else None
+    system = _system(program, seg) if method != "ball" else None
     if system is not None:
         try:
             return _native(program, convention, seg, tol, system)
@@ -594,7 +595,7 @@ def tensor_integral_identity(program, x=None, y=None, curve=None, convention=kin
     seg = _prepare(program, x, y, curve, convention, tol)
     if method not in ("auto", "exact", "ball"):
         raise InputError(f"method {method!r} must be 'auto', 'exact' or 'ball'")
-    system = _system(program) if method != "ball" else None
+    system = _system(program, seg) if method != "ball" else None
     if system is not None:
         try:
             return _native_integral(_native(program, convention, seg, tol, system), tol)
@@ -675,42 +676,6 @@ def _difference(P, lo, hi, budget, tol):
         width, prec = width / 2 ** 32, prec + 64
 
 
-# ------------------------------------------------------------------------------- dispatch (verify.segment_*)
-
-def _is_tensor(program):
-    from ..frontends import as_program
-    program = as_program(program)
-    return program, not program.is_scalar
-
-
-def segment_partition(program, x=None, y=None, curve=None, convention=kinks.DEFAULT, tol=DEFAULT_TOL,
-                      method="auto", prec=None, max_scalar=MAX_SCALAR):
-    """Claim 1's partition: ``verify.certify.segment.segment_partition`` for scalar programs (x, y points or a
-    curve), ``tensor_segment_partition`` for tensor programs (x, y: one array per input)."""
-    program, tensor = _is_tensor(program)
-    require_continuous(program, "the segment partition (Claim 1)")
-    if tensor:
-        return tensor_segment_partition(program, x, y, curve, convention, tol, method, prec, max_scalar)
-    return scalar_segment_partition(program, x, y, curve, convention, tol, method, prec)
-
-
-def integral_identity(program, x=None, y=None, curve=None, convention=kinks.DEFAULT, tol=DEFAULT_TOL,
-                      method="auto", prec=None, max_scalar=MAX_SCALAR):
-    """Proposition 2: ``verify.certify.integral.integral_identity`` for scalar programs,
-    ``tensor_integral_identity`` for tensor programs."""
-    program, tensor = _is_tensor(program)
-    require_continuous(program, "the integral identity (Proposition 2)")
-    if tensor:
-        return tensor_integral_identity(program, x, y, curve, convention, tol, method, prec, max_scalar)
-    return scalar_integral_identity(program, x, y, curve, convention, tol, method, prec)
-
-
-def no_certificates(program):
-    """InputError for a tensor program: its certificates need a checker that reads tensor programs."""
-    raise InputError(f"certificates for tensor programs are not available yet ({program.name} has array inputs or "
-                     "tensor primitives): the independent checker does not read tensor programs")
-
-
-__all__ = ["segment_partition", "integral_identity", "tensor_segment_partition", "tensor_integral_identity",
+__all__ = ["tensor_segment_partition", "tensor_integral_identity",
            "TensorPartition", "TensorSegment", "SitePattern", "endpoints", "expand", "partition_text",
-           "native_walk", "no_certificates", "MAX_SCALAR"]
+           "native_walk", "MAX_SCALAR"]

@@ -24,6 +24,7 @@ from flint import arb, arb_mat, fmpq, fmpq_mat, fmpz_mat
 
 from ..errors import DomainError, InputError, Undecidable, Undecided
 from ..interpret import tensor as T
+from ..interpret.precision import working_precision
 from ..numbers.tensor import QT, SIGN_UNDECIDED
 from ..program import kinks
 from ..program.prims import PRIMITIVES
@@ -313,7 +314,9 @@ def _exact(G):
     return all(isinstance(v, fmpq) for row in G for v in row)
 
 
-def _key(grads):
+def gradients_key(grads):
+    """A hashable key of a tensor gradient (a list of arrays, None for inputs outside wrt): exact arrays by
+    their reduced numerators and denominator, ball arrays by their printed entries."""
     parts = []
     for g in grads:
         if g is None:
@@ -353,10 +356,10 @@ def site_field(iset, wrt=None):
         raise InputError(f"I(x) has {iset.count} patterns, more than the cap: the field would be incomplete")
     wrt = list(range(program.n_inputs)) if wrt is None else list(wrt)
     grads, where, keys = [], [], {}
-    with T.working_precision(iset.run.ns, iset.prec):
+    with working_precision(iset.run.ns, iset.prec):
         for pat in iset.patterns:
             g = _gradient(iset.run.with_pattern(pat), wrt)
-            k = _key(g)
+            k = gradients_key(g)
             if k not in keys:
                 keys[k] = len(grads)
                 grads.append(g)
@@ -405,19 +408,29 @@ def site_differentiable(program, point, convention=kinks.DEFAULT, number="exact"
 
 # ---------------------------------------------------------------------------------------------- Clarke
 
-def is_piecewise_linear(program):
+LINEAR = {"add", "sub", "neg", "sum", "mean", "reshape", "transpose", "broadcast_to", "slice", "pad", "concat",
+          "take_along", "avg_pool2d"}
+
+
+def is_piecewise_linear(program, moving=None):
     """Every smooth equation is linear in the values that depend on the inputs (sums, structure, products
     and contractions with at most one input-dependent operand): then every switching function is affine on
-    each region of the pattern."""
-    dep = [True] * program.n_inputs + [False] * (program.n_vars - program.n_inputs)
-    linear = {"add", "sub", "neg", "sum", "mean", "reshape", "transpose", "broadcast_to", "slice", "pad", "concat",
-              "take_along", "avg_pool2d"}
-    for e in program.eqns:
+    each region of the pattern.  ``moving``: only those inputs count (along a segment on which the others are
+    constant, every value is then affine in t on a piece)."""
+    return _linear_over(program, range(len(program.eqns)), moving)
+
+
+def _linear_over(program, eqns, moving=None):
+    """Every equation in ``eqns`` is linear in its input-dependent operands (see ``is_piecewise_linear``)."""
+    dep = [True if moving is None else bool(moving[i]) for i in range(program.n_inputs)]
+    dep += [False] * (program.n_vars - program.n_inputs)
+    eqns = set(eqns)
+    for k, e in enumerate(program.eqns):
         d = [isinstance(a, int) and dep[a] for a in e.ins]
         if any(d):
             for o in e.outs:
                 dep[o] = True
-        if not PRIMITIVES[e.prim].smooth or e.prim in linear:
+        if k not in eqns or not PRIMITIVES[e.prim].smooth or e.prim in LINEAR:
             continue
         if e.prim in ("mul", "dot", "conv2d") and sum(d) <= 1:
             continue
@@ -500,116 +513,217 @@ def _independent(G):
     raise Undecided("cannot decide whether the tied switching functions have independent gradients")
 
 
+class SiteClarkeWalk:
+    """The walk of ``site_clarke`` over the run ``r`` at x: tied (site, switch) pairs branched equation by
+    equation (``visit``); a tie with a zero gradient is identically zero on the branch when the program is
+    piecewise linear or the equation's dependency cone is affine (``affine_cone``), else Undecidable; a sign
+    vector is realized (``realize``) by independent rows (programs that are not piecewise linear), a strict
+    direction of exact rows (in Gram coordinates), or pruned by Gordan weights on rows of affine cones only;
+    ``leaf`` records the essential pattern with its gradient.  ``tree`` is the node dict the certificate
+    states (certs_tensor.py)."""
+
+    def __init__(self, r, wrt, pl, max_leaves, point=None):
+        self.r, self.ns, self.wrt, self.pl, self.max_leaves = r, r.ns, wrt, pl, max_leaves
+        self.point = point
+        self.program = r.program
+        self.steps = T.nonsmooth_steps(r.program, r.convention)
+        self.ties = [self.ties_at_x(st) for st in self.steps]
+        self.leaves, self.pruned, self.tied_all = [], [], []
+        self._affine = {}
+
+    def ties_at_x(self, st):
+        """[(group, loc, switch)] of the switching functions exactly 0 at x (not structurally 0), by (site,
+        switch)."""
+        here = []
+        for gi, g in enumerate(st.sites.groups):
+            for j, s in enumerate(self.r.switch_signs(st, gi)):
+                if (s == SIGN_UNDECIDED).any():
+                    raise Undecided(f"cannot decide a switching function of {_label(self.program, st)}")
+                terms, const = st.switches[gi][j]
+                for loc in np.nonzero(s == 0)[0].tolist():
+                    if terms or const != 0:         # structurally zero (max(v, v)): zero everywhere, no branch
+                        here.append((gi, loc, j))
+        here.sort(key=lambda t, st=st: (int(st.sites.groups[t[0]].sites[t[1]]), t[2]))
+        return here
+
+    def tie_json(self, st, tie):
+        gi, loc, j = tie
+        return [int(st.sites.groups[gi].sites[loc]), j]
+
+    def walk(self):
+        return self.visit(0, list(self.r.pattern), [], [], [])
+
+    def visit(self, pos, pattern, rows, flags, taus):
+        """The walk from nonsmooth position pos: its tree node (see certs_tensor.py)."""
+        while pos < len(self.steps) and not self.ties[pos]:
+            pos += 1
+        if pos == len(self.steps):
+            return self.leaf(pattern, rows, taus)
+        st = self.steps[pos]
+        keep, zero, grads, generic, how = self.classify(pos, st, pattern)
+        self.tied_all.extend((st.k, self.ties[pos][i]) for i in keep)
+        node = {"eqn": st.k, "tied": [self.tie_json(st, self.ties[pos][i]) for i in keep],
+                "zero": [self.tie_json(st, self.ties[pos][i]) for i in zero], "branches": []}
+        if generic:
+            node["generic"] = [self.tie_json(st, self.ties[pos][i]) + [c] for i, c in generic]
+        if how:
+            node["degenerate"] = [{"site": self.tie_json(st, self.ties[pos][i])[0],
+                                   "switch": self.ties[pos][i][2], **how[i]} for i in sorted(how)]
+        affine = self.affine_cone(st.k)
+        for tau in itertools.product((-1, 1), repeat=len(keep)):
+            new_rows = rows + [grads[i] if t > 0 else [None if c is None else self.ns.neg(c) for c in grads[i]]
+                               for t, i in zip(tau, keep)]
+            new_flags = flags + [affine] * len(keep)
+            lam = self.realize(st, new_rows, new_flags, bool(keep))
+            if lam is not None:
+                self.pruned.append({"equation": st.k, "signs": list(tau), "gordan": lam})
+                node["branches"].append({"signs": list(tau), "gordan": lam})
+                continue
+            child = self.visit(pos + 1, self.take(pos, st, pattern, keep, zero, tau, generic), new_rows, new_flags,
+                               taus + list(tau))
+            node["branches"].append({"signs": list(tau), "next": child})
+        return node
+
+    def classify(self, pos, st, pattern):
+        """(tied, zero, gradients) at equation ``st`` on the branch of ``pattern``: a zero gradient is a tie that
+        is identically zero on the branch when the cone is affine, else Undecidable."""
+        rr = self.r.with_pattern(pattern)
+        grads = [_switch_gradient(rr, st, gi, st.sites.groups[gi], loc, j, self.wrt) for gi, loc, j in self.ties[pos]]
+        Gs = gram(self.ns, grads)
+        keep, zero = [], []
+        for i in range(len(grads)):
+            gz = Gs[i][i]
+            s = (gz > 0) - (gz < 0) if isinstance(gz, fmpq) else (1 if gz > 0 else (0 if gz.is_zero() else None))
+            if s is None:
+                raise Undecided(f"cannot decide whether a tied switching function of {_label(self.program, st)} "
+                                "has a zero gradient")
+            (keep if s else zero).append(i)
+        generic, how = [], {}
+        if zero and not (self.pl or self.affine_cone(st.k)):
+            for i in list(zero):
+                kind, ev = self.degenerate(pos, st, self.ties[pos][i], pattern)
+                how[i] = ev
+                if kind[0] == "generic":
+                    zero.remove(i)
+                    generic.append((i, kind[1]))
+        return keep, zero, grads, generic, how
+
+    def degenerate(self, pos, st, tie, pattern):
+        """A tie with zero gradient whose equation's cone is not affine: its lowest-order part through the
+        elementwise cone of its site (site_germs.py), or Undecidable."""
+        from .site_germs import site_germ
+        gi, loc, j = tie
+        terms, const = st.switches[gi][j]
+        n = st.sites.groups[gi].n
+        coefs = [fmpq(0)] * n
+        for jj, c in terms:
+            coefs[jj] += c
+        steps_of = {s_.k: q for q, s_ in enumerate(self.steps)}
+        got = None
+        if st.sites.elementwise:
+            got = site_germ(self.program, self.point, self.r.convention, st.k, int(st.sites.groups[gi].sites[loc]),
+                            coefs, const, lambda m, site: int(np.asarray(pattern[steps_of[m]]).ravel()[site]))
+        if got is None:
+            raise Undecidable(f"a switching function of {_label(self.program, st)} vanishes at x with zero gradient: "
+                              "its sign near x depends on higher-order terms (not decided through an elementwise "
+                              "rational cone)")
+        return got
+
+    def realize(self, st, rows, flags, tied):
+        """None when the branch's constraints are realized next to x (independent rows, or a strict direction
+        of exact rows, found again at the leaf); Gordan weights when they are not (all on affine rows);
+        Undecidable otherwise."""
+        if not tied:
+            return None
+        G = gram(self.ns, rows) if rows else []
+        if not self.pl and _independent(G):
+            return None
+        if not _exact(G):
+            if self.pl:
+                raise Undecided("the program is piecewise linear but its tied gradients are not exact")
+        elif strict_direction(G) is not None:
+            return None
+        else:
+            lam = hull_weights(G)
+            assert lam is not None, "Gordan's alternative failed: a bug in the simplex"
+            if all(f for f, w in zip(flags, lam) if w != 0):
+                return lam
+        raise Undecidable(f"tied switching functions (up to {_label(self.program, st)}) have linearly dependent "
+                          "gradients and are not all affine: the linearised cone cannot decide which patterns are "
+                          "essential")
+
+    def take(self, pos, st, pattern, keep, zero, tau, generic=()):
+        """The pattern after equation ``st`` takes, at every tied site, the piece its signs choose (a generic
+        tie its generic sign; the program must not jump there)."""
+        ties = self.ties[pos]
+        sign_of = {ties[i]: t for i, t in zip(keep, tau)}
+        sign_of.update((ties[i], 0) for i in zero)
+        sign_of.update((ties[i], c) for i, c in generic)
+        new_pat = list(pattern)
+        arr = np.array(new_pat[pos], copy=True).reshape(-1)
+        for gi, g in enumerate(st.sites.groups):
+            base = self.r.switch_signs(st, gi)
+            for loc in sorted({loc for (g2, loc, _) in ties if g2 == gi and (g2, loc, _) in sign_of}):
+                def sign(j, gi=gi, loc=loc, base=base):
+                    return sign_of.get((gi, loc, j), int(base[j][loc]))
+                piece = st.sel.choose(st.sites.params, g.n, sign)
+                _continuous(self.r, pos, st, gi, g, loc, piece)
+                arr[g.sites[loc]] = piece
+        new_pat[pos] = arr.reshape(st.sites.grid)
+        return new_pat
+
+    def leaf(self, pattern, rows, taus):
+        """An essential pattern: its gradient and, for piecewise-linear programs and dependent rows, a strict
+        direction in Gram coordinates over its path's rows."""
+        if len(self.leaves) >= self.max_leaves:
+            raise InputError(f"more than {self.max_leaves} essential patterns near x")
+        G = gram(self.ns, rows) if rows else []
+        direction = None
+        if self.pl or (rows and not _independent(G)):
+            direction = strict_direction(G) if rows else []
+            assert direction is not None, "a branch shown realizable has no direction at its leaf"
+        rr = self.r.with_pattern(pattern)
+        self.leaves.append({"pattern": tuple(pattern), "signs": list(taus), "gradient": _gradient(rr, self.wrt),
+                            "direction": direction})
+        return {"leaf": len(self.leaves) - 1}
+
+    def affine_cone(self, k):
+        if k not in self._affine:
+            self._affine[k] = affine_cone(self.program, k)
+        return self._affine[k]
+
+
+def affine_cone(program, k):
+    """True when every equation equation k depends on is linear in its input-dependent operands (see
+    ``is_piecewise_linear``): then its switching functions are affine on each region of the pattern."""
+    dstep = {o: i for i, e in enumerate(program.eqns) for o in e.outs}
+    need, todo = set(), [a for a in program.eqns[k].ins if isinstance(a, int)]
+    while todo:
+        i = dstep.get(todo.pop())
+        if i is not None and i not in need:
+            need.add(i)
+            todo.extend(a for a in program.eqns[i].ins if isinstance(a, int))
+    return _linear_over(program, need)
+
+
 def site_clarke(program, point, convention=kinks.DEFAULT, number="exact", prec=None, wrt=None, max_leaves=PATTERN_CAP):
-    """The essential patterns near x and Clarke's generalized gradient, for a program with one scalar output.
-    Tied switching functions are branched equation by equation; PL programs decide every branch exactly
-    (strict direction or Gordan weights on the Gram matrix); others use the linearised cone when the tied
-    gradients are independent, else Undecidable."""
+    """The essential patterns near x and Clarke's generalized gradient, for a program with one scalar output
+    (``SiteClarkeWalk``): a SiteClarke and the run at x."""
     _one_scalar_output(program)
     pl = is_piecewise_linear(program)
     wrt = list(range(program.n_inputs)) if wrt is None else list(wrt)
 
     def job(r, xs):
-        ns = r.ns
-        steps = T.nonsmooth_steps(program, convention)
-        ties = []          # per nonsmooth position: [(group, loc, switch)] of vanishing switching functions
-        for pos, st in enumerate(steps):
-            here = []
-            for gi, g in enumerate(st.sites.groups):
-                for j, s in enumerate(r.switch_signs(st, gi)):
-                    if (s == SIGN_UNDECIDED).any():
-                        raise Undecided(f"cannot decide a switching function of {_label(program, st)}")
-                    terms, const = st.switches[gi][j]
-                    for loc in np.nonzero(s == 0)[0].tolist():
-                        if not terms and const == 0:
-                            continue           # structurally zero (max(v, v)): zero everywhere, no branch
-                        here.append((gi, loc, j))
-            here.sort(key=lambda t, st=st: (int(st.sites.groups[t[0]].sites[t[1]]), t[2]))   # by (site, switch)
-            ties.append(here)
-        leaves, pruned, tied_all = [], [], []
-
-        def tie_json(st, tie):
-            gi, loc, j = tie
-            return [int(st.sites.groups[gi].sites[loc]), j]
-
-        def visit(pos, pattern, rows, taus, direction):
-            """The walk from nonsmooth position pos: returns its tree node (see certs_tensor.py)."""
-            while pos < len(steps) and not ties[pos]:
-                pos += 1
-            if pos == len(steps):
-                if len(leaves) >= max_leaves:
-                    raise InputError(f"more than {max_leaves} essential patterns near x")
-                rr = r.with_pattern(pattern)
-                leaves.append({"pattern": tuple(pattern), "signs": list(taus), "gradient": _gradient(rr, wrt),
-                               "direction": (direction or []) if pl else None})
-                return {"leaf": len(leaves) - 1}
-            st = steps[pos]
-            rr = r.with_pattern(pattern)
-            grads = [_switch_gradient(rr, st, gi, st.sites.groups[gi], loc, j, wrt) for gi, loc, j in ties[pos]]
-            keep, zero = [], []
-            Gs = gram(ns, grads)
-            for i, (tie, gvec) in enumerate(zip(ties[pos], grads)):
-                gz = Gs[i][i]
-                s = (gz > 0) - (gz < 0) if isinstance(gz, fmpq) else (1 if gz > 0 else (0 if gz.is_zero() else None))
-                if s is None:
-                    raise Undecided(f"cannot decide whether a tied switching function of {_label(program, st)} "
-                                    "has a zero gradient")
-                (keep if s else zero).append(i)
-            if zero and not pl:
-                raise Undecidable(f"a switching function of {_label(program, st)} vanishes at x with zero gradient: "
-                                  "its sign near x depends on higher-order terms")
-            tied_all.extend((st.k, ties[pos][i]) for i in keep)
-            node = {"eqn": st.k, "tied": [tie_json(st, ties[pos][i]) for i in keep],
-                    "zero": [tie_json(st, ties[pos][i]) for i in zero], "branches": []}
-            for tau in itertools.product((-1, 1), repeat=len(keep)):
-                new_rows = rows + [grads[i] if t > 0 else [None if c is None else ns.neg(c) for c in grads[i]]
-                                   for t, i in zip(tau, keep)]
-                G = gram(ns, new_rows) if new_rows else []
-                d = direction
-                if pl and keep:
-                    if not _exact(G):
-                        raise Undecided("the program is piecewise linear but its tied gradients are not exact")
-                    d = strict_direction(G)
-                    if d is None:
-                        lam = hull_weights(G)
-                        assert lam is not None, "Gordan's alternative failed: a bug in the simplex"
-                        pruned.append({"equation": st.k, "signs": list(tau), "gordan": lam})
-                        node["branches"].append({"signs": list(tau), "gordan": lam})
-                        continue
-                elif keep and not _independent(G):
-                    raise Undecidable(f"tied switching functions (up to {_label(program, st)}) have linearly "
-                                      "dependent gradients and the program is not piecewise linear: the "
-                                      "linearised cone cannot decide which patterns are essential")
-                sign_of = {}
-                for i, t in zip(keep, tau):
-                    sign_of[ties[pos][i]] = t
-                for i in zero:
-                    sign_of[ties[pos][i]] = 0
-                new_pat = list(pattern)
-                arr = np.array(new_pat[pos], copy=True).reshape(-1)
-                for gi, g in enumerate(st.sites.groups):
-                    sites_here = sorted({loc for (g2, loc, _) in ties[pos] if g2 == gi})
-                    base = r.switch_signs(st, gi)
-                    for loc in sites_here:
-                        def sign(j, gi=gi, loc=loc):
-                            return sign_of.get((gi, loc, j), int(base[j][loc]))
-                        piece = st.sel.choose(st.sites.params, g.n, sign)
-                        _continuous(r, pos, st, gi, g, loc, piece)
-                        arr[g.sites[loc]] = piece
-                new_pat[pos] = arr.reshape(st.sites.grid)
-                child = visit(pos + 1, new_pat, new_rows, taus + list(tau), d)
-                node["branches"].append({"signs": list(tau), "next": child})
-            return node
-
-        tree = visit(0, list(r.pattern), [], [], None)
+        w = SiteClarkeWalk(r, wrt, pl, max_leaves, xs)
+        tree = w.walk()
         grads, keys = [], {}
-        for leaf in leaves:
-            k = _key(leaf["gradient"])
+        for leaf in w.leaves:
+            k = gradients_key(leaf["gradient"])
             if k not in keys:
                 keys[k] = len(grads)
                 grads.append(leaf["gradient"])
         exact = all(isinstance(c, QT) for g in grads for c in g if c is not None)
-        return SiteClarke(grads, leaves, pruned, pl, exact, tied_all, wrt, tree), r
+        return SiteClarke(grads, w.leaves, w.pruned, pl, exact, w.tied_all, wrt, tree), r
     return _solve(program, point, convention, number, prec, job)
 
 
@@ -677,11 +791,11 @@ def site_critical(program, point, convention=kinks.DEFAULT, number="exact", prec
     iset = site_index_set(program, point, convention, number, prec)
     fld = site_field(iset, wrt)
     ns = iset.run.ns
-    with T.working_precision(ns, iset.prec):
+    with working_precision(ns, iset.prec):
         sel = zero_in_hull(ns, fld.gradients)
     try:
         cl, r = site_clarke(program, point, convention, number, prec, wrt, max_leaves)
-        with T.working_precision(r.ns, r.prec):
+        with working_precision(r.ns, r.prec):
             cc = zero_in_hull(r.ns, cl.gradients)
         err = None
     except Undecided as u:

@@ -4,7 +4,8 @@ It re-validates a certificate from the program text, the claim and the evidence,
 (kernel.py), and never imports verify.certify or verify.interpret (the code that produced the certificate):
 a bug there cannot vouch for itself.  Each kind of certificate has one check function in CHECKS (index.py:
 index sets, critical points, Theorem 1; segment.py: segments, integrals, differentiability; sites.py: the
-tensor kinds, with the checker's own tensor kernel tensor.py; common.py: what they share); it returns None
+tensor kinds, with the checker's own tensor kernel tensor.py; tensor_segment.py: segments and integrals of
+piecewise-linear tensor programs; common.py: what they share); it returns None
 when the certificate is valid and raises Invalid with the reason otherwise.  The
 checker derives the result and the verdict itself and requires the certificate to state exactly that; only
 ``meta`` is not checked.
@@ -19,7 +20,7 @@ class Invalid(VerifyError):
 
 CHECKS = {}
 SIDE_FILES = set()                              # kinds whose check reads side files beside the certificate
-CHECK_MODULES = ("index", "segment", "sites")   # each registers its kinds in CHECKS when imported
+CHECK_MODULES = ("index", "segment", "sites", "tensor_segment")   # each registers its kinds in CHECKS
 
 
 def register(kind, side_files=False):

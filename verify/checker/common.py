@@ -16,7 +16,6 @@ from . import Invalid
 from . import kernel as K
 
 PREC_CAP = 4096
-PRECS = (64, 128, 256, 512, 1024, 2048, 4096)
 WIDE, NARROW = 2 ** 8, 2 ** 16       # a stated enclosure is within these factors of the checker's own width
 
 
@@ -187,12 +186,46 @@ def same(stated, own, what):
 # --------------------------------------------------------------------------------------------- precision
 
 def ladder(start=128, cap=PREC_CAP):
+    """The checker's own precision ladder (kept apart from the certifiers' on purpose): start, 2 start, ... up
+    to ``cap``.  PRECS, the precisions a certificate may state, are its rungs from 64."""
     p = start
     while True:
         yield p
         if p >= cap:
             return
         p = min(2 * p, cap)
+
+
+PRECS = tuple(ladder(64))
+
+
+class Undecidable(Invalid):
+    """A Clarke walk meets a tie it cannot decide (higher-order terms, dependent gradients): fine for an
+    UNDECIDED Clarke part, a reason to reject a certificate that claims a decision."""
+
+
+def artificial(sel, cl):
+    """An artificial critical point: selection-critical and not Clarke-critical, in three-valued logic (None:
+    undecided): False as soon as one side rules it out, whatever the other."""
+    if sel is False or cl is True:
+        return False
+    return None if sel is None or cl is None else True
+
+
+def confirm_undecided(attempt):
+    """An UNDECIDED Clarke part: ``attempt()`` (the checker's own walk, on every branch) must meet an
+    undecidable tie, or signs it cannot decide at the precision cap; else Invalid."""
+    for p in ladder():
+        with ctx.workprec(p):
+            try:
+                attempt()
+            except Undecidable:
+                return
+            except K.CannotDecide:
+                if p >= PREC_CAP:
+                    return
+                continue
+        raise Invalid("the checker decides the Clarke subdifferential: the certificate must not say undecided")
 
 
 def decided(body, start=128):
@@ -227,9 +260,7 @@ def prec_of_balls(cert, has_balls):
 
 # ------------------------------------------------------------------------------------------- numbers
 
-def arf_q(a):
-    m, e = (int(t) for t in a.man_exp())
-    return fmpq(m) * fmpq(2) ** e if e >= 0 else fmpq(m, 2 ** (-e))
+arf_q = K.arf_q
 
 
 def own_bounds(x):
@@ -263,11 +294,7 @@ def stated_bounds(j):
 
 def exact_value(x):
     """An fmpq for an exact value of the checker (an fmpq, or an arb of radius 0), else None."""
-    if isinstance(x, fmpq):
-        return x
-    if x.is_finite() and x.is_exact():
-        return arf_q(x.mid())
-    return None
+    return K.exact_of(x)
 
 
 def number_ok(stated, compute, prec):
@@ -287,7 +314,7 @@ def number_ok(stated, compute, prec):
     mid = abs(olo + ohi) / 2
     if hi - lo > WIDE * width + (1 + mid) / fmpq(2) ** (prec - 8) or (width > 0 and (hi - lo) * NARROW < width):
         return False
-    for p in (prec, 2 * prec, 4 * prec):
+    for p in ladder(prec, 4 * prec):
         if p > prec:
             with ctx.workprec(p):
                 olo, ohi = own_bounds(compute())

@@ -52,6 +52,22 @@ def sign(x):
     return 0 if x.is_zero() else None
 
 
+def arf_q(a):
+    """An arf (a ball's exact midpoint or radius) as an fmpq, without rounding."""
+    m, e = (int(t) for t in a.man_exp())
+    return fmpq(m) * fmpq(2) ** e if e >= 0 else fmpq(m, 2 ** (-e))
+
+
+def exact_of(x):
+    """The exact rational value of x when the checker knows it exactly (an fmpq, or a finite arb of radius 0),
+    else None (a ball, a series)."""
+    if isinstance(x, fmpq):
+        return x
+    if isinstance(x, arb) and x.is_finite() and x.is_exact():
+        return arf_q(x.mid())
+    return None
+
+
 def _ball(x):
     return x if isinstance(x, arb) else arb(x)
 
@@ -63,8 +79,9 @@ def _isqrt_q(x):
     return None
 
 
-def _ipow(x, n):
-    """x ** n (n >= 0) by repeated squaring (arb ** int is nan for a ball around 0 in python-flint 0.9)."""
+def ipow(x, n):
+    """x ** n (n >= 0) by repeated squaring (arb ** int is nan for a ball around 0 in python-flint 0.9); exact
+    for an fmpq; any value with * (balls, series)."""
     if isinstance(x, fmpq):
         return x ** n
     out, base = Q1, x
@@ -191,8 +208,8 @@ def smooth_value(prim, xs, params):
         if n < 0:
             s = sign(x)
             _need(None if s is None else s != 0, "0 to a negative power")
-            return 1 / _ipow(x, -n)
-        return _ipow(x, n)
+            return 1 / ipow(x, -n)
+        return ipow(x, n)
     if prim in ("log", "sqrt"):
         s = sign(x)
         _need(None if s is None else s > 0, f"{prim} of a non-positive number")
@@ -240,7 +257,7 @@ def smooth_partials(prim, xs, y, params):
         return (b.bessel_i(1) if n == 0 else (b.bessel_i(n - 1) + b.bessel_i(n + 1)) / 2,)
     if prim == "pow":
         n = params["n"]
-        return (Q0,) if n == 0 else (n * (_ipow(x, n - 1) if n - 1 >= 0 else 1 / _ipow(x, 1 - n)),)
+        return (Q0,) if n == 0 else (n * (ipow(x, n - 1) if n - 1 >= 0 else 1 / ipow(x, 1 - n)),)
     return ({"exp": lambda: y, "log": lambda: 1 / x, "sqrt": lambda: 1 / (2 * y),
              "sin": lambda: smooth_value("cos", xs, params), "cos": lambda: -smooth_value("sin", xs, params),
              "tanh": lambda: 1 - y * y, "sigmoid": lambda: y * (1 - y),
@@ -374,15 +391,21 @@ def difference(p, q, ins, xs):
             for (ca, ka), (cb, kb) in zip(p, q)]
 
 
+def combine(coefs, const, xs):
+    """const + sum c * x, summed as the certifiers sum: a coefficient 1 or -1 multiplies nothing, a zero
+    constant adds nothing (a product by an exact 1 can widen a huge ball of a series in python-flint 0.9)."""
+    acc = None
+    for c, x in zip(coefs, xs):
+        if c != 0:
+            t = x if c == 1 else (-x if c == -1 else c * x)
+            acc = t if acc is None else acc + t
+    if acc is None:
+        return const
+    return acc if const == 0 else acc + const
+
+
 def apply_piece(piece, xs):
-    out = []
-    for coefs, const in piece:
-        acc = const
-        for c, x in zip(coefs, xs):
-            if c != 0:
-                acc = acc + c * x
-        out.append(acc)
-    return out
+    return [combine(coefs, const, xs) for coefs, const in piece]
 
 
 def piece_json(piece):
@@ -445,15 +468,17 @@ class Frozen:
 
 
 class Tape:
-    """The program evaluated once at x by the primitives' own definitions: every variable's value, every
-    equation's arguments, and the partial derivatives of every smooth equation.  For the patterns of a local
+    """The program evaluated once at x by the primitives' own definitions (or by the ``pieces`` chosen there,
+    which agree with them): every variable's value, every equation's arguments, and the partial derivatives
+    of every smooth equation.  For the patterns of a local
     index set (every piece agrees with its primitive at x, so every variable has the same value under every
     one of them) the selection Jacobians are reverse sweeps over these shared values with the patterns' pieces
     at the nonsmooth equations, skipping zero cotangents (symbolic zeros); ``jacobians`` sweeps the part after
     the last equation where the patterns differ once for all of them."""
 
-    def __init__(self, program, x):
-        F = Frozen(program, x, want_grad=False)
+    def __init__(self, program, x, pieces=None):
+        F = Frozen(program, x, pieces, want_grad=False)
+        self.pieces = pieces
         self.program, self.val, self.args = program, F.val, F.args
         self.ops, self.eq_of_pos = [], []
         for k, e in enumerate(program.eqns):
@@ -517,89 +542,6 @@ class Tape:
 
     def jacobian(self, pieces):
         return self.jacobians([tuple(pieces)])[0]
-
-
-class Forms:
-    """Values as exact affine forms over atoms, beside their enclosures: c + sum a_i * atom_i with rational c
-    and a_i, where an atom is the result of an operation that is not affine (a product of two non-constant
-    values, exp, log, ...), numbered by the operation and its operands' forms, so the same expression is the
-    same atom in every evaluation that shares this object.  A difference of two such evaluations is decided
-    exactly whenever its atoms cancel: (exp(t) + 1/10^40) - exp(t) is 1/10^40, not a ball around it."""
-
-    def __init__(self):
-        self.atoms = {}
-
-    def const(self, c):
-        return (fmpq(c), (), fmpq(c))
-
-    def atom(self, key, ball):
-        i = self.atoms.setdefault(key, len(self.atoms))
-        return (Q0, ((i, Q1),), ball)
-
-    @staticmethod
-    def _combine(a, b, wb):
-        terms = dict(a[1])
-        for i, c in b[1]:
-            terms[i] = terms.get(i, Q0) + wb * c
-        return tuple(sorted((i, c) for i, c in terms.items() if c != 0))
-
-    def add(self, a, b, wb=Q1):
-        return (a[0] + wb * b[0], self._combine(a, b, wb), a[2] + wb * b[2])
-
-    def scale(self, a, w):
-        return (w * a[0], tuple((i, w * c) for i, c in a[1]) if w != 0 else (), w * a[2])
-
-    def apply(self, prim, xs, params):
-        """The smooth primitive ``prim`` on forms."""
-        if prim == "add":
-            return self.add(xs[0], xs[1])
-        if prim == "sub":
-            return self.add(xs[0], xs[1], -Q1)
-        if prim == "neg":
-            return self.scale(xs[0], -Q1)
-        if prim == "mul" and (not xs[0][1] or not xs[1][1]):
-            c, f = (xs[0], xs[1]) if not xs[0][1] else (xs[1], xs[0])
-            return self.scale(f, c[0])
-        if prim == "div" and not xs[1][1]:
-            _need(xs[1][0] != 0, "division by zero")
-            return self.scale(xs[0], 1 / xs[1][0])
-        if prim == "pow" and not xs[0][1] and (params["n"] >= 0 or xs[0][0] != 0):
-            v = smooth_value(prim, [xs[0][0]], params)
-            return (v, (), v)
-        y = smooth_value(prim, [x[2] for x in xs], params)
-        if isinstance(y, fmpq) and all(not x[1] for x in xs):
-            return (y, (), y)
-        keys = [(x[0], x[1]) for x in xs]
-        if prim == "mul":
-            keys.sort(key=repr)          # a * b and b * a are the same atom
-        return self.atom((prim, tuple(sorted(params.items())), tuple(keys)), y)
-
-    def evaluate(self, program, xs, pieces):
-        """Outputs of the program frozen to ``pieces`` at the inputs ``xs`` (forms, see ``input``)."""
-        val = list(xs) + [None] * (program.n_vars - program.n_inputs)
-        m = 0
-        for e in program.eqns:
-            args = [self.const(a.value) if not isinstance(a, int) else val[a] for a in e.ins]
-            if e.prim in SMOOTH:
-                val[e.outs[0]] = self.apply(e.prim, args, dict(e.params))
-                continue
-            for o, (coefs, const) in zip(e.outs, pieces[m]):
-                acc = self.const(const)
-                for c, x in zip(coefs, args):
-                    if c != 0:
-                        acc = self.add(acc, x, c)
-                val[o] = acc
-            m += 1
-        return [self.const(a.value) if not isinstance(a, int) else val[a] for a in program.outputs]
-
-    def input(self, i, value):
-        """Input i with the value ``value``: a constant when exact, else an atom of its own."""
-        return self.const(value) if isinstance(value, fmpq) else self.atom(("input", i), value)
-
-    @staticmethod
-    def sign(f):
-        """Exact when the form is a constant, else the sign of its enclosure (None when undecided)."""
-        return sign(f[0]) if not f[1] else sign(f[2])
 
 
 def nonsmooth_eqns(program):
@@ -728,23 +670,37 @@ def choose(prim, params, n, signs):
 
 
 def affine_value(form, xs):
-    coefs, const = form
-    acc = const
-    for c, x in zip(coefs, xs):
-        if c != 0:
-            acc = acc + c * x
-    return acc
+    return combine(form[0], form[1], xs)
+
+
+def _linear(e):
+    lit = [not isinstance(a, int) for a in e.ins]
+    if e.prim in ("add", "sub", "neg") or (e.prim == "mul" and any(lit)) or (e.prim == "div" and lit[1]):
+        return True
+    if e.prim == "pow" and dict(e.params)["n"] in (0, 1):
+        return True
+    return e.prim not in SMOOTH
+
+
+def affine_switch(program, k, coefs):
+    """True when the switching function with ``coefs`` on the inputs of equation k is affine on every pattern's
+    region: every equation it depends on is affine in its operands (see ``piecewise_linear``)."""
+    dstep = {o: i for i, e in enumerate(program.eqns) for o in e.outs}
+    todo = [a for a, c in zip(program.eqns[k].ins, coefs) if c != 0]
+    seen = set()
+    while todo:
+        a = todo.pop()
+        i = dstep.get(a) if isinstance(a, int) else None
+        if i is None or i in seen:
+            continue
+        seen.add(i)
+        if not _linear(program.eqns[i]):
+            return False
+        todo.extend(program.eqns[i].ins)
+    return True
 
 
 def piecewise_linear(program):
     """True when every smooth equation is + - neg, a product with a literal, a quotient by a literal, or
     pow with n in {0, 1} (so every switching function is affine on each branch)."""
-    for e in program.eqns:
-        lit = [not isinstance(a, int) for a in e.ins]
-        if e.prim in ("add", "sub", "neg") or (e.prim == "mul" and any(lit)) or (e.prim == "div" and lit[1]):
-            continue
-        if e.prim == "pow" and dict(e.params)["n"] in (0, 1):
-            continue
-        if e.prim in SMOOTH:
-            return False
-    return True
+    return all(_linear(e) for e in program.eqns)

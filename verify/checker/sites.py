@@ -28,9 +28,9 @@ from ..errors import InputError
 from ..program.arrays import decode, read_npz, stored_digest
 from . import Invalid, register
 from . import common as C
+from . import germs as G_
 from . import kernel as K
 from . import tensor as TK
-from .index import Undecidable
 
 CAP = 4096        # patterns of I(x) a critical-point certificate may have (the certifiers' cap)
 
@@ -230,14 +230,8 @@ def _in_float_bounds(own, lo_a, hi_a):
     return contained, tight
 
 
-def check_gradient(cert, P, xs, run, p, arrays, part):
-    """The stated selection gradient (in the result file) and value, against the checker's own at x; returns
-    the keys the gradient occupies in the result file."""
-    if part is None:
-        return set()
-    if P.n_outputs != 1 or P.atom_shape(P.outputs[0]) != ():
-        raise Invalid("a stated gradient needs one scalar output")
-    wrt = _wrt(P, part["wrt"], "result/gradient/wrt")
+def _stated_gradient(P, wrt, arrays):
+    """(keys of the result file the gradient occupies, {input: ("exact", array) or ("bounds", lo, hi)})."""
     keys, todo = set(), {}
     for i in wrt:
         n = f"grad.{P.input_names[i]}"
@@ -254,8 +248,19 @@ def check_gradient(cert, P, xs, run, p, arrays, part):
             raise Invalid(f"result.arrays has no gradient for input {P.input_names[i]}")
         keys |= set(mine)
         todo[i] = ("exact", exact)
-    prec = p
-    while True:
+    return keys, todo
+
+
+def check_gradient(cert, P, xs, run, p, arrays, part):
+    """The stated selection gradient (in the result file) and value, against the checker's own at x; returns
+    the keys the gradient occupies in the result file."""
+    if part is None:
+        return set()
+    if P.n_outputs != 1 or P.atom_shape(P.outputs[0]) != ():
+        raise Invalid("a stated gradient needs one scalar output")
+    wrt = _wrt(P, part["wrt"], "result/gradient/wrt")
+    keys, todo = _stated_gradient(P, wrt, arrays)
+    for prec in C.ladder(p):
         with ctx.workprec(prec):
             r = run if prec == p else TK.Run(P, xs)
             own = r.gradient(wrt)
@@ -276,9 +281,8 @@ def check_gradient(cert, P, xs, run, p, arrays, part):
                                   "rounding of the checker's enclosure")
         if not pending:
             break
-        if prec >= C.PREC_CAP:
-            raise Invalid("the stated gradient bounds do not contain the checker's enclosure")
-        prec = min(2 * prec, C.PREC_CAP)
+    else:
+        raise Invalid("the stated gradient bounds do not contain the checker's enclosure")
 
     memo = {p: run}
 
@@ -419,18 +423,40 @@ def membership(vecs, block, what):
     return None
 
 
-def is_piecewise_linear(P):
+LINEAR = {"add", "sub", "neg", "sum", "mean", "reshape", "transpose", "broadcast_to", "slice", "pad", "concat",
+          "take_along", "avg_pool2d"}
+
+
+def is_piecewise_linear(P, moving=None):
     """Every smooth equation is linear in the input-dependent values (sums, structure, products and
-    contractions with at most one input-dependent operand, quotients by constants, pow 0 or 1)."""
+    contractions with at most one input-dependent operand, quotients by constants, pow 0 or 1); ``moving``:
+    only those inputs count (the others are constant along a segment)."""
+    return _linear_over(P, range(len(P.eqns)), moving)
+
+
+def affine_cone(P, k):
+    """Every equation that equation k depends on is linear in its input-dependent values: its switching
+    functions are affine on each region of the pattern (a tie with zero gradient is zero there)."""
+    dstep = {o: i for i, e in enumerate(P.eqns) for o in e.outs}
+    need, todo = set(), [a for a in P.eqns[k].ins if isinstance(a, int)]
+    while todo:
+        i = dstep.get(todo.pop())
+        if i is not None and i not in need:
+            need.add(i)
+            todo.extend(a for a in P.eqns[i].ins if isinstance(a, int))
+    return _linear_over(P, need)
+
+
+def _linear_over(P, eqns, moving=None):
     from ..program.prims import PRIMITIVES
-    dep = [True] * P.n_inputs + [False] * (P.n_vars - P.n_inputs)
-    linear = {"add", "sub", "neg", "sum", "mean", "reshape", "transpose", "broadcast_to", "slice", "pad", "concat",
-              "take_along", "avg_pool2d"}
-    for e in P.eqns:
+    dep = [True if moving is None else bool(moving[i]) for i in range(P.n_inputs)]
+    dep += [False] * (P.n_vars - P.n_inputs)
+    eqns = set(eqns)
+    for k, e in enumerate(P.eqns):
         d = [isinstance(a, int) and dep[a] for a in e.ins]
         for o in e.outs:
             dep[o] = any(d)
-        if not PRIMITIVES[e.prim].smooth or e.prim in linear or not any(d):
+        if k not in eqns or not PRIMITIVES[e.prim].smooth or e.prim in LINEAR or not any(d):
             continue
         if (e.prim in ("mul", "dot", "conv2d") and sum(d) <= 1) or (e.prim == "div" and not d[1]) or \
                 (e.prim == "pow" and dict(e.params)["n"] in (0, 1)):
@@ -483,7 +509,7 @@ class Walk:
         cts = self.run.vjp([], self.wrt, _changes_of(self.run, changes), seeds=seeds, stop=S.k)
         return [TK.zeros(self.run.P.shapes[i]) if cts[i] is None else cts[i] for i in self.wrt]
 
-    def visit(self, pos, changes, rows, node):
+    def visit(self, pos, changes, rows, node, flags=()):
         while pos < len(self.steps) and not self.ties[pos]:
             pos += 1
         if pos == len(self.steps):
@@ -494,42 +520,92 @@ class Walk:
         norms = TK.gram(grads, grads)
         keep = [i for i in range(len(ties)) if _gram_sign(norms[i][i]) != 0]
         zero = [i for i in range(len(ties)) if i not in keep]
-        if zero and not self.pl:
-            raise Undecidable(f"equation {S.k + 1}: a tied switching function has zero gradient in a program that is "
-                              "not piecewise linear (decided by higher-order terms)")
+        affine = self.pl or affine_cone(self.run.P, S.k)
+        generic = []
+        if zero and not affine:
+            zero, generic = self.degenerate(S, ties, zero, changes, node)
+        elif node is not None and ("generic" in node or "degenerate" in node):
+            raise Invalid(f"equation {S.k + 1}: degenerate ties are stated where the cone is affine")
         if node is not None and (node.get("eqn") != S.k or node.get("tied") != [list(ties[i][:2]) for i in keep] or
-                                 node.get("zero") != [list(ties[i][:2]) for i in zero]):
+                                 node.get("zero") != [list(ties[i][:2]) for i in zero] or
+                                 node.get("generic", []) != [list(ties[i][:2]) + [c] for i, c in generic]):
             raise Invalid(f"the Clarke tree's node at equation {S.k + 1} does not match its tied switching functions")
         taus = list(itertools.product((-1, 1), repeat=len(keep)))
         branches = node.get("branches") if node is not None else [None] * len(taus)
         if node is not None and (not isinstance(branches, list) or [b.get("signs") for b in branches] !=
                                  [list(t) for t in taus]):
             raise Invalid(f"the branches at equation {S.k + 1} are not every sign vector of its tied functions")
-        if not self.pl and keep:
-            G = TK.gram(rows + [grads[i] for i in keep], rows + [grads[i] for i in keep])
-            if not _independent(G):
-                raise Undecidable("the tied gradients are dependent: the linearised cone does not decide")
         for tau, b in zip(taus, branches):
             new_rows = rows + [grads[i] if t > 0 else [TK.neg(c) for c in grads[i]] for t, i in zip(tau, keep)]
+            new_flags = tuple(flags) + (affine,) * len(keep)
             if b is not None and "gordan" in b:
-                if not self.pl:
-                    raise Invalid("Gordan certificates are only used for piecewise-linear programs")
-                G = _exact_gram(new_rows)
-                lam = [K.q(v) for v in b["gordan"]]
-                if len(lam) != len(new_rows) or any(v < 0 for v in lam) or sum(lam, K.Q0) != 1 or \
-                        sum((lam[i] * G[i][j] * lam[j] for i in range(len(lam)) for j in range(len(lam))), K.Q0) != 0:
-                    raise Invalid(f"a Gordan certificate at equation {S.k + 1} is not valid")
+                self.gordan(S, b["gordan"], new_rows, new_flags)
                 continue
-            sign_of = {(ties[i][0], ties[i][1]): t for t, i in zip(tau, keep)}
-            new = dict(changes)
-            for s in sorted({ties[i][0] for i in keep + zero}):
-                gi, loc = locate(S, s)
-                G = S.groups[gi]
-                sg = [sign_of.get((s, j), int(G.signs[j][loc])) for j in range(len(G.forms))]
-                piece = K.choose(S.prim, S.params, G.n, sg)
-                _continuous(S, G, loc, piece)
-                new[(S.k, s)] = piece
-            self.visit(pos + 1, new, new_rows, None if b is None else b["next"])
+            self.visit(pos + 1, self.take(S, ties, keep, zero, tau, changes, generic), new_rows,
+                       None if b is None else b["next"], new_flags)
+
+    def degenerate(self, S, ties, zero, changes, node):
+        """Zero-gradient ties whose cone is not affine: each stated lowest-order part (evidence "degenerate") is
+        the checker's own through the elementwise cone of its site (germs.site_fraction); (zero, generic)."""
+        stated = {(d["site"], d["switch"]): d for d in (node or {}).get("degenerate", [])}
+        if node is None or len(stated) != len(zero) or set(stated) != {tuple(ties[i][:2]) for i in zero}:
+            raise C.Undecidable(f"equation {S.k + 1}: a tied switching function has zero gradient and its cone is "
+                                "not affine, without a stated lowest-order part")
+        point = [x.fmpqs().ravel().tolist() for x in self.run.env[:self.run.P.n_inputs]]
+        out_zero, generic = [], []
+        for i in zero:
+            s, j, gi, loc = ties[i]
+            d = stated[(s, j)]
+            G = S.groups[gi]
+            if not S.table.elementwise:
+                raise Invalid(f"equation {S.k + 1}: a lowest-order part is stated for a site that is not elementwise")
+            grid = S.table.grid
+            idx = tuple(int(v) for v in np.unravel_index(s, grid)) if grid else ()
+            got = G_.site_fraction(self.run.P, point, S.k, idx, G.forms[j], lambda m, site: self.piece_at(m, site,
+                                                                                                           changes))
+            if got is None:
+                raise Invalid(f"equation {S.k + 1}: the cone of site {s} is not elementwise and rational")
+            N, D, variables = got
+            kind = G_.classify(N, D, max(1, len(variables)))
+            if kind[0] not in ("zero", "generic") or d["variables"] != variables or \
+                    d["germ"] != G_.germ_json(N, D, kind, max(1, len(variables))):
+                raise Invalid(f"equation {S.k + 1}: the stated lowest-order part of site {s} is not the checker's")
+            (out_zero.append(i) if kind[0] == "zero" else generic.append((i, kind[1])))
+        return out_zero, generic
+
+    def piece_at(self, m, site, changes):
+        """The branch's piece (rows) at flat ``site`` of nonsmooth equation m."""
+        if (m, site) in changes:
+            return changes[(m, site)]
+        S = self.run.sites[m]
+        gi, loc = locate(S, site)
+        G = S.groups[gi]
+        return G.pieces[G.ids[loc]]
+
+    def gordan(self, S, weights, rows, flags):
+        """A pruned branch: convex weights, only on rows of affine cones, whose combination of the rows is 0
+        (in Gram coordinates: lam^T G lam = 0)."""
+        G = _exact_gram(rows)
+        lam = [K.q(v) for v in weights]
+        if len(lam) != len(rows) or any(v < 0 for v in lam) or sum(lam, K.Q0) != 1 or \
+                any(not f for f, w in zip(flags, lam) if w != 0) or \
+                sum((lam[i] * G[i][j] * lam[j] for i in range(len(lam)) for j in range(len(lam))), K.Q0) != 0:
+            raise Invalid(f"a Gordan certificate at equation {S.k + 1} is not valid")
+
+    def take(self, S, ties, keep, zero, tau, changes, generic=()):
+        """The changes after equation S takes, at every tied site, the piece its signs choose (a generic tie its
+        generic sign; the program must not jump there)."""
+        sign_of = {(ties[i][0], ties[i][1]): t for t, i in zip(tau, keep)}
+        sign_of.update(((ties[i][0], ties[i][1]), c) for i, c in generic)
+        new = dict(changes)
+        for s in sorted({ties[i][0] for i in keep + zero + [i for i, _ in generic]}):
+            gi, loc = locate(S, s)
+            G = S.groups[gi]
+            sg = [sign_of.get((s, j), int(G.signs[j][loc])) for j in range(len(G.forms))]
+            piece = K.choose(S.prim, S.params, G.n, sg)
+            _continuous(S, G, loc, piece)
+            new[(S.k, s)] = piece
+        return new
 
     def leaf(self, changes, rows, node):
         ev = self.ev
@@ -547,17 +623,24 @@ class Walk:
                 if piece != G.pieces[G.ids[loc]]:
                     own.append([k, s, self.table.index(k, G.n, piece, f"leaf {i}")])
             C.same(leaf["changes"], own, f"evidence/clarke/leaves/{i}/changes")
-            if self.pl:
-                y = [K.q(v) for v in (leaf["direction"] or [])] if leaf["direction"] is not None else None
-                G = _exact_gram(rows) if rows else []
-                if y is None or len(y) != len(rows) or \
-                        any(sum((g * v for g, v in zip(row, y)), K.Q0) <= 0 for row in G):
-                    raise Invalid(f"leaf {i}: the direction does not satisfy the branch's strict inequalities")
-            elif leaf["direction"] is not None:
-                raise Invalid(f"leaf {i}: a direction is only used for piecewise-linear programs")
+            self.realized(rows, leaf["direction"], i)
+        elif rows and not _independent(TK.gram(rows, rows)):
+            raise C.Undecidable("the tied gradients are dependent and no direction is stated")
         if len(self.leaves) >= CAP:
             raise Invalid(f"more than {CAP} essential patterns")
         self.leaves.append(self.run.gradient(self.wrt, _changes_of(self.run, changes)))
+
+    def realized(self, rows, direction, i):
+        """The leaf's path is realized next to x: a strict direction in Gram coordinates (G y > 0, exact rows;
+        always stated for piecewise-linear programs), or independent rows."""
+        if direction is None:
+            if self.pl or (rows and not _independent(TK.gram(rows, rows))):
+                raise Invalid(f"leaf {i}: no direction, and its constraints are not independent rows")
+            return
+        y = [K.q(v) for v in direction]
+        G = _exact_gram(rows) if rows else []
+        if len(y) != len(rows) or any(sum((g * v for g, v in zip(row, y)), K.Q0) <= 0 for row in G):
+            raise Invalid(f"leaf {i}: the direction does not satisfy the branch's strict inequalities")
 
 
 def _exact_gram(rows):
@@ -643,9 +726,7 @@ def check_tensor_critical(cert, base):
     sel, cl, table = C.decided(body)
     if not out["walked"]:
         _confirm_undecided(P, xs, wrt, pl)
-    art = None if sel is None or cl is None else (sel and not cl)
-    if sel is False:
-        art = False
+    art = C.artificial(sel, cl)
     C.same(res, {"arrays": res["arrays"], "count": out["count"], "selection_critical": sel, "clarke_critical": cl,
                  "artificial": art, "essential": out.get("essential")}, "result")
     C.same(cert["verdict"], "PROVED" if sel is not None and cl is not None else "UNDECIDED", "verdict")
@@ -655,14 +736,4 @@ def check_tensor_critical(cert, base):
 def _confirm_undecided(P, xs, wrt, pl):
     """An UNDECIDED Clarke part: the checker's own walk (every branch) meets an undecidable tie, or signs it
     cannot decide at 4096 bits."""
-    for p in C.ladder():
-        with ctx.workprec(p):
-            try:
-                Walk(TK.Run(P, xs), wrt, pl, None, None).visit(0, {}, [], None)
-            except Undecidable:
-                return
-            except K.CannotDecide:
-                if p >= C.PREC_CAP:
-                    return
-                continue
-        raise Invalid("the checker decides the Clarke subdifferential: the certificate must not say undecided")
+    C.confirm_undecided(lambda: Walk(TK.Run(P, xs), wrt, pl, None, None).visit(0, {}, [], None))

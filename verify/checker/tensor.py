@@ -213,18 +213,6 @@ def from_fmpqs(arr):
     return Q(np.array([int(v.p) * (L // int(v.q)) for v in flat], dtype=object).reshape(arr.shape), L)
 
 
-def _ipow(v, n):
-    """v ** n (n >= 0) by repeated squaring (arb ** int is nan for a ball around 0 in python-flint 0.9)."""
-    out, base = arb(1), v
-    while n:
-        if n & 1:
-            out = out * base
-        n >>= 1
-        if n:
-            base = base * base
-    return out
-
-
 def power(a, n):
     if n < 0:
         require(a, (-1, 1), "a negative power has a nonzero base")
@@ -233,8 +221,8 @@ def power(a, n):
             return Q(a.num ** n if n else np.ones(a.shape, dtype=object), a.den ** n)
         return from_fmpqs(_obj(np.frompyfunc(lambda v: v ** n, 1, 1)(a.fmpqs())))
     if n >= 0:
-        return _obj(np.frompyfunc(lambda v: _ipow(v, n), 1, 1)(a))
-    return _obj(np.frompyfunc(lambda v: 1 / _ipow(v, -n), 1, 1)(a))
+        return _obj(np.frompyfunc(lambda v: K.ipow(v, n), 1, 1)(a))
+    return _obj(np.frompyfunc(lambda v: 1 / K.ipow(v, -n), 1, 1)(a))
 
 
 # value at the special point (numerator, denominator) -> exact value, for the transcendental primitives
@@ -903,7 +891,10 @@ class Run:
     every equation's arguments, and every nonsmooth equation's sites with the pieces chosen there.  Raises
     CannotDecide when an index rule cannot be decided, Undefined outside the program's domain."""
 
-    def __init__(self, P, xs):
+    def __init__(self, P, xs, pattern=None):
+        """``pattern``: {equation k: the piece (rows) of every site, flat over its grid} to freeze those
+        equations to (f_s, not the index rules' choice; the signs of the switching functions are those of the
+        frozen program's arguments)."""
         self.P = P
         self.env = list(xs) + [None] * (P.n_vars - P.n_inputs)
         self.args, self.params, self.sites = [], [], {}
@@ -935,7 +926,15 @@ class Run:
                     raise K.CannotDecide(f"the checker cannot decide the index rule at site "
                                          f"{S.site_index(G.sites[loc])} of equation {k + 1} ({e.prim})")
             self.sites[k] = S
-            for o, v in zip(e.outs, S.outputs()):
+            changes = None
+            if pattern is not None and k in pattern:
+                changes = {}
+                for gi, G in enumerate(S.groups):
+                    for loc, s in enumerate(G.sites):
+                        want = pattern[k][int(s)]
+                        if want != G.pieces[G.ids[loc]]:
+                            changes.setdefault(gi, {})[loc] = want
+            for o, v in zip(e.outs, S.outputs(changes)):
                 self.env[o] = v
 
     def outputs(self):

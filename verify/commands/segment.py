@@ -9,8 +9,8 @@ ENDS_HELP = ("X and Y are points, comma-separated exact numbers: --from 0,1/2 --
              "a point starts with a minus sign).  Tensor programs (array inputs): --from A.npz --to B.npz, one "
              "array per input named like the inputs; piecewise-linear and polynomial programs get an exact walk "
              "on affine functions or polynomials of t (rational or algebraic breakpoints), others go through their "
-             "scalarisation (refused when it is too large); --curve and --certificate are not available for them "
-             "yet.")
+             "scalarisation (refused when it is too large); --curve is not available for them, and --certificate "
+             "only for programs piecewise linear in the inputs that move along the segment.")
 
 
 def _common(p):
@@ -82,13 +82,17 @@ def run_integral(args):
 
 
 def _tensor(P, args, integral):
-    """A tensor program: the ends are .npz files (or every element comma-separated); no certificates yet."""
+    """A tensor program: the ends are .npz files (or every element comma-separated); certificates for programs
+    piecewise linear in the inputs that move along the segment (the native exact walk)."""
     from ..certify import segment_net as N
+    from ..certify.certs_tensor import tensor_integral_certificate, tensor_segment_certificate
     from ..certify.integral import integral_text
-    if args.certificate:
-        N.no_certificates(P)
+    t0 = time.perf_counter()
     fn = N.tensor_integral_identity if integral else N.tensor_segment_partition
     res = fn(P, args.x, args.y, args.curve, args.convention, args.tol, args.method, args.prec)
+    if args.certificate:
+        make = tensor_integral_certificate if integral else tensor_segment_certificate
+        write_certificate(make(res, t0), args.certificate)
     if integral:
         return emit(args, res.verdict.name, res.json(), integral_text(res), res.reason)
     return emit(args, "PROVED" if res.complete else "UNDECIDED", res.json(), N.partition_text(res),

@@ -13,41 +13,19 @@ program's tape (tape.forward: literals converted once per precision, direct call
 inline) and comes back here for every sign the values leave open; for the others this module walks the rule
 tables, equation by equation.  Both make the same decisions in the same order (tests/test_tape.py).
 """
-import contextlib
-import contextvars
 from dataclasses import dataclass, field
 
 from flint import ctx, fmpq
 
 from ..program import kinks
 from ..errors import DomainError, InputError, Undecided
-from ..program.ir import Lit, eqn_where
+from ..program.ir import eqn_where, switch_text  # noqa: F401  (switch_text: part of this interface)
 from ..program.prims import PRIMITIVES, affine, eval_rules, selection_rules
 from ..program.prims.smooth import value_text
 from ..rational import parse_point
 from .forms import Forms, TooLarge
-from .precision import DEFAULT_PREC, PREC_CAP, working_precision, escalate  # noqa: F401  (part of this interface)
+from .precision import CONE_STEP, DEFAULT_PREC, PREC_CAP, escalate, next_precision, working_precision  # noqa: F401  (part of this interface)
 from .tape import Q0, Q1, def_steps, forward, replay, tape_of  # noqa: F401  (def_steps: part of this interface)
-
-_VALUES_ONLY = contextvars.ContextVar("verify_values_only", default=False)
-
-
-@contextlib.contextmanager
-def values_only():
-    """Inside: decisions come from values alone (balls, rationals, precision), never from exact forms, germs
-    or exact rational functions of t.  The certificate writers recompute a result this way when it used those
-    (``beyond``): the independent checker replays values only, and a certificate's result must be exactly
-    what it derives."""
-    token = _VALUES_ONLY.set(True)
-    try:
-        yield
-    finally:
-        _VALUES_ONLY.reset(token)
-
-
-def structure_allowed():
-    """False inside ``values_only()``."""
-    return not _VALUES_ONLY.get()
 FORMS_FIRST = 2000      # an undecided sign whose cone has at most this many steps tries the full forms first
 
 
@@ -151,18 +129,6 @@ class Args:
         return (self[k] for k in range(len(self.slots)))
 
 
-def switch_text(program, e, terms, const):
-    """The switching function sum(c * arg_j) + const of equation ``e`` as text over its argument names."""
-    from ..program.ir import lit_text
-    parts = []
-    for j, c in terms:
-        a = e.ins[j]
-        name = lit_text(a.value, True) if isinstance(a, Lit) else program.names[a]
-        coef = "" if c == 1 else ("-" if c == -1 else f"{lit_text(c, True)}*")
-        parts.append(f"{coef}{name}")
-    if const != 0:
-        parts.append(lit_text(const, True))
-    return " + ".join(parts).replace("+ -", "- ") or "0"
 
 
 # the smooth primitives whose argument must have a sign: (argument index, allowed signs, what is needed)
@@ -184,7 +150,7 @@ class _Runner:
         self.frozen = frozen
         self.chosen = []
         self._forms = None
-        self.use_forms = not ns.name.startswith("float") and not _VALUES_ONLY.get()
+        self.use_forms = not ns.name.startswith("float")
         self.beyond = False         # a sign was decided by exact forms
         self.base = self.hp = ctx.prec
         self.cap = cap
@@ -235,7 +201,7 @@ class _Runner:
         # the first level: what this run or the program's last escalation needed, else 4x the base
         level = max(self.hp, self.tape.hint.get(ns.name, 0))
         if level <= self.base:
-            level = 4 * self.base
+            level = next_precision(self.base, self.cap, CONE_STEP)
         level = min(level, self.cap)
         if level <= self.base:
             return None             # already at the cap
@@ -251,7 +217,7 @@ class _Runner:
                     self.beyond = self.beyond or s is not None
             if s is not None or level >= self.cap:
                 return s
-            level = min(4 * level, self.cap)
+            level = next_precision(level, self.cap, CONE_STEP)
 
     def full_sign(self, form):
         """(form, its sign or None, True) for the full exact form; (None, None, True) when it is too large."""

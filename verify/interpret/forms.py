@@ -109,8 +109,9 @@ class Forms:
     pieces hold (what "identically zero near x" needs), not only of the values at this point."""
 
     def __init__(self, program, steps, ns, env, chosen, def_step, inputs=None, symbolic=False, table=None,
-                 budget=BUDGET):
+                 budget=BUDGET, along=None):
         self.program, self.steps, self.ns, self.env, self.chosen = program, steps, ns, env, chosen
+        self.along = along if symbolic else None      # see _input
         self.def_step = def_step
         self.inputs = None if symbolic else inputs
         self.symbolic = symbolic
@@ -416,7 +417,7 @@ class Forms:
             if q is not None:
                 return const(q)
         if k < 0:
-            return Form({self._atom(("in", u), u, Q1, Q0): Q1}, Q0)
+            return self._input(u)
         st = self.steps[k]
         ins = [self.of_atom(a) for a in st.ins]
         if st.sel is not None:
@@ -424,6 +425,19 @@ class Forms:
             terms, c0 = piece.rows[st.outs.index(u)]
             return self._lin(((c, ins[j]) for j, c in terms), c0)
         return self._smooth(st, ins, u)
+
+    def _input(self, u):
+        """An input's form: its own atom, or along a curve (``along``: per input (c0, c1) when the input is
+        c0 + c1 t there, else None) c0 + c1 * t with one atom t for every input, so that inputs related along
+        the curve (a constant coordinate, the diagonal x = y) are related in their forms too."""
+        line = self.along[u] if self.along is not None else None
+        if line is None:
+            return Form({self._atom(("in", u), u, Q1, Q0): Q1}, Q0)
+        c0, c1 = line
+        if c1 == 0:
+            return const(c0)
+        i = next(i for i, v in enumerate(self.along) if v is not None and v[1] != 0)
+        return Form({self._atom(("t",), i, 1 / self.along[i][1], -self.along[i][0] / self.along[i][1]): c1}, c0)
 
     def _smooth(self, st, ins, u):
         prim = st.prim

@@ -302,3 +302,17 @@ def eqn_where(p, k):
     e = p.eqns[k]
     loc = f" (line {e.loc[0]}:{e.loc[1]})" if e.loc else ""
     return f"equation {k + 1} `{eqn_label(p, k)}`{loc}"
+
+
+def switch_text(program, e, terms, const):
+    """A switching function sum(c * e.ins[j] for j, c in terms) + const of equation e as text, for messages
+    (``v1 - 1/2``)."""
+    parts = []
+    for j, c in terms:
+        a = e.ins[j]
+        name = lit_text(a.value, True) if isinstance(a, Lit) else program.names[a]
+        coef = "" if c == 1 else ("-" if c == -1 else f"{lit_text(c, True)}*")
+        parts.append(f"{coef}{name}")
+    if const != 0:
+        parts.append(lit_text(const, True))
+    return " + ".join(parts).replace("+ -", "- ") or "0"
