@@ -77,7 +77,7 @@ def compare_paths(P, point, convention="torch", model=None):
     wrt = list(range(P.n_inputs))
     enc = gradient(fr, wrt)
     r = iset.run
-    with T._precision(r.ns, r.prec):
+    with T.working_precision(r.ns, r.prec):
         ex = T.vjp(r, [r.ns.const(fmpq(1))], wrt)
         ex = [np.asarray(r.ns.to_fq(r.ns.zeros(P.shapes[i]) if c is None else c), dtype=object)
               for i, c in enumerate(ex)]
@@ -278,7 +278,7 @@ def test_numpy_runs_stay_within_the_model_bound(dtype, data):
     if not all(np.array_equal(a, b) for a, b in zip(fl.pattern, iset.chosen)) or fr.ns.peak >= model.storage.max:
         return                                   # a float kink, or a possible overflow: no bound is claimed
     r = iset.run
-    with T._precision(r.ns, r.prec):
+    with T.working_precision(r.ns, r.prec):
         for v in range(P.n_inputs, P.n_vars):
             if fl.env[v] is None:
                 continue
@@ -365,7 +365,7 @@ def test_the_cone_computes_exact_values(data):
     cone = Cone(P, xs, "torch", r.prec or 128)
     steps = T.nonsmooth_steps(P, "torch")
     cone.patterns = {st.k: p for st, p in zip(steps, r.pattern)}
-    with T._precision(r.ns, r.prec):
+    with T.working_precision(r.ns, r.prec):
         for v in range(P.n_inputs, P.n_vars):
             size = int(np.prod(P.shapes[v]))
             if size == 0:

@@ -23,7 +23,7 @@ tests/test_filter.py walks them all.
 import math
 
 import numpy as np
-from flint import fmpq
+from flint import arb, fmpq
 
 from ..errors import InputError
 from ..numbers.tensor import QT, ExactTensors
@@ -92,6 +92,15 @@ class Plan:
         self.program = program
 
 
+def homogeneous(a):
+    """The object array ``a`` of fmpq / arb values with every entry a ball when any entry is one: the exact number
+    system reads an object array's kind from its first entry, so a mixed array must not reach it."""
+    flat = a.ravel().tolist()
+    if any(isinstance(v, arb) for v in flat) and not all(isinstance(v, arb) for v in flat):
+        return np.array([v if isinstance(v, arb) else arb(v) for v in flat], dtype=object).reshape(a.shape)
+    return a
+
+
 def _flat(ns, v, n):
     """An exact value as a flat array of n entries: a QT when rational, else an object array of fmpq / arb."""
     if isinstance(v, QT):
@@ -103,7 +112,7 @@ def _flat(ns, v, n):
     if flat.size and all(isinstance(e, fmpq) for e in flat.tolist()):
         q = ns.to_qt(flat)
         return QT(np.ravel(q.num), q.den)
-    return flat
+    return homogeneous(flat)
 
 
 class Elementwise(Plan):
@@ -203,7 +212,7 @@ class Index(Plan):
             return {0: (inv, QT(num, L))}
         for sel, v in got.values():
             vals[sel] = np.ravel(np.asarray(ns.to_fq(v), dtype=object))
-        return {0: (inv, vals)}
+        return {0: (inv, homogeneous(vals))}
 
 
 class Reduce(Plan):
@@ -438,6 +447,7 @@ def affine_at(plan, rd, ns, gi, locs, terms, const):
             for pj in ps:
                 sel = pf == pj
                 a[sel] = np.ravel(np.asarray(ns.to_fq(rd.values(pj, lf[sel])), dtype=object))
+            a = homogeneous(a)
         t = a if c == 1 else (ns.neg(a) if c == -1 else ns.mul(ns.const(c), a))
         acc = t if acc is None else ns.add(acc, t)
     if const != 0:
@@ -464,7 +474,7 @@ def concat_values(ns, tables):
     if all(isinstance(t, QT) for t in tables):
         L = math.lcm(*(t.den for t in tables))
         return QT(np.concatenate([np.ravel(t.num) * (L // t.den) for t in tables]).astype(object), L)
-    return np.concatenate([np.ravel(np.asarray(ns.to_fq(t), dtype=object)) for t in tables])
+    return homogeneous(np.concatenate([np.ravel(np.asarray(ns.to_fq(t), dtype=object)) for t in tables]))
 
 
 def take_values(table, labels):
@@ -473,7 +483,8 @@ def take_values(table, labels):
     if isinstance(table, QT):
         num = np.append(table.num, 0)[labels] if labels.size else np.zeros(labels.shape, dtype=object)
         return QT(np.asarray(num, dtype=object), table.den)
-    out = np.append(table, fmpq(0))[labels] if labels.size else np.empty(labels.shape, dtype=object)
+    zero = arb(0) if table.size and isinstance(table[0], arb) else fmpq(0)
+    out = np.append(table, zero)[labels] if labels.size else np.empty(labels.shape, dtype=object)
     return np.asarray(out, dtype=object)
 
 

@@ -567,26 +567,42 @@ def vjp(r, cotangents, wrt=None, seeds=None, stop=None, consume=False):
             continue
         flat_ct = cts[0] if len(cts) == 1 else ns.concat_flat(cts)
         sizes = [math.prod(s) for s in st.in_shapes]
-        total = None
+        vals, where = [], []
         for gi, g in enumerate(table.groups):
             C = _coefs(r, st, gi, g)
-            ct_rows = [ns.take(flat_ct, idx) for idx in g.outs]
-            for j in range(g.n):
-                tot = None
-                for row, c in zip(C, ct_rows):
-                    t = scaled(ns, row[j], c)
-                    tot = t if tot is None else (tot if t is None else ns.add(tot, t))
-                if tot is None:
-                    continue
-                part = ns.scatter(_fit(ns, tot, (len(g.sites),)), g.args[j], sum(sizes))
-                total = part if total is None else ns.add(total, part)
-        if total is None:
+            for row, idx in zip(C, g.outs):
+                ct_row = ns.take(flat_ct, idx)
+                for j in range(g.n):
+                    part = routed(ns, row[j], ct_row, g.args[j])
+                    if part is not None:
+                        vals.append(part[0])
+                        where.append(part[1])
+        if not vals:
             continue
+        # one scatter of every contribution: sums where several land on one input element (overlapping windows)
+        total = ns.scatter(vals[0] if len(vals) == 1 else ns.concat_flat(vals), np.concatenate(where), sum(sizes))
         off = 0
         for a, n, s in zip(st.ins, sizes, st.in_shapes):
             acc(a, ns.reshape(ns.struct(total, lambda x, off=off, n=n: x[off:off + n]), s), s)
             off += n
     return [CT[i] if need[i] else None for i in range(prog.n_inputs)]
+
+
+def routed(ns, c, ct, args):
+    """(values, input indices) of the contribution c * ct of one piece coefficient (an fmpq or a per-site
+    array over a site group) to the argument whose flat input indices are ``args``, or None when it is 0: a
+    0/1 coefficient (a max's chosen argument) routes the cotangents of its sites only, with no product."""
+    if isinstance(c, fmpq):
+        if c == 0:
+            return None
+        return (ct if c == 1 else scaled(ns, c, ct)), np.asarray(args)
+    mask = _unit_mask(c) if c.den == 1 else None
+    if mask is None:
+        return scaled(ns, c, ct), np.asarray(args)
+    at = np.flatnonzero(np.broadcast_to(mask, (len(args),)))
+    if not at.size:
+        return None
+    return ns.take(ct, at), np.asarray(args)[at]
 
 
 def _consume(r, st):

@@ -25,8 +25,8 @@ import numpy as np
 from flint import arb, fmpq
 
 from ..truth import SIGN_UNDECIDED
-from .rounding import (F64, TRIG_RANGE, WORK, dot_inflation, gamma, inflation, round_up, sum_factor,
-                       ulps)
+from .rounding import (F64, FORMATS, TRIG_RANGE, WORK, dot_inflation, gamma, inflation, product_scale, round_up,
+                       sum_factor, ulps)
 
 SMALL = 2.0 ** -400          # below this, products of magnitudes may underflow: bounds add eta terms
 ETA = F64.eta
@@ -184,6 +184,84 @@ def _dev_prep(rel):
         t *= _C3
         return t
     return fn
+
+
+def _rad(v):
+    return v.rad
+
+
+def _dev(v):
+    return v.dev
+
+
+def _dev_first(rel):
+    """(d + (|exact| + d) rel) rounded up: what the deviation of a product reads of its right operand beside the
+    left operand's magnitude."""
+    def fn(v):
+        t = absb(v) + v.dev
+        t *= _C1 * rel
+        t += v.dev
+        t *= _C3
+        return t
+    return fn
+
+
+def _dev_second(rel):
+    """(|exact| + d)(1 + rel) rounded up: what the deviation of a product reads of its right operand beside the
+    left operand's deviation."""
+    def fn(v):
+        t = absb(v) + v.dev
+        t *= _C1 * (1 + rel) * _C1
+        return t
+    return fn
+
+
+# Bound products (radii and deviations: nonnegative arrays) of at least this many multiply-adds run in float32:
+# sgemm is twice as fast as dgemm and its operands take half the memory.  The operands are rounded up to float32
+# (``up32``) and the product scaled by float32's gamma_n (``bound32``): an upper bound still.  Exact products
+# (the midpoints) stay in float64.
+F32 = FORMATS["float32"]
+F32_PRODUCTS = 1 << 16
+_UP32 = 1 + 2.0 ** -22
+# Every float32 operand is at least 2**-62, so that every product of two is a normal float32 (at least 2**-124):
+# subnormal operands or results make x86 arithmetic, BLAS included, a hundred times slower.  A bound may grow by
+# at most n 2**-62 times the other operand's largest entry: far below any rounding error of a value of order 1.
+FLOOR32 = 2.0 ** -62
+
+
+def up32(x):
+    """A float32 array at least the nonnegative float64 array ``x`` elementwise and at least FLOOR32 (inf beyond
+    float32's range): ``max(x (1 + 2**-22), FLOOR32)`` in float64, then rounded to the nearest float32, which
+    loses at most a factor 1 - 2**-24 of a normal number."""
+    t = np.multiply(x, _UP32)
+    np.maximum(t, FLOOR32, out=t)
+    with np.errstate(over="ignore"):
+        return t.astype(np.float32)
+
+
+def bound32(x, y, n):
+    """A float64 upper bound of the exact product ``x @ y`` of nonnegative float32 arrays with inner dimension n:
+    sgemm's result P (any order, FMA or not) satisfies P + n eta32 >= (1 - gamma_n) (x @ y) (Higham, Lemma 3.1,
+    with one underflow error of at most eta32 / 2 per product), then one float64 addition and the scaling.
+    Overflow gives inf, and inf times 0 gives nan, which becomes inf (an upper bound)."""
+    p = np.matmul(x, y).astype(np.float64)
+    p += n * F32.eta
+    p *= product_scale(n, F32, 1)
+    if np.isnan(p.max(initial=0.0)):
+        p[np.isnan(p)] = np.inf
+    return p
+
+
+def bound_product(a, fa, b, fb, n, f32):
+    """A float64 upper bound of ``fa(a) @ fb(b)`` for elementwise functions fa, fb returning nonnegative upper
+    bounds (radii, magnitudes, deviations) of operands with inner dimension n: in float32 (``bound32``) when
+    ``f32`` and gamma_n of float32 exists, else in float64 scaled by ``dot_inflation(n)``.  The functions run
+    on the sources of gathered operands (``prep``)."""
+    if f32 and n * F32.u < 0.5:
+        return bound32(prep(a, lambda v: up32(fa(v))), prep(b, lambda v: up32(fb(v))), n)
+    p = prep(a, fa) @ prep(b, fb)
+    p *= dot_inflation(n)
+    return p
 
 
 def _has_small(a):
@@ -635,50 +713,51 @@ class MidRadTensors:
     def matmul(self, a, b):
         """2-D product: midpoint by BLAS, radius gamma_n |A| |B| plus the radii's products (one or two extra
         products), and with a model the deviation's products.  Every array an operand contributes is derived
-        elementwise (``prep``: on the source of gathered patches)."""
+        elementwise (``prep``: on the source of gathered patches).  Bound products of operands with a radius or
+        a deviation run in float32 when large (``bound_product``)."""
         n = a.mid.shape[1]
         m = a.mid @ b.mid
         small = self._guard(a, b)
-        g, di = gamma(n), dot_inflation(n)
+        g = gamma(n)
         ra, rb = a.has_rad(), b.has_rad()
+        f32 = m.size * n >= F32_PRODUCTS
         S = None
         if not ra and not rb:
+            # exact operands: one float64 product serves the radius and the deviation, and keeps exact zeros
             S = prep(a, _absmid) @ prep(b, _absmid)
-            r = S * (g * di * _C2)
+            r = S * (g * dot_inflation(n) * _C2)
         elif not ra:
-            r = prep(a, _absmid) @ prep(b, _rad_prep(g))
-            r *= di * _C1
+            r = bound_product(a, _absmid, b, _rad_prep(g), n, f32)
         elif not rb:
-            r = prep(a, _rad_prep(g)) @ prep(b, _absmid)
-            r *= di * _C1
+            r = bound_product(a, _rad_prep(g), b, _absmid, n, f32)
         else:
-            r = prep(a, _absmid) @ prep(b, _rad_prep(g))
-            r += prep(a, lambda v: v.rad) @ prep(b, absb)
-            r *= di * _C2
+            r = bound_product(a, _absmid, b, _rad_prep(g), n, f32)
+            r += bound_product(a, _rad, b, absb, n, f32)
+            r *= _C1
         if small:
             r += 2 * n * UF
-        dev = None if self.model is None else self._dev_matmul(a, b, n, S, ra or rb)
+        dev = None if self.model is None else self._dev_matmul(a, b, n, S, f32)
         return self._done(MR(m, r, dev), self._crude(lambda: 2 * n * peak(a) * peak(b)))
 
-    def _dev_matmul(self, a, b, n, S, radii):
+    def _dev_matmul(self, a, b, n, S, f32):
+        """The deviation of an IEEE product: |A| d_B + d_A (|B| + d_B) + rel (|A| + d_A)(|B| + d_B) (+ underflow),
+        |A| an upper bound of the exact operand (``absb``), d the deviations, rel the model's gamma_n."""
         rel, abs_ = self.model.dot(n)
-        c = dot_inflation(n) * _C4
         da, db = a.has_dev(), b.has_dev()
         if not da and not db:
-            if S is None or radii:
-                S = prep(a, absb) @ prep(b, absb)
-            G = S * (rel * c)
+            if S is not None:           # exact operands without deviation: |A| = |mid A|, the product above
+                G = S * (rel * dot_inflation(n) * _C3)
+            else:
+                G = bound_product(a, absb, b, absb, n, f32) * (rel * _C2)
         elif not db:
-            G = prep(a, _dev_prep(rel)) @ prep(b, absb)
-            G *= c
+            G = bound_product(a, _dev_prep(rel), b, absb, n, f32)
         elif not da:
-            G = prep(a, absb) @ prep(b, _dev_prep(rel))
-            G *= c
+            G = bound_product(a, absb, b, _dev_prep(rel), n, f32)
         else:
-            G = prep(a, absb) @ prep(b, lambda v: (v.dev + (absb(v) + v.dev) * _C1 * rel) * _C3)
-            G += prep(a, lambda v: v.dev) @ prep(b, lambda v: (absb(v) + v.dev) * (_C1 * (1 + rel) * _C1))
-            G *= c
+            G = bound_product(a, absb, b, _dev_first(rel), n, f32)
+            G += bound_product(a, _dev, b, _dev_second(rel), n, f32)
         G += max(abs_, UF) + n * UF                 # IEEE products may underflow (a larger dev is always sound)
+        G *= _C1
         return G
 
     # --------------------------------------------------------------------------------------- decisions
