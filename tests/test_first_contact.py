@@ -171,6 +171,7 @@ def test_a_0d_tie_is_an_exact_kink_of_the_audit():
     imp, rep = _check_import_and_audit(lambda x, s: torch.maximum(x, s).sum(), (x, s), "torch")
     assert [tuple(k.index) for k in rep.exact_kinks] == [(0,)]      # maximum(0, 0): a tie, split by torch
     assert rep.float_kinks == [] and rep.selection_gradient is TRUE
+    rep = verify.audit(lambda x, s: torch.maximum(x, s).sum(), x, s, exact=True)   # the exact rational gradient
     exact_equal(rep.exact_gradient[1], np.array(0.5), "d/ds")
 
 

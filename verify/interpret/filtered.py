@@ -90,7 +90,8 @@ def filtered_run(program, xs, convention=kinks.DEFAULT, model=None, prec=None, b
 
     with np.errstate(all="ignore"):          # inf and nan are enclosures too: they decide nothing
         r = T.run(program, ns, [ns.const_array(x) for x in xs], convention, pattern=pattern,
-                  resolve=None if pattern is not None else resolve, release=releasable(program, convention))
+                  resolve=None if pattern is not None else resolve, release=releasable(program, convention),
+                  keep_site_args=False)
     return r, stats
 
 
@@ -117,7 +118,7 @@ def gradient(r, wrt, consume=False):
     """The backward pass of the one scalar output over the run's pattern: one MR per program input (None for
     inputs not in ``wrt``): enclosures of the exact selection gradient (and, with a model, the bound of any
     IEEE evaluation of it).  ``consume``: free the run's values as the pass goes (then they are gone: its
-    pattern, signs and site arguments remain)."""
+    pattern and signs remain)."""
     ns = r.ns
     with np.errstate(all="ignore"):
         cts = T.vjp(r, [ns.const(fmpq(1))], wrt, consume=consume)

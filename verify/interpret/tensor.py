@@ -208,7 +208,8 @@ def pattern_dtype(st):
     return object if any(st.n_pieces(g.n) >= 2 ** 62 for g in st.sites.groups) else np.int64
 
 
-def run(program, ns, xs, convention=kinks.DEFAULT, pattern=None, prec=None, resolve=None, release=None):
+def run(program, ns, xs, convention=kinks.DEFAULT, pattern=None, prec=None, resolve=None, release=None,
+        keep_site_args=True):
     """Evaluate a tensor program at the input arrays ``xs`` (values of ``ns``); with ``pattern`` every site
     is frozen to the given piece (f_sigma).  Raises DomainError / Undecided naming the equation and site.
     ``resolve(st, gi, signs, chosen)``, when given, is asked for the signs of a site group whose switching
@@ -216,7 +217,8 @@ def run(program, ns, xs, convention=kinks.DEFAULT, pattern=None, prec=None, reso
     ``st``); it returns the signs with as many undecided ones decided as it can (the float filter decides
     them in exact arithmetic, interpret/filtered.py).  ``release``: variables whose values no later rule
     reads (only their shapes): each is replaced by ``ns.zeros`` of its shape after its last use, to free
-    memory on large networks."""
+    memory on large networks.  ``keep_site_args=False`` (with no ``pattern``): the run keeps the signs it
+    decided, not the arguments of every site (``TRun.switch_signs`` answers from the signs)."""
     steps = compiled(program, convention)
     ns_steps = [st for st in steps if st.sites is not None]
     if pattern is not None:
@@ -261,7 +263,8 @@ def run(program, ns, xs, convention=kinks.DEFAULT, pattern=None, prec=None, reso
             flat_outs = []
             for gi, g in enumerate(table.groups):
                 a = group_args(ns, st, g, args)
-                site_args[(st.k, gi)] = a
+                if keep_site_args or pattern is not None:
+                    site_args[(st.k, gi)] = a
                 if given is not None:
                     piece = given[g.sites]
                 else:
