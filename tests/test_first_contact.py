@@ -174,6 +174,8 @@ def test_a_0d_tie_is_an_exact_kink_of_the_audit():
     # the filtered audit encloses the exact gradient (exact arithmetic on request): 1/2 inside, narrowly
     g = np.asarray(rep.exact_gradient[1], dtype=object)[()]
     assert arb(g).contains(fmpq(1, 2)) and arb(g).rad() < 2.0 ** -50
+    rep = verify.audit(lambda x, s: torch.maximum(x, s).sum(), x, s, exact=True)   # the exact rational gradient
+    exact_equal(rep.exact_gradient[1], np.array(0.5), "d/ds")
 
 
 OPINFO_CASES = ("add", "mul", "maximum", "sum", "mean", "logsumexp", "nn.functional.mse_loss",

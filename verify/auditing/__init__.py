@@ -28,12 +28,14 @@ __all__ = ["audit", "Auditor", "audit_imported", "audit_certificates", "AuditRep
            "TINY"]
 
 
-def audit(f, *args, framework=None, wrt=None, prec=None, tiny=TINY, critical="auto", **options):
+def audit(f, *args, framework=None, wrt=None, prec=None, tiny=TINY, critical="auto", exact=False, **options):
     """Audit the framework's gradient of ``f`` at ``args``: ``f`` is a torch.nn.Module or a function of
     tensors, or a JAX function, returning a scalar loss.  ``framework``: a registered name (default: guessed
     from ``f`` and ``args``); ``wrt``: names (or indices) of the program inputs to differentiate (default:
-    every float input and, for torch, every parameter); ``options``: the framework's import options (torch:
+    every float input and, for torch, every parameter); ``exact``: the exact rational selection gradient (and
+    the index set) in exact arithmetic throughout, instead of the float filter's enclosures (slower; then
+    ``report.exact_gradient`` holds exact arrays); ``options``: the framework's import options (torch:
     ``params``; JAX: ``constant_args``).  Returns an AuditReport.  A one-shot ``Auditor``: to audit the same
     model again (new batches, new weights), keep an Auditor instead, which exports the model once."""
-    return Auditor(f, *args, framework=framework, wrt=wrt, prec=prec, tiny=tiny, critical=critical,
+    return Auditor(f, *args, framework=framework, wrt=wrt, prec=prec, tiny=tiny, critical=critical, exact=exact,
                    **options).audit(*args)

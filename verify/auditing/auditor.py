@@ -10,11 +10,11 @@ again.  ``verify.audit`` is a one-shot Auditor.  A training loop audits the grad
 import math
 from collections.abc import Mapping
 
-import numpy as np
 
 from .. import frameworks
 from ..errors import InputError
 from .engine import TINY, audit_imported
+from .floats import host_array
 
 
 class Auditor:
@@ -22,19 +22,20 @@ class Auditor:
 
     ``model`` is a torch.nn.Module or a function of tensors, or a JAX function, returning a scalar loss;
     ``example_args`` its example arguments (they fix the shapes).  ``framework``: a registered name (default:
-    guessed from the model and the arguments); ``wrt``, ``prec``, ``tiny``, ``critical``: the defaults of
-    every ``audit`` (see ``verify.audit``); ``options``: the framework's import options (torch ``params``,
-    JAX ``constant_args``).  ``exports`` counts the framework imports so far (one, until the shapes change).
+    guessed from the model and the arguments); ``wrt``, ``prec``, ``tiny``, ``critical``, ``exact``: the
+    defaults of every ``audit`` (see ``verify.audit``); ``options``: the framework's import options (torch
+    ``params``, JAX ``constant_args``).  ``exports`` counts the framework imports so far (one, until the shapes
+    change).
     """
 
     def __init__(self, model, *example_args, framework=None, wrt=None, prec=None, tiny=TINY, critical="auto",
-                 **options):
+                 exact=False, **options):
         fw = frameworks.get(framework) if framework else frameworks.guess(model, example_args)
         fw.check_options(options)
         self.framework = fw.name
         self.model = fw.module().Model(model, example_args, **options)
         self.example_args = tuple(example_args)
-        self.defaults = {"wrt": wrt, "prec": prec, "tiny": tiny, "critical": critical}
+        self.defaults = {"wrt": wrt, "prec": prec, "tiny": tiny, "critical": critical, "exact": exact}
 
     def __repr__(self):
         return f"<Auditor of {self.model.name} ({self.framework}), {self.exports} export(s)>"
@@ -57,7 +58,8 @@ class Auditor:
         ``x``, or the program's, such as ``fc1_weight``; for JAX an argument's name maps to a pytree like the
         argument) to arrays, or a sequence with one array (or None) per program input.  Only the inputs it
         gives are audited unless ``wrt`` says otherwise.  ``overrides``: ``wrt``, ``prec``, ``tiny``,
-        ``critical`` for this audit."""
+        ``critical``, ``exact`` for this audit (``exact=True``: the index set and the selection gradient in
+        exact rational arithmetic throughout; ``report.exact_gradient`` then holds exact arrays)."""
         opts = {**self.defaults, **overrides}
         unknown = set(overrides) - set(self.defaults)
         if unknown:
@@ -122,7 +124,7 @@ def given_gradient(imp, gradient, model=None):
     for k, (info, g) in enumerate(zip(imp.inputs, out)):
         if g is None:
             continue
-        arr = np.asarray(g.detach().cpu().numpy() if hasattr(g, "detach") else g)
+        arr = host_array(g)
         if tuple(arr.shape) != tuple(info.shape):
             raise InputError(f"gradient of {info.source}: shape {list(arr.shape)}, the input has "
                              f"{list(info.shape)}")

@@ -74,6 +74,9 @@ def audit_imported(imp, float_gradient, wrt=None, prec=None, tiny=TINY, critical
                          side.gradients(), agree, exact_kinks, fkinks,
                          TRUE if not len(exact_kinks) else UNKNOWN, imported=imp, iset=side.iset)
     report.notes += side.notes
+    report.exact = exact
+    if exact:
+        report.notes.append("exact=True: the index set and the selection gradient in exact arithmetic throughout")
     report.max_gradient = max_abs(side.enclosure)
     if critical == "always" or (critical == "auto" and report.max_gradient <= tiny):
         add_criticality(report, P, point, convention, prec, wrt)
@@ -101,8 +104,8 @@ class FilteredIndexSet:
     """The kink set and the pattern at the exact point as the float filter proved them (the fields of
     certify.sites.SiteIndexSet that an audit reads): ``chosen`` (the pattern), ``kinks`` (switching functions
     exactly 0, made from ``kink_sites`` when read: (eqn, flat site, switch) arrays), ``undecided_switches``,
-    ``run`` (the filtered run, interpret/filtered.py: its signs and the enclosures of its sites' arguments;
-    its other values are freed by the backward pass), ``stats`` (sites decided exactly through their cone).
+    ``run`` (the filtered run, interpret/filtered.py: its pattern and signs; its values are freed by the
+    backward pass), ``stats`` (sites decided exactly through their cone).
     ``exact()`` computes the full SiteIndexSet (every agreeing piece, the patterns of I(x)) in exact
     arithmetic, once."""
     program: object
@@ -217,7 +220,7 @@ def certified_side(P, point, convention, model, prec, wrt, exact=False):
         iset = FilteredIndexSet(P, xs, convention, fr.pattern, knk, fr, und, stats)
         side = CertifiedSide(iset, fr, [], wrt, notes=notes)
         side.exact_job = lambda: pattern_gradient(P, xs, convention, fr.pattern, wrt, prec)
-    enc = gradient(fr, wrt, consume=True)     # the run keeps its pattern, signs and site arguments
+    enc = gradient(fr, wrt, consume=True)     # the run keeps its pattern and signs
     side.enclosure = [enc[i] for i in wrt]
     side.overflow = fr.ns.peak >= model.storage.max
     if side.overflow:

@@ -53,10 +53,21 @@ def var_values(imp, node_values):
         if len(vals) != len(e.outs):
             continue
         for o, val in zip(e.outs, vals):
-            arr = np.asarray(val.detach().cpu().numpy() if hasattr(val, "detach") else val)
+            arr = host_array(val)
             if arr.dtype.kind == "f" and tuple(arr.shape) == tuple(P.shapes[o]):
                 out[o] = arr
     return out
+
+
+def host_array(v):
+    """A numpy array of a framework's array (a torch tensor, a JAX array, numpy): bfloat16, which numpy lacks,
+    as float32 (every bfloat16 number is one)."""
+    if hasattr(v, "detach"):
+        v = v.detach().cpu()
+        if str(v.dtype) == "torch.bfloat16":
+            v = v.float()
+        return v.numpy()
+    return np.asarray(v)
 
 
 SIGN_TEXT = {-1: "<0", 0: "0", 1: ">0"}
@@ -211,8 +222,9 @@ def decide_elements(fg, enc, overflow=False):
             if not overflow:
                 refuted |= ~np.isfinite(f) & np.isfinite(enc.mid) & np.isfinite(enc.radius())
         if overflow:
-            refuted[...] = False
-    return proved, refuted, d
+            refuted = np.zeros(d.shape, dtype=bool)
+    # arrays also for a 0-d gradient (numpy's comparisons of 0-d arrays return scalars)
+    return np.array(proved, dtype=bool), np.array(refuted, dtype=bool), d
 
 
 def decide_exact(fv, e, dv):

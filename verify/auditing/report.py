@@ -13,6 +13,8 @@ with millions of entries: printing it never dumps them).
 import textwrap
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ..numbers.ball import json_number
 from ..truth import FALSE, TRUE, UNKNOWN
 
@@ -121,6 +123,7 @@ class AuditReport:
     imported: object = field(default=None, repr=False)
     iset: object = field(default=None, repr=False)
     notes: list = field(default_factory=list)
+    exact: bool = False                     # exact_gradient computed in exact arithmetic (audit(..., exact=True))
 
     @property
     def verdict_word(self):
@@ -242,6 +245,8 @@ class AuditReport:
             "selection_gradient": truth_json(self.selection_gradient),
             "max_gradient": json_number(self.max_gradient),
             "notes": list(self.notes),
+            **({"exact_gradient": [exact_json(self.inputs[i].name, g) for i, g in zip(self.wrt, self.exact_gradient)]}
+               if self.exact else {}),
         }
 
     def save_kinks(self, path):
@@ -254,3 +259,9 @@ class AuditReport:
         from .figure import plot
         return plot(self, path)
 
+
+def exact_json(name, values):
+    """{"input", "shape", "values"} of an exact gradient array: every element, row-major, "p/q" (or {"lo", "hi"}
+    where a value stopped being rational)."""
+    arr = np.asarray(values, dtype=object)
+    return {"input": name, "shape": list(arr.shape), "values": [json_number(v) for v in arr.ravel().tolist()]}

@@ -31,6 +31,9 @@ def add(sub):
     a.add_argument("--framework", choices=sorted(FRAMEWORKS), help="default: from the model's type")
     a.add_argument("--wrt", metavar="NAMES", help="comma-separated inputs to differentiate (program names such as "
                                                    "l1_weight, or framework names such as l1.weight; default all)")
+    a.add_argument("--exact", action="store_true", help="the exact rational selection gradient: the index set and "
+                                                         "the gradient in exact arithmetic throughout (slower), and "
+                                                         "with --json every element of it")
     a.add_argument("--critical", default="auto", choices=("auto", "always", "never"),
                    help="criticality: when the gradient is tiny (auto, default), always, or never")
     a.add_argument("--certificate", metavar="FILE", help="write a certificate that `verify check` re-validates "
@@ -91,7 +94,7 @@ def run(args):
     opts.pop("wrt", None)
     framework = args.framework or opts.pop("framework", None)
     opts.pop("framework", None)
-    rep = audit(model, *margs, framework=framework, wrt=wrt, critical=args.critical, **opts)
+    rep = audit(model, *margs, framework=framework, wrt=wrt, critical=args.critical, exact=args.exact, **opts)
     if args.kinks:
         rep.save_kinks(args.kinks)
         print(f"kinks written to {args.kinks}", file=sys.stderr)

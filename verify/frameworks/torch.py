@@ -1408,7 +1408,9 @@ def gradient(f, args, imported, params="inputs", name=None):
         raise InputError(f"torch's autograd cannot differentiate {imported.program.name} with respect to every "
                          f"float argument ({str(e).splitlines()[0]}): pass such an argument as a constant (a "
                          "buffer, or a tensor the function closes over)") from None
-    return [None if g is None else g.detach().cpu().numpy() for g in grads]
+    # bfloat16 has no numpy dtype: its values are float32 numbers (exactly)
+    return [None if g is None else (g.float() if g.dtype == torch.bfloat16 else g).detach().cpu().numpy()
+            for g in grads]
 
 
 # ------------------------------------------------------------------------------ import once, audit many

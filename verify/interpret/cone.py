@@ -23,10 +23,10 @@ tests/test_filter.py walks them all.
 import math
 
 import numpy as np
-from flint import fmpq
+from flint import arb, fmpq
 
 from ..errors import InputError
-from ..numbers.tensor import QT, ExactTensors
+from ..numbers.tensor import QT, SIGN_UNDECIDED, ExactTensors
 from ..program.ir import Arr, Lit
 from ..program.prims import PRIMITIVES
 from ..program.prims.tensor import conv_pads, conv_patches, pool_windows
@@ -92,6 +92,15 @@ class Plan:
         self.program = program
 
 
+def homogeneous(a):
+    """The object array ``a`` of fmpq / arb values with every entry a ball when any entry is one: the exact number
+    system reads an object array's kind from its first entry, so a mixed array must not reach it."""
+    flat = a.ravel().tolist()
+    if any(isinstance(v, arb) for v in flat) and not all(isinstance(v, arb) for v in flat):
+        return np.array([v if isinstance(v, arb) else arb(v) for v in flat], dtype=object).reshape(a.shape)
+    return a
+
+
 def _flat(ns, v, n):
     """An exact value as a flat array of n entries: a QT when rational, else an object array of fmpq / arb."""
     if isinstance(v, QT):
@@ -103,27 +112,41 @@ def _flat(ns, v, n):
     if flat.size and all(isinstance(e, fmpq) for e in flat.tolist()):
         q = ns.to_qt(flat)
         return QT(np.ravel(q.num), q.den)
-    return flat
+    return homogeneous(flat)
 
 
 class Elementwise(Plan):
     """A smooth elementwise primitive: output element e reads input j at its broadcast position."""
 
-    def maps(self):
+    def reads(self, e):
+        """Per input, the flat indices its broadcast value has at the flat output indices ``e``."""
         st = self.st
-        grid = tuple(st.out_shapes[0])
-        return [np.broadcast_to(np.arange(math.prod(s)).reshape(s), grid).ravel() for s in st.in_shapes]
+        return [broadcast_index(e, tuple(st.out_shapes[0]), tuple(s)) for s in st.in_shapes]
 
     def deps(self, needs):
-        e = needs[0]
-        return {j: m[e] for j, m in enumerate(self.maps())}
+        return dict(enumerate(self.reads(needs[0])))
 
     def compute(self, needs, rd, ns):
-        e = needs[0]
-        labs = [rd.labels(j, m[e]) for j, m in enumerate(self.maps())]
+        labs = [rd.labels(j, m) for j, m in enumerate(self.reads(needs[0]))]
         inv, first = unique_rows(labs)
+        if not rd.want_values:
+            return {0: (inv, len(first))}
         args = [rd.values(j, lab[first]) for j, lab in enumerate(labs)]
         return {0: (inv, _flat(ns, self.st.rule(ns, self.st.params, *args), len(first)))}
+
+
+def broadcast_index(e, grid, shape):
+    """The flat indices, in an array of ``shape`` broadcast (numpy's rules) to ``grid``, of the flat grid indices
+    ``e``: computed for the elements asked for only."""
+    e = np.asarray(e, dtype=np.int64)
+    if tuple(shape) == tuple(grid):
+        return e
+    if math.prod(shape) == 1:
+        return np.zeros(e.shape, np.int64)
+    coords = np.unravel_index(e, grid)
+    lead = len(grid) - len(shape)
+    own = [np.zeros(e.shape, np.int64) if d == 1 else c for c, d in zip(coords[lead:], shape)]
+    return np.ravel_multi_index(own, shape).astype(np.int64)
 
 
 class _IndexNS:
@@ -187,6 +210,8 @@ class Index(Plan):
             which[sel] = j
             lab[sel] = rd.labels(j, ij[sel])
         inv, first = unique_rows([which, lab])
+        if not rd.want_values:
+            return {0: (inv, len(first))}
         vals = np.empty(len(first), dtype=object)
         qt = True
         got = {}
@@ -203,7 +228,7 @@ class Index(Plan):
             return {0: (inv, QT(num, L))}
         for sel, v in got.values():
             vals[sel] = np.ravel(np.asarray(ns.to_fq(v), dtype=object))
-        return {0: (inv, vals)}
+        return {0: (inv, homogeneous(vals))}
 
 
 class Reduce(Plan):
@@ -225,6 +250,8 @@ class Reduce(Plan):
     def compute(self, needs, rd, ns):
         L = rd.labels(0, self.rows(needs[0]))
         inv, first = unique_matrix(L)
+        if not rd.want_values:
+            return {0: (inv, len(first))}
         g = rd.values(0, L[first])
         return {0: (inv, _flat(ns, self.st.rule(ns, {**self.st.params, "axes": (1,), "keepdims": False}, g),
                                len(first)))}
@@ -241,6 +268,8 @@ class AvgPool(Plan):
     def compute(self, needs, rd, ns):
         L = rd.labels(0, self.rows(needs[0]))
         inv, first = unique_matrix(L)
+        if not rd.want_values:
+            return {0: (inv, len(first))}
         s = ns.sum(rd.values(0, L[first]), (1,))
         return {0: (inv, _flat(ns, ns.div(s, ns.const(fmpq(L.shape[1]))), len(first)))}
 
@@ -249,12 +278,15 @@ def block_products(ns, rd, rows, cols, row_of, col_of):
     """sum_k a[rows[r, k]] * b[cols[c, k]] for every needed element (row_of[e], col_of[e]): distinct rows and
     columns by their labels, then one exact matrix product of the distinct rows by the distinct columns
     (fmpz_mat on rationals, arb_mat on balls) when that block is not much larger than the need, else one dot
-    product per distinct (row, column) pair.  Returns (labels, values)."""
+    product per distinct (row, column) pair.  Returns (labels, values), or (labels, how many distinct) when the
+    reader wants no values."""
     LA, LB = rd.labels(0, rows), rd.labels(1, cols)
     ia, fa = unique_matrix(LA)
     ib, fb = unique_matrix(LB)
     pr, pc = ia[row_of], ib[col_of]
     inv, first = unique_rows([pr, pc])
+    if not rd.want_values:
+        return inv, len(first)
     ua, ub = len(fa), len(fb)
     if ua * ub <= 4 * len(first) + 256:
         A = rd.values(0, LA[fa])                                  # (distinct rows, K)
@@ -367,10 +399,7 @@ class Sites(Plan):
         st = self.st
         g = st.sites.groups[gi]
         if st.sites.elementwise:
-            grid = tuple(st.sites.grid)
-            s = st.in_shapes[j]
-            m = np.broadcast_to(np.arange(math.prod(s)).reshape(s), grid).ravel()
-            return np.full(len(locs), j), m[g.sites[locs]]
+            return np.full(len(locs), j), broadcast_index(g.sites[locs], tuple(st.sites.grid), tuple(st.in_shapes[j]))
         flat = np.asarray(g.args[j])[locs]
         sizes = [math.prod(s) for s in st.in_shapes]
         offs = np.cumsum([0] + sizes)
@@ -388,9 +417,18 @@ class Sites(Plan):
                 sel = np.nonzero(gis == gi)[0]
                 g = st.sites.groups[gi]
                 pieces = self.pattern[g.sites[locs[sel]]]
-                for key in sorted(set(zip(pieces.tolist(), rows[sel].tolist()))):
-                    m = sel[(pieces == key[0]) & (rows[sel] == key[1])]
-                    terms, const = st.piece(g.n, key[0]).rows[key[1]]
+                rs = rows[sel]
+                if pieces.dtype == object:
+                    keys = sorted(set(zip(pieces.tolist(), rs.tolist())))
+                    groups = [sel[(pieces == kp) & (rs == kr)] for kp, kr in keys]
+                else:                       # integer pieces: one sort instead of a Python set over the sites
+                    code = pieces.astype(np.int64) * (int(rs.max()) + 1 if rs.size else 1) + rs
+                    order = np.argsort(code, kind="stable")
+                    cuts = np.flatnonzero(np.diff(code[order])) + 1
+                    groups = [sel[o] for o in np.split(order, cuts)] if order.size else []
+                    keys = [(int(pieces[o[0]]), int(rs[o[0]])) for o in np.split(order, cuts)] if order.size else []
+                for (kp, kr), m in zip(keys, groups):
+                    terms, const = st.piece(g.n, kp).rows[kr]
                     batches.append((r, m, gi, locs[m], [(j, c) for j, c in terms if c != 0], const))
         return batches
 
@@ -413,7 +451,8 @@ class Sites(Plan):
 
 def affine_at(plan, rd, ns, gi, locs, terms, const):
     """(labels, values) of sum c_j * arg_j + const at the sites ``locs`` of group gi: computed once per
-    distinct combination of the arguments' labels."""
+    distinct combination of the arguments' labels ((labels, how many distinct) when the reader wants no
+    values)."""
     cols, reads = [], []
     for j, c in terms:
         p, idx = plan.arg_index(gi, j, locs)
@@ -424,9 +463,13 @@ def affine_at(plan, rd, ns, gi, locs, terms, const):
         cols += [p.astype(np.int64), lab]
         reads.append((p, lab, c))
     if not cols:
+        if not rd.want_values:
+            return np.zeros(len(locs), np.int64), 1
         k = ns.const(fmpq(const))
         return np.zeros(len(locs), np.int64), _flat(ns, k, 1)
     inv, first = unique_rows(cols)
+    if not rd.want_values:
+        return inv, len(first)
     acc = None
     for p, lab, c in reads:
         pf, lf = p[first], lab[first]
@@ -438,6 +481,7 @@ def affine_at(plan, rd, ns, gi, locs, terms, const):
             for pj in ps:
                 sel = pf == pj
                 a[sel] = np.ravel(np.asarray(ns.to_fq(rd.values(pj, lf[sel])), dtype=object))
+            a = homogeneous(a)
         t = a if c == 1 else (ns.neg(a) if c == -1 else ns.mul(ns.const(c), a))
         acc = t if acc is None else ns.add(acc, t)
     if const != 0:
@@ -452,9 +496,18 @@ def _assemble(ns, parts, n):
     tables, off = [], 0
     for m, inv, vals in parts:
         labels[m] = inv + off
-        off += len(vals.num) if isinstance(vals, QT) else len(vals)
+        off += table_size(vals)
         tables.append(vals)
+    if all(isinstance(t, int) for t in tables):
+        return labels, off
     return labels, concat_values(ns, tables)
+
+
+def table_size(vals):
+    """How many distinct values a table holds (an int stands for a table of labels without values)."""
+    if isinstance(vals, int):
+        return vals
+    return len(vals.num) if isinstance(vals, QT) else len(vals)
 
 
 def concat_values(ns, tables):
@@ -464,7 +517,7 @@ def concat_values(ns, tables):
     if all(isinstance(t, QT) for t in tables):
         L = math.lcm(*(t.den for t in tables))
         return QT(np.concatenate([np.ravel(t.num) * (L // t.den) for t in tables]).astype(object), L)
-    return np.concatenate([np.ravel(np.asarray(ns.to_fq(t), dtype=object)) for t in tables])
+    return homogeneous(np.concatenate([np.ravel(np.asarray(ns.to_fq(t), dtype=object)) for t in tables]))
 
 
 def take_values(table, labels):
@@ -473,7 +526,8 @@ def take_values(table, labels):
     if isinstance(table, QT):
         num = np.append(table.num, 0)[labels] if labels.size else np.zeros(labels.shape, dtype=object)
         return QT(np.asarray(num, dtype=object), table.den)
-    out = np.append(table, fmpq(0))[labels] if labels.size else np.empty(labels.shape, dtype=object)
+    zero = arb(0) if table.size and isinstance(table[0], arb) else fmpq(0)
+    out = np.append(table, zero)[labels] if labels.size else np.empty(labels.shape, dtype=object)
     return np.asarray(out, dtype=object)
 
 
@@ -516,6 +570,7 @@ class Reader:
 
     def __init__(self, cone, st):
         self.cone, self.st = cone, st
+        self.want_values = cone.want_values
 
     def labels(self, j, idx):
         idx = np.asarray(idx, dtype=np.int64)
@@ -538,9 +593,10 @@ class Cone:
     """Exact values of chosen elements of the variables of ``program`` at the exact point ``xs`` (ExactArrays,
     one per input), under ``convention``, with the nonsmooth equations before the requested ones frozen to
     ``patterns`` ({equation index: flat piece array}).  Values are computed at ``prec`` bits where they are
-    balls; ``budget`` bounds the labels gathered (ConeTooLarge beyond it)."""
+    balls; ``budget`` bounds the labels gathered (ConeTooLarge beyond it).  ``values=False``: labels only
+    (``switch_ties``), no arithmetic at all."""
 
-    def __init__(self, program, xs, convention, prec, budget=BUDGET):
+    def __init__(self, program, xs, convention, prec, budget=BUDGET, values=True):
         self.program, self.xs, self.convention, self.prec = program, xs, convention, prec
         self.steps = T.compiled(program, convention)
         self.defined_by = {o: k for k, st in enumerate(self.steps) for o in st.outs}
@@ -550,6 +606,7 @@ class Cone:
         self.budget = budget
         self.gathered = 0
         self.ns = ExactTensors()
+        self.want_values = values
 
     def plan(self, st):
         if st.sites is not None:
@@ -630,8 +687,9 @@ class Cone:
         if k is None:
             k = self.known[var] = _Known(self._var_size(var))
         k.pos[idx] = labels + k.n
-        k.table = vals if k.table is None else concat_values(self.ns, [k.table, vals])
-        k.n += len(vals.num) if isinstance(vals, QT) else len(vals)
+        if not isinstance(vals, int):
+            k.table = vals if k.table is None else concat_values(self.ns, [k.table, vals])
+        k.n += table_size(vals)
 
     def values(self, atom, idx):
         """Exact values (a QT or an object array of fmpq / arb) of ``atom`` at the flat indices ``idx``."""
@@ -642,28 +700,75 @@ class Cone:
         with T.working_precision(self.ns, self.prec):
             return take_values(src.table, _labels_at(src, idx))
 
-    # -- the question the filter asks
-    def switch_signs(self, st, gi, locs):
-        """The exact signs (int8 arrays, SIGN_UNDECIDED where a ball still contains 0) of every switching function
-        of group ``gi`` of nonsmooth step ``st`` at its sites ``locs``."""
-        plan = Sites(st, self.program, np.zeros(st.sites.n_sites, np.int64))
+    # -- the questions the filter asks
+    def _switch_needs(self, plan, st, gi, locs, which):
+        """{variable: flat indices} of the arguments the switching functions read at their sites ``locs[w]``."""
         needs = {}
-        for terms, const in st.switches[gi]:
+        for (terms, const), w in zip(st.switches[gi], which):
+            at = locs[w]
+            if not at.size:
+                continue
             for j, c in terms:
-                p, idx = plan.arg_index(gi, j, locs)
+                p, idx = plan.arg_index(gi, j, at)
                 for pj in np.unique(p).tolist():
                     a = st.ins[pj]
                     if isinstance(a, int) and a >= self.program.n_inputs:
                         needs[a] = np.concatenate([needs.get(a, np.zeros(0, np.int64)), idx[p == pj]])
-        self.ensure(needs)
+        return needs
+
+    def switch_signs(self, st, gi, locs, which=None):
+        """The exact signs (int8 arrays over ``locs``, SIGN_UNDECIDED where a ball still contains 0) of every
+        switching function of group ``gi`` of nonsmooth step ``st`` at its sites ``locs``; ``which`` (one bool
+        array over locs per switching function) limits the work to those sites (SIGN_UNDECIDED elsewhere)."""
+        locs = np.asarray(locs, dtype=np.int64)
+        which = which or [np.ones(len(locs), bool) for _ in st.switches[gi]]
+        plan = Sites(st, self.program, np.zeros(st.sites.n_sites, np.int64))
+        self.ensure(self._switch_needs(plan, st, gi, locs, which))
         out = []
         rd = Reader(self, st)
         with T.working_precision(self.ns, self.prec):
-            for terms, const in st.switches[gi]:
-                inv, vals = affine_at(plan, rd, self.ns, gi, locs, [(j, c) for j, c in terms if c != 0], const)
-                s = np.asarray(self.ns.signs(vals), dtype=np.int8).ravel()
-                out.append(np.array(s[inv] if s.size > 1 or len(locs) == 0 else np.broadcast_to(s, (len(locs),)),
-                                    dtype=np.int8))
+            for (terms, const), w in zip(st.switches[gi], which):
+                s = np.full(len(locs), SIGN_UNDECIDED, np.int8)
+                at = locs[w]
+                if at.size:
+                    inv, vals = affine_at(plan, rd, self.ns, gi, at, [(j, c) for j, c in terms if c != 0], const)
+                    e = np.asarray(self.ns.signs(vals), dtype=np.int8).ravel()
+                    s[w] = e[inv] if e.size > 1 else np.broadcast_to(e, (at.size,))
+                out.append(s)
+        return out
+
+    def switch_ties(self, st, gi, locs, which):
+        """Per switching function of group ``gi`` of step ``st``, the bool array over ``locs`` (among ``which``)
+        of the sites where it is exactly 0 by its arguments' labels alone: its constant is 0 and the
+        coefficients of equally labelled arguments of the same input cancel (max(a, b) switches on a - b: a
+        and b equally labelled).  Labels only: no arithmetic (a labels cone, ``values=False``, suffices)."""
+        locs = np.asarray(locs, dtype=np.int64)
+        plan = Sites(st, self.program, np.zeros(st.sites.n_sites, np.int64))
+        self.ensure(self._switch_needs(plan, st, gi, locs, which))
+        rd = Reader(self, st)
+        out = []
+        for (terms, const), w in zip(st.switches[gi], which):
+            tie = np.zeros(len(locs), bool)
+            terms = [(j, c) for j, c in terms if c != 0]
+            at = locs[w]
+            if at.size and const == 0:
+                keys = []
+                for j, c in terms:
+                    p, idx = plan.arg_index(gi, j, at)
+                    lab = np.full(at.size, -2, np.int64)
+                    for pj in np.unique(p).tolist():
+                        sel = p == pj
+                        lab[sel] = rd.labels(pj, idx[sel])
+                    keys.append((p, lab, c))
+                den = math.lcm(*(int(fmpq(c).q) for _, _, c in keys)) if keys else 1
+                ok = np.ones(at.size, bool)
+                for p, lab, c in keys:       # the coefficients of the arguments equal to this one sum to 0
+                    total = 0
+                    for q, lq, d in keys:
+                        total = total + np.where((q == p) & (lq == lab), int(fmpq(d) * den), 0)
+                    ok &= np.asarray(total) == 0
+                tie[np.flatnonzero(w)[ok]] = True
+            out.append(tie)
         return out
 
 

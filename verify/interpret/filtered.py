@@ -30,9 +30,10 @@ from .precision import DEFAULT_PREC, PREC_CAP
 
 @dataclass
 class FilterStats:
-    """What the filter did: ``sites`` decided exactly through a cone, how many cone ``elements`` were read, the
-    highest ``prec`` the cones used."""
+    """What the filter did: ``sites`` decided exactly through a cone (``tied`` of them by labels alone: equal
+    arguments), how many cone ``elements`` were read, the highest ``prec`` the cones used."""
     sites: int = 0
+    tied: int = 0
     elements: int = 0
     prec: int = 0
     equations: list = field(default_factory=list)
@@ -49,34 +50,48 @@ def filtered_run(program, xs, convention=kinks.DEFAULT, model=None, prec=None, b
     steps = [st.k for st in T.nonsmooth_steps(program, convention)]
     cones = {}
 
+    def cone_at(p, chosen):
+        cone = cones.get(p)
+        if cone is None:
+            cone = cones[p] = Cone(program, xs, convention, p, budget, values=p is not None)
+        cone.patterns = dict(zip(steps, chosen))
+        return cone
+
     def resolve(st, gi, signs, chosen):
-        und = np.zeros(len(signs[0]), dtype=bool)
-        for s in signs:
-            und |= s == SIGN_UNDECIDED
-        locs = np.nonzero(und)[0]
-        p = prec or DEFAULT_PREC
-        while True:
-            cone = cones.get(p)
-            if cone is None:
-                cone = cones[p] = Cone(program, xs, convention, p, budget)
-            cone.patterns = dict(zip(steps, chosen))
-            exact = cone.switch_signs(st, gi, locs)
-            stats.prec = max(stats.prec, p)
-            if p >= PREC_CAP or not any(bool((e == SIGN_UNDECIDED).any()) for e in exact):
-                break
-            p = min(2 * p, PREC_CAP)
+        und = [s == SIGN_UNDECIDED for s in signs]
+        locs = np.flatnonzero(np.logical_or.reduce(und))
+        which = [u[locs] for u in und]
+        out = [np.array(s, copy=True) for s in signs]
+        # equal labels first (a window of equal values: no arithmetic), then exact values for what is left
+        ties = cone_at(None, chosen).switch_ties(st, gi, locs, which)
+        for s, w, t in zip(out, which, ties):
+            s[locs[t]] = 0
+            w &= ~t
+        stats.tied += int(np.count_nonzero(np.logical_or.reduce(ties))) if ties else 0
+        rest = np.logical_or.reduce(which) if which else np.zeros(0, bool)
+        if rest.any():
+            at, sub = locs[rest], [w[rest] for w in which]
+            p = prec or DEFAULT_PREC
+            while True:
+                exact = cone_at(p, chosen).switch_signs(st, gi, at, sub)
+                stats.prec = max(stats.prec, p)
+                left = [w & (e == SIGN_UNDECIDED) for w, e in zip(sub, exact)]
+                for s, w, e in zip(out, sub, exact):
+                    s[at[w]] = e[w]
+                if p >= PREC_CAP or not any(bool(x.any()) for x in left):
+                    break
+                sub = left
+                p = min(2 * p, PREC_CAP)
         stats.sites += len(locs)
         stats.elements = sum(c.gathered for c in cones.values())
         if st.k not in stats.equations:
             stats.equations.append(st.k)
-        out = [np.array(s, copy=True) for s in signs]
-        for s, e in zip(out, exact):
-            s[locs] = e
         return out
 
     with np.errstate(all="ignore"):          # inf and nan are enclosures too: they decide nothing
         r = T.run(program, ns, [ns.const_array(x) for x in xs], convention, pattern=pattern,
-                  resolve=None if pattern is not None else resolve, release=releasable(program, convention))
+                  resolve=None if pattern is not None else resolve, release=releasable(program, convention),
+                  keep_site_args=False)
     return r, stats
 
 
@@ -103,7 +118,7 @@ def gradient(r, wrt, consume=False):
     """The backward pass of the one scalar output over the run's pattern: one MR per program input (None for
     inputs not in ``wrt``): enclosures of the exact selection gradient (and, with a model, the bound of any
     IEEE evaluation of it).  ``consume``: free the run's values as the pass goes (then they are gone: its
-    pattern, signs and site arguments remain)."""
+    pattern and signs remain)."""
     ns = r.ns
     with np.errstate(all="ignore"):
         cts = T.vjp(r, [ns.const(fmpq(1))], wrt, consume=consume)

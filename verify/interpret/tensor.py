@@ -208,7 +208,8 @@ def pattern_dtype(st):
     return object if any(st.n_pieces(g.n) >= 2 ** 62 for g in st.sites.groups) else np.int64
 
 
-def run(program, ns, xs, convention=kinks.DEFAULT, pattern=None, prec=None, resolve=None, release=None):
+def run(program, ns, xs, convention=kinks.DEFAULT, pattern=None, prec=None, resolve=None, release=None,
+        keep_site_args=True):
     """Evaluate a tensor program at the input arrays ``xs`` (values of ``ns``); with ``pattern`` every site
     is frozen to the given piece (f_sigma).  Raises DomainError / Undecided naming the equation and site.
     ``resolve(st, gi, signs, chosen)``, when given, is asked for the signs of a site group whose switching
@@ -216,7 +217,8 @@ def run(program, ns, xs, convention=kinks.DEFAULT, pattern=None, prec=None, reso
     ``st``); it returns the signs with as many undecided ones decided as it can (the float filter decides
     them in exact arithmetic, interpret/filtered.py).  ``release``: variables whose values no later rule
     reads (only their shapes): each is replaced by ``ns.zeros`` of its shape after its last use, to free
-    memory on large networks."""
+    memory on large networks.  ``keep_site_args=False`` (with no ``pattern``): the run keeps the signs it
+    decided, not the arguments of every site (``TRun.switch_signs`` answers from the signs)."""
     steps = compiled(program, convention)
     ns_steps = [st for st in steps if st.sites is not None]
     if pattern is not None:
@@ -261,7 +263,8 @@ def run(program, ns, xs, convention=kinks.DEFAULT, pattern=None, prec=None, reso
             flat_outs = []
             for gi, g in enumerate(table.groups):
                 a = group_args(ns, st, g, args)
-                site_args[(st.k, gi)] = a
+                if keep_site_args or pattern is not None:
+                    site_args[(st.k, gi)] = a
                 if given is not None:
                     piece = given[g.sites]
                 else:
@@ -569,26 +572,42 @@ def vjp(r, cotangents, wrt=None, seeds=None, stop=None, consume=False):
             continue
         flat_ct = cts[0] if len(cts) == 1 else ns.concat_flat(cts)
         sizes = [math.prod(s) for s in st.in_shapes]
-        total = None
+        vals, where = [], []
         for gi, g in enumerate(table.groups):
             C = _coefs(r, st, gi, g)
-            ct_rows = [ns.take(flat_ct, idx) for idx in g.outs]
-            for j in range(g.n):
-                tot = None
-                for row, c in zip(C, ct_rows):
-                    t = scaled(ns, row[j], c)
-                    tot = t if tot is None else (tot if t is None else ns.add(tot, t))
-                if tot is None:
-                    continue
-                part = ns.scatter(_fit(ns, tot, (len(g.sites),)), g.args[j], sum(sizes))
-                total = part if total is None else ns.add(total, part)
-        if total is None:
+            for row, idx in zip(C, g.outs):
+                ct_row = ns.take(flat_ct, idx)
+                for j in range(g.n):
+                    part = routed(ns, row[j], ct_row, g.args[j])
+                    if part is not None:
+                        vals.append(part[0])
+                        where.append(part[1])
+        if not vals:
             continue
+        # one scatter of every contribution: sums where several land on one input element (overlapping windows)
+        total = ns.scatter(vals[0] if len(vals) == 1 else ns.concat_flat(vals), np.concatenate(where), sum(sizes))
         off = 0
         for a, n, s in zip(st.ins, sizes, st.in_shapes):
             acc(a, ns.reshape(ns.struct(total, lambda x, off=off, n=n: x[off:off + n]), s), s)
             off += n
     return [CT[i] if need[i] else None for i in range(prog.n_inputs)]
+
+
+def routed(ns, c, ct, args):
+    """(values, input indices) of the contribution c * ct of one piece coefficient (an fmpq or a per-site
+    array over a site group) to the argument whose flat input indices are ``args``, or None when it is 0: a
+    0/1 coefficient (a max's chosen argument) routes the cotangents of its sites only, with no product."""
+    if isinstance(c, fmpq):
+        if c == 0:
+            return None
+        return (ct if c == 1 else scaled(ns, c, ct)), np.asarray(args)
+    mask = _unit_mask(c) if c.den == 1 else None
+    if mask is None:
+        return scaled(ns, c, ct), np.asarray(args)
+    at = np.flatnonzero(np.broadcast_to(mask, (len(args),)))
+    if not at.size:
+        return None
+    return ns.take(ct, at), np.asarray(args)[at]
 
 
 def _consume(r, st):

@@ -25,8 +25,8 @@ import numpy as np
 from flint import arb, fmpq
 
 from ..truth import SIGN_UNDECIDED
-from .rounding import (F64, TRIG_RANGE, WORK, dot_inflation, gamma, inflation, round_up, sum_factor,
-                       ulps)
+from .rounding import (F64, FORMATS, TRIG_RANGE, WORK, dot_inflation, gamma, inflation, product_scale, round_up,
+                       sum_factor, ulps)
 
 SMALL = 2.0 ** -400          # below this, products of magnitudes may underflow: bounds add eta terms
 ETA = F64.eta
@@ -41,6 +41,13 @@ _LIPSCHITZ = {"tanh": 1.0, "sigmoid": 0.25, "erf": 1.1283791670955128, "sin": 1.
 
 
 _LAZY = object()
+# A radius stated as KAPPA times the deviation (``rad`` is ``_KAPPA``): for a model computing in float32 or a
+# coarser format, float64's rounding of a product is below KAPPA times the model's (gamma_n of float64 is 2**-29
+# times float32's), so the radius of a product or a sum whose operands' radii are at most KAPPA times their
+# deviations is at most KAPPA times the deviation computed for it, term by term (``MidRadTensors.kappa``):
+# one bound array and its products instead of two.
+KAPPA = 2.0 ** -20
+_KAPPA = object()
 
 
 class MR:
@@ -48,7 +55,7 @@ class MR:
     gathered from another (``take``: the patches of a convolution) keeps its source (``_src``) and gathers
     its radius and deviation only when they are read: a matrix product gathers, instead, the few arrays it
     derives from them, computed on the (smaller) source."""
-    __slots__ = ("mid", "_rad", "_dev", "_small", "_abs", "_peak", "_src")
+    __slots__ = ("mid", "_rad", "_dev", "_small", "_abs", "_peak", "_src", "_kb")
 
     def __init__(self, mid, rad=None, dev=None, small=None, peak=None, src=None):
         self.mid = mid
@@ -58,11 +65,15 @@ class MR:
         self._abs = None        # |mid| + rad rounded up, once
         self._peak = peak       # an upper bound of |mid| + rad + dev over every element, once
         self._src = src         # (source MR, flat indices, padded with a zero) of a gathered value
+        self._kb = None         # rad <= KAPPA dev elementwise (kappa_bounded), once
 
     @property
     def rad(self):
         if self._rad is _LAZY:
             self._rad = gather(self._src, self._src[0].rad)
+        elif self._rad is _KAPPA:
+            self._rad = self.dev * KAPPA            # a power of two: exact (dev is at least UF)
+            self._kb = True
         return self._rad
 
     @rad.setter
@@ -142,6 +153,27 @@ class MR:
                f"dev={'0' if self.dev is None else 'array'})"
 
 
+def stored_rad(x):
+    """The radius of x as stored: an array, None, or the mark that it is KAPPA times the deviation."""
+    return _KAPPA if x._rad is _KAPPA else x.rad
+
+
+def kappa_bounded(x):
+    """Is the radius of x at most KAPPA times its deviation, elementwise?  By construction (a KAPPA radius, no
+    radius), else by one comparison (cached; a gathered value asks its source)."""
+    if x._rad is None or x._rad is _KAPPA:
+        return True
+    if x._kb is None:
+        if x._src is not None:
+            x._kb = kappa_bounded(x._src[0])
+        elif x.dev is None:
+            x._kb = False
+        else:
+            with np.errstate(invalid="ignore"):
+                x._kb = bool(np.all(np.less_equal(x.rad, x.dev * KAPPA)))
+    return x._kb
+
+
 def gather(src, a):
     """The array ``a`` (shaped like, or broadcast to, the source of a gathered value) gathered like it."""
     if a is None:
@@ -186,6 +218,84 @@ def _dev_prep(rel):
     return fn
 
 
+def _rad(v):
+    return v.rad
+
+
+def _dev(v):
+    return v.dev
+
+
+def _dev_first(rel):
+    """(d + (|exact| + d) rel) rounded up: what the deviation of a product reads of its right operand beside the
+    left operand's magnitude."""
+    def fn(v):
+        t = absb(v) + v.dev
+        t *= _C1 * rel
+        t += v.dev
+        t *= _C3
+        return t
+    return fn
+
+
+def _dev_second(rel):
+    """(|exact| + d)(1 + rel) rounded up: what the deviation of a product reads of its right operand beside the
+    left operand's deviation."""
+    def fn(v):
+        t = absb(v) + v.dev
+        t *= _C1 * (1 + rel) * _C1
+        return t
+    return fn
+
+
+# Bound products (radii and deviations: nonnegative arrays) of at least this many multiply-adds run in float32:
+# sgemm is twice as fast as dgemm and its operands take half the memory.  The operands are rounded up to float32
+# (``up32``) and the product scaled by float32's gamma_n (``bound32``): an upper bound still.  Exact products
+# (the midpoints) stay in float64.
+F32 = FORMATS["float32"]
+F32_PRODUCTS = 1 << 16
+_UP32 = 1 + 2.0 ** -22
+# Every float32 operand is at least 2**-62, so that every product of two is a normal float32 (at least 2**-124):
+# subnormal operands or results make x86 arithmetic, BLAS included, a hundred times slower.  A bound may grow by
+# at most n 2**-62 times the other operand's largest entry: far below any rounding error of a value of order 1.
+FLOOR32 = 2.0 ** -62
+
+
+def up32(x):
+    """A float32 array at least the nonnegative float64 array ``x`` elementwise and at least FLOOR32 (inf beyond
+    float32's range): ``max(x (1 + 2**-22), FLOOR32)`` in float64, then rounded to the nearest float32, which
+    loses at most a factor 1 - 2**-24 of a normal number."""
+    t = np.multiply(x, _UP32)
+    np.maximum(t, FLOOR32, out=t)
+    with np.errstate(over="ignore"):
+        return t.astype(np.float32)
+
+
+def bound32(x, y, n):
+    """A float64 upper bound of the exact product ``x @ y`` of nonnegative float32 arrays with inner dimension n:
+    sgemm's result P (any order, FMA or not) satisfies P + n eta32 >= (1 - gamma_n) (x @ y) (Higham, Lemma 3.1,
+    with one underflow error of at most eta32 / 2 per product), then one float64 addition and the scaling.
+    Overflow gives inf, and inf times 0 gives nan, which becomes inf (an upper bound)."""
+    p = np.matmul(x, y).astype(np.float64)
+    p += n * F32.eta
+    p *= product_scale(n, F32, 1)
+    if np.isnan(p.max(initial=0.0)):
+        p[np.isnan(p)] = np.inf
+    return p
+
+
+def bound_product(a, fa, b, fb, n, f32):
+    """A float64 upper bound of ``fa(a) @ fb(b)`` for elementwise functions fa, fb returning nonnegative upper
+    bounds (radii, magnitudes, deviations) of operands with inner dimension n: in float32 (``bound32``) when
+    ``f32`` and gamma_n of float32 exists, else in float64 scaled by ``dot_inflation(n)``.  The functions run
+    on the sources of gathered operands (``prep``)."""
+    if f32 and n * F32.u < 0.5:
+        return bound32(prep(a, lambda v: up32(fa(v))), prep(b, lambda v: up32(fb(v))), n)
+    p = prep(a, fa) @ prep(b, fb)
+    p *= dot_inflation(n)
+    return p
+
+
 def _has_small(a):
     a = np.abs(a)
     return bool(np.any((a < SMALL) & (a != 0))) or not bool(np.all(np.isfinite(a)))
@@ -210,7 +320,14 @@ def absb(x):
     """An upper bound of |exact| elementwise: |mid| + rad, rounded up (computed once per value)."""
     if x._abs is None:
         a = np.abs(x.mid)
-        x._abs = a if x.rad is None else (a + x.rad) * _C1
+        if x._rad is _KAPPA:                        # |mid| + KAPPA dev, without keeping the radius array
+            t = x.dev * KAPPA
+            a += t
+            a *= _C1
+        elif x.rad is not None:
+            a += x.rad
+            a *= _C1
+        x._abs = a
     return x._abs
 
 
@@ -308,8 +425,8 @@ class MidRadTensors:
         return x.mid.shape
 
     def struct(self, x, fn):
-        return MR(fn(x.mid), None if x.rad is None else fn(_bc(x.rad, x.mid.shape)),
-                  None if x.dev is None else fn(_bc(x.dev, x.mid.shape)), x._small, x._peak)
+        rad = _KAPPA if x._rad is _KAPPA else (None if x.rad is None else fn(_bc(x.rad, x.mid.shape)))
+        return MR(fn(x.mid), rad, None if x.dev is None else fn(_bc(x.dev, x.mid.shape)), x._small, x._peak)
 
     def reshape(self, x, shape):
         return self.struct(x, lambda a: a.reshape(shape))
@@ -325,9 +442,10 @@ class MidRadTensors:
         idx = np.asarray(idx)
         pad = bool(idx.size and int(idx.min()) < 0)
         if x._src is not None:                   # a gather of a gather: compose the indices
-            x = MR(x.mid, x.rad, x.dev, x._small, x._peak)
+            x = MR(x.mid, stored_rad(x), x.dev, x._small, x._peak)
         src = (x, idx, pad)
-        return MR(gather(src, x.mid), None if x._rad is None else _LAZY, None if x._dev is None else _LAZY,
+        return MR(gather(src, x.mid), None if x._rad is None else (_KAPPA if x._rad is _KAPPA else _LAZY),
+                  None if x._dev is None else _LAZY,
                   x._small, x._peak, src)
 
     def zeros(self, shape):
@@ -339,12 +457,14 @@ class MidRadTensors:
     def select(self, mask, a, b):
         shape = np.broadcast_shapes(np.shape(mask), a.mid.shape, b.mid.shape)
         pk = None if a._peak is None or b._peak is None else max(a._peak, b._peak)
-        return MR(np.where(mask, a.mid, b.mid), _where3(mask, a.rad, b.rad, shape), _where3(mask, a.dev, b.dev, shape),
-                  None, pk)
+        dev = _where3(mask, a.dev, b.dev, shape)
+        rad = _KAPPA if a._rad is _KAPPA and b._rad is _KAPPA else _where3(mask, a.rad, b.rad, shape)
+        return MR(np.where(mask, a.mid, b.mid), rad, dev, None, pk)
 
     def mask(self, m, x):
-        return MR(np.where(m, x.mid, 0.0), None if x.rad is None else np.where(m, x.rad, 0.0),
-                  None if x.dev is None else np.where(m, x.dev, 0.0), x._small, x._peak)
+        rad = _KAPPA if x._rad is _KAPPA else (None if x.rad is None else np.where(m, x.rad, 0.0))
+        return MR(np.where(m, x.mid, 0.0), rad, None if x.dev is None else np.where(m, x.dev, 0.0), x._small,
+                  x._peak)
 
     def concat_flat(self, xs):
         def cat(get):
@@ -353,7 +473,8 @@ class MidRadTensors:
                 return None
             return np.concatenate([np.zeros(x.mid.size) if p is None else np.ravel(np.broadcast_to(p, x.mid.shape))
                                    for p, x in zip(parts, xs)])
-        return MR(np.concatenate([np.ravel(x.mid) for x in xs]), cat(lambda x: x.rad), cat(lambda x: x.dev))
+        rad = _KAPPA if all(x._rad is _KAPPA for x in xs) else cat(lambda x: x.rad)
+        return MR(np.concatenate([np.ravel(x.mid) for x in xs]), rad, cat(lambda x: x.dev))
 
     def scatter(self, v, idx, size):
         """Flat array of ``size`` zeros plus v added at positions idx (-1 ignored); duplicate positions are
@@ -362,7 +483,9 @@ class MidRadTensors:
         keep = idx >= 0
         if not keep.all():
             idx = idx[keep]
-        vals = [None if a is None else np.ravel(np.broadcast_to(a, v.mid.shape)) for a in (v.mid, v.rad, v.dev)]
+        kap = v._rad is _KAPPA
+        vals = [None if a is None else np.ravel(np.broadcast_to(a, v.mid.shape))
+                for a in (v.mid, None if kap else v.rad, v.dev)]
         if not keep.all():
             vals = [None if a is None else a[keep] for a in vals]
         counts = np.bincount(idx, minlength=size) if idx.size else np.zeros(size, np.int64)
@@ -376,40 +499,46 @@ class MidRadTensors:
                 o = np.zeros(size)
                 o[idx] = a
                 out.append(o)
-            return MR(out[0], out[1], out[2], v._small, v._peak)
+            return MR(out[0], _KAPPA if kap else out[1], out[2], v._small, v._peak)
         m, r, d = vals
         mid = np.bincount(idx, weights=m, minlength=size)
-        g = gamma(cmax - 1) if cmax > 1 else 0.0
+        g = gamma(cmax - 1)
+        rel = None if self.model is None else self.model.sum(cmax)[0]
+        kappa = v.has_rad() and self.model is not None and self.kappa(g, rel) and kappa_bounded(v)
         w = np.abs(m)                       # one temporary at a time: these arrays are a layer's patches
-        w *= g
-        if r is not None:
-            w += r
-        rad = np.bincount(idx, weights=w, minlength=size)
-        rad *= dot_inflation(cmax) * _C2
-        if self._guard(v):
-            rad += UF * cmax
-        dev = None
-        if self.model is not None:
-            rel, _ = self.model.sum(cmax)
-            np.abs(m, out=w)                # |ieee| <= |mid| + rad + dev, then its rel part plus dev
+        rad = None
+        if not kappa:
+            w *= g
             if r is not None:
                 w += r
-            if d is not None:
-                w += d
+            rad = np.bincount(idx, weights=w, minlength=size)
+            rad *= dot_inflation(cmax) * _C2
+            if self._guard(v):
+                rad += UF * cmax
+        dev = None
+        if self.model is not None:
+            np.abs(m, out=w)                # |ieee| <= |mid| + rad + dev, then its rel part plus dev
+            if kappa:
+                w += d * (1 + KAPPA)        # rad <= KAPPA dev
+            else:
+                if r is not None:
+                    w += r
+                if d is not None:
+                    w += d
             w *= _C2 * rel
             if d is not None:
                 w += d
             dev = np.bincount(idx, weights=w, minlength=size)
             dev *= dot_inflation(cmax) * _C3
-            dev += UF * cmax
+            dev += UF * cmax / KAPPA if kappa else UF * cmax
             if self.model.flush:
                 dev += (cmax - 1) * self.model.accumulate.tiny
         del w
-        return self._done(MR(mid, rad, dev), self._crude(lambda: 2 * cmax * peak(v)))
+        return self._done(MR(mid, _KAPPA if kappa else rad, dev), self._crude(lambda: 2 * cmax * peak(v)))
 
     # ---------------------------------------------------------------------------------- arithmetic
     def neg(self, a):
-        return MR(-a.mid, a.rad, a.dev, a._small, a._peak)
+        return MR(-a.mid, stored_rad(a), a.dev, a._small, a._peak)
 
     def add(self, a, b):
         m = np.add(a.mid, b.mid, order="C")     # C order: later reshapes (a site table's) are views
@@ -611,17 +740,23 @@ class MidRadTensors:
         n = math.prod(x.mid.shape[a] for a in axes) if axes else 1
         m = np.sum(x.mid, axis=axes, keepdims=keepdims)
         g = sum_factor(n)
-        w = np.abs(x.mid) * g if x.rad is None else np.abs(x.mid) * g + x.rad
-        r = np.sum(w, axis=axes, keepdims=keepdims) * (dot_inflation(max(n, 1)) * _C2)
-        if self._guard(x):
-            r = r + n * UF
+        rel, abs_ = self.model.sum(n) if self.model is not None else (None, None)
+        kappa = x.has_rad() and self.model is not None and self.kappa(g, rel) and kappa_bounded(x)
+        r = None
+        if not kappa:
+            w = np.abs(x.mid) * g if x.rad is None else np.abs(x.mid) * g + x.rad
+            r = np.sum(w, axis=axes, keepdims=keepdims) * (dot_inflation(max(n, 1)) * _C2)
+            if self._guard(x):
+                r = r + n * UF
         dev = None
         if self.model is not None:
-            rel, abs_ = self.model.sum(n)
             a = ieee_abs(x)
             wd = a * rel if x.dev is None else x.dev + a * rel
             dev = np.sum(wd, axis=axes, keepdims=keepdims) * (dot_inflation(max(n, 1)) * _C3) + (max(abs_, UF) + n * UF)
-        return self._done(MR(_f(m), _f(r), None if dev is None else _f(dev)), self._crude(lambda: 2 * n * peak(x)))
+            if kappa:                       # |x| g + r <= KAPPA (|ieee x| rel + d) term by term
+                dev = dev + n * UF / KAPPA
+        rad = _KAPPA if kappa else _f(r)
+        return self._done(MR(_f(m), rad, None if dev is None else _f(dev)), self._crude(lambda: 2 * n * peak(x)))
 
     def max_value(self, x, axes):
         """A float near the largest element of every slice (keepdims), exact: the shift of a logsumexp (any
@@ -635,50 +770,63 @@ class MidRadTensors:
     def matmul(self, a, b):
         """2-D product: midpoint by BLAS, radius gamma_n |A| |B| plus the radii's products (one or two extra
         products), and with a model the deviation's products.  Every array an operand contributes is derived
-        elementwise (``prep``: on the source of gathered patches)."""
+        elementwise (``prep``: on the source of gathered patches).  Bound products of operands with a radius or
+        a deviation run in float32 when large (``bound_product``)."""
         n = a.mid.shape[1]
         m = a.mid @ b.mid
         small = self._guard(a, b)
-        g, di = gamma(n), dot_inflation(n)
+        g = gamma(n)
         ra, rb = a.has_rad(), b.has_rad()
+        f32 = m.size * n >= F32_PRODUCTS
+        if (ra or rb) and self.model is not None and self.kappa(g, self.model.dot(n)[0]) and kappa_bounded(a) \
+                and kappa_bounded(b):
+            # the radius is KAPPA times the deviation: |mid A| r_B + r_A (|mid B| + r_B) + gamma_n |A||B| is, term
+            # by term, at most KAPPA (|A| d_B + d_A (|B| + d_B) + rel |A||B|); the underflow allowance 2 n UF is
+            # added to the deviation divided by KAPPA
+            dev = self._dev_matmul(a, b, n, None, f32, 2 * n * UF / KAPPA)
+            return self._done(MR(m, _KAPPA, dev), self._crude(lambda: 2 * n * peak(a) * peak(b)))
         S = None
         if not ra and not rb:
+            # exact operands: one float64 product serves the radius and the deviation, and keeps exact zeros
             S = prep(a, _absmid) @ prep(b, _absmid)
-            r = S * (g * di * _C2)
+            r = S * (g * dot_inflation(n) * _C2)
         elif not ra:
-            r = prep(a, _absmid) @ prep(b, _rad_prep(g))
-            r *= di * _C1
+            r = bound_product(a, _absmid, b, _rad_prep(g), n, f32)
         elif not rb:
-            r = prep(a, _rad_prep(g)) @ prep(b, _absmid)
-            r *= di * _C1
+            r = bound_product(a, _rad_prep(g), b, _absmid, n, f32)
         else:
-            r = prep(a, _absmid) @ prep(b, _rad_prep(g))
-            r += prep(a, lambda v: v.rad) @ prep(b, absb)
-            r *= di * _C2
+            r = bound_product(a, _absmid, b, _rad_prep(g), n, f32)
+            r += bound_product(a, _rad, b, absb, n, f32)
+            r *= _C1
         if small:
             r += 2 * n * UF
-        dev = None if self.model is None else self._dev_matmul(a, b, n, S, ra or rb)
+        dev = None if self.model is None else self._dev_matmul(a, b, n, S, f32)
         return self._done(MR(m, r, dev), self._crude(lambda: 2 * n * peak(a) * peak(b)))
 
-    def _dev_matmul(self, a, b, n, S, radii):
+    def kappa(self, g, rel):
+        """May a radius be KAPPA times the deviation in an operation whose float64 rounding factor is ``g`` and
+        the model's ``rel``: g is below KAPPA rel, with room for the roundings of both bounds."""
+        return self.model is not None and g * (1 + 2.0 ** -10) <= KAPPA * rel
+
+    def _dev_matmul(self, a, b, n, S, f32, extra=0.0):
+        """The deviation of an IEEE product: |A| d_B + d_A (|B| + d_B) + rel (|A| + d_A)(|B| + d_B) (+ underflow),
+        |A| an upper bound of the exact operand (``absb``), d the deviations, rel the model's gamma_n."""
         rel, abs_ = self.model.dot(n)
-        c = dot_inflation(n) * _C4
         da, db = a.has_dev(), b.has_dev()
         if not da and not db:
-            if S is None or radii:
-                S = prep(a, absb) @ prep(b, absb)
-            G = S * (rel * c)
+            if S is not None:           # exact operands without deviation: |A| = |mid A|, the product above
+                G = S * (rel * dot_inflation(n) * _C3)
+            else:
+                G = bound_product(a, absb, b, absb, n, f32) * (rel * _C2)
         elif not db:
-            G = prep(a, _dev_prep(rel)) @ prep(b, absb)
-            G *= c
+            G = bound_product(a, _dev_prep(rel), b, absb, n, f32)
         elif not da:
-            G = prep(a, absb) @ prep(b, _dev_prep(rel))
-            G *= c
+            G = bound_product(a, absb, b, _dev_prep(rel), n, f32)
         else:
-            G = prep(a, absb) @ prep(b, lambda v: (v.dev + (absb(v) + v.dev) * _C1 * rel) * _C3)
-            G += prep(a, lambda v: v.dev) @ prep(b, lambda v: (absb(v) + v.dev) * (_C1 * (1 + rel) * _C1))
-            G *= c
-        G += max(abs_, UF) + n * UF                 # IEEE products may underflow (a larger dev is always sound)
+            G = bound_product(a, absb, b, _dev_first(rel), n, f32)
+            G += bound_product(a, _dev, b, _dev_second(rel), n, f32)
+        G += max(abs_, UF) + n * UF + extra         # IEEE products may underflow (a larger dev is always sound)
+        G *= _C1
         return G
 
     # --------------------------------------------------------------------------------------- decisions

@@ -186,6 +186,18 @@ def dot_inflation(n, fmt=F64):
     return round_up(1 / (1 - g) * (1 + 2 * F64.u_q))
 
 
+@functools.lru_cache(maxsize=4096)
+def product_scale(n, fmt=F64, k=0):
+    """A float c with ``fl(x * c) >= P_true`` for a nonnegative float64 x obtained from P, a dot product of ``n``
+    nonnegative terms computed in ``fmt`` (any order, FMA or not, no underflow: P >= (1 - gamma_n) P_true), by
+    ``k`` further float64 roundings of nonnegative sums and products (each loses at most a factor 1 + u).
+    ``product_scale(n)`` is ``dot_inflation(n)``.  inf when gamma_n does not exist."""
+    g = gamma_q(n, fmt)
+    if g is None:
+        return math.inf
+    return round_up((1 + F64.u_q) ** k * (1 + 2 * F64.u_q) / (1 - g))
+
+
 def up(x, k=1):
     """An upper bound of the true value of the nonnegative float array (or float) ``x`` computed by ``k``
     float64 roundings of sums and products of nonnegative terms, none underflowing: ``x * inflation(k)``."""
@@ -306,5 +318,5 @@ def finite_max(x):
 
 
 __all__ = ["Format", "FORMATS", "F64", "fmt_of", "round_up", "round_down", "gamma", "gamma_q", "dot_factor",
-           "sum_factor", "inflation", "dot_inflation", "up", "ULPS", "FUNCTIONS", "TRIG_RANGE", "ulps", "Rounding",
-           "rounding_for", "WORK"]
+           "sum_factor", "inflation", "dot_inflation", "product_scale", "up", "ULPS", "FUNCTIONS", "TRIG_RANGE",
+           "ulps", "Rounding", "rounding_for", "WORK"]

@@ -215,7 +215,8 @@ def _conv_shape(shapes, p):
 
 @functools.lru_cache(maxsize=64)
 def conv_patches(xshape, kh, kw, stride, dilation, pads, ordered=True):
-    """int array (N*Ho*Wo, C*kh*kw): the flat input index of every window element (-1 in the padding)."""
+    """int array (N*Ho*Wo, C*kh*kw): the flat input index of every window element (-1 in the padding); int32
+    when the input has fewer than 2**31 elements."""
     N, C, H, W = xshape
     (sh, sw), (dh, dw) = stride, dilation
     t, b, left, r = pads
@@ -228,7 +229,8 @@ def conv_patches(xshape, kh, kw, stride, dilation, pads, ordered=True):
     W_ = wi[None, None, None, :, None, :]
     idx = ((n[:, None, None, None, None, None] * C + c[None, :, None, None, None, None]) * H + H_) * W + W_
     valid = (H_ >= 0) & (H_ < H) & (W_ >= 0) & (W_ < W)
-    idx = np.where(valid, idx, -1)
+    # int32 when every index fits (half the memory of the cached table: a layer's patches)
+    idx = np.where(valid, idx, -1).astype(np.int32 if N * C * H * W < 2 ** 31 else np.int64)
     # rows (n, ho, wo), columns (c, kh, kw)
     return idx.transpose(0, 2, 3, 1, 4, 5).reshape(N * Ho * Wo, C * kh * kw), (Ho, Wo)
 
@@ -258,30 +260,52 @@ def conv_eval(ns, p, x, w):
     return ns.transpose(ns.reshape(Y, (N, Ho, Wo, Co)), (0, 3, 1, 2))
 
 
+# images per chunk of a convolution's input cotangent: its patch-sized intermediate (one row per output
+# position, one column per window element) is built for this many images at a time, about 2**21 elements
+CONV_CHUNK = 1 << 21
+
+
 def _conv_vjp(ns, p, xs, y, ct, needs=(True, True)):
     x, w = xs
     N, C, Co, Cg, kh, kw, g, idx, Ho, Wo = _conv_parts(ns, p, x, w)
     Og, kk = Co // g, Cg * kh * kw
-    P = ns.take(x, idx)
     CT = ns.reshape(ns.transpose(ct, (0, 2, 3, 1)), (N * Ho * Wo, Co))
-    cP_parts, cW_parts = [], []
-    for gi in range(g):
-        Cg_ = ns.struct(CT, lambda a, gi=gi: a[:, gi * Og:(gi + 1) * Og]) if g > 1 else CT
-        Pg = ns.struct(P, lambda a, gi=gi: a[:, gi * kk:(gi + 1) * kk]) if g > 1 else P
-        Wg = ns.reshape(ns.struct(w, lambda a, gi=gi: a[gi * Og:(gi + 1) * Og]), (Og, kk))
-        if needs[0]:
-            cP_parts.append(ns.matmul(Cg_, Wg))                    # (N*Ho*Wo, kk)
-        if needs[1]:
-            cW_parts.append(ns.matmul(ns.transpose(Cg_, (1, 0)), Pg))  # (Og, kk)
+    cw = None
+    if needs[1]:
+        P = ns.take(x, idx)
+        cW_parts = []
+        for gi in range(g):
+            Cg_ = ns.struct(CT, lambda a, gi=gi: a[:, gi * Og:(gi + 1) * Og]) if g > 1 else CT
+            Pg = ns.struct(P, lambda a, gi=gi: a[:, gi * kk:(gi + 1) * kk]) if g > 1 else P
+            cW_parts.append(ns.matmul(ns.transpose(Cg_, (1, 0)), Pg))      # (Og, kk)
+        del P
+        cw = ns.reshape(ns.concat_flat(cW_parts), ns.shape(w))
     if not needs[0]:
-        return None, ns.reshape(ns.concat_flat(cW_parts), ns.shape(w))
-    if g == 1:
-        cP = cP_parts[0]
-    else:
-        cP = ns.transpose(ns.reshape(ns.concat_flat([ns.transpose(c, (1, 0)) for c in cP_parts]),
-                                     (C * kh * kw, N * Ho * Wo)), (1, 0))
-    cx = ns.reshape(ns.scatter(cP, idx, N * C * ns.shape(x)[2] * ns.shape(x)[3]), ns.shape(x))
-    cw = ns.reshape(ns.concat_flat(cW_parts), ns.shape(w)) if needs[1] else None
+        return None, cw
+    # the input cotangent image by image (images never share an input element): the patch-sized cotangent of
+    # a few images at a time, scattered into their input elements
+    H, W = ns.shape(x)[2], ns.shape(x)[3]
+    per = max(1, CONV_CHUNK // max(1, Ho * Wo * C * kh * kw))
+    parts = []
+    for n0 in range(0, N, per):
+        n1 = min(N, n0 + per)
+        rows = slice(n0 * Ho * Wo, n1 * Ho * Wo)
+        CTc = ns.struct(CT, lambda a: a[rows])
+        cP_parts = []
+        for gi in range(g):
+            Cg_ = ns.struct(CTc, lambda a, gi=gi: a[:, gi * Og:(gi + 1) * Og]) if g > 1 else CTc
+            Wg = ns.reshape(ns.struct(w, lambda a, gi=gi: a[gi * Og:(gi + 1) * Og]), (Og, kk))
+            cP_parts.append(ns.matmul(Cg_, Wg))                    # (rows, kk)
+        if g == 1:
+            cP = cP_parts[0]
+        else:
+            cP = ns.transpose(ns.reshape(ns.concat_flat([ns.transpose(c, (1, 0)) for c in cP_parts]),
+                                         (C * kh * kw, (n1 - n0) * Ho * Wo)), (1, 0))
+        local = idx[rows]
+        local = np.where(local >= 0, local - n0 * C * H * W, -1)
+        parts.append(ns.scatter(cP, local, (n1 - n0) * C * H * W))
+        del cP, cP_parts
+    cx = ns.reshape(parts[0] if len(parts) == 1 else ns.concat_flat(parts), ns.shape(x))
     return cx, cw
 
 
