@@ -21,6 +21,7 @@ Limits: the audit replays the model's own computation, so a model whose forward 
 """
 import inspect
 import json
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -40,7 +41,7 @@ def step_record(step, report, zones, seconds, loss=None):
     agg = report.kinks()
     out = {"step": int(step), "verdict": report.verdict_word, "seconds": round(float(seconds), 4)}
     if loss is not None:
-        out["loss"] = float(loss)
+        out["loss"] = float(loss) if math.isfinite(float(loss)) else None     # JSON has no NaN
     if report.verdict_word != "PROVED":
         out["reason"] = report.verdict
     out["gradient"] = {"elements": sum(a.size for a in report.agreement),

@@ -48,7 +48,9 @@ def _kinks(ax, records, steps):
     ax.set_ylabel("exact kinks (kinked sites)")
     ax.set_title("exact kinks per layer", fontsize=10)
     if drawn:
-        ax.legend(fontsize=7, loc="best")
+        top = max((lay["kinked_sites"] for r in records for lay in r["layers"]), default=0)
+        ax.set_ylim(-0.03 * max(top, 1), max(top, 1) * (1.2 + 0.07 * n_layers))      # room for the legend
+        ax.legend(fontsize=7, loc="upper left", ncol=2)
     ax.grid(alpha=0.3)
 
 
