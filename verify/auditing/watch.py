@@ -110,9 +110,12 @@ class Watch:
         if not hasattr(model, "named_parameters"):
             raise InputError(f"watch needs a torch.nn.Module (its p.grad are what is audited), not "
                              f"{type(model).__name__}; for JAX use verify.watch_jax(loss_fn)")
+        self._start(model, every, framework, log, alternatives, options)
+
+    def _start(self, model, every, framework, log, alternatives, options):
         self.model, self.every, self.framework = model, check_every(every), framework
         self.alternatives, self.options = alternatives, options
-        self.auditor = None
+        self.auditor = None                  # made on the first audited step (its batch fixes the shapes)
         self.steps = 0
         self.log = Log(log)
         self.last = None
@@ -170,15 +173,10 @@ class JaxWatch(Watch):
         import jax
         if not callable(loss_fn):
             raise InputError(f"watch_jax needs a function returning a scalar loss, not {type(loss_fn).__name__}")
-        self.model, self.every, self.framework = loss_fn, check_every(every), "jax"
-        self.alternatives, self.options = alternatives, options
+        self._start(loss_fn, every, "jax", log, alternatives, options)
         self.argnums = argnums
         self.names = self._argument_names(loss_fn, argnums)
         self.value_and_grad = jax.value_and_grad(loss_fn, argnums)
-        self.auditor = None
-        self.steps = 0
-        self.log = Log(log)
-        self.last = None
 
     @staticmethod
     def _argument_names(fn, argnums):
