@@ -254,3 +254,47 @@ def test_the_dask_path_audits_on_a_local_cluster(tmp_path, capsys):
                    "--dask", cluster.scheduler_address, "--json"])
     out = one_object(capsys.readouterr().out)
     assert rc == 0 and out["workers"] == "dask" and out["summary"]["audited_steps"] == [0, 2]
+
+
+SCRIPTS = {
+    "raises": ("def forward(self, x, labels):\n        raise ValueError('no forward today')", "--workers", "0",
+               "step 0: model(*batch) raised ValueError: no forward today"),
+    "vector": ("def forward(self, x, labels):\n        return self.out(x.flatten(1)).sum(0)", "--workers", "0",
+               "step 0: model(*batch) must return a scalar loss tensor"),
+    "differs": ("def __init__(self):\n        super().__init__()\n"
+                "        import multiprocessing\n"
+                "        self.out = torch.nn.Linear(64, 10 if multiprocessing.parent_process() is None else 9)",
+                "--workers", "1", "the script must build the same model every time"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SCRIPTS))
+def test_what_the_users_script_does_wrong_is_one_line_and_exit_2(case, tmp_path, capsys):
+    method, flag, value, words = SCRIPTS[case]
+    script = tmp_path / f"{case}.py"
+    script.write_text(textwrap.dedent("""\
+        import torch
+        import torch.nn.functional as F
+
+
+        class Net(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.out = torch.nn.Linear(64, 10)
+
+            def forward(self, x, labels):
+                return F.cross_entropy(self.out(x.flatten(1)), labels)
+
+            METHOD
+
+
+        def make():
+            torch.manual_seed(0)
+            net = Net()
+            x, labels = torch.rand(4, 64), torch.tensor([0, 1, 2, 3])
+            return net, torch.optim.SGD(net.parameters(), lr=0.1), [(x, labels)]
+        """).replace("METHOD", method.replace("\n", "\n    ")))
+    rc = main(["watch", f"{script}:make", "--steps", "2", "--log", str(tmp_path / "l.jsonl"), flag, value])
+    err = capsys.readouterr().err.splitlines()
+    errors = [line for line in err if not line.startswith("[")]       # (the progress lines before it)
+    assert rc == 2 and len(errors) == 1 and errors[0].startswith("verify: error: ") and words in errors[0], err

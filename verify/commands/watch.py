@@ -140,12 +140,28 @@ def as_torch(v):
 
 
 def load_state(model, state):
-    """Copy a snapshot ({name: array} of parameters and buffers) into the worker's model."""
+    """Copy a snapshot ({name: array} of parameters and buffers) into the worker's model; InputError when the
+    script built a model that does not match it."""
     import torch
     with torch.no_grad():
         for name, t in list(model.named_parameters()) + list(model.named_buffers()):
             if name in state:
-                t.copy_(as_torch(state[name]))
+                v = as_torch(state[name])
+                if tuple(v.shape) != tuple(t.shape):
+                    raise InputError(f"the worker's model has {name} of shape {list(t.shape)}, the training's "
+                                     f"{list(v.shape)}: the script must build the same model every time")
+                t.copy_(v)
+
+
+def users(step, what, fn, *args):
+    """``fn(*args)``: the user's code (the model, the optimizer, the batches); anything it raises becomes one
+    InputError line naming the step."""
+    try:
+        return fn(*args)
+    except VerifyError:
+        raise
+    except Exception as e:                  # the user's code: reported in one line, as an error of the input
+        raise InputError(f"step {step}: {what} raised {type(e).__name__}: {e}".split("\n")[0]) from None
 
 
 # ------------------------------------------------------------------------------------------ the parent side
@@ -215,14 +231,14 @@ class Training:
     def run(self, pool):
         stream = self.batch_stream()
         for step in range(self.args.steps):
-            batch = next(stream, None)
+            batch = users(step, "iterating the batches", next, stream, None)
             if batch is None:
                 self.stopped = f"the batches ran out after {step} step(s)"
                 break
             loss = self.train_step(step, batch)
             if step % self.args.every == 0:
                 self.submit(pool, step, batch, loss)
-            self.optimizer.step()
+            users(step, "optimizer.step()", self.optimizer.step)
             self.steps = step + 1
             self.collect(block=False)
             self.progress.update(self.steps)
@@ -230,12 +246,12 @@ class Training:
         self.progress.update(self.steps)
 
     def train_step(self, step, batch):
-        self.optimizer.zero_grad()
-        loss = self.model(*batch)
+        users(step, "optimizer.zero_grad()", self.optimizer.zero_grad)
+        loss = users(step, "model(*batch)", self.model, *batch)
         if not hasattr(loss, "backward") or getattr(loss, "ndim", 1) != 0:
             raise InputError(f"step {step}: model(*batch) must return a scalar loss tensor (got "
                              f"{type(loss).__name__}{'' if not hasattr(loss, 'shape') else list(loss.shape)})")
-        loss.backward()
+        users(step, "loss.backward()", loss.backward)
         return float(loss.detach())
 
     def submit(self, pool, step, batch, loss):
