@@ -54,7 +54,7 @@ def telescoped(rep, overrides):
     changed, pattern = Z.changed_sites(r, alt, [k for k in kinked if eqns[k] is not P.eqns[k]])
     run = T.TRun(alt, r.ns, r.env, r.args, pattern, r.prec, r.convention, r.site_args)
     with T.working_precision(r.ns, r.prec):
-        D = Z.Difference(rep, r, run, changed).values()
+        D = Z.Difference(rep, r, run, changed).values() if changed else [None] * P.n_inputs
         return {i: (np.full(P.shapes[i], fmpq(0), dtype=object) if D[i] is None else r.ns.to_fq(D[i])) for i in rep.wrt}
 
 
@@ -244,3 +244,33 @@ def test_no_exact_kink_means_no_bifurcation_and_float_kinks_are_sorted_by_kind()
     assert z.bifurcation is FALSE and z.compensation
     assert z.json()["float_kinks"] == {"float_tie": 1, "missed_tie": 1, "flip": 1}
     assert [c.outcome for c in z.changes] == ["same"] * len(Z.alternatives("torch"))
+
+
+class Binary(torch.nn.Module):
+    """Elementwise kinks with broadcasting: maximum (tf gives a tie to the first argument, torch splits it) and
+    clamp (jax's clip takes 1/2 at a bound, torch 1)."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.tensor([1.0, 2.0], dtype=torch.float64))
+        self.b = torch.nn.Parameter(torch.tensor([1.5], dtype=torch.float64))
+
+    def forward(self, x):
+        m = torch.maximum(x * self.w, self.b)                    # (3, 2) against (1,): broadcast
+        return (torch.clamp(m, max=4.0) ** 2).sum()
+
+
+def test_elementwise_kinks_with_broadcasting_match_the_full_recomputation():
+    net = Binary()
+    # x * w ties b at [0, 0] (3/2 * 1) and [1, 1] (3/4 * 2); clamp sits at its bound at [2, 0] (4 * 1)
+    x = torch.tensor([[1.5, 0.5], [0.25, 0.75], [4.0, 0.125]], dtype=torch.float64)
+    rep, _ = _audit(net, x)
+    assert len(rep.exact_kinks) >= 3
+    outcomes = {}
+    for name, table in Z.alternatives("torch").items():
+        full = full_difference(rep, table)
+        _same_exactly(telescoped(rep, table), full)
+        outcomes[name] = Z.convention_change(rep, name, table).outcome
+        assert outcomes[name] == ("differs" if any(np.count_nonzero(np.ravel(d) != 0) for d in full.values())
+                                  else "same"), name
+    assert outcomes["tf"] == "differs" and outcomes["jax"] == "differs"
