@@ -31,7 +31,7 @@ from .common import campaign, figure, md_table, save_figure, write_json, write_t
 
 PRECISIONS = ("float16", "float32", "float64")
 LR = 0.1
-SCALES = {"default": {"seeds": 1, "steps": 6, "batch": 16}, "full": {"seeds": 6, "steps": 56, "batch": 32}}
+SCALES = {"default": {"seeds": 1, "steps": 4, "batch": 16}, "full": {"seeds": 6, "steps": 56, "batch": 32}}
 PAPER = {"float16": (391, 391), "float32": (216, 391), "float64": (0, 391)}      # VGG11, CIFAR-10, batch 128
 # his notebook's thresholds on the sum over parameter tensors of max |gradient(beta 0) - gradient(beta 1)|
 THRESHOLDS = {"float16": 1e-3, "float32": 1e-7, "float64": 1e-15}
