@@ -40,7 +40,7 @@ def test_the_python_examples_run_as_written(tmp_path, monkeypatch):
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
             exec(compile(code, DOC, "exec"), namespace)          # the documentation's own example code
-        assert next_lang == "", f"the block after\n{code}\nmust be its output"
+        assert next_lang == "text", f"the block after\n{code}\nmust be its output (a ```text block)"
         assert out.getvalue() == expected, f"docs/audit.md:\n{code}\nprinted\n{out.getvalue()}"
         ran += 1
     assert ran >= 5

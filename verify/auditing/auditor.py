@@ -7,6 +7,7 @@ graph again only when what a lowering bakes in changed (integer data such as lab
 again.  ``verify.audit`` is a one-shot Auditor.  A training loop audits the gradient its optimizer will use
 (``audit(*batch, gradient={name: p.grad ...})``) instead of having the framework recompute one.
 """
+import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -64,6 +65,7 @@ class Auditor:
                              f"{', '.join(self.defaults)})")
         args = args or self.example_args
         imp = self.model.imported(*args)
+        check_auditable(imp)
         if gradient is None:
             fgrad = self.model.gradient(args, imp)
         else:
@@ -81,6 +83,18 @@ class Auditor:
         if note:
             rep.notes.append(note)
         return rep
+
+
+def check_auditable(imp):
+    """InputError unless the imported program returns one scalar and has a float input to differentiate."""
+    P = imp.program
+    shapes = [P.atom_shape(a) for a in P.outputs]
+    if len(shapes) != 1 or math.prod(shapes[0]) != 1:
+        raise InputError(f"the audited function must return one scalar (a loss); {P.name} returns "
+                         + ", ".join(f"an array of shape {list(s)}" for s in shapes))
+    if not imp.inputs:
+        raise InputError(f"nothing to differentiate: every input is an integer or a constant in {P.name} (the "
+                         "audit needs a float argument or parameter)")
 
 
 def given_gradient(imp, gradient, model=None):

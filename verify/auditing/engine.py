@@ -1,20 +1,29 @@
 """The certified side of an audit and its verdict.
 
-One exact evaluation of the imported program at its example point gives the index set and the exact kinks
-(``certify.sites.site_index_set``), one backward pass the exact selection gradient under the framework's
-kink convention; when the gradient is zero or tiny, ``site_critical`` says whether the point is selection-,
-Clarke-critical or artificial.  ``audit_imported`` sets these beside the framework's float gradient and
-float decisions (``floats.py``) and gives the verdict; ``audit_certificates`` writes what it certified as
-certificates that ``verify check`` re-validates.
+The float filter (interpret/filtered.py) evaluates the imported program at its exact example point in
+midpoint-radius floats: it decides every switching function whose enclosure excludes 0, and the others
+(exact ties, near ties) in exact arithmetic through their dependency cone; that gives the exact kinks and the
+pattern, and one backward pass over the pattern an enclosure of the exact selection gradient under the
+framework's kink convention, together with the bound of what any IEEE evaluation of the program in the
+model's format can return (numbers/rounding.py).  ``exact=True`` computes the index set and the gradient in
+exact arithmetic throughout instead (``certify.sites.site_index_set``), as does the filter's fallback.  When
+the gradient is zero or tiny, ``site_critical`` says whether the point is selection-, Clarke-critical or
+artificial.  ``audit_imported`` sets these beside the framework's float gradient and float decisions
+(``floats.py``) and gives the verdict: PROVED when every element of the framework's gradient lies within the
+bound of the exact selection gradient, REFUTED when one provably lies beyond it, UNDECIDED otherwise, with the
+reason.  ``audit_certificates`` writes what it certified as certificates that ``verify check`` re-validates.
 """
+from dataclasses import dataclass, field
+
 import numpy as np
-from flint import arb, fmpq
+from flint import fmpq
 
 from ..errors import InputError, Undecidable, Undecided
 from ..interpret import tensor as T
+from ..numbers.tensor import SIGN_UNDECIDED
 from ..truth import FALSE, TRUE, UNKNOWN
 from .floats import agreement, float_kinks, model_dtype
-from .report import AuditReport, Site
+from .report import AuditReport
 
 TINY = 2.0 ** -20         # a gradient whose entries are all at most this (relative to the loss scale) is "tiny"
 
@@ -40,32 +49,186 @@ def wrt_indices(imp, wrt):
 
 
 def audit_imported(imp, float_gradient, wrt=None, prec=None, tiny=TINY, critical="auto", convention=None,
-                   framework_vars=None):
+                   framework_vars=None, exact=False):
     """The audit of an imported program (``Imported``) at its example point, given the framework's gradient
     (one numpy array per program input) and, when known, the framework's own float values of program
     variables (``framework_vars``: {variable: array}); other float values come from a replay in the model's
     precision.  ``convention`` (default: the framework's own) only matters for kink params the import left
-    unwritten.  Returns an AuditReport."""
-    from ..certify.sites import site_index_set
+    unwritten.  ``exact``: compute the exact rational (or ball) selection gradient and the index set in exact
+    arithmetic throughout (else the float filter decides what floats can decide, and exact arithmetic only
+    the rest: interpret/filtered.py).  Returns an AuditReport."""
     P, point = imp.program, imp.point
     wrt = wrt_indices(imp, wrt)
     dtype = model_dtype(imp)
     convention = convention or imp.framework
-    iset = site_index_set(P, point, convention, "exact", prec)
-    exact = exact_gradient(iset.run, P, wrt)
-    fkinks, float_sign = float_kinks(P, point, iset.run, dtype, imp.origins, framework_vars or {})
-    exact_kinks = [Site(k.eqn, tuple(k.site), k.switch, str(imp.origins[k.eqn]), exact="0",
-                        float=float_sign.get((k.eqn, tuple(k.site), k.switch), "?")) for k in iset.kinks]
-    agree = [agreement(imp.inputs[i].name, float_gradient[i] if i < len(float_gradient) else None, exact[i], dtype)
-             for i in wrt]
+    model = model_rounding(imp, dtype)
+    side = certified_side(P, point, convention, model, prec, wrt, exact)
+    fkinks, exact_kinks = float_kinks(P, point, side.run, dtype, imp.origins, framework_vars or {})
+    agree = [agreement(imp.inputs[i].name, float_gradient[i] if i < len(float_gradient) else None, enc,
+                       bound_rule(model), exact=side.exact_of(i), overflow=side.overflow)
+             for i, enc in zip(wrt, side.enclosure)]
     report = AuditReport(imp.framework, P.name, str(dtype), imp.inputs, wrt, [float_gradient[i] for i in wrt],
-                         [exact[i] for i in wrt], agree, exact_kinks, fkinks,
-                         TRUE if not iset.kinks else UNKNOWN, imported=imp, iset=iset)
-    report.max_gradient = max_abs(exact, wrt)
+                         side.gradients(), agree, exact_kinks, fkinks,
+                         TRUE if not len(exact_kinks) else UNKNOWN, imported=imp, iset=side.iset)
+    report.notes += side.notes
+    report.max_gradient = max_abs(side.enclosure)
     if critical == "always" or (critical == "auto" and report.max_gradient <= tiny):
         add_criticality(report, P, point, convention, prec, wrt)
     report.selection_gradient, report.verdict = verdict(report)
     return report
+
+
+def model_rounding(imp, dtype):
+    """The Rounding of the framework that produced ``imp`` computing in ``dtype`` (numbers/rounding.py)."""
+    from ..numbers.rounding import rounding_for
+    names = {i.dtype.replace("torch.", "") for i in imp.inputs}
+    return rounding_for(imp.framework, "bfloat16" if "bfloat16" in names and dtype.name == "float32" and
+                        "float32" not in names and "float64" not in names else dtype.name)
+
+
+def bound_rule(model):
+    """The sentence that names the bound an audit compares against."""
+    return (f"any IEEE evaluation of the imported program and its backward pass in {model.name}, any summation "
+            "order, with or without FMA: gamma_n |A||B| per product of inner dimension n, u per operation, the "
+            "stated ulp bound per elementary function, plus underflow (docs/audit-numerics.md)")
+
+
+@dataclass
+class FilteredIndexSet:
+    """The kink set and the pattern at the exact point as the float filter proved them (the fields of
+    certify.sites.SiteIndexSet that an audit reads): ``chosen`` (the pattern), ``kinks`` (switching functions
+    exactly 0, made from ``kink_sites`` when read: (eqn, flat site, switch) arrays), ``undecided_switches``,
+    ``run`` (the filtered run, interpret/filtered.py: its signs and the enclosures of its sites' arguments;
+    its other values are freed by the backward pass), ``stats`` (sites decided exactly through their cone).
+    ``exact()`` computes the full SiteIndexSet (every agreeing piece, the patterns of I(x)) in exact
+    arithmetic, once."""
+    program: object
+    point: list
+    convention: str
+    chosen: tuple
+    kink_sites: tuple
+    run: object = field(repr=False)
+    undecided_switches: list = field(default_factory=list)
+    stats: object = None
+    number: str = "filter"
+    prec: int = None
+    undecided: list = field(default_factory=list)
+    _exact: object = field(default=None, repr=False)
+    _kinks: list = field(default=None, repr=False)
+
+    @property
+    def decided(self):
+        return True
+
+    @property
+    def kinks(self):
+        from ..certify.sites import Kink
+        if self._kinks is None:
+            eqns, flat, sw = self.kink_sites
+            grids = {st.k: tuple(st.sites.grid) for st in T.nonsmooth_steps(self.program, self.convention)}
+            self._kinks = [Kink(int(k), tuple(int(i) for i in np.unravel_index(int(f), grids[int(k)])), int(j))
+                           for k, f, j in zip(eqns.tolist(), flat.tolist(), sw.tolist())]
+        return self._kinks
+
+    def exact(self):
+        from ..certify.sites import site_index_set
+        if self._exact is None:
+            self._exact = site_index_set(self.program, self.point, self.convention, "exact")
+        return self._exact
+
+
+def kink_sites(r):
+    """((eqn, flat site, switch) arrays of every switching function whose sign is 0 in the run ``r``, the
+    Kinks whose sign is undecided): what certify.sites.kinks_of finds, without an object per kink."""
+    from ..certify.sites import Kink
+    parts, und = [], []
+    for st in T.nonsmooth_steps(r.program, r.convention):
+        for gi, g in enumerate(st.sites.groups):
+            for j, s in enumerate(r.switch_signs(st, gi)):
+                at = np.nonzero(s == 0)[0]
+                if at.size:
+                    parts.append((np.full(at.size, st.k), g.sites[at], np.full(at.size, j)))
+                for loc in np.nonzero(s == SIGN_UNDECIDED)[0].tolist():
+                    site = tuple(int(i) for i in np.unravel_index(int(g.sites[loc]), st.sites.grid))
+                    und.append(Kink(st.k, site, j))
+    if not parts:
+        z = np.zeros(0, np.int64)
+        return (z, z, z), und
+    return tuple(np.concatenate([p[i] for p in parts]).astype(np.int64) for i in range(3)), und
+
+
+@dataclass
+class CertifiedSide:
+    """The certified side of an audit: the index set (exact or filtered), the run whose signs the float kinks
+    are compared with, the enclosures of the selection gradient with the IEEE bound (MR, per input in wrt),
+    and the exact gradient when computed (``exact``: per input, object arrays of fmpq / arb)."""
+    iset: object
+    run: object
+    enclosure: list
+    wrt: list
+    exact: list = None
+    exact_job: object = None
+    overflow: bool = False
+    notes: list = field(default_factory=list)
+
+    def exact_of(self, i):
+        """A function returning the exact gradient of program input ``i`` (computed once, on first use)."""
+        def get():
+            if self.exact is None:
+                self.exact = self.exact_job()
+            return self.exact[self.wrt.index(i)]
+        return get
+
+    def gradients(self):
+        """The exact selection gradient per input in wrt: exact arrays when computed, else the enclosures (MR:
+        ``np.asarray(mr, dtype=object)`` gives arb balls)."""
+        return list(self.exact) if self.exact is not None else list(self.enclosure)
+
+
+def certified_side(P, point, convention, model, prec, wrt, exact=False):
+    """The kink set, the pattern and the selection gradient at the exact point: through the float filter
+    (exact arithmetic only at the sites floats cannot decide), or in exact arithmetic throughout when
+    ``exact``; the filter falls back to exact arithmetic when a domain check is undecided in floats or an
+    undecided site's cone is too large.  The IEEE bound comes from a filtered run over the same pattern."""
+    from ..certify.sites import site_index_set
+    from ..interpret.filtered import ConeTooLarge, filtered_run, gradient
+    xs = T.coerce_inputs(P, point)
+    notes = []
+    fr = stats = None
+    if not exact:
+        try:
+            fr, stats = filtered_run(P, xs, convention, model, prec)
+        except (Undecided, ConeTooLarge) as e:
+            notes.append(f"the float filter could not decide ({e}): exact arithmetic throughout")
+    if fr is None:
+        iset = site_index_set(P, xs, convention, "exact", prec)
+        fr, _ = filtered_run(P, xs, convention, model, pattern=iset.chosen)
+        grads = exact_gradient(iset.run, P, wrt)
+        side = CertifiedSide(iset, iset.run, [], wrt, exact=[np.asarray(g, dtype=object) for g in grads],
+                             notes=notes)
+    else:
+        knk, und = kink_sites(fr)
+        iset = FilteredIndexSet(P, xs, convention, fr.pattern, knk, fr, und, stats)
+        side = CertifiedSide(iset, fr, [], wrt, notes=notes)
+        side.exact_job = lambda: pattern_gradient(P, xs, convention, fr.pattern, wrt, prec)
+    enc = gradient(fr, wrt, consume=True)     # the run keeps its pattern, signs and site arguments
+    side.enclosure = [enc[i] for i in wrt]
+    side.overflow = fr.ns.peak >= model.storage.max
+    if side.overflow:
+        notes.append(f"an IEEE evaluation in {model.storage.name} may overflow (a value may reach "
+                     f"{fr.ns.peak:.3g}): no gradient is called impossible")
+    return side
+
+
+def pattern_gradient(P, xs, convention, pattern, wrt, prec=None):
+    """The exact selection gradient of the pattern ``pattern`` (proved to be the one at x): one exact
+    evaluation of f_sigma and one backward pass, escalating the precision of balls as needed.  Object arrays of
+    fmpq / arb, one per input in wrt."""
+    def job(ns, p):
+        r = T.run(P, ns, [ns.const_array(x) for x in xs], convention, pattern=pattern, prec=p)
+        return exact_gradient(r, P, wrt)
+    grads = T.escalate("exact", prec, job)
+    return [np.asarray(grads[i], dtype=object) for i in wrt]
 
 
 def exact_gradient(r, P, wrt):
@@ -91,36 +254,44 @@ def add_criticality(report, P, point, convention, prec, wrt):
         report.notes.append(f"criticality undecided: {e}")
 
 
-def max_abs(exact, wrt):
-    """The largest |entry| of the exact gradient (a ball's midpoint), as a float."""
+def max_abs(enclosures):
+    """The largest |entry| of the selection gradient (an upper bound from its enclosures), as a float."""
     m = 0.0
-    for i in wrt:
-        for v in np.ravel(np.asarray(exact[i], dtype=object)).tolist():
-            m = max(m, abs(float(v.mid() if isinstance(v, arb) else v)))
+    for e in enclosures:
+        if e.mid.size:
+            m = max(m, float(np.max(np.abs(e.mid) + e.radius())))
     return m
 
 
 def verdict(rep):
-    """(TRUE / FALSE / UNKNOWN, the sentence) for: is the float gradient a selection gradient at the point?"""
-    agree = all(a.agrees for a in rep.agreement)
+    """(TRUE / FALSE / UNKNOWN, the sentence) for: is the float gradient a selection gradient at the point, to
+    the proved bound of any IEEE evaluation in the model's format?"""
+    agree = all(a.truth is TRUE for a in rep.agreement)
+    refuted = any(a.truth is FALSE for a in rep.agreement)
     flips = [s for s in rep.float_kinks if s.exact != "0"]
+    bound = "within the proved rounding bound of any IEEE evaluation in " + rep.dtype
     if agree and not rep.exact_kinks and not rep.float_kinks:
-        out = TRUE, ("the framework's gradient is, to float rounding, the gradient of the exact function at this "
-                     "point (no switching function vanishes: the point is certified differentiable)")
+        out = TRUE, (f"the framework's gradient is, {bound}, the gradient of the exact function at this point (no "
+                     "switching function vanishes: the point is certified differentiable)")
     elif agree and not flips:
-        out = TRUE, (f"the framework's gradient is, to float rounding, the selection gradient of the exact function "
-                     f"at this point under its kink convention; {len(rep.exact_kinks)} site(s) sit exactly on a "
-                     "kink, so it is one element of the conservative field, not necessarily a gradient")
-    elif not agree and flips:
-        out = FALSE, (f"the framework's gradient is not the selection gradient at this exact point: {len(flips)} "
-                      "site(s) decided by float rounding on the other side of a kink (float kinks) change the "
-                      "pieces it differentiated")
-    elif not agree:
-        out = FALSE, ("the framework's gradient differs from the exact selection gradient by more than float "
-                      "rounding at some elements (see the agreement table)")
+        out = TRUE, (f"the framework's gradient is, {bound}, the selection gradient of the exact function at this "
+                     f"point under its kink convention; {len(rep.exact_kinks)} site(s) sit exactly on a kink, so it "
+                     "is one element of the conservative field, not necessarily a gradient")
+    elif refuted and rep.float_kinks:
+        out = FALSE, (f"the framework's gradient is not the selection gradient at this exact point: "
+                      f"{len(rep.float_kinks)} site(s) decided by float rounding on the other side of a kink (float "
+                      "kinks) change the pieces it differentiated, and the gradient differs beyond the proved bound")
+    elif refuted:
+        out = FALSE, ("the framework's gradient differs from the exact selection gradient beyond the proved bound "
+                      f"of any IEEE evaluation in {rep.dtype} at some elements (see the agreement table): no "
+                      "evaluation of this program in that format can return it")
+    elif agree:
+        out = UNKNOWN, (f"the gradients agree {bound}, but {len(flips)} float decision(s) differ from the exact "
+                        "ones: the agreement may be a coincidence of the pieces")
     else:
-        out = UNKNOWN, (f"the gradients agree to float rounding, but {len(flips)} float decision(s) differ from the "
-                        "exact ones: the agreement may be a coincidence of the pieces")
+        why = "; ".join(f"{a.name}: {a.reason}" for a in rep.agreement if a.truth is not TRUE and a.reason)
+        out = UNKNOWN, ("some elements of the framework's gradient could not be placed inside or outside the proved "
+                        f"bound ({why or 'undecided'})")
     truth, sentence = out
     crit = rep.critical or {}
     if crit.get("artificial") is TRUE:
@@ -137,12 +308,18 @@ def audit_certificates(rep):
     set, differentiability and the exact selection gradient the audit reports; when criticality was computed,
     a second (kind tensor_critical) states it with its witnesses.  Their arrays go to side files beside them."""
     from ..certify.certs_tensor import tensor_critical_certificate, tensor_differentiable_certificate
+    from ..numbers.midrad import MR
     P, iset = rep.imported.program, rep.iset
+    if isinstance(iset, FilteredIndexSet):      # certificates state exact values: the exact index set, once
+        iset = iset.exact()
     r = iset.run
     with T.working_precision(r.ns, r.prec):
         value = T.user_value(r.ns, T.output_values(r)[0])
-    grads = [T.user_value(r.ns, r.ns.zeros(P.shapes[i])) if g is None else g for i, g in zip(rep.wrt,
-                                                                                           rep.exact_gradient)]
+    grads = rep.exact_gradient
+    if any(isinstance(g, MR) for g in grads):
+        grads = exact_gradient(r, P, rep.wrt)
+        grads = [grads[i] for i in rep.wrt]
+    grads = [T.user_value(r.ns, r.ns.zeros(P.shapes[i])) if g is None else g for i, g in zip(rep.wrt, grads)]
     out = [("", tensor_differentiable_certificate(P, rep.imported.point, iset.convention, gradient=grads,
                                                    wrt=rep.wrt, value=value, prec=iset.prec, iset=iset))]
     if rep.critical is not None and rep.critical.get("selection") is not UNKNOWN:

@@ -4,19 +4,24 @@
 - ``float_kinks``: the sites where the float computation decides a switching function otherwise than the
   exact evaluation (0 in floats and not exactly, the reverse, or the opposite sign), from the framework's own
   values where it has them, else from a replay of the program in the model's precision;
-- ``agreement``: the framework's float gradient against the exact one, element by element.
+- ``agreement``: the framework's float gradient against the exact selection gradient, element by element:
+  PROVED where it lies within the proved bound of any IEEE evaluation of the program in the model's format
+  (numbers/rounding.py) of the exact value, REFUTED where it provably lies outside (no such evaluation can
+  return it), SIGN_UNDECIDED otherwise.
 
-Nothing here is certified: floats are what the framework did, unverified by definition.
+The framework's floats are what it did, unverified by definition; the decisions about them are proved.
 """
+import math
+from collections.abc import Sequence
+
 import numpy as np
 from flint import arb
 
 from ..errors import Undecided
 from ..interpret import tensor as T
 from ..numbers.tensor import SIGN_UNDECIDED, FloatTensors
+from ..truth import FALSE, TRUE, UNKNOWN
 from .report import FloatAgreement, Site
-
-SLACK = 2 ** 10           # float agreement: |float - exact| <= SLACK * u * (|exact| + max |exact| of the array)
 
 
 def model_dtype(imp):
@@ -54,31 +59,108 @@ def var_values(imp, node_values):
     return out
 
 
+SIGN_TEXT = {-1: "<0", 0: "0", 1: ">0"}
+
+
+class SiteList(Sequence):
+    """Sites of nonsmooth equations as arrays, each ``Site`` made when it is read (a max-pool layer has
+    hundreds of thousands of exact kinks; aggregating them needs the arrays, not the objects): ``eqns`` (index
+    in the program), ``flat`` (the flat index in the equation's site grid), ``switches``, ``exact`` and ``fl``
+    (sign codes: -1, 0, 1, or 2 when unknown), ``source`` (per site: 0 the framework's own values, 1 a replay),
+    ``grids`` ({eqn: its site grid}) and ``origins`` (the program's origins, for the text of a site)."""
+
+    def __init__(self, eqns, flat, switches, exact, fl, source, grids, origins):
+        self.eqns, self.flat, self.switches = eqns, flat, switches
+        self.exact, self.fl, self.source = exact, fl, source
+        self.grids, self.origins = grids, origins
+
+    @classmethod
+    def from_parts(cls, parts, grids, origins):
+        """From a list of (eqn, flat sites, switch, exact codes, float codes, source) array parts."""
+        if not parts:
+            z = np.zeros(0, np.int64)
+            return cls(z, z, z, z.astype(np.int8), z.astype(np.int8), z.astype(np.int8), grids, origins)
+        cat = [np.concatenate([np.broadcast_to(np.asarray(p[i]), (len(p[1]),)) for p in parts]) for i in range(6)]
+        return cls(cat[0].astype(np.int64), cat[1].astype(np.int64), cat[2].astype(np.int64),
+                   cat[3].astype(np.int8), cat[4].astype(np.int8), cat[5].astype(np.int8), grids, origins)
+
+    def __len__(self):
+        return int(self.eqns.size)
+
+    def index(self, i):
+        """The multi-index (in its equation's site grid) of site i."""
+        grid = self.grids[int(self.eqns[i])]
+        return tuple(int(v) for v in np.unravel_index(int(self.flat[i]), grid)) if grid else ()
+
+    def site(self, i):
+        k = int(self.eqns[i])
+        src = "framework" if self.source[i] == 0 else "replay"
+        fl = SIGN_TEXT.get(int(self.fl[i]), "?")
+        return Site(k, self.index(i), int(self.switches[i]), str(self.origins[k]),
+                    exact=SIGN_TEXT.get(int(self.exact[i]), "?"), float=f"{fl} ({src})" if fl != "?" else "?")
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self.site(j) for j in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        return self.site(i)
+
+    def __iter__(self):
+        return (self.site(i) for i in range(len(self)))
+
+    def __eq__(self, other):
+        return list(self) == list(other)
+
+    def __repr__(self):
+        return f"<{len(self)} site(s)>"
+
+
 def float_kinks(P, point, r, dtype, origins, fvars):
-    """(sites where floats decide otherwise than the exact evaluation ``r``, {(eqn, site, switch): the float
-    sign} at every exact kink).  The float arguments of a site are the framework's own values where ``fvars``
-    has them, else those of a replay in the model's precision."""
+    """(float kinks, exact kinks): SiteLists of the sites where floats decide a switching function otherwise
+    than the run ``r`` (proved signs: 0 in floats and not exactly, the reverse, or the opposite sign), and of
+    every switching function exactly 0 in ``r`` with its float sign beside.  The float arguments of a site are
+    the framework's own values where ``fvars`` has them, else those of a replay in the model's precision (when
+    the replay itself fails, the float signs are unknown: code 2)."""
     ns = FloatTensors(dtype.name)
-    try:
-        fr = T.run(P, ns, [ns.const_array(x) for x in point], r.convention)
-    except (Undecided, ArithmeticError, ValueError):
-        return [], {}
-    out, at_kinks = [], {}
-    for st in T.nonsmooth_steps(P, r.convention):
-        args = [ns.cast(fvars[a]) if isinstance(a, int) and a in fvars else v for a, v in zip(st.ins, fr.args[st.k])]
-        source = "framework" if any(isinstance(a, int) and a in fvars for a in st.ins) else "replay"
+    steps = T.nonsmooth_steps(P, r.convention)
+    fr = None
+    if any(isinstance(a, int) and a >= P.n_inputs and a not in fvars for st in steps for a in st.ins):
+        try:                                   # some site reads a value the framework did not report: replay
+            with np.errstate(all="ignore"):
+                fr = T.run(P, ns, [ns.const_array(x) for x in point], r.convention)
+        except (Undecided, ArithmeticError, ValueError):
+            fr = False
+    xs = [ns.const_array(x) for x in T.coerce_inputs(P, point)]
+    grids = {st.k: tuple(st.sites.grid) for st in steps}
+    flips, kinks = [], []
+    for st in steps:
+        if fr:
+            given = fr.args[st.k]
+        else:
+            given = [xs[a] if isinstance(a, int) and a < P.n_inputs else None if isinstance(a, int) else
+                     T.read_atom(P, ns, a) for a in st.ins]
+        args = [ns.cast(fvars[a]) if isinstance(a, int) and a in fvars else v for a, v in zip(st.ins, given)]
+        known = all(v is not None for v in args)
+        source = 0 if any(isinstance(a, int) and a in fvars for a in st.ins) else 1
         for gi, g in enumerate(st.sites.groups):
-            fa = T.group_args(ns, st, g, args)
             ex = r.switch_signs(st, gi)
-            fl = [T.switch_signs(ns, t, c, fa, len(g.sites)) for t, c in st.switches[gi]]
+            if known:
+                with np.errstate(all="ignore"):
+                    fa = T.group_args(ns, st, g, args)
+                    fl = [T.switch_signs(ns, t, c, fa, len(g.sites)) for t, c in st.switches[gi]]
+            else:
+                fl = [np.full(len(g.sites), SIGN_UNDECIDED, np.int8) for _ in ex]
             for j, (se, sf) in enumerate(zip(ex, fl)):
-                for loc in np.nonzero(se == 0)[0].tolist():
-                    at_kinks[(st.k, site_index(st, g, loc), j)] = f"{sign_text(sf[loc])} ({source})"
-                differ = np.nonzero((se != sf) & (se != SIGN_UNDECIDED))[0]
-                for loc in differ.tolist():
-                    out.append(Site(st.k, site_index(st, g, loc), j, str(origins[st.k]), exact=sign_text(se[loc]),
-                                    float=f"{sign_text(sf[loc])} ({source})"))
-    return out, at_kinks
+                at = np.nonzero(se == 0)[0]
+                if at.size:
+                    kinks.append((st.k, g.sites[at], j, 0, sf[at], source))
+                differ = np.nonzero((se != sf) & (se != SIGN_UNDECIDED))[0] if known else ()
+                if len(differ):
+                    flips.append((st.k, g.sites[differ], j, se[differ], sf[differ], source))
+    return SiteList.from_parts(flips, grids, origins), SiteList.from_parts(kinks, grids, origins)
 
 
 def site_index(st, g, loc):
@@ -87,23 +169,110 @@ def site_index(st, g, loc):
 
 
 def sign_text(s):
-    return {-1: "<0", 0: "0", 1: ">0"}.get(int(s), "?")
+    return SIGN_TEXT.get(int(s), "?")
 
 
-def agreement(name, fg, ex, dtype):
-    """FloatAgreement of the float gradient ``fg`` (None: zeros) with the exact array ``ex`` (fmpq / arb)."""
-    ex_arr = np.asarray(ex, dtype=object)
-    if fg is None:
-        fg = np.zeros(ex_arr.shape)
-    mids = np.array([float(v.mid()) if isinstance(v, arb) else float(v) for v in ex_arr.ravel().tolist()],
-                    dtype=np.float64).reshape(ex_arr.shape)
-    fgv = np.asarray(fg, dtype=np.float64).reshape(mids.shape)
-    u = float(np.finfo(dtype).eps) / 2
-    scale = float(np.max(np.abs(mids))) if mids.size else 0.0
-    tol = SLACK * u * (np.abs(mids) + scale) + float(np.finfo(dtype).tiny)
-    err = np.abs(fgv - mids)
-    ratio = err / tol
-    bad = np.argwhere(ratio > 1)
-    examples = [(tuple(int(i) for i in b), float(fgv[tuple(b)]), ex_arr[tuple(b)]) for b in bad[:5]]
-    return FloatAgreement(name, float(err.max()) if err.size else 0.0, float(ratio.max()) if ratio.size else 0.0,
-                          int(len(bad)), int(mids.size), examples)
+# ------------------------------------------------------------------------------------------- the agreement
+
+_UP = 1 + 2.0 ** -51
+_DOWN = 1 - 2.0 ** -51
+
+
+def decide_elements(fg, enc, overflow=False):
+    """(proved, refuted, |fg - mid|) for the float gradient ``fg`` against the enclosure ``enc`` (an MR with
+    ``dev``): PROVED where |fg - exact| + (the exact side's radius) <= dev for every exact value in the
+    enclosure, REFUTED where |fg - exact| > dev for all of them (no IEEE evaluation of the program in the model's
+    format can return fg).  Computed in float64 with the rounding of every step accounted for: |fl(a - b)| is
+    within a factor (1 +- 2**-51) of |a - b|.  A non-finite fg is REFUTED when the exact side is finite and no
+    IEEE evaluation can overflow (``overflow`` False); with ``overflow`` True nothing is REFUTED."""
+    from ..numbers.rounding import inflation
+    f = np.asarray(fg, dtype=np.float64).reshape(enc.mid.shape)
+    dev = enc.deviation()
+    with np.errstate(all="ignore"):
+        d = np.abs(f - enc.mid)
+        if enc.rad is None:
+            proved = d * (_UP * inflation(1)) <= dev
+            refuted = d * (_DOWN * _DOWN) > dev
+        else:
+            rad = np.broadcast_to(enc.rad, d.shape)
+            hi = d * _UP
+            hi += rad
+            hi *= inflation(1)
+            proved = hi <= dev
+            t = d * _DOWN
+            t -= rad
+            t *= _DOWN
+            refuted = t > dev
+        finite = bool(np.isfinite(f).all())
+        if not bool(np.isfinite(dev).all()):
+            proved &= np.isfinite(dev)
+        if not finite:
+            proved &= np.isfinite(f)
+            if not overflow:
+                refuted |= ~np.isfinite(f) & np.isfinite(enc.mid) & np.isfinite(enc.radius())
+        if overflow:
+            refuted[...] = False
+    return proved, refuted, d
+
+
+def decide_exact(fv, e, dv):
+    """TRUE / FALSE / UNKNOWN for one element against its exact value ``e`` (fmpq, or an arb ball): is
+    |fv - e| <= dv?  Exact in rationals; a ball that straddles the bound is UNKNOWN."""
+    from flint import fmpq
+    if not (math.isfinite(fv) and math.isfinite(dv)):
+        return UNKNOWN
+    if isinstance(e, fmpq):
+        return TRUE if abs(fmpq(*fv.as_integer_ratio()) - e) <= fmpq(*dv.as_integer_ratio()) else FALSE
+    diff = abs(arb(fv) - e)
+    if diff <= arb(dv):
+        return TRUE
+    if diff > arb(dv):
+        return FALSE
+    return UNKNOWN
+
+
+def agreement(name, fg, enc, rule, exact=None, overflow=False, examples=5):
+    """FloatAgreement of the framework's float gradient ``fg`` (None: zeros) with the enclosure ``enc`` of the
+    exact selection gradient and the bound ``enc.dev`` of every IEEE evaluation (``rule`` says which).
+    ``exact``: a function returning the exact gradient of this input (an object array of fmpq / arb), called
+    only when some element is undecided from the enclosure (the exact side narrowed); None: no escalation."""
+    shape = enc.mid.shape
+    f = np.zeros(shape) if fg is None else np.asarray(fg, dtype=np.float64).reshape(shape)
+    proved, refuted, err = decide_elements(f, enc, overflow)
+    # arrays, also for a 0-d gradient (numpy gives scalars there, which take no item assignment)
+    proved, refuted = np.array(proved, dtype=bool), np.array(refuted, dtype=bool)
+    undecided = np.array(~(proved | refuted), dtype=bool)
+    n_und = int(np.count_nonzero(undecided))
+    escalated = 0
+    ex_arr = None
+    dev = enc.deviation()
+    if n_und and exact is not None:
+        ex_arr = exact()
+        for idx in map(tuple, np.argwhere(undecided)):
+            t = decide_exact(float(f[idx]), ex_arr[idx], float(dev[idx]))
+            escalated += 1
+            if t is TRUE:
+                proved[idx], undecided[idx] = True, False
+            elif t is FALSE and not overflow:
+                refuted[idx], undecided[idx] = True, False
+        n_und = int(np.count_nonzero(undecided))
+    n_out = int(np.count_nonzero(refuted))
+    with np.errstate(all="ignore"):
+        worst = float(np.nanmax(err / dev)) if err.size and np.any(err) else 0.0      # 0/0 is nan: ignored
+        max_err = float(np.nanmax(err)) if err.size else 0.0
+    picks = np.argwhere(refuted) if n_out else np.argwhere(undecided)
+    exs = []
+    for b in picks[:examples]:
+        idx = tuple(int(i) for i in b)
+        exs.append((idx, float(f[idx]), ex_arr[idx] if ex_arr is not None else enc.ball(idx)))
+    truth = FALSE if n_out else (TRUE if not n_und else UNKNOWN)
+    reason = ""
+    if n_und:
+        reason = (f"{n_und} element(s) could not be placed inside or outside the bound"
+                  + (": an IEEE evaluation may overflow, so nothing beyond the bound is impossible" if overflow else
+                     ": the exact side is not narrow enough there" if exact is None else
+                     ": the exact value is a ball straddling the bound even at the precision cap"))
+    return FloatAgreement(name, max_err, worst, n_out, int(f.size), exs, undecided=n_und,
+                          bound=float(np.nanmax(dev)) if dev.size else 0.0, rule=rule,
+                          exact_radius=float(np.max(enc.rad)) if enc.rad is not None and enc.mid.size else 0.0,
+                          escalated=escalated, truth=truth, reason=reason, errors=err, bounds=dev)

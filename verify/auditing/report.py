@@ -10,6 +10,7 @@ input, a table of kinks per layer and class, every float kink up to a screenful)
 kink into an .npz, ``plot(path)`` the figure, and ``repr()`` a one-line summary (a report can hold gradients
 with millions of entries: printing it never dumps them).
 """
+import textwrap
 from dataclasses import dataclass, field
 
 from ..numbers.ball import json_number
@@ -54,14 +55,28 @@ class Site:
 @dataclass
 class FloatAgreement:
     """Element-by-element comparison of the framework's float gradient with the exact one, for one input:
-    ``max_error`` (largest |float - exact|), ``worst`` (that error over the tolerance), ``outside`` (how
-    many elements exceed the tolerance) and ``examples`` (a few of them: index, float, exact value)."""
+    ``max_error`` (largest |float - exact|), ``worst`` (that error over the bound), ``outside`` (how many
+    elements are proved beyond the bound: REFUTED) and ``examples`` (a few of them: index, float, exact value).
+    The bound is that of any IEEE evaluation of the program in the model's format (``rule`` names it; ``bound``
+    is its largest value, ``bounds`` the array): ``undecided`` elements could not be placed inside or outside
+    it (``reason``), ``escalated`` were compared with the exact gradient because the enclosure of the exact
+    side (radius at most ``exact_radius``) was too wide; ``truth`` is TRUE (every element within the bound),
+    FALSE (some element provably beyond it) or UNKNOWN; ``errors`` holds |float - exact side's midpoint|."""
     name: str
     max_error: float
     worst: float
     outside: int
     size: int
     examples: list
+    undecided: int = 0
+    bound: float = 0.0
+    rule: str = ""
+    exact_radius: float = 0.0
+    escalated: int = 0
+    truth: object = None
+    reason: str = ""
+    errors: object = field(default=None, repr=False)
+    bounds: object = field(default=None, repr=False)
 
     @property
     def agrees(self):
@@ -71,7 +86,9 @@ class FloatAgreement:
         return {"input": self.name, "size": self.size, "outside": self.outside,
                 "max_error": json_number(self.max_error), "worst": json_number(self.worst),
                 "examples": [{"index": list(i), "float": json_number(f), "exact": json_number(e)}
-                             for i, f, e in self.examples]}
+                             for i, f, e in self.examples],
+                "undecided": self.undecided, "bound": json_number(self.bound), "rule": self.rule,
+                "exact_radius": json_number(self.exact_radius), "escalated": self.escalated}
 
 
 def truth_json(t):
@@ -123,7 +140,6 @@ class AuditReport:
         input (the inputs with elements outside first, at most 8); the exact kinks per layer and class (at
         most ``rows`` layers: those with kinks first); every float kink with its place in the model (at most
         ``float_rows``, then a count: the JSON and ``save_kinks`` list them all); criticality and the notes."""
-        import textwrap
         lines = [f"{self.verdict_word}: audit of {self.model} ({self.framework}, {self.dtype}) at the exact example "
                  "point"]
         lines += textwrap.wrap(self.verdict, 110, initial_indent="  ", subsequent_indent="  ")
@@ -138,14 +154,20 @@ class AuditReport:
     def _gradient_lines(self, most=8):
         total = sum(a.size for a in self.agreement)
         bad = sum(a.outside for a in self.agreement)
-        lines = [f"gradient: {total:,} element(s) in {len(self.agreement)} input(s), {bad:,} outside float rounding; "
-                 f"largest |exact entry| {self.max_gradient:.3g}"]
-        order = sorted(self.agreement, key=lambda a: -a.outside)
+        und = sum(a.undecided for a in self.agreement)
+        rules = sorted({a.rule for a in self.agreement if a.rule})
+        lines = [f"gradient: {total:,} element(s) in {len(self.agreement)} input(s), {bad:,} provably beyond the "
+                 f"rounding bound" + (f", {und:,} undecided" if und else "")
+                 + f"; largest |exact entry| {self.max_gradient:.3g}"]
+        if rules:
+            lines += textwrap.wrap("bound: " + "; ".join(rules), 110, initial_indent="  ", subsequent_indent="    ")
+        order = sorted(self.agreement, key=lambda a: (-a.outside, -a.undecided))
         width = max([len(a.name) for a in order[:most]] + [5])
         lines.append(f"  {'input':<{width}}  {'elements':>10}  {'outside':>8}  {'max |float - exact|':>19}  "
-                     f"{'worst / tolerance':>17}")
+                     f"{'largest bound':>13}  {'worst error / bound':>19}")
         for a in order[:most]:
-            lines.append(f"  {a.name:<{width}}  {a.size:>10,}  {a.outside:>8,}  {a.max_error:>19.3g}  {a.worst:>17.3g}")
+            lines.append(f"  {a.name:<{width}}  {a.size:>10,}  {a.outside:>8,}  {a.max_error:>19.3g}  "
+                         f"{a.bound:>13.3g}  {a.worst:>19.3g}")
         if len(order) > most:
             lines.append(f"  ... {len(order) - most} more input(s), none outside" if not order[most].outside else
                          f"  ... {len(order) - most} more input(s)")

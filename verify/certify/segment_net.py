@@ -303,7 +303,7 @@ class _Walker:
         new.pattern.append(flat)
 
     def _choose(self, st, g, signs):
-        piece, und = st.sel.choose_array(st.sites.params, g.n, signs)
+        piece, und = T.choose_pieces(st, g, signs)
         if und.any():         # exact signs are never undecided
             raise Undecided("an exact sign was undecided")
         return piece

@@ -668,10 +668,12 @@ def choose_decided(prim, params, n, row):
 class Group:
     """The sites of one site group of a nonsmooth equation: their argument arrays (one per scalar argument,
     over the sites), switching functions and their signs, and the chosen pieces (``pieces`` distinct, ``ids``
-    per site)."""
+    per site).  ``n_rows``: the number of output rows of every site (a group without sites, on an empty array,
+    still has them: its values are empty arrays)."""
 
-    def __init__(self, g, args, forms, prim, params):
+    def __init__(self, g, args, forms, prim, params, n_rows):
         self.g, self.n, self.sites, self.args, self.forms = g, g.n, g.sites, args, forms
+        self.n_rows = n_rows
         m = len(g.sites)
         self.signs = [np.broadcast_to(signs(affine(c, k, args)), (m,)) for c, k in forms]
         S = np.stack(self.signs, axis=1) if self.signs else np.zeros((m, 0), dtype=np.int8)
@@ -688,7 +690,7 @@ class Group:
         if pieces is None and self._coefs is not None:
             return self._coefs
         pcs, idx = (self.pieces, self.ids) if pieces is None else (pieces, ids)
-        n_rows = len(pcs[0]) if pcs else 0
+        n_rows = self.n_rows
         used = sorted(set(idx.tolist()))
 
         def arr(vals):
@@ -763,7 +765,8 @@ class SiteEqn:
                 flat = xs[0] if len(xs) == 1 else concat_flat(xs)
                 args = [take(flat, idx) for idx in g.args]
             forms = _merge_forms(K.switches(self.prim, self.params, g.n), e.ins, self.table.elementwise)
-            self.groups.append(Group(g, args, forms, self.prim, self.params))
+            n_rows = len(e.outs) if self.table.elementwise else len(g.outs)
+            self.groups.append(Group(g, args, forms, self.prim, self.params, n_rows))
 
     def site_index(self, s):
         return [int(i) for i in np.unravel_index(int(s), self.table.grid)] if self.table.grid else []
@@ -782,6 +785,8 @@ class SiteEqn:
             for r, v in enumerate(vals):
                 part = scatter(v, G.g.outs[r], total)
                 acc = part if acc is None else add(acc, part)
+        if acc is None:             # no site group at all (a max-pool of an empty batch): empty outputs
+            acc = zeros((total,))
         out, off = [], 0
         for n, s in zip(sizes, self.out_shapes):
             out.append(reshape(restructure(acc, lambda a, off=off, n=n: a[off:off + n]), s))
@@ -952,7 +957,9 @@ class Run:
         cache = self.__dict__.setdefault("_grads", {})
         if key not in cache:
             cts = self.vjp([literal(K.Q1)], wrt, changes)
-            cache[key] = [zeros(self.P.shapes[i]) if cts[i] is None else cts[i] for i in wrt]
+            # an empty array is exact (no element of it is a ball), as the interpreter counts it
+            cache[key] = [zeros(self.P.shapes[i]) if cts[i] is None or not math.prod(self.P.shapes[i]) else cts[i]
+                          for i in wrt]
         return cache[key]
 
     # -- what the certificates state

@@ -63,6 +63,70 @@ class Shifted:
         return self.base.shape
 
 
+@_dataclass(frozen=True)
+class Drawn(Const):
+    """A value of the random stream, known at import time: a PRNG key (a JAX key array, which numpy cannot
+    hold), its random bits, and whatever is computed from them and constants only (a normal or uniform draw, a
+    dropout mask, a permutation's sort keys).  A random op is a constant at the given key: JAX evaluates it
+    (``_draw``), and where a real operation uses the result, it enters the program as the exact value of the
+    floats drawn, like any other constant."""
+
+
+def is_key(x):
+    """True for a JAX PRNG key array (``jax.random.key``; a ``PRNGKey``-style key is a uint32 array) or an
+    abstract value of that type."""
+    import jax
+    dtype = getattr(x, "dtype", None)
+    try:
+        return dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
+    except TypeError:
+        return False
+
+
+def float_leaf(x):
+    """True for an argument leaf of a float dtype (a key array is not: it has no numpy dtype)."""
+    import jax.numpy as jnp
+    if is_key(x):
+        return False
+    dtype = getattr(x, "dtype", None)
+    return bool(jnp.issubdtype(_np.asarray(x).dtype if dtype is None else dtype, jnp.floating))
+
+
+def _host(x):
+    """A concrete value for JAX or numpy: key arrays stay JAX arrays, anything else becomes a numpy array."""
+    return x if is_key(x) else _np.asarray(x)
+
+
+def _bits(x):
+    """A non-float argument leaf as a numpy array to compare (a key array by its key data)."""
+    if is_key(x):
+        import jax
+        return _np.asarray(jax.random.key_data(x))
+    return _np.asarray(x)
+
+
+def _drawn_eqn(e, invals):
+    """True when equation ``e`` computes from the random stream and constants only: one of its operands is
+    Drawn (or it makes a key from integers: random_seed, random_wrap), none is real."""
+    from jax.extend.core import Literal
+    drawn = any(is_key(v.aval) for v in e.outvars)
+    for v, x in zip(e.invars, invals):
+        if isinstance(v, Literal):
+            continue
+        if isinstance(x, Drawn):
+            drawn = True
+        elif not isinstance(x, Const):
+            return False
+    return drawn
+
+
+def _draw(e, invals):
+    """Run an equation of the random stream (nested calls included) with JAX itself: Drawn outputs."""
+    from jax.extend.core import Literal
+    vals = [None if isinstance(v, Literal) else _host(x.value) for v, x in zip(e.invars, invals)]
+    return [Drawn(_host(o)) for o in _bind(e, vals)]
+
+
 class JaxLowering(Lowering):
     def __init__(self, name, inputs, resolve=True):
         super().__init__("jax", name, inputs)
@@ -135,6 +199,10 @@ class JaxLowering(Lowering):
         name = e.primitive.name
         float_out = any(_is_float(v.aval.dtype) for v in e.outvars if hasattr(v.aval, "dtype"))
         real_in = any(isinstance(x, (Tensor, Cond, NonReal, Unavailable, Shifted)) for x in invals)
+        if _drawn_eqn(e, invals):
+            return _draw(e, invals)
+        if real_in and name not in _CALLS and any(isinstance(x, Drawn) and is_key(x.value) for x in invals):
+            self.fail(f"{name} takes a PRNG key together with values computed from the real inputs")
         if not real_in and not float_out and name not in _CALLS:
             return _concrete(e, invals)
         if any(isinstance(x, Shifted) for x in invals) and name not in _CALLS:
@@ -278,11 +346,14 @@ def lower_traced(closed, f, example_args, constant_args=(), name=None):
         raise ImportFailure(f"jax: {len(leaves)} argument leaves for {len(jaxpr.invars)} jaxpr inputs")
     inputs = []
     for (i, src, leaf), v in zip(leaves, jaxpr.invars):
-        if _is_float(v.aval.dtype) and i not in constant_args:
+        if not is_key(v.aval) and _is_float(v.aval.dtype) and i not in constant_args:
             inputs.append((src, tuple(v.aval.shape)))
     lo = JaxLowering(name, inputs)
     args, point, infos, constants, k = [], [], [], {}, 0
     for (i, src, leaf), v in zip(leaves, jaxpr.invars):
+        if is_key(v.aval):          # a key argument is a constant argument: the random values it draws are known
+            args.append(Drawn(leaf))
+            continue
         arr = _np.asarray(leaf)
         if _is_float(v.aval.dtype):
             ea = _exact(arr)
@@ -301,6 +372,9 @@ def lower_traced(closed, f, example_args, constant_args=(), name=None):
             args.append(Const(arr))
     consts = []
     for j, c in enumerate(closed.consts):
+        if is_key(c):
+            consts.append(Drawn(c))
+            continue
         arr = _np.asarray(c)
         if _is_float(arr.dtype):
             src = f"closure{j}"
@@ -867,6 +941,9 @@ def _with_init(lo, out, init, how):
 @rule("reduce_window", note="a generic window reduction: its body must be add, mul, max or min")
 def _reduce_window(lo, e, x, init):
     how, _ = _monoid(lo, e)
+    if how in ("max", "min") and not isinstance(init, NonReal):
+        lo.fail("the JAX primitive 'reduce_window' is not supported with a max or min body and a finite init value "
+                "(the init takes part in every window, and JAX has no derivative for it to measure)")
     return _with_init(lo, _window_reduce(lo, e, x, how), init, how)
 
 
@@ -895,6 +972,8 @@ def _sort(lo, e, *ops):
     p = e.params
     if p.get("num_keys", 1) != 1:
         lo.fail("sort with several keys")
+    if isinstance(ops[0], Const):
+        return _sort_by_constant_keys(lo, e, ops)
     t = lo.real(ops[0])
     ax = p["dimension"] % len(t.shape)
     if not p.get("is_stable", False) and t.shape[ax] > 1:
@@ -909,6 +988,25 @@ def _sort(lo, e, *ops):
     return [out] + rest
 
 
+def _sort_by_constant_keys(lo, e, ops):
+    """A sort whose keys are known at import time (the random bits of jax.random.permutation, an argsort of
+    labels) moves the other operands by a known permutation: JAX sorts the positions of each operand along
+    with the keys, and the real operands are gathered at those positions (exact; ties in the keys keep JAX's
+    own order, stable or not, since JAX computes it)."""
+    vals = [_host(ops[0].value)]
+    for x in ops[1:]:
+        vals.append(_np.arange(_math.prod(x.shape), dtype=_np.int64).reshape(x.shape))
+    outs = _bind(e, vals)
+    res = [type(ops[0])(_host(outs[0]))]
+    for x, pos in zip(ops[1:], outs[1:]):
+        pos = _np.asarray(pos)
+        if isinstance(x, Const):
+            res.append(type(x)(_np.take(_np.asarray(_host(x.value)).ravel(), pos)))
+        else:
+            res.append(lo.take(lo.real(x), pos, "map"))
+    return res
+
+
 @rule("argmax", "argmin")
 def _argmax(lo, e, a):
     lo.fail(f"{e.primitive.name} computes integers from real values: not a real-number function")
@@ -919,7 +1017,8 @@ def _argmax(lo, e, a):
 @rule("jit", "pjit", "closed_call", "core_call", "remat", "checkpoint")
 def _call(lo, e, *args):
     j, consts = _sub_jaxpr(e)
-    consts = [lo.constant(_np.asarray(c), f"closure.{lo.hint}", fold=False) if _is_float(_np.asarray(c).dtype)
+    consts = [Drawn(c) if is_key(c) else
+              lo.constant(_np.asarray(c), f"closure.{lo.hint}", fold=False) if _is_float(_np.asarray(c).dtype)
               else Const(_np.asarray(c)) for c in consts]
     lo.stack.append(_call_name(e))
     try:
@@ -1451,7 +1550,7 @@ def gradient(f, args, imported, constant_args=(), name=None):
     leaves, tree = jax.tree_util.tree_flatten(list(args))
     # the program's inputs: the float leaves, except those of the constant arguments (in jaxpr order)
     float_pos = [k for k, (i, _, v) in enumerate(named_leaves(f, args))
-                 if _np.issubdtype(_np.asarray(v).dtype, _np.floating) and i not in set(constant_args)]
+                 if float_leaf(v) and i not in set(constant_args)]        # a PRNG key is not a float leaf
 
     def g(*xs):
         vals = list(leaves)
@@ -1492,7 +1591,7 @@ class Model:
         if _args_key(args) != self.key:
             self._trace(args)
         leaves = named_leaves(self.f, args)
-        baked = [_np.asarray(leaf) for _, _, leaf in leaves if not _is_float(_np.asarray(leaf).dtype)]
+        baked = [_bits(leaf) for _, _, leaf in leaves if not float_leaf(leaf)]
         cur = self.current
         if cur is not None and len(cur[1]) == len(baked) and all(
                 a.shape == b.shape and _np.array_equal(a, b) for a, b in zip(cur[1], baked)):
@@ -1534,4 +1633,5 @@ def _args_key(args):
     """What a trace fixes: the arguments' pytree structure and every leaf's shape and dtype."""
     import jax
     leaves, tree = jax.tree_util.tree_flatten(list(args))
-    return str(tree), tuple((tuple(_np.shape(x)), str(_np.asarray(x).dtype)) for x in leaves)
+    return str(tree), tuple((tuple(_np.shape(x)), str(getattr(x, "dtype", None) or _np.asarray(x).dtype))
+                            for x in leaves)

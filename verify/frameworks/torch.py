@@ -1160,7 +1160,8 @@ def _index(lo, a, indices):
 
 @aten("repeat.default")
 def _repeat(lo, a, repeats):
-    return lo.index_map(lo.real(a), lambda pos: pos.repeat(*repeats))
+    # a list, not unpacked: repeat(()) of a 0-d tensor (x.repeat(()), x.tile(())) has no repeats at all
+    return lo.index_map(lo.real(a), lambda pos: pos.repeat(list(repeats)))
 
 
 @aten("flip.default")
@@ -1234,10 +1235,15 @@ def gradient(f, args, imported, params="inputs", name=None):
              for a in args]
     users = iter(a for a in targs if isinstance(a, torch.Tensor) and a.is_floating_point())
     leaves = [named[info.source] if info.kind == "parameter" else next(users) for info in imported.inputs]
-    out = f(*targs)
-    if not isinstance(out, torch.Tensor) or out.numel() != 1:
-        raise InputError("the audited function must return one scalar (a loss)")
-    grads = torch.autograd.grad(out.reshape(()), leaves, allow_unused=True)
+    try:        # the export ran on these arguments: a RuntimeError here is autograd refusing an input
+        out = f(*targs)
+        if not isinstance(out, torch.Tensor) or out.numel() != 1:
+            raise InputError("the audited function must return one scalar (a loss)")
+        grads = torch.autograd.grad(out.reshape(()), leaves, allow_unused=True)
+    except RuntimeError as e:
+        raise InputError(f"torch's autograd cannot differentiate {imported.program.name} with respect to every "
+                         f"float argument ({str(e).splitlines()[0]}): pass such an argument as a constant (a "
+                         "buffer, or a tensor the function closes over)") from None
     return [None if g is None else g.detach().cpu().numpy() for g in grads]
 
 

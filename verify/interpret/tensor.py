@@ -17,7 +17,7 @@ import numpy as np
 from flint import fmpq
 
 from ..errors import DomainError, InputError, Undecided
-from ..numbers.tensor import get_tensor_system
+from ..numbers.tensor import SIGN_UNDECIDED, get_tensor_system
 from ..program import kinks
 from ..program.arrays import ExactArray
 from ..program.ir import Arr, Lit, eqn_where, resolve_arrays
@@ -162,6 +162,11 @@ def reader(program, ns, env, prec):
     return read
 
 
+def read_atom(program, ns, atom):
+    """The value in ``ns`` of a literal or an array constant of ``program``."""
+    return reader(program, ns, [], None)(atom)
+
+
 def group_args(ns, st, g, xs):
     """The argument arrays (one per scalar argument, each over the group's sites) of a site group."""
     if st.sites.elementwise:
@@ -189,13 +194,29 @@ def switch_signs(ns, terms, const, args, m):
     return s if s.shape == (m,) else np.broadcast_to(s, (m,))
 
 
+def choose_pieces(st, g, signs):
+    """(the piece index at every site of the site group ``g`` of step ``st``, the bool array of the sites whose
+    choice needed an undecided sign) from ``signs``, the decided signs of its switching functions (one int8
+    array over the sites each).  Sites without switching functions (a max over one element: a pooling window
+    that padding leaves with a single element) have one piece, 0."""
+    if not signs:
+        return np.zeros(len(g.sites), dtype=pattern_dtype(st)), np.zeros(len(g.sites), dtype=bool)
+    return st.sel.choose_array(st.sites.params, g.n, signs)
+
+
 def pattern_dtype(st):
     return object if any(st.n_pieces(g.n) >= 2 ** 62 for g in st.sites.groups) else np.int64
 
 
-def run(program, ns, xs, convention=kinks.DEFAULT, pattern=None, prec=None):
+def run(program, ns, xs, convention=kinks.DEFAULT, pattern=None, prec=None, resolve=None, release=None):
     """Evaluate a tensor program at the input arrays ``xs`` (values of ``ns``); with ``pattern`` every site
-    is frozen to the given piece (f_sigma).  Raises DomainError / Undecided naming the equation and site."""
+    is frozen to the given piece (f_sigma).  Raises DomainError / Undecided naming the equation and site.
+    ``resolve(st, gi, signs, chosen)``, when given, is asked for the signs of a site group whose switching
+    functions ``ns`` left undecided (``chosen``: the pattern arrays of the nonsmooth equations before
+    ``st``); it returns the signs with as many undecided ones decided as it can (the float filter decides
+    them in exact arithmetic, interpret/filtered.py).  ``release``: variables whose values no later rule
+    reads (only their shapes): each is replaced by ``ns.zeros`` of its shape after its last use, to free
+    memory on large networks."""
     steps = compiled(program, convention)
     ns_steps = [st for st in steps if st.sites is not None]
     if pattern is not None:
@@ -219,10 +240,15 @@ def run(program, ns, xs, convention=kinks.DEFAULT, pattern=None, prec=None):
         pattern = tuple(checked)
     env = list(xs) + [None] * (program.n_vars - program.n_inputs)
     read = reader(program, ns, env, prec)
-    all_args, chosen, site_args, all_signs = [], [], {}, {}
+    all_args, chosen, site_args, all_signs, all_coefs = [], [], {}, {}, {}
+    last = {a: st.k for st in steps for a in st.ins if a.__class__ is int} if release else {}
+    done = None
     for st in steps:
+        if release and done is not None:
+            _release(program, ns, done, env, all_args, last, release)
         args = [read(a) for a in st.ins]
         all_args.append(args)
+        done = st
         try:
             if st.rule is not None:
                 y = st.rule(ns, st.params, *args)
@@ -239,15 +265,19 @@ def run(program, ns, xs, convention=kinks.DEFAULT, pattern=None, prec=None):
                 if given is not None:
                     piece = given[g.sites]
                 else:
-                    signs = all_signs[(st.k, gi)] = [switch_signs(ns, t, c, a, len(g.sites))
-                                                     for t, c in st.switches[gi]]
-                    piece, und = st.sel.choose_array(table.params, g.n, signs)
+                    signs = [switch_signs(ns, t, c, a, len(g.sites)) for t, c in st.switches[gi]]
+                    if resolve is not None and any(bool((s == SIGN_UNDECIDED).any()) for s in signs):
+                        signs = resolve(st, gi, signs, chosen)
+                    all_signs[(st.k, gi)] = signs
+                    piece, und = choose_pieces(st, g, signs)
                     if und.any():
                         site = int(g.sites[np.argmax(und)])
                         idx = list(np.unravel_index(site, table.grid)) if table.grid else []
                         raise Undecided(f"cannot decide the index rule at site {[int(i) for i in idx]}")
                 pat[g.sites] = piece
-                vals = piece_values(ns, st, g, piece, a)
+                coefs = coef_arrays(st, g, piece)
+                all_coefs[(st.k, gi)] = coefs[0]          # the backward pass reads the same linear parts
+                vals = piece_values(ns, st, g, piece, a, coefs)
                 flat_outs.append((g, vals))
             scatter_outputs(ns, st, flat_outs, outs)
             for o, v in zip(st.outs, outs):
@@ -255,14 +285,86 @@ def run(program, ns, xs, convention=kinks.DEFAULT, pattern=None, prec=None):
             chosen.append(pat.reshape(table.grid))
         except (DomainError, Undecided) as err:
             raise type(err)(f"{eqn_where(program, st.k)}: {err}") from None
-    return TRun(program, ns, env, all_args, tuple(chosen), prec, convention, site_args, {}, all_signs)
+    return TRun(program, ns, env, all_args, tuple(chosen), prec, convention, site_args, all_coefs, all_signs)
+
+
+class SiteCoefs(ExactArray):
+    """A per-site coefficient array of the chosen pieces: one of a few values (``table``: numerators over
+    ``den``) per site (``inv``: the table index of every site).  The object array of numerators is built only
+    when a reader asks for ``num``; the number systems that can read it faster use ``unit_mask`` (0/1
+    coefficients select instead of multiplying) and ``_float`` (the float64 values, when exact)."""
+    __slots__ = ("table", "inv", "_num", "_floats")
+
+    def __init__(self, table, den, inv):
+        self.table, self.inv, self._num, self._floats = table, inv, None, False
+        self.den, self._digest = den, None
+
+    @property
+    def _float(self):
+        """The float64 values when they are exact (dyadic, small numerators), built when first read."""
+        if self._floats is False:
+            small = self.den & (self.den - 1) == 0 and all(abs(v) < 2 ** 53 for v in self.table) and \
+                self.den <= 2 ** 1000
+            self._floats = (np.array(self.table, dtype=np.float64) / self.den)[self.inv] if small else None
+        return self._floats
+
+    @property
+    def num(self):
+        if self._num is None:
+            self._num = np.array(self.table, dtype=object)[self.inv]
+        return self._num
+
+    @property
+    def shape(self):
+        return self.inv.shape
+
+    @property
+    def size(self):
+        return self.inv.size
+
+    @property
+    def ndim(self):
+        return self.inv.ndim
+
+    def unit_mask(self):
+        """The bool array of the sites whose coefficient is 1, when every coefficient is 0 or 1 (else None)."""
+        if self.den != 1 or any(v not in (0, 1) for v in self.table):
+            return None
+        return np.asarray(self.table, dtype=np.int8)[self.inv].astype(bool)
+
+
+def _unique_pieces(piece):
+    """(the distinct piece indices, the index of every site's piece among them), without sorting when the
+    piece indices are small integers."""
+    if piece.dtype != object and piece.size and 0 <= int(piece.min()) and int(piece.max()) < 4096:
+        seen = np.bincount(piece, minlength=1) > 0
+        uniq = np.flatnonzero(seen)
+        pos = (np.cumsum(seen) - 1).astype(np.int8 if uniq.size < 128 else np.int32)
+        return uniq, pos[piece]
+    return np.unique(np.asarray(piece, dtype=object if piece.dtype == object else np.int64), return_inverse=True)
+
+
+def _release(program, ns, st, env, all_args, last, release):
+    """Once step ``st`` is done: replace, in ``env`` and in the recorded arguments, the values whose last use
+    was ``st`` and that are in ``release`` by zeros of their shape."""
+    for a in set(a for a in st.ins if a.__class__ is int and last.get(a) == st.k and a in release):
+        zero = ns.zeros(program.shapes[a])
+        env[a] = zero
+        for k in range(st.k + 1):
+            for j, b in enumerate(program.eqns[k].ins):
+                if b.__class__ is int and b == a:
+                    all_args[k][j] = zero
 
 
 def coef_arrays(st, g, piece):
-    """Per-site coefficients of the chosen pieces: ``C[r][j]`` and ``K[r]`` as ExactArrays over the group's
-    sites (or a single fmpq when every site has the same value)."""
-    uniq, inv = np.unique(np.asarray(piece, dtype=object if piece.dtype == object else np.int64), return_inverse=True)
+    """Per-site coefficients of the chosen pieces: ``C[r][j]`` and ``K[r]`` as ExactArrays (SiteCoefs) over
+    the group's sites (or a single fmpq when every site has the same value; 0 for a group without sites: an
+    empty array)."""
     n_out = len(st.outs) if st.sites.elementwise else len(g.outs)
+    if not len(piece):
+        return [[fmpq(0)] * g.n for _ in range(n_out)], [fmpq(0)] * n_out
+    uniq, inv = _unique_pieces(np.asarray(piece))
+    inv = np.asarray(inv).reshape(-1)
     rows = []
     for i in uniq.tolist():
         dense = []
@@ -277,8 +379,8 @@ def coef_arrays(st, g, piece):
         if all(v == vals[0] for v in vals):
             return vals[0]
         den = math.lcm(*(int(v.q) for v in vals))
-        table = np.array([int(v.p) * (den // int(v.q)) for v in vals], dtype=object)
-        return ExactArray(table[inv], den)
+        table = [int(v.p) * (den // int(v.q)) for v in vals]
+        return SiteCoefs(table, den, inv)
     C = [[arr([rows[u][r][0][j] for u in range(len(uniq))]) for j in range(g.n)] for r in range(n_out)]
     K = [arr([rows[u][r][1] for u in range(len(uniq))]) for r in range(n_out)]
     return C, K
@@ -301,12 +403,14 @@ def scaled(ns, c, x):
 
 def _unit_mask(c):
     """The bool array of a coefficient array whose entries are all 0 or 1 (else None)."""
+    if isinstance(c, SiteCoefs):
+        return c.unit_mask()
     one = c.num == 1
     return one.astype(bool) if bool((one | (c.num == 0)).all()) else None
 
 
-def piece_values(ns, st, g, piece, args):
-    C, K = coef_arrays(st, g, piece)
+def piece_values(ns, st, g, piece, args, coefs=None):
+    C, K = coefs or coef_arrays(st, g, piece)
     m = len(g.sites)
     vals = []
     for r in range(len(C)):
@@ -336,6 +440,8 @@ def scatter_outputs(ns, st, flat_outs, outs):
         for r, v in enumerate(vals):
             part = ns.scatter(v, g.outs[r], total)
             acc = part if acc is None else ns.add(acc, part)
+    if acc is None:             # no site group at all (a max-pool of an empty batch): empty outputs
+        acc = ns.zeros((total,))
     off = 0
     for r, (n, shape) in enumerate(zip(sizes, st.out_shapes)):
         outs[r] = ns.reshape(ns.struct(acc, lambda a, off=off, n=n: a[off:off + n]), shape)
@@ -409,12 +515,14 @@ def jvp(r, tangents, keep=None, stop=None):
     return [T[a] if a.__class__ is int else None for a in prog.outputs]
 
 
-def vjp(r, cotangents, wrt=None, seeds=None, stop=None, keep=None):
+def vjp(r, cotangents, wrt=None, seeds=None, stop=None, consume=False, keep=None):
     """Input cotangents (None = 0) of the run for output cotangents (arrays shaped like the outputs, None =
     0).  ``wrt``: the input indices wanted (default all); cotangents that reach no wanted input are not
     computed.  ``seeds`` ({variable: cotangent}) and ``stop`` (an equation index) start the backward pass
-    inside the program instead: the gradient of a value computed before equation ``stop``.  ``keep``
-    ({variable: None}) receives the cotangents of those variables too (None where nothing reached them)."""
+    inside the program instead: the gradient of a value computed before equation ``stop``.  ``consume``:
+    drop each equation's recorded values once its rule has read them (the run's values are then gone; for
+    one backward pass over a large network).  ``keep`` ({variable: None}) receives the cotangents of those
+    variables too (None where nothing reached them)."""
     prog, ns = r.program, r.ns
     steps = compiled(prog, r.convention)
     if stop is not None:
@@ -433,6 +541,12 @@ def vjp(r, cotangents, wrt=None, seeds=None, stop=None, keep=None):
         acc(a, c, prog.shapes[a])
     for st in reversed(steps):
         cts = [CT[o] for o in st.outs]
+        for o in st.outs:               # every consumer of st's outputs came later: their cotangents are whole
+            if keep is not None and o in keep:
+                keep[o] = CT[o]
+            CT[o] = None
+        if consume and st.k + 1 < len(steps):       # the step after st was processed just before it
+            _consume(r, steps[st.k + 1])
         if all(c is None for c in cts) or not any(a.__class__ is int and need[a] for a in st.ins):
             continue
         if st.rule is not None:
@@ -482,8 +596,16 @@ def vjp(r, cotangents, wrt=None, seeds=None, stop=None, keep=None):
             acc(a, ns.reshape(ns.struct(total, lambda x, off=off, n=n: x[off:off + n]), s), s)
             off += n
     for v in keep or ():
-        keep[v] = CT[v]
+        if CT[v] is not None:       # not cleared above: a program input, or an output of no equation reached
+            keep[v] = CT[v]
     return [CT[i] if need[i] else None for i in range(prog.n_inputs)]
+
+
+def _consume(r, st):
+    """Drop what the run recorded for step ``st`` (its arguments and outputs), its rule having run."""
+    r.args[st.k] = None
+    for o in st.outs:
+        r.env[o] = None
 
 
 def _needed(prog, wrt):

@@ -11,6 +11,7 @@ of the scalar exact system).  Ball arrays multiply on ``arb_mat``.
 being 0: no undecided comparison ever becomes a bool here.
 """
 import math
+from fractions import Fraction
 
 import numpy as np
 from flint import arb, arb_mat, ctx, fmpq, fmpz_mat
@@ -79,6 +80,43 @@ def _obj(a):
     return out
 
 
+def constant_parts(value):
+    """(numerators, denominator) of an exact constant, or None when it holds arb balls.
+
+    ``value`` is what a tensor program's inputs and constants are given as: an ExactArray or QT (``num`` over
+    ``den``), an fmpq (a scalar input of an imported program), a Python or numpy integer, or a numpy object
+    array (any shape, 0-d included) of fmpq / integers, or of arb balls (a value that stopped being rational).
+    Numerators come back as an object array of Python ints over one positive denominator.  Raises TypeError for
+    anything else (a float is not an exact constant: read it with ExactArray.from_any)."""
+    if hasattr(value, "num") and hasattr(value, "den"):
+        return _obj(np.asarray(value.num, dtype=object)), int(value.den)
+    arr = np.asarray(value, dtype=object) if not isinstance(value, np.ndarray) else value
+    if arr.dtype.kind in "iu":
+        return arr.astype(object), 1
+    if arr.dtype != object:
+        raise TypeError(f"a constant of dtype {arr.dtype} is not an exact array")
+    flat = arr.ravel().tolist()
+    if flat and all(isinstance(v, arb) for v in flat):
+        return None
+    qs = []
+    for v in flat:
+        if isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)):
+            qs.append(fmpq(int(v)))
+        elif isinstance(v, fmpq):
+            qs.append(v)
+        else:
+            raise TypeError(f"{type(v).__name__} {v!r} in a constant is not an exact number")
+    den = math.lcm(*(int(q.q) for q in qs)) if qs else 1
+    num = np.empty(arr.shape, dtype=object)
+    num.ravel()[:] = [int(q.p) * (den // int(q.q)) for q in qs] if qs else []
+    return num, den
+
+
+def _balls_of(value):
+    """The object array of arb balls of a constant that holds balls (see constant_parts)."""
+    return _obj(np.asarray(value, dtype=object))
+
+
 class _Base:
     """Shared structure: every system stores arrays; structural operations (reshape, transpose, gather,
     scatter, broadcast, concatenation) act on the underlying numpy arrays."""
@@ -128,7 +166,9 @@ class ExactTensors(_Base):
         return QT(_obj(int(q.p)), int(q.q))
 
     def const_array(self, ea):
-        return QT(ea.num, ea.den)
+        """QT of an exact constant (any form constant_parts reads), or the arb array of a constant of balls."""
+        parts = constant_parts(ea)
+        return _balls_of(ea) if parts is None else QT(*parts)
 
     def is_qt(self, x):
         return isinstance(x, QT)
@@ -408,7 +448,10 @@ class BallTensors(_Base):
         return _obj(arb(q))
 
     def const_array(self, ea):
-        return ExactTensors().to_ball(QT(ea.num, ea.den))
+        """Radius-0 balls of an exact constant (any form constant_parts reads), or the balls of a constant of
+        balls."""
+        parts = constant_parts(ea)
+        return _balls_of(ea) if parts is None else ExactTensors().to_ball(QT(*parts))
 
     def is_exact_value(self, x):
         return False
@@ -496,7 +539,17 @@ class FloatTensors(_Base):
         return np.asarray(int(q.p) / int(q.q), dtype=np.float64).astype(self.dtype)
 
     def const_array(self, ea):
-        return ea.to_float(np.float64).astype(self.dtype)
+        """The nearest float64 numbers of a constant (any form constant_parts reads; a ball's midpoint), in the
+        system's dtype (a second rounding for float32 / float16 unless the constant came from such floats)."""
+        if hasattr(ea, "to_float"):
+            return np.asarray(ea.to_float(np.float64)).astype(self.dtype)
+        parts = constant_parts(ea)
+        if parts is None:
+            vals = [float(v.mid()) for v in np.ravel(_balls_of(ea)).tolist()]
+            return np.array(vals, dtype=np.float64).reshape(np.shape(ea)).astype(self.dtype)
+        num, den = parts
+        vals = [float(Fraction(int(v), den)) for v in num.ravel().tolist()]
+        return np.array(vals, dtype=np.float64).reshape(num.shape).astype(self.dtype)
 
     def is_exact_value(self, x):
         return False
@@ -589,10 +642,15 @@ class IntervalTensors(_Base):
         return _obj(self.s.const(q))
 
     def const_array(self, ea):
+        """Intervals around an exact constant (any form constant_parts reads) or around its balls."""
         from mpmath import iv
-        d = iv.mpf(ea.den)
-        return _obj(np.frompyfunc(lambda v: iv.mpf(int(v)) / d, 1, 1)(ea.num)) if ea.size else \
-            np.empty(ea.shape, dtype=object)
+        parts = constant_parts(ea)
+        if parts is None:
+            return _obj(np.frompyfunc(_arb_interval, 1, 1)(_balls_of(ea)))
+        num, den = parts
+        d = iv.mpf(den)
+        return _obj(np.frompyfunc(lambda v: iv.mpf(int(v)) / d, 1, 1)(num)) if num.size else \
+            np.empty(num.shape, dtype=object)
 
     def is_exact_value(self, x):
         return False
@@ -680,6 +738,16 @@ class IntervalTensors(_Base):
         return self.s.to_json(x)
 
 
+def _arb_interval(v):
+    """The mpmath interval [lower, upper] of an arb ball (its endpoints are dyadic: read exactly)."""
+    from mpmath import iv, mpf
+
+    def exact(b):
+        man, exp = (int(t) for t in b.mid().man_exp())
+        return mpf((man, exp))
+    return iv.mpf([exact(v.lower()), exact(v.upper())])
+
+
 def get_tensor_system(name):
     """The tensor number system called ``name`` (exact, ball, interval, float, float64/32/16)."""
     if name == "exact":
@@ -694,5 +762,5 @@ def get_tensor_system(name):
     raise InputError(f"number system {name!r} is unknown")
 
 
-__all__ = ["QT", "ExactTensors", "BallTensors", "FloatTensors", "IntervalTensors", "get_tensor_system",
-           "SIGN_UNDECIDED"]
+__all__ = ["QT", "constant_parts", "ExactTensors", "BallTensors", "FloatTensors", "IntervalTensors",
+           "get_tensor_system", "SIGN_UNDECIDED"]

@@ -250,6 +250,33 @@ class Extremum(Selection):
             return sum(1 << j for j in best) - 1
         return best[0] if tie == "first" else best[-1]
 
+    def choose_array(self, params, n, signs):
+        """``choose`` at every site at once (the same scan, one argument at a time over all sites): a max-pool
+        layer has hundreds of thousands of sites."""
+        if n > 62:
+            return super().choose_array(params, n, signs)
+        m = len(signs[0]) if signs else 0
+        S = np.stack([np.asarray(s, dtype=np.int8) for s in signs]) if signs else np.zeros((0, m), np.int8)
+        table = np.zeros((n, n), dtype=np.int64)
+        for (i, j), k in _pairs(n).items():
+            table[i, j] = k
+        at = np.arange(m)
+        first = np.zeros(m, dtype=np.int64)
+        last = np.zeros(m, dtype=np.int64)
+        mask = np.ones(m, dtype=np.int64)
+        und = np.zeros(m, dtype=bool)
+        for j in range(1, n):
+            raw = S[table[first, j], at]          # the sign of x_first - x_j (first < j)
+            und |= raw == 2
+            s = -raw.astype(np.int64) * self.direction
+            up, tie = s > 0, s == 0
+            first = np.where(up, j, first)
+            last = np.where(up | tie, j, last)
+            mask = np.where(up, 1 << j, np.where(tie, mask | (1 << j), mask))
+        tie = params["tie"]
+        out = mask - 1 if tie == "split" else (first if tie == "first" else last)
+        return out.astype(np.int64), und
+
 
 _TIES = ("split", "first", "last")
 max_p = register(Primitive("max", (2, None), False, {"tie": ("split", _TIES)},
