@@ -28,8 +28,8 @@ def _audit(model, *args):
 def full_difference(rep, overrides):
     """The alternative's exact selection gradient minus the framework's, each from its own exact run, its own
     index rules choosing the pieces (the oracle): one array per input in wrt."""
-    P, r = rep.imported.program, rep.iset.run
-    kinked = sorted({s.eqn for s in rep.exact_kinks})
+    P, r = rep.imported.program, Z.ExactSource(rep).run()
+    kinked = Z.kinked_equations(rep)
     eqns = list(P.eqns)
     for k in kinked:
         e = Z.rewritten(P.eqns[k], overrides)
@@ -46,8 +46,8 @@ def full_difference(rep, overrides):
 
 
 def telescoped(rep, overrides):
-    P, r = rep.imported.program, rep.iset.run
-    kinked = sorted({s.eqn for s in rep.exact_kinks})
+    P, r = rep.imported.program, Z.ExactSource(rep).run()
+    kinked = Z.kinked_equations(rep)
     eqns = [Z.rewritten(e, overrides) if k in kinked and Z.rewritten(e, overrides) is not None else e
             for k, e in enumerate(P.eqns)]
     alt = dataclasses.replace(P, eqns=tuple(eqns))

@@ -22,6 +22,7 @@ pass: its contribution is sum over changed sites of c_s * w_s with w_s exact, an
 What stays open after ``REFINE`` such passes is UNDECIDED, with the count.
 """
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,6 +30,7 @@ from flint import fmpq
 
 from ..errors import Undecided
 from ..interpret import tensor as T
+from ..numbers.tensor import get_tensor_system
 from ..program import kinks
 from ..program.arrays import ExactArray
 from ..truth import FALSE, SIGN_UNDECIDED, TRUE, UNKNOWN
@@ -103,16 +105,19 @@ def float_kind(site):
 
 
 def zones(report, table=None, refine=REFINE):
-    """The Zones of an AuditReport (its exact run is reused: no evaluation is repeated).  ``table``: the
-    alternatives (default ``alternatives(report.framework)``)."""
+    """The Zones of an AuditReport.  ``table``: the alternatives (default ``alternatives(report.framework)``).
+    The audit's pattern and signs are reused; the values come from its exact run, or (after the float filter,
+    whose run keeps only signs and enclosures) from one exact evaluation with the pattern frozen, made only
+    when an alternative changes a kinked equation's params, and shared by the alternatives."""
     kinds = {}
     for s in report.float_kinks:
         k = float_kind(s)
         if k:
             kinds[k] = kinds.get(k, 0) + 1
     table = alternatives(report.framework) if table is None else table
-    changes = [convention_change(report, name, t, refine) for name, t in table.items()] if report.exact_kinks \
-        else [ConventionChange(name, "same") for name in table]
+    source = ExactSource(report)
+    changes = [convention_change(report, name, t, refine, source) for name, t in table.items()] \
+        if len(report.exact_kinks) else [ConventionChange(name, "same") for name in table]
     outcomes = {c.outcome for c in changes}
     bif = TRUE if "differs" in outcomes else (UNKNOWN if "undecided" in outcomes else FALSE)
     return Zones(bif, bool(report.float_kinks), changes, kinds)
@@ -141,11 +146,42 @@ class _Changed:
     groups: list
 
 
-def convention_change(report, name, overrides, refine=REFINE):
-    """The ConventionChange of the alternative ``overrides`` at the report's exact point."""
-    P, r = report.imported.program, report.iset.run
-    conv = r.convention
-    kinked = sorted({s.eqn for s in report.exact_kinks})
+class ExactSource:
+    """The exact run the zones differentiate again: the audit's own when it is exact (its values intact),
+    else one exact evaluation at the audit's pattern (computed once, when first asked for)."""
+
+    def __init__(self, report):
+        self.report, self._run = report, None
+
+    def run(self):
+        if self._run is None:
+            r = self.report.iset.run
+            if r.ns.name == "exact" and all(v is not None for v in r.env[:r.program.n_inputs]):
+                self._run = r
+            else:
+                P = self.report.imported.program
+                ns = get_tensor_system("exact")
+                xs = T.coerce_inputs(P, self.report.imported.point)
+                with T.working_precision(ns, T.DEFAULT_PREC):
+                    self._run = T.run(P, ns, [ns.const_array(x) for x in xs], r.convention, pattern=r.pattern,
+                                      prec=T.DEFAULT_PREC)
+        return self._run
+
+
+def kinked_equations(report):
+    """The equations (indices) with an exact kink, from the report's kink arrays when it has them."""
+    eqns = getattr(report.exact_kinks, "eqns", None)
+    if eqns is not None:
+        return sorted(int(k) for k in np.unique(eqns))
+    return sorted({s.eqn for s in report.exact_kinks})
+
+
+def convention_change(report, name, overrides, refine=REFINE, source=None):
+    """The ConventionChange of the alternative ``overrides`` at the report's exact point (``source``: the
+    ExactSource of the report, shared between alternatives)."""
+    P = report.imported.program
+    conv = report.iset.run.convention
+    kinked = kinked_equations(report)
     eqns = list(P.eqns)
     for k in kinked:
         e = rewritten(P.eqns[k], overrides)
@@ -155,6 +191,7 @@ def convention_change(report, name, overrides, refine=REFINE):
     if not touched:
         return ConventionChange(name, "same")
     alt_program = dataclasses.replace(P, eqns=tuple(eqns))
+    r = (source or ExactSource(report)).run()
     try:
         changed, pattern = changed_sites(r, alt_program, touched)
     except Undecided as e:
@@ -196,7 +233,7 @@ def changed_sites(r, alt_program, touched):
                 continue
             at_kink = np.nonzero(np.any(np.stack([s == 0 for s in signs]), axis=0))[0]
             # every site is chosen again: piece indices name different pieces under other params
-            piece, und = st2.sel.choose_array(st2.sites.params, g.n, signs)
+            piece, und = T.choose_pieces(st2, g, signs)
             if und.any():
                 raise Undecided(f"equation {st.k + 1}: a sign is undecided")
             alt[g.sites] = piece
@@ -230,6 +267,23 @@ def dense(c, m):
 
 # ------------------------------------------------------------------------------------- the difference
 
+def upstream_inputs(P, variables, wrt):
+    """The program inputs the backward pass for the cotangents of ``variables`` should reach: the inputs
+    outside ``wrt`` (the data) when every one of ``variables`` depends on them, so that no parameter gradient
+    is computed on the way; else ``wrt``."""
+    data = [i for i in range(P.n_inputs) if i not in wrt]
+    if not data:
+        return wrt
+    reach = [False] * P.n_vars
+    for i in data:
+        reach[i] = True
+    for e in P.eqns:
+        if any(a.__class__ is int and reach[a] for a in e.ins):
+            for o in e.outs:
+                reach[o] = True
+    return data if all(reach[v] for v in variables) else wrt
+
+
 class Difference:
     """The difference of the alternative's selection gradient and the framework's (see the module
     docstring), element by element for the inputs the audit differentiates."""
@@ -240,7 +294,7 @@ class Difference:
         self.wrt = list(report.wrt)
         self.stop = max(c.k for c in changed)
         outs = {o: None for c in changed for o in c.step.outs}
-        T.vjp(run, [self.ns.const(fmpq(1))], self.wrt, keep=outs)
+        T.vjp(run, [self.ns.const(fmpq(1))], upstream_inputs(run.program, outs, self.wrt), keep=outs)
         self.cotangents = outs
         self.entries = [self.site_entries(c) for c in changed]
 
@@ -269,7 +323,9 @@ class Difference:
                         args.append(np.asarray(arg_idx)[nz])
         if not coefs:
             return None
-        return flat_ct, np.concatenate(outs), ns.const_array(ExactArray.from_any(coefs)), np.concatenate(args)
+        den = math.lcm(*(int(q.q) for q in coefs))
+        exact = ExactArray(np.array([int(q.p) * (den // int(q.q)) for q in coefs], dtype=object), den)
+        return flat_ct, np.concatenate(outs), ns.const_array(exact), np.concatenate(args)
 
     def arg_layout(self, st):
         """[(input atom, offset, shape)] of the flat argument positions of step ``st``: its inputs one after
