@@ -21,7 +21,7 @@ __all__ = ["parse", "trace", "evaluate", "grad", "jvp", "vjp", "jacobian", "to_t
            "Verdict", "VerifyError", "InputError", "ParseError", "ProgramError", "DomainError", "Undecided", "ops",
            "index_set", "conservative_field", "clarke", "critical", "spurious", "segment_partition",
            "integral_identity", "certify_differentiable", "check", "__version__", "ExactArray", "Arrays",
-           "scalarize", "from_torch", "from_jax", "audit", "Auditor"]
+           "scalarize", "from_torch", "from_jax", "audit", "Auditor", "watch", "watch_jax"]
 
 
 _CERTIFY = ("index_set", "conservative_field", "clarke", "critical", "spurious", "segment_partition",
@@ -38,6 +38,8 @@ def __getattr__(name):
         return getattr(importlib.import_module(".frameworks", __name__), name)
     if name in ("audit", "Auditor"):
         return getattr(importlib.import_module(".auditing", __name__), name)
+    if name in ("watch", "watch_jax"):
+        return getattr(importlib.import_module(".auditing.watch", __name__), name)
     raise AttributeError(f"module 'verify' has no attribute {name!r}")
 
 

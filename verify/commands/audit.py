@@ -47,8 +47,9 @@ def add(sub):
     a.set_defaults(run=run)
 
 
-def load_target(target):
-    """(model, args, options) from SCRIPT.py:NAME (the user's own script, imported as a module)."""
+def call_script(target):
+    """What NAME() returns, for SCRIPT.py:NAME (the user's own script, imported as a module and its function
+    called; anything it raises becomes one InputError line)."""
     import importlib.util
     import sys
 
@@ -66,13 +67,19 @@ def load_target(target):
         fn = getattr(module, name, None)
         if not callable(fn):
             raise InputError(f"{path} has no function {name!r}")
-        out = fn()
+        return fn()
     except InputError:
         raise
     except Exception as e:                  # anything the user's script raises, reported in one line
         raise InputError(f"{target}: the script raised {type(e).__name__}: {e}".split("\n")[0]) from None
     finally:
         sys.path.pop(0)
+
+
+def load_target(target):
+    """(model, args, options) from SCRIPT.py:NAME (the user's own script, imported as a module)."""
+    from ..errors import InputError
+    out = call_script(target)
     if not isinstance(out, tuple) or len(out) not in (2, 3) or not isinstance(out[1], (tuple, list)):
         raise InputError(f"{target} must return (model, args) or (model, args, options), args a tuple")
     return out[0], tuple(out[1]), dict(out[2]) if len(out) == 3 else {}

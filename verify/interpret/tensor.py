@@ -480,10 +480,14 @@ def _fit(ns, t, shape):
     return t if t is None or tuple(ns.shape(t)) == tuple(shape) else ns.broadcast_to(t, tuple(shape))
 
 
-def jvp(r, tangents):
-    """Output tangents (None = 0) of the run for input tangents (arrays shaped like the inputs, None = 0)."""
+def jvp(r, tangents, keep=None, stop=None):
+    """Output tangents (None = 0) of the run for input tangents (arrays shaped like the inputs, None = 0).
+    ``keep`` ({variable: None}) receives the tangents of those variables too; ``stop`` (an equation index)
+    ends the pass before that equation (for the tangents ``keep`` asks for)."""
     prog, ns = r.program, r.ns
     steps = compiled(prog, r.convention)
+    if stop is not None:
+        steps = steps[:stop]
     T = list(tangents) + [None] * (prog.n_vars - prog.n_inputs)
     for st in steps:
         ts = [T[a] if a.__class__ is int else None for a in st.ins]
@@ -511,16 +515,19 @@ def jvp(r, tangents):
         scatter_outputs(ns, st, flat_outs, outs)
         for o, v in zip(st.outs, outs):
             T[o] = v
+    for v in keep or ():
+        keep[v] = T[v]
     return [T[a] if a.__class__ is int else None for a in prog.outputs]
 
 
-def vjp(r, cotangents, wrt=None, seeds=None, stop=None, consume=False):
+def vjp(r, cotangents, wrt=None, seeds=None, stop=None, consume=False, keep=None):
     """Input cotangents (None = 0) of the run for output cotangents (arrays shaped like the outputs, None =
     0).  ``wrt``: the input indices wanted (default all); cotangents that reach no wanted input are not
     computed.  ``seeds`` ({variable: cotangent}) and ``stop`` (an equation index) start the backward pass
     inside the program instead: the gradient of a value computed before equation ``stop``.  ``consume``:
     drop each equation's recorded values once its rule has read them (the run's values are then gone; for
-    one backward pass over a large network)."""
+    one backward pass over a large network).  ``keep`` ({variable: None}) receives the cotangents of those
+    variables too (None where nothing reached them)."""
     prog, ns = r.program, r.ns
     steps = compiled(prog, r.convention)
     if stop is not None:
@@ -540,6 +547,8 @@ def vjp(r, cotangents, wrt=None, seeds=None, stop=None, consume=False):
     for st in reversed(steps):
         cts = [CT[o] for o in st.outs]
         for o in st.outs:               # every consumer of st's outputs came later: their cotangents are whole
+            if keep is not None and o in keep:
+                keep[o] = CT[o]
             CT[o] = None
         if consume and st.k + 1 < len(steps):       # the step after st was processed just before it
             _consume(r, steps[st.k + 1])
@@ -590,6 +599,9 @@ def vjp(r, cotangents, wrt=None, seeds=None, stop=None, consume=False):
         for a, n, s in zip(st.ins, sizes, st.in_shapes):
             acc(a, ns.reshape(ns.struct(total, lambda x, off=off, n=n: x[off:off + n]), s), s)
             off += n
+    for v in keep or ():
+        if CT[v] is not None:       # not cleared above: a program input, or an output of no equation reached
+            keep[v] = CT[v]
     return [CT[i] if need[i] else None for i in range(prog.n_inputs)]
 
 

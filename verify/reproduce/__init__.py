@@ -16,7 +16,7 @@ from collections.abc import Mapping
 
 from ..errors import InputError
 
-NAMES = ("figure1", "section5", "proposition2", "theorem3", "theorem4", "kinkhit")
+NAMES = ("figure1", "section5", "proposition2", "theorem3", "theorem4", "kinkhit", "maxpool")
 
 
 class _Registry(Mapping):
@@ -45,6 +45,8 @@ DESCRIPTIONS = {
     "theorem3": "Theorem 3: the integral identity along a polynomial curve through a kink",
     "theorem4": "Theorem 4: mini-batch SGD in exact and float16/32/64 arithmetic avoids artificial critical points",
     "kinkhit": "Bertoin et al. (2021): relu'(0) = 0 vs 1 in backprop on digits MLPs, exact vs float kinks",
+    "maxpool": "Boustany (2024): max-pool Jacobians in a digits CNN, float16/32/64, bifurcation and compensation "
+               "zones certified",
 }
 
 
