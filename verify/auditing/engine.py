@@ -197,7 +197,7 @@ def certified_side(P, point, convention, model, prec, wrt, exact=False):
     ``exact``; the filter falls back to exact arithmetic when a domain check is undecided in floats or an
     undecided site's cone is too large.  The IEEE bound comes from a filtered run over the same pattern."""
     from ..certify.sites import site_index_set
-    from ..interpret.filtered import ConeTooLarge, filtered_run, gradient
+    from ..interpret.filtered import ConeTooLarge, filter_gaps, filtered_run, gradient
     xs = T.coerce_inputs(P, point)
     notes = []
     gaps = filter_gaps(P)
@@ -227,26 +227,6 @@ def certified_side(P, point, convention, model, prec, wrt, exact=False):
         notes.append(f"an IEEE evaluation in {model.storage.name} may overflow (a value may reach "
                      f"{fr.ns.peak:.3g}): no gradient is called impossible")
     return side
-
-
-def filter_gaps(P):
-    """The primitives of ``P`` that the float filter has no proved rounding bound for (elementary functions
-    outside the ulp table of numbers/rounding.py, piecewise constant steps): sorted names, empty when none."""
-    from ..numbers.midrad import MidRadTensors
-    from ..program.prims import PRIMITIVES
-    gaps = set()
-    for e in P.eqns:
-        prim = PRIMITIVES[e.prim]
-        if not getattr(prim, "continuous", True):
-            gaps.add(e.prim)
-        elif prim.smooth and e.prim in ELEMENTARY_METHODS and not hasattr(MidRadTensors, ELEMENTARY_METHODS[e.prim]):
-            gaps.add(e.prim)
-    return sorted(gaps)
-
-
-# elementwise functions whose filtered rule is a method of the same name of the midpoint-radius system
-ELEMENTARY_METHODS = {name: name for name in ("exp", "log", "sqrt", "sin", "cos", "tanh", "erf", "sigmoid", "atan",
-                                                "lgamma", "polygamma", "erfinv", "bessel_i")}
 
 
 def unbounded_side(P, xs, convention, prec, wrt, gaps):

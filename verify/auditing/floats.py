@@ -282,6 +282,8 @@ def agreement(name, fg, enc, rule, exact=None, overflow=False, examples=5):
     if n_und:
         reason = (f"{n_und} element(s) could not be placed inside or outside the bound"
                   + (": an IEEE evaluation may overflow, so nothing beyond the bound is impossible" if overflow else
+                     ": no proved rounding bound there (an infinite bound proves nothing)"
+                     if np.isinf(dev[undecided]).all() else
                      ": the exact side is not narrow enough there" if exact is None else
                      ": the exact value is a ball straddling the bound even at the precision cap"))
     return FloatAgreement(name, max_err, worst, n_out, int(f.size), exs, undecided=n_und,

@@ -13,7 +13,8 @@ nonsmooth equation: a relu element, a max-pool window) can have several.  Each k
 - ``below``: arguments tied below the max (or above the min): a kink of the switching functions that does not
   change the piece the index rule picks;
 - ``sort``: tied elements of a sort;
-- ``compare``: a ``where`` whose comparison holds with equality.
+- ``compare``: a ``where`` whose comparison holds with equality;
+- ``jump``: a piecewise constant step (floor, ceil, round, trunc) whose argument sits on a jump (or may: a ball).
 
 A *layer* is where the framework's op came from: the module, the op and its node (``Origin``).  Everything
 here reads the report's lists of kinks and, to tell the kinds of max/min ties apart, the signs of the
@@ -25,7 +26,7 @@ import numpy as np
 
 from ..interpret import tensor as T
 
-CLASSES = ("plateau", "zero", "bound", "tie", "below", "sort", "compare")
+CLASSES = ("plateau", "zero", "bound", "tie", "below", "sort", "compare", "jump")
 CLASS_TEXT = {
     "plateau": "a window of identical values",
     "zero": "relu / leaky_relu / abs exactly at 0",
@@ -34,6 +35,7 @@ CLASS_TEXT = {
     "below": "a tie below the max/min (the piece does not change)",
     "sort": "tied elements of a sort",
     "compare": "a where comparison that holds with equality",
+    "jump": "a step (floor, ceil, round, trunc) on a jump",
 }
 FAMILY = {"relu": "zero", "leaky_relu": "zero", "abs": "zero", "clamp": "bound", "hardtanh": "bound",
           "relu6": "bound", "sort": "sort", "where": "compare", "max": "max", "min": "min"}
@@ -133,6 +135,9 @@ def aggregate(report):
         by_eqn.setdefault(s.eqn, []).append(i)
     site_classes = {}
     for k, idx in by_eqn.items():
+        if k not in steps:          # a step's jump: no switching function, the element itself is the site
+            _jumps(report, P, k, idx, layers, layer_of, by_key, exact_class, site_classes)
+            continue
         st = steps[k]
         lay = layers[layer_of[k]]
         flat = _flat_sites(st, [report.exact_kinks[i].index for i in idx])
@@ -155,6 +160,29 @@ def aggregate(report):
     out = Kinks(layers, exact_class, site_classes, layer_of)
     report.__dict__["_kinks"] = out
     return out
+
+
+def _jumps(report, P, k, idx, layers, layer_of, by_key, exact_class, site_classes):
+    """Class ``jump`` for the exact kinks ``idx`` of the step equation k, in the layer of its origin."""
+    o = report.imported.origins[k]
+    key = (o.module, o.op, o.node, o.source)
+    if key not in by_key:
+        by_key[key] = len(layers)
+        layers.append(Layer(o, "jump"))
+    lay = layers[by_key[key]]
+    if k not in lay.equations:
+        lay.equations.append(k)
+        lay.sites += int(np.prod(P.shapes[P.eqns[k].outs[0]], dtype=np.int64))
+    layer_of[k] = by_key[key]
+    sites = sorted({tuple(report.exact_kinks[i].index) for i in idx})
+    for i in idx:
+        exact_class[i] = "jump"
+    lay.classes["jump"] = lay.classes.get("jump", 0) + len(sites)
+    site_classes["jump"] = site_classes.get("jump", 0) + len(sites)
+    shown = lay.first.setdefault("jump", [])
+    shown.extend(sites[:FIRST - len(shown)])
+    lay.kinked += len(sites)
+    lay.switches += len(idx)
 
 
 def _flat_sites(st, indices):

@@ -532,7 +532,8 @@ def take_values(table, labels):
 
 
 ELEMENTWISE = ("add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "sin", "cos", "tanh", "erf",
-               "sigmoid")
+               "sigmoid", "atan", "lgamma", "polygamma", "erfinv", "bessel_i",
+               "floor", "ceil", "round", "trunc")       # the steps: elementwise too (constant between jumps)
 INDEX = ("reshape", "transpose", "broadcast_to", "slice", "pad", "concat", "take_along")
 PLANS = {**{p: Elementwise for p in ELEMENTWISE}, **{p: Index for p in INDEX},
          "sum": Reduce, "mean": Reduce, "logsumexp": Reduce, "avg_pool2d": AvgPool, "dot": Dot, "conv2d": Conv}

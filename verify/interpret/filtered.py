@@ -20,9 +20,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from flint import fmpq
 
+from ..errors import InputError
 from ..numbers.midrad import MidRadTensors
 from ..numbers.tensor import SIGN_UNDECIDED
 from ..program import kinks
+from ..program.prims import PRIMITIVES
 from . import tensor as T
 from .cone import BUDGET, Cone, ConeTooLarge
 from .precision import DEFAULT_PREC, PREC_CAP
@@ -39,12 +41,34 @@ class FilterStats:
     equations: list = field(default_factory=list)
 
 
+# elementwise functions whose filtered rule is a method of the same name of the midpoint-radius system
+ELEMENTARY_METHODS = {name: name for name in ("exp", "log", "sqrt", "sin", "cos", "tanh", "erf", "sigmoid", "atan",
+                                                "lgamma", "polygamma", "erfinv", "bessel_i")}
+
+
+def filter_gaps(program):
+    """The primitives of ``program`` the float filter has no proved rounding bound for (elementary functions
+    outside the ulp table of numbers/rounding.py, piecewise constant steps): sorted names, empty when none.
+    ``filtered_run`` refuses such a program; the audit then works exactly (auditing/engine.py)."""
+    gaps = set()
+    for e in program.eqns:
+        prim = PRIMITIVES[e.prim]
+        if not getattr(prim, "continuous", True):
+            gaps.add(e.prim)
+        elif prim.smooth and e.prim in ELEMENTARY_METHODS and not hasattr(MidRadTensors, ELEMENTARY_METHODS[e.prim]):
+            gaps.add(e.prim)
+    return sorted(gaps)
+
+
 def filtered_run(program, xs, convention=kinks.DEFAULT, model=None, prec=None, budget=BUDGET, pattern=None):
     """Evaluate ``program`` at the exact point ``xs`` (ExactArrays, one per input) with the float filter:
     returns (TRun in MidRadTensors, FilterStats).  ``pattern`` freezes the pieces instead of deciding them (the
     enclosures of f_sigma, for a pattern found otherwise).  Raises Undecided when a domain check (a divisor,
     a log's argument) is undecided in floats, ConeTooLarge when an undecided site's cone exceeds ``budget``:
-    the caller then evaluates exactly."""
+    the caller then evaluates exactly.  Raises InputError for a program with ``filter_gaps``."""
+    gaps = filter_gaps(program)
+    if gaps:
+        raise InputError(f"the float filter has no proved rounding bound for {', '.join(gaps)}: evaluate exactly")
     ns = MidRadTensors(model)
     stats = FilterStats()
     steps = [st.k for st in T.nonsmooth_steps(program, convention)]
