@@ -71,7 +71,7 @@ def markdown(results):
            "live: every output and every gradient element of a weighted sum of the outputs equal torch's to "
            "2^-30 relative (verify/frameworks/opinfo.py). Why an op is refused, and where torch's own gradient "
            "is not the derivative of its function: [importers.md](importers.md).", ""]
-    out += ["```"] + summary(results) + ["```", ""]
+    out += ["```text"] + summary(results) + ["```", ""]
     out += ["| op | status | why not |", "|---|---|---|"]
     for r in results:
         why = "" if r.status == "imported" else (f"{r.reason}: " if r.reason else "") + r.detail

@@ -86,13 +86,23 @@ def series_value(prim, xs, params):
         raise K.CannotDecide(f"{prim} cannot be enclosed over this cell") from None
 
 
+def increasing(v, f):
+    """f(v) for an increasing f, from the ends of the ball v: arb's tanh of a wide ball is far wider than
+    [-1, 1] (tanh of [-2.5, 2.5] is [+/- 150]), the hull of f at the two ends is what f takes there."""
+    direct = f(v)
+    if v.rad() == 0:
+        return direct
+    ends = f(arb(v.lower())).union(f(arb(v.upper())))
+    return ends if ends.rad() < direct.rad() else direct
+
+
 def _logistic(prim, x):
     """tanh or sigmoid of a series: a first-order series [v, d] as [f(v), f'(v) d] (f' = 1 - f^2, f (1 - f)),
     which keeps the enclosure of f(x) - x tight on a cell; a longer one from exponentials."""
     if x.prec <= 2:
         c = x.coeffs()
         v, d = (c[0] if c else arb(0)), (c[1] if len(c) > 1 else arb(0))
-        y = v.tanh() if prim == "tanh" else 1 / (1 + (-v).exp())
+        y = increasing(v, (lambda b: b.tanh()) if prim == "tanh" else (lambda b: 1 / (1 + (-b).exp())))
         return arb_series([y, (1 - y * y if prim == "tanh" else y * (1 - y)) * d], prec=2)
     if prim == "tanh":
         return 1 - 2 / ((2 * x).exp() + 1)
@@ -475,7 +485,14 @@ class Decider:
             if self.forms is None or self.forms.val is not val:
                 self.forms = Forms(self.P, val, chosen, symbolic=True, along=self.along)
             if "form" in e:
-                return form_sign(self.forms, self.P, pos, j, e["form"], val)
+                try:
+                    return form_sign(self.forms, self.P, pos, j, e["form"], val)
+                except K.CannotDecide:
+                    # the form is the switching function's (checked first); the checker's own enclosure of
+                    # the combination is too wide: prove the stated sign of the function itself on the cell
+                    if e["sign"] == 0:
+                        raise
+                    return self.ball_proof(pos, j, t, list(chosen), e["sign"])
             return self.multiple(e["multiple"], pos, j)
         if "rational" in e:
             return self.rational(e["rational"], chosen, pos, j)
