@@ -27,6 +27,8 @@ import os
 
 from ..errors import InputError
 from .common import campaign, figure, md_table, save_figure, write_json, write_text
+from .digits import digits
+from .digits import missing as digits_missing
 
 PRECISIONS = ("float16", "float32", "float64")
 DEPTHS = (1, 2, 3, 4, 5, 6)
@@ -38,30 +40,16 @@ SCALES = {"default": {"inits": 8, "audit": 1}, "full": {"inits": 1000, "audit": 
 # 1 and depth 6 (the values the issue quotes; intermediate depths are not reproduced here)
 PAPER = {"float16": {1: 871, 6: 1000}, "float32": {1: 54, 6: 697}, "float64": {1: 0, 6: 0}}
 PAPER_N = 1000
-MISSING = ("the kink-hit experiment needs scikit-learn (for its bundled digits data) and torch: "
-           "pip install -e '.[paper]'  (or: pip install scikit-learn torch)")
 
 
 def missing():
     """None when scikit-learn and torch import, else what to install."""
-    try:
-        import sklearn.datasets  # noqa: F401
-        import torch  # noqa: F401
-    except ImportError:
-        return MISSING
-    return None
-
-
-_DATA = {}
+    return digits_missing("the kink-hit experiment")
 
 
 def data():
     """(X, y): digits, X = pixels / 16 (exact dyadic values), as float64 numpy arrays."""
-    if "digits" not in _DATA:
-        from sklearn.datasets import load_digits
-        X, y = load_digits(return_X_y=True)
-        _DATA["digits"] = (X / 16.0, y)
-    return _DATA["digits"]
+    return digits()
 
 
 def warm():

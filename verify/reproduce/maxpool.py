@@ -28,6 +28,8 @@ import os
 
 from ..errors import InputError
 from .common import campaign, figure, md_table, save_figure, write_json, write_text
+from .digits import digits
+from .digits import missing as digits_missing
 
 PRECISIONS = ("float16", "float32", "float64")
 LR = 0.1
@@ -38,30 +40,17 @@ THRESHOLDS = {"float16": 1e-3, "float32": 1e-7, "float64": 1e-15}
 PAPER_SOURCE = ("Boustany (TMLR 2024), github ryanboustany/MaxPool-numerical, "
                 "notebooks/volume_estimation_by_architecture.ipynb, 'volume by precision': VGG11 on CIFAR-10, "
                 "batch 128, 391 mini-batches at the initial weights")
-MISSING = ("the MaxPool study needs scikit-learn (for its bundled digits data) and torch: "
-           "pip install -e '.[paper]'  (or: pip install scikit-learn torch)")
 
 
 def missing():
     """None when scikit-learn and torch import, else what to install."""
-    try:
-        import sklearn.datasets  # noqa: F401
-        import torch  # noqa: F401
-    except ImportError:
-        return MISSING
-    return None
-
-
-_DATA = {}
+    return digits_missing("the MaxPool study")
 
 
 def data():
     """(X, y): the digits as (N, 1, 8, 8) pixels / 16 (exact dyadic values) and labels, numpy."""
-    if "digits" not in _DATA:
-        from sklearn.datasets import load_digits
-        X, y = load_digits(return_X_y=True)
-        _DATA["digits"] = ((X / 16.0).reshape(-1, 1, 8, 8), y)
-    return _DATA["digits"]
+    X, y = digits()
+    return X.reshape(-1, 1, 8, 8), y
 
 
 def warm():
