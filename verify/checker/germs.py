@@ -22,6 +22,15 @@ RATIONAL = ("add", "sub", "mul", "div", "neg", "pow")
 MAX_DEGREE = 64
 
 
+def combine(one, pairs, c0):
+    """c0 + sum c * a / b over (c, (a, b)) as one fraction (num, den) of polynomials (``one``: the ring's 1)."""
+    num, den = one * c0, one
+    for c, (a, b) in pairs:
+        if c != 0:
+            num, den = (num + a * c, den) if b == den else (num * b + a * c * den, den * b)
+    return num, den
+
+
 def switch_fraction(P, x, pieces, k, form):
     """(N, D) with the switching function ``form`` = (coefficients, constant) of equation k equal to N / D near x,
     with ``pieces`` at the nonsmooth equations before k; Invalid when a value it depends on is not rational."""
@@ -37,24 +46,18 @@ def switch_fraction(P, x, pieces, k, form):
             return val[a]
         return (one * a.value, one)
 
-    def lin(pairs, c0):
-        num, den = one * c0, one
-        for c, (a, b) in pairs:
-            if c != 0:
-                num, den = (num + a * c, den) if b == den else (num * b + a * c * den, den * b)
-        return num, den
     m = 0
     for e in P.eqns[:k]:
         if e.prim not in K.SMOOTH:
             if all(not isinstance(a, int) or a in val for a in e.ins):
                 ins = [atom(a) for a in e.ins]
                 for o, (coefs, c0) in zip(e.outs, pieces[m]):
-                    val[o] = lin(zip(coefs, ins), c0)
+                    val[o] = combine(one, zip(coefs, ins), c0)
             m += 1
         elif e.prim in RATIONAL and all(not isinstance(a, int) or a in val for a in e.ins):
             val[e.outs[0]] = _smooth(e, [atom(a) for a in e.ins])
     coefs, const = form
-    return lin(((c, atom(a)) for c, a in zip(coefs, P.eqns[k].ins) if c != 0), const)
+    return combine(one, ((c, atom(a)) for c, a in zip(coefs, P.eqns[k].ins) if c != 0), const)
 
 
 def _smooth(e, xs):
@@ -187,12 +190,6 @@ def site_fraction(P, point, k, idx, form, piece_at):
     pos = {key: r for r, key in enumerate(inputs)}
     val = {}
 
-    def lin(pairs, c0):
-        num, den = one * c0, one
-        for c, (a, b) in pairs:
-            if c != 0:
-                num, den = (num + a * c, den) if b == den else (num * b + a * c * den, den * b)
-        return num, den
 
     def atom(a, i):
         if isinstance(a, int):
@@ -215,7 +212,7 @@ def site_fraction(P, point, k, idx, form, piece_at):
         else:
             rows = piece_at(m, _flat(i, P.shapes[e.outs[0]]))
             coefs, c0 = rows[e.outs.index(v)]
-            val[(v, i)] = lin(zip(coefs, xs), c0)
+            val[(v, i)] = combine(one, zip(coefs, xs), c0)
     coefs, const = form
-    N, D = lin(((c, atom(a, idx)) for c, a in zip(coefs, P.eqns[k].ins) if c != 0), const)
+    N, D = combine(one, ((c, atom(a, idx)) for c, a in zip(coefs, P.eqns[k].ins) if c != 0), const)
     return N, D, [list(key) for key in inputs]
