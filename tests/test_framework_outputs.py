@@ -40,6 +40,15 @@ C3 = torch.tensor([0.5, -0.25, 1.5], dtype=D)
 IDX = torch.tensor([[2, 0, 1], [1, 1, 0]])
 MASK = torch.tensor([[True, False, True], [False, True, True]])
 W_CONV = torch.linspace(-0.9, 1.1, 2 * 3 * 2 * 2, dtype=D).reshape(2, 3, 2, 2)
+X5 = X4.reshape(1, 2, 3, 4, 4)                    # (N, C, D, H, W) for the 3-d pools
+UNIT = X / 2                                      # inside (-1, 1): acos, asin, atanh, erfinv
+PROB = X.sigmoid()                                # inside (0, 1): ndtri
+SQ = _t([[2.0, 0.3, -0.5], [0.4, 1.5, 0.2], [-0.1, 0.6, 1.8]])      # well conditioned, det > 0
+SPD = SQ @ SQ.T + torch.eye(3, dtype=D)                                # symmetric positive definite
+LOW = torch.linalg.cholesky(SPD)                                       # a Cholesky factor (lower, diag > 0)
+UP = LOW.T.contiguous()
+TABLE = torch.linspace(-1.3, 1.6, 5 * 4, dtype=D).reshape(5, 4) ** 3   # embedding rows, no two equal
+COL = torch.tensor([2, 0])
 
 
 def _elementwise(op):
@@ -133,6 +142,108 @@ SAMPLES = {
     "logical_and.default": ((MASK, ~MASK), {}),
     "logical_or.default": ((MASK, ~MASK), {}),
     "logical_not.default": ((MASK,), {}),
+    # elementwise ops off the real line elsewhere: a point inside the domain
+    "acos.default": ((UNIT,), {}),
+    "asin.default": ((UNIT,), {}),
+    "atanh.default": ((UNIT,), {}),
+    "erfinv.default": ((UNIT,), {}),
+    "acosh.default": ((POS + 1,), {}),
+    "log2.default": ((POS,), {}),
+    "log10.default": ((POS,), {}),
+    "special_entr.default": ((POS,), {}),
+    "special_ndtri.default": ((PROB,), {}),
+    "digamma.default": ((POS,), {}),
+    "polygamma.default": ((2, POS), {}),
+    "special_polygamma.default": ((1, POS), {}),
+    "special_xlog1py.default": ((X, POS), {}),
+    "special_xlog1py.self_scalar": ((0.75, POS), {}),
+    "xlogy.Tensor": ((X, POS), {}),
+    "xlogy.Scalar_Self": ((0.75, POS), {}),
+    "pow.Tensor_Tensor": ((POS, X), {}),
+    "pow.Scalar": ((2.5, X), {}),
+    "float_power.Tensor_Tensor": ((POS, X), {}),
+    "float_power.Scalar": ((2.5, X), {}),
+    "round.decimals": ((X * 7,), {"decimals": 1}),
+    # pools, resampling
+    "_adaptive_avg_pool3d.default": ((X5, [2, 3, 2]), {}),
+    "adaptive_max_pool2d.default": ((X4, [2, 3]), {}),
+    "adaptive_max_pool3d.default": ((X5, [2, 2, 3]), {}),
+    "avg_pool3d.default": ((X5, [2, 2, 2], [1, 2, 1]), {}),
+    "max_pool3d_with_indices.default": ((X5, [2, 2, 2], [1, 2, 1]), {}),
+    "_upsample_bilinear2d_aa.default": ((X4, [3, 6], False), {}),
+    "_upsample_bicubic2d_aa.default": ((X4, [3, 6], False), {}),
+    "upsample_bilinear2d.vec": ((X4, [5, 7], True, None), {}),
+    # products, distances, normalisation
+    "addbmm.default": ((Y[:, :2], torch.stack([X, Y]), torch.stack([Y.T, X.T])), {"beta": 0.5, "alpha": 2}),
+    "addmv.default": ((C3[:2], X, C3), {"beta": 0.5, "alpha": 2}),
+    "_trilinear.default": ((X, W_CONV.reshape(2, 3, 4)[:, :, :3], Y, [1, 3], [0], [1, 2], [2, 3]), {}),
+    "_cdist_forward.default": ((X, Y[:1] + 0.1, 2.0, None), {}),
+    "native_group_norm.default": ((X4, C3, C3 + 1, 2, 3, 16, 3, 1e-5), {}),
+    # linear algebra at well-conditioned points
+    "_linalg_det.default": ((SQ,), {}),
+    "_linalg_slogdet.default": ((SQ,), {}),
+    "logdet.default": ((SQ,), {}),
+    "_linalg_solve_ex.default": ((SQ, X.T), {}),
+    "linalg_inv_ex.default": ((SQ,), {}),
+    "cholesky.default": ((SPD,), {}),
+    "linalg_cholesky_ex.default": ((SPD,), {}),
+    "cholesky_inverse.default": ((LOW,), {}),
+    "cholesky_solve.default": ((X.T, UP, True), {}),
+    "linalg_solve_triangular.default": ((LOW, X.T), {"upper": False}),
+    "triangular_solve.default": ((X.T, UP), {}),
+    # cumulative, order statistics (no ties in X)
+    "cumsum.default": ((X, 1), {}),
+    "cumprod.default": ((X, 1), {}),
+    "logcumsumexp.default": ((X, 1), {}),
+    "cummax.default": ((X, 1), {}),
+    "cummin.default": ((X, 1), {}),
+    "kthvalue.default": ((X, 2, 1), {}),
+    "median.dim": ((X, 1), {}),
+    "nanmedian.dim": ((X, 0), {}),
+    "topk.default": ((X, 2, 1), {}),
+    "prod.dim_int": ((X, 1), {}),
+    # indexing, scattering
+    "embedding.default": ((TABLE, IDX), {}),
+    "_embedding_bag.default": ((TABLE, torch.tensor([4, 0, 2, 2, 1]), torch.tensor([0, 2]), False, 1), {}),
+    "_embedding_bag_forward_only.default": ((TABLE, torch.tensor([4, 0, 2, 2, 1]), torch.tensor([0, 2]), False,
+                                             0), {}),
+    "take.default": ((X, torch.tensor([[5, 0], [3, 3]])), {}),
+    "put.default": ((X, torch.tensor([4, 1, 4]), C3, True), {}),
+    "masked_select.default": ((X, MASK), {}),
+    "masked_scatter.default": ((X, MASK, Y), {}),
+    "index_add.default": ((X, 1, COL, Y[:, :2]), {"alpha": 2}),
+    "index_copy.default": ((X, 1, COL, Y[:, :2]), {}),
+    "index_fill.int_Scalar": ((X, 1, COL, 0.5), {}),
+    "index_fill.int_Tensor": ((X, 1, COL, torch.tensor(0.5, dtype=D)), {}),
+    "index_put.default": ((X, [torch.tensor([1, 1])], Y, True), {}),
+    "index_reduce.default": ((X, 1, torch.tensor([2, 0, 2]), Y, "prod"), {}),
+    "scatter.src": ((X, 1, torch.tensor([[2, 0], [1, 0]]), Y), {}),
+    "scatter.value": ((X, 1, torch.tensor([[2, 0], [1, 0]]), 0.5), {}),
+    "scatter_add.default": ((X, 1, IDX, Y), {}),
+    "scatter_reduce.two": ((X, 1, IDX, Y, "amax"), {"include_self": True}),
+    "segment_reduce.default": ((X.T, "sum"), {"lengths": torch.tensor([2, 1])}),
+    "diagonal_scatter.default": ((SQ, C3), {}),
+    "select_scatter.default": ((X, C3, 0, 1), {}),
+    "as_strided_scatter.default": ((X, Y[:, :2], [2, 2], [1, 2], 1), {}),
+    # views and their copies (as_strided overlapping: the gradient sums)
+    "as_strided.default": ((X, [2, 2], [1, 1], 1), {}),
+    "as_strided_copy.default": ((X, [2, 2], [1, 1], 1), {}),
+    "unfold.default": ((X, 1, 2, 1), {}),
+    "unfold_copy.default": ((X, 1, 2, 1), {}),
+    "narrow_copy.default": ((X, 1, 1, 2), {}),
+    "expand_copy.default": ((X[:1], [3, 3]), {}),
+    "permute_copy.default": ((X, [1, 0]), {}),
+    "select_copy.int": ((X, 0, 1), {}),
+    "split_with_sizes_copy.default": ((X, [1, 2], 1), {}),
+    "squeeze_copy.dims": ((X.reshape(2, 1, 3), [1]), {}),
+    "transpose_copy.int": ((X, 0, 1), {}),
+    "unsqueeze_copy.default": ((X, 0), {}),
+    "view_copy.default": ((X, [3, 2]), {}),
+    "copy.default": ((X, Y[:1]), {}),
+    # creation ops: no input (see test_every_torch_op_output)
+    "empty.memory_format": (([2, 3],), {"dtype": D}),
+    "empty_permuted.default": (([2, 3], [1, 0]), {"dtype": D}),
+    "empty_strided.default": (([2, 3], [1, 2]), {"dtype": D}),
 }
 # the framework's float64 gradient differs from the real derivative by more than float64 rounding, for a
 # stated reason: (relative difference expected)
