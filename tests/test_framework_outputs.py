@@ -40,6 +40,15 @@ C3 = torch.tensor([0.5, -0.25, 1.5], dtype=D)
 IDX = torch.tensor([[2, 0, 1], [1, 1, 0]])
 MASK = torch.tensor([[True, False, True], [False, True, True]])
 W_CONV = torch.linspace(-0.9, 1.1, 2 * 3 * 2 * 2, dtype=D).reshape(2, 3, 2, 2)
+X5 = X4.reshape(1, 2, 3, 4, 4)                    # (N, C, D, H, W) for the 3-d pools
+UNIT = X / 2                                      # inside (-1, 1): acos, asin, atanh, erfinv
+PROB = X.sigmoid()                                # inside (0, 1): ndtri
+SQ = _t([[2.0, 0.3, -0.5], [0.4, 1.5, 0.2], [-0.1, 0.6, 1.8]])      # well conditioned, det > 0
+SPD = SQ @ SQ.T + torch.eye(3, dtype=D)                                # symmetric positive definite
+LOW = torch.linalg.cholesky(SPD)                                       # a Cholesky factor (lower, diag > 0)
+UP = LOW.T.contiguous()
+TABLE = torch.linspace(-1.3, 1.6, 5 * 4, dtype=D).reshape(5, 4) ** 3   # embedding rows, no two equal
+COL = torch.tensor([2, 0])
 
 
 def _elementwise(op):
@@ -133,11 +142,133 @@ SAMPLES = {
     "logical_and.default": ((MASK, ~MASK), {}),
     "logical_or.default": ((MASK, ~MASK), {}),
     "logical_not.default": ((MASK,), {}),
+    # elementwise ops off the real line elsewhere: a point inside the domain
+    "acos.default": ((UNIT,), {}),
+    "asin.default": ((UNIT,), {}),
+    "atanh.default": ((UNIT,), {}),
+    "erfinv.default": ((UNIT,), {}),
+    "acosh.default": ((POS + 1,), {}),
+    "log2.default": ((POS,), {}),
+    "log10.default": ((POS,), {}),
+    "special_entr.default": ((POS,), {}),
+    "special_ndtri.default": ((PROB,), {}),
+    "digamma.default": ((POS,), {}),
+    "polygamma.default": ((2, POS), {}),
+    "special_polygamma.default": ((1, POS), {}),
+    "special_xlog1py.default": ((X, POS), {}),
+    "special_xlog1py.self_scalar": ((0.75, POS), {}),
+    "xlogy.Tensor": ((X, POS), {}),
+    "xlogy.Scalar_Self": ((0.75, POS), {}),
+    "pow.Tensor_Tensor": ((POS, X), {}),
+    "pow.Scalar": ((2.5, X), {}),
+    "float_power.Tensor_Tensor": ((POS, X), {}),
+    "float_power.Scalar": ((2.5, X), {}),
+    "round.decimals": ((X * 7,), {"decimals": 1}),
+    # pools, resampling
+    "_adaptive_avg_pool3d.default": ((X5, [2, 3, 2]), {}),
+    "adaptive_max_pool2d.default": ((X4, [2, 3]), {}),
+    "adaptive_max_pool3d.default": ((X5, [2, 2, 3]), {}),
+    "avg_pool3d.default": ((X5, [2, 2, 2], [1, 2, 1]), {}),
+    "max_pool3d_with_indices.default": ((X5, [2, 2, 2], [1, 2, 1]), {}),
+    "_upsample_bilinear2d_aa.default": ((X4, [3, 6], False), {}),
+    "_upsample_bicubic2d_aa.default": ((X4, [3, 6], False), {}),
+    "upsample_bilinear2d.vec": ((X4, [5, 7], True, None), {}),
+    # products, distances, normalisation
+    "addbmm.default": ((Y[:, :2], torch.stack([X, Y]), torch.stack([Y.T, X.T])), {"beta": 0.5, "alpha": 2}),
+    "addmv.default": ((C3[:2], X, C3), {"beta": 0.5, "alpha": 2}),
+    "_trilinear.default": ((X, W_CONV.reshape(2, 3, 4)[:, :, :3], Y, [1, 3], [0], [1, 2], [2, 3]), {}),
+    "_cdist_forward.default": ((X, Y[:1] + 0.1, 2.0, None), {}),
+    "native_group_norm.default": ((X4, C3, C3 + 1, 2, 3, 16, 3, 1e-5), {}),
+    # linear algebra at well-conditioned points
+    "_linalg_det.default": ((SQ,), {}),
+    "_linalg_slogdet.default": ((SQ,), {}),
+    "logdet.default": ((SQ,), {}),
+    "_linalg_solve_ex.default": ((SQ, X.T), {}),
+    "linalg_inv_ex.default": ((SQ,), {}),
+    "cholesky.default": ((SPD,), {}),
+    "linalg_cholesky_ex.default": ((SPD,), {}),
+    "cholesky_inverse.default": ((LOW,), {}),
+    "cholesky_solve.default": ((X.T, UP, True), {}),
+    "linalg_solve_triangular.default": ((LOW, X.T), {"upper": False}),
+    "triangular_solve.default": ((X.T, UP), {}),
+    # cumulative, order statistics (no ties in X)
+    "cumsum.default": ((X, 1), {}),
+    "cumprod.default": ((X, 1), {}),
+    "logcumsumexp.default": ((X, 1), {}),
+    "cummax.default": ((X, 1), {}),
+    "cummin.default": ((X, 1), {}),
+    "kthvalue.default": ((X, 2, 1), {}),
+    "median.dim": ((X, 1), {}),
+    "nanmedian.dim": ((X, 0), {}),
+    "topk.default": ((X, 2, 1), {}),
+    "prod.dim_int": ((X, 1), {}),
+    # indexing, scattering
+    "embedding.default": ((TABLE, IDX), {}),
+    "_embedding_bag.default": ((TABLE, torch.tensor([4, 0, 2, 2, 1]), torch.tensor([0, 2]), False, 1), {}),
+    "_embedding_bag_forward_only.default": ((TABLE, torch.tensor([4, 0, 2, 2, 1]), torch.tensor([0, 2]), False,
+                                             0), {}),
+    "take.default": ((X, torch.tensor([[5, 0], [3, 3]])), {}),
+    "put.default": ((X, torch.tensor([4, 1, 4]), C3, True), {}),
+    "masked_select.default": ((X, MASK), {}),
+    "masked_scatter.default": ((X, MASK, Y), {}),
+    "index_add.default": ((X, 1, COL, Y[:, :2]), {"alpha": 2}),
+    "index_copy.default": ((X, 1, COL, Y[:, :2]), {}),
+    "index_fill.int_Scalar": ((X, 1, COL, 0.5), {}),
+    "index_fill.int_Tensor": ((X, 1, COL, torch.tensor(0.5, dtype=D)), {}),
+    "index_put.default": ((X, [torch.tensor([1, 1])], Y, True), {}),
+    "index_reduce.default": ((X, 1, torch.tensor([2, 0, 2]), Y, "prod"), {}),
+    "scatter.src": ((X, 1, torch.tensor([[2, 0], [1, 0]]), Y[:, :2]), {}),
+    "scatter.value": ((X, 1, torch.tensor([[2, 0], [1, 0]]), 0.5), {}),
+    "scatter_add.default": ((X, 1, IDX, Y), {}),
+    "scatter_reduce.two": ((X, 1, IDX, Y, "amax"), {"include_self": True}),
+    "segment_reduce.default": ((X.T, "sum"), {"lengths": torch.tensor([2, 1])}),
+    "diagonal_scatter.default": ((SQ, C3), {}),
+    "select_scatter.default": ((X, C3, 0, 1), {}),
+    "as_strided_scatter.default": ((X, Y[:, :2], [2, 2], [1, 2], 1), {}),
+    # views and their copies (as_strided overlapping: the gradient sums)
+    "as_strided.default": ((X, [2, 2], [1, 1], 1), {}),
+    "as_strided_copy.default": ((X, [2, 2], [1, 1], 1), {}),
+    "unfold.default": ((X, 1, 2, 1), {}),
+    "unfold_copy.default": ((X, 1, 2, 1), {}),
+    "narrow_copy.default": ((X, 1, 1, 2), {}),
+    "expand_copy.default": ((X[:1], [3, 3]), {}),
+    "permute_copy.default": ((X, [1, 0]), {}),
+    "select_copy.int": ((X, 0, 1), {}),
+    "split_with_sizes_copy.default": ((X, [1, 2], 1), {}),
+    "squeeze_copy.dims": ((X.reshape(2, 1, 3), [1]), {}),
+    "transpose_copy.int": ((X, 0, 1), {}),
+    "unsqueeze_copy.default": ((X, 0), {}),
+    "view_copy.default": ((X, [3, 2]), {}),
+    "copy.default": ((X, Y[:1]), {}),
+    # creation ops: no input (see test_every_torch_op_output)
+    "empty.memory_format": (([2, 3],), {"dtype": D}),
+    "empty_permuted.default": (([2, 3], [1, 0]), {"dtype": D}),
+    "empty_strided.default": (([2, 3], [1, 2]), {"dtype": D}),
 }
+def _strided_scatter(self, src, size, stride, storage_offset=None):
+    out = self.clone()
+    out.as_strided(size, stride, storage_offset).copy_(src)
+    return out
+
+
 # the framework's float64 gradient differs from the real derivative by more than float64 rounding, for a
 # stated reason: (relative difference expected)
 KNOWN = {"hardsigmoid.default": ("torch's float64 hardsigmoid backward multiplies by the float32 constant 1/6",
-                                 abs(float(np.float32(1 / 6)) - 1 / 6) * 6)}
+                                 abs(float(np.float32(1 / 6)) - 1 / 6) * 6),
+         # measured against mpmath.polygamma(1, x) at POS: torch 2.2994741385247255, mpmath 2.2994741375017 at 0.8
+         "digamma.default": ("torch's float64 trigamma (digamma's backward) is a short asymptotic series, "
+                             "accurate to about 5e-10 relative", 4.45e-10)}
+# torch's own backward of the op is absent or is not the derivative of its function: (reason, a torch function
+# with the op's values whose torch gradient is the derivative; it is the oracle for verify's gradient)
+REFERENCE = {
+    "copy.default": ("torch has no derivative for aten.copy (only for the in-place copy_)",
+                     lambda self, src, non_blocking=False: self.clone().copy_(src)),
+    "_embedding_bag_forward_only.default": ("torch's autograd refuses the forward-only op; _embedding_bag has "
+                                            "its values", aten._embedding_bag.default),
+    # measured at the sample: torch's self gradient is w at the four scattered positions and 0 at the other
+    # two, finite differences (and verify) give the reverse: [-0.4375, 0, 0, 0, 0, -0.4375]
+    "as_strided_scatter.default": ("torch's as_strided_scatter backward gives self the gradient of the "
+                                   "scattered positions instead of the kept ones", _strided_scatter)}
 
 
 def torch_sample(name):
@@ -181,46 +312,131 @@ def _differentiable(op, leaves, spec, i):
     return True
 
 
-def compare_torch_output(op, args, kwargs, k, name):
-    """Check float output ``k`` of ``op`` at ``args``: "gradient" (verify's gradient is torch's), "zero" (torch
-    does not differentiate it and verify's gradient is exactly 0) or "refused" (an ImportFailure)."""
-    from torch.utils import _pytree as pytree
-    leaves, spec = pytree.tree_flatten((list(args), kwargs))
-    floats = [i for i, a in enumerate(leaves) if isinstance(a, torch.Tensor) and a.dtype == D]
+class TorchCall:
+    """The sample (op, args, kwargs) as a function of its float64 tensors (the inputs differentiated, those
+    torch refuses to differentiate left as constants): ``call(fn, *xs)`` is the list of outputs of ``fn``
+    (the op, or its REFERENCE) at the sample with ``xs`` for them."""
 
-    def call(*xs):
-        full = list(leaves)
-        for i, x in zip(floats, xs):
+    def __init__(self, op, args, kwargs, reference=None):
+        from torch.utils import _pytree as pytree
+        self.unflatten = pytree.tree_unflatten
+        self.leaves, self.spec = pytree.tree_flatten((list(args), kwargs))
+        floats = [i for i, a in enumerate(self.leaves) if isinstance(a, torch.Tensor) and a.dtype == D]
+        self.floats = [i for i in floats if _differentiable(reference or op, self.leaves, self.spec, i)]
+
+    def call(self, fn, *xs):
+        full = list(self.leaves)
+        for i, x in zip(self.floats, xs):
             full[i] = x
-        a, kw = pytree.tree_unflatten(full, spec)
-        return _outputs(op(*a, **kw))
+        a, kw = self.unflatten(full, self.spec)
+        return _outputs(fn(*a, **kw))
 
-    floats = [i for i in floats if _differentiable(op, leaves, spec, i)]
-    xs = [leaves[i].clone().requires_grad_(True) for i in floats]
-    outs = call(*xs)
-    w = _weights(outs[k].shape, k)
+    def inputs(self):
+        return [self.leaves[i].clone().requires_grad_(True) for i in self.floats]
 
-    def loss(*xs):
-        return (w * call(*xs)[k]).sum()
+
+def _import(loss, xs, name, k):
+    """verify's gradient of ``loss`` at ``xs`` as float64 arrays, or None when verify refuses the import (which
+    must be an InputError)."""
     try:
         imp = verify.from_torch(loss, *[x.detach() for x in xs])
     except VerifyError as e:
         assert isinstance(e, verify.InputError), f"{name} output {k}: {type(e).__name__}: {e}"
+        return None
+    return [_real_floats(g) for g in imp.grad().gradient]
+
+
+def _relative(a, b):
+    scale = float(np.max(np.abs(a))) if a.size else 0.0
+    return float(np.max(np.abs(a - b))) / max(scale, 1e-300) if a.size else 0.0
+
+
+def _torch_grad(loss, xs):
+    return [np.zeros(x.shape) if g is None else g.detach().numpy()
+            for x, g in zip(xs, torch.autograd.grad(loss(*xs), xs, allow_unused=True))]
+
+
+def _check_reference(op, ref, s, k, name, theirs):
+    """The REFERENCE of ``name`` has the op's values at the sample, and torch's own gradient of the op is
+    absent or differs from the reference's (else the entry is stale)."""
+    at = [s.leaves[i] for i in s.floats]
+    assert all(torch.equal(u, v) for u, v in zip(s.call(op, *at), s.call(ref, *at)) if u.is_floating_point()), \
+        f"{name}: the REFERENCE does not have the op's values"
+    w = _weights(s.call(op, *at)[k].shape, k)
+    try:
+        own = _torch_grad(lambda *t: (w * s.call(op, *t)[k]).sum(), s.inputs())
+    except RuntimeError:            # torch has no backward for the op
+        return
+    assert max(_relative(a, b) for a, b in zip(theirs, own)) > 1e-6, \
+        f"{name}: torch's own gradient is now the REFERENCE's: remove the entry"
+
+
+def compare_torch_output(op, args, kwargs, k, name):
+    """Check float output ``k`` of ``op`` at ``args``: "gradient" (verify's gradient is torch's, or that of the
+    op's REFERENCE), "zero" (torch does not differentiate it and verify's gradient is exactly 0) or "refused"
+    (an ImportFailure)."""
+    ref = REFERENCE.get(name, (None, None))[1]
+    s = TorchCall(op, args, kwargs, ref)
+    xs = s.inputs()
+    outs = s.call(ref or op, *xs)
+    w = _weights(outs[k].shape, k)
+    ours = _import(lambda *t: (w * s.call(op, *t)[k]).sum(), xs, name, k)
+    if ours is None:
         return "refused"
-    ours = [_real_floats(g) for g in imp.grad().gradient]
     if not outs[k].requires_grad:
         assert all(np.all(g == 0) for g in ours), \
             f"{name} output {k}: torch does not differentiate it (no grad_fn), verify's gradient is not 0"
         return "zero"
-    theirs = torch.autograd.grad(loss(*xs), xs, allow_unused=True)
+    theirs = _torch_grad(lambda *t: (w * s.call(ref or op, *t)[k]).sum(), xs)
+    if ref is not None:
+        _check_reference(op, ref, s, k, name, theirs)
+    expected = KNOWN[name][1] if name in KNOWN else 0.0
     for i, (a, b) in enumerate(zip(ours, theirs)):
-        b = np.zeros(a.shape) if b is None else b.detach().numpy()
-        scale = float(np.max(np.abs(a))) if a.size else 0.0
-        err = float(np.max(np.abs(a - b))) / max(scale, 1e-300) if a.size else 0.0
-        expected = KNOWN[name][1] if name in KNOWN else 0.0
+        err = _relative(a, b)
         assert err <= 1e-13 + 2 * expected and (expected == 0 or err >= expected / 2), \
             f"{name} output {k}, input {i}: verify {a.ravel()[:4]} vs torch {b.ravel()[:4]} (relative {err:.3g})"
     return "gradient"
+
+
+def compare_torch_mask(op, args, kwargs, k, name):
+    """Check bool output ``k`` of ``op``: "mask" when verify's value of it is torch's, read through the gradient
+    of sum(w * where(mask, a, b)) in a and b (w where the mask holds, 0 elsewhere; the op's float inputs are
+    inputs too, gradient 0 in both), or "refused" (an ImportFailure)."""
+    s = TorchCall(op, args, kwargs)
+    xs = s.inputs()
+    mask = s.call(op, *xs)[k]
+    w = _weights(mask.shape, k)
+    a = (w + 0.375).detach().clone().requires_grad_(True)
+    b = (0.625 - w).detach().clone().requires_grad_(True)
+
+    def loss(*t):
+        return (w * torch.where(s.call(op, *t[:-2])[k], t[-2], t[-1])).sum()
+    ours = _import(loss, xs + [a, b], name, k)
+    if ours is None:
+        return "refused"
+    for i, (u, v) in enumerate(zip(ours, _torch_grad(loss, xs + [a, b]))):
+        assert np.array_equal(u, v), f"{name} output {k}, input {i}: verify {u.ravel()} vs torch {v.ravel()}"
+    return "mask"
+
+
+def compare_torch_created(op, args, kwargs, k, name):
+    """Check float output ``k`` of an op with no real input (a creation op): used as a value it is refused when
+    its values are undefined (empty) or has gradient 0, and overwritten in place (``copy_``) it imports with
+    torch's shape, value and gradient."""
+    assert compare_torch_output(op, args, kwargs, k, name) in ("refused", "zero")
+    shape = _outputs(op(*args, **kwargs))[k].shape
+    w = _weights(shape, k)
+
+    def loss(x):
+        return (w * _outputs(op(*args, **kwargs))[k].copy_(x)).sum()
+    x = (_weights(shape, k + 1) + 0.125).requires_grad_(True)
+    imp = verify.from_torch(loss, x.detach())
+    res = imp.grad()
+    assert float(_real_floats(res.values[0])) == float(loss(x.detach())), f"{name} output {k}: value"
+    ours = _real_floats(res.gradient[0])
+    assert ours.shape == tuple(shape) and np.array_equal(ours, _torch_grad(loss, [x])[0]), \
+        f"{name} output {k}: verify {ours.ravel()} vs torch {w.ravel()}"
+    return "created"
 
 
 @pytest.mark.parametrize("name", sorted(vtorch.ATEN))
@@ -230,15 +446,27 @@ def test_every_torch_op_output(name):
     op, args, kwargs = sample
     outs = _outputs(op(*args, **kwargs))
     floats = [k for k, o in enumerate(outs) if isinstance(o, torch.Tensor) and o.is_floating_point()]
+    masks = [k for k, o in enumerate(outs) if isinstance(o, torch.Tensor) and o.dtype == torch.bool]
+    real_inputs = any(isinstance(a, torch.Tensor) and a.dtype == D for a in _leaves((args, kwargs)))
     if not floats:
-        assert name.split(".")[0] in BOOLEAN, f"aten.{name} has no float output"
-        return
+        assert name.split(".")[0] in BOOLEAN and masks, f"aten.{name} has no float output"
+    for k in masks:         # a predicate must import; a random mask (dropout's) may be refused
+        result = compare_torch_mask(op, args, kwargs, k, name)
+        assert result == "mask" or name.split(".")[0] not in BOOLEAN, f"aten.{name}: the predicate is refused"
     for k in floats:
-        compare_torch_output(op, args, kwargs, k, name)
+        if real_inputs:
+            compare_torch_output(op, args, kwargs, k, name)
+        else:
+            compare_torch_created(op, args, kwargs, k, name)
+
+
+def _leaves(tree):
+    from torch.utils import _pytree as pytree
+    return pytree.tree_leaves(tree)
 
 
 BOOLEAN = {"eq", "ne", "gt", "ge", "lt", "le", "logical_and", "logical_or", "logical_not", "bitwise_and",
-           "bitwise_or", "bitwise_not"}
+           "bitwise_or", "bitwise_not", "isnan", "isinf", "isposinf", "isneginf", "isfinite"}
 
 
 def test_the_stopped_statistics_are_refused_not_differentiated():

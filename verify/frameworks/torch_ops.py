@@ -474,7 +474,7 @@ def _shape_of(lo, a):
     return np.shape(a.value) if isinstance(a, Const) else (a.shape if isinstance(a, Unavailable) else lo.real(a).shape)
 
 
-@op("isfinite.default", bool_out=True, note="true for every real number")
+@op("isfinite.default", bool_out=True, keep=True, note="true for every real number")
 def _always(lo, a):
     return Const(np.ones(_shape_of(lo, a), dtype=bool))
 
