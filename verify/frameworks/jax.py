@@ -1195,6 +1195,14 @@ def _digamma(lo, e, a):
     return lo.ew("polygamma", [lo.real(a)], {"n": 0})
 
 
+@rule("polygamma", note="an order known at import time, an integer 0 <= n <= 64")
+def _polygamma(lo, e, m, a):
+    m = lo.real(m, "order")
+    if not isinstance(m.atom, Lit) or m.atom.value.q != 1 or not 0 <= int(m.atom.value.p) <= 64:
+        lo.fail("polygamma of an order that is not an integer 0 <= n <= 64 known at import time")
+    return lo.ew("polygamma", [lo.real(a)], {"n": int(m.atom.value.p)})
+
+
 @rule("tan")
 def _tan(lo, e, a):
     x = lo.real(a)
@@ -1321,10 +1329,8 @@ _NOT_REAL = {
     "igammac": "the regularized incomplete gamma function is not among verify's primitives (no enclosure rule and "
                "checker kernel for it yet)",
     "igamma_grad_a": "the incomplete gamma function's derivative in a is not among verify's primitives",
-    "random_gamma_grad": "the incomplete gamma function's derivative is not among verify's primitives",
     "regularized_incomplete_beta": "the regularized incomplete beta function is not among verify's primitives (no "
                                    "enclosure rule and checker kernel for it yet)",
-    "polygamma": "polygamma with an order computed as a float array is not supported",
     "zeta": "the Hurwitz zeta function is not among verify's primitives",
 }
 
@@ -1443,14 +1449,13 @@ def _contributors(targets, n):
     return windows, counts
 
 
-@rule("scatter", "scatter-add", "scatter_add", "scatter-mul", "scatter_mul", "scatter-max", "scatter_max",
-      "scatter-min", "scatter_min",
+@rule("scatter", "scatter-add", "scatter-mul", "scatter-max", "scatter-min",
       note="with indices known at import: a linear map (scatter, scatter-add), a product (scatter-mul), a max / min "
            "of the operand element and the updates landing on it with ties split equally (JAX's scatter-max JVP, "
            "measured); plain scatter only where no two updates land on one position")
 def _scatter(lo, e, a, idx, u):
     from .torch_ops import window_reduce
-    kind = e.primitive.name.replace("_", "-").split("-")[-1]
+    kind = e.primitive.name.split("-")[-1]
     if not isinstance(idx, Const):
         lo.fail(f"{e.primitive.name} at indices computed from real values: not a real-number function")
     t, v = lo.real(a), lo.real(u)
