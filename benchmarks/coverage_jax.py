@@ -6,9 +6,13 @@ keeps those whose dtype is float64, and for each: imports ``dyn_fun`` at the har
 float64 result, and the gradient of the sum of the float outputs with ``jax.grad`` (float64 rounding bound of
 tests/import_helpers.py, scaled by the size of the values).  A harness *imports* when all of that holds; a
 group (a primitive) imports when one of its float64 harnesses imports (harnesses are tried in JAX's order
-until one does; those where JAX's own result is not finite, or has no float output, are skipped).
+until one does; those where JAX's own result is not finite, or has no float output, are skipped).  Integer
+outputs beside float ones (top_k's indices) are left out: the float outputs are what is imported.
 
-    python benchmarks/coverage_jax.py [--json] [--limit N] [--groups g1,g2] [--verbose]
+    python benchmarks/coverage_jax.py [--json] [--limit N] [--groups g1,g2] [--verbose] [--expect PATH]
+
+``--expect tests/data/jax_harnesses.json`` writes each group's outcome and reason: the expectations
+tests/test_coverage_jax.py holds the importer to (a group recorded as imported stays imported).
 
 Prints a table per group (imported / refused with the reason / crashed / disagrees) and the totals.
 ``verify.frameworks.coverage`` is not involved: this script is the measurement, and tests/test_coverage_jax.py
@@ -85,6 +89,14 @@ def check(h, rng):
     float_in = [i for i, x in enumerate(args) if jnp.issubdtype(jnp.asarray(x).dtype, jnp.floating)]
     if not float_out:
         return "skipped", "no float output"
+    if len(float_out) < len(outs):
+        # integer outputs (top_k's indices, ...) are piecewise constant integers, not real-number functions:
+        # the float outputs are imported, and the comparison below is output by output among them
+        def floats_only(*xs, whole=fun, keep=tuple(float_out)):
+            r = jax.tree_util.tree_leaves(whole(*xs))
+            return [r[i] for i in keep]
+        fun, outs = floats_only, [outs[i] for i in float_out]
+        float_out = list(range(len(outs)))
     try:
         imp = from_jax(fun, *args)
     except VerifyError as e:
@@ -161,10 +173,16 @@ def main(argv=None):
     ap.add_argument("--limit", type=int, help="harnesses tried per group")
     ap.add_argument("--groups", help="comma-separated group names")
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--expect", help="write {group: {status, reason}} to this JSON file")
     a = ap.parse_args(argv)
     t0 = time.perf_counter()
     table = run(a.groups.split(",") if a.groups else None, a.limit, a.verbose)
     counts = collections.Counter(v["outcome"] for v in table.values())
+    if a.expect:
+        with open(a.expect, "w", encoding="utf-8") as fh:
+            json.dump({g: {"status": v["outcome"], "reason": v["detail"][:200]} for g, v in sorted(table.items())},
+                      fh, indent=0, sort_keys=True)
+            fh.write("\n")
     if a.json:
         print(json.dumps({"groups": table, "counts": counts, "seconds": time.perf_counter() - t0}))
         return 0

@@ -36,8 +36,8 @@ def rule(*names, note=""):
 
 
 _MISSING = object()
-_CALLS = ("jit", "pjit", "closed_call", "core_call", "remat", "checkpoint", "custom_jvp_call", "custom_vjp_call",
-          "custom_vjp_call_jaxpr")
+_CALLS = ("jit", "pjit", "closed_call", "core_call", "remat", "remat2", "checkpoint", "custom_jvp_call",
+          "custom_vjp_call", "custom_vjp_call_jaxpr")
 
 
 def _is_float(dtype):
@@ -699,16 +699,31 @@ def _stack(lo, e, *xs):
 @rule("pad")
 def _pad(lo, e, a, value):
     cfg = e.params["padding_config"]
-    if any(int(i) for _, _, i in cfg):
-        lo.fail("pad with interior padding")
     v = lo.real(value)
     lows, highs = [int(a_) for a_, _, _ in cfg], [int(b) for _, b, _ in cfg]
+    if any(int(i) for _, _, i in cfg) or min(lows + highs, default=0) < 0:
+        return _pad_moving(lo, e, lo.real(a), v)
     if isinstance(v.atom, Lit):
         return lo.pad(a, lows, highs, v.atom.value)
     # a padding value computed from real values: zero padding plus the value times the padding's mask
     out = lo.pad(a, lows, highs, 0)
     inner = lo.pad(lo.constant(_np.ones(lo.real(a).shape, dtype=_np.int64), "pad.ones", fold=False), lows, highs, 0)
     return lo.add(out, lo.mul(v, lo.sub(1, inner)))
+
+
+def _pad_moving(lo, e, t, v):
+    """pad with interior (or negative) padding: JAX pads the positions of ``t`` (padding value -1) and each
+    output element is the element of ``t`` at its position, or the padding value."""
+    n = _math.prod(t.shape)
+    dtype = _np.dtype(e.invars[0].aval.dtype)
+    if n >= 2 ** (_np.finfo(dtype).nmant + 1):
+        lo.fail(f"a pad of {n} positions does not fit {dtype}")
+    from jax import lax
+    cfg = [tuple(int(c) for c in triple) for triple in e.params["padding_config"]]
+    pos = _np.asarray(lax.pad(_np.arange(n, dtype=dtype).reshape(t.shape), _np.asarray(-1, dtype=dtype), cfg))
+    pos = pos.astype(_np.int64)
+    both = lo.concat([lo.reshape(t, (n,)), lo.reshape(v, (1,))], 0)
+    return lo.take(both, _np.where(pos < 0, n, pos), "pad")
 
 
 @rule("split")
@@ -967,7 +982,8 @@ def _reduce(lo, e, *args):
 
 
 @rule("sort", note="sort JVP permutes the tangent like the operand: is_stable=True keeps tied elements in "
-                   "input order (ties=stable); jnp.sort(descending=True) is an ascending sort and rev")
+                   "input order (ties=stable), is_stable=False has no tie rule (ties=unspecified: UNDECIDED at a "
+                   "tie); jnp.sort(descending=True) is an ascending sort and rev")
 def _sort(lo, e, *ops):
     p = e.params
     if p.get("num_keys", 1) != 1:
@@ -976,12 +992,13 @@ def _sort(lo, e, *ops):
         return _sort_by_constant_keys(lo, e, ops)
     t = lo.real(ops[0])
     ax = p["dimension"] % len(t.shape)
-    if not p.get("is_stable", False) and t.shape[ax] > 1:
-        lo.fail("an unstable sort (is_stable=False) orders ties arbitrarily")
+    # an unstable sort orders tied elements by its algorithm: a tie is UNDECIDED ("unspecified"), off ties the
+    # order and the derivative are the stable sort's
+    ties = "stable" if p.get("is_stable", False) else "unspecified"
     if t.shape[ax] < 2:
         out = t
     else:
-        (o,) = lo.emit("sort_axis", [lo.full(t)], {"axis": ax, "descending": False, "ties": "stable"})
+        (o,) = lo.emit("sort_axis", [lo.full(t)], {"axis": ax, "descending": False, "ties": ties})
         out = Tensor(o, t.shape)
     rest = [Unavailable("the operands sorted along with a key (argsort indices) are not supported", x.shape)
             for x in ops[1:]]
@@ -1014,7 +1031,8 @@ def _argmax(lo, e, a):
 
 # ---------------------------------------------------------------------------------------------------- calls
 
-@rule("jit", "pjit", "closed_call", "core_call", "remat", "checkpoint")
+@rule("jit", "pjit", "closed_call", "core_call", "remat", "remat2", "checkpoint",
+      note="a call (remat2 is jax.checkpoint: the same function, recomputed in the backward pass)")
 def _call(lo, e, *args):
     j, consts = _sub_jaxpr(e)
     consts = [Drawn(c) if is_key(c) else
@@ -1153,6 +1171,389 @@ def _while(lo, e, *args):
             return carry
         carry = list(_lower_closed(lo, p["body_jaxpr"], bconsts + carry, f"while[{i}]"))
     lo.fail(f"a while_loop that runs more than {MAX_UNROLL} steps")
+
+
+# ------------------------------------------------------------------------------- JAX's operator set (issue 17)
+#
+# Elementary functions JAX has as primitives and verify writes with its own (asin as atan(x / sqrt(1 - x^2)),
+# ...): each is the same real function on its domain, and JAX's JVP there is that function's derivative, so no
+# kink is involved.  Where a formula leaves the domain at a point the real function has (cbrt at 0, acos at 1),
+# the derivative is infinite there and the import's DomainError says so.
+
+def _pi(lo):
+    """pi exactly (4 atan 1: a ball in the interpreters, not the double 3.141592653589793)."""
+    return lo.mul(4, lo.ew("atan", [lo.lit(1)]))
+
+
+rule("atan")(_unary("atan"))
+rule("lgamma")(_unary("lgamma"))
+rule("erf_inv", note="defined for |x| < 1")(_unary("erfinv"))
+
+
+@rule("digamma", note="polygamma of order 0 (poles at the non-positive integers)")
+def _digamma(lo, e, a):
+    return lo.ew("polygamma", [lo.real(a)], {"n": 0})
+
+
+@rule("polygamma", note="an order known at import time, an integer 0 <= n <= 64")
+def _polygamma(lo, e, m, a):
+    m = lo.real(m, "order")
+    if not isinstance(m.atom, Lit) or m.atom.value.q != 1 or not 0 <= int(m.atom.value.p) <= 64:
+        lo.fail("polygamma of an order that is not an integer 0 <= n <= 64 known at import time")
+    return lo.ew("polygamma", [lo.real(a)], {"n": int(m.atom.value.p)})
+
+
+@rule("tan")
+def _tan(lo, e, a):
+    x = lo.real(a)
+    return lo.div(lo.ew("sin", [x]), lo.ew("cos", [x]))
+
+
+@rule("sinh")
+def _sinh(lo, e, a):
+    x = lo.real(a)
+    return lo.mul(lo.sub(lo.ew("exp", [x]), lo.ew("exp", [lo.neg(x)])), fmpq(1, 2))
+
+
+@rule("cosh")
+def _cosh(lo, e, a):
+    x = lo.real(a)
+    return lo.mul(lo.add(lo.ew("exp", [x]), lo.ew("exp", [lo.neg(x)])), fmpq(1, 2))
+
+
+@rule("asin", note="defined for |x| < 1: atan(x / sqrt(1 - x^2)) (at +-1 JAX's derivative is infinite)")
+def _asin(lo, e, a):
+    x = lo.real(a)
+    return lo.ew("atan", [lo.div(x, lo.ew("sqrt", [lo.sub(1, lo.mul(x, x))]))])
+
+
+@rule("acos", note="defined for |x| < 1: 2 atan(sqrt((1 - x) / (1 + x))) (at +-1 JAX's derivative is infinite)")
+def _acos(lo, e, a):
+    x = lo.real(a)
+    return lo.mul(2, lo.ew("atan", [lo.ew("sqrt", [lo.div(lo.sub(1, x), lo.add(1, x))])]))
+
+
+@rule("asinh")
+def _asinh(lo, e, a):
+    x = lo.real(a)
+    return lo.ew("log", [lo.add(x, lo.ew("sqrt", [lo.add(lo.mul(x, x), 1)]))])
+
+
+@rule("acosh", note="defined for x > 1 (at 1 JAX's derivative is infinite)")
+def _acosh(lo, e, a):
+    x = lo.real(a)
+    return lo.ew("log", [lo.add(x, lo.ew("sqrt", [lo.sub(lo.mul(x, x), 1)]))])
+
+
+@rule("atanh", note="defined for |x| < 1: log((1 + x) / (1 - x)) / 2")
+def _atanh(lo, e, a):
+    x = lo.real(a)
+    return lo.mul(lo.ew("log", [lo.div(lo.add(1, x), lo.sub(1, x))]), fmpq(1, 2))
+
+
+@rule("cbrt", note="x |x|^(-2/3) = x exp(-log(x^2) / 3), defined for x != 0 (at 0 JAX's derivative is infinite)")
+def _cbrt(lo, e, a):
+    x = lo.real(a)
+    return lo.mul(x, lo.ew("exp", [lo.mul(lo.ew("log", [lo.mul(x, x)]), fmpq(-1, 3))]))
+
+
+@rule("atan2", note="atan2 JVP is (x, -y) / (x^2 + y^2) (nan at the origin): atan(y / x) (+-pi) off the y axis, "
+                    "2 atan((r - x) / y) on it; the jump across y = 0, x < 0 takes the y >= 0 side (pi), as "
+                    "atan2(0, -1) = pi")
+def _atan2(lo, e, y, x):
+    y, x = lo.real(y), lo.real(x)
+    shape = lo.bshape(y.shape, x.shape)
+    y, x = lo.broadcast(y, shape), lo.broadcast(x, shape)
+    x_nz, y_nz = lo.compare("!=", x, 0), lo.compare("!=", y, 0)
+    # the branch not taken still has to be defined (where evaluates both sides): 1 stands in for a zero divisor
+    base = lo.ew("atan", [lo.div(y, lo.select(x_nz, x, 1))])
+    pi = _pi(lo)
+    left = lo.select(lo.compare(">=", y, 0), lo.add(base, pi), lo.sub(base, pi))
+    off_axis = lo.select(lo.compare(">", x, 0), base, left)
+    r = lo.ew("sqrt", [lo.select(y_nz, lo.add(lo.mul(x, x), lo.mul(y, y)), 1)])
+    on_axis = lo.select(y_nz, lo.mul(2, lo.ew("atan", [lo.div(lo.sub(r, x), lo.select(y_nz, y, 1))])), 0)
+    return lo.broadcast(lo.select(x_nz, off_axis, on_axis), shape)
+
+
+def _abs0(lo, t):
+    """|x| with derivative 0 at 0 (the sgn of JAX's scaled Bessel JVPs)."""
+    (o,) = lo.emit("abs", [lo.full(t)], {"at_zero": fmpq(0)})
+    return Tensor(o, t.shape)
+
+
+def _scaled_bessel(n):
+    def fn(lo, e, a):
+        x = lo.real(a)
+        return lo.mul(lo.ew("exp", [lo.neg(_abs0(lo, x))]), lo.ew("bessel_i", [x], {"n": n}))
+    return fn
+
+
+rule("bessel_i0e", note="exp(-|x|) I0(x): the JVP is i1e(x) - sign(x) i0e(x), 0 at 0 (abs at_zero=0)")(
+    _scaled_bessel(0))
+rule("bessel_i1e", note="exp(-|x|) I1(x): the JVP at 0 is 1/2 (I1(0) = 0, so abs's kink does not show)")(
+    _scaled_bessel(1))
+
+
+def _emit_step(lo, kind, x):
+    x = lo.real(x)
+    (o,) = lo.emit(kind, [lo.full(x)])
+    return Tensor(o, x.shape)
+
+
+@rule("floor", "ceil", note="a step: derivative 0 everywhere (discontinuous at the integers)")
+def _floor_ceil(lo, e, a):
+    return _emit_step(lo, e.primitive.name, a)
+
+
+@rule("round", note="rounding_method TO_NEAREST_EVEN: the round step; AWAY_FROM_ZERO: floor(x + 1/2) for x >= 0, "
+                    "ceil(x - 1/2) below; derivative 0 everywhere (discontinuous at the half-integers)")
+def _round(lo, e, a):
+    x = lo.real(a)
+    if int(e.params.get("rounding_method", 0)) == 1:            # lax.RoundingMethod.TO_NEAREST_EVEN
+        return _emit_step(lo, "round", x)
+    return lo.select(lo.compare(">=", x, 0), _emit_step(lo, "floor", lo.add(x, fmpq(1, 2))),
+                     _emit_step(lo, "ceil", lo.sub(x, fmpq(1, 2))))
+
+
+@rule("rem", note="rem(x, y) = x - y trunc(x / y) (C's fmod): the JVP is 1 in x and -trunc(x / y) in y; a jump "
+                  "where x / y is a nonzero integer")
+def _rem(lo, e, a, b):
+    return lo.sub(a, lo.mul(b, _emit_step(lo, "trunc", lo.div(a, b))))
+
+
+_NOT_REAL = {
+    "nextafter": "the next float after x depends on the float format, not on the real number x",
+    "bitcast_convert_type": "it reinterprets the bits of a float, which are no function of its real value",
+    "igamma": "the regularized incomplete gamma function is not among verify's primitives (no enclosure rule and "
+              "checker kernel for it yet)",
+    "igammac": "the regularized incomplete gamma function is not among verify's primitives (no enclosure rule and "
+               "checker kernel for it yet)",
+    "igamma_grad_a": "the incomplete gamma function's derivative in a is not among verify's primitives",
+    "regularized_incomplete_beta": "the regularized incomplete beta function is not among verify's primitives (no "
+                                   "enclosure rule and checker kernel for it yet)",
+    "zeta": "the Hurwitz zeta function is not among verify's primitives",
+}
+
+
+def _refuse(lo, e, *args):
+    lo.fail(f"the JAX primitive {e.primitive.name!r} is refused: {_NOT_REAL[e.primitive.name]}")
+
+
+for _name in _NOT_REAL:
+    rule(_name, note=_NOT_REAL[_name])(_refuse)
+
+
+# ---------------------------------------------------------------------------- cumulative ops, products, top_k
+
+def _jax_combine(name):
+    from jax import lax
+    from jax import numpy as jnp
+    # logaddexp is smooth: its own formula (a custom_jvp around a max) and log(e^a + e^b) have one derivative
+    return {"cumsum": lax.add, "cumprod": lax.mul, "cummax": lax.max, "cummin": lax.min,
+            "cumlogsumexp": lambda a, b: jnp.log(jnp.exp(a) + jnp.exp(b))}[name]
+
+
+@rule("cumsum", "cumprod", "cummax", "cummin", "cumlogsumexp",
+      note="JAX differentiates a cumulative op as lax.associative_scan of add / mul / max / min / logaddexp, and "
+           "that scan's own jaxpr is what is imported: the same values, and at ties the same derivative (max and "
+           "min give 1/2 to each side at every combination, as lax.max)")
+def _cumulative(lo, e, a):
+    import jax
+    from jax import lax
+    p = e.params
+    aval = e.invars[0].aval
+    fn = _jax_combine(e.primitive.name)
+    closed = jax.make_jaxpr(lambda t: lax.associative_scan(fn, t, reverse=bool(p["reverse"]), axis=int(p["axis"])))(
+        jax.ShapeDtypeStruct(aval.shape, aval.dtype))
+    return _lower_closed(lo, closed, [a], e.primitive.name)
+
+
+@rule("reduce_prod", note="a chain of products (the JVP is the product of the other factors, also at zeros)")
+def _reduce_prod(lo, e, a):
+    t = lo.real(a)
+    axes = tuple(int(i) % len(t.shape) for i in e.params["axes"]) if t.shape else ()
+    if not axes:
+        return t
+    kept = tuple(i for i in range(len(t.shape)) if i not in axes)
+    flat = lo.reshape(lo.transpose(t, kept + axes),
+                      tuple(t.shape[i] for i in kept) + (_math.prod(t.shape[i] for i in axes),))
+    return _product_last_axis(lo, flat)
+
+
+def _largest(lo, t, ax, k, descending):
+    """The k largest (or smallest) elements of ``t`` along ``ax``, sorted, ties in input order (XLA's TopK on
+    CPU, measured): a stable sort and a slice."""
+    if t.shape[ax] >= 2:
+        (o,) = lo.emit("sort_axis", [lo.full(t)], {"axis": ax, "descending": descending, "ties": "stable"})
+        t = Tensor(o, t.shape)
+    stop = list(t.shape)
+    stop[ax] = k
+    return lo.slice(t, (0,) * len(t.shape), stop)
+
+
+@rule("top_k", note="the k largest in descending order, tied elements in input order (measured): its JVP is the "
+                    "tangent at the selected indices")
+def _top_k(lo, e, a):
+    t = lo.real(a)
+    ax = int(e.params.get("axis", -1)) % len(t.shape)
+    out = _largest(lo, t, ax, int(e.params["k"]), True)
+    return [out, Unavailable("top_k's indices are integers computed from real values", out.shape)]
+
+
+@rule("approx_top_k", note="exact on CPU (measured): top_k, or the k smallest in ascending order when is_max_k is "
+                           "False, tied elements in input order")
+def _approx_top_k(lo, e, a):
+    t = lo.real(a)
+    p = e.params
+    ax = int(p["reduction_dimension"]) % len(t.shape)
+    if int(p.get("reduction_input_size_override", -1)) not in (-1, t.shape[ax]) or not p.get("aggregate_to_topk",
+                                                                                              True):
+        lo.fail("approx_top_k with a reduction_input_size_override or without aggregate_to_topk (an approximate "
+                "result)")
+    out = _largest(lo, t, ax, int(p["k"]), bool(p["is_max_k"]))
+    return [out, Unavailable("approx_top_k's indices are integers computed from real values", out.shape)]
+
+
+# ------------------------------------------------------------------------------ scatter with known indices
+
+def _scatter_targets(lo, e, idx, n_operand, upd_shape, dtype):
+    """For every element of the updates (flat), the flat operand position it lands on (-1: dropped, out of
+    bounds), computed by JAX: the transpose of a scatter-add in the updates is the gather of its cotangent, and
+    the cotangent is the operand positions plus 1."""
+    import jax
+    from jax import lax
+    from jax import numpy as jnp
+    shape = tuple(e.invars[0].aval.shape)
+    if n_operand + 1 >= 2 ** (_np.finfo(dtype).nmant + 1):
+        lo.fail(f"a scatter into {n_operand} positions does not fit {dtype}")
+    p = e.params
+
+    def scatter(u):
+        return lax.scatter_add(jnp.zeros(shape, dtype), _np.asarray(idx.value), u, p["dimension_numbers"],
+                               mode=p["mode"])
+    _, pull = jax.vjp(scatter, jnp.zeros(upd_shape, dtype))
+    (pos,) = pull(jnp.arange(1, n_operand + 1, dtype=dtype).reshape(shape))
+    return _np.asarray(pos, dtype=_np.float64).astype(_np.int64).ravel() - 1
+
+
+def _contributors(targets, n):
+    """(windows, counts): windows[i] lists (padded with -1) the update elements landing on operand position i."""
+    counts = _np.bincount(targets[targets >= 0], minlength=n)
+    k = int(counts.max()) if n else 0
+    windows = -_np.ones((n, max(k, 1)), dtype=_np.int64)
+    fill = _np.zeros(n, dtype=_np.int64)
+    for j, i in enumerate(targets):
+        if i >= 0:
+            windows[i, fill[i]] = j
+            fill[i] += 1
+    return windows, counts
+
+
+@rule("scatter", "scatter-add", "scatter-mul", "scatter-max", "scatter-min",
+      note="with indices known at import: a linear map (scatter, scatter-add), a product (scatter-mul), a max / min "
+           "of the operand element and the updates landing on it with ties split equally (JAX's scatter-max JVP, "
+           "measured); plain scatter only where no two updates land on one position")
+def _scatter(lo, e, a, idx, u):
+    from .torch_ops import window_reduce
+    kind = e.primitive.name.split("-")[-1]
+    if not isinstance(idx, Const):
+        lo.fail(f"{e.primitive.name} at indices computed from real values: not a real-number function")
+    t, v = lo.real(a), lo.real(u)
+    n = _math.prod(t.shape)
+    targets = _scatter_targets(lo, e, idx, n, v.shape, _np.dtype(e.invars[0].aval.dtype))
+    windows, counts = _contributors(targets, n)
+    hit = (counts > 0).reshape(t.shape)
+    if kind == "scatter":
+        if counts.max(initial=0) > 1:
+            lo.fail("a scatter where two updates land on one position: which one JAX keeps is not specified")
+        return lo.select(Const(hit), lo.take(v, _np.maximum(windows[:, 0], 0).reshape(t.shape), "scatter"), t)
+    if not hit.any():
+        return t
+    flat_t, flat_v = lo.reshape(t, (n,)), lo.reshape(v, (_math.prod(v.shape),))
+    both = lo.concat([flat_t, flat_v], 0)
+    rows = _np.concatenate([_np.arange(n)[:, None], _np.where(windows >= 0, windows + n, -1)], axis=1)
+    if kind in ("max", "min"):
+        return lo.reshape(window_reduce(lo, both, rows, f"window_{kind}", "split"), t.shape)
+    gathered = lo.take(both, _np.where(rows >= 0, rows, 0), "scatter")
+    mask = lo.constant((rows >= 0).astype(_np.int64), "scatter.mask")
+    if kind == "add":
+        out = lo.reduce("sum", lo.mul(gathered, mask), (1,))
+    else:
+        out = _product_last_axis(lo, lo.add(lo.mul(gathered, mask), lo.sub(1, mask)))
+    return lo.reshape(out, t.shape)
+
+
+# --------------------------------------------------------------------------- the pooling gradient primitives
+
+def _window_rows(lo, e, shape):
+    p = e.params
+    index = _window_index(shape, p["window_dimensions"], p["window_strides"], p["padding"],
+                          p.get("window_dilation", (1,) * len(shape)), p.get("base_dilation", (1,) * len(shape)))
+    if index is None:
+        lo.fail(f"{e.primitive.name} with base dilation")
+    pad = index < 0
+    if pad.all(axis=-1).any():
+        lo.fail(f"{e.primitive.name} with a window made of padding only")
+    first = _np.take_along_axis(index, _np.argmax(~pad, axis=-1)[..., None], -1)
+    return _np.where(pad, first, index)
+
+
+def _select_op(lo, e):
+    name = getattr(e.params["select_prim"], "name", str(e.params["select_prim"]))
+    if name not in ("ge", "le"):
+        lo.fail(f"{e.primitive.name} with select_prim {name}")
+    return ">" if name == "ge" else "<"
+
+
+@rule("select_and_gather_add", note="the tangent at each window's first maximal (ge) or minimal (le) operand "
+                                    "element in row-major order (measured): a selection on the operand")
+def _select_and_gather_add(lo, e, tangents, operand):
+    op = _select_op(lo, e)
+    x, t = lo.real(operand), lo.real(tangents)
+    rows = _window_rows(lo, e, x.shape)
+    best, pick = None, None
+    for k in range(rows.shape[-1]):
+        xk, tk = lo.take(x, rows[..., k], "window"), lo.take(t, rows[..., k], "window")
+        if best is None:
+            best, pick = xk, tk
+            continue
+        c = lo.compare(op, xk, best)             # strictly better: a tie keeps the earlier element
+        best, pick = lo.select(c, xk, best), lo.select(c, tk, pick)
+    return pick
+
+
+@rule("select_and_scatter_add", note="each window's source value added at its first maximal (ge) or minimal (le) "
+                                     "operand element in row-major order (measured): a selection on the operand")
+def _select_and_scatter_add(lo, e, source, operand):
+    op = _select_op(lo, e)
+    x, s = lo.real(operand), lo.real(source)
+    rows = _window_rows(lo, e, x.shape)
+    K = rows.shape[-1]
+    cols = [lo.take(x, rows[..., k], "window") for k in range(K)]
+    parts = []
+    for k in range(K):
+        # element k wins its window when it beats every earlier one strictly and no later one beats it
+        win = None
+        for j in range(K):
+            if j == k:
+                continue
+            c = lo.compare(op, cols[k], cols[j]) if j < k else lo.logical("not", lo.compare(op, cols[j], cols[k]))
+            win = c if win is None else lo.logical("and", win, c)
+        parts.append(s if win is None else lo.select(win, s, 0))
+    # out[i] = the sum of the parts whose window element k is position i
+    n, m = _math.prod(x.shape), _math.prod(s.shape)
+    flat = lo.concat([lo.reshape(lo.broadcast(pk, s.shape), (m,)) for pk in parts], 0)
+    targets = _np.concatenate([rows[..., k].ravel() for k in range(K)])
+    duplicate = _np.zeros(rows.shape, dtype=bool)
+    for k in range(1, K):                          # a padded slot repeats its window's first element: not a target
+        duplicate[..., k] = (rows[..., k:k + 1] == rows[..., :k]).any(axis=-1)
+    targets = _np.where(_np.concatenate([duplicate[..., k].ravel() for k in range(K)]), -1, targets)
+    windows, counts = _contributors(targets, n)
+    if not counts.any():
+        return lo.constant(_np.zeros(x.shape), "select_and_scatter_add.zero")
+    both = lo.concat([flat, lo.constant(_np.zeros(1), "zero", fold=False)], 0)
+    gathered = lo.take(both, _np.where(windows >= 0, windows, K * m), "scatter")
+    return lo.reshape(lo.reduce("sum", gathered, (1,)), x.shape)
 
 
 # --------------------------------------------------------------------------------------- stop_gradient shifts
