@@ -125,6 +125,13 @@ def test_clamp_with_array_bounds():
     jg = jax.grad(f, argnums=(0, 1, 2))(a([0., 0., 0.]), a([0., 0.5, 1.]), a([1., 1., 1.]))
     exact_equal(g[1], jg[1], "operand")
     assert list(g[0]) == [1, 0, 0] and list(np.asarray(jg[0])) == [0., 0., 0.]
+    # lo > hi: XLA's clamp is min(max(x, lo), hi), so hi everywhere (the import once took lo here); the value
+    # is JAX's exactly, and the derivative goes to hi, where JAX's JVP gives none (its own rule, not the
+    # derivative of its function)
+    lo_, x_, hi_ = a([2., 2., 2.]), a([-1., 0.5, 3.]), a([-0.5, 0.25, 1.])
+    imp = from_jax(f, lo_, x_, hi_)
+    assert float(verify.evaluate(imp.program, imp.point).values[0]) == float(f(lo_, x_, hi_)) == -0.5 + 0.5 + 3
+    assert list(verify.grad(imp.program, imp.point).gradient[2]) == [1, 2, 3]
 
 
 def test_a_real_exponent_and_its_domain():

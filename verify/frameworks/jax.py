@@ -528,12 +528,13 @@ def _clamp(lo, e, lo_v, x, hi_v):
 
 
 def _clamp_arrays(lo, lo_v, x, hi_v):
-    """lax.clamp with bounds computed from real values, as JAX's JVP reads it: x where lo < x < hi, else the
-    bound it crossed, x's derivative 0 at both bounds.  At a tie JAX also gives the bound derivative 0 (its JVP
-    is select(lo > x, ...) for lo and select(hi < x, ...) for hi), which is no selection derivative: this
-    program gives the bound derivative 1 there, and an audit at such a tie reports the difference."""
-    inner = x if isinstance(hi_v, NonReal) else lo.select(lo.compare("<", x, hi_v), x, hi_v)
-    return inner if isinstance(lo_v, NonReal) else lo.select(lo.compare(">", x, lo_v), inner, lo_v)
+    """lax.clamp with bounds computed from real values: XLA's min(max(x, lo), hi), so hi wherever hi < lo.  As
+    JAX's JVP reads it, x's derivative is 0 at both bounds; at a tie JAX also gives the bound derivative 0 (its
+    JVP is select(lo > x and lo < hi, ...) for lo and select(hi < x, ...) for hi), which is no selection
+    derivative: this program gives the bound derivative 1 there (and hi's where hi < lo), and an audit at such
+    a point reports the difference."""
+    at_least = x if isinstance(lo_v, NonReal) else lo.select(lo.compare(">", x, lo_v), x, lo_v)
+    return at_least if isinstance(hi_v, NonReal) else lo.select(lo.compare("<", at_least, hi_v), at_least, hi_v)
 
 
 def _cmp(op):
