@@ -393,3 +393,14 @@ def test_the_filter_refuses_what_it_has_no_bound_for():
     assert filter_gaps(P) == ["atan", "floor"]
     with pytest.raises(InputError, match="no proved rounding bound for atan, floor"):
         filtered_run(P, [verify.ExactArray.from_any(np.array([fmpq(1, 2), fmpq(3)], dtype=object))])
+
+
+def test_a_tie_at_a_pads_fill_needs_nothing_of_the_padded_input():
+    """leaky_relu of a padded dot at the pad's fill 0 is a tie decided by labels alone; the cone read the padded
+    input (the dot) at no element and failed looking it up (a random program found it)."""
+    import verify
+    from verify.program.arrays import ExactArray
+    P = verify.parse("def t(x: [1, 1], w: [1, 1]):\n    v = pad(dot(x, w), lo=(1, 0), hi=(0, 0))\n"
+                     "    return sum(relu(leaky_relu(v, slope=1/2)), axes=(0, 1))\n")
+    xs = [ExactArray.from_any(np.array([[fmpq(-2)]], dtype=object))] * 2
+    assert compare_paths(P, xs) == []

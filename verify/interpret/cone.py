@@ -575,6 +575,8 @@ class Reader:
 
     def labels(self, j, idx):
         idx = np.asarray(idx, dtype=np.int64)
+        if idx.size == 0:           # nothing read of this input (a pad's fill only): it need not be known
+            return np.zeros(idx.shape, np.int64)
         atom = self.st.ins[j]
         self.cone.gathered += idx.size
         if self.cone.gathered > self.cone.budget:
