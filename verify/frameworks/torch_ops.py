@@ -1553,20 +1553,32 @@ class Pivots(Unavailable):
 
 def _pivot_indicators(lo, M, j):
     """[e_j, ..., e_{m-1}]: real 0/1 Tensors of shape batch + (1, 1), e_i = 1 where row i is LAPACK's pivot of
-    column j of M (the first row i >= j of largest |M[i, j]|), compared through squares."""
+    column j of M, the first row i >= j of largest |M[i, j]|: its square beats the largest square before it
+    strictly and is at least the largest after it (running maxima by where: O(m) selections per column)."""
     m = M.shape[-2]
     squares = []
     for i in range(j, m):
         x = _sl(lo, M, ((i, i + 1), (j, j + 1)))
         squares.append(lo.mul(x, x))
-    out = []
+    c = len(squares)
+
+    def running(order):
+        best, out = None, {}
+        for a in order:
+            out[a] = best
+            s = squares[a]
+            best = s if best is None else lo.select(lo.compare(">", s, best), s, best)
+        return out
+    before, after = running(range(c)), running(reversed(range(c)))
+    indicators = []
     for a, s in enumerate(squares):
         cond = Const(np.array(True))
-        for b, t in enumerate(squares):
-            if b != a:                      # beat every earlier row strictly, tie with later ones
-                cond = lo.logical("and", cond, lo.compare(">" if b < a else ">=", s, t))
-        out.append(lo.as_real(cond, s.shape))
-    return out
+        if before[a] is not None:
+            cond = lo.logical("and", cond, lo.compare(">", s, before[a]))
+        if after[a] is not None:
+            cond = lo.logical("and", cond, lo.compare(">=", s, after[a]))
+        indicators.append(lo.as_real(cond, s.shape))
+    return indicators
 
 
 def _swap_matrix(m, j, i):
