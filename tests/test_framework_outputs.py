@@ -47,6 +47,7 @@ SQ = _t([[2.0, 0.3, -0.5], [0.4, 1.5, 0.2], [-0.1, 0.6, 1.8]])      # well condi
 SPD = SQ @ SQ.T + torch.eye(3, dtype=D)                                # symmetric positive definite
 LOW = torch.linalg.cholesky(SPD)                                       # a Cholesky factor (lower, diag > 0)
 UP = LOW.T.contiguous()
+LU_SQ, PIV_SQ = torch.linalg.lu_factor(SQ.flip(0))                    # an LU with row swaps, its integer pivots
 TABLE = torch.linspace(-1.3, 1.6, 5 * 4, dtype=D).reshape(5, 4) ** 3   # embedding rows, no two equal
 COL = torch.tensor([2, 0])
 
@@ -190,6 +191,12 @@ SAMPLES = {
     "cholesky_inverse.default": ((LOW,), {}),
     "cholesky_solve.default": ((X.T, UP, True), {}),
     "linalg_solve_triangular.default": ((LOW, X.T), {"upper": False}),
+    "linalg_lu_factor_ex.default": ((SQ,), {}),
+    "linalg_lu.default": ((SQ.flip(0),), {}),                   # pivots on rows 2 and 1
+    "lu_unpack.default": ((LU_SQ, PIV_SQ), {}),                 # integer pivots: a constant permutation
+    "linalg_lu_solve.default": ((LU_SQ, PIV_SQ, X.T), {"adjoint": True}),
+    "linalg_householder_product.default": ((X.T, C3[:2]), {}),
+    "ormqr.default": ((SQ, C3, X.T), {"transpose": True}),
     "triangular_solve.default": ((X.T, UP), {}),
     # cumulative, order statistics (no ties in X)
     "cumsum.default": ((X, 1), {}),

@@ -36,7 +36,6 @@ RTOL = 2.0 ** -30
 KNOWN_MISMATCHES = {
     "as_strided_scatter": "torch's backward gives the gradient to self at the positions src overwrites too",
     "nn.functional.hardsigmoid": "torch's float64 backward multiplies by the float32 constant 1/6",
-    "native_layer_norm": "torch treats the mean and rstd outputs as constants (no grad_fn)",
 }
 
 # reason classes of refusals: (class, pattern of the ImportFailure message), first match wins

@@ -18,6 +18,7 @@ index_add, index_put with accumulate=True, ...) it reads the op's matrix from it
 computes, by construction.
 """
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from flint import fmpq
@@ -80,6 +81,7 @@ checked_decomposition(
     "adaptive_max_pool1d",        # adaptive_max_pool2d over a height of 1: the same kernel
     "linalg_slogdet", "slogdet",  # _linalg_slogdet: the sign of det has derivative 0, as its backward
     "rrelu", "rrelu_with_noise",  # rrelu_with_noise_functional, mapped here (eval mode: leaky with the mean slope)
+    "linalg_lu_factor", "_lu_with_info",   # linalg_lu_factor_ex, the same kernel: its pivot ties measured
 )
 
 
@@ -1531,6 +1533,227 @@ def _solve_triangular(lo, A, B, upper, left=True, unitriangular=False):
     if left:
         return gauss_jordan(lo, T, B)
     return _mT(lo, gauss_jordan(lo, _mT(lo, T), _mT(lo, B)))
+
+
+# LU with partial pivoting.  LAPACK's getrf picks, for each column j, the first row i >= j of largest |a_ij| in
+# the current Schur complement (idamax: ties go to the first row).  That choice is a selection on the values:
+# the program makes it with where(a_ij^2 > a_lj^2, ...) on the squares (smooth switching functions, the same
+# order as the absolute values), strict against earlier rows and non-strict against later ones, so a tie goes
+# to the first row as in LAPACK and a tie that ball arithmetic cannot decide is UNDECIDED, never a float
+# decision made at import.  The permutation is piecewise constant (derivative 0) and torch's backward treats
+# it as a constant, so both differentiate the piece that is chosen.
+
+@dataclass(frozen=True)
+class Pivots(Unavailable):
+    """LAPACK's pivots of an LU factorization that depend on real values: integers, so not a value of the
+    program (any use but lu_unpack's and lu_solve's is an ImportFailure with ``reason``).  ``perm`` is the
+    permutation matrix P of A = P L U (a piecewise-constant real Tensor) that those two ops use instead."""
+    perm: object = None
+
+
+def _pivot_indicators(lo, M, j):
+    """[e_j, ..., e_{m-1}]: real 0/1 Tensors of shape batch + (1, 1), e_i = 1 where row i is LAPACK's pivot of
+    column j of M, the first row i >= j of largest |M[i, j]|: its square beats the largest square before it
+    strictly and is at least the largest after it (running maxima by where: O(m) selections per column)."""
+    m = M.shape[-2]
+    squares = []
+    for i in range(j, m):
+        x = _sl(lo, M, ((i, i + 1), (j, j + 1)))
+        squares.append(lo.mul(x, x))
+    c = len(squares)
+
+    def running(order):
+        best, out = None, {}
+        for a in order:
+            out[a] = best
+            s = squares[a]
+            best = s if best is None else lo.select(lo.compare(">", s, best), s, best)
+        return out
+    before, after = running(range(c)), running(reversed(range(c)))
+    indicators = []
+    for a, s in enumerate(squares):
+        cond = Const(np.array(True))
+        if before[a] is not None:
+            cond = lo.logical("and", cond, lo.compare(">", s, before[a]))
+        if after[a] is not None:
+            cond = lo.logical("and", cond, lo.compare(">=", s, after[a]))
+        indicators.append(lo.as_real(cond, s.shape))
+    return indicators
+
+
+def _swap_matrix(m, j, i):
+    t = np.eye(m, dtype=np.int64)
+    t[[j, i]] = t[[i, j]]
+    return t
+
+
+def _bmm(lo, a, b):
+    """a @ b for (..., n, k) and (..., k, m) with broadcast batch shapes."""
+    batch = lo.bshape(tuple(a.shape[:-2]), tuple(b.shape[:-2]))
+    return _matmul(lo, lo.broadcast(a, batch + tuple(a.shape[-2:])), lo.broadcast(b, batch + tuple(b.shape[-2:])))
+
+
+def _eliminate(lo, M, j):
+    """One step of Gaussian elimination on M (..., m, n) at the pivot M[j, j]: the multipliers replace column
+    j below the diagonal (LAPACK's packed L), the rows below lose multiplier * row j to the right of it."""
+    m, n = M.shape[-2:]
+    p = _sl(lo, M, ((j, j + 1), (j, j + 1)))
+    below = (np.arange(m) > j).astype(np.int64).reshape(m, 1)
+    right = (np.arange(n) > j).astype(np.int64).reshape(1, n)
+    col_j = _sl(lo, M, ((0, m), (j, j + 1)))
+    mult = lo.mul(lo.div(col_j, p), lo.constant(below, f"below.{lo.hint}"))             # (..., m, 1)
+    row = lo.mul(_sl(lo, M, ((j, j + 1), (0, n))), lo.constant(right, f"right.{lo.hint}"))  # (..., 1, n)
+    at_col = np.zeros((m, n), dtype=np.int64)
+    at_col[j + 1:, j] = 1
+    M = lo.sub(M, lo.mul(mult, row))
+    return lo.add(M, lo.mul(lo.sub(mult, col_j), lo.constant(at_col, f"column.{lo.hint}")))
+
+
+def lu_factor(lo, A):
+    """(LU, P) of A (..., m, n) by Gaussian elimination with LAPACK's partial pivoting: LU packed as getrf
+    returns it (unit lower L strictly below the diagonal, U on and above), P (..., m, m) with A = P L U, a
+    piecewise-constant selection.  Exact on rationals; a column whose candidates are all 0 divides by 0, which
+    the program refuses there (LAPACK skips that column and reports it in info)."""
+    A = lo.real(A)
+    m, n = A.shape[-2:]
+    batch = tuple(A.shape[:-2])
+    M, P = A, None
+    for j in range(min(m, n)):
+        if j == m - 1:
+            break
+        swaps = [lo.mul(e, lo.constant(_swap_matrix(m, j, j + a), f"swap.{lo.hint}"))
+                 for a, e in enumerate(_pivot_indicators(lo, M, j))]
+        Pj = swaps[0]
+        for s in swaps[1:]:
+            Pj = lo.add(Pj, s)
+        Pj = lo.broadcast(Pj, batch + (m, m))
+        M = _matmul(lo, Pj, M)
+        P = Pj if P is None else _matmul(lo, P, Pj)    # P_0 P_1 ... (each swap is its own inverse)
+        M = _eliminate(lo, M, j)
+    if P is None:
+        P = lo.broadcast(_eye(lo, m), batch + (m, m))
+    return M, P
+
+
+def lu_unpacked(lo, LU):
+    """(L, U) of LAPACK's packed LU (..., m, n): L (..., m, k) unit lower, U (..., k, n) upper, k = min(m, n)."""
+    m, n = LU.shape[-2:]
+    k = min(m, n)
+    L = lo.mul(_sl(lo, LU, ((0, m), (0, k))), lo.constant(np.tril(np.ones((m, k), dtype=np.int64), -1),
+                                                          f"lower.{lo.hint}"))
+    L = lo.add(L, lo.constant(np.eye(m, k, dtype=np.int64), f"eye.{lo.hint}"))
+    U = lo.mul(_sl(lo, LU, ((0, k), (0, n))), lo.constant(np.triu(np.ones((k, n), dtype=np.int64)),
+                                                          f"upper.{lo.hint}"))
+    return L, U
+
+
+def _perm_of(lo, LU, pivots):
+    """P (..., m, m) of ``pivots``: the Pivots' own selection, or, for pivots known at import (an integer
+    input), the permutation torch.lu_unpack computes from them (exact: 0s and 1s)."""
+    import torch
+    if isinstance(pivots, Pivots):
+        return pivots.perm
+    piv = torch.from_numpy(np.asarray(_const_array(lo, pivots, "LU pivots")).astype(np.int32))
+    P = torch.lu_unpack(torch.zeros(tuple(LU.shape), dtype=torch.float64), piv)[0]
+    return lo.constant(P.numpy().astype(np.int64), f"perm.{lo.hint}", fold=False)
+
+
+_PIVOTS = ("LU pivots are integers computed from real values (the rows partial pivoting chose): only lu_unpack "
+           "and lu_solve can use them")
+
+
+@op("linalg_lu_factor_ex.default", note="Gaussian elimination with LAPACK's partial pivoting: per column, the "
+                                        "first row of largest |a| (ties: the first row, as idamax), a selection")
+def _lu_factor_ex(lo, A, pivot=True, check_errors=False):
+    if not pivot:
+        lo.fail("LU without pivoting: torch computes it on CUDA only")
+    LU, P = lu_factor(lo, A)
+    k = min(LU.shape[-2:])
+    return LU, Pivots(_PIVOTS, tuple(LU.shape[:-2]) + (k,), P), Unavailable("linalg info is an integer")
+
+
+@op("linalg_lu.default", note="P L U with LAPACK's partial pivoting (first row of largest |a|; P piecewise "
+                              "constant, derivative 0)")
+def _linalg_lu(lo, A, pivot=True):
+    if not pivot:
+        lo.fail("LU without pivoting: torch computes it on CUDA only")
+    LU, P = lu_factor(lo, A)
+    return (P, *lu_unpacked(lo, LU))
+
+
+@op("lu_unpack.default", note="P from the pivots (a constant, or the selection of the LU that computed them), "
+                              "L and U from the triangles of LU")
+def _lu_unpack(lo, LU, pivots, unpack_data=True, unpack_pivots=True):
+    if not (unpack_data and unpack_pivots):
+        lo.fail("lu_unpack with unpack_data=False or unpack_pivots=False returns empty tensors")
+    LU = lo.real(LU)
+    return (_perm_of(lo, LU, pivots), *lu_unpacked(lo, LU))
+
+
+def _lu_solve_left(lo, L, U, P, B, adjoint):
+    """A^-1 B (A^-T B when ``adjoint``) for A = P L U: elimination on the triangular factors."""
+    if adjoint:                                           # A^T = U^T L^T P^T
+        Y = gauss_jordan(lo, _mT(lo, U), B)
+        return _bmm(lo, P, gauss_jordan(lo, _mT(lo, L), Y))
+    Y = gauss_jordan(lo, L, _bmm(lo, _mT(lo, P), B))
+    return gauss_jordan(lo, U, Y)
+
+
+@op("linalg_lu_solve.default", note="elimination on the triangles of LU after the permutation of the pivots")
+def _lu_solve(lo, LU, pivots, B, left=True, adjoint=False):
+    LU, B = lo.real(LU), lo.real(B)
+    P = _perm_of(lo, LU, pivots)
+    L, U = lu_unpacked(lo, LU)
+    if left:
+        return _lu_solve_left(lo, L, U, P, B, adjoint)
+    # X A = B  <=>  A^T X^T = B^T;  X A^T = B  <=>  A X^T = B^T
+    return _mT(lo, _lu_solve_left(lo, L, U, P, _mT(lo, B), not adjoint))
+
+
+# ------------------------------------------------------------------------------- Householder reflectors
+
+def householder_q(lo, A, tau):
+    """H_0 H_1 ... H_{k-1} (..., m, m), H_i = I - tau_i v_i v_i^T with v_i = e_i + the part of column i of A
+    (..., m, n) below the diagonal (LAPACK's geqrf storage), k = tau.shape[-1]: a polynomial in A and tau,
+    exact.  The diagonal and upper triangle of A are not read."""
+    A, tau = lo.real(A), lo.real(tau)
+    m = A.shape[-2]
+    batch = lo.bshape(tuple(A.shape[:-2]), tuple(tau.shape[:-1]))
+    Q = lo.broadcast(_eye(lo, m), batch + (m, m))
+    for i in range(tau.shape[-1]):
+        below = (np.arange(m) > i).astype(np.int64).reshape(m, 1)
+        unit = (np.arange(m) == i).astype(np.int64).reshape(m, 1)
+        v = lo.add(lo.mul(_sl(lo, A, ((0, m), (i, i + 1))), lo.constant(below, f"below.{lo.hint}")),
+                   lo.constant(unit, f"unit.{lo.hint}"))
+        v = lo.broadcast(v, batch + (m, 1))
+        nt = len(tau.shape)
+        t = lo.reshape(lo.slice(tau, [0] * (nt - 1) + [i], list(tau.shape[:-1]) + [i + 1]),
+                       tuple(tau.shape[:-1]) + (1, 1))
+        Qv = _matmul(lo, Q, v)                                                   # (..., m, 1)
+        Q = lo.sub(Q, lo.mul(t, lo.mul(Qv, _mT(lo, v))))
+    return Q
+
+
+@op("linalg_householder_product.default", note="the product of the Householder reflectors: polynomial, exact")
+def _householder_product(lo, A, tau):
+    Q = householder_q(lo, A, tau)
+    m, n = lo.real(A).shape[-2:]
+    return _sl(lo, Q, ((0, m), (0, n)))
+
+
+@op("ormqr.default", note="C times Q (or Q^T), Q the product of the Householder reflectors: polynomial, exact")
+def _ormqr(lo, A, tau, C, left=True, transpose=False):
+    Q = householder_q(lo, A, tau)
+    if transpose:
+        Q = _mT(lo, Q)
+    C = lo.real(C)
+    return _bmm(lo, Q, C) if left else _bmm(lo, C, Q)
+
+
+@op("frexp.Tensor", note="refused: the exponent is an integer computed from real values")
+def _frexp(lo, a):
+    lo.fail("aten.frexp computes integers from real values (the exponent), and its mantissa x * 2^-exponent jumps "
+            "at every power of 2 (unboundedly many pieces): not a real-number function verify models")
 
 
 @op("addmv.default")
