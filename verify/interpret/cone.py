@@ -231,7 +231,22 @@ class Index(Plan):
         return {0: (inv, homogeneous(vals))}
 
 
-class Reduce(Plan):
+class Rows(Plan):
+    """A plan whose output element e reads one row of its input (``rows(e)``, flat indices) and ``combine``s
+    the row's values; equal rows (by labels) are computed once."""
+
+    def deps(self, needs):
+        return {0: self.rows(needs[0])}
+
+    def compute(self, needs, rd, ns):
+        L = rd.labels(0, self.rows(needs[0]))
+        inv, first = unique_matrix(L)
+        if not rd.want_values:
+            return {0: (inv, len(first))}
+        return {0: (inv, _flat(ns, self.combine(ns, rd.values(0, L[first]), L.shape[1]), len(first)))}
+
+
+class Reduce(Rows):
     """sum, mean, logsumexp over axes: output element e reads its slice; computed by the primitive's own rule
     over the gathered (distinct slices, slice) array."""
 
@@ -244,34 +259,19 @@ class Reduce(Plan):
         base = np.arange(math.prod(shape)).reshape(shape).transpose(rest + axes).reshape(-1, n)
         return base[e]
 
-    def deps(self, needs):
-        return {0: self.rows(needs[0])}
-
-    def compute(self, needs, rd, ns):
-        L = rd.labels(0, self.rows(needs[0]))
-        inv, first = unique_matrix(L)
-        if not rd.want_values:
-            return {0: (inv, len(first))}
-        g = rd.values(0, L[first])
-        return {0: (inv, _flat(ns, self.st.rule(ns, {**self.st.params, "axes": (1,), "keepdims": False}, g),
-                               len(first)))}
+    def combine(self, ns, g, n):
+        return self.st.rule(ns, {**self.st.params, "axes": (1,), "keepdims": False}, g)
 
 
-class AvgPool(Plan):
+class AvgPool(Rows):
+    """avg_pool2d: output element e reads its window; the window's sum over its size."""
+
     def rows(self, e):
         idx, _, _ = pool_windows(tuple(self.st.in_shapes[0]), self.st.params)
         return idx[e]
 
-    def deps(self, needs):
-        return {0: self.rows(needs[0])}
-
-    def compute(self, needs, rd, ns):
-        L = rd.labels(0, self.rows(needs[0]))
-        inv, first = unique_matrix(L)
-        if not rd.want_values:
-            return {0: (inv, len(first))}
-        s = ns.sum(rd.values(0, L[first]), (1,))
-        return {0: (inv, _flat(ns, ns.div(s, ns.const(fmpq(L.shape[1]))), len(first)))}
+    def combine(self, ns, g, n):
+        return ns.div(ns.sum(g, (1,)), ns.const(fmpq(n)))
 
 
 def block_products(ns, rd, rows, cols, row_of, col_of):
