@@ -67,42 +67,10 @@ def mlp_case():
 
 
 def net_case(n=64):
-    import torch
-    import torch.nn.functional as F
-    from torch import nn
-
-    class Net(nn.Module):
-        """pytorch/examples mnist/main.py's Net."""
-
-        def __init__(self):
-            super().__init__()
-            self.conv1 = nn.Conv2d(1, 32, 3, 1)
-            self.conv2 = nn.Conv2d(32, 64, 3, 1)
-            self.dropout1 = nn.Dropout(0.25)
-            self.dropout2 = nn.Dropout(0.5)
-            self.fc1 = nn.Linear(9216, 128)
-            self.fc2 = nn.Linear(128, 10)
-
-        def forward(self, x):
-            x = F.relu(self.conv2(F.relu(self.conv1(x))))
-            x = self.dropout1(F.max_pool2d(x, 2))
-            x = self.dropout2(F.relu(self.fc1(torch.flatten(x, 1))))
-            return F.log_softmax(self.fc2(x), dim=1)
-
-    class Loss(nn.Module):
-        def __init__(self, net):
-            super().__init__()
-            self.net = net
-
-        def forward(self, x, target):
-            return F.nll_loss(self.net(x), target)
-    from sklearn.datasets import load_digits
-    X, y = load_digits(return_X_y=True)
-    x = torch.tensor(X[:n], dtype=torch.float32).reshape(n, 1, 8, 8) / 16
-    x = F.interpolate(x, size=(28, 28), mode="bilinear", align_corners=False)
-    x = (x - 0.1307) / 0.3081
-    torch.manual_seed(1)
-    return f"MNIST Net, {n} digits", Loss(Net()).eval(), (x, torch.tensor(y[:n], dtype=torch.int64))
+    """pytorch/examples' MNIST Net and its loss, as examples/mnist_net.py writes them (seed 1, eval mode)."""
+    from examples.mnist_net import make
+    model, args = make(n, seed=1)
+    return f"MNIST Net, {n} digits", model, args
 
 
 def resnet_case(batch=32):
