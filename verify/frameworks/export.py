@@ -53,6 +53,19 @@ TORCH_SEMANTICS = {
 }
 
 
+# the operations both frameworks spell as Python operators on their arrays
+ARITHMETIC = {
+    "add": lambda xs, p: xs[0] + xs[1],
+    "sub": lambda xs, p: xs[0] - xs[1],
+    "mul": lambda xs, p: xs[0] * xs[1],
+    "div": lambda xs, p: xs[0] / xs[1],
+    "neg": lambda xs, p: -xs[0],
+    "pow": lambda xs, p: xs[0] ** p["n"],
+}
+COMPARISONS = {">": lambda u, v: u > v, ">=": lambda u, v: u >= v, "<": lambda u, v: u < v,
+               "<=": lambda u, v: u <= v, "==": lambda u, v: u == v, "!=": lambda u, v: u != v}
+
+
 class TorchBackend:
     """Runs a program's primitives with torch operations in float64."""
 
@@ -66,18 +79,8 @@ class TorchBackend:
 
     def smooth(self, prim, xs, p):
         t = self.t
-        if prim == "add":
-            return xs[0] + xs[1]
-        if prim == "sub":
-            return xs[0] - xs[1]
-        if prim == "mul":
-            return xs[0] * xs[1]
-        if prim == "div":
-            return xs[0] / xs[1]
-        if prim == "neg":
-            return -xs[0]
-        if prim == "pow":
-            return xs[0] ** p["n"]
+        if prim in ARITHMETIC:
+            return ARITHMETIC[prim](xs, p)
         if prim in ("polygamma", "bessel_i", "erfinv"):
             fn = {"polygamma": lambda x: t.polygamma(p["n"], x), "erfinv": t.erfinv,
                   "bessel_i": lambda x: {0: t.special.i0, 1: t.special.i1}[p["n"]](x)}[prim]
@@ -102,7 +105,7 @@ class TorchBackend:
             return [s[i] for i in range(len(xs))]
         if prim == "where":
             u, v, a, b = xs
-            cond = {">": u > v, ">=": u >= v, "<": u < v, "<=": u <= v, "==": u == v, "!=": u != v}[p["op"]]
+            cond = COMPARISONS[p["op"]](u, v)
             return [t.where(cond, a, b)]
         if prim == "clamp":
             lo, hi = p["lo"], p["hi"]
@@ -158,18 +161,8 @@ class JaxBackend:
 
     def smooth(self, prim, xs, p):
         jnp, jax = self.jnp, self.jax
-        if prim == "add":
-            return xs[0] + xs[1]
-        if prim == "sub":
-            return xs[0] - xs[1]
-        if prim == "mul":
-            return xs[0] * xs[1]
-        if prim == "div":
-            return xs[0] / xs[1]
-        if prim == "neg":
-            return -xs[0]
-        if prim == "pow":
-            return xs[0] ** p["n"]
+        if prim in ARITHMETIC:
+            return ARITHMETIC[prim](xs, p)
         if prim == "sigmoid":
             return jax.nn.sigmoid(xs[0])
         if prim == "erf":
@@ -199,7 +192,7 @@ class JaxBackend:
             return [s[i] for i in range(len(xs))]
         if prim == "where":
             u, v, a, b = xs
-            cond = {">": u > v, ">=": u >= v, "<": u < v, "<=": u <= v, "==": u == v, "!=": u != v}[p["op"]]
+            cond = COMPARISONS[p["op"]](u, v)
             return [jnp.where(cond, a, b)]
         if prim == "clamp":
             lo, hi = p["lo"], p["hi"]
