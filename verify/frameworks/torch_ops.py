@@ -1919,3 +1919,92 @@ def _group_norm(lo, a, weight, bias, N, C, HxW, group, eps):
     if bias is not None:
         y = lo.add(y, lo.reshape(lo.real(bias), ch))
     return y, Unavailable("group-norm saved statistics"), Unavailable("group-norm saved statistics")
+
+
+# ------------------------------------------------------------------------------------------- grid sampling
+# grid_sampler_2d / 3d (nn.functional.grid_sample).  A grid coordinate g in [-1, 1] becomes a pixel coordinate
+# i = (g + 1) (size - 1) / 2 (align_corners) or ((g + 1) size - 1) / 2, affine.  Bilinear: the output is
+# sum over pixels of x[..., j, i] tent(ix - i) tent(iy - j), tent(t) = max(0, 1 - |t|), which is what the CPU
+# kernel computes from the corner floor(ix) and the two weights ix - floor(ix), 1 - (ix - floor(ix)) (pixels
+# outside the image weigh nothing: the zeros padding).  Its backward differentiates the weights of the cell
+# [floor(ix), floor(ix) + 1]: the right derivative of the tent at its three kinks (measured at integers, at
+# the image border and outside it).  The program writes the tent as relu(t + 1) - 2 relu(t) + relu(t - 1)
+# with relu's derivative 1 at 0, which is that right derivative at each kink, and contracts the per-axis
+# weights with the input (a dot per axis).  Border padding clamps i to [0, size - 1] with derivative 0 at both
+# bounds (torch counts the bounds as outside: measured), as relu(i) (derivative 0 at 0) minus relu(. - (size -
+# 1)) (derivative 1 at 0).  Nearest reads the pixel round(i) (half to even, torch's nearbyint): a step, grid
+# derivative 0.  Reflection padding and bicubic are refused.
+
+checked_decomposition("grid_sampler")    # grid_sampler_2d / 3d: the same kernels
+
+_GRID_MODES = {0: "bilinear", 1: "nearest", 2: "bicubic"}
+_GRID_PADDING = {0: "zeros", 1: "border", 2: "reflection"}
+
+
+def _relu(lo, t, alpha):
+    (o,) = lo.emit("relu", [lo.full(t)], {"alpha": fmpq(alpha)})
+    return Tensor(o, tuple(t.shape))
+
+
+def grid_coordinate(lo, g, size, align_corners, padding):
+    """The pixel coordinate (a real Tensor shaped as g) of the normalised grid coordinate g along an axis of
+    ``size`` pixels: unnormalised (affine), then clamped to [0, size - 1] for border padding with derivative 0
+    at both bounds, as torch's clip_coordinates."""
+    if align_corners:
+        c = lo.mul(lo.add(g, 1), fmpq(size - 1, 2))
+    else:
+        c = lo.div(lo.sub(lo.mul(lo.add(g, 1), size), 1), 2)
+    if padding == "border":
+        c = _relu(lo, c, 0)
+        c = lo.sub(c, _relu(lo, lo.sub(c, size - 1), 1))
+    return c
+
+
+def grid_weights(lo, c, size, mode):
+    """(..., size) weights of the pixels 0..size-1 along one axis for the pixel coordinates c (..., 1):
+    bilinear, the tent of c - i (its right derivative at each kink); nearest, 1 at round(c) (half to even)."""
+    pixels = lo.constant(np.arange(size, dtype=np.int64).reshape((1,) * (len(c.shape) - 1) + (size,)),
+                         f"pixels.{lo.hint}", fold=False)
+    shape = tuple(c.shape[:-1]) + (size,)
+    if mode == "nearest":
+        (r,) = lo.emit("round", [lo.full(c)])
+        return lo.as_real(lo.compare("==", Tensor(r, tuple(c.shape)), pixels), shape)
+    t = lo.sub(lo.broadcast(c, shape), pixels)
+    return lo.add(lo.sub(_relu(lo, lo.add(t, 1), 1), lo.mul(_relu(lo, t, 1), 2)), _relu(lo, lo.sub(t, 1), 1))
+
+
+def grid_sample(lo, x, grid, mode, padding, align_corners):
+    """grid_sampler_{2,3}d of x (N, C, *S) at grid (N, *O, nd): (N, C, *O), the sum over pixels of x times the
+    product of the per-axis weights (the grid's last axis lists the coordinates from the last spatial axis)."""
+    x, g = lo.real(x), lo.real(grid)
+    N, C, *S = x.shape
+    nd = len(S)
+    out = tuple(g.shape[1:-1])
+    P = math.prod(out)
+    g = lo.reshape(g, (N, P, nd))
+    w = [None] * nd
+    for a in range(nd):
+        axis = nd - 1 - a
+        c = grid_coordinate(lo, lo.slice(g, [0, 0, a], [N, P, a + 1]), S[axis], align_corners, padding)
+        w[axis] = grid_weights(lo, c, S[axis], mode)                     # (N, P, S[axis])
+    z = lo.dot(x, w[nd - 1], (nd + 1,), (2,), (0,), (0,))               # (N, C, S0..S_{nd-2}, P)
+    z = lo.dot(z, w[nd - 2], (nd,), (2,), (0, nd + 1), (0, 1))          # (N, P, C, S0..S_{nd-3})
+    for axis in range(nd - 3, -1, -1):
+        z = lo.dot(z, w[axis], (len(z.shape) - 1,), (2,), (0, 1), (0, 1))
+    return lo.reshape(lo.transpose(z, (0, 2, 1)), (N, C) + out)
+
+
+@op("grid_sampler_2d.default", "grid_sampler_3d.default", keep=True,
+    note="bilinear: tent weights with the right derivative at integer coordinates (the cell of floor(i)); "
+         "nearest: round half to even; zeros or border padding (derivative 0 on the border)")
+def _grid_sampler(lo, x, grid, interpolation_mode, padding_mode, align_corners):
+    mode, padding = _GRID_MODES.get(interpolation_mode), _GRID_PADDING.get(padding_mode)
+    if mode not in ("bilinear", "nearest"):
+        lo.fail(f"grid_sample with mode={mode or interpolation_mode!r} is not supported (bilinear and nearest "
+                "are)")
+    if padding not in ("zeros", "border"):
+        lo.fail(f"grid_sample with padding_mode={padding or padding_mode!r} is not supported (zeros and border "
+                "are)")
+    if min(lo.real(x).shape[2:], default=1) == 0 or min(lo.real(grid).shape, default=1) == 0:
+        lo.fail("grid_sample of an empty input or grid")
+    return grid_sample(lo, x, grid, mode, padding, align_corners)
