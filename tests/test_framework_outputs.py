@@ -247,6 +247,8 @@ SAMPLES = {
     "unsqueeze_copy.default": ((X, 0), {}),
     "view_copy.default": ((X, [3, 2]), {}),
     "copy.default": ((X, Y[:1]), {}),
+    # QR (LAPACK's Householder convention)
+    "linalg_qr.default": ((SQ,), {}),
     # grid sampling (off integer pixel coordinates)
     "grid_sampler_2d.default": ((X4, torch.linspace(-1.1, 0.9, 2 * 3 * 2 * 2, dtype=D).reshape(2, 3, 2, 2) * 1.07,
                                  0, 0, False), {}),

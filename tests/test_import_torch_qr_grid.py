@@ -15,6 +15,7 @@ torch = pytest.importorskip("torch")
 
 import verify  # noqa: E402
 from verify.frameworks import ImportFailure  # noqa: E402
+from verify.program.arrays import ExactArray  # noqa: E402
 from import_helpers import assert_kinks_explicit, close, exact_equal  # noqa: E402
 
 D = torch.float64
@@ -119,3 +120,149 @@ def test_grid_sample_modes_not_modelled_are_refused_by_name(mode, padding, what)
     with pytest.raises(ImportFailure, match=f"grid_sampler_2d.*{what}.*not supported"):
         verify.from_torch(lambda x, g: torch.nn.functional.grid_sample(x, g, mode=mode, padding_mode=padding,
                                                                        align_corners=True).sum(), x, grid)
+
+
+# ---------------------------------------------------------------------------------------------------------- QR
+# torch.linalg.qr is LAPACK's geqrf + orgqr.  The program's values are LAPACK's (its sign convention at
+# alpha = 0, its H = I where a column is 0 below the diagonal), its gradient torch's backward (the derivative of
+# the factorization with the diagonal signs fixed), at random points and on each jump.  Square roots make the
+# values balls: compared with torch to float64 rounding, and Q R = A, Q^T Q = I by containment.
+
+def qr_loss(mode="reduced", with_q=True):
+    def f(A):
+        Q, R = torch.linalg.qr(A, mode=mode)
+        wr = torch.arange(1., 1. + R.numel(), dtype=D).reshape(R.shape)
+        if mode == "r" or not with_q:
+            return (R * wr).sum()
+        wq = torch.arange(1., 1. + Q.numel(), dtype=D).reshape(Q.shape) ** 0.5
+        return (Q * wq).sum() + (R * wr).sum()
+    return f
+
+
+def qr_compare(A, mode="reduced", torch_mode=None):
+    """verify's value and gradient of qr_loss(mode) at A against torch's (torch_mode: the mode whose backward
+    torch computes, when torch has none for ``mode``)."""
+    imp = verify.from_torch(qr_loss(mode), A)
+    assert_kinks_explicit(imp.program)
+    g = verify.grad(imp.program, imp.point, number="ball")
+    tv, (tg,) = run_torch(qr_loss(torch_mode or mode, mode != "r"), [A])
+    if torch_mode is None:
+        close(np.array(g.values[0]), np.array(tv), "value")
+    close(g.gradient[0], tg.numpy(), "gradient")
+    return imp
+
+
+def qr_factors(A, mode="reduced"):
+    """verify's (Q, R) at A, balls (Q None in mode 'r')."""
+    if mode == "r":
+        imp = verify.from_torch(lambda A: torch.linalg.qr(A, mode=mode)[1], A)
+        (R,) = verify.evaluate(imp.program, imp.point, number="ball").values
+        return None, np.asarray(R, dtype=object)
+    imp = verify.from_torch(lambda A: torch.linalg.qr(A, mode=mode), A)
+    Q, R = verify.evaluate(imp.program, imp.point, number="ball").values
+    return np.asarray(Q, dtype=object), np.asarray(R, dtype=object)
+
+
+@pytest.mark.parametrize("shape", [(4, 4), (5, 3), (3, 5), (2, 3, 3), (1, 1), (3, 1)])
+def test_qr_equals_torch_at_random_points(shape):
+    A = torch.randn(shape, generator=torch.Generator().manual_seed(sum(shape)), dtype=D)
+    qr_compare(A)
+    for mode in ("complete", "r"):
+        Q, R = torch.linalg.qr(A, mode=mode)
+        ours = qr_factors(A, mode)
+        close(ours[1], R.numpy(), f"R of mode {mode}")
+        if mode == "complete":
+            close(ours[0], Q.numpy(), "Q of mode complete")
+
+
+@pytest.mark.parametrize("shape", [(4, 4), (5, 3), (3, 5)])
+def test_qr_factors_multiply_back_and_q_is_orthogonal(shape):
+    """Q R contains A and Q^T Q contains I (ball products of verify's balls), R is exactly 0 below the
+    diagonal, and the balls are narrow."""
+    A = torch.randn(shape, generator=torch.Generator().manual_seed(3), dtype=D)
+    exact_A = ExactArray.from_any(A.numpy()).to_fmpq()
+    for mode in ("reduced", "complete"):
+        Q, R = qr_factors(A, mode)
+        QR, QtQ = Q.dot(R), Q.T.dot(Q)
+        target = np.asarray(exact_A, dtype=object)
+        assert all(b.contains(a) for a, b in zip(target.ravel(), QR.ravel()))
+        eye = np.eye(Q.shape[1], dtype=np.int64)
+        assert all(b.contains(int(a)) for a, b in zip(eye.ravel(), QtQ.ravel()))
+        assert max(float(v.rad()) for v in np.concatenate([Q.ravel(), R.ravel()])) < 2.0 ** -100
+        assert all(R[i, j] == 0 for i in range(R.shape[0]) for j in range(min(i, R.shape[1])))
+
+
+# matrices on the jumps of LAPACK's convention (their values are exact in float64 where it matters)
+QR_JUMPS = {
+    "alpha = 0": [[0., 1., 2.], [1., 0., 1.], [2., 1., 0.]],
+    "alpha = -0.0": [[-0., 1., 2.], [1., 0., 1.], [2., 1., 0.]],
+    "x = 0, alpha > 0": [[2., 1., 2.], [0., 3., 1.], [0., 1., 1.]],
+    "x = 0, alpha < 0": [[-2., 1., 2.], [0., 3., 1.], [0., 1., 1.]],
+    # H_0 swaps and negates rows 0 and 1 exactly: column 1 then has alpha = 0 (x != 0), resp. x = 0
+    "alpha = 0 in column 1": [[0., 0., 1.], [4., 3., -1.], [0., 2., 2.]],
+    "x = 0 in column 1, alpha < 0": [[0., 3., 1.], [4., 1., -1.], [0., 0., 2.]],
+    "x = 0 in a tall matrix": [[3., 1.], [0., 2.], [0., -1.], [0., 0.5]],
+    "upper triangular": [[1., 2., 3.], [0., -4., 5.], [0., 0., 6.]],
+}
+
+
+@pytest.mark.parametrize("name", sorted(QR_JUMPS))
+def test_qr_on_its_jumps_equals_torch(name):
+    A = torch.tensor(QR_JUMPS[name], dtype=D)
+    imp = qr_compare(A)
+    Q, R = torch.linalg.qr(A)
+    ours = qr_factors(A)
+    close(ours[0], Q.numpy(), f"{name}: Q")
+    close(ours[1], R.numpy(), f"{name}: R")
+    # the jump is a selection in the program: a discontinuous equation chooses its piece there
+    assert any(e.prim == "where" for e in imp.program.eqns)
+
+
+def test_qr_of_a_zero_column_is_not_defined():
+    """alpha = 0 and x = 0: LAPACK gives R[j, j] = 0 and torch's gradient is not finite; the program divides
+    by 0 there."""
+    A = torch.tensor([[0., 1.], [0., 2.]], dtype=D)
+    imp = verify.from_torch(qr_loss(), A)
+    with pytest.raises(verify.errors.DomainError):
+        verify.grad(imp.program, imp.point, number="ball")
+
+
+def test_qr_modes_torch_cannot_differentiate_have_the_derivative_of_the_factorization():
+    """torch refuses backward for mode='r' and for mode='complete' of a tall matrix; verify's gradient of R in
+    mode 'r' is torch's in mode 'reduced', of a complete Q its first n columns' are the reduced Q's, and the
+    extra columns' gradient is the derivative of LAPACK's Householder product (central differences)."""
+    A = torch.randn(4, 2, generator=torch.Generator().manual_seed(5), dtype=D)
+    for mode in ("r", "complete"):
+        with pytest.raises(RuntimeError, match="(?i)qr"):
+            run_torch(qr_loss(mode), [A])
+    qr_compare(A, "r", "reduced")
+
+    def first_columns(A):
+        Q, R = torch.linalg.qr(A, mode="complete")
+        return (Q[:, :2] * torch.arange(1., 9., dtype=D).reshape(4, 2)).sum() + (R * R).sum()
+    imp = verify.from_torch(first_columns, A)
+    g = verify.grad(imp.program, imp.point, number="ball")
+
+    def reduced(A):
+        Q, R = torch.linalg.qr(A)
+        return (Q * torch.arange(1., 9., dtype=D).reshape(4, 2)).sum() + (R * R).sum()
+    close(g.gradient[0], run_torch(reduced, [A])[1][0].numpy(), "complete Q's first columns")
+
+    def extra(A):
+        Q, _ = torch.linalg.qr(A, mode="complete")
+        return (Q[:, 2:] * torch.arange(1., 9., dtype=D).reshape(4, 2)).sum()
+    imp = verify.from_torch(extra, A)
+    g = np.vectorize(float)(np.asarray(verify.grad(imp.program, imp.point, number="ball").gradient[0], dtype=object))
+    h = 2.0 ** -20
+    fd = np.zeros((4, 2))
+    for i in range(4):
+        for j in range(2):
+            E = torch.zeros(4, 2, dtype=D)
+            E[i, j] = h
+            fd[i, j] = (extra(A + E) - extra(A - E)).item() / (2 * h)
+    assert np.abs(g - fd).max() < 1e-7, (g, fd)
+
+
+def test_qr_wide_complete_equals_torch():
+    A = torch.randn(2, 4, generator=torch.Generator().manual_seed(6), dtype=D)
+    qr_compare(A, "complete")

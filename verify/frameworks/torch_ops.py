@@ -1921,6 +1921,75 @@ def _group_norm(lo, a, weight, bias, N, C, HxW, group, eps):
     return y, Unavailable("group-norm saved statistics"), Unavailable("group-norm saved statistics")
 
 
+
+# ---------------------------------------------------------------------------------------------------- QR
+# linalg_qr is LAPACK's geqrf (Householder reflectors, one per column) followed by orgqr (their product).  For
+# column j, dlarfg reads alpha = M[j, j] and x = M[j+1:, j] of the current matrix: where x = 0 it takes H = I
+# (tau = 0, R[j, j] = alpha, of either sign); elsewhere beta = -sign(alpha) ||(alpha, x)|| (Fortran's SIGN: +
+# for alpha = 0, also -0.0: measured), tau = (beta - alpha) / beta, v = x / (alpha - beta), H = I - tau (1, v)
+# (1, v)^T, R[j, j] = beta.  So QR jumps where alpha crosses 0 and where x becomes 0.  torch's backward is the
+# derivative of the QR whose diagonal signs are held fixed (the unique such factorization near a full-rank A).
+# Away from the jumps that is the derivative of the program above; at x = 0 it is not (the piece H = I does
+# not depend on x, the factorization does), so the program writes every column with the reflector of the
+# x != 0 formula (defined at x = 0 for alpha != 0, where it is diag(1, ..., -1, ..., 1)) and multiplies column
+# j of Q and row j of R by d_j = -1 where x = 0: the same values as LAPACK's H = I (the flip commutes with the
+# later reflectors), and the derivative of the sign-fixed factorization.  sign(alpha) and d_j are selections
+# with constant pieces (derivative 0, discontinuous); a zero column (alpha = 0, x = 0) divides by 0, refused
+# there (LAPACK gives R[j, j] = 0 and torch's gradient is not finite).
+
+checked_decomposition("qr")     # linalg_qr with mode 'reduced' or 'complete' (some=False)
+
+
+def householder_qr(lo, A):
+    """(Q, R) of A (..., m, n) as LAPACK computes them: Q (..., m, m) the product of the reflectors, R (..., m,
+    n) upper triangular, with dlarfg's sign convention and its H = I where the part of a column below the
+    diagonal is 0 (see the note above).  Exact on rationals up to the square roots (balls beyond)."""
+    A = lo.real(A)
+    m, n = A.shape[-2:]
+    batch = tuple(A.shape[:-2])
+    M = A
+    Q = lo.broadcast(_eye(lo, m), batch + (m, m))
+    flips = []
+    for j in range(min(m - 1, n)):                 # the last row's reflector is H = I (dlarfg of order 1)
+        alpha = _sl(lo, M, ((j, j + 1), (j, j + 1)))                           # (..., 1, 1)
+        x = _sl(lo, M, ((j + 1, m), (j, j + 1)))                               # (..., m-j-1, 1)
+        xx = lo.reduce("sum", lo.mul(x, x), (len(batch),), True)              # (..., 1, 1)
+        s = lo.select(lo.compare(">=", alpha, 0), 1, -1)
+        beta = lo.neg(lo.mul(s, lo.ew("sqrt", [lo.add(lo.mul(alpha, alpha), xx)])))
+        tau = lo.div(lo.sub(beta, alpha), beta)
+        v = lo.div(x, lo.sub(alpha, beta))
+        u = lo.concat([lo.constant(np.zeros(batch + (j, 1), dtype=np.int64), f"zero.{lo.hint}"),
+                       lo.constant(np.ones(batch + (1, 1), dtype=np.int64), f"one.{lo.hint}"), v], len(batch))
+        M = lo.sub(M, lo.mul(tau, lo.mul(u, _matmul(lo, _mT(lo, u), M))))
+        Q = lo.sub(Q, lo.mul(tau, lo.mul(_matmul(lo, Q, u), _mT(lo, u))))
+        flips.append(lo.select(lo.compare("==", xx, 0), -1, 1))
+    if flips:
+        ones = [lo.constant(np.ones(batch + (1, 1), dtype=np.int64), f"one.{lo.hint}")] * (m - len(flips))
+        d = lo.broadcast(lo.concat([lo.broadcast(f, batch + (1, 1)) for f in flips] + ones, len(batch) + 1),
+                         batch + (1, m))
+        Q = lo.mul(Q, d)
+        M = lo.mul(M, _mT(lo, d))
+    R = lo.mul(M, lo.constant(np.triu(np.ones((m, n), dtype=np.int64)), f"upper.{lo.hint}"))
+    return Q, R
+
+
+@op("linalg_qr.default", note="LAPACK's Householder QR (geqrf + orgqr): R[j, j] = -sign(alpha) ||(alpha, x)|| "
+                              "(+ at alpha = 0), H = I where x = 0; derivative of the factorization with its "
+                              "diagonal signs fixed, as torch's backward")
+def _linalg_qr(lo, A, mode="reduced"):
+    if mode not in ("reduced", "complete", "r"):
+        lo.fail(f"linalg.qr with mode={mode!r}")
+    Q, R = householder_qr(lo, A)
+    m, n = Q.shape[-1], R.shape[-1]
+    k = min(m, n)
+    if mode == "r":
+        return (Unavailable("linalg.qr with mode='r' computes no Q (an empty tensor)", (0,)),
+                _sl(lo, R, ((0, k), (0, n))))
+    if mode == "reduced":
+        return _sl(lo, Q, ((0, m), (0, k))), _sl(lo, R, ((0, k), (0, n)))
+    return Q, R
+
+
 # ------------------------------------------------------------------------------------------- grid sampling
 # grid_sampler_2d / 3d (nn.functional.grid_sample).  A grid coordinate g in [-1, 1] becomes a pixel coordinate
 # i = (g + 1) (size - 1) / 2 (align_corners) or ((g + 1) size - 1) / 2, affine.  Bilinear: the output is
