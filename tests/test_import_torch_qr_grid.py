@@ -62,12 +62,13 @@ def normalised(c, size, align):
 
 
 def kink_grid(sizes, align, n_random):
-    """(1, P, 1, ..., nd) grid whose per-axis pixel coordinates run over the integers from -2 to size + 1,
-    the half-integers between and a few quarters (the kinks of the tent, of round and of the border clamp, and
-    points between): every value on every axis (in shifted cycles), then ``n_random`` random combinations."""
+    """(1, P, 1, ..., nd) grid whose per-axis pixel coordinates run over the integers and half-integers from
+    -2 size to 2 size and a few quarters (the kinks of the tent, of round, of the border clamp and the folds of
+    the reflection, and points between): every value on every axis (in shifted cycles), then ``n_random``
+    random combinations."""
     axes = []
     for size in reversed(sizes):                   # the grid's last axis lists x (the last spatial axis) first
-        cs = [k / 2 for k in range(-4, 2 * size + 3)] + [-0.75, 0.25, size - 1.25]
+        cs = [k / 2 for k in range(-4 * size, 4 * size + 1)] + [-0.75, 0.25, size - 1.25, 2.5 * size + 0.25]
         axes.append([normalised(c, size, align) for c in cs])
     n = max(len(a) for a in axes)
     pts = [[a[(p + 3 * i) % len(a)] for i, a in enumerate(axes)] for p in range(n)]
@@ -81,7 +82,8 @@ def dyadic_input(shape, seed):
     return torch.randint(-16, 17, shape, generator=gen).to(D) / 8
 
 
-GRID_CASES = list(itertools.product((2, 3), ("bilinear", "nearest"), ("zeros", "border"), (False, True)))
+GRID_CASES = list(itertools.product((2, 3), ("bilinear", "nearest"), ("zeros", "border", "reflection"), (False, True))) \
+    + [(2, "bicubic", "zeros", False), (2, "bicubic", "zeros", True)]
 
 
 @pytest.mark.parametrize("nd,mode,padding,align", GRID_CASES)
@@ -113,8 +115,8 @@ def test_grid_sample_kink_grid_hits_the_kinks():
         assert {0.0, size - 1.0, -1.0, float(size)} <= set(c) and any(v % 1 == 0.5 for v in c)
 
 
-@pytest.mark.parametrize("mode,padding,what", [("bicubic", "zeros", "mode='bicubic'"),
-                                                ("bilinear", "reflection", "padding_mode='reflection'")])
+@pytest.mark.parametrize("mode,padding,what", [("bicubic", "border", "mode='bicubic' and padding_mode='border'"),
+                                                ("bicubic", "reflection", "padding_mode='reflection'")])
 def test_grid_sample_modes_not_modelled_are_refused_by_name(mode, padding, what):
     x, grid = dyadic_input((1, 1, 3, 3), 1), kink_grid((3, 3), True, 4)
     with pytest.raises(ImportFailure, match=f"grid_sampler_2d.*{what}.*not supported"):

@@ -2001,8 +2001,10 @@ def _linalg_qr(lo, A, mode="reduced"):
 # with relu's derivative 1 at 0, which is that right derivative at each kink, and contracts the per-axis
 # weights with the input (a dot per axis).  Border padding clamps i to [0, size - 1] with derivative 0 at both
 # bounds (torch counts the bounds as outside: measured), as relu(i) (derivative 0 at 0) minus relu(. - (size -
-# 1)) (derivative 1 at 0).  Nearest reads the pixel round(i) (half to even, torch's nearbyint): a step, grid
-# derivative 0.  Reflection padding and bicubic are refused.
+# 1)) (derivative 1 at 0); reflection padding reflects i at the edges first (a triangle wave, see
+# reflect_coordinate), then clamps the same way.  Nearest reads the pixel round(i) (half to even, torch's
+# nearbyint): a step, grid derivative 0.  Bicubic (zeros padding) weighs pixel i by Keys' cubic kernel of
+# ix - i (C^1: no convention at its kinks); with border or reflection padding torch pads each tap, refused.
 
 checked_decomposition("grid_sampler")    # grid_sampler_2d / 3d: the same kernels
 
@@ -2023,10 +2025,28 @@ def grid_coordinate(lo, g, size, align_corners, padding):
         c = lo.mul(lo.add(g, 1), fmpq(size - 1, 2))
     else:
         c = lo.div(lo.sub(lo.mul(lo.add(g, 1), size), 1), 2)
-    if padding == "border":
+    if padding == "reflection":
+        c = reflect_coordinate(lo, c, size, align_corners)
+    if padding in ("border", "reflection"):
         c = _relu(lo, c, 0)
         c = lo.sub(c, _relu(lo, lo.sub(c, size - 1), 1))
     return c
+
+
+def reflect_coordinate(lo, c, size, align_corners):
+    """The pixel coordinate c reflected at the image's edges (the pixel centres 0 and size - 1 with
+    align_corners, the edges -1/2 and size - 1/2 without), as torch's reflect_coordinates: a triangle wave
+    span - |(|u| mod 2 span) - span| of u = c (+ 1/2), span = size - 1 (size).  Its folds all land on or beyond
+    the clamp's bounds, where torch's gradient is 0 whatever the fold's (measured); the mod is written with
+    floor (a step: the program is then not continuous as written, though the wave is)."""
+    span = size - 1 if align_corners else size
+    if span == 0:
+        return Tensor(Lit(fmpq(0)), tuple(c.shape))
+    u = c if align_corners else lo.add(c, fmpq(1, 2))
+    a = _abs(lo, u)
+    e = lo.sub(a, lo.mul(_step("floor")(lo, lo.div(a, 2 * span)), 2 * span))
+    r = lo.sub(span, _abs(lo, lo.sub(e, span)))
+    return r if align_corners else lo.sub(r, fmpq(1, 2))
 
 
 def grid_weights(lo, c, size, mode):
@@ -2039,7 +2059,25 @@ def grid_weights(lo, c, size, mode):
         (r,) = lo.emit("round", [lo.full(c)])
         return lo.as_real(lo.compare("==", Tensor(r, tuple(c.shape)), pixels), shape)
     t = lo.sub(lo.broadcast(c, shape), pixels)
+    if mode == "bicubic":
+        return cubic_weight(lo, t)
     return lo.add(lo.sub(_relu(lo, lo.add(t, 1), 1), lo.mul(_relu(lo, t, 1), 2)), _relu(lo, lo.sub(t, 1), 1))
+
+
+# the cubic convolution kernel's A of torch's bicubic sampling (a double constant of the kernel)
+CUBIC_A = fmpq(-3, 4)
+
+
+def cubic_weight(lo, t):
+    """Keys' cubic convolution kernel W(t) with A = -3/4, torch's bicubic weights: (A + 2)|t|^3 - (A + 3)|t|^2
+    + 1 on |t| <= 1, A|t|^3 - 5A|t|^2 + 8A|t| - 4A on 1 < |t| < 2, 0 beyond.  W is C^1 (values and slopes of
+    the pieces agree at |t| = 0, 1, 2), so every piece gives the same derivative at a kink: torch's."""
+    a = _abs(lo, t)
+    a2 = lo.mul(a, a)
+    A = CUBIC_A
+    inner = lo.add(lo.mul(lo.sub(lo.mul(a, A + 2), A + 3), a2), 1)
+    outer = lo.sub(lo.mul(lo.add(lo.mul(lo.sub(lo.mul(a, A), 5 * A), a), 8 * A), a), 4 * A)
+    return lo.select(lo.compare("<=", a, 1), inner, lo.select(lo.compare("<", a, 2), outer, 0))
 
 
 def grid_sample(lo, x, grid, mode, padding, align_corners):
@@ -2065,15 +2103,17 @@ def grid_sample(lo, x, grid, mode, padding, align_corners):
 
 @op("grid_sampler_2d.default", "grid_sampler_3d.default", keep=True,
     note="bilinear: tent weights with the right derivative at integer coordinates (the cell of floor(i)); "
-         "nearest: round half to even; zeros or border padding (derivative 0 on the border)")
+         "nearest: round half to even; zeros, border or reflection padding (derivative 0 on the border); "
+         "bicubic with zeros padding (Keys' kernel, C^1)")
 def _grid_sampler(lo, x, grid, interpolation_mode, padding_mode, align_corners):
     mode, padding = _GRID_MODES.get(interpolation_mode), _GRID_PADDING.get(padding_mode)
-    if mode not in ("bilinear", "nearest"):
-        lo.fail(f"grid_sample with mode={mode or interpolation_mode!r} is not supported (bilinear and nearest "
-                "are)")
-    if padding not in ("zeros", "border"):
-        lo.fail(f"grid_sample with padding_mode={padding or padding_mode!r} is not supported (zeros and border "
-                "are)")
+    if mode is None or padding is None:
+        lo.fail(f"grid_sample with interpolation_mode={interpolation_mode!r}, padding_mode={padding_mode!r}")
+    if mode == "bicubic" and padding != "zeros":
+        # torch pads each of the 4 taps floor(i) - 1 .. floor(i) + 2 separately, pixels chosen by the value of i
+        lo.fail(f"grid_sample with mode='bicubic' and padding_mode={padding!r} is not supported: torch clamps or "
+                "reflects each of the four taps around floor(i), pixels chosen by the coordinate's value (zeros "
+                "padding is)")
     if min(lo.real(x).shape[2:], default=1) == 0 or min(lo.real(grid).shape, default=1) == 0:
         lo.fail("grid_sample of an empty input or grid")
     return grid_sample(lo, x, grid, mode, padding, align_corners)
