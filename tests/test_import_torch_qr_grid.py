@@ -82,8 +82,8 @@ def dyadic_input(shape, seed):
     return torch.randint(-16, 17, shape, generator=gen).to(D) / 8
 
 
-GRID_CASES = list(itertools.product((2, 3), ("bilinear", "nearest"), ("zeros", "border", "reflection"), (False, True))) \
-    + [(2, "bicubic", "zeros", False), (2, "bicubic", "zeros", True)]
+GRID_CASES = list(itertools.product((2, 3), ("bilinear", "nearest"), ("zeros", "border", "reflection"),
+                                     (False, True))) + [(2, "bicubic", "zeros", False), (2, "bicubic", "zeros", True)]
 
 
 @pytest.mark.parametrize("nd,mode,padding,align", GRID_CASES)
