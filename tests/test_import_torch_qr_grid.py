@@ -268,3 +268,17 @@ def test_qr_modes_torch_cannot_differentiate_have_the_derivative_of_the_factoriz
 def test_qr_wide_complete_equals_torch():
     A = torch.randn(2, 4, generator=torch.Generator().manual_seed(6), dtype=D)
     qr_compare(A, "complete")
+
+
+def test_audits_prove_torch_gradients_on_the_jumps_and_kinks():
+    """verify.audit proves torch's float64 gradient a selection gradient of the imported program on a QR jump
+    (alpha = 0, x = 0) and on a grid whose coordinates sit on the tent's kinks."""
+    for name in ("alpha = 0", "x = 0, alpha < 0"):
+        rep = verify.audit(qr_loss(), torch.tensor(QR_JUMPS[name], dtype=D), critical="never")
+        assert rep.verdict_word == "PROVED", (name, rep.summary())
+        assert all(a.agrees for a in rep.agreement)
+    x, grid = dyadic_input((1, 2, 3, 5), 2), kink_grid((3, 5), True, 0)
+    rep = verify.audit(weighted(lambda x, g: torch.nn.functional.grid_sample(x, g, align_corners=True)), x, grid,
+                       critical="never")
+    assert rep.verdict_word == "PROVED", rep.summary()
+    assert all(a.agrees for a in rep.agreement)
