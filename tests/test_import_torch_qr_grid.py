@@ -282,3 +282,12 @@ def test_audits_prove_torch_gradients_on_the_jumps_and_kinks():
                        critical="never")
     assert rep.verdict_word == "PROVED", rep.summary()
     assert all(a.agrees for a in rep.agreement)
+
+
+@pytest.mark.parametrize("shape", [(0, 3, 3), (0, 2, 4), (2, 0, 3), (3, 0)])
+def test_qr_of_empty_matrices_is_empty(shape):
+    """Empty batches and empty matrices give torch's empty factors (shapes equal)."""
+    A = torch.zeros(shape, dtype=D)
+    Q, R = torch.linalg.qr(A)
+    ours = qr_factors(A)
+    assert ours[0].shape == tuple(Q.shape) and ours[1].shape == tuple(R.shape)

@@ -1947,6 +1947,8 @@ def householder_qr(lo, A):
     A = lo.real(A)
     m, n = A.shape[-2:]
     batch = tuple(A.shape[:-2])
+    if math.prod(batch) == 0:                      # an empty batch: empty factors
+        return Tensor(Lit(fmpq(0)), batch + (m, m)), Tensor(Lit(fmpq(0)), batch + (m, n))
     M = A
     Q = lo.broadcast(_eye(lo, m), batch + (m, m))
     flips = []
