@@ -291,3 +291,18 @@ def test_qr_of_empty_matrices_is_empty(shape):
     Q, R = torch.linalg.qr(A)
     ours = qr_factors(A)
     assert ours[0].shape == tuple(Q.shape) and ours[1].shape == tuple(R.shape)
+
+
+@pytest.mark.parametrize("some", [True, False])
+def test_torch_qr_decomposes_to_linalg_qr_with_its_jumps(some):
+    """torch.qr (aten.qr, decomposed into linalg_qr with mode 'reduced' or 'complete') on a jump of each kind."""
+    def f(A):
+        Q, R = torch.qr(A, some=some)
+        return (Q * torch.arange(1., 1. + Q.numel(), dtype=D).reshape(Q.shape)).sum() + (R * R).sum()
+    for name in ("alpha = 0", "x = 0, alpha > 0", "alpha = 0 in column 1"):
+        A = torch.tensor(QR_JUMPS[name], dtype=D)
+        imp = verify.from_torch(f, A)
+        g = verify.grad(imp.program, imp.point, number="ball")
+        tv, (tg,) = run_torch(f, [A])
+        close(np.array(g.values[0]), np.array(tv), f"{name}: value")
+        close(g.gradient[0], tg.numpy(), f"{name}: gradient")
