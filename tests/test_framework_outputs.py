@@ -247,6 +247,13 @@ SAMPLES = {
     "unsqueeze_copy.default": ((X, 0), {}),
     "view_copy.default": ((X, [3, 2]), {}),
     "copy.default": ((X, Y[:1]), {}),
+    # QR (LAPACK's Householder convention)
+    "linalg_qr.default": ((SQ,), {}),
+    # grid sampling (off integer pixel coordinates)
+    "grid_sampler_2d.default": ((X4, torch.linspace(-1.1, 0.9, 2 * 3 * 2 * 2, dtype=D).reshape(2, 3, 2, 2) * 1.07,
+                                 0, 0, False), {}),
+    "grid_sampler_3d.default": ((X5, torch.linspace(-0.9, 1.1, 2 * 2 * 3, dtype=D).reshape(1, 2, 2, 1, 3) * 1.07,
+                                 0, 1, True), {}),
     # creation ops: no input (see test_every_torch_op_output)
     "empty.memory_format": (([2, 3],), {"dtype": D}),
     "empty_permuted.default": (([2, 3], [1, 0]), {"dtype": D}),

@@ -1919,3 +1919,203 @@ def _group_norm(lo, a, weight, bias, N, C, HxW, group, eps):
     if bias is not None:
         y = lo.add(y, lo.reshape(lo.real(bias), ch))
     return y, Unavailable("group-norm saved statistics"), Unavailable("group-norm saved statistics")
+
+
+
+# ---------------------------------------------------------------------------------------------------- QR
+# linalg_qr is LAPACK's geqrf (Householder reflectors, one per column) followed by orgqr (their product).  For
+# column j, dlarfg reads alpha = M[j, j] and x = M[j+1:, j] of the current matrix: where x = 0 it takes H = I
+# (tau = 0, R[j, j] = alpha, of either sign); elsewhere beta = -sign(alpha) ||(alpha, x)|| (Fortran's SIGN: +
+# for alpha = 0, also -0.0: measured), tau = (beta - alpha) / beta, v = x / (alpha - beta), H = I - tau (1, v)
+# (1, v)^T, R[j, j] = beta.  So QR jumps where alpha crosses 0 and where x becomes 0.  torch's backward is the
+# derivative of the QR whose diagonal signs are held fixed (the unique such factorization near a full-rank A).
+# Away from the jumps that is the derivative of the program above; at x = 0 it is not (the piece H = I does
+# not depend on x, the factorization does), so the program writes every column with the reflector of the
+# x != 0 formula (defined at x = 0 for alpha != 0, where it is diag(1, ..., -1, ..., 1)) and multiplies column
+# j of Q and row j of R by d_j = -1 where x = 0: the same values as LAPACK's H = I (the flip commutes with the
+# later reflectors), and the derivative of the sign-fixed factorization.  sign(alpha) and d_j are selections
+# with constant pieces (derivative 0, discontinuous); a zero column (alpha = 0, x = 0) divides by 0, refused
+# there (LAPACK gives R[j, j] = 0 and torch's gradient is not finite).
+
+checked_decomposition("qr")     # linalg_qr with mode 'reduced' or 'complete' (some=False)
+
+
+def householder_qr(lo, A):
+    """(Q, R) of A (..., m, n) as LAPACK computes them: Q (..., m, m) the product of the reflectors, R (..., m,
+    n) upper triangular, with dlarfg's sign convention and its H = I where the part of a column below the
+    diagonal is 0 (see the note above).  Exact on rationals up to the square roots (balls beyond)."""
+    A = lo.real(A)
+    m, n = A.shape[-2:]
+    batch = tuple(A.shape[:-2])
+    if math.prod(batch) == 0:                      # an empty batch: empty factors
+        return Tensor(Lit(fmpq(0)), batch + (m, m)), Tensor(Lit(fmpq(0)), batch + (m, n))
+    M = A
+    Q = lo.broadcast(_eye(lo, m), batch + (m, m))
+    flips = []
+    for j in range(min(m - 1, n)):                 # the last row's reflector is H = I (dlarfg of order 1)
+        alpha = _sl(lo, M, ((j, j + 1), (j, j + 1)))                           # (..., 1, 1)
+        x = _sl(lo, M, ((j + 1, m), (j, j + 1)))                               # (..., m-j-1, 1)
+        xx = lo.reduce("sum", lo.mul(x, x), (len(batch),), True)              # (..., 1, 1)
+        s = lo.select(lo.compare(">=", alpha, 0), 1, -1)
+        beta = lo.neg(lo.mul(s, lo.ew("sqrt", [lo.add(lo.mul(alpha, alpha), xx)])))
+        tau = lo.div(lo.sub(beta, alpha), beta)
+        v = lo.div(x, lo.sub(alpha, beta))
+        u = lo.concat([lo.constant(np.zeros(batch + (j, 1), dtype=np.int64), f"zero.{lo.hint}"),
+                       lo.constant(np.ones(batch + (1, 1), dtype=np.int64), f"one.{lo.hint}"), v], len(batch))
+        M = lo.sub(M, lo.mul(tau, lo.mul(u, _matmul(lo, _mT(lo, u), M))))
+        Q = lo.sub(Q, lo.mul(tau, lo.mul(_matmul(lo, Q, u), _mT(lo, u))))
+        flips.append(lo.select(lo.compare("==", xx, 0), -1, 1))
+    if flips:
+        ones = [lo.constant(np.ones(batch + (1, 1), dtype=np.int64), f"one.{lo.hint}")] * (m - len(flips))
+        d = lo.broadcast(lo.concat([lo.broadcast(f, batch + (1, 1)) for f in flips] + ones, len(batch) + 1),
+                         batch + (1, m))
+        Q = lo.mul(Q, d)
+        M = lo.mul(M, _mT(lo, d))
+    R = lo.mul(M, lo.constant(np.triu(np.ones((m, n), dtype=np.int64)), f"upper.{lo.hint}"))
+    return Q, R
+
+
+@op("linalg_qr.default", note="LAPACK's Householder QR (geqrf + orgqr): R[j, j] = -sign(alpha) ||(alpha, x)|| "
+                              "(+ at alpha = 0), H = I where x = 0; derivative of the factorization with its "
+                              "diagonal signs fixed, as torch's backward")
+def _linalg_qr(lo, A, mode="reduced"):
+    if mode not in ("reduced", "complete", "r"):
+        lo.fail(f"linalg.qr with mode={mode!r}")
+    Q, R = householder_qr(lo, A)
+    m, n = Q.shape[-1], R.shape[-1]
+    k = min(m, n)
+    if mode == "r":
+        return (Unavailable("linalg.qr with mode='r' computes no Q (an empty tensor)", (0,)),
+                _sl(lo, R, ((0, k), (0, n))))
+    if mode == "reduced":
+        return _sl(lo, Q, ((0, m), (0, k))), _sl(lo, R, ((0, k), (0, n)))
+    return Q, R
+
+
+# ------------------------------------------------------------------------------------------- grid sampling
+# grid_sampler_2d / 3d (nn.functional.grid_sample).  A grid coordinate g in [-1, 1] becomes a pixel coordinate
+# i = (g + 1) (size - 1) / 2 (align_corners) or ((g + 1) size - 1) / 2, affine.  Bilinear: the output is
+# sum over pixels of x[..., j, i] tent(ix - i) tent(iy - j), tent(t) = max(0, 1 - |t|), which is what the CPU
+# kernel computes from the corner floor(ix) and the two weights ix - floor(ix), 1 - (ix - floor(ix)) (pixels
+# outside the image weigh nothing: the zeros padding).  Its backward differentiates the weights of the cell
+# [floor(ix), floor(ix) + 1]: the right derivative of the tent at its three kinks (measured at integers, at
+# the image border and outside it).  The program writes the tent as relu(t + 1) - 2 relu(t) + relu(t - 1)
+# with relu's derivative 1 at 0, which is that right derivative at each kink, and contracts the per-axis
+# weights with the input (a dot per axis).  Border padding clamps i to [0, size - 1] with derivative 0 at both
+# bounds (torch counts the bounds as outside: measured), as relu(i) (derivative 0 at 0) minus relu(. - (size -
+# 1)) (derivative 1 at 0); reflection padding reflects i at the edges first (a triangle wave, see
+# reflect_coordinate), then clamps the same way.  Nearest reads the pixel round(i) (half to even, torch's
+# nearbyint): a step, grid derivative 0.  Bicubic (zeros padding) weighs pixel i by Keys' cubic kernel of
+# ix - i (C^1: no convention at its kinks); with border or reflection padding torch pads each tap, refused.
+
+checked_decomposition("grid_sampler")    # grid_sampler_2d / 3d: the same kernels
+
+_GRID_MODES = {0: "bilinear", 1: "nearest", 2: "bicubic"}
+_GRID_PADDING = {0: "zeros", 1: "border", 2: "reflection"}
+
+
+def _relu(lo, t, alpha):
+    (o,) = lo.emit("relu", [lo.full(t)], {"alpha": fmpq(alpha)})
+    return Tensor(o, tuple(t.shape))
+
+
+def grid_coordinate(lo, g, size, align_corners, padding):
+    """The pixel coordinate (a real Tensor shaped as g) of the normalised grid coordinate g along an axis of
+    ``size`` pixels: unnormalised (affine), then clamped to [0, size - 1] for border padding with derivative 0
+    at both bounds, as torch's clip_coordinates."""
+    if align_corners:
+        c = lo.mul(lo.add(g, 1), fmpq(size - 1, 2))
+    else:
+        c = lo.div(lo.sub(lo.mul(lo.add(g, 1), size), 1), 2)
+    if padding == "reflection":
+        c = reflect_coordinate(lo, c, size, align_corners)
+    if padding in ("border", "reflection"):
+        c = _relu(lo, c, 0)
+        c = lo.sub(c, _relu(lo, lo.sub(c, size - 1), 1))
+    return c
+
+
+def reflect_coordinate(lo, c, size, align_corners):
+    """The pixel coordinate c reflected at the image's edges (the pixel centres 0 and size - 1 with
+    align_corners, the edges -1/2 and size - 1/2 without), as torch's reflect_coordinates: a triangle wave
+    span - |(|u| mod 2 span) - span| of u = c (+ 1/2), span = size - 1 (size).  Its folds all land on or beyond
+    the clamp's bounds, where torch's gradient is 0 whatever the fold's (measured); the mod is written with
+    floor (a step: the program is then not continuous as written, though the wave is)."""
+    span = size - 1 if align_corners else size
+    if span == 0:
+        return Tensor(Lit(fmpq(0)), tuple(c.shape))
+    u = c if align_corners else lo.add(c, fmpq(1, 2))
+    a = _abs(lo, u)
+    e = lo.sub(a, lo.mul(_step("floor")(lo, lo.div(a, 2 * span)), 2 * span))
+    r = lo.sub(span, _abs(lo, lo.sub(e, span)))
+    return r if align_corners else lo.sub(r, fmpq(1, 2))
+
+
+def grid_weights(lo, c, size, mode):
+    """(..., size) weights of the pixels 0..size-1 along one axis for the pixel coordinates c (..., 1):
+    bilinear, the tent of c - i (its right derivative at each kink); nearest, 1 at round(c) (half to even)."""
+    pixels = lo.constant(np.arange(size, dtype=np.int64).reshape((1,) * (len(c.shape) - 1) + (size,)),
+                         f"pixels.{lo.hint}", fold=False)
+    shape = tuple(c.shape[:-1]) + (size,)
+    if mode == "nearest":
+        (r,) = lo.emit("round", [lo.full(c)])
+        return lo.as_real(lo.compare("==", Tensor(r, tuple(c.shape)), pixels), shape)
+    t = lo.sub(lo.broadcast(c, shape), pixels)
+    if mode == "bicubic":
+        return cubic_weight(lo, t)
+    return lo.add(lo.sub(_relu(lo, lo.add(t, 1), 1), lo.mul(_relu(lo, t, 1), 2)), _relu(lo, lo.sub(t, 1), 1))
+
+
+# the cubic convolution kernel's A of torch's bicubic sampling (a double constant of the kernel)
+CUBIC_A = fmpq(-3, 4)
+
+
+def cubic_weight(lo, t):
+    """Keys' cubic convolution kernel W(t) with A = -3/4, torch's bicubic weights: (A + 2)|t|^3 - (A + 3)|t|^2
+    + 1 on |t| <= 1, A|t|^3 - 5A|t|^2 + 8A|t| - 4A on 1 < |t| < 2, 0 beyond.  W is C^1 (values and slopes of
+    the pieces agree at |t| = 0, 1, 2), so every piece gives the same derivative at a kink: torch's."""
+    a = _abs(lo, t)
+    a2 = lo.mul(a, a)
+    A = CUBIC_A
+    inner = lo.add(lo.mul(lo.sub(lo.mul(a, A + 2), A + 3), a2), 1)
+    outer = lo.sub(lo.mul(lo.add(lo.mul(lo.sub(lo.mul(a, A), 5 * A), a), 8 * A), a), 4 * A)
+    return lo.select(lo.compare("<=", a, 1), inner, lo.select(lo.compare("<", a, 2), outer, 0))
+
+
+def grid_sample(lo, x, grid, mode, padding, align_corners):
+    """grid_sampler_{2,3}d of x (N, C, *S) at grid (N, *O, nd): (N, C, *O), the sum over pixels of x times the
+    product of the per-axis weights (the grid's last axis lists the coordinates from the last spatial axis)."""
+    x, g = lo.real(x), lo.real(grid)
+    N, C, *S = x.shape
+    nd = len(S)
+    out = tuple(g.shape[1:-1])
+    P = math.prod(out)
+    g = lo.reshape(g, (N, P, nd))
+    w = [None] * nd
+    for a in range(nd):
+        axis = nd - 1 - a
+        c = grid_coordinate(lo, lo.slice(g, [0, 0, a], [N, P, a + 1]), S[axis], align_corners, padding)
+        w[axis] = grid_weights(lo, c, S[axis], mode)                     # (N, P, S[axis])
+    z = lo.dot(x, w[nd - 1], (nd + 1,), (2,), (0,), (0,))               # (N, C, S0..S_{nd-2}, P)
+    z = lo.dot(z, w[nd - 2], (nd,), (2,), (0, nd + 1), (0, 1))          # (N, P, C, S0..S_{nd-3})
+    for axis in range(nd - 3, -1, -1):
+        z = lo.dot(z, w[axis], (len(z.shape) - 1,), (2,), (0, 1), (0, 1))
+    return lo.reshape(lo.transpose(z, (0, 2, 1)), (N, C) + out)
+
+
+@op("grid_sampler_2d.default", "grid_sampler_3d.default", keep=True,
+    note="bilinear: tent weights with the right derivative at integer coordinates (the cell of floor(i)); "
+         "nearest: round half to even; zeros, border or reflection padding (derivative 0 on the border); "
+         "bicubic with zeros padding (Keys' kernel, C^1)")
+def _grid_sampler(lo, x, grid, interpolation_mode, padding_mode, align_corners):
+    mode, padding = _GRID_MODES.get(interpolation_mode), _GRID_PADDING.get(padding_mode)
+    if mode is None or padding is None:
+        lo.fail(f"grid_sample with interpolation_mode={interpolation_mode!r}, padding_mode={padding_mode!r}")
+    if mode == "bicubic" and padding != "zeros":
+        # torch pads each of the 4 taps floor(i) - 1 .. floor(i) + 2 separately, pixels chosen by the value of i
+        lo.fail(f"grid_sample with mode='bicubic' and padding_mode={padding!r} is not supported: torch clamps or "
+                "reflects each of the four taps around floor(i), pixels chosen by the coordinate's value (zeros "
+                "padding is)")
+    if min(lo.real(x).shape[2:], default=1) == 0 or min(lo.real(grid).shape, default=1) == 0:
+        lo.fail("grid_sample of an empty input or grid")
+    return grid_sample(lo, x, grid, mode, padding, align_corners)
