@@ -31,6 +31,7 @@ OPS = {}
 KEEP = []             # "name.overload" of ops torch.export must not decompose
 DECOMPOSED = []       # op names whose decompositions' kinks are checked against the op's own backward
 BOOL_OPS = set()
+DECOMPOSED_KINKS = {}  # op name: {primitive: params} given to its decomposition's equations of that primitive
 
 # the double constants of the CPU kernels (the importer uses a kernel's own constants, as for GELU)
 PI = 3.141592653589793
@@ -83,6 +84,13 @@ checked_decomposition(
     "rrelu", "rrelu_with_noise",  # rrelu_with_noise_functional, mapped here (eval mode: leaky with the mean slope)
     "linalg_lu_factor", "_lu_with_info",   # linalg_lu_factor_ex, the same kernel: its pivot ties measured
 )
+
+
+def decomposed_kinks(name, **prims):
+    """The default decomposition of op ``name`` is used with the kink params of its own backward: every
+    equation of primitive ``prim`` that the decomposition yields gets ``prims[prim]`` (measured in
+    tests/test_import_torch_misc1.py); any other nonsmooth equation in it is refused."""
+    DECOMPOSED_KINKS[name] = prims
 
 
 def _dims(t, dim):
@@ -868,6 +876,79 @@ def _topk(lo, a, k, dim=-1, largest=True, sorted=True):
     start, stop = [0] * len(t.shape), list(t.shape)
     stop[ax] = k
     return lo.slice(s, start, stop), idx
+
+
+# ------------------------------------------------- margin losses, quantiles, chunked losses, pool backward
+#
+# Ops whose integer arguments (labels, the index arithmetic of a constant q, max-pool indices) are constants
+# of the sample: each lowers to smooth equations and named selections, with the op's own backward at kinks.
+
+# the real predicates have one value at every real point (isnan is false): what torch computes from them and
+# from constants only (a quantile's ranks from a constant q after its NaN check) is a constant of the sample
+CONSTANT_ON_REALS = ("isnan.default", "isinf.default", "isposinf.default", "isneginf.default", "isfinite.default")
+
+
+def _hinge_pairs(lo, x2, pairs):
+    """The rows of sum over ``pairs`` of max(0, 1 - x2[n, k] + x2[n, j]), as a Tensor of shape (N,).  ``pairs``:
+    an int array of rows (n, k, j).  The hinge is relu with derivative 0 at 0: the backward counts a term only
+    where z > 0."""
+    N, C = x2.shape
+    if not len(pairs):
+        return Tensor(lo.lit(0).atom, (N,))
+    flat = lo.reshape(x2, (N * C,))
+    z = lo.add(lo.sub(lo.lit(1), lo.take(flat, pairs[:, 0] * C + pairs[:, 1], "hinge")),
+               lo.take(flat, pairs[:, 0] * C + pairs[:, 2], "hinge"))
+    h = lo.ew("relu", [z], {"alpha": fmpq(0)})
+    rows = np.zeros((N, len(pairs)), dtype=np.int64)
+    rows[pairs[:, 0], np.arange(len(pairs))] = 1
+    return lo.dot(lo.constant(rows, "rows.hinge", fold=False), h, (1,), (0,))
+
+
+def _reduce_rows(lo, rows, C, reduction, out_shape):
+    """torch's reduction of per-sample sums ``rows`` (each to be divided by the class count ``C``): 0 none
+    (shaped ``out_shape``), 1 mean over samples, 2 sum."""
+    per = lo.div(rows, lo.lit(C))
+    if reduction == 0:
+        return lo.reshape(per, out_shape)
+    total = lo.reduce("sum", per, (0,))
+    return lo.div(total, lo.lit(rows.shape[0])) if reduction == 1 else total
+
+
+def _as_rows(lo, a):
+    x = lo.real(a)
+    return x, lo.reshape(x, (1, max(1, math.prod(x.shape))) if len(x.shape) < 2 else x.shape)
+
+
+@op("multilabel_margin_loss.default", keep=True,
+    note="multilabel_margin_loss_backward counts the pair (target k, non-target j) only where z = 1 - x[k] + x[j] "
+         "> 0: a relu with derivative 0 at z = 0 (measured); torch's default decomposition is not used: it "
+         "does not stop at the -1 that ends a target row (measured: a wrong value)")
+def _multilabel_margin_loss(lo, a, target, reduction=1):
+    x, x2 = _as_rows(lo, a)
+    N, C = x2.shape
+    t = _idx(lo, target, "multilabel_margin_loss target").reshape(N, C).numpy()
+    pairs = []
+    for n in range(N):
+        row = t[n].tolist()
+        ks = row[:row.index(-1)] if -1 in row else row
+        if any(not 0 <= k < C for k in ks):
+            lo.fail(f"multilabel_margin_loss target {ks} outside 0..{C - 1}")
+        pairs += [(n, k, j) for k in ks for j in range(C) if j not in ks]
+    pairs = np.array(pairs, dtype=np.int64).reshape(-1, 3)
+    out_shape = () if len(x.shape) < 2 else (N,)
+    return _reduce_rows(lo, _hinge_pairs(lo, x2, pairs), C, reduction, out_shape)
+
+
+checked_decomposition(
+    "binary_cross_entropy",       # maximum(log x, -100): a tie needs log x = -100, never at a rational x
+    # sort, then gather and lerp at ranks computed from q: the ATen composite is the same ops, so its backward
+    # goes through the same sort (ties as sort.default's); the ranks are constants when q is (else refused)
+    "quantile", "nanquantile",
+)
+decomposed_kinks(
+    # clamp_min(margin - x[y] + x[j], 0): multi_margin_loss_backward counts a term only where it is > 0
+    "multi_margin_loss", clamp={"at_lo": fmpq(0)},
+)
 
 
 # ------------------------------------------------------------------------------------------- variance, norms
