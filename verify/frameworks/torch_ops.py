@@ -24,7 +24,7 @@ import numpy as np
 from flint import fmpq
 
 from ..program.arrays import ExactArray
-from ..program.ir import Lit
+from ..program.ir import Arr, Lit
 from .lowering import Const, Cond, NonReal, Tensor, Unavailable, exact_q
 
 OPS = {}
@@ -937,6 +937,61 @@ def _multilabel_margin_loss(lo, a, target, reduction=1):
     pairs = np.array(pairs, dtype=np.int64).reshape(-1, 3)
     out_shape = () if len(x.shape) < 2 else (N,)
     return _reduce_rows(lo, _hinge_pairs(lo, x2, pairs), C, reduction, out_shape)
+
+
+def _chunked_ce_rows(lo, x, w, target, bias, weight, ignore_index):
+    """(per-sample losses -w[t] log_softmax(x W^T + b)[n, t] (0 where t is ignore_index), the per-sample class
+    weights as exact rationals): the loss F.linear_cross_entropy's chunked ops compute chunk by chunk."""
+    x, w = lo.real(x, "input"), lo.real(w, "linear weight")
+    t = _idx(lo, target, "linear_cross_entropy target").reshape(-1).numpy()
+    N, C = x.shape[0], w.shape[0]
+    keep = t != ignore_index
+    if len(t) != N or bool(((t[keep] < 0) | (t[keep] >= C)).any()):
+        lo.fail(f"linear_cross_entropy targets {t.tolist()} outside 0..{C - 1} for {N} samples")
+    logits = lo.dot(x, w, (1,), (1,))
+    if bias is not None:
+        logits = lo.add(logits, lo.real(bias, "linear bias"))
+    lsm = lo.sub(logits, lo.logsumexp(logits, (1,), True))
+    picked = lo.take(lo.reshape(lsm, (N * C,)), np.arange(N) * C + np.where(keep, t, 0), "target")
+    if weight is None:
+        cw = [fmpq(int(k)) for k in keep]
+    else:
+        wt = lo.real(weight, "class weight")
+        if isinstance(wt.atom, Lit):
+            vals = [wt.atom.value] * C
+        elif isinstance(wt.atom, Arr):
+            ea = lo.arrays.arrays[wt.atom.name]
+            vals = [fmpq(int(v), int(ea.den)) for v in np.asarray(ea.num).reshape(-1).tolist()]
+        else:
+            lo.fail("linear_cross_entropy's chunked backward gives the class weight no gradient: a class weight "
+                    "that is not a constant would get a gradient torch does not compute")
+        cw = [vals[int(k)] if ok else fmpq(0) for k, ok in zip(t, keep)]
+    scale = lo.constant(ExactArray.from_any(np.array(cw, dtype=object), "weights"), "weights")
+    return lo.neg(lo.mul(picked, scale)), cw
+
+
+@op("torch_nn._linear_cross_entropy_batch_chunked.default",
+    note="cross_entropy(linear(input, W, b), target) computed in batch chunks, its gradient precomputed in the "
+         "forward: smooth (reduction mean or sum; mean divides by the sum of the targets' class weights)")
+def _lce_chunked(lo, x, w, target, bias, weight, reduction, ignore_index, label_smoothing, *options):
+    if label_smoothing:
+        lo.fail("linear_cross_entropy's chunked op with label_smoothing (torch refuses it)")
+    rows, cw = _chunked_ce_rows(lo, x, w, target, bias, weight, ignore_index)
+    total = lo.reduce("sum", rows, (0,))
+    if reduction == "mean":
+        d = sum(cw, fmpq(0))
+        if d == 0:
+            lo.fail("linear_cross_entropy's mean over targets whose class weights sum to 0 is nan")
+        total = lo.div(total, lo.lit(d))
+    grads = Unavailable("the gradients linear_cross_entropy's chunked op precomputes are not values verify "
+                        "imports (its derivative is the program's own)")
+    return total, grads, grads, grads
+
+
+@op("torch_nn._linear_cross_entropy_batch_chunked_no_reduction.default",
+    note="cross_entropy(linear(input, W, b), target, reduction='none') computed in batch chunks: smooth")
+def _lce_chunked_none(lo, x, w, target, bias, weight, ignore_index, *options):
+    return _chunked_ce_rows(lo, x, w, target, bias, weight, ignore_index)[0]
 
 
 checked_decomposition(
