@@ -247,6 +247,12 @@ SAMPLES = {
     "unsqueeze_copy.default": ((X, 0), {}),
     "view_copy.default": ((X, [3, 2]), {}),
     "copy.default": ((X, Y[:1]), {}),
+    # losses with constant labels and chunked losses (misc1)
+    "multilabel_margin_loss.default": ((X, torch.tensor([[2, 0, -1], [1, -1, 0]]), 1), {}),
+    "torch_nn._linear_cross_entropy_batch_chunked.default": (
+        (X, SQ, torch.tensor([2, 0]), C3, None, "mean", -100, 0.0, 1, "compact", D, True, True, True, True), {}),
+    "torch_nn._linear_cross_entropy_batch_chunked_no_reduction.default": (
+        (X, SQ, torch.tensor([1, -100]), C3, None, -100, 1, "compact", D), {}),
     # creation ops: no input (see test_every_torch_op_output)
     "empty.memory_format": (([2, 3],), {"dtype": D}),
     "empty_permuted.default": (([2, 3], [1, 0]), {"dtype": D}),
@@ -281,7 +287,10 @@ REFERENCE = {
 def torch_sample(name):
     """(op, args, kwargs) of the ATEN entry ``name``, or None when there is no sample."""
     base, overload = name.rsplit(".", 1)
-    op = getattr(getattr(aten, base), overload)
+    space, _, base = base.rpartition(".")          # a custom op's namespace (torch_nn.), else aten
+    if space == "torch_nn":
+        import torch.nn.modules.linear_cross_entropy  # noqa: F401  (registers the torch_nn ops)
+    op = getattr(getattr(getattr(torch.ops, space) if space else aten, base), overload)
     if name in SAMPLES:
         return op, *SAMPLES[name]
     auto = _elementwise(op)
