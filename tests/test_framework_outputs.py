@@ -247,7 +247,9 @@ SAMPLES = {
     "unsqueeze_copy.default": ((X, 0), {}),
     "view_copy.default": ((X, [3, 2]), {}),
     "copy.default": ((X, Y[:1]), {}),
-    # losses with constant labels and chunked losses (misc1)
+    # losses with constant labels, chunked losses, a max-pool backward with constant indices (misc1)
+    "max_pool2d_with_indices_backward.default": ((X4[:, :, :2, :2], X4, [2, 2], [2, 2], [0, 0], [1, 1], True,
+                                                  torch.nn.functional.max_pool2d_with_indices(X4, 2, 2)[1]), {}),
     "multilabel_margin_loss.default": ((X, torch.tensor([[2, 0, -1], [1, -1, 0]]), 1), {}),
     "torch_nn._linear_cross_entropy_batch_chunked.default": (
         (X, SQ, torch.tensor([2, 0]), C3, None, "mean", -100, 0.0, 1, "compact", D, True, True, True, True), {}),

@@ -935,7 +935,8 @@ def _multilabel_margin_loss(lo, a, target, reduction=1):
             lo.fail(f"multilabel_margin_loss target {ks} outside 0..{C - 1}")
         pairs += [(n, k, j) for k in ks for j in range(C) if j not in ks]
     pairs = np.array(pairs, dtype=np.int64).reshape(-1, 3)
-    out_shape = () if len(x.shape) < 2 else (N,)
+    # the exported node's shape (torch.export's meta says (1,) for a 1-d input with reduction none, eager ())
+    out_shape = tuple(lo.node.meta["val"].shape) if reduction == 0 else ()
     return _reduce_rows(lo, _hinge_pairs(lo, x2, pairs), C, reduction, out_shape)
 
 
@@ -992,6 +993,17 @@ def _lce_chunked(lo, x, w, target, bias, weight, reduction, ignore_index, label_
     note="cross_entropy(linear(input, W, b), target, reduction='none') computed in batch chunks: smooth")
 def _lce_chunked_none(lo, x, w, target, bias, weight, ignore_index, *options):
     return _chunked_ce_rows(lo, x, w, target, bias, weight, ignore_index)[0]
+
+
+@op("max_pool2d_with_indices_backward.default", keep=True,
+    note="linear in grad_output given the indices (a scatter-add of grad_output at them); self only gives the "
+         "shape: derivative 0 in it, as its backward")
+def _max_pool2d_backward(lo, grad_output, a, kernel_size, stride, padding, dilation, ceil_mode, indices):
+    import torch
+    idx = _idx(lo, indices, "max_pool2d_with_indices_backward indices")
+    zeros = torch.zeros(_shape_of(lo, a), dtype=torch.float64)
+    return linear_map(lo, [grad_output], lambda g: torch.ops.aten.max_pool2d_with_indices_backward(
+        g, zeros, kernel_size, stride, padding, dilation, ceil_mode, idx))
 
 
 checked_decomposition(
