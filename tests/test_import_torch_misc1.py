@@ -265,9 +265,31 @@ def test_max_pool_backward_with_constant_indices_is_a_scatter_add_with_no_deriva
     assert all(v == 0 for v in np.ravel(verify.grad(imp.program, imp.point).gradient[1]))
 
 
-def test_max_pool_backward_with_the_indices_of_a_pool_of_the_input_is_refused():
+XT = t([[[[1., 1., 0., 2., 2., -1.], [0., 1., 1., 2., 0., 2.], [3., 3., -1., 0., 3., 3.]]]])   # tied windows
+
+
+@pytest.mark.parametrize("kernel, stride, padding, ceil_mode", [(3, 2, 0, True), (2, 1, 1, False), ((2, 3), (1, 2), 0,
+                                                                                                    False)])
+def test_max_pool_backward_of_a_pool_of_self_equals_torch_exactly_at_ties(kernel, stride, padding, ceil_mode):
+    # the OpInfo sample's form: the indices come from max_pool2d_with_indices of self, so the result is the
+    # scatter of grad_output at each window's first maximal element, piecewise constant in self
+    k2, s2 = (kernel if isinstance(kernel, tuple) else (kernel,) * 2), (stride if isinstance(stride, tuple)
+                                                                         else (stride,) * 2)
+
+    def f(s, g):
+        out, ind = F.max_pool2d_with_indices(s, kernel, stride, padding, ceil_mode=ceil_mode)
+        back = torch.ops.aten.max_pool2d_with_indices_backward(g[..., :out.shape[2], :out.shape[3]], s, k2, s2,
+                                                               [padding] * 2, [1, 1], ceil_mode, ind)
+        return (back * weights(18).reshape(1, 1, 3, 6)).sum()
+    g = t(np.arange(28).reshape(1, 1, 4, 7) / 4 - 3)
+    check(f, [XT, g], True)
+    x = torch.randn(1, 2, 3, 6, generator=torch.Generator().manual_seed(14), dtype=D)
+    check(f, [x, g.expand(1, 2, 4, 7).contiguous()], True)
+
+
+def test_max_pool_backward_with_the_indices_of_another_tensor_is_refused():
     x = torch.randn(1, 1, 4, 4, generator=torch.Generator().manual_seed(13), dtype=D)
     with pytest.raises(ImportFailure, match="indices"):
-        verify.from_torch(lambda s: torch.ops.aten.max_pool2d_with_indices_backward(
+        verify.from_torch(lambda s, u: torch.ops.aten.max_pool2d_with_indices_backward(
             torch.ones(1, 1, 2, 2, dtype=D), s, [2, 2], [2, 2], [0, 0], [1, 1], False,
-            F.max_pool2d_with_indices(s, 2, 2)[1]).sum(), x)
+            F.max_pool2d_with_indices(u, 2, 2)[1]).sum(), x, x + 1)

@@ -997,13 +997,80 @@ def _lce_chunked_none(lo, x, w, target, bias, weight, ignore_index, *options):
 
 @op("max_pool2d_with_indices_backward.default", keep=True,
     note="linear in grad_output given the indices (a scatter-add of grad_output at them); self only gives the "
-         "shape: derivative 0 in it, as its backward")
+         "shape: derivative 0 in it, as its backward.  Indices of a max-pool of self itself: each window's "
+         "first maximal element, chosen in the program by comparisons (piecewise constant in self)")
 def _max_pool2d_backward(lo, grad_output, a, kernel_size, stride, padding, dilation, ceil_mode, indices):
     import torch
+    if isinstance(indices, Unavailable):
+        params = _pool_of_self(lo, (kernel_size, stride, padding, dilation, ceil_mode))
+        if params is not None:
+            return _first_max_scatter(lo, lo.real(grad_output), lo.real(a), params)
     idx = _idx(lo, indices, "max_pool2d_with_indices_backward indices")
     zeros = torch.zeros(_shape_of(lo, a), dtype=torch.float64)
     return linear_map(lo, [grad_output], lambda g: torch.ops.aten.max_pool2d_with_indices_backward(
         g, zeros, kernel_size, stride, padding, dilation, ceil_mode, idx))
+
+
+def _pool_args(kernel, stride, padding, dilation, ceil_mode):
+    kernel = _tuple(kernel, 2)
+    return kernel, _tuple(stride, 2) if stride else kernel, _tuple(padding, 2), _tuple(dilation, 2), bool(ceil_mode)
+
+
+def _pool_of_self(lo, params):
+    """The pooling params when the node's indices are those of aten.max_pool2d_with_indices of its own self
+    argument with the same params (read from the graph), else None."""
+    import operator
+
+    import torch
+    node = lo.node
+    idx, src = node.args[7], node.args[1]
+    if getattr(idx, "target", None) is not operator.getitem or idx.args[1] != 1:
+        return None
+    pool = idx.args[0]
+    if getattr(pool, "target", None) is not torch.ops.aten.max_pool2d_with_indices.default or pool.args[0] is not src:
+        return None
+    names = ("kernel_size", "stride", "padding", "dilation", "ceil_mode")
+    given = dict(zip(names, ((), (), 0, 1, False)))
+    given.update(zip(names, pool.args[1:]))
+    given.update({k: v for k, v in pool.kwargs.items() if k in given})
+    theirs = _pool_args(*(given[k] for k in names))
+    return theirs if theirs == _pool_args(*params) else None
+
+
+def _first_max_scatter(lo, g, x, params):
+    """sum over the windows of g[w] at the window's first maximal element of ``x`` (row-major, the padding never
+    wins): for each slot a, g where x[a] > x[b] for the earlier slots b and x[a] >= x[b] for the later ones."""
+    win = pool_windows(x.shape, *params)[0]
+    k = win.shape[-1]
+    win = win.reshape(-1, k)
+    n_in, n_win = math.prod(x.shape), win.shape[0]
+    xf, gf = lo.reshape(x, (n_in,)), lo.reshape(g, (n_win,))
+    valid = win >= 0
+    slot = [lo.take(xf, np.where(valid[:, b], win[:, b], 0), "window") for b in range(k)]
+    parts = []
+    for a in range(k):
+        cond = Const(valid[:, a])
+        for b in range(k):
+            if b != a:
+                beats = lo.compare(">" if b < a else ">=", slot[a], slot[b])
+                cond = lo.logical("and", cond, lo.logical("or", Const(~valid[:, b]), beats))
+        parts.append(lo.broadcast(lo.select(cond, gf, 0), (n_win,)))
+    allp = lo.concat(parts + [Tensor(lo.lit(0).atom, (1,))], 0)          # slot-major, then a zero
+    # the input element of each (slot, window), grouped by input element: one gather per layer of windows
+    dest = np.where(valid.T, win.T, -1).reshape(-1)
+    order = np.argsort(dest, kind="stable")
+    order = order[dest[order] >= 0]
+    layer = np.zeros(len(order), dtype=np.int64)
+    for i in range(1, len(order)):
+        layer[i] = layer[i - 1] + 1 if dest[order[i]] == dest[order[i - 1]] else 0
+    total = None
+    for j in range(int(layer.max()) + 1 if len(layer) else 0):
+        idx = np.full(n_in, k * n_win, dtype=np.int64)
+        idx[dest[order[layer == j]]] = order[layer == j]
+        part = lo.take(allp, idx, "scatter")
+        total = part if total is None else lo.add(total, part)
+    out = total if total is not None else Tensor(lo.lit(0).atom, (n_in,))
+    return lo.reshape(lo.broadcast(out, (n_in,)), x.shape)
 
 
 checked_decomposition(
