@@ -441,7 +441,9 @@ def lower_exported(ep, user_values, params="inputs", name="f", state=None, prove
 
 
 def _dependent(graph, inputs):
-    """The nodes of ``graph`` whose values depend on the nodes ``inputs``."""
+    """The nodes of ``graph`` whose values depend on the nodes ``inputs``.  The predicates of
+    torch_ops.CONSTANT_ON_REALS (isnan, ...) have one value at every real point: nothing depends on the inputs
+    through them (a quantile's ranks computed after its NaN check are constants)."""
     dep = set(inputs)
     for n in graph.nodes:
         if n.op == "call_function" and any(a in dep for a in n.all_input_nodes) and \
