@@ -254,6 +254,14 @@ SAMPLES = {
                                  0, 0, False), {}),
     "grid_sampler_3d.default": ((X5, torch.linspace(-0.9, 1.1, 2 * 2 * 3, dtype=D).reshape(1, 2, 2, 1, 3) * 1.07,
                                  0, 1, True), {}),
+    # losses with constant labels, chunked losses, a max-pool backward with constant indices (misc1)
+    "max_pool2d_with_indices_backward.default": ((X4[:, :, :2, :2], X4, [2, 2], [2, 2], [0, 0], [1, 1], True,
+                                                  torch.nn.functional.max_pool2d_with_indices(X4, 2, 2)[1]), {}),
+    "multilabel_margin_loss.default": ((X, torch.tensor([[2, 0, -1], [1, -1, 0]]), 1), {}),
+    "torch_nn._linear_cross_entropy_batch_chunked.default": (
+        (X, SQ, torch.tensor([2, 0]), C3, None, "mean", -100, 0.0, 1, "compact", D, True, True, True, True), {}),
+    "torch_nn._linear_cross_entropy_batch_chunked_no_reduction.default": (
+        (X, SQ, torch.tensor([1, -100]), C3, None, -100, 1, "compact", D), {}),
     # creation ops: no input (see test_every_torch_op_output)
     "empty.memory_format": (([2, 3],), {"dtype": D}),
     "empty_permuted.default": (([2, 3], [1, 0]), {"dtype": D}),
@@ -288,7 +296,10 @@ REFERENCE = {
 def torch_sample(name):
     """(op, args, kwargs) of the ATEN entry ``name``, or None when there is no sample."""
     base, overload = name.rsplit(".", 1)
-    op = getattr(getattr(aten, base), overload)
+    space, _, base = base.rpartition(".")          # a custom op's namespace (torch_nn.), else aten
+    if space == "torch_nn":
+        import torch.nn.modules.linear_cross_entropy  # noqa: F401  (registers the torch_nn ops)
+    op = getattr(getattr(getattr(torch.ops, space) if space else aten, base), overload)
     if name in SAMPLES:
         return op, *SAMPLES[name]
     auto = _elementwise(op)

@@ -13,6 +13,7 @@ import numpy as _np
 from flint import fmpq
 
 from ..errors import InputError
+from ..program.ir import Eqn
 from ..program.prims import PRIMITIVES
 from . import torch_ops
 from .lowering import (Const, Cond, ImportFailure, Imported, InputInfo, Lowering, Masked, NonReal, Origin, Tensor,
@@ -301,10 +302,15 @@ def _check_decomposed(lo, node, provenance, first):
     src = provenance.get(node)
     if src is None or node not in lo.dependent:      # equations on constants only are no kinks of the function
         return
-    for e in lo.b.eqns[first:]:
+    for k in range(first, len(lo.b.eqns)):
+        e = lo.b.eqns[k]
         prim = PRIMITIVES[e.prim]
         if not prim.smooth or not prim.continuous:
             name, op, source = src
+            kink = torch_ops.DECOMPOSED_KINKS.get(op.split(".")[0], {}).get(e.prim)
+            if kink is not None:        # the op's own backward at this kink (torch_ops.decomposed_kinks)
+                lo.b.eqns[k] = Eqn(e.prim, e.ins, tuple(sorted({**e.param_dict, **kink}.items())), e.outs, e.loc)
+                continue
             where = ", ".join(p for p in (f"node {name}", source) if p)
             raise ImportFailure(f"torch aten.{op} ({where}): torch.export decomposes it into core ATen ops with a kink "
                                 f"(aten.{_op_name(node.target)} became {e.prim}) that has not been checked against "
@@ -435,10 +441,13 @@ def lower_exported(ep, user_values, params="inputs", name="f", state=None, prove
 
 
 def _dependent(graph, inputs):
-    """The nodes of ``graph`` whose values depend on the nodes ``inputs``."""
+    """The nodes of ``graph`` whose values depend on the nodes ``inputs``.  The predicates of
+    torch_ops.CONSTANT_ON_REALS (isnan, ...) have one value at every real point: nothing depends on the inputs
+    through them (a quantile's ranks computed after its NaN check are constants)."""
     dep = set(inputs)
     for n in graph.nodes:
-        if n.op == "call_function" and any(a in dep for a in n.all_input_nodes):
+        if n.op == "call_function" and any(a in dep for a in n.all_input_nodes) and \
+                _op_name(n.target) not in torch_ops.CONSTANT_ON_REALS:
             dep.add(n)
     return dep
 
@@ -1122,7 +1131,6 @@ def _sort(lo, a, dim=-1, descending=False, stable=None):
     if not t.shape:
         return t, Unavailable("sort indices are integers computed from real values")
     ax = dim % len(t.shape)
-    torch_ops.check_selection_size(lo, t.shape[ax], "a sort")
     ties = "unspecified" if not stable and t.shape[ax] > _UNSTABLE_MAX else "stable"
     if t.shape[ax] < 2:
         out = t

@@ -24,18 +24,20 @@ import numpy as np
 from flint import fmpq
 
 from ..program.arrays import ExactArray
-from ..program.ir import Lit
+from ..program.ir import Arr, Lit
 from .lowering import Const, Cond, NonReal, Tensor, Unavailable, exact_q
 
 OPS = {}
 KEEP = []             # "name.overload" of ops torch.export must not decompose
 DECOMPOSED = []       # op names whose decompositions' kinks are checked against the op's own backward
 BOOL_OPS = set()
+DECOMPOSED_KINKS = {}  # op name: {primitive: params} given to its decomposition's equations of that primitive
 
 # the double constants of the CPU kernels (the importer uses a kernel's own constants, as for GELU)
 PI = 3.141592653589793
-# the most elements a sort or an order statistic ranges over: a sort site over n elements is an elementary
-# selection with n! pieces and n (n - 1) / 2 switching functions, which verify enumerates
+# the most elements an order statistic (kth, median, mode) ranges over: its site lists n (n - 1) / 2 switching
+# functions.  Sorts (and topk, a sorted slice) have no cap: beyond interpret/orders.py's LISTED elements their
+# order is certified by the n - 1 comparisons of the sorted values.
 SELECTION_CAP = 256
 
 
@@ -83,6 +85,13 @@ checked_decomposition(
     "rrelu", "rrelu_with_noise",  # rrelu_with_noise_functional, mapped here (eval mode: leaky with the mean slope)
     "linalg_lu_factor", "_lu_with_info",   # linalg_lu_factor_ex, the same kernel: its pivot ties measured
 )
+
+
+def decomposed_kinks(name, **prims):
+    """The default decomposition of op ``name`` is used with the kink params of its own backward: every
+    equation of primitive ``prim`` that the decomposition yields gets ``prims[prim]`` (measured in
+    tests/test_import_torch_misc1.py); any other nonsmooth equation in it is refused."""
+    DECOMPOSED_KINKS[name] = prims
 
 
 def _dims(t, dim):
@@ -859,7 +868,6 @@ def _topk(lo, a, k, dim=-1, largest=True, sorted=True):
     ax = dim % len(t.shape)
     if not sorted and k > 1:
         lo.fail("topk(sorted=False) returns the k elements in an order that is not specified")
-    check_selection_size(lo, t.shape[ax], "topk")
     if t.shape[ax] < 2:
         s = t
     else:
@@ -868,6 +876,213 @@ def _topk(lo, a, k, dim=-1, largest=True, sorted=True):
     start, stop = [0] * len(t.shape), list(t.shape)
     stop[ax] = k
     return lo.slice(s, start, stop), idx
+
+
+# ------------------------------------------------- margin losses, quantiles, chunked losses, pool backward
+#
+# Ops whose integer arguments (labels, the index arithmetic of a constant q, max-pool indices) are constants
+# of the sample: each lowers to smooth equations and named selections, with the op's own backward at kinks.
+
+# the real predicates have one value at every real point (isnan is false): what torch computes from them and
+# from constants only (a quantile's ranks from a constant q after its NaN check) is a constant of the sample
+CONSTANT_ON_REALS = ("isnan.default", "isinf.default", "isposinf.default", "isneginf.default", "isfinite.default")
+
+
+def _hinge_pairs(lo, x2, pairs):
+    """The rows of sum over ``pairs`` of max(0, 1 - x2[n, k] + x2[n, j]), as a Tensor of shape (N,).  ``pairs``:
+    an int array of rows (n, k, j).  The hinge is relu with derivative 0 at 0: the backward counts a term only
+    where z > 0."""
+    N, C = x2.shape
+    if not len(pairs):
+        return Tensor(lo.lit(0).atom, (N,))
+    flat = lo.reshape(x2, (N * C,))
+    z = lo.add(lo.sub(lo.lit(1), lo.take(flat, pairs[:, 0] * C + pairs[:, 1], "hinge")),
+               lo.take(flat, pairs[:, 0] * C + pairs[:, 2], "hinge"))
+    h = lo.ew("relu", [z], {"alpha": fmpq(0)})
+    rows = np.zeros((N, len(pairs)), dtype=np.int64)
+    rows[pairs[:, 0], np.arange(len(pairs))] = 1
+    return lo.dot(lo.constant(rows, "rows.hinge", fold=False), h, (1,), (0,))
+
+
+def _reduce_rows(lo, rows, C, reduction, out_shape):
+    """torch's reduction of per-sample sums ``rows`` (each to be divided by the class count ``C``): 0 none
+    (shaped ``out_shape``), 1 mean over samples, 2 sum."""
+    per = lo.div(rows, lo.lit(C))
+    if reduction == 0:
+        return lo.reshape(per, out_shape)
+    total = lo.reduce("sum", per, (0,))
+    return lo.div(total, lo.lit(rows.shape[0])) if reduction == 1 else total
+
+
+def _as_rows(lo, a):
+    x = lo.real(a)
+    return x, lo.reshape(x, (1, max(1, math.prod(x.shape))) if len(x.shape) < 2 else x.shape)
+
+
+@op("multilabel_margin_loss.default", keep=True,
+    note="multilabel_margin_loss_backward counts the pair (target k, non-target j) only where z = 1 - x[k] + x[j] "
+         "> 0: a relu with derivative 0 at z = 0 (measured); torch's default decomposition is not used: it "
+         "does not stop at the -1 that ends a target row (measured: a wrong value)")
+def _multilabel_margin_loss(lo, a, target, reduction=1):
+    x, x2 = _as_rows(lo, a)
+    N, C = x2.shape
+    t = _idx(lo, target, "multilabel_margin_loss target").reshape(N, C).numpy()
+    pairs = []
+    for n in range(N):
+        row = t[n].tolist()
+        ks = row[:row.index(-1)] if -1 in row else row
+        if any(not 0 <= k < C for k in ks):
+            lo.fail(f"multilabel_margin_loss target {ks} outside 0..{C - 1}")
+        pairs += [(n, k, j) for k in ks for j in range(C) if j not in ks]
+    pairs = np.array(pairs, dtype=np.int64).reshape(-1, 3)
+    # the exported node's shape (torch.export's meta says (1,) for a 1-d input with reduction none, eager ())
+    out_shape = tuple(lo.node.meta["val"].shape) if reduction == 0 else ()
+    return _reduce_rows(lo, _hinge_pairs(lo, x2, pairs), C, reduction, out_shape)
+
+
+def _chunked_ce_rows(lo, x, w, target, bias, weight, ignore_index):
+    """(per-sample losses -w[t] log_softmax(x W^T + b)[n, t] (0 where t is ignore_index), the per-sample class
+    weights as exact rationals): the loss F.linear_cross_entropy's chunked ops compute chunk by chunk."""
+    x, w = lo.real(x, "input"), lo.real(w, "linear weight")
+    t = _idx(lo, target, "linear_cross_entropy target").reshape(-1).numpy()
+    N, C = x.shape[0], w.shape[0]
+    keep = t != ignore_index
+    if len(t) != N or bool(((t[keep] < 0) | (t[keep] >= C)).any()):
+        lo.fail(f"linear_cross_entropy targets {t.tolist()} outside 0..{C - 1} for {N} samples")
+    logits = lo.dot(x, w, (1,), (1,))
+    if bias is not None:
+        logits = lo.add(logits, lo.real(bias, "linear bias"))
+    lsm = lo.sub(logits, lo.logsumexp(logits, (1,), True))
+    picked = lo.take(lo.reshape(lsm, (N * C,)), np.arange(N) * C + np.where(keep, t, 0), "target")
+    if weight is None:
+        cw = [fmpq(int(k)) for k in keep]
+    else:
+        wt = lo.real(weight, "class weight")
+        if isinstance(wt.atom, Lit):
+            vals = [wt.atom.value] * C
+        elif isinstance(wt.atom, Arr):
+            ea = lo.arrays.arrays[wt.atom.name]
+            vals = [fmpq(int(v), int(ea.den)) for v in np.asarray(ea.num).reshape(-1).tolist()]
+        else:
+            lo.fail("linear_cross_entropy's chunked backward gives the class weight no gradient: a class weight "
+                    "that is not a constant would get a gradient torch does not compute")
+        cw = [vals[int(k)] if ok else fmpq(0) for k, ok in zip(t, keep)]
+    scale = lo.constant(ExactArray.from_any(np.array(cw, dtype=object), "weights"), "weights")
+    return lo.neg(lo.mul(picked, scale)), cw
+
+
+@op("torch_nn._linear_cross_entropy_batch_chunked.default",
+    note="cross_entropy(linear(input, W, b), target) computed in batch chunks, its gradient precomputed in the "
+         "forward: smooth (reduction mean or sum; mean divides by the sum of the targets' class weights)")
+def _lce_chunked(lo, x, w, target, bias, weight, reduction, ignore_index, label_smoothing, *options):
+    if label_smoothing:
+        lo.fail("linear_cross_entropy's chunked op with label_smoothing (torch refuses it)")
+    rows, cw = _chunked_ce_rows(lo, x, w, target, bias, weight, ignore_index)
+    total = lo.reduce("sum", rows, (0,))
+    if reduction == "mean":
+        d = sum(cw, fmpq(0))
+        if d == 0:
+            lo.fail("linear_cross_entropy's mean over targets whose class weights sum to 0 is nan")
+        total = lo.div(total, lo.lit(d))
+    grads = Unavailable("the gradients linear_cross_entropy's chunked op precomputes are not values verify "
+                        "imports (its derivative is the program's own)")
+    return total, grads, grads, grads
+
+
+@op("torch_nn._linear_cross_entropy_batch_chunked_no_reduction.default",
+    note="cross_entropy(linear(input, W, b), target, reduction='none') computed in batch chunks: smooth")
+def _lce_chunked_none(lo, x, w, target, bias, weight, ignore_index, *options):
+    return _chunked_ce_rows(lo, x, w, target, bias, weight, ignore_index)[0]
+
+
+@op("max_pool2d_with_indices_backward.default", keep=True,
+    note="linear in grad_output given the indices (a scatter-add of grad_output at them); self only gives the "
+         "shape: derivative 0 in it, as its backward.  Indices of a max-pool of self itself: each window's "
+         "first maximal element, chosen in the program by comparisons (piecewise constant in self)")
+def _max_pool2d_backward(lo, grad_output, a, kernel_size, stride, padding, dilation, ceil_mode, indices):
+    import torch
+    if isinstance(indices, Unavailable):
+        params = _pool_of_self(lo, (kernel_size, stride, padding, dilation, ceil_mode))
+        if params is not None:
+            return _first_max_scatter(lo, lo.real(grad_output), lo.real(a), params)
+    idx = _idx(lo, indices, "max_pool2d_with_indices_backward indices")
+    zeros = torch.zeros(_shape_of(lo, a), dtype=torch.float64)
+    return linear_map(lo, [grad_output], lambda g: torch.ops.aten.max_pool2d_with_indices_backward(
+        g, zeros, kernel_size, stride, padding, dilation, ceil_mode, idx))
+
+
+def _pool_args(kernel, stride, padding, dilation, ceil_mode):
+    kernel = _tuple(kernel, 2)
+    return kernel, _tuple(stride, 2) if stride else kernel, _tuple(padding, 2), _tuple(dilation, 2), bool(ceil_mode)
+
+
+def _pool_of_self(lo, params):
+    """The pooling params when the node's indices are those of aten.max_pool2d_with_indices of its own self
+    argument with the same params (read from the graph), else None."""
+    import operator
+
+    import torch
+    node = lo.node
+    idx, src = node.args[7], node.args[1]
+    if getattr(idx, "target", None) is not operator.getitem or idx.args[1] != 1:
+        return None
+    pool = idx.args[0]
+    if getattr(pool, "target", None) is not torch.ops.aten.max_pool2d_with_indices.default or pool.args[0] is not src:
+        return None
+    names = ("kernel_size", "stride", "padding", "dilation", "ceil_mode")
+    given = dict(zip(names, ((), (), 0, 1, False)))
+    given.update(zip(names, pool.args[1:]))
+    given.update({k: v for k, v in pool.kwargs.items() if k in given})
+    theirs = _pool_args(*(given[k] for k in names))
+    return theirs if theirs == _pool_args(*params) else None
+
+
+def _first_max_scatter(lo, g, x, params):
+    """sum over the windows of g[w] at the window's first maximal element of ``x`` (row-major, the padding never
+    wins): for each slot a, g where x[a] > x[b] for the earlier slots b and x[a] >= x[b] for the later ones."""
+    win = pool_windows(x.shape, *params)[0]
+    k = win.shape[-1]
+    win = win.reshape(-1, k)
+    n_in, n_win = math.prod(x.shape), win.shape[0]
+    xf, gf = lo.reshape(x, (n_in,)), lo.reshape(g, (n_win,))
+    valid = win >= 0
+    slot = [lo.take(xf, np.where(valid[:, b], win[:, b], 0), "window") for b in range(k)]
+    parts = []
+    for a in range(k):
+        cond = Const(valid[:, a])
+        for b in range(k):
+            if b != a:
+                beats = lo.compare(">" if b < a else ">=", slot[a], slot[b])
+                cond = lo.logical("and", cond, lo.logical("or", Const(~valid[:, b]), beats))
+        parts.append(lo.broadcast(lo.select(cond, gf, 0), (n_win,)))
+    allp = lo.concat(parts + [Tensor(lo.lit(0).atom, (1,))], 0)          # slot-major, then a zero
+    # the input element of each (slot, window), grouped by input element: one gather per layer of windows
+    dest = np.where(valid.T, win.T, -1).reshape(-1)
+    order = np.argsort(dest, kind="stable")
+    order = order[dest[order] >= 0]
+    layer = np.zeros(len(order), dtype=np.int64)
+    for i in range(1, len(order)):
+        layer[i] = layer[i - 1] + 1 if dest[order[i]] == dest[order[i - 1]] else 0
+    total = None
+    for j in range(int(layer.max()) + 1 if len(layer) else 0):
+        idx = np.full(n_in, k * n_win, dtype=np.int64)
+        idx[dest[order[layer == j]]] = order[layer == j]
+        part = lo.take(allp, idx, "scatter")
+        total = part if total is None else lo.add(total, part)
+    out = total if total is not None else Tensor(lo.lit(0).atom, (n_in,))
+    return lo.reshape(lo.broadcast(out, (n_in,)), x.shape)
+
+
+checked_decomposition(
+    "binary_cross_entropy",       # maximum(log x, -100): a tie needs log x = -100, never at a rational x
+    # sort, then gather and lerp at ranks computed from q: the ATen composite is the same ops, so its backward
+    # goes through the same sort (ties as sort.default's); the ranks are constants when q is (else refused)
+    "quantile", "nanquantile",
+)
+decomposed_kinks(
+    # clamp_min(margin - x[y] + x[j], 0): multi_margin_loss_backward counts a term only where it is > 0
+    "multi_margin_loss", clamp={"at_lo": fmpq(0)},
+)
 
 
 # ------------------------------------------------------------------------------------------- variance, norms

@@ -23,6 +23,7 @@ from ..program.arrays import ExactArray
 from ..program.ir import Arr, Lit, eqn_where, resolve_arrays
 from ..program.prims import PRIMITIVES, eval_rules, jvp_rules, selection_rules, vjp_rules
 from ..program.prims.tensor import SELECTIVE_VJP, sites_of, unbroadcast
+from . import orders
 from .precision import DEFAULT_PREC, PREC_CAP, working_precision  # noqa: F401  (re-exported for the certifiers)
 from .precision import escalate as _escalate
 
@@ -43,6 +44,7 @@ class TStep:
     sel: object = None              # the scalar Selection of every site
     switches: list = None           # per group: the switching functions (terms, const) over the site's args
     pieces: dict = field(default_factory=dict)
+    moves: bool = False             # a sort over more than orders.LISTED elements: a certified order, a gather
 
     def piece(self, n, i):
         key = (n, i)
@@ -87,7 +89,9 @@ def compiled(program, convention):
             table = sites_of(e.prim, in_shapes, params)
             st.sites = table
             st.sel = selection_rules[table.prim]
-            st.switches = [[_merged(e.ins, t, c, table.elementwise) for t, c in st.sel.switches(table.params, g.n)]
+            st.moves = any(orders.large(table, g) for g in table.groups)
+            st.switches = [orders.PairSwitches(g.n) if orders.large(table, g) else
+                           [_merged(e.ins, t, c, table.elementwise) for t, c in st.sel.switches(table.params, g.n)]
                            for g in table.groups]
         steps.append(st)
     cache[convention] = steps
@@ -121,6 +125,8 @@ class TRun:
         key = (st.k, gi)
         s = self._signs.get(key)
         if s is None:
+            if st.moves:
+                st.switches[gi].refuse()
             a = self.site_args[key]
             m = len(st.sites.groups[gi].sites)
             s = self._signs[key] = [switch_signs(self.ns, t, c, a, m) for t, c in st.switches[gi]]
@@ -258,6 +264,13 @@ def run(program, ns, xs, convention=kinks.DEFAULT, pattern=None, prec=None, reso
                 continue
             table = st.sites
             given = None if pattern is None else pattern[len(chosen)].ravel()
+            if st.moves:
+                pat, P = _sort_moves(ns, st, args[0], given)
+                all_coefs[("moves", st.k)] = P
+                site_args[(st.k, 0)] = st.switches[0]       # what reads the site's arguments is refused
+                env[st.outs[0]] = _moved(ns, args[0], P, st.out_shapes[0])
+                chosen.append(pat.reshape(table.grid))
+                continue
             pat = np.zeros(table.n_sites, dtype=pattern_dtype(st))
             outs = [None] * len(st.outs)
             flat_outs = []
@@ -289,6 +302,33 @@ def run(program, ns, xs, convention=kinks.DEFAULT, pattern=None, prec=None, reso
         except (DomainError, Undecided) as err:
             raise type(err)(f"{eqn_where(program, st.k)}: {err}") from None
     return TRun(program, ns, env, all_args, tuple(chosen), prec, convention, site_args, all_coefs, all_signs)
+
+
+def _sort_moves(ns, st, x, given):
+    """(the pattern, the gather of the sort) of a sort step over many elements (orders.py): the order certified
+    at ``x``, or the one of the ``given`` pieces."""
+    (g,) = st.sites.groups
+    size = math.prod(st.in_shapes[0])
+    flat = ns.reshape(x, (size,))
+    perms = orders.certified_order(ns, st.sites, g, flat) if given is None else orders.perms_of(given[g.sites], g.n)
+    pat = np.empty(st.sites.n_sites, dtype=object)
+    pat[g.sites] = given[g.sites] if given is not None else orders.ranks(perms)
+    return pat, orders.moves(st.sites, g, perms, size)
+
+
+def _moved(ns, x, P, shape):
+    return ns.reshape(ns.take(ns.reshape(x, (len(P),)), P), tuple(shape))
+
+
+def _moves_of(r, st):
+    """The gather of a sort step over many elements in run ``r`` (recomputed from the pattern after
+    with_pattern)."""
+    P = r._coefs.get(("moves", st.k))
+    if P is None:
+        pos = [s.k for s in nonsmooth_steps(r.program, r.convention)].index(st.k)
+        _, P = _sort_moves(r.ns, st, r.args[st.k][0], np.asarray(r.pattern[pos], dtype=object).ravel())
+        r._coefs[("moves", st.k)] = P
+    return P
 
 
 class SiteCoefs(ExactArray):
@@ -499,6 +539,9 @@ def jvp(r, tangents, keep=None, stop=None):
             continue
         table = st.sites
         zero = [ns.zeros(s) if t is None else t for t, s in zip(ts, st.in_shapes)]
+        if st.moves:
+            T[st.outs[0]] = _moved(ns, zero[0], _moves_of(r, st), st.out_shapes[0])
+            continue
         flat_outs = []
         for gi, g in enumerate(table.groups):
             targs = group_args(ns, st, g, zero)
@@ -565,6 +608,9 @@ def vjp(r, cotangents, wrt=None, seeds=None, stop=None, consume=False, keep=None
             continue
         table = st.sites
         cts = [ns.zeros(s) if c is None else c for c, s in zip(cts, st.out_shapes)]
+        if st.moves:            # the transpose of a permutation is its inverse
+            acc(st.ins[0], _moved(ns, cts[0], np.argsort(_moves_of(r, st)), st.in_shapes[0]), st.in_shapes[0])
+            continue
         if table.elementwise:
             g = table.groups[0]
             C = _coefs(r, st, 0, g)

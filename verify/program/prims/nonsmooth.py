@@ -288,22 +288,23 @@ selection_rules["min"] = Extremum(-1)
 
 
 def perm_rank(perm):
-    """Lexicographic rank of a permutation of range(n)."""
+    """Lexicographic rank of a permutation of range(n): its Lehmer code read in the factorial number system
+    (Horner's rule, so no factorial is computed: a sort of thousands of elements ranks its order at once)."""
     n, rank, rest = len(perm), 0, list(range(len(perm)))
     for k, p in enumerate(perm):
         i = rest.index(p)
-        rank += i * math.factorial(n - 1 - k)
+        rank = rank * (n - k) + i
         rest.pop(i)
     return rank
 
 
 def perm_unrank(rank, n):
-    rest, out = list(range(n)), []
-    for k in range(n):
-        f = math.factorial(n - 1 - k)
-        i, rank = divmod(rank, f)
-        out.append(rest.pop(i))
-    return tuple(out)
+    """The permutation of range(n) of lexicographic rank ``rank`` (the inverse of perm_rank)."""
+    code = [0] * n
+    for k in range(n - 1, -1, -1):       # the digit of position k has radix n - k
+        rank, code[k] = divmod(rank, n - k)
+    rest = list(range(n))
+    return tuple(rest.pop(i) for i in code)
 
 
 UNSPECIFIED = ("the framework orders tied elements by its selection algorithm (not by a fixed rule): the "
