@@ -92,6 +92,10 @@ class BallSystem:
     def bessel_i(self, a, n): return a.bessel_i(n)
     def pi(self): return arb.pi()
 
+    def root(self, cs, k):
+        from .roots import real_root
+        return real_root([to_arb(c) for c in cs], k)
+
     sign = staticmethod(arb_sign)
 
     def is_exact_value(self, x):

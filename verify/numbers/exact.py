@@ -126,6 +126,10 @@ class ExactSystem:
         from flint import arb
         return arb.pi()
 
+    def root(self, cs, k):
+        from .roots import real_root
+        return real_root(list(cs), k)
+
     def sigmoid(self, a):
         if isinstance(a, fmpq) and a == 0:
             return fmpq(1, 2)

@@ -54,6 +54,10 @@ class FloatSystem:
     def sigmoid(self, a): return self.dtype(1) / (self.dtype(1) + np.exp(-a))
     def pi(self): return self.dtype(np.pi)
 
+    def root(self, cs, k):
+        from .roots import float_root
+        return self.dtype(float_root(cs, k))
+
     def erf(self, a):
         from scipy.special import erf
         return self.dtype(erf(a))

@@ -74,6 +74,9 @@ class IntervalSystem:
     def bessel_i(self, a, n):
         return self._unavailable("bessel_i")
 
+    def root(self, cs, k):
+        return self._unavailable("root")
+
     @staticmethod
     def _unavailable(name):
         from ..errors import Undecidable

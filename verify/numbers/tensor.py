@@ -128,6 +128,16 @@ def _balls_of(value):
     return _obj(np.asarray(value, dtype=object))
 
 
+def roots_elementwise(cs, k, fn):
+    """``fn(list of coefficients, k)`` at every element of the broadcast coefficient arrays ``cs`` (object
+    array of the results; the ``root`` primitive of tensor programs)."""
+    arrs = np.broadcast_arrays(*[np.asarray(c, dtype=object) for c in cs])
+    out = np.empty(arrs[0].shape if arrs else (), dtype=object)
+    for i in np.ndindex(out.shape):
+        out[i] = fn([a[i] for a in arrs], k)
+    return out
+
+
 class _Base:
     """Shared structure: every system stores arrays; structural operations (reshape, transpose, gather,
     scatter, broadcast, concatenation) act on the underlying numpy arrays."""
@@ -346,6 +356,12 @@ class ExactTensors(_Base):
     def pi(self):
         return _obj(arb.pi())
 
+    def root(self, cs, k):
+        from .roots import real_root
+        out = roots_elementwise([self.to_fq(c) for c in cs], k, real_root)
+        q = self.to_qt(out) if all(isinstance(v, fmpq) for v in out.ravel().tolist()) else None
+        return q if q is not None else _obj(np.frompyfunc(lambda v: v if isinstance(v, arb) else arb(v), 1, 1)(out))
+
     def sigmoid(self, x):
         q = x if isinstance(x, QT) else self.to_qt(x)
         if q is not None and q.num.size and all(int(v) == 0 for v in q.num.ravel().tolist()):
@@ -511,6 +527,10 @@ class BallTensors(_Base):
     def sigmoid(self, x): return _obj(1 / (1 + _arb_exp(-x)))
     def pi(self): return _obj(arb.pi())
 
+    def root(self, cs, k):
+        from .roots import real_root
+        return _obj(roots_elementwise(cs, k, real_root))
+
     def signs(self, x):
         # np.asarray: a ufunc from frompyfunc returns a bare Python int for a 0-d array
         return np.asarray(_arb_sign(x)).astype(np.int8).reshape(np.shape(x)) if np.size(x) else \
@@ -612,6 +632,10 @@ class FloatTensors(_Base):
     def sigmoid(self, x): return self.cast(1 / (1 + np.exp(-x)))
     def atan(self, x): return self.cast(np.arctan(x))
     def pi(self): return self.cast(np.pi)
+
+    def root(self, cs, k):
+        from .roots import float_root
+        return self.cast(roots_elementwise(cs, k, float_root).astype(np.float64))
 
     def lgamma(self, x):
         from scipy.special import gammaln
@@ -742,6 +766,9 @@ class IntervalTensors(_Base):
 
     def sigmoid(self, x): return self._map(self.s.sigmoid, x)
     def pi(self): return _obj(self.s.pi())
+
+    def root(self, cs, k):
+        return self.s.root(cs, k)
 
     def signs(self, x):
         f = np.frompyfunc(lambda v: SIGN_UNDECIDED if (s := self.s.sign(v)) is None else s, 1, 1)
