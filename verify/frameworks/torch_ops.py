@@ -1919,3 +1919,111 @@ def _group_norm(lo, a, weight, bias, N, C, HxW, group, eps):
     if bias is not None:
         y = lo.add(y, lo.reshape(lo.real(bias), ch))
     return y, Unavailable("group-norm saved statistics"), Unavailable("group-norm saved statistics")
+
+
+# ------------------------------------------------------------------------ spectral: eigenvalues, singular values
+#
+# An eigenvalue of a symmetric matrix S is a root of its characteristic polynomial det(x I - S), whose
+# coefficients are a polynomial program in S (Faddeev-LeVerrier: exact on rationals).  The eigenvalues are the
+# ``root`` primitive of those coefficients (verify/program/prims/spectral.py), defined where they are distinct:
+# at a repeated eigenvalue torch's gradient depends on the basis LAPACK returns, not on the matrix, and ``root``
+# says DomainError (exactly) or Undecided (balls).  Singular values are the square roots of the eigenvalues of
+# the smaller Gram matrix (A^T A or A A^T), defined where they are distinct and nonzero.  Eigenvectors and
+# singular vectors are defined up to sign (LAPACK's choice): the importer refuses to use them.
+
+def trace_last(lo, M):
+    """The trace of the last two axes of M (..., n, n): a tensor of the batch shape."""
+    n = M.shape[-1]
+    nd = len(M.shape)
+    return lo.reduce("sum", lo.mul(M, _eye(lo, n)), (nd - 2, nd - 1))
+
+
+def charpoly(lo, S):
+    """[c_0, ..., c_n] with det(x I - S) = sum c_j x^j for S (..., n, n) (c_n = 1), each of S's batch shape:
+    Faddeev-LeVerrier, M_1 = I, c_(n-k) = -tr(S M_k) / k, M_(k+1) = S M_k + c_(n-k) I (n matrix products)."""
+    n = S.shape[-1]
+    batch = tuple(S.shape[:-2])
+    cs = [None] * n + [Tensor(lo.lit(1).atom, batch)]
+    M = None
+    for k in range(1, n + 1):
+        SM = S if M is None else _matmul(lo, S, M)
+        c = lo.mul(trace_last(lo, SM), fmpq(-1, k))
+        cs[n - k] = c
+        if k < n:
+            M = lo.add(SM, lo.mul(lo.reshape(c, batch + (1, 1)), _eye(lo, n)))
+    return cs
+
+
+def eigvals_sym(lo, S):
+    """The eigenvalues of the symmetric S (..., n, n) in ascending order, (..., n): ``root`` of the
+    characteristic polynomial (distinct eigenvalues only)."""
+    n = S.shape[-1]
+    batch = tuple(S.shape[:-2])
+    if n == 0:
+        return lo.constant(np.zeros(batch + (0,)), "empty")
+    cs = charpoly(lo, S)
+    return _stack_last(lo, [lo.broadcast(lo.ew("root", cs, {"k": k}), batch) for k in range(n)])
+
+
+def symmetrised(lo, A):
+    """(A + A^T) / 2: the symmetric matrix whose eigen-decomposition torch's eigh backward differentiates."""
+    return lo.mul(lo.add(A, _mT(lo, A)), fmpq(1, 2))
+
+
+def singular_values(lo, A):
+    """The singular values of A (..., m, n) in descending order, (..., min(m, n)): sqrt of the eigenvalues of the
+    smaller Gram matrix (distinct and nonzero singular values only: sqrt needs a positive argument)."""
+    m, n = A.shape[-2:]
+    G = _matmul(lo, _mT(lo, A), A) if n <= m else _matmul(lo, A, _mT(lo, A))
+    lam = eigvals_sym(lo, G)
+    k = min(m, n)
+    if k == 0:
+        return lam
+    nd = len(lam.shape)
+    parts = [_sl1(lo, lam, nd - 1, k - 1 - i) for i in range(k)]
+    return _stack_last(lo, [lo.ew("sqrt", [p]) for p in parts])
+
+
+def _sl1(lo, t, axis, i):
+    """t[..., i] along ``axis`` (the axis removed)."""
+    start, stop = [0] * len(t.shape), list(t.shape)
+    start[axis], stop[axis] = i, i + 1
+    s = lo.slice(t, start, stop)
+    return lo.reshape(s, tuple(d for j, d in enumerate(t.shape) if j != axis))
+
+
+def _vectors(what):
+    return Unavailable(f"{what} are defined up to sign (LAPACK's choice of basis): the importer does not model them")
+
+
+@op("_linalg_eigh.default", note="eigenvalues of (A + A^T) / 2 (torch's backward treats A as symmetric), as roots "
+                                 "of the characteristic polynomial; distinct eigenvalues only; vectors refused")
+def _linalg_eigh(lo, A, UPLO="L", compute_v=True):
+    A = lo.real(A)
+    L = eigvals_sym(lo, symmetrised(lo, A))
+    return L, _vectors("eigenvectors") if compute_v else lo.constant(np.zeros((0,)), "empty")
+
+
+def _empty_svd(lo, A, full_matrices):
+    """U, S, Vh of a matrix with no element (min(m, n) = 0): empty factors (None when U or Vh would not be)."""
+    m, n = A.shape[-2:]
+    batch = tuple(A.shape[:-2])
+    if full_matrices and (m or n):
+        return None
+    z = lambda *s: lo.constant(np.zeros(batch + s), "empty")   # noqa: E731
+    return z(m, 0), z(0), z(0, n)
+
+
+@op("_linalg_svd.default", note="singular values: sqrt of the eigenvalues of the smaller Gram matrix (distinct and "
+                                "nonzero only); singular vectors refused (empty factors of an empty matrix kept)")
+def _linalg_svd(lo, A, full_matrices=False, compute_uv=True, driver=None):
+    A = lo.real(A)
+    if min(A.shape[-2:]) == 0 and compute_uv:
+        out = _empty_svd(lo, A, full_matrices)
+        if out is not None:
+            return out
+    S = singular_values(lo, A)
+    if not compute_uv:
+        empty = lo.constant(np.zeros((0,)), "empty")
+        return empty, S, empty
+    return _vectors("left singular vectors"), S, _vectors("right singular vectors")
