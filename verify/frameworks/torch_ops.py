@@ -2027,3 +2027,66 @@ def _linalg_svd(lo, A, full_matrices=False, compute_uv=True, driver=None):
         empty = lo.constant(np.zeros((0,)), "empty")
         return empty, S, empty
     return _vectors("left singular vectors"), S, _vectors("right singular vectors")
+
+
+# --------------------------------------------------------------------------------------- pseudo-inverse
+#
+# torch keeps the singular values s > max(atol, rtol * s_max) (defaults: atol = 0, rtol = eps * max(m, n), and
+# rtol = 0 when only atol > 0 is given) and inverts them.  Where every singular value is kept (full rank), pinv
+# is the smooth (A^T A)^-1 A^T (or A^T (A A^T)^-1).  The program is that formula with a guard that makes it
+# undefined wherever full rank is not proved: with G the k x k Gram matrix, lambda_max <= tr G and lambda_min >=
+# det G / tr(G)^(k-1), so det G - rtol^2 tr(G)^k > 0 and det G - atol^2 tr(G)^(k-1) > 0 imply torch keeps every
+# singular value; the guard adds 0 * sqrt(guard), which is DomainError (sqrt needs a positive argument) where a
+# guard is not positive and does not change values or derivatives elsewhere.  A rank-deficient matrix (the
+# truncated pinv needs singular vectors) and a full-rank one too close to the threshold for these bounds are
+# refused at evaluation.  hermitian=True is the same function on symmetric matrices (its singular values are
+# the |eigenvalues|), and torch's gradient there is that of the plain formula (measured).
+
+def _tolerance(lo, v, what):
+    """An exact rational tolerance (a float, an int, or a constant tensor with one value), None when absent."""
+    if v is None:
+        return None
+    if isinstance(v, Tensor) and isinstance(v.atom, Lit):
+        return v.atom.value
+    if isinstance(v, (int, float, np.number)):
+        return exact_q(v, what)
+    if isinstance(v, Const) and np.size(v.value) and np.all(np.asarray(v.value) == np.ravel(v.value)[0]):
+        return exact_q(np.ravel(v.value)[0], what)
+    lo.fail(f"pinv with a {what} that is not one constant number is not supported")
+
+
+def _full_rank_guard(lo, G, k, tol, power):
+    """0 * sqrt(det G - tol^2 tr(G)^power): DomainError unless the guard is positive (see above)."""
+    d = det(lo, G)
+    if tol:
+        d = lo.sub(d, lo.mul(lo.ew("pow", [trace_last(lo, G)], {"n": power}), tol * tol))
+    return lo.mul(lo.ew("sqrt", [d]), 0)
+
+
+def pinv(lo, A, atol=None, rtol=None):
+    """torch.linalg.pinv of A (..., m, n) where every singular value is kept (see above): (..., n, m)."""
+    m, n = A.shape[-2:]
+    k = min(m, n)
+    batch = tuple(A.shape[:-2])
+    if k == 0 or (isinstance(A.atom, Lit) and A.atom.value == 0):
+        # no singular value, or a constant zero matrix: none is kept and pinv is the constant 0
+        return lo.constant(np.zeros(batch + (n, m)), "zeros")
+    if rtol is None:
+        rtol = fmpq(0) if atol is not None and atol > 0 else fmpq(max(m, n), 2 ** 52)
+    if n <= m:
+        G = _matmul(lo, _mT(lo, A), A)
+        X = gauss_jordan(lo, G, _mT(lo, A))
+    else:
+        G = _matmul(lo, A, _mT(lo, A))
+        X = _mT(lo, gauss_jordan(lo, G, A))
+    guard = _full_rank_guard(lo, G, k, rtol, k)
+    if atol:
+        guard = lo.add(guard, _full_rank_guard(lo, G, k, atol, k - 1))
+    return lo.add(X, lo.reshape(guard, batch + (1, 1)))
+
+
+@op("linalg_pinv.atol_rtol_tensor", "linalg_pinv.atol_rtol_float",
+    note="full rank only: (A^T A)^-1 A^T, undefined where det G - rtol^2 tr(G)^k > 0 (G the Gram matrix) does not "
+         "prove that torch keeps every singular value")
+def _linalg_pinv(lo, A, atol=None, rtol=None, hermitian=False):
+    return pinv(lo, lo.real(A), _tolerance(lo, atol, "atol"), _tolerance(lo, rtol, "rtol"))
