@@ -247,6 +247,11 @@ SAMPLES = {
     "unsqueeze_copy.default": ((X, 0), {}),
     "view_copy.default": ((X, [3, 2]), {}),
     "copy.default": ((X, Y[:1]), {}),
+    # spectral (eigenvalues and singular values as roots of characteristic polynomials; vectors refused)
+    "_linalg_eigh.default": ((SPD,), {}),
+    "_linalg_svd.default": ((SQ,), {}),
+    "linalg_pinv.atol_rtol_tensor": ((SQ,), {}),
+    "linalg_pinv.atol_rtol_float": ((X,), {"rtol": 1e-10}),
     # creation ops: no input (see test_every_torch_op_output)
     "empty.memory_format": (([2, 3],), {"dtype": D}),
     "empty_permuted.default": (([2, 3], [1, 0]), {"dtype": D}),

@@ -2036,11 +2036,16 @@ def _linalg_svd(lo, A, full_matrices=False, compute_uv=True, driver=None):
 # is the smooth (A^T A)^-1 A^T (or A^T (A A^T)^-1).  The program is that formula with a guard that makes it
 # undefined wherever full rank is not proved: with G the k x k Gram matrix, lambda_max <= tr G and lambda_min >=
 # det G / tr(G)^(k-1), so det G - rtol^2 tr(G)^k > 0 and det G - atol^2 tr(G)^(k-1) > 0 imply torch keeps every
-# singular value; the guard adds 0 * sqrt(guard), which is DomainError (sqrt needs a positive argument) where a
-# guard is not positive and does not change values or derivatives elsewhere.  A rank-deficient matrix (the
+# singular value; the program adds 0 / where(guard > 0, guard, 0), a division by 0 (DomainError) where a guard is
+# not positive, exactly 0 with derivative 0 elsewhere.  A rank-deficient matrix (the
 # truncated pinv needs singular vectors) and a full-rank one too close to the threshold for these bounds are
 # refused at evaluation.  hermitian=True is the same function on symmetric matrices (its singular values are
 # the |eigenvalues|), and torch's gradient there is that of the plain formula (measured).
+
+# pinverse and linalg_pinv's other overloads become linalg_pinv.atol_rtol_tensor, mapped here: its only selection
+# is the guard's where, which does not change the value or the derivative where the program is defined
+checked_decomposition("pinverse", "linalg_pinv")
+
 
 def _tolerance(lo, v, what):
     """An exact rational tolerance (a float, an int, or a constant tensor with one value), None when absent."""
@@ -2056,11 +2061,12 @@ def _tolerance(lo, v, what):
 
 
 def _full_rank_guard(lo, G, k, tol, power):
-    """0 * sqrt(det G - tol^2 tr(G)^power): DomainError unless the guard is positive (see above)."""
+    """0 / where(d > 0, d, 0) with d = det G - tol^2 tr(G)^power: exactly 0 with derivative 0 where d > 0, a
+    division by 0 (DomainError) elsewhere (see above)."""
     d = det(lo, G)
     if tol:
         d = lo.sub(d, lo.mul(lo.ew("pow", [trace_last(lo, G)], {"n": power}), tol * tol))
-    return lo.mul(lo.ew("sqrt", [d]), 0)
+    return lo.div(0, lo.select(lo.compare(">", d, 0), d, 0))
 
 
 def pinv(lo, A, atol=None, rtol=None):

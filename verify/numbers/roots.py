@@ -57,7 +57,7 @@ def _nonreal_proved(exact):
 
 def _interval(cs, r, lo_gap, hi_gap, prec):
     """(a, b) around r with a decided sign change of p, inside (r - lo_gap, r + hi_gap); None if not found."""
-    eps = fmpq(1, 2 ** max(prec - 8, 8)) * max(fmpq(1), abs(r))
+    eps = fmpq(1, 2 ** max(prec - 4, 8)) * max(fmpq(1), abs(r))
     limit = min(lo_gap, hi_gap) / 2
     while eps < limit:
         sa, sb = arb_sign(_horner(cs, r - eps)), arb_sign(_horner(cs, r + eps))
@@ -65,6 +65,32 @@ def _interval(cs, r, lo_gap, hi_gap, prec):
             return r - eps, r + eps
         eps *= 4
     return None
+
+
+def _refine(cs, a, b, prec):
+    """Shrink the sign-change interval [a, b] (bisection; where the sign at the midpoint is undecided, the points
+    at 3/8 and 5/8 are tried) down to a width of 2^-(prec - 4) max(1, |a|): FLINT's approximations are often far
+    less accurate than the precision.  Returns (a, b), with a == b when p(a) = 0 exactly."""
+    target = fmpq(1, 2 ** max(prec - 4, 8)) * max(fmpq(1), abs(a))
+    sa, sb = arb_sign(_horner(cs, a)), arb_sign(_horner(cs, b))
+    while b - a > target:
+        w = b - a
+        pts = [(a, sa)]
+        for t in (a + 3 * w / 8, a + w / 2, a + 5 * w / 8):
+            st = arb_sign(_horner(cs, t))
+            if st == 0:
+                return t, t
+            if st is not None:
+                pts.append((t, st))
+        pts.append((b, sb))
+        best = None
+        for (x, sx), (y, sy) in zip(pts, pts[1:]):
+            if sx != sy and (best is None or y - x < best[1] - best[0]):
+                best = (x, y, sx, sy)
+        if best is None or best[1] - best[0] >= w:
+            break
+        a, b, sa, sb = best
+    return a, b
 
 
 def isolate(cs):
@@ -95,7 +121,7 @@ def isolate(cs):
             iv = _interval(balls, r, lo_gap, hi_gap, ctx.prec)
             if iv is None:
                 break
-            out.append(iv)
+            out.append(_refine(balls, iv[0], iv[1], ctx.prec))
         else:
             return out
     if exact is not None and _nonreal_proved(exact):
@@ -111,12 +137,14 @@ def real_root(cs, k):
     if not 0 <= k < n:
         raise DomainError(f"root index k={k} is outside 0..{n - 1} for a polynomial of degree {n}")
     a, b = isolate(cs)[k]
+    if a == b:                        # p(a) = 0 exactly: a is the root
+        return a if all(isinstance(c, fmpq) for c in cs) else arb(a)
     if all(isinstance(c, fmpq) for c in cs):
         _, factors = fmpq_poly(list(cs)).factor()
         for f, _ in factors:
             if f.degree() == 1:
                 q = -f[0] / f[1]
-                if a < q < b:
+                if a <= q <= b:
                     return q
     return arb(a).union(arb(b))
 
