@@ -221,6 +221,21 @@ def test_pinv_equals_torch_where_full_rank(m, n, seed):
     compare(torch.linalg.pinv, [A])
     compare(lambda a: torch.pinverse(a, rcond=1e-3), [A])
     compare(lambda a: torch.linalg.pinv(a, atol=1e-4), [A])
+    if m == n:
+        compare(lambda a: torch.linalg.pinv(a, hermitian=True), [A + A.T])
+
+
+def test_at_a_non_symmetric_matrix_torchs_eigvalsh_gradient_is_no_derivative():
+    """Why eigvalsh is symmetrised: the forward reads one triangle, the backward is symmetric (V diag(g) V^T), so
+    it is not the derivative of the forward: a central difference along an upper entry differs from it."""
+    A = random_matrix(3, 3, 9)
+    x = A.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(torch.linalg.eigvalsh(x)[0], x)
+    h = 1e-6
+    E = torch.zeros(3, 3, dtype=D)
+    E[0, 2] = h
+    fd = (torch.linalg.eigvalsh(A + E)[0] - torch.linalg.eigvalsh(A - E)[0]) / (2 * h)
+    assert abs(fd.item()) < 1e-8 and abs(g[0, 2].item()) > 1e-3     # the upper triangle is not read
 
 
 def test_pinv_of_a_full_rank_dyadic_matrix_is_its_exact_left_inverse():
