@@ -252,6 +252,7 @@ SAMPLES = {
     "_linalg_svd.default": ((SQ,), {}),
     "linalg_pinv.atol_rtol_tensor": ((SQ,), {}),
     "linalg_pinv.atol_rtol_float": ((X,), {"rtol": 1e-10}),
+    "linalg_matrix_exp.default": ((SQ,), {}),
     # creation ops: no input (see test_every_torch_op_output)
     "empty.memory_format": (([2, 3],), {"dtype": D}),
     "empty_permuted.default": (([2, 3], [1, 0]), {"dtype": D}),

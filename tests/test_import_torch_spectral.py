@@ -1,6 +1,6 @@
-"""The spectral family of frameworks/torch_ops.py (eigvalsh, svdvals, norm.nuc, cond, pinv) and the ``root``
-primitive behind it, against live PyTorch (float64, CPU), mpmath's symmetric eigensolver, and exact identities
-in rationals.
+"""The spectral family of frameworks/torch_ops.py (eigvalsh, svdvals, norm.nuc, cond, pinv, matrix_exp) and the
+``root`` and ``expm`` primitives behind them, against live PyTorch (float64, CPU), mpmath's symmetric
+eigensolver, and exact identities in rationals.
 
 Exact oracles: symmetric matrices built as Q D Q^T with a dyadic orthogonal Q (a Householder reflector
 I - 2 v v^T / |v|^2 with |v|^2 a power of 2) have the integer eigenvalues D and rational eigenvectors (the
@@ -261,3 +261,45 @@ def test_pinv_is_undefined_where_full_rank_is_not_proved():
         verify.grad(imp.program, imp.point)
     a0 = torch.zeros(3, 0, dtype=D)
     compare(lambda a, b: torch.linalg.pinv(a @ b.T), [a0, a0.clone()])
+
+
+# ------------------------------------------------------------------------------------------------ matrix_exp
+
+@pytest.mark.parametrize("shape, seed", [((1, 1), 0), ((2, 2), 1), ((4, 4), 2), ((2, 3, 3), 3)])
+def test_matrix_exp_equals_torch(shape, seed):
+    A = torch.randn(*shape, dtype=D, generator=torch.Generator().manual_seed(seed))
+    compare(torch.linalg.matrix_exp, [A])
+    compare(lambda a: torch.matrix_exp(a).sum(-1), [A])
+
+
+def test_matrix_exp_is_exact_at_zero_and_encloses_known_values():
+    Z = torch.zeros(3, 3, dtype=D)
+    g = ours(torch.linalg.matrix_exp, [Z], number="exact")
+    w = [(k + 1) ** 2 / 8 for k in range(9)]
+    assert g.values[0] == sum(qf(w[4 * k]) for k in range(3))           # exp(0) = I: the diagonal weights
+    assert list(np.ravel(g.gradient[0])) == [qf(v) for v in w]           # d exp(A) at 0 is the identity map
+    # exp([[a, b], [0, a]]) = e^a [[1, b], [0, 1]]; exp(diag) = diag(exp)
+    imp = verify.from_torch(lambda a: torch.linalg.matrix_exp(a), t([[0.5, 3.0], [0.0, 0.5]]))
+    v = np.ravel(evaluate(imp.program, imp.point, number="ball", prec=128).values[0])
+    e = arb(Q(1, 2)).exp()
+    for got, want in zip(v, [e, 3 * e, arb(0), e]):
+        assert got.overlaps(want) and got.rad() < 2.0 ** -100
+
+
+def test_matrix_exp_gradient_is_the_adjoint_frechet_derivative():
+    """<G, L(A, E)> = <L(A^T, G), E>: verify's gradient of sum(G * exp(A)) in a direction E equals its forward
+    derivative (jvp) in that direction, and both equal torch's."""
+    A = random_matrix(3, 3, 11)
+    imp = verify.from_torch(weighted(torch.linalg.matrix_exp), A)
+    back = verify.grad(imp.program, imp.point, number="ball", prec=128).gradient[0]
+    fwd = verify.grad(imp.program, imp.point, number="ball", prec=128, mode="forward").gradient[0]
+    for b, f in zip(np.ravel(back), np.ravel(fwd)):
+        assert b.overlaps(f)
+    x = A.clone().requires_grad_(True)
+    (tg,) = torch.autograd.grad(weighted(torch.linalg.matrix_exp)(x), x)
+    close(back, tg.numpy(), "gradient")
+
+
+def test_the_float_filter_refuses_expm_by_name():
+    imp = verify.from_torch(lambda a: torch.linalg.matrix_exp(a).sum(), A4)
+    assert filter_gaps(imp.program) == ["expm"]

@@ -2096,3 +2096,18 @@ def pinv(lo, A, atol=None, rtol=None):
          "prove that torch keeps every singular value")
 def _linalg_pinv(lo, A, atol=None, rtol=None, hermitian=False):
     return pinv(lo, lo.real(A), _tolerance(lo, atol, "atol"), _tolerance(lo, rtol, "rtol"))
+
+
+@op("linalg_matrix_exp.default", note="entire: each entry is the expm primitive of the matrix's entries (FLINT's "
+                                      "arb_mat.exp; gradient the adjoint Frechet derivative)")
+def _matrix_exp(lo, A):
+    A = lo.real(A)
+    n = A.shape[-1]
+    batch = tuple(A.shape[:-2])
+    if n == 0:
+        return A
+    nd = len(A.shape)
+    entries = [_sl1(lo, _sl1(lo, A, nd - 2, k), nd - 2, m) for k in range(n) for m in range(n)]
+    rows = [_stack_last(lo, [lo.broadcast(lo.ew("expm", entries, {"i": i, "j": j}), batch) for j in range(n)])
+            for i in range(n)]
+    return lo.concat([lo.reshape(r, batch + (1, n)) for r in rows], len(batch))

@@ -77,6 +77,12 @@ class IntervalSystem:
     def root(self, cs, k):
         return self._unavailable("root")
 
+    def expm(self, xs, i, j):
+        return self._unavailable("expm")
+
+    def expm_grad(self, xs, i, j):
+        return self._unavailable("expm")
+
     @staticmethod
     def _unavailable(name):
         from ..errors import Undecidable

@@ -1,4 +1,5 @@
-"""``root``: the k-th smallest real root of a polynomial, a smooth primitive of its coefficients.
+"""``root``: the k-th smallest real root of a polynomial, a smooth primitive of its coefficients; ``expm``: an
+entry of the matrix exponential, a smooth (entire) primitive of the matrix's entries.
 
 ``root(c_0, c_1, ..., c_n, k=k)`` is the k-th smallest (k = 0 first) of the roots of c_0 + c_1 x + ... + c_n x^n,
 defined where c_n != 0 and the n roots are real and simple.  That set is open and the roots are analytic
@@ -11,7 +12,13 @@ The value rule encloses the root rigorously (numbers/roots.py: disjoint interval
 one per root): DomainError where a repeated or non-real root is proved, Undecided where isolation fails at
 this precision.  The float systems use numpy's roots (unverified, as every float rule); the interval
 cross-check has no rule for it, and the float filter has no rounding bound for it (it refuses it by name).
+
+``expm(a_00, ..., a_(n-1)(n-1), i=i, j=j)`` is exp(A)[i, j], enclosed by FLINT's arb_mat.exp; its gradient is
+the adjoint of the Frechet derivative, L(A^T, E_ij) (numbers/matfun.py).  Same status as ``root`` for the
+interval cross-check and the float filter.
 """
+import math
+
 from flint import fmpq
 
 from . import INT, Primitive, eval_rules, jvp_rules, register, vjp_rules
@@ -76,3 +83,36 @@ def _root_vjp(ns, p, xs, y, ct):
 eval_rules["root"] = _root_eval
 jvp_rules["root"] = _root_jvp
 vjp_rules["root"] = _root_vjp
+
+
+class ExpmPrimitive(Primitive):
+    def check_params(self, explicit, n_in, where):
+        from ...errors import ProgramError
+        out = super().check_params(explicit, n_in, where)
+        n = math.isqrt(n_in)
+        if n * n != n_in:
+            raise ProgramError(f"{where}: expm takes the n^2 entries of a square matrix, got {n_in} arguments")
+        if not (0 <= out["i"] < n and 0 <= out["j"] < n):
+            raise ProgramError(f"{where}: expm of a {n} x {n} matrix needs 0 <= i, j < {n}, got i={out['i']}, "
+                               f"j={out['j']}")
+        return out
+
+
+expm_p = register(ExpmPrimitive(
+    "expm", (1, None), True, params={"i": (None, INT), "j": (None, INT)}, required=("i", "j"),
+    doc="expm(a_00, a_01, ..., a_(n-1)(n-1), i=i, j=j): the entry (i, j) of the matrix exponential of the n x n "
+        "matrix given row by row (entire)"))
+
+
+def _expm_jvp(ns, p, xs, y, ts):
+    g = ns.expm_grad(list(xs), p["i"], p["j"])
+    out = None
+    for gk, t in zip(g, ts):
+        if t is not None:
+            out = _plus(ns, out, ns.mul(gk, t))
+    return out
+
+
+eval_rules["expm"] = lambda ns, p, *xs: ns.expm(list(xs), p["i"], p["j"])
+jvp_rules["expm"] = _expm_jvp
+vjp_rules["expm"] = lambda ns, p, xs, y, ct: tuple(ns.mul(ct, g) for g in ns.expm_grad(list(xs), p["i"], p["j"]))
