@@ -303,3 +303,22 @@ def test_matrix_exp_gradient_is_the_adjoint_frechet_derivative():
 def test_the_float_filter_refuses_expm_by_name():
     imp = verify.from_torch(lambda a: torch.linalg.matrix_exp(a).sum(), A4)
     assert filter_gaps(imp.program) == ["expm"]
+
+
+# -------------------------------------------------------------------------------- CLI and the checker
+
+def _cli(*args, cwd=None):
+    import subprocess
+    import sys
+    return subprocess.run([sys.executable, "-m", "verify", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_cli_refuses_outside_roots_domain_in_one_line_and_the_checker_refuses_their_certificates(tmp_path):
+    for at, number, why in (("1,-2,1", "exact", "repeated root"), ("1,0,1", "ball", "non-real root")):
+        r = _cli("eval", "lambda a, b, c: root(a, b, c, k=0)", "--at", at, "--number", number)
+        assert r.returncode == 2 and why in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    r = _cli("index-set", "lambda a, b, c: root(a, b, c, k=1) + relu(a - 6)", "--at", "6,-5,1",
+             "--certificate", "c.json", cwd=tmp_path)
+    assert r.returncode == 0 and "(-1, -3, -9)" in r.stdout and "(0, -3, -9)" in r.stdout, r.stdout + r.stderr
+    r = _cli("check", "c.json", cwd=tmp_path)
+    assert r.returncode == 1 and "no rule of its own for root" in r.stdout + r.stderr, r.stdout + r.stderr

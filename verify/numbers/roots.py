@@ -19,7 +19,16 @@ that is exactly 0) and Undecided otherwise (balls too wide, or roots too close f
 from flint import acb, acb_poly, arb, ctx, fmpq, fmpq_poly
 
 from ..errors import DomainError, Undecided
-from .ball import arb_exact_q, arb_sign
+
+
+def arb_sign(x):
+    """-1, 0, 1 when decided, None otherwise (numbers/ball.py's rule; not imported from there: ball.py's
+    systems import this module)."""
+    if x > 0:
+        return 1
+    if x < 0:
+        return -1
+    return 0 if x.is_zero() else None
 
 
 def _horner(cs, t):
@@ -32,7 +41,9 @@ def _horner(cs, t):
 
 
 def _mid_q(b):
-    return arb_exact_q(b.mid())
+    """The exact dyadic midpoint of a ball."""
+    man, exp = (int(t) for t in b.mid().man_exp())
+    return fmpq(man) * fmpq(2) ** exp if exp >= 0 else fmpq(man, 2 ** (-exp))
 
 
 def _approximations(cs, exact):
@@ -99,7 +110,9 @@ def isolate(cs):
     ends of each: a proof that all roots are real and simple.  Raises DomainError (proved outside the domain)
     or Undecided."""
     n = len(cs) - 1
-    exact = fmpq_poly(list(cs)) if all(isinstance(c, fmpq) for c in cs) else None
+    # exact coefficients (rationals, or balls of radius 0) allow proofs that the polynomial is outside the domain
+    exact = fmpq_poly([c if isinstance(c, fmpq) else _mid_q(c) for c in cs]) \
+        if all(isinstance(c, fmpq) or (c.is_finite() and c.is_exact()) for c in cs) else None
     lead = cs[-1]
     s = (lead > 0) - (lead < 0) if isinstance(lead, fmpq) else arb_sign(lead)
     if s == 0:
