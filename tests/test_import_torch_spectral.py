@@ -322,3 +322,13 @@ def test_cli_refuses_outside_roots_domain_in_one_line_and_the_checker_refuses_th
     assert r.returncode == 0 and "(-1, -3, -9)" in r.stdout and "(0, -3, -9)" in r.stdout, r.stdout + r.stderr
     r = _cli("check", "c.json", cwd=tmp_path)
     assert r.returncode == 1 and "no rule of its own for root" in r.stdout + r.stderr, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("fn", [torch.linalg.eigvalsh, torch.linalg.svdvals, torch.linalg.pinv,
+                                torch.linalg.matrix_exp], ids=["eigvalsh", "svdvals", "pinv", "matrix_exp"])
+def test_an_empty_batch_gives_empty_values_and_gradients(fn):
+    # a batch of no matrix (OpInfo's (0, n, n) samples): the products over it are empty, not an error
+    A = torch.zeros(0, 3, 3, dtype=D)
+    for number in ("exact", "ball", "float"):
+        g = ours(fn, [A], number=number)
+        assert g.values[0] == 0 and np.shape(g.gradient[0]) == (0, 3, 3)
