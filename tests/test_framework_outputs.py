@@ -262,6 +262,12 @@ SAMPLES = {
         (X, SQ, torch.tensor([2, 0]), C3, None, "mean", -100, 0.0, 1, "compact", D, True, True, True, True), {}),
     "torch_nn._linear_cross_entropy_batch_chunked_no_reduction.default": (
         (X, SQ, torch.tensor([1, -100]), C3, None, -100, 1, "compact", D), {}),
+    # spectral (eigenvalues and singular values as roots of characteristic polynomials; vectors refused)
+    "_linalg_eigh.default": ((SPD,), {}),
+    "_linalg_svd.default": ((SQ,), {}),
+    "linalg_pinv.atol_rtol_tensor": ((SQ,), {}),
+    "linalg_pinv.atol_rtol_float": ((X,), {"rtol": 1e-10}),
+    "linalg_matrix_exp.default": ((SQ,), {}),
     # creation ops: no input (see test_every_torch_op_output)
     "empty.memory_format": (([2, 3],), {"dtype": D}),
     "empty_permuted.default": (([2, 3], [1, 0]), {"dtype": D}),

@@ -431,7 +431,7 @@ def test_origins_name_the_module_and_the_source_line():
 # ---------------------------------------------------------------------------------------------- refusals
 
 @pytest.mark.parametrize("fn, words", [
-    (lambda x: torch.linalg.svdvals(x).sum(), "aten._linalg_svd"),
+    (lambda x: torch.linalg.svd(x)[0].sum(), "singular vectors are defined up to sign"),
     (lambda x: torch.fft.rfft(x).abs().sum(), "complex"),
     (lambda x: x.argmax().to(D) * x.sum(), "integers from real values"),
     (lambda x: (x * x.detach()).sum(), "detach"),

@@ -37,6 +37,10 @@ def program(cert, base=None):
         raise Invalid(f"the program source does not parse: {e}") from None
     if to_text(S) != prog["source"] or S.name != prog["fn"]:
         raise Invalid("the program source is not in canonical form")
+    no_rule = sorted({e.prim for e in S.eqns} & set(K.NO_RULE))
+    if no_rule:
+        raise Invalid(f"the checker has no rule of its own for {', '.join(no_rule)}: a certificate of a program that "
+                      "uses it cannot be checked")
     conv = cert["claim"]["convention"]
     if conv not in CONVENTIONS:
         raise Invalid(f"unknown convention {conv!r}")

@@ -265,6 +265,10 @@ def smooth_partials(prim, xs, y, params):
              "atan": lambda: 1 / (1 + x * x)}[prim](),)
 
 
+# smooth primitives the checker has no rule of its own for (polynomial roots, the matrix exponential): a
+# certificate of a program that uses one is refused (checker/common.py's ``program``)
+NO_RULE = ("root", "expm")
+
 SMOOTH = ("add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid", "erf",
           "atan") + STEPS + SPECIAL     # the equations with a value rule (the steps' derivative is 0)
 

@@ -691,6 +691,8 @@ class Lowering:
         fa = [i for i in range(len(a.shape)) if i not in ca + ba]
         fb = [j for j in range(len(b.shape)) if j not in cb + bb]
         shape = tuple(a.shape[i] for i in ba) + tuple(a.shape[i] for i in fa) + tuple(b.shape[j] for j in fb)
+        if any(a.shape[i] == 0 for i in ca):          # an empty sum: the constant 0
+            return Tensor(Lit(fmpq(0)), shape)
         (o,) = self.emit("dot", [self.full(a), self.full(b)], {"ca": tuple(ca), "cb": tuple(cb), "ba": tuple(ba),
                                                                "bb": tuple(bb)})
         return Tensor(o, shape)

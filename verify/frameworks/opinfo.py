@@ -36,6 +36,9 @@ RTOL = 2.0 ** -30
 KNOWN_MISMATCHES = {
     "as_strided_scatter": "torch's backward gives the gradient to self at the positions src overwrites too",
     "nn.functional.hardsigmoid": "torch's float64 backward multiplies by the float32 constant 1/6",
+    # the samples are not symmetric: the forward reads one triangle, the backward's gradient is symmetric
+    "linalg.eigvalsh": "a non-symmetric sample: the value reads one triangle, the gradient is symmetric",
+    "linalg.pinv.hermitian": "a non-symmetric sample: the value reads one triangle, the gradient is the full inverse's",
 }
 
 # reason classes of refusals: (class, pattern of the ImportFailure message), first match wins

@@ -2334,3 +2334,195 @@ def _grid_sampler(lo, x, grid, interpolation_mode, padding_mode, align_corners):
     if min(lo.real(x).shape[2:], default=1) == 0 or min(lo.real(grid).shape, default=1) == 0:
         lo.fail("grid_sample of an empty input or grid")
     return grid_sample(lo, x, grid, mode, padding, align_corners)
+
+
+# ------------------------------------------------------------------------ spectral: eigenvalues, singular values
+#
+# An eigenvalue of a symmetric matrix S is a root of its characteristic polynomial det(x I - S), whose
+# coefficients are a polynomial program in S (Faddeev-LeVerrier: exact on rationals).  The eigenvalues are the
+# ``root`` primitive of those coefficients (verify/program/prims/spectral.py), defined where they are distinct:
+# at a repeated eigenvalue torch's gradient depends on the basis LAPACK returns, not on the matrix, and ``root``
+# says DomainError (exactly) or Undecided (balls).  Singular values are the square roots of the eigenvalues of
+# the smaller Gram matrix (A^T A or A A^T), defined where they are distinct and nonzero.  Eigenvectors and
+# singular vectors are defined up to sign (LAPACK's choice): the importer refuses to use them.
+
+def trace_last(lo, M):
+    """The trace of the last two axes of M (..., n, n): a tensor of the batch shape."""
+    n = M.shape[-1]
+    nd = len(M.shape)
+    return lo.reduce("sum", lo.mul(M, _eye(lo, n)), (nd - 2, nd - 1))
+
+
+def charpoly(lo, S):
+    """[c_0, ..., c_n] with det(x I - S) = sum c_j x^j for S (..., n, n) (c_n = 1), each of S's batch shape:
+    Faddeev-LeVerrier, M_1 = I, c_(n-k) = -tr(S M_k) / k, M_(k+1) = S M_k + c_(n-k) I (n matrix products)."""
+    n = S.shape[-1]
+    batch = tuple(S.shape[:-2])
+    cs = [None] * n + [Tensor(lo.lit(1).atom, batch)]
+    M = None
+    for k in range(1, n + 1):
+        SM = S if M is None else _matmul(lo, S, M)
+        c = lo.mul(trace_last(lo, SM), fmpq(-1, k))
+        cs[n - k] = c
+        if k < n:
+            M = lo.add(SM, lo.mul(lo.reshape(c, batch + (1, 1)), _eye(lo, n)))
+    return cs
+
+
+def eigvals_sym(lo, S):
+    """The eigenvalues of the symmetric S (..., n, n) in ascending order, (..., n): ``root`` of the
+    characteristic polynomial (distinct eigenvalues only)."""
+    n = S.shape[-1]
+    batch = tuple(S.shape[:-2])
+    if n == 0:
+        return lo.constant(np.zeros(batch + (0,)), "empty")
+    cs = charpoly(lo, S)
+    return _stack_last(lo, [lo.broadcast(lo.ew("root", cs, {"k": k}), batch) for k in range(n)])
+
+
+def symmetrised(lo, A):
+    """(A + A^T) / 2: the symmetric matrix whose eigen-decomposition torch's eigh backward differentiates."""
+    return lo.mul(lo.add(A, _mT(lo, A)), fmpq(1, 2))
+
+
+def singular_values(lo, A):
+    """The singular values of A (..., m, n) in descending order, (..., min(m, n)): sqrt of the eigenvalues of the
+    smaller Gram matrix (distinct and nonzero singular values only: sqrt needs a positive argument)."""
+    m, n = A.shape[-2:]
+    G = _matmul(lo, _mT(lo, A), A) if n <= m else _matmul(lo, A, _mT(lo, A))
+    lam = eigvals_sym(lo, G)
+    k = min(m, n)
+    if k == 0:
+        return lam
+    nd = len(lam.shape)
+    parts = [_sl1(lo, lam, nd - 1, k - 1 - i) for i in range(k)]
+    return _stack_last(lo, [lo.ew("sqrt", [p]) for p in parts])
+
+
+def _sl1(lo, t, axis, i):
+    """t[..., i] along ``axis`` (the axis removed)."""
+    start, stop = [0] * len(t.shape), list(t.shape)
+    start[axis], stop[axis] = i, i + 1
+    s = lo.slice(t, start, stop)
+    return lo.reshape(s, tuple(d for j, d in enumerate(t.shape) if j != axis))
+
+
+def _vectors(what):
+    return Unavailable(f"{what} are defined up to sign (LAPACK's choice of basis): the importer does not model them")
+
+
+@op("_linalg_eigh.default", note="eigenvalues of (A + A^T) / 2 (torch's backward treats A as symmetric), as roots "
+                                 "of the characteristic polynomial; distinct eigenvalues only; vectors refused")
+def _linalg_eigh(lo, A, UPLO="L", compute_v=True):
+    A = lo.real(A)
+    L = eigvals_sym(lo, symmetrised(lo, A))
+    return L, _vectors("eigenvectors") if compute_v else lo.constant(np.zeros((0,)), "empty")
+
+
+def _empty_svd(lo, A, full_matrices):
+    """U, S, Vh of a matrix with no element (min(m, n) = 0): empty factors (None when U or Vh would not be)."""
+    m, n = A.shape[-2:]
+    batch = tuple(A.shape[:-2])
+    if full_matrices and (m or n):
+        return None
+    z = lambda *s: lo.constant(np.zeros(batch + s), "empty")   # noqa: E731
+    return z(m, 0), z(0), z(0, n)
+
+
+@op("_linalg_svd.default", note="singular values: sqrt of the eigenvalues of the smaller Gram matrix (distinct and "
+                                "nonzero only); singular vectors refused (empty factors of an empty matrix kept)")
+def _linalg_svd(lo, A, full_matrices=False, compute_uv=True, driver=None):
+    A = lo.real(A)
+    if min(A.shape[-2:]) == 0 and compute_uv:
+        out = _empty_svd(lo, A, full_matrices)
+        if out is not None:
+            return out
+    S = singular_values(lo, A)
+    if not compute_uv:
+        empty = lo.constant(np.zeros((0,)), "empty")
+        return empty, S, empty
+    return _vectors("left singular vectors"), S, _vectors("right singular vectors")
+
+
+# --------------------------------------------------------------------------------------- pseudo-inverse
+#
+# torch keeps the singular values s > max(atol, rtol * s_max) (defaults: atol = 0, rtol = eps * max(m, n), and
+# rtol = 0 when only atol > 0 is given) and inverts them.  Where every singular value is kept (full rank), pinv
+# is the smooth (A^T A)^-1 A^T (or A^T (A A^T)^-1).  The program is that formula with a guard that makes it
+# undefined wherever full rank is not proved: with G the k x k Gram matrix, lambda_max <= tr G and lambda_min >=
+# det G / tr(G)^(k-1), so det G - rtol^2 tr(G)^k > 0 and det G - atol^2 tr(G)^(k-1) > 0 imply torch keeps every
+# singular value; the program adds 0 / where(guard > 0, guard, 0), a division by 0 (DomainError) where a guard is
+# not positive, exactly 0 with derivative 0 elsewhere.  A rank-deficient matrix (the
+# truncated pinv needs singular vectors) and a full-rank one too close to the threshold for these bounds are
+# refused at evaluation.  hermitian=True is the same function on symmetric matrices (its singular values are
+# the |eigenvalues|), and torch's gradient there is that of the plain formula (measured).
+
+# pinverse and linalg_pinv's other overloads become linalg_pinv.atol_rtol_tensor, mapped here: its only selection
+# is the guard's where, which does not change the value or the derivative where the program is defined
+checked_decomposition("pinverse", "linalg_pinv")
+
+
+def _tolerance(lo, v, what):
+    """An exact rational tolerance (a float, an int, or a constant tensor with one value), None when absent."""
+    if v is None:
+        return None
+    if isinstance(v, Tensor) and isinstance(v.atom, Lit):
+        return v.atom.value
+    if isinstance(v, (int, float, np.number)):
+        return exact_q(v, what)
+    if isinstance(v, Const) and np.size(v.value) and np.all(np.asarray(v.value) == np.ravel(v.value)[0]):
+        return exact_q(np.ravel(v.value)[0], what)
+    lo.fail(f"pinv with a {what} that is not one constant number is not supported")
+
+
+def _full_rank_guard(lo, G, k, tol, power):
+    """0 / where(d > 0, d, 0) with d = det G - tol^2 tr(G)^power: exactly 0 with derivative 0 where d > 0, a
+    division by 0 (DomainError) elsewhere (see above)."""
+    d = det(lo, G)
+    if tol:
+        d = lo.sub(d, lo.mul(lo.ew("pow", [trace_last(lo, G)], {"n": power}), tol * tol))
+    return lo.div(0, lo.select(lo.compare(">", d, 0), d, 0))
+
+
+def pinv(lo, A, atol=None, rtol=None):
+    """torch.linalg.pinv of A (..., m, n) where every singular value is kept (see above): (..., n, m)."""
+    m, n = A.shape[-2:]
+    k = min(m, n)
+    batch = tuple(A.shape[:-2])
+    if k == 0 or (isinstance(A.atom, Lit) and A.atom.value == 0):
+        # no singular value, or a constant zero matrix: none is kept and pinv is the constant 0
+        return lo.constant(np.zeros(batch + (n, m)), "zeros")
+    if rtol is None:
+        rtol = fmpq(0) if atol is not None and atol > 0 else fmpq(max(m, n), 2 ** 52)
+    if n <= m:
+        G = _matmul(lo, _mT(lo, A), A)
+        X = gauss_jordan(lo, G, _mT(lo, A))
+    else:
+        G = _matmul(lo, A, _mT(lo, A))
+        X = _mT(lo, gauss_jordan(lo, G, A))
+    guard = _full_rank_guard(lo, G, k, rtol, k)
+    if atol:
+        guard = lo.add(guard, _full_rank_guard(lo, G, k, atol, k - 1))
+    return lo.add(X, lo.reshape(guard, batch + (1, 1)))
+
+
+@op("linalg_pinv.atol_rtol_tensor", "linalg_pinv.atol_rtol_float",
+    note="full rank only: (A^T A)^-1 A^T, undefined where det G - rtol^2 tr(G)^k > 0 (G the Gram matrix) does not "
+         "prove that torch keeps every singular value")
+def _linalg_pinv(lo, A, atol=None, rtol=None, hermitian=False):
+    return pinv(lo, lo.real(A), _tolerance(lo, atol, "atol"), _tolerance(lo, rtol, "rtol"))
+
+
+@op("linalg_matrix_exp.default", note="entire: each entry is the expm primitive of the matrix's entries (FLINT's "
+                                      "arb_mat.exp; gradient the adjoint Frechet derivative)")
+def _matrix_exp(lo, A):
+    A = lo.real(A)
+    n = A.shape[-1]
+    batch = tuple(A.shape[:-2])
+    if n == 0:
+        return A
+    nd = len(A.shape)
+    entries = [_sl1(lo, _sl1(lo, A, nd - 2, k), nd - 2, m) for k in range(n) for m in range(n)]
+    rows = [_stack_last(lo, [lo.broadcast(lo.ew("expm", entries, {"i": i, "j": j}), batch) for j in range(n)])
+            for i in range(n)]
+    return lo.concat([lo.reshape(r, batch + (1, n)) for r in rows], len(batch))

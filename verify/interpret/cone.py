@@ -532,7 +532,7 @@ def take_values(table, labels):
 
 
 ELEMENTWISE = ("add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "sin", "cos", "tanh", "erf",
-               "sigmoid", "atan", "lgamma", "polygamma", "erfinv", "bessel_i",
+               "sigmoid", "atan", "lgamma", "polygamma", "erfinv", "bessel_i", "root", "expm",
                "floor", "ceil", "round", "trunc")       # the steps: elementwise too (constant between jumps)
 INDEX = ("reshape", "transpose", "broadcast_to", "slice", "pad", "concat", "take_along")
 PLANS = {**{p: Elementwise for p in ELEMENTWISE}, **{p: Index for p in INDEX},

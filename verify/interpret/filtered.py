@@ -43,7 +43,8 @@ class FilterStats:
 
 # elementwise functions whose filtered rule is a method of the same name of the midpoint-radius system
 ELEMENTARY_METHODS = {name: name for name in ("exp", "log", "sqrt", "sin", "cos", "tanh", "erf", "sigmoid", "atan",
-                                                "lgamma", "polygamma", "erfinv", "bessel_i")}
+                                                "lgamma", "polygamma", "erfinv", "bessel_i",
+                                                "root", "expm")}     # root, expm: no proved rounding bound (no method)
 
 
 def filter_gaps(program):

@@ -92,6 +92,18 @@ class BallSystem:
     def bessel_i(self, a, n): return a.bessel_i(n)
     def pi(self): return arb.pi()
 
+    def root(self, cs, k):
+        from .roots import real_root
+        return real_root([to_arb(c) for c in cs], k)
+
+    def expm(self, xs, i, j):
+        from .matfun import expm_entry
+        return expm_entry([to_arb(x) for x in xs], i, j)
+
+    def expm_grad(self, xs, i, j):
+        from .matfun import expm_gradient
+        return expm_gradient([to_arb(x) for x in xs], i, j)
+
     sign = staticmethod(arb_sign)
 
     def is_exact_value(self, x):

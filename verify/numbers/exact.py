@@ -126,6 +126,18 @@ class ExactSystem:
         from flint import arb
         return arb.pi()
 
+    def root(self, cs, k):
+        from .roots import real_root
+        return real_root(list(cs), k)
+
+    def expm(self, xs, i, j):
+        from .matfun import expm_entry
+        return expm_entry(list(xs), i, j)
+
+    def expm_grad(self, xs, i, j):
+        from .matfun import expm_gradient
+        return expm_gradient(list(xs), i, j)
+
     def sigmoid(self, a):
         if isinstance(a, fmpq) and a == 0:
             return fmpq(1, 2)

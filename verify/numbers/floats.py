@@ -54,6 +54,18 @@ class FloatSystem:
     def sigmoid(self, a): return self.dtype(1) / (self.dtype(1) + np.exp(-a))
     def pi(self): return self.dtype(np.pi)
 
+    def root(self, cs, k):
+        from .roots import float_root
+        return self.dtype(float_root(cs, k))
+
+    def expm(self, xs, i, j):
+        from .matfun import float_expm_entry
+        return self.dtype(float_expm_entry(xs, i, j))
+
+    def expm_grad(self, xs, i, j):
+        from .matfun import float_expm_gradient
+        return [self.dtype(v) for v in float_expm_gradient(xs, i, j)]
+
     def erf(self, a):
         from scipy.special import erf
         return self.dtype(erf(a))

@@ -74,6 +74,15 @@ class IntervalSystem:
     def bessel_i(self, a, n):
         return self._unavailable("bessel_i")
 
+    def root(self, cs, k):
+        return self._unavailable("root")
+
+    def expm(self, xs, i, j):
+        return self._unavailable("expm")
+
+    def expm_grad(self, xs, i, j):
+        return self._unavailable("expm")
+
     @staticmethod
     def _unavailable(name):
         from ..errors import Undecidable

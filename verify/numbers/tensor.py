@@ -128,6 +128,33 @@ def _balls_of(value):
     return _obj(np.asarray(value, dtype=object))
 
 
+def roots_elementwise(cs, k, fn):
+    """``fn(list of coefficients, k)`` at every element of the broadcast coefficient arrays ``cs`` (object
+    array of the results; the ``root`` and ``expm`` primitives of tensor programs)."""
+    arrs = np.broadcast_arrays(*[np.asarray(c, dtype=object) for c in cs])
+    out = np.empty(arrs[0].shape if arrs else (), dtype=object)
+    for i in np.ndindex(out.shape):
+        out[i] = fn([a[i] for a in arrs], k)
+    return out
+
+
+def lists_elementwise(xs, fn):
+    """``fn(list of inputs)`` -> list of m values at every element of the broadcast arrays ``xs``: m object
+    arrays (the gradient of the ``expm`` primitive)."""
+    arrs = np.broadcast_arrays(*[np.asarray(x, dtype=object) for x in xs])
+    shape = arrs[0].shape if arrs else ()
+    outs = None
+    for i in np.ndindex(shape):
+        vals = fn([a[i] for a in arrs])
+        if outs is None:
+            outs = [np.empty(shape, dtype=object) for _ in vals]
+        for o, v in zip(outs, vals):
+            o[i] = v
+    if outs is None:            # no element: the count of outputs is the count of inputs (n^2 entries)
+        outs = [np.empty(shape, dtype=object) for _ in xs]
+    return outs
+
+
 class _Base:
     """Shared structure: every system stores arrays; structural operations (reshape, transpose, gather,
     scatter, broadcast, concatenation) act on the underlying numpy arrays."""
@@ -346,6 +373,26 @@ class ExactTensors(_Base):
     def pi(self):
         return _obj(arb.pi())
 
+    def root(self, cs, k):
+        from .roots import real_root
+        out = roots_elementwise([self.to_fq(c) for c in cs], k, real_root)
+        return self._exact_or_balls(out)
+
+    def _exact_or_balls(self, out):
+        """An object array of fmpq and arb as QT when every element is exact, else as an arb array."""
+        q = self.to_qt(out) if all(isinstance(v, fmpq) for v in out.ravel().tolist()) else None
+        return q if q is not None else _obj(np.frompyfunc(lambda v: v if isinstance(v, arb) else arb(v), 1, 1)(out))
+
+    def expm(self, xs, i, j):
+        from .matfun import expm_entry
+        return self._exact_or_balls(roots_elementwise([self.to_fq(x) for x in xs], None,
+                                                      lambda v, _: expm_entry(v, i, j)))
+
+    def expm_grad(self, xs, i, j):
+        from .matfun import expm_gradient
+        return [self._exact_or_balls(g) for g in
+                lists_elementwise([self.to_fq(x) for x in xs], lambda v: expm_gradient(v, i, j))]
+
     def sigmoid(self, x):
         q = x if isinstance(x, QT) else self.to_qt(x)
         if q is not None and q.num.size and all(int(v) == 0 for v in q.num.ravel().tolist()):
@@ -511,6 +558,18 @@ class BallTensors(_Base):
     def sigmoid(self, x): return _obj(1 / (1 + _arb_exp(-x)))
     def pi(self): return _obj(arb.pi())
 
+    def root(self, cs, k):
+        from .roots import real_root
+        return _obj(roots_elementwise(cs, k, real_root))
+
+    def expm(self, xs, i, j):
+        from .matfun import expm_entry
+        return _obj(roots_elementwise(xs, None, lambda v, _: expm_entry(v, i, j)))
+
+    def expm_grad(self, xs, i, j):
+        from .matfun import expm_gradient
+        return [_obj(g) for g in lists_elementwise(xs, lambda v: expm_gradient(v, i, j))]
+
     def signs(self, x):
         # np.asarray: a ufunc from frompyfunc returns a bare Python int for a 0-d array
         return np.asarray(_arb_sign(x)).astype(np.int8).reshape(np.shape(x)) if np.size(x) else \
@@ -612,6 +671,18 @@ class FloatTensors(_Base):
     def sigmoid(self, x): return self.cast(1 / (1 + np.exp(-x)))
     def atan(self, x): return self.cast(np.arctan(x))
     def pi(self): return self.cast(np.pi)
+
+    def root(self, cs, k):
+        from .roots import float_root
+        return self.cast(roots_elementwise(cs, k, float_root).astype(np.float64))
+
+    def expm(self, xs, i, j):
+        from .matfun import float_expm_entry
+        return self.cast(roots_elementwise(xs, None, lambda v, _: float_expm_entry(v, i, j)).astype(np.float64))
+
+    def expm_grad(self, xs, i, j):
+        from .matfun import float_expm_gradient
+        return [self.cast(g.astype(np.float64)) for g in lists_elementwise(xs, lambda v: float_expm_gradient(v, i, j))]
 
     def lgamma(self, x):
         from scipy.special import gammaln
@@ -742,6 +813,15 @@ class IntervalTensors(_Base):
 
     def sigmoid(self, x): return self._map(self.s.sigmoid, x)
     def pi(self): return _obj(self.s.pi())
+
+    def root(self, cs, k):
+        return self.s.root(cs, k)
+
+    def expm(self, xs, i, j):
+        return self.s.expm(xs, i, j)
+
+    def expm_grad(self, xs, i, j):
+        return self.s.expm_grad(xs, i, j)
 
     def signs(self, x):
         f = np.frompyfunc(lambda v: SIGN_UNDECIDED if (s := self.s.sign(v)) is None else s, 1, 1)

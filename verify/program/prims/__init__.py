@@ -196,3 +196,4 @@ class Selection:
 
 
 from . import nonsmooth as _nonsmooth, smooth as _smooth, steps as _steps, tensor as _tensor  # noqa: E402,F401,I001  (registers everything)
+from . import spectral as _spectral  # noqa: E402,F401,I001

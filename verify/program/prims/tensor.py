@@ -114,6 +114,8 @@ def dot_plan(sa, sb, p):
 def _bmm(ns, a3, b3):
     """Batched product of (B, M, K) and (B, K, N) values."""
     B = ns.shape(a3)[0]
+    if B == 0:                      # an empty batch (torch's (0, n, n) samples): nothing to multiply
+        return ns.zeros((0,) + tuple(ns.shape(a3)[1:2]) + tuple(ns.shape(b3)[2:]))
     if B == 1:
         return ns.reshape(ns.matmul(ns.struct(a3, lambda x: x[0]), ns.struct(b3, lambda x: x[0])),
                           (1,) + tuple(ns.shape(a3)[1:2]) + tuple(ns.shape(b3)[2:]))
