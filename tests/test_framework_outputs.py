@@ -247,6 +247,8 @@ SAMPLES = {
     "unsqueeze_copy.default": ((X, 0), {}),
     "view_copy.default": ((X, [3, 2]), {}),
     "copy.default": ((X, Y[:1]), {}),
+    # normalisation kernels' saved statistics (misc2)
+    "_batch_norm_with_update_functional.default": ((X4, C3, C3 + 1, C3.abs(), C3.abs() + 1, 0.1, 1e-5), {}),
     # creation ops: no input (see test_every_torch_op_output)
     "empty.memory_format": (([2, 3],), {"dtype": D}),
     "empty_permuted.default": (([2, 3], [1, 0]), {"dtype": D}),

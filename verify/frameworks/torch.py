@@ -15,8 +15,8 @@ from flint import fmpq
 from ..errors import InputError
 from ..program.prims import PRIMITIVES
 from . import torch_ops
-from .lowering import (Const, Cond, ImportFailure, Imported, InputInfo, Lowering, Masked, NonReal, Origin, Tensor,
-                       Unavailable, exact_q, point_value)
+from .lowering import (Const, Cond, ImportFailure, Imported, InputInfo, Lowering, Masked, NonReal, Origin, Stopped,
+                       Tensor, Unavailable, exact_q, point_value)
 
 NAME = "torch"
 
@@ -49,6 +49,9 @@ class TorchLowering(Lowering):
         self.node = None
         self.dependent = set()         # the nodes whose values depend on the program's inputs
         self.run_values = None         # () -> {node: torch's value at the example point}, computed once
+        # [(atoms, Origin, reason)]: outputs of one op whose gradients torch's backward takes only all together
+        # (group norm's saved mean and rstd): the loss must reach all of them differentiably, or none
+        self.joint = []
 
     def constant_value(self, node):
         """torch's own value of a node that does not depend on the program's inputs (so it is the same at every
@@ -431,7 +434,23 @@ def lower_exported(ep, user_values, params="inputs", name="f", state=None, prove
         lo.origin = Origin("torch", "output", getattr(a, "name", ""))
         outs.append(values[a] if isinstance(a, torch.fx.Node) else a)
     program = lo.finish(outs)
-    return Imported(program, point, infos, constants, tuple(lo.origins), "torch", ep)
+    _check_joint(lo, program)
+    return Imported(program, point, infos, constants, tuple(lo.origins), "torch", ep, dict(lo.no_gradient))
+
+
+def _check_joint(lo, program):
+    """ImportFailure when the loss (output 0) is differentiated through some but not all of a ``lo.joint`` group
+    (a where's comparison operands carry no derivative: they are not followed)."""
+    if not lo.joint or not program.outputs:
+        return
+    reached = {a for a in program.outputs[:1] if isinstance(a, int)}
+    for e in reversed(program.eqns):
+        if any(o in reached for o in e.outs):
+            reached.update(a for a in (e.ins[2:] if e.prim == "where" else e.ins) if isinstance(a, int))
+    for atoms, origin, reason in lo.joint:
+        hit = [a in reached for a in atoms if isinstance(a, int)]
+        if any(hit) and not all(hit):
+            raise ImportFailure(f"{origin}: {reason}")
 
 
 def _dependent(graph, inputs):
@@ -973,16 +992,24 @@ def _normalize(lo, t, axes, eps):
 
 
 # torch gives the statistics that normalisation kernels save for their backward no grad_fn (derivatives.yaml:
-# output_differentiability [True, False, False]): its AD treats them as constants, a stop-gradient.  A
-# stop-gradient is not a real-number function with a derivative, so a program that uses them is refused
-# rather than differentiated through them (verify would differ from torch) or given a derivative no piece has.
+# output_differentiability [True, False, False]): its AD treats them as constants, a stop-gradient.  Returned
+# as they are, they are real functions of the inputs whose values verify computes exactly, and torch simply
+# has no gradient of them: they are Stopped values, which the program returns and Imported.no_gradient names.
+# A computation that uses one is refused: torch differentiates it as if the statistic were a constant, which
+# is the derivative of no real-number function (verify would differ from torch, or give a derivative no piece
+# has).
 _STOPPED = ("{op}'s {what} output has no gradient in torch (its autograd treats it as a constant, a "
-            "stop-gradient), so it is not a real-number function verify can differentiate as torch does: "
-            "compute it with differentiable ops ({how}) instead")
+            "stop-gradient), so a computation that uses it is not a real-number function verify can "
+            "differentiate as torch does (returned as it is, it is a value with no gradient): compute it with "
+            "differentiable ops ({how}) instead")
 
 
-@aten("native_layer_norm.default", note="mean and rstd outputs: no grad_fn in torch (a stop-gradient): refused "
-                                        "when used")
+def _stopped(op, what, how, t):
+    return Stopped(_STOPPED.format(op=op, what=what, how=how), tuple(t.shape), t)
+
+
+@aten("native_layer_norm.default", note="mean and rstd outputs: no grad_fn in torch (a stop-gradient): values "
+                                        "when returned, refused when used")
 def _layer_norm(lo, a, normalized_shape, weight, bias, eps):
     t = lo.real(a)
     k = len(normalized_shape)
@@ -993,8 +1020,7 @@ def _layer_norm(lo, a, normalized_shape, weight, bias, eps):
     if bias is not None:
         y = lo.add(y, bias)
     how = "x.mean(dims, keepdim=True), 1 / (x.var(dims, unbiased=False, keepdim=True) + eps).sqrt()"
-    return (y, Unavailable(_STOPPED.format(op="native_layer_norm", what="mean", how=how), m.shape),
-            Unavailable(_STOPPED.format(op="native_layer_norm", what="rstd", how=how), rstd.shape))
+    return (y, _stopped("native_layer_norm", "mean", how, m), _stopped("native_layer_norm", "rstd", how, rstd))
 
 
 def _channel(lo, v, nd):
@@ -1002,9 +1028,12 @@ def _channel(lo, v, nd):
     return lo.reshape(v, (v.shape[0],) + (1,) * (nd - 2))
 
 
+_BN_HOW = "the batch's x.mean and x.var, or the running statistics"
+
+
 def _bn_stopped(*whats):
-    how = "the batch's x.mean and x.var, or the running statistics"
-    return tuple(Unavailable(_STOPPED.format(op="batch norm", what=w, how=how)) for w in whats)
+    """Stopped statistics with no value: eval mode's saved statistics (torch returns empty tensors)."""
+    return tuple(Unavailable(_STOPPED.format(op="batch norm", what=w, how=_BN_HOW)) for w in whats)
 
 
 @aten("_native_batch_norm_legit_no_training.default")
@@ -1033,10 +1062,11 @@ def _dropout(lo, a, p, train):
     lo.fail("dropout in training mode is random, not a function: call model.eval() before importing")
 
 
-@aten("_native_batch_norm_legit.default", "_native_batch_norm_legit.no_stats")
+@aten("_native_batch_norm_legit.default", "_native_batch_norm_legit.no_stats",
+      note="saved mean and rstd: no grad_fn in torch (a stop-gradient): values when returned, refused when used")
 def _batch_norm_train(lo, a, weight, bias, *rest):
     """Training mode: the batch's own mean and biased variance over (N, H, W) (the running statistics'
-    update is a side effect, not part of the function)."""
+    update is a side effect, not part of the function); the saved mean and rstd are Stopped values."""
     t = lo.real(a)
     eps = rest[-1]
     nd = len(t.shape)
@@ -1045,7 +1075,18 @@ def _batch_norm_train(lo, a, weight, bias, *rest):
         y = lo.mul(y, _channel(lo, weight, nd))
     if bias is not None:
         y = lo.add(y, _channel(lo, bias, nd))
-    return (y,) + _bn_stopped("saved mean", "saved rstd")
+    c = (t.shape[1],)
+    return (y, _stopped("batch norm", "saved mean", _BN_HOW, lo.reshape(m, c)),
+            _stopped("batch norm", "saved rstd", _BN_HOW, lo.reshape(rstd, c)))
+
+
+@aten("_batch_norm_with_update_functional.default",
+      note="training batch norm: saved mean and rstd as _native_batch_norm_legit; the updated running statistics "
+           "are the buffers' new values (a side effect), refused when used")
+def _batch_norm_with_update(lo, a, weight, bias, running_mean, running_var, momentum, eps):
+    y, m, rstd = _batch_norm_train(lo, a, weight, bias, eps)
+    reserve = Const(_np.zeros((0,), dtype=_np.uint8))       # the kernel's reserve space (cuDNN's): empty on CPU
+    return (y, m, rstd, reserve) + _bn_stopped("updated running mean", "updated running var")
 
 
 # ------------------------------------------------------------------------------------------------ pooling

@@ -1918,4 +1918,13 @@ def _group_norm(lo, a, weight, bias, N, C, HxW, group, eps):
         y = lo.mul(y, lo.reshape(lo.real(weight), ch))
     if bias is not None:
         y = lo.add(y, lo.reshape(lo.real(bias), ch))
-    return y, Unavailable("group-norm saved statistics"), Unavailable("group-norm saved statistics")
+    # unlike layer and batch norm, torch differentiates the saved mean and rstd of group norm (their grad_fn is
+    # NativeGroupNormBackward0), but only jointly: measured, the gradient of one of them alone is dropped (None
+    # when the output is unused too), with both it is the derivative.  So they are real outputs, and the
+    # importer checks that the loss reaches both or neither (torch.py, ``TorchLowering.joint``)
+    m, rstd = lo.reshape(m, (N, group)), lo.reshape(rstd, (N, group))
+    lo.joint.append(((m.atom, rstd.atom), lo.origin, "torch's group norm backward uses the gradients of its saved "
+                     "mean and rstd only when both are defined (measured: one of them alone is dropped), and "
+                     "the loss here is differentiated through one of them only: use both, or compute the "
+                     "statistic with differentiable ops (x.mean, x.var)"))
+    return y, m, rstd
