@@ -562,6 +562,8 @@ def _run_node(lo, node, op, values):
         lo.fail(f"aten.{op} computes integers from real values (indices, counts): not a real-number function")
     if args and isinstance(args[0], Masked) and op in _MOVEMENT:
         return _move_masked(lo, node, args, kwargs)
+    if any(isinstance(x, torch_ops.Partial) for a in args for x in (a if isinstance(a, (list, tuple)) else (a,))):
+        return _move_partial(lo, node, op, args, kwargs)
     entry = ATEN.get(op)
     if entry is None:
         lo.fail(f"the op aten.{op} is not supported by the importer (no mapping to verify's primitives)")
@@ -584,6 +586,53 @@ def _move_masked(lo, node, args, kwargs):
         return a
     idx = node.target(pos, *args[1:], **kwargs).numpy()
     return lo.masked(lo.take(a.values, idx, "map"), _np.asarray(a.mask).reshape(-1)[idx])
+
+
+# torch.empty and what is written into it.  An empty's elements are undefined until written; torch's own
+# decompositions (circular padding, ...) allocate one and fill it through slices (copy_ into a slice, then
+# slice_scatter back) before anything reads it.  Definedness is tracked element by element (a Partial: values
+# and a mask): data movement moves both, computed from torch's own op on positions; a Partial that becomes
+# fully defined is an ordinary real array, and any other op that meets an undefined element is refused.
+_PARTIAL_MOVES = _MOVEMENT | {"copy.default", "slice_scatter.default", "select_scatter.default",
+                              "diagonal_scatter.default", "cat.default", "flip.default", "roll.default",
+                              "narrow_copy.default", "slice_copy.Tensor", "select_copy.int", "view_copy.default",
+                              "expand_copy.default", "permute_copy.default", "unsqueeze_copy.default"}
+_IDENTITIES = {"clone.default", "alias.default", "contiguous.default", "_to_copy.default", "lift_fresh_copy.default"}
+
+
+def _move_partial(lo, node, op, args, kwargs):
+    """A data-movement op (``_PARTIAL_MOVES``) on arrays with undefined elements: torch's op on the positions of
+    every element says where each lands; values and definedness follow.  Any other op: refused."""
+    import torch
+    first = next(x for a in args for x in (a if isinstance(a, (list, tuple)) else (a,))
+                 if isinstance(x, torch_ops.Partial))
+    if op not in _PARTIAL_MOVES:
+        lo.fail(first.reason)
+    if op in _IDENTITIES:
+        if op == "_to_copy.default" and kwargs.get("dtype") is not None and not _is_float(kwargs["dtype"]):
+            lo.fail(f"a cast to {kwargs['dtype']} of a real value is not a real-number function")
+        return args[0]
+    parts = []
+
+    def positions(x):
+        if isinstance(x, Const):
+            return torch.from_numpy(_np.array(x.value))
+        if isinstance(x, (Cond, NonReal, Masked)) or isinstance(x, Unavailable) and \
+                not isinstance(x, torch_ops.Partial):
+            lo.real(x)                       # refused with the value's own reason
+        if not isinstance(x, (Tensor, torch_ops.Partial)):
+            return x
+        vals, mask = (x.values, x.defined) if isinstance(x, torch_ops.Partial) else \
+            (x, _np.ones(x.shape, dtype=bool))
+        off = sum(_math.prod(v.shape) for v, _ in parts)
+        parts.append((vals, _np.asarray(mask, dtype=bool)))
+        return torch.arange(off, off + _math.prod(vals.shape), dtype=torch.int64).reshape(vals.shape)
+    targs = [type(a)(positions(x) for x in a) if isinstance(a, (list, tuple)) else positions(a) for a in args]
+    idx = node.target(*targs, **{k: positions(v) for k, v in kwargs.items()}).numpy()
+    flat = [lo.reshape(v, (_math.prod(v.shape),)) for v, _ in parts]
+    src = flat[0] if len(flat) == 1 else lo.concat(flat, 0)
+    defined = _np.concatenate([m.reshape(-1) for _, m in parts])
+    return torch_ops.partial(lo.take(src, idx, "map"), defined[idx])
 
 
 _BOOL_OPS = set()

@@ -1873,10 +1873,33 @@ def convolution(lo, x, w, bias, stride, padding, dilation, transposed, output_pa
 
 # ----------------------------------------------------------------------------------------- memory, copies
 
+EMPTY = "the values of torch.empty are undefined"
+
+
+@dataclass(frozen=True, eq=False)
+class Partial(Unavailable):
+    """An array whose elements are defined only where ``defined`` (a numpy bool array of its shape) holds:
+    torch.empty, and what copy_ / slice_scatter wrote into it.  ``values`` is a real Tensor of its shape (any
+    value where undefined).  Data movement keeps track of both (frameworks/torch.py); any other use is refused
+    with ``reason``, as an Unavailable."""
+    values: object = None
+    defined: object = None
+
+
+def partial(values, defined):
+    """``values`` where every element is defined, else a Partial."""
+    defined = np.asarray(defined, dtype=bool)
+    if defined.all():
+        return values
+    return Partial(f"{EMPTY}: an element never written is read here", tuple(values.shape), values, defined)
+
+
 @op("empty.memory_format", "empty_permuted.default", "empty_strided.default",
-    note="uninitialised memory: usable only when overwritten")
+    note="uninitialised memory: defined element by element where written (copy_, slice_scatter), refused where read "
+         "before")
 def _empty(lo, size, *args, **kw):
-    return Unavailable("the values of torch.empty are undefined", tuple(size))
+    shape = tuple(size)
+    return partial(Tensor(Lit(fmpq(0)), shape), np.zeros(shape, dtype=bool))
 
 
 @op("copy.default", note="self takes the values of src (broadcast)")
