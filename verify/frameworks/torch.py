@@ -170,7 +170,7 @@ def export(f, *example_args, name=None):
         base, overload = op.split(".")
         table.pop(getattr(getattr(torch.ops.aten, base), overload), None)
     try:
-        with _custom_functions() as custom:
+        with _custom_functions() as custom, _fake_kernels():
             ep = torch.export.export(module, tuple(example_args))
     except Exception as e:     # torch raises many unrelated types here; the message is what matters
         raise ImportFailure(f"torch.export could not export {name}: {type(e).__name__}: {e}".split("\n")[0]) from e
@@ -180,7 +180,8 @@ def export(f, *example_args, name=None):
                             "exported program (a custom backward is not checked against its forward)")
     decomposed = _check_decompositions(ep, table)
     try:
-        ep = ep.run_decompositions(table)
+        with _fake_kernels():
+            ep = ep.run_decompositions(table)
     except Exception as e:
         raise ImportFailure(f"torch.export could not decompose {name}: {type(e).__name__}: {e}".split("\n")[0]) from e
     return ep, name, _provenance(ep, decomposed)
@@ -234,6 +235,38 @@ class _custom_functions:
 
     def __exit__(self, *exc):
         self.fn.Function.apply = self.orig
+        return False
+
+
+class _fake_kernels:
+    """While exporting, the kept ops of ``torch_ops.FAKE`` (cov, corrcoef) get a CompositeImplicitAutograd
+    kernel and a meta kernel that give fake tensors an output of the op's shape: torch.export otherwise runs the
+    op's own implementation on fake tensors to learn its output, and cov's checks its weights with
+    data-dependent branches (aten.equal), which fake tensors cannot decide.  Real tensors still get the op's own
+    value.  Everything is restored on exit."""
+
+    def __enter__(self):
+        import torch
+        from torch._C import DispatchKey
+        from torch._decomp import meta_table
+        self.meta_table, self.saved = meta_table, []
+        for name, kernel in torch_ops.FAKE.items():
+            base, overload = name.split(".")
+            op = getattr(getattr(torch.ops.aten, base), overload)
+            self.saved.append((op, dict(op.py_kernels), meta_table.get(op)))
+            op.py_impl(DispatchKey.CompositeImplicitAutograd)(kernel)
+            meta_table[op] = kernel
+        return self
+
+    def __exit__(self, *exc):
+        for op, kernels, meta in self.saved:
+            op.py_kernels.clear()
+            op.py_kernels.update(kernels)
+            op._dispatch_cache.clear()
+            if meta is None:
+                self.meta_table.pop(op, None)
+            else:
+                self.meta_table[op] = meta
         return False
 
 
