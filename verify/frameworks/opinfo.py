@@ -5,9 +5,10 @@ For every OpInfo that supports float64 and autograd on the CPU, the first sample
 it applies the op and returns a scalar loss, the sum of every real output weighted by fixed small integers
 (distinct weights, so that a permutation or a wrong element changes the loss), followed by the real outputs
 themselves.  An output that torch gives no gradient (no grad_fn on torch's own run, such as native_layer_norm's
-saved mean and rstd: a stop-gradient) is left out of the loss and compared as a value only.  ``check`` imports that function with ``from_torch``, evaluates the program (exact rationals,
-balls where values stop being rational) and runs its reverse mode, and sets the result beside torch's own
-float64 values and autograd gradient.  The result is one of:
+saved mean and rstd: a stop-gradient) is left out of the loss and compared as a value only.  ``check`` imports
+that function with ``from_torch``, evaluates the program (exact rationals, balls where values stop being
+rational) and runs its reverse mode, and sets the result beside torch's own float64 values and autograd
+gradient.  The result is one of:
 
 - ``imported``: every output and every gradient element equal torch's to float64 rounding
   (``agrees``: |ours - torch| <= 2^-30 * max(1, |ours|) elementwise);

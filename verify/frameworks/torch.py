@@ -13,6 +13,7 @@ import numpy as _np
 from flint import fmpq
 
 from ..errors import InputError
+from ..program.ir import Lit
 from ..program.prims import PRIMITIVES
 from . import torch_ops
 from .lowering import (Const, Cond, ImportFailure, Imported, InputInfo, Lowering, Masked, NonReal, Origin, Stopped,
@@ -1114,8 +1115,15 @@ _BN_HOW = "the batch's x.mean and x.var, or the running statistics"
 
 
 def _bn_stopped(*whats):
-    """Stopped statistics with no value: eval mode's saved statistics (torch returns empty tensors)."""
+    """Statistics refused when used and with no value: the updated running statistics (a buffer's new value,
+    a side effect)."""
     return tuple(Unavailable(_STOPPED.format(op="batch norm", what=w, how=_BN_HOW)) for w in whats)
+
+
+def _bn_eval_saved():
+    """Eval mode's saved mean and rstd: torch returns empty tensors (shape (0,)), with no gradient."""
+    empty = Tensor(Lit(fmpq(0)), (0,))
+    return tuple(_stopped("batch norm", w, _BN_HOW, empty) for w in ("saved mean", "saved rstd"))
 
 
 @aten("_native_batch_norm_legit_no_training.default")
@@ -1128,7 +1136,7 @@ def _batch_norm_eval(lo, a, weight, bias, running_mean, running_var, momentum, e
         y = lo.mul(y, _channel(lo, weight, nd))
     if bias is not None:
         y = lo.add(y, _channel(lo, bias, nd))
-    return (y,) + _bn_stopped("saved mean", "saved rstd")
+    return (y,) + _bn_eval_saved()
 
 
 @aten("_native_batch_norm_legit_functional.default")
