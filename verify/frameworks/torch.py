@@ -596,7 +596,8 @@ def _run_node(lo, node, op, values):
         lo.fail(f"aten.{op} computes integers from real values (indices, counts): not a real-number function")
     if args and isinstance(args[0], Masked) and op in _MOVEMENT:
         return _move_masked(lo, node, args, kwargs)
-    if any(isinstance(x, torch_ops.Partial) for a in args for x in (a if isinstance(a, (list, tuple)) else (a,))):
+    if op in _PARTIAL_MOVES and any(isinstance(x, torch_ops.Partial)
+                                    for a in args for x in (a if isinstance(a, (list, tuple)) else (a,))):
         return _move_partial(lo, node, op, args, kwargs)
     entry = ATEN.get(op)
     if entry is None:
@@ -636,12 +637,9 @@ _IDENTITIES = {"clone.default", "alias.default", "contiguous.default", "_to_copy
 
 def _move_partial(lo, node, op, args, kwargs):
     """A data-movement op (``_PARTIAL_MOVES``) on arrays with undefined elements: torch's op on the positions of
-    every element says where each lands; values and definedness follow.  Any other op: refused."""
+    every element says where each lands; values and definedness follow.  (Any other op gets the Partial as
+    an Unavailable: refused where it reads it.)"""
     import torch
-    first = next(x for a in args for x in (a if isinstance(a, (list, tuple)) else (a,))
-                 if isinstance(x, torch_ops.Partial))
-    if op not in _PARTIAL_MOVES:
-        lo.fail(first.reason)
     if op in _IDENTITIES:
         if op == "_to_copy.default" and kwargs.get("dtype") is not None and not _is_float(kwargs["dtype"]):
             lo.fail(f"a cast to {kwargs['dtype']} of a real value is not a real-number function")
