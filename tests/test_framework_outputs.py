@@ -268,6 +268,11 @@ SAMPLES = {
     "linalg_pinv.atol_rtol_tensor": ((SQ,), {}),
     "linalg_pinv.atol_rtol_float": ((X,), {"rtol": 1e-10}),
     "linalg_matrix_exp.default": ((SQ,), {}),
+    # normalisation kernels' saved statistics (misc2)
+    "_batch_norm_with_update_functional.default": ((X4, C3, C3 + 1, C3.abs(), C3.abs() + 1, 0.1, 1e-5), {}),
+    # covariance, kept whole (misc2): weights of both kinds, aweights differentiated
+    "cov.default": ((X,), {"correction": 1, "fweights": torch.tensor([1, 3, 2]), "aweights": POS[0]}),
+    "corrcoef.default": ((torch.cat([X, Y]),), {}),
     # creation ops: no input (see test_every_torch_op_output)
     "empty.memory_format": (([2, 3],), {"dtype": D}),
     "empty_permuted.default": (([2, 3], [1, 0]), {"dtype": D}),

@@ -88,12 +88,16 @@ class Auditor:
 
 
 def check_auditable(imp):
-    """InputError unless the imported program returns one scalar and has a float input to differentiate."""
+    """InputError unless the imported program returns one scalar that the framework differentiates (not a
+    stop-gradient it returns as a value: ``Imported.no_gradient``) and has a float input to differentiate."""
     P = imp.program
     shapes = [P.atom_shape(a) for a in P.outputs]
     if len(shapes) != 1 or math.prod(shapes[0]) != 1:
         raise InputError(f"the audited function must return one scalar (a loss); {P.name} returns "
                          + ", ".join(f"an array of shape {list(s)}" for s in shapes))
+    if 0 in getattr(imp, "no_gradient", {}):
+        raise InputError(f"{P.name} returns a value its framework gives no gradient, so there is no framework "
+                         f"gradient to audit: {imp.no_gradient[0]}")
     if not imp.inputs:
         raise InputError(f"nothing to differentiate: every input is an integer or a constant in {P.name} (the "
                          "audit needs a float argument or parameter)")

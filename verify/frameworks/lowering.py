@@ -86,7 +86,10 @@ class Imported:
       imported as exact constants;
     - ``origins``: an ``Origin`` per equation (``nonsmooth()`` lists those of the nonsmooth equations, whose
       switching functions are the kinks);
-    - ``source``: the framework's own program (torch: the decomposed ExportedProgram; jax: the ClosedJaxpr).
+    - ``source``: the framework's own program (torch: the decomposed ExportedProgram; jax: the ClosedJaxpr);
+    - ``no_gradient``: {output index: reason} of the outputs the framework computes but gives no gradient (a
+      ``Stopped`` value returned as it is, such as native_layer_norm's mean): their values are real functions
+      of the inputs, but no gradient of them is the framework's, so none is audited or compared.
     """
     program: object
     point: list
@@ -95,6 +98,7 @@ class Imported:
     origins: tuple
     framework: str
     source: object = field(default=None, repr=False)
+    no_gradient: dict = field(default_factory=dict)
 
     def nonsmooth(self):
         """[(equation index, Origin)] for every nonsmooth equation, in the order of the program's pattern."""
@@ -104,8 +108,12 @@ class Imported:
         return self.origins[k]
 
     def grad(self, **kw):
-        """``verify.grad`` at the example point (keyword arguments as for verify.grad)."""
+        """``verify.grad`` at the example point (keyword arguments as for verify.grad); InputError when the
+        output is one the framework gives no gradient (``no_gradient``)."""
         from ..interpret.tensor import grad
+        if 0 in self.no_gradient and self.program.n_outputs == 1:
+            raise InputError(f"{self.program.name}'s output has no gradient in {self.framework}: "
+                             f"{self.no_gradient[0]}")
         return grad(self.program, self.point, **kw)
 
 
@@ -161,6 +169,15 @@ class Unavailable:
     values); using it is an ImportFailure with ``reason``."""
     reason: str
     shape: tuple = ()
+
+
+@dataclass(frozen=True)
+class Stopped(Unavailable):
+    """A value the framework computes but gives no gradient (torch: no grad_fn, such as the statistics
+    native_layer_norm saves for its backward): ``value`` is its real Tensor.  The framework's AD treats it as a
+    constant, which no real-number function does, so used in any computation it is refused with ``reason``
+    (as an Unavailable); returned as an output it is its value, and ``Imported.no_gradient`` names it."""
+    value: object = None
 
 
 CMP_OPS = (">", ">=", "<", "<=", "==", "!=")
@@ -699,8 +716,12 @@ class Lowering:
 
     # ------------------------------------------------------------------------------------------ finishing
     def finish(self, outputs):
+        """The program returning ``outputs``; a Stopped output is its value, recorded in ``no_gradient``."""
         atoms = []
+        self.no_gradient = {}
         for i, v in enumerate(outputs):
+            if isinstance(v, Stopped) and v.value is not None:
+                self.no_gradient[i], v = v.reason, v.value
             t = self.real(v, f"output {i}")
             atoms.append(self.full(t))
         return self.b.finish(atoms)

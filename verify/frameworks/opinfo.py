@@ -1,12 +1,14 @@
 """PyTorch's own operator test data (OpInfo's ``op_db``) as a differential suite for the torch importer.
 
-For every OpInfo that supports float64 and autograd on the CPU, the first sample of
-``op.sample_inputs("cpu", torch.float64, requires_grad=False)`` becomes a function of the sample's tensors:
-it applies the op through its ``gradcheck_wrapper`` (as torch's gradient tests do) and returns a scalar loss, the sum of every real output weighted by fixed small integers
-(distinct weights, so that a permutation or a wrong element changes the loss), followed by the real outputs
-themselves.  ``check`` imports that function with ``from_torch``, evaluates the program (exact rationals,
-balls where values stop being rational) and runs its reverse mode, and sets the result beside torch's own
-float64 values and autograd gradient.  The result is one of:
+For every OpInfo that supports float64 and autograd on the CPU, the first sample of ``op.sample_inputs("cpu",
+torch.float64, requires_grad=False)`` becomes a function of the sample's tensors: it applies the op through
+its ``gradcheck_wrapper`` (as torch's gradient tests do) and returns a scalar loss, the sum of every real
+output weighted by fixed small integers (distinct weights, so that a permutation or a wrong element changes
+the loss), followed by the real outputs themselves. An output that torch gives no gradient (no grad_fn on
+torch's own run, such as native_layer_norm's saved mean and rstd: a stop-gradient) is left out of the loss and
+compared as a value only. ``check`` imports that function with ``from_torch``, evaluates the program (exact
+rationals, balls where values stop being rational) and runs its reverse mode, and sets the result beside
+torch's own float64 values and autograd gradient. The result is one of:
 
 - ``imported``: every output and every gradient element equal torch's to float64 rounding
   (``agrees``: |ours - torch| <= 2^-30 * max(1, |ours|) elementwise);
@@ -98,6 +100,7 @@ class Case:
         self.leaves = leaves
         self.args = [leaves[i].detach().clone() for i in self.slots]
         self.weights = None
+        self.stopped = None      # indices of the real outputs torch gives no gradient (no grad_fn): not in the loss
         self.frozen = set()      # positions in args that torch does not differentiate (running statistics)
 
     def inputs(self):
@@ -153,7 +156,13 @@ class Case:
         if self.weights is None:
             g = torch.Generator().manual_seed(0)
             self.weights = [torch.randint(1, 17, tuple(o.shape), generator=g).to(o.dtype) for o in outs]
-        loss = sum(((w * o).sum() for w, o in zip(self.weights, outs)), torch.zeros((), dtype=torch.float64))
+        if self.stopped is None and any(isinstance(t, torch.Tensor) and t.requires_grad for t in tensors):
+            # read once, on torch's own run with gradients: outputs with no grad_fn (a stop-gradient such as
+            # native_layer_norm's mean) have no gradient in torch, so they are compared as values only
+            self.stopped = {i for i, o in enumerate(outs) if not o.requires_grad}
+        stopped = self.stopped or set()
+        loss = sum(((w * o).sum() for i, (w, o) in enumerate(zip(self.weights, outs)) if i not in stopped),
+                   torch.zeros((), dtype=torch.float64))
         self.rtol = max([RTOL] + [8 * float(torch.finfo(o.dtype).eps) for o in outs])
         return (loss, *outs)
 

@@ -13,11 +13,11 @@ import numpy as _np
 from flint import fmpq
 
 from ..errors import InputError
-from ..program.ir import Eqn
+from ..program.ir import Eqn, Lit
 from ..program.prims import PRIMITIVES
 from . import torch_ops
-from .lowering import (Const, Cond, ImportFailure, Imported, InputInfo, Lowering, Masked, NonReal, Origin, Tensor,
-                       Unavailable, exact_q, point_value)
+from .lowering import (Const, Cond, ImportFailure, Imported, InputInfo, Lowering, Masked, NonReal, Origin, Stopped,
+                       Tensor, Unavailable, exact_q, point_value)
 
 NAME = "torch"
 
@@ -50,6 +50,9 @@ class TorchLowering(Lowering):
         self.node = None
         self.dependent = set()         # the nodes whose values depend on the program's inputs
         self.run_values = None         # () -> {node: torch's value at the example point}, computed once
+        # [(atoms, Origin, reason)]: outputs of one op whose gradients torch's backward takes only all together
+        # (group norm's saved mean and rstd): the loss must reach all of them differentiably, or none
+        self.joint = []
 
     def constant_value(self, node):
         """torch's own value of a node that does not depend on the program's inputs (so it is the same at every
@@ -168,7 +171,7 @@ def export(f, *example_args, name=None):
         base, overload = op.split(".")
         table.pop(getattr(getattr(torch.ops.aten, base), overload), None)
     try:
-        with _custom_functions() as custom:
+        with _custom_functions() as custom, _fake_kernels():
             ep = torch.export.export(module, tuple(example_args))
     except Exception as e:     # torch raises many unrelated types here; the message is what matters
         raise ImportFailure(f"torch.export could not export {name}: {type(e).__name__}: {e}".split("\n")[0]) from e
@@ -178,7 +181,8 @@ def export(f, *example_args, name=None):
                             "exported program (a custom backward is not checked against its forward)")
     decomposed = _check_decompositions(ep, table)
     try:
-        ep = ep.run_decompositions(table)
+        with _fake_kernels():
+            ep = ep.run_decompositions(table)
     except Exception as e:
         raise ImportFailure(f"torch.export could not decompose {name}: {type(e).__name__}: {e}".split("\n")[0]) from e
     return ep, name, _provenance(ep, decomposed)
@@ -232,6 +236,38 @@ class _custom_functions:
 
     def __exit__(self, *exc):
         self.fn.Function.apply = self.orig
+        return False
+
+
+class _fake_kernels:
+    """While exporting, the kept ops of ``torch_ops.FAKE`` (cov, corrcoef) get a CompositeImplicitAutograd
+    kernel and a meta kernel that give fake tensors an output of the op's shape: torch.export otherwise runs the
+    op's own implementation on fake tensors to learn its output, and cov's checks its weights with
+    data-dependent branches (aten.equal), which fake tensors cannot decide.  Real tensors still get the op's own
+    value.  Everything is restored on exit."""
+
+    def __enter__(self):
+        import torch
+        from torch._C import DispatchKey
+        from torch._decomp import meta_table
+        self.meta_table, self.saved = meta_table, []
+        for name, kernel in torch_ops.FAKE.items():
+            base, overload = name.split(".")
+            op = getattr(getattr(torch.ops.aten, base), overload)
+            self.saved.append((op, dict(op.py_kernels), meta_table.get(op)))
+            op.py_impl(DispatchKey.CompositeImplicitAutograd)(kernel)
+            meta_table[op] = kernel
+        return self
+
+    def __exit__(self, *exc):
+        for op, kernels, meta in self.saved:
+            op.py_kernels.clear()
+            op.py_kernels.update(kernels)
+            op._dispatch_cache.clear()
+            if meta is None:
+                self.meta_table.pop(op, None)
+            else:
+                self.meta_table[op] = meta
         return False
 
 
@@ -437,7 +473,23 @@ def lower_exported(ep, user_values, params="inputs", name="f", state=None, prove
         lo.origin = Origin("torch", "output", getattr(a, "name", ""))
         outs.append(values[a] if isinstance(a, torch.fx.Node) else a)
     program = lo.finish(outs)
-    return Imported(program, point, infos, constants, tuple(lo.origins), "torch", ep)
+    _check_joint(lo, program)
+    return Imported(program, point, infos, constants, tuple(lo.origins), "torch", ep, dict(lo.no_gradient))
+
+
+def _check_joint(lo, program):
+    """ImportFailure when the loss (output 0) is differentiated through some but not all of a ``lo.joint`` group
+    (a where's comparison operands carry no derivative: they are not followed)."""
+    if not lo.joint or not program.outputs:
+        return
+    reached = {a for a in program.outputs[:1] if isinstance(a, int)}
+    for e in reversed(program.eqns):
+        if any(o in reached for o in e.outs):
+            reached.update(a for a in (e.ins[2:] if e.prim == "where" else e.ins) if isinstance(a, int))
+    for atoms, origin, reason in lo.joint:
+        hit = [a in reached for a in atoms if isinstance(a, int)]
+        if any(hit) and not all(hit):
+            raise ImportFailure(f"{origin}: {reason}")
 
 
 def _dependent(graph, inputs):
@@ -552,6 +604,9 @@ def _run_node(lo, node, op, values):
         lo.fail(f"aten.{op} computes integers from real values (indices, counts): not a real-number function")
     if args and isinstance(args[0], Masked) and op in _MOVEMENT:
         return _move_masked(lo, node, args, kwargs)
+    if op in _PARTIAL_MOVES and any(isinstance(x, torch_ops.Partial)
+                                    for a in args for x in (a if isinstance(a, (list, tuple)) else (a,))):
+        return _move_partial(lo, node, op, args, kwargs)
     entry = ATEN.get(op)
     if entry is None:
         lo.fail(f"the op aten.{op} is not supported by the importer (no mapping to verify's primitives)")
@@ -574,6 +629,50 @@ def _move_masked(lo, node, args, kwargs):
         return a
     idx = node.target(pos, *args[1:], **kwargs).numpy()
     return lo.masked(lo.take(a.values, idx, "map"), _np.asarray(a.mask).reshape(-1)[idx])
+
+
+# torch.empty and what is written into it.  An empty's elements are undefined until written; torch's own
+# decompositions (circular padding, ...) allocate one and fill it through slices (copy_ into a slice, then
+# slice_scatter back) before anything reads it.  Definedness is tracked element by element (a Partial: values
+# and a mask): data movement moves both, computed from torch's own op on positions; a Partial that becomes
+# fully defined is an ordinary real array, and any other op that meets an undefined element is refused.
+_PARTIAL_MOVES = _MOVEMENT | {"copy.default", "slice_scatter.default", "select_scatter.default",
+                              "diagonal_scatter.default", "cat.default", "flip.default", "roll.default",
+                              "narrow_copy.default", "slice_copy.Tensor", "select_copy.int", "view_copy.default",
+                              "expand_copy.default", "permute_copy.default", "unsqueeze_copy.default"}
+_IDENTITIES = {"clone.default", "alias.default", "contiguous.default", "_to_copy.default", "lift_fresh_copy.default"}
+
+
+def _move_partial(lo, node, op, args, kwargs):
+    """A data-movement op (``_PARTIAL_MOVES``) on arrays with undefined elements: torch's op on the positions of
+    every element says where each lands; values and definedness follow.  (Any other op gets the Partial as
+    an Unavailable: refused where it reads it.)"""
+    import torch
+    if op in _IDENTITIES:
+        if op == "_to_copy.default" and kwargs.get("dtype") is not None and not _is_float(kwargs["dtype"]):
+            lo.fail(f"a cast to {kwargs['dtype']} of a real value is not a real-number function")
+        return args[0]
+    parts = []
+
+    def positions(x):
+        if isinstance(x, Const):
+            return torch.from_numpy(_np.array(x.value))
+        if isinstance(x, (Cond, NonReal, Masked)) or isinstance(x, Unavailable) and \
+                not isinstance(x, torch_ops.Partial):
+            lo.real(x)                       # refused with the value's own reason
+        if not isinstance(x, (Tensor, torch_ops.Partial)):
+            return x
+        vals, mask = (x.values, x.defined) if isinstance(x, torch_ops.Partial) else \
+            (x, _np.ones(x.shape, dtype=bool))
+        off = sum(_math.prod(v.shape) for v, _ in parts)
+        parts.append((vals, _np.asarray(mask, dtype=bool)))
+        return torch.arange(off, off + _math.prod(vals.shape), dtype=torch.int64).reshape(vals.shape)
+    targs = [type(a)(positions(x) for x in a) if isinstance(a, (list, tuple)) else positions(a) for a in args]
+    idx = node.target(*targs, **{k: positions(v) for k, v in kwargs.items()}).numpy()
+    flat = [lo.reshape(v, (_math.prod(v.shape),)) for v, _ in parts]
+    src = flat[0] if len(flat) == 1 else lo.concat(flat, 0)
+    defined = _np.concatenate([m.reshape(-1) for _, m in parts])
+    return torch_ops.partial(lo.take(src, idx, "map"), defined[idx])
 
 
 _BOOL_OPS = set()
@@ -982,16 +1081,24 @@ def _normalize(lo, t, axes, eps):
 
 
 # torch gives the statistics that normalisation kernels save for their backward no grad_fn (derivatives.yaml:
-# output_differentiability [True, False, False]): its AD treats them as constants, a stop-gradient.  A
-# stop-gradient is not a real-number function with a derivative, so a program that uses them is refused
-# rather than differentiated through them (verify would differ from torch) or given a derivative no piece has.
+# output_differentiability [True, False, False]): its AD treats them as constants, a stop-gradient.  Returned
+# as they are, they are real functions of the inputs whose values verify computes exactly, and torch simply
+# has no gradient of them: they are Stopped values, which the program returns and Imported.no_gradient names.
+# A computation that uses one is refused: torch differentiates it as if the statistic were a constant, which
+# is the derivative of no real-number function (verify would differ from torch, or give a derivative no piece
+# has).
 _STOPPED = ("{op}'s {what} output has no gradient in torch (its autograd treats it as a constant, a "
-            "stop-gradient), so it is not a real-number function verify can differentiate as torch does: "
-            "compute it with differentiable ops ({how}) instead")
+            "stop-gradient), so a computation that uses it is not a real-number function verify can "
+            "differentiate as torch does (returned as it is, it is a value with no gradient): compute it with "
+            "differentiable ops ({how}) instead")
 
 
-@aten("native_layer_norm.default", note="mean and rstd outputs: no grad_fn in torch (a stop-gradient): refused "
-                                        "when used")
+def _stopped(op, what, how, t):
+    return Stopped(_STOPPED.format(op=op, what=what, how=how), tuple(t.shape), t)
+
+
+@aten("native_layer_norm.default", note="mean and rstd outputs: no grad_fn in torch (a stop-gradient): values "
+                                        "when returned, refused when used")
 def _layer_norm(lo, a, normalized_shape, weight, bias, eps):
     t = lo.real(a)
     k = len(normalized_shape)
@@ -1002,8 +1109,7 @@ def _layer_norm(lo, a, normalized_shape, weight, bias, eps):
     if bias is not None:
         y = lo.add(y, bias)
     how = "x.mean(dims, keepdim=True), 1 / (x.var(dims, unbiased=False, keepdim=True) + eps).sqrt()"
-    return (y, Unavailable(_STOPPED.format(op="native_layer_norm", what="mean", how=how), m.shape),
-            Unavailable(_STOPPED.format(op="native_layer_norm", what="rstd", how=how), rstd.shape))
+    return (y, _stopped("native_layer_norm", "mean", how, m), _stopped("native_layer_norm", "rstd", how, rstd))
 
 
 def _channel(lo, v, nd):
@@ -1011,9 +1117,19 @@ def _channel(lo, v, nd):
     return lo.reshape(v, (v.shape[0],) + (1,) * (nd - 2))
 
 
+_BN_HOW = "the batch's x.mean and x.var, or the running statistics"
+
+
 def _bn_stopped(*whats):
-    how = "the batch's x.mean and x.var, or the running statistics"
-    return tuple(Unavailable(_STOPPED.format(op="batch norm", what=w, how=how)) for w in whats)
+    """Statistics refused when used and with no value: the updated running statistics (a buffer's new value,
+    a side effect)."""
+    return tuple(Unavailable(_STOPPED.format(op="batch norm", what=w, how=_BN_HOW)) for w in whats)
+
+
+def _bn_eval_saved():
+    """Eval mode's saved mean and rstd: torch returns empty tensors (shape (0,)), with no gradient."""
+    empty = Tensor(Lit(fmpq(0)), (0,))
+    return tuple(_stopped("batch norm", w, _BN_HOW, empty) for w in ("saved mean", "saved rstd"))
 
 
 @aten("_native_batch_norm_legit_no_training.default")
@@ -1026,7 +1142,7 @@ def _batch_norm_eval(lo, a, weight, bias, running_mean, running_var, momentum, e
         y = lo.mul(y, _channel(lo, weight, nd))
     if bias is not None:
         y = lo.add(y, _channel(lo, bias, nd))
-    return (y,) + _bn_stopped("saved mean", "saved rstd")
+    return (y,) + _bn_eval_saved()
 
 
 @aten("_native_batch_norm_legit_functional.default")
@@ -1042,10 +1158,11 @@ def _dropout(lo, a, p, train):
     lo.fail("dropout in training mode is random, not a function: call model.eval() before importing")
 
 
-@aten("_native_batch_norm_legit.default", "_native_batch_norm_legit.no_stats")
+@aten("_native_batch_norm_legit.default", "_native_batch_norm_legit.no_stats",
+      note="saved mean and rstd: no grad_fn in torch (a stop-gradient): values when returned, refused when used")
 def _batch_norm_train(lo, a, weight, bias, *rest):
     """Training mode: the batch's own mean and biased variance over (N, H, W) (the running statistics'
-    update is a side effect, not part of the function)."""
+    update is a side effect, not part of the function); the saved mean and rstd are Stopped values."""
     t = lo.real(a)
     eps = rest[-1]
     nd = len(t.shape)
@@ -1054,7 +1171,18 @@ def _batch_norm_train(lo, a, weight, bias, *rest):
         y = lo.mul(y, _channel(lo, weight, nd))
     if bias is not None:
         y = lo.add(y, _channel(lo, bias, nd))
-    return (y,) + _bn_stopped("saved mean", "saved rstd")
+    c = (t.shape[1],)
+    return (y, _stopped("batch norm", "saved mean", _BN_HOW, lo.reshape(m, c)),
+            _stopped("batch norm", "saved rstd", _BN_HOW, lo.reshape(rstd, c)))
+
+
+@aten("_batch_norm_with_update_functional.default",
+      note="training batch norm: saved mean and rstd as _native_batch_norm_legit; the updated running statistics "
+           "are the buffers' new values (a side effect), refused when used")
+def _batch_norm_with_update(lo, a, weight, bias, running_mean, running_var, momentum, eps):
+    y, m, rstd = _batch_norm_train(lo, a, weight, bias, eps)
+    reserve = Const(_np.zeros((0,), dtype=_np.uint8))       # the kernel's reserve space (cuDNN's): empty on CPU
+    return (y, m, rstd, reserve) + _bn_stopped("updated running mean", "updated running var")
 
 
 # ------------------------------------------------------------------------------------------------ pooling

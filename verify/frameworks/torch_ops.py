@@ -2088,10 +2088,33 @@ def convolution(lo, x, w, bias, stride, padding, dilation, transposed, output_pa
 
 # ----------------------------------------------------------------------------------------- memory, copies
 
+EMPTY = "the values of torch.empty are undefined"
+
+
+@dataclass(frozen=True, eq=False)
+class Partial(Unavailable):
+    """An array whose elements are defined only where ``defined`` (a numpy bool array of its shape) holds:
+    torch.empty, and what copy_ / slice_scatter wrote into it.  ``values`` is a real Tensor of its shape (any
+    value where undefined).  Data movement keeps track of both (frameworks/torch.py); any other use is refused
+    with ``reason``, as an Unavailable."""
+    values: object = None
+    defined: object = None
+
+
+def partial(values, defined):
+    """``values`` where every element is defined, else a Partial."""
+    defined = np.asarray(defined, dtype=bool)
+    if defined.all():
+        return values
+    return Partial(f"{EMPTY}: an element never written is read here", tuple(values.shape), values, defined)
+
+
 @op("empty.memory_format", "empty_permuted.default", "empty_strided.default",
-    note="uninitialised memory: usable only when overwritten")
+    note="uninitialised memory: defined element by element where written (copy_, slice_scatter), refused where read "
+         "before")
 def _empty(lo, size, *args, **kw):
-    return Unavailable("the values of torch.empty are undefined", tuple(size))
+    shape = tuple(size)
+    return partial(Tensor(Lit(fmpq(0)), shape), np.zeros(shape, dtype=bool))
 
 
 @op("copy.default", note="self takes the values of src (broadcast)")
@@ -2133,8 +2156,119 @@ def _group_norm(lo, a, weight, bias, N, C, HxW, group, eps):
         y = lo.mul(y, lo.reshape(lo.real(weight), ch))
     if bias is not None:
         y = lo.add(y, lo.reshape(lo.real(bias), ch))
-    return y, Unavailable("group-norm saved statistics"), Unavailable("group-norm saved statistics")
+    # unlike layer and batch norm, torch differentiates the saved mean and rstd of group norm (their grad_fn is
+    # NativeGroupNormBackward0), but only jointly: measured, the gradient of one of them alone is dropped (None
+    # when the output is unused too), with both it is the derivative.  So they are real outputs, and the
+    # importer checks that the loss reaches both or neither (torch.py, ``TorchLowering.joint``)
+    m, rstd = lo.reshape(m, (N, group)), lo.reshape(rstd, (N, group))
+    lo.joint.append(((m.atom, rstd.atom), lo.origin, "torch's group norm backward uses the gradients of its saved "
+                     "mean and rstd only when both are defined (measured: one of them alone is dropped), and "
+                     "the loss here is differentiated through one of them only: use both, or compute the "
+                     "statistic with differentiable ops (x.mean, x.var)"))
+    return y, m, rstd
 
+
+# ------------------------------------------------------------------------------------- covariance (misc2)
+# aten.cov and aten.corrcoef are CompositeImplicitAutograd: torch's autograd differentiates their own C++
+# implementation (Correlation.cpp), so their gradient is the derivative of that formula.  torch.export cannot
+# trace that implementation (it checks its weights with data-dependent branches: aten.equal on fake tensors),
+# so both ops are kept whole (``FAKE`` gives torch.export their output shapes, installed while exporting) and
+# lowered here to the same formula with torch's correction / fweights / aweights semantics.
+
+FAKE = {}       # "name.overload" -> a function of fake tensors with the op's output shape (torch.py, export)
+
+
+def _fake_or_real(name, shape_of):
+    """A kernel that gives fake tensors an output of the op's shape, and real tensors (torch.export folding
+    constants) the op's own value."""
+    def kernel(self, *args, **kwargs):
+        import torch
+        from torch._subclasses.fake_tensor import is_fake
+        if not is_fake(self):
+            base, overload = name.split(".")
+            return getattr(getattr(torch.ops.aten, base), overload).decompose(self, *args, **kwargs)
+        v = shape_of(self)
+        return self.new_empty((v, v)).squeeze()
+    return kernel
+
+
+FAKE["cov.default"] = _fake_or_real("cov.default", lambda t: 1 if t.dim() < 2 else t.shape[0])
+FAKE["corrcoef.default"] = _fake_or_real("corrcoef.default", lambda t: 1 if t.dim() < 2 else t.shape[0])
+
+
+def _nonnegative_weights(lo, w, what):
+    """Refuse constant weights with a negative entry (torch raises); weights that are program inputs are
+    used where they are as torch's check passed at the example point: the program is defined there."""
+    if isinstance(w.atom, int):
+        return
+    if np.asarray(lo.compare("<", w, 0).value).any():
+        lo.fail(f"cov(): {what} cannot be negative (torch raises)")
+
+
+def cov(lo, a, correction=1, fweights=None, aweights=None):
+    """torch.cov as Correlation.cpp computes it: w = fweights * aweights (either, or none), the weighted mean
+    sum(w x) / sum(w) per variable (row), (x - mean) (w (x - mean))^T over the normalisation sum(w) - correction
+    (sum(w) - correction * sum(w aweights) / sum(w) with aweights); torch zeroes a normalisation <= 0, and the
+    division by it is then not defined (refused)."""
+    x = lo.real(a)
+    if len(x.shape) > 2:
+        lo.fail("cov(): the input has more than 2 dimensions")
+    x2 = x if len(x.shape) == 2 else lo.reshape(x, (1, math.prod(x.shape)))
+    v, n = x2.shape
+    w = aw = None
+    if fweights is not None:
+        if not isinstance(fweights, Const):
+            lo.fail("cov(): fweights must be integer constants")
+        fw = np.asarray(fweights.value).reshape(-1)
+        if fw.size != n:
+            lo.fail(f"cov(): {fw.size} fweights for {n} observations")
+        w = lo.constant(fw.astype(np.int64), f"fweights.{lo.hint or 'cov'}")
+        _nonnegative_weights(lo, w, "fweights")
+    if aweights is not None:
+        aw = lo.reshape(lo.real(aweights, "aweights"), (n,))
+        _nonnegative_weights(lo, aw, "aweights")
+        w = aw if w is None else lo.mul(w, aw)
+    w_sum = lo.lit(n) if w is None else lo.reduce("sum", w, (0,))
+    if isinstance(w_sum.atom, Lit) and w_sum.atom.value == 0:
+        lo.fail("cov(): weights sum to zero, can't be normalized (torch raises)")
+    avg = lo.div(lo.reduce("sum", x2 if w is None else lo.mul(x2, w), (1,), True), w_sum)
+    if aw is not None and correction != 0:
+        norm = lo.sub(w_sum, lo.div(lo.mul(correction, lo.reduce("sum", lo.mul(w, aw), (0,))), w_sum))
+    else:
+        norm = lo.sub(w_sum, correction)
+    if isinstance(norm.atom, Lit):
+        if norm.atom.value <= 0:
+            lo.fail(f"cov(): degrees of freedom {norm.atom.value} <= 0: torch divides by zero (inf / nan)")
+    else:           # torch's norm_factor.zero_() where it is <= 0: the division is then not defined
+        norm = lo.select(lo.compare(">", norm, 0), norm, 0)
+    d = lo.sub(x2, avg)
+    c = lo.div(lo.dot(d, d if w is None else lo.mul(d, w), (1,), (1,)), norm)
+    return lo.reshape(c, ()) if v == 1 else c
+
+
+@op("cov.default", keep=True, note="Correlation.cpp's formula (smooth); a normalisation <= 0 is not defined")
+def _cov(lo, a, correction=1, fweights=None, aweights=None):
+    return cov(lo, a, correction, fweights, aweights)
+
+
+@op("corrcoef.default", keep=True,
+    note="cov / (s_i s_j) clipped to [-1, 1] as Correlation.cpp (clip's backward passes at the bounds, as clamp: 1), "
+         "written c_ij / sqrt(c_ii c_jj); the diagonal is c_ii / c_ii (the same function, exactly 1); a scalar cov "
+         "is c / c")
+def _corrcoef(lo, a):
+    c = cov(lo, a)
+    if not c.shape:
+        return lo.div(c, c)
+    v = c.shape[0]
+    d = lo.take(c, np.arange(v) * (v + 1), "diag")                     # c_ii
+    # c_ij / s_i / s_j as c_ij / sqrt(c_ii c_jj): the same function, and at perfect correlation (|r| = 1, a tie
+    # at the clip's bound) sqrt of the rational square c_ij^2 is exact, so the tie is decided
+    dd = lo.mul(lo.reshape(d, (v, 1)), lo.reshape(d, (1, v)))
+    r = lo.div(c, lo.ew("sqrt", [dd]))
+    eye = np.eye(v, dtype=bool)
+    r = lo.select(Const(eye), lo.div(c, lo.broadcast(lo.reshape(d, (v, 1)), (v, v))), r)
+    (o,) = lo.emit("clamp", [lo.full(r)], {"lo": fmpq(-1), "hi": fmpq(1), "at_lo": fmpq(1), "at_hi": fmpq(1)})
+    return Tensor(o, (v, v))
 
 
 # ---------------------------------------------------------------------------------------------------- QR
