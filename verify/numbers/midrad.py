@@ -174,11 +174,80 @@ def kappa_bounded(x):
     return x._kb
 
 
+class Windows:
+    """The windows of a 2-D convolution over an (N, C, H, W) array, as a matrix: one row per output position
+    (n, ho, wo), one column per window element (i, j, c) (the kernel's rows, its columns, then the channel),
+    padding read as 0.  ``gather`` builds it by kh * kw strided copies (no index array: a fancy-indexed gather
+    of a layer's patches costs twice as much), ``place`` adds such a matrix back into the input elements
+    (col2im: the transpose of ``gather``)."""
+    __slots__ = ("shape", "kh", "kw", "stride", "dilation", "pads", "out", "counts")
+
+    def __init__(self, shape, kh, kw, stride, dilation, pads):
+        N, C, H, W = shape
+        (sh, sw), (dh, dw) = stride, dilation
+        t, b, left, r = pads
+        self.shape, self.kh, self.kw = tuple(shape), kh, kw
+        self.stride, self.dilation, self.pads = tuple(stride), tuple(dilation), tuple(pads)
+        self.out = ((H + t + b - dh * (kh - 1) - 1) // sh + 1, (W + left + r - dw * (kw - 1) - 1) // sw + 1)
+        self.counts = None
+
+    def batch(self, n):
+        """The same windows over ``n`` images."""
+        return Windows((n,) + self.shape[1:], self.kh, self.kw, self.stride, self.dilation, self.pads)
+
+    def _views(self, padded):
+        """(i, j, the strided view of ``padded`` (N, Hp, Wp, ...) read by window element (i, j))."""
+        (sh, sw), (dh, dw) = self.stride, self.dilation
+        Ho, Wo = self.out
+        for i in range(self.kh):
+            for j in range(self.kw):
+                yield i, j, padded[:, i * dh:i * dh + sh * (Ho - 1) + 1:sh, j * dw:j * dw + sw * (Wo - 1) + 1:sw]
+
+    def gather(self, a):
+        """The (N*Ho*Wo, kh*kw*C) matrix of ``a`` (shaped like, or broadcast to, the input)."""
+        N, C, H, W = self.shape
+        t, b, left, r = self.pads
+        a = np.broadcast_to(a, self.shape)
+        if t or b or left or r:
+            xt = np.zeros((N, H + t + b, W + left + r, C), dtype=a.dtype)
+            xt[:, t:t + H, left:left + W] = a.transpose(0, 2, 3, 1)
+        else:
+            xt = np.ascontiguousarray(a.transpose(0, 2, 3, 1))
+        Ho, Wo = self.out
+        out = np.empty((N, Ho, Wo, self.kh, self.kw, C), dtype=a.dtype)
+        for i, j, v in self._views(xt):
+            out[:, :, :, i, j] = v
+        return out.reshape(N * Ho * Wo, self.kh * self.kw * C)
+
+    def place(self, v):
+        """The flat (N*C*H*W) float64 array of the input elements, each the sum of the entries of the matrix
+        ``v`` that ``gather`` reads from it (padding dropped): the window elements added one after another
+        (every sum has at most ``most()`` terms, the first added to an exact 0)."""
+        N, C, H, W = self.shape
+        t, b, left, r = self.pads
+        Ho, Wo = self.out
+        v6 = np.reshape(v, (N, Ho, Wo, self.kh, self.kw, C))
+        acc = np.zeros((N, H + t + b, W + left + r, C))
+        for i, j, view in self._views(acc):
+            view += v6[:, :, :, i, j]
+        return np.ascontiguousarray(acc[:, t:t + H, left:left + W].transpose(0, 3, 1, 2)).ravel()
+
+    def most(self):
+        """The largest number of windows an input element (not padding) is read by."""
+        if self.counts is None:
+            one = Windows((1, 1) + self.shape[2:], self.kh, self.kw, self.stride, self.dilation, self.pads)
+            Ho, Wo = self.out
+            self.counts = int(one.place(np.ones((Ho * Wo, self.kh * self.kw))).max(initial=0))
+        return self.counts
+
+
 def gather(src, a):
     """The array ``a`` (shaped like, or broadcast to, the source of a gathered value) gathered like it."""
     if a is None:
         return None
     x, idx, pad = src
+    if idx.__class__ is Windows:
+        return idx.gather(a)
     flat = np.ravel(np.broadcast_to(a, x.mid.shape))
     if pad:
         flat = np.append(flat, 0.0)
@@ -437,8 +506,29 @@ class MidRadTensors:
     def broadcast_to(self, x, shape):
         return self.struct(x, lambda a: np.broadcast_to(a, shape))
 
+    def windows(self, x, kh, kw, stride, dilation, pads):
+        """The windows of a 2-D convolution over x (N, C, H, W) as a matrix (``Windows``: rows (n, ho, wo),
+        columns (i, j, c)), padding exact 0; radius and deviation gathered when read, like ``take``."""
+        return self.take(x, Windows(x.mid.shape, kh, kw, stride, dilation, pads))
+
+    def place_windows(self, v, shape, kh, kw, stride, dilation, pads):
+        """The transpose of ``windows``: the flat array of an input of ``shape`` with every entry of the window
+        matrix v added into the element it was read from; sums with their rounding, as ``scatter``."""
+        win = Windows(shape, kh, kw, stride, dilation, pads)
+        kap = v._rad is _KAPPA
+        vals = [None if a is None else np.broadcast_to(a, v.mid.shape) for a in (v.mid, None if kap else v.rad, v.dev)]
+        return self._accumulate(v, vals, win.place, win.most())
+
     def take(self, x, idx):
-        """x.ravel()[idx] with -1 entries giving exact 0 (radius and deviation gathered when read)."""
+        """x.ravel()[idx] with -1 entries giving exact 0 (radius and deviation gathered when read); ``idx`` may
+        be a Windows."""
+        if idx.__class__ is Windows:
+            pad = False
+            if x._src is not None:
+                x = MR(x.mid, stored_rad(x), x.dev, x._small, x._peak)
+            src = (x, idx, pad)
+            return MR(idx.gather(x.mid), None if x._rad is None else (_KAPPA if x._rad is _KAPPA else _LAZY),
+                      None if x._dev is None else _LAZY, x._small, x._peak, src)
         idx = np.asarray(idx)
         pad = bool(idx.size and int(idx.min()) < 0)
         if x._src is not None:                   # a gather of a gather: compose the indices
@@ -500,8 +590,18 @@ class MidRadTensors:
                 o[idx] = a
                 out.append(o)
             return MR(out[0], _KAPPA if kap else out[1], out[2], v._small, v._peak)
+        return self._accumulate(v, vals, lambda w: np.bincount(idx, weights=w, minlength=size), cmax)
+
+    def _accumulate(self, v, vals, summer, cmax):
+        """The sums ``summer(w)`` (each output element a sum of at most ``cmax`` entries of w, in any order,
+        starting from an exact 0) of v's midpoints, with the radius and deviation of those sums: ``vals`` are
+        v's (mid, rad or None when it is KAPPA times dev, dev) shaped alike."""
+        kap = v._rad is _KAPPA
+        if cmax <= 1:                       # no two entries meet: every sum is one entry, exact
+            return MR(summer(vals[0]), _KAPPA if kap else (None if vals[1] is None else summer(vals[1])),
+                      None if vals[2] is None else summer(vals[2]), v._small, v._peak)
         m, r, d = vals
-        mid = np.bincount(idx, weights=m, minlength=size)
+        mid = summer(m)
         g = gamma(cmax - 1)
         rel = None if self.model is None else self.model.sum(cmax)[0]
         kappa = v.has_rad() and self.model is not None and self.kappa(g, rel) and kappa_bounded(v)
@@ -511,7 +611,7 @@ class MidRadTensors:
             w *= g
             if r is not None:
                 w += r
-            rad = np.bincount(idx, weights=w, minlength=size)
+            rad = summer(w)
             rad *= dot_inflation(cmax) * _C2
             if self._guard(v):
                 rad += UF * cmax
@@ -528,7 +628,7 @@ class MidRadTensors:
             w *= _C2 * rel
             if d is not None:
                 w += d
-            dev = np.bincount(idx, weights=w, minlength=size)
+            dev = summer(w)
             dev *= dot_inflation(cmax) * _C3
             dev += UF * cmax / KAPPA if kappa else UF * cmax
             if self.model.flush:
