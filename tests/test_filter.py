@@ -464,10 +464,11 @@ def test_window_matrices_are_the_gathered_patches(params):
     G = ns.take(x, idx[:, perm])
     for a, b in ((P.mid, G.mid), (P.rad, G.rad), (P.dev, G.dev)):
         assert a.shape == (N * Ho * Wo, C * kh * kw) and np.array_equal(a, b)
-    v = MR(RNG.integers(-8, 9, P.shape).astype(np.float64) / 4, RNG.random(P.shape) * 2.0 ** -30,
-           RNG.random(P.shape) * 2.0 ** -20)
+    blocks = (kh * kw, N * Ho * Wo, C)          # place_windows reads the window matrix by window element
+    v = MR(RNG.integers(-8, 9, blocks).astype(np.float64) / 4, RNG.random(blocks) * 2.0 ** -30,
+           RNG.random(blocks) * 2.0 ** -20)
     placed = ns.place_windows(v, (N, C, H, W), kh, kw, stride, dil, pads4)
-    scattered = ns.scatter(v, idx[:, perm], N * C * H * W)
+    scattered = ns.scatter(ns.reshape(ns.transpose(v, (1, 0, 2)), P.shape), idx[:, perm], N * C * H * W)
     assert np.array_equal(placed.mid, scattered.mid)         # sums of quarters of small integers: exact
     for a, b in ((placed.rad, scattered.rad), (placed.dev, scattered.dev)):
         assert np.allclose(a, b, rtol=1e-12, atol=0)        # the same bound, its float sums in another order

@@ -19,6 +19,7 @@ comparison false both ways: a sign is then UNDECIDED, never a guess.
 ``signs`` is the float filter's predicate: 1 when ``mid > rad``, -1 when ``mid < -rad``, 0 when mid and rad are
 both exactly 0 (then the exact value is 0), UNDECIDED otherwise.
 """
+import functools
 import math
 
 import numpy as np
@@ -220,25 +221,32 @@ class Windows:
         return out.reshape(N * Ho * Wo, self.kh * self.kw * C)
 
     def place(self, v):
-        """The flat (N*C*H*W) float64 array of the input elements, each the sum of the entries of the matrix
-        ``v`` that ``gather`` reads from it (padding dropped): the window elements added one after another
-        (every sum has at most ``most()`` terms, the first added to an exact 0)."""
+        """The flat (N*C*H*W) float64 array of the input elements, each the sum of the entries of ``v`` that
+        ``gather`` reads from it (padding dropped): the window elements added one after another (every sum has
+        at most ``most()`` terms, the first added to an exact 0).  ``v`` is the window matrix laid out by window
+        element: (kh*kw, N*Ho*Wo, C), so that each addition reads a contiguous block."""
         N, C, H, W = self.shape
         t, b, left, r = self.pads
         Ho, Wo = self.out
-        v6 = np.reshape(v, (N, Ho, Wo, self.kh, self.kw, C))
+        v6 = np.reshape(v, (self.kh, self.kw, N, Ho, Wo, C))
         acc = np.zeros((N, H + t + b, W + left + r, C))
         for i, j, view in self._views(acc):
-            view += v6[:, :, :, i, j]
+            view += v6[i, j]
         return np.ascontiguousarray(acc[:, t:t + H, left:left + W].transpose(0, 3, 1, 2)).ravel()
 
     def most(self):
         """The largest number of windows an input element (not padding) is read by."""
         if self.counts is None:
-            one = Windows((1, 1) + self.shape[2:], self.kh, self.kw, self.stride, self.dilation, self.pads)
-            Ho, Wo = self.out
-            self.counts = int(one.place(np.ones((Ho * Wo, self.kh * self.kw))).max(initial=0))
+            self.counts = most_windows(self.shape[2:], self.kh, self.kw, self.stride, self.dilation, self.pads)
         return self.counts
+
+
+@functools.lru_cache(maxsize=64)
+def most_windows(hw, kh, kw, stride, dilation, pads):
+    """The largest number of convolution windows (Windows' parameters) an element of an H x W input is read by."""
+    one = Windows((1, 1) + tuple(hw), kh, kw, stride, dilation, pads)
+    Ho, Wo = one.out
+    return int(one.place(np.ones((kh * kw, Ho * Wo, 1))).max(initial=0))
 
 
 def gather(src, a):
@@ -345,8 +353,7 @@ def bound32(x, y, n):
     sgemm's result P (any order, FMA or not) satisfies P + n eta32 >= (1 - gamma_n) (x @ y) (Higham, Lemma 3.1,
     with one underflow error of at most eta32 / 2 per product), then one float64 addition and the scaling.
     Overflow gives inf, and inf times 0 gives nan, which becomes inf (an upper bound)."""
-    p = np.matmul(x, y).astype(np.float64)
-    p += n * F32.eta
+    p = np.add(np.matmul(x, y), n * F32.eta, dtype=np.float64)    # float32 to float64 exactly, then one rounding
     p *= product_scale(n, F32, 1)
     if np.isnan(p.max(initial=0.0)):
         p[np.isnan(p)] = np.inf
@@ -512,8 +519,9 @@ class MidRadTensors:
         return self.take(x, Windows(x.mid.shape, kh, kw, stride, dilation, pads))
 
     def place_windows(self, v, shape, kh, kw, stride, dilation, pads):
-        """The transpose of ``windows``: the flat array of an input of ``shape`` with every entry of the window
-        matrix v added into the element it was read from; sums with their rounding, as ``scatter``."""
+        """The transpose of ``windows``: the flat array of an input of ``shape`` with every entry of v, a window
+        matrix laid out (kh*kw, N*Ho*Wo, C) (window element, output position, channel), added into the element
+        it was read from; sums with their rounding, as ``scatter``."""
         win = Windows(shape, kh, kw, stride, dilation, pads)
         kap = v._rad is _KAPPA
         vals = [None if a is None else np.broadcast_to(a, v.mid.shape) for a in (v.mid, None if kap else v.rad, v.dev)]
@@ -868,11 +876,12 @@ class MidRadTensors:
         return MR(m, None, d)
 
     def matmul(self, a, b):
-        """2-D product: midpoint by BLAS, radius gamma_n |A| |B| plus the radii's products (one or two extra
+        """Product of a matrix and a matrix (or a stack of matrices: numpy's batched product, each output entry a
+        dot product of length n): midpoint by BLAS, radius gamma_n |A| |B| plus the radii's products (one or two extra
         products), and with a model the deviation's products.  Every array an operand contributes is derived
         elementwise (``prep``: on the source of gathered patches).  Bound products of operands with a radius or
         a deviation run in float32 when large (``bound_product``)."""
-        n = a.mid.shape[1]
+        n = a.mid.shape[-1]
         m = a.mid @ b.mid
         small = self._guard(a, b)
         g = gamma(n)

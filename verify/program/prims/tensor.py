@@ -273,7 +273,8 @@ def _conv_windowed(ns, p, x, w):
 
 def _conv_vjp_windowed(ns, p, x, w, ct, needs):
     """_conv_vjp for ``windowed`` number systems: the weights' cotangent from the window matrix, the input's
-    by placing the window-shaped cotangent (``ns.place_windows``) a few images at a time."""
+    by placing the window-shaped cotangent (``ns.place_windows``) a few images at a time.  ``ns.matmul`` of a
+    matrix and a stack of matrices is numpy's batched product, every output entry one dot product of length O."""
     N, C, Co, kh, kw, Ho, Wo, wargs = _window_params(ns, p, x, w)
     CT = ns.reshape(ns.transpose(ct, (0, 2, 3, 1)), (N * Ho * Wo, Co))
     cw = None
@@ -282,13 +283,15 @@ def _conv_vjp_windowed(ns, p, x, w, ct, needs):
         cw = ns.transpose(ns.reshape(cW, (Co, kh, kw, C)), (0, 3, 1, 2))
     if not needs[0]:
         return None, cw
-    Wm = _weights_ijc(ns, w)
+    # the weights as kh*kw blocks (O, C): one batched product gives the cotangent of the window matrix laid out
+    # by window element, so that placing each block adds contiguous rows
+    Wb = ns.reshape(ns.transpose(w, (2, 3, 0, 1)), (kh * kw, Co, C))
     H, W = ns.shape(x)[2:]
-    per = max(1, CONV_CHUNK // max(1, Ho * Wo * C * kh * kw))
+    per = max(1, WINDOW_CHUNK // max(1, Ho * Wo * C * kh * kw))
     parts = []
     for n0 in range(0, N, per):
         n1 = min(N, n0 + per)
-        cP = ns.matmul(ns.struct(CT, lambda a: a[n0 * Ho * Wo:n1 * Ho * Wo]), Wm)       # (rows, kh*kw*C)
+        cP = ns.matmul(ns.struct(CT, lambda a: a[n0 * Ho * Wo:n1 * Ho * Wo]), Wb)       # (kh*kw, rows, C)
         parts.append(ns.place_windows(cP, (n1 - n0, C, H, W), *wargs))
         del cP
     cx = ns.reshape(parts[0] if len(parts) == 1 else ns.concat_flat(parts), ns.shape(x))
@@ -317,6 +320,9 @@ def conv_eval(ns, p, x, w):
 # images per chunk of a convolution's input cotangent: its patch-sized intermediate (one row per output
 # position, one column per window element) is built for this many images at a time, about 2**21 elements
 CONV_CHUNK = 1 << 21
+# the same for number systems with window matrices (the float filter): about 2**18 elements, so that the several
+# elementwise passes over each chunk of the window-shaped cotangent (its bounds, then its placement) stay in cache
+WINDOW_CHUNK = 1 << 18
 
 
 def _conv_vjp(ns, p, xs, y, ct, needs=(True, True)):
