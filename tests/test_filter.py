@@ -559,3 +559,16 @@ def test_a_windowed_filter_whose_bound_is_too_small_is_caught(monkeypatch):
         for kind in CONV_FOOLING:
             caught += compare_paths(conv_program(*params), conv_fooling_point(kind))
     assert caught
+
+
+def test_masking_by_multiplication_is_where():
+    """midrad.masked (a product by the bool mask) is np.where(m, a, 0.0) bit for bit: +0 for masked negative
+    entries, and masked infinities and nans give 0, not nan."""
+    a = np.concatenate([RNG.standard_normal(200) * 2.0 ** RNG.integers(-1074, 1000, 200),
+                        [np.inf, -np.inf, np.nan, -0.0, 0.0, 5e-324, -5e-324]])
+    for trial in range(4):
+        m = RNG.random(a.size) < 0.5
+        for arr in (a, a[:200], np.abs(a[:200])):
+            got, want = midrad.masked(m[:arr.size], arr), np.where(m[:arr.size], arr, 0.0)
+            assert np.array_equal(got, want, equal_nan=True)
+            assert np.array_equal(np.signbit(got), np.signbit(want))

@@ -560,8 +560,8 @@ class MidRadTensors:
         return MR(np.where(mask, a.mid, b.mid), rad, dev, None, pk)
 
     def mask(self, m, x):
-        rad = _KAPPA if x._rad is _KAPPA else (None if x.rad is None else np.where(m, x.rad, 0.0))
-        return MR(np.where(m, x.mid, 0.0), rad, None if x.dev is None else np.where(m, x.dev, 0.0), x._small,
+        rad = _KAPPA if x._rad is _KAPPA else (None if x.rad is None else masked(m, x.rad))
+        return MR(masked(m, x.mid), rad, None if x.dev is None else masked(m, x.dev), x._small,
                   x._peak)
 
     def concat_flat(self, xs):
@@ -975,6 +975,20 @@ def _interval(x, extra):
     lo = lo - np.abs(lo) * (2 * U) - UF
     hi = hi + np.abs(hi) * (2 * U) + UF
     return lo, hi
+
+
+def masked(m, a):
+    """``np.where(m, a, 0.0)`` for a bool array m, by a multiplication (several times faster than where on a
+    random mask): a * 1 is a and a * 0 is +-0 for finite a, and + 0.0 turns -0 into +0; where a is not finite
+    (a * 0 would be nan) it is where itself."""
+    with np.errstate(invalid="ignore"):
+        out = np.multiply(a, m)
+    out += 0.0
+    if not np.isfinite(out.max(initial=0.0)):    # max is nan when any entry is, inf when any is +inf
+        return np.where(m, a, 0.0)
+    if not np.isfinite(out.min(initial=0.0)):
+        return np.where(m, a, 0.0)
+    return out
 
 
 def _where3(mask, a, b, shape):
