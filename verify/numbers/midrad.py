@@ -56,7 +56,7 @@ class MR:
     gathered from another (``take``: the patches of a convolution) keeps its source (``_src``) and gathers
     its radius and deviation only when they are read: a matrix product gathers, instead, the few arrays it
     derives from them, computed on the (smaller) source."""
-    __slots__ = ("mid", "_rad", "_dev", "_small", "_abs", "_peak", "_src", "_kb")
+    __slots__ = ("mid", "_rad", "_dev", "_small", "_abs", "_peak", "_src", "_kb", "_win")
 
     def __init__(self, mid, rad=None, dev=None, small=None, peak=None, src=None):
         self.mid = mid
@@ -67,6 +67,7 @@ class MR:
         self._peak = peak       # an upper bound of |mid| + rad + dev over every element, once
         self._src = src         # (source MR, flat indices, padded with a zero) of a gathered value
         self._kb = None         # rad <= KAPPA dev elementwise (kappa_bounded), once
+        self._win = None        # (window parameters, the window matrix of mid): built once, read twice
 
     @property
     def rad(self):
@@ -516,7 +517,17 @@ class MidRadTensors:
     def windows(self, x, kh, kw, stride, dilation, pads):
         """The windows of a 2-D convolution over x (N, C, H, W) as a matrix (``Windows``: rows (n, ho, wo),
         columns (i, j, c)), padding exact 0; radius and deviation gathered when read, like ``take``."""
-        return self.take(x, Windows(x.mid.shape, kh, kw, stride, dilation, pads))
+        win = Windows(x.mid.shape, kh, kw, stride, dilation, pads)
+        key = (kh, kw, tuple(stride), tuple(dilation), tuple(pads))
+        if x._src is not None:
+            return self.take(x, win)
+        if x._win is not None and x._win[0] == key:      # the backward pass reads the forward's matrix
+            mid, x._win = x._win[1], None
+        else:
+            mid = win.gather(x.mid)
+            x._win = (key, mid)
+        return MR(mid, None if x._rad is None else (_KAPPA if x._rad is _KAPPA else _LAZY),
+                  None if x._dev is None else _LAZY, x._small, x._peak, (x, win, False))
 
     def place_windows(self, v, shape, kh, kw, stride, dilation, pads):
         """The transpose of ``windows``: the flat array of an input of ``shape`` with every entry of v, a window
