@@ -801,7 +801,9 @@ def _pool_sites(in_shapes, p):
         # the window's elements in row-major order, the padding left out (it never wins a max)
         order = np.argsort(~valid[sites], axis=1, kind="stable")[:, :n]
         args = np.take_along_axis(rows, order, axis=1)
-        groups.append(SiteGroup(n, sites, list(args.T), [sites]))
+        # one contiguous intp array per argument: every run gathers by them (numpy converts any other index
+        # array, a strided int32 column, on every gather)
+        groups.append(SiteGroup(n, sites, [np.ascontiguousarray(a, dtype=np.intp) for a in args.T], [sites]))
     return SiteTable(grid, "max", {"tie": p["tie"]}, groups, False)
 
 
