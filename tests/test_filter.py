@@ -285,6 +285,12 @@ def test_numpy_runs_stay_within_the_model_bound(dtype, data):
     value at every variable, wherever the float run chose the exact pattern."""
     P = data.draw(tensor_programs(conv=False, filterable=True))
     x = data.draw(tensor_points(P, kink_bias=False))
+    check_numpy_run_within_bound(P, x, dtype)
+
+
+def check_numpy_run_within_bound(P, x, dtype):
+    """Assert that numpy's IEEE run of P at x in ``dtype`` (FloatTensors: its own gathers and sums) lies within
+    the filter's ``dev`` of the exact value at every variable and every gradient entry."""
     xs = T.coerce_inputs(P, x)
     model = Rounding(FORMATS[dtype], FORMATS[dtype], False, "numpy")
     try:
@@ -421,3 +427,148 @@ def test_a_tie_at_a_pads_fill_needs_nothing_of_the_padded_input():
                      "    return sum(relu(leaky_relu(v, slope=1/2)), axes=(0, 1))\n")
     xs = [ExactArray.from_any(np.array([[fmpq(-2)]], dtype=object))] * 2
     assert compare_paths(P, xs) == []
+
+
+# ------------------------------------------------------- convolutions by window matrices (ns.windows)
+
+CONV_PARAMS = [((1, 1), (0, 0), (1, 1)), ((2, 1), (1, 0), (1, 1)), ((1, 2), (1, 1), (2, 1)),
+               ((2, 2), (0, 1, 2, 1), (1, 2)), ((3, 3), (0, 0), (1, 1))]
+
+
+class GatheringTensors(MidRadTensors):
+    """The float filter's number system without window matrices: convolutions gather their patches by index
+    (the rules' general path), as before ``windows``."""
+    windows = None
+
+    def __getattribute__(self, name):
+        if name in ("windows", "place_windows"):
+            raise AttributeError(name)
+        return super().__getattribute__(name)
+
+
+@pytest.mark.parametrize("params", CONV_PARAMS, ids=str)
+def test_window_matrices_are_the_gathered_patches(params):
+    """ns.windows is the index gather of conv_patches with its columns in (i, j, c) order, exactly, for every
+    array it gathers (midpoint, radius, deviation); place_windows is its transpose: the scatter of the same
+    entries, with the same radius and deviation."""
+    from verify.program.prims.tensor import conv_patches
+    stride, pads, dil = params
+    pads4 = pads if len(pads) == 4 else (pads[0], pads[0], pads[1], pads[1])
+    N, C, H, W, kh, kw = 2, 3, 7, 6, 3, 2
+    ns = MidRadTensors(rounding_for("torch", "float32"))
+    x = MR(RNG.integers(-8, 9, (N, C, H, W)).astype(np.float64), RNG.random((N, C, H, W)) * 2.0 ** -30,
+           RNG.random((N, C, H, W)) * 2.0 ** -20)
+    idx, (Ho, Wo) = conv_patches((N, C, H, W), kh, kw, stride, dil, pads4)
+    perm = np.arange(C * kh * kw).reshape(C, kh, kw).transpose(1, 2, 0).ravel()      # (i, j, c) columns
+    P = ns.windows(x, kh, kw, stride, dil, pads4)
+    G = ns.take(x, idx[:, perm])
+    for a, b in ((P.mid, G.mid), (P.rad, G.rad), (P.dev, G.dev)):
+        assert a.shape == (N * Ho * Wo, C * kh * kw) and np.array_equal(a, b)
+    blocks = (kh * kw, N * Ho * Wo, C)          # place_windows reads the window matrix by window element
+    v = MR(RNG.integers(-8, 9, blocks).astype(np.float64) / 4, RNG.random(blocks) * 2.0 ** -30,
+           RNG.random(blocks) * 2.0 ** -20)
+    placed = ns.place_windows(v, (N, C, H, W), kh, kw, stride, dil, pads4)
+    scattered = ns.scatter(ns.reshape(ns.transpose(v, (1, 0, 2)), P.shape), idx[:, perm], N * C * H * W)
+    assert np.array_equal(placed.mid, scattered.mid)         # sums of quarters of small integers: exact
+    for a, b in ((placed.rad, scattered.rad), (placed.dev, scattered.dev)):
+        assert np.allclose(a, b, rtol=1e-12, atol=0)        # the same bound, its float sums in another order
+
+
+def conv_program(stride, pads, dil):
+    import verify
+    pad = ", ".join(map(str, pads))
+    return verify.parse(
+        "def c(x: [2, 2, 6, 6], w: [3, 2, 2, 2]):\n"
+        f"    c = conv2d(x, w, stride=({stride[0]}, {stride[1]}), padding=({pad}), dilation=({dil[0]}, {dil[1]}))\n"
+        "    m = max_pool2d(relu(c), kernel=(2, 2), stride=(1, 1))\n"
+        "    return sum(m, axes=(0, 1, 2, 3))\n")
+
+
+CONV_FOOLING = ["cancelling", "one ulp", "absorbed", "huge cancellation"]
+
+
+def conv_fooling_point(kind):
+    """(x, w) float32 arrays whose convolution has outputs exactly 0 through cancelling products, at +-1 ulp of
+    float32, or where huge terms cancel to a tiny one; many max-pool windows of equal values (relu's zeros)."""
+    rng = np.random.default_rng(11)
+    x = rng.integers(-2, 3, (2, 2, 6, 6)).astype(np.float32)
+    w = np.zeros((3, 2, 2, 2), np.float32)
+    if kind == "cancelling":            # w[0] reads x[i, j] - x[i, j + 1]: 0 on the constant rows
+        x[:, :, :3] = 1.0
+        w[0, 0, 0, 0], w[0, 0, 0, 1] = 0.3, -0.3
+        w[1] = rng.integers(-2, 3, (2, 2, 2)) / 4
+    elif kind == "one ulp":             # 1 - (1 + 2**-23) and 1 - (1 - 2**-24)
+        x[:, 0, ::2, ::2] = 1.0
+        x[0, 0, 1, 0], x[1, 0, 1, 0] = np.float32(1 + 2 ** -23), np.float32(1 - 2 ** -24)
+        w[0, 0, 0, 0], w[0, 0, 1, 0] = 1.0, -1.0
+        w[2] = rng.integers(-2, 3, (2, 2, 2)) / 2
+    elif kind == "absorbed":            # 1 + 2**-60 - 1 - 2**-70 > 0, but 0 - 2**-70 where 2**-60 is absorbed
+        x[:, :, :, :] = 1.0
+        w[0, 0, 0, 0], w[0, 1, 0, 0], w[0, 0, 0, 1], w[0, 1, 0, 1] = 1.0, 2.0 ** -60, -1.0, -2.0 ** -70
+        w[1, 0, 0, 0], w[1, 0, 0, 1], w[1, 0, 1, 0], w[1, 0, 1, 1] = 1.0, 2.0 ** -60, -1.0, -2.0 ** -70
+    else:                               # 1e30 - 1e30 + 1e-30
+        x[:, :, :, :] = 1.0
+        w[0, 0, 0, 0], w[0, 0, 0, 1], w[0, 1, 0, 0] = 1e30, -1e30, 1e-30
+        w[1, 0, 0, 0], w[1, 0, 0, 1], w[1, 1, 0, 0] = 1e30, -1e30, -1e-30
+    return [x, w]
+
+
+@pytest.mark.parametrize("kind", CONV_FOOLING)
+@pytest.mark.parametrize("params", CONV_PARAMS, ids=str)
+def test_windowed_convolutions_agree_with_exact_arithmetic(params, kind):
+    """The filter's convolutions (window matrices, one product, col2im placement) against exact arithmetic on
+    inputs built to fool floats: the same pattern and kinks, gradients enclosed; with and without a model.
+    The gathering path gives the same pattern, enclosures that meet them and the same model bound."""
+    P = conv_program(*params)
+    point = conv_fooling_point(kind)
+    for model in (None, rounding_for("torch", "float32")):
+        assert compare_paths(P, point, model=model) == [], (params, kind)
+    xs = T.coerce_inputs(P, point)
+    runs = []
+    for ns_cls in (MidRadTensors, GatheringTensors):
+        ns = ns_cls(rounding_for("torch", "float32"))
+        with np.errstate(all="ignore"):
+            r = T.run(P, ns, [ns.const_array(a) for a in xs], "torch",
+                      pattern=site_index_set(P, xs, "torch").chosen)
+        runs.append((r, gradient(r, [0, 1])))
+    (ra, ga), (rb, gb) = runs
+    assert all(np.array_equal(a, b) for a, b in zip(ra.pattern, rb.pattern))
+    for a, b in zip(ga, gb):
+        assert np.all(np.abs(a.mid - b.mid) <= (a.radius() + b.radius()) * (1 + 2.0 ** -40))   # they meet
+        assert np.allclose(a.deviation(), b.deviation(), rtol=2.0 ** -20, atol=2.0 ** -600)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+@pytest.mark.parametrize("params", CONV_PARAMS, ids=str)
+def test_numpy_convolutions_stay_within_the_model_bound(params, dtype):
+    """numpy's IEEE convolution (gathered patches, its own order) within the windowed filter's ``dev``."""
+    rng = np.random.default_rng(5)
+    point = [(rng.standard_normal((2, 2, 6, 6)) * 2).astype(np.float16).astype(np.float64),
+             (rng.standard_normal((3, 2, 2, 2))).astype(np.float16).astype(np.float64)]
+    check_numpy_run_within_bound(conv_program(*params), point, dtype)
+
+
+def test_a_windowed_filter_whose_bound_is_too_small_is_caught(monkeypatch):
+    """Shrinking the filter's bounds by 2**-40 makes the convolution comparison fail too."""
+    monkeypatch.setattr(midrad, "U", midrad.U * 2.0 ** -40)
+    real_gamma = midrad.gamma
+    monkeypatch.setattr(midrad, "gamma", lambda n, *a: real_gamma(n, *a) * 2.0 ** -40)
+    monkeypatch.setattr(midrad, "sum_factor", lambda n, *a: 0.0)
+    caught = []
+    for params in CONV_PARAMS:
+        for kind in CONV_FOOLING:
+            caught += compare_paths(conv_program(*params), conv_fooling_point(kind))
+    assert caught
+
+
+def test_masking_by_multiplication_is_where():
+    """midrad.masked (a product by the bool mask) is np.where(m, a, 0.0) bit for bit: +0 for masked negative
+    entries, and masked infinities and nans give 0, not nan."""
+    a = np.concatenate([RNG.standard_normal(200) * 2.0 ** RNG.integers(-1074, 1000, 200),
+                        [np.inf, -np.inf, np.nan, -0.0, 0.0, 5e-324, -5e-324]])
+    for trial in range(4):
+        m = RNG.random(a.size) < 0.5
+        for arr in (a, a[:200], np.abs(a[:200])):
+            got, want = midrad.masked(m[:arr.size], arr), np.where(m[:arr.size], arr, 0.0)
+            assert np.array_equal(got, want, equal_nan=True)
+            assert np.array_equal(np.signbit(got), np.signbit(want))

@@ -19,6 +19,7 @@ comparison false both ways: a sign is then UNDECIDED, never a guess.
 ``signs`` is the float filter's predicate: 1 when ``mid > rad``, -1 when ``mid < -rad``, 0 when mid and rad are
 both exactly 0 (then the exact value is 0), UNDECIDED otherwise.
 """
+import functools
 import math
 
 import numpy as np
@@ -55,7 +56,7 @@ class MR:
     gathered from another (``take``: the patches of a convolution) keeps its source (``_src``) and gathers
     its radius and deviation only when they are read: a matrix product gathers, instead, the few arrays it
     derives from them, computed on the (smaller) source."""
-    __slots__ = ("mid", "_rad", "_dev", "_small", "_abs", "_peak", "_src", "_kb")
+    __slots__ = ("mid", "_rad", "_dev", "_small", "_abs", "_peak", "_src", "_kb", "_win")
 
     def __init__(self, mid, rad=None, dev=None, small=None, peak=None, src=None):
         self.mid = mid
@@ -66,6 +67,7 @@ class MR:
         self._peak = peak       # an upper bound of |mid| + rad + dev over every element, once
         self._src = src         # (source MR, flat indices, padded with a zero) of a gathered value
         self._kb = None         # rad <= KAPPA dev elementwise (kappa_bounded), once
+        self._win = None        # (window parameters, the window matrix of mid): built once, read twice
 
     @property
     def rad(self):
@@ -174,11 +176,87 @@ def kappa_bounded(x):
     return x._kb
 
 
+class Windows:
+    """The windows of a 2-D convolution over an (N, C, H, W) array, as a matrix: one row per output position
+    (n, ho, wo), one column per window element (i, j, c) (the kernel's rows, its columns, then the channel),
+    padding read as 0.  ``gather`` builds it by kh * kw strided copies (no index array: a fancy-indexed gather
+    of a layer's patches costs twice as much), ``place`` adds such a matrix back into the input elements
+    (col2im: the transpose of ``gather``)."""
+    __slots__ = ("shape", "kh", "kw", "stride", "dilation", "pads", "out", "counts")
+
+    def __init__(self, shape, kh, kw, stride, dilation, pads):
+        N, C, H, W = shape
+        (sh, sw), (dh, dw) = stride, dilation
+        t, b, left, r = pads
+        self.shape, self.kh, self.kw = tuple(shape), kh, kw
+        self.stride, self.dilation, self.pads = tuple(stride), tuple(dilation), tuple(pads)
+        self.out = ((H + t + b - dh * (kh - 1) - 1) // sh + 1, (W + left + r - dw * (kw - 1) - 1) // sw + 1)
+        self.counts = None
+
+    def batch(self, n):
+        """The same windows over ``n`` images."""
+        return Windows((n,) + self.shape[1:], self.kh, self.kw, self.stride, self.dilation, self.pads)
+
+    def _views(self, padded):
+        """(i, j, the strided view of ``padded`` (N, Hp, Wp, ...) read by window element (i, j))."""
+        (sh, sw), (dh, dw) = self.stride, self.dilation
+        Ho, Wo = self.out
+        for i in range(self.kh):
+            for j in range(self.kw):
+                yield i, j, padded[:, i * dh:i * dh + sh * (Ho - 1) + 1:sh, j * dw:j * dw + sw * (Wo - 1) + 1:sw]
+
+    def gather(self, a):
+        """The (N*Ho*Wo, kh*kw*C) matrix of ``a`` (shaped like, or broadcast to, the input)."""
+        N, C, H, W = self.shape
+        t, b, left, r = self.pads
+        a = np.broadcast_to(a, self.shape)
+        if t or b or left or r:
+            xt = np.zeros((N, H + t + b, W + left + r, C), dtype=a.dtype)
+            xt[:, t:t + H, left:left + W] = a.transpose(0, 2, 3, 1)
+        else:
+            xt = np.ascontiguousarray(a.transpose(0, 2, 3, 1))
+        Ho, Wo = self.out
+        out = np.empty((N, Ho, Wo, self.kh, self.kw, C), dtype=a.dtype)
+        for i, j, v in self._views(xt):
+            out[:, :, :, i, j] = v
+        return out.reshape(N * Ho * Wo, self.kh * self.kw * C)
+
+    def place(self, v):
+        """The flat (N*C*H*W) float64 array of the input elements, each the sum of the entries of ``v`` that
+        ``gather`` reads from it (padding dropped): the window elements added one after another (every sum has
+        at most ``most()`` terms, the first added to an exact 0).  ``v`` is the window matrix laid out by window
+        element: (kh*kw, N*Ho*Wo, C), so that each addition reads a contiguous block."""
+        N, C, H, W = self.shape
+        t, b, left, r = self.pads
+        Ho, Wo = self.out
+        v6 = np.reshape(v, (self.kh, self.kw, N, Ho, Wo, C))
+        acc = np.zeros((N, H + t + b, W + left + r, C))
+        for i, j, view in self._views(acc):
+            view += v6[i, j]
+        return np.ascontiguousarray(acc[:, t:t + H, left:left + W].transpose(0, 3, 1, 2)).ravel()
+
+    def most(self):
+        """The largest number of windows an input element (not padding) is read by."""
+        if self.counts is None:
+            self.counts = most_windows(self.shape[2:], self.kh, self.kw, self.stride, self.dilation, self.pads)
+        return self.counts
+
+
+@functools.lru_cache(maxsize=64)
+def most_windows(hw, kh, kw, stride, dilation, pads):
+    """The largest number of convolution windows (Windows' parameters) an element of an H x W input is read by."""
+    one = Windows((1, 1) + tuple(hw), kh, kw, stride, dilation, pads)
+    Ho, Wo = one.out
+    return int(one.place(np.ones((kh * kw, Ho * Wo, 1))).max(initial=0))
+
+
 def gather(src, a):
     """The array ``a`` (shaped like, or broadcast to, the source of a gathered value) gathered like it."""
     if a is None:
         return None
     x, idx, pad = src
+    if idx.__class__ is Windows:
+        return idx.gather(a)
     flat = np.ravel(np.broadcast_to(a, x.mid.shape))
     if pad:
         flat = np.append(flat, 0.0)
@@ -276,8 +354,7 @@ def bound32(x, y, n):
     sgemm's result P (any order, FMA or not) satisfies P + n eta32 >= (1 - gamma_n) (x @ y) (Higham, Lemma 3.1,
     with one underflow error of at most eta32 / 2 per product), then one float64 addition and the scaling.
     Overflow gives inf, and inf times 0 gives nan, which becomes inf (an upper bound)."""
-    p = np.matmul(x, y).astype(np.float64)
-    p += n * F32.eta
+    p = np.add(np.matmul(x, y), n * F32.eta, dtype=np.float64)    # float32 to float64 exactly, then one rounding
     p *= product_scale(n, F32, 1)
     if np.isnan(p.max(initial=0.0)):
         p[np.isnan(p)] = np.inf
@@ -437,8 +514,40 @@ class MidRadTensors:
     def broadcast_to(self, x, shape):
         return self.struct(x, lambda a: np.broadcast_to(a, shape))
 
+    def windows(self, x, kh, kw, stride, dilation, pads):
+        """The windows of a 2-D convolution over x (N, C, H, W) as a matrix (``Windows``: rows (n, ho, wo),
+        columns (i, j, c)), padding exact 0; radius and deviation gathered when read, like ``take``."""
+        win = Windows(x.mid.shape, kh, kw, stride, dilation, pads)
+        key = (kh, kw, tuple(stride), tuple(dilation), tuple(pads))
+        if x._src is not None:
+            return self.take(x, win)
+        if x._win is not None and x._win[0] == key:      # the backward pass reads the forward's matrix
+            mid, x._win = x._win[1], None
+        else:
+            mid = win.gather(x.mid)
+            x._win = (key, mid)
+        return MR(mid, None if x._rad is None else (_KAPPA if x._rad is _KAPPA else _LAZY),
+                  None if x._dev is None else _LAZY, x._small, x._peak, (x, win, False))
+
+    def place_windows(self, v, shape, kh, kw, stride, dilation, pads):
+        """The transpose of ``windows``: the flat array of an input of ``shape`` with every entry of v, a window
+        matrix laid out (kh*kw, N*Ho*Wo, C) (window element, output position, channel), added into the element
+        it was read from; sums with their rounding, as ``scatter``."""
+        win = Windows(shape, kh, kw, stride, dilation, pads)
+        kap = v._rad is _KAPPA
+        vals = [None if a is None else np.broadcast_to(a, v.mid.shape) for a in (v.mid, None if kap else v.rad, v.dev)]
+        return self._accumulate(v, vals, win.place, win.most())
+
     def take(self, x, idx):
-        """x.ravel()[idx] with -1 entries giving exact 0 (radius and deviation gathered when read)."""
+        """x.ravel()[idx] with -1 entries giving exact 0 (radius and deviation gathered when read); ``idx`` may
+        be a Windows."""
+        if idx.__class__ is Windows:
+            pad = False
+            if x._src is not None:
+                x = MR(x.mid, stored_rad(x), x.dev, x._small, x._peak)
+            src = (x, idx, pad)
+            return MR(idx.gather(x.mid), None if x._rad is None else (_KAPPA if x._rad is _KAPPA else _LAZY),
+                      None if x._dev is None else _LAZY, x._small, x._peak, src)
         idx = np.asarray(idx)
         pad = bool(idx.size and int(idx.min()) < 0)
         if x._src is not None:                   # a gather of a gather: compose the indices
@@ -462,8 +571,8 @@ class MidRadTensors:
         return MR(np.where(mask, a.mid, b.mid), rad, dev, None, pk)
 
     def mask(self, m, x):
-        rad = _KAPPA if x._rad is _KAPPA else (None if x.rad is None else np.where(m, x.rad, 0.0))
-        return MR(np.where(m, x.mid, 0.0), rad, None if x.dev is None else np.where(m, x.dev, 0.0), x._small,
+        rad = _KAPPA if x._rad is _KAPPA else (None if x.rad is None else masked(m, x.rad))
+        return MR(masked(m, x.mid), rad, None if x.dev is None else masked(m, x.dev), x._small,
                   x._peak)
 
     def concat_flat(self, xs):
@@ -500,8 +609,18 @@ class MidRadTensors:
                 o[idx] = a
                 out.append(o)
             return MR(out[0], _KAPPA if kap else out[1], out[2], v._small, v._peak)
+        return self._accumulate(v, vals, lambda w: np.bincount(idx, weights=w, minlength=size), cmax)
+
+    def _accumulate(self, v, vals, summer, cmax):
+        """The sums ``summer(w)`` (each output element a sum of at most ``cmax`` entries of w, in any order,
+        starting from an exact 0) of v's midpoints, with the radius and deviation of those sums: ``vals`` are
+        v's (mid, rad or None when it is KAPPA times dev, dev) shaped alike."""
+        kap = v._rad is _KAPPA
+        if cmax <= 1:                       # no two entries meet: every sum is one entry, exact
+            return MR(summer(vals[0]), _KAPPA if kap else (None if vals[1] is None else summer(vals[1])),
+                      None if vals[2] is None else summer(vals[2]), v._small, v._peak)
         m, r, d = vals
-        mid = np.bincount(idx, weights=m, minlength=size)
+        mid = summer(m)
         g = gamma(cmax - 1)
         rel = None if self.model is None else self.model.sum(cmax)[0]
         kappa = v.has_rad() and self.model is not None and self.kappa(g, rel) and kappa_bounded(v)
@@ -511,7 +630,7 @@ class MidRadTensors:
             w *= g
             if r is not None:
                 w += r
-            rad = np.bincount(idx, weights=w, minlength=size)
+            rad = summer(w)
             rad *= dot_inflation(cmax) * _C2
             if self._guard(v):
                 rad += UF * cmax
@@ -528,7 +647,7 @@ class MidRadTensors:
             w *= _C2 * rel
             if d is not None:
                 w += d
-            dev = np.bincount(idx, weights=w, minlength=size)
+            dev = summer(w)
             dev *= dot_inflation(cmax) * _C3
             dev += UF * cmax / KAPPA if kappa else UF * cmax
             if self.model.flush:
@@ -768,11 +887,12 @@ class MidRadTensors:
         return MR(m, None, d)
 
     def matmul(self, a, b):
-        """2-D product: midpoint by BLAS, radius gamma_n |A| |B| plus the radii's products (one or two extra
+        """Product of a matrix and a matrix (or a stack of matrices: numpy's batched product, each output entry a
+        dot product of length n): midpoint by BLAS, radius gamma_n |A| |B| plus the radii's products (one or two extra
         products), and with a model the deviation's products.  Every array an operand contributes is derived
         elementwise (``prep``: on the source of gathered patches).  Bound products of operands with a radius or
         a deviation run in float32 when large (``bound_product``)."""
-        n = a.mid.shape[1]
+        n = a.mid.shape[-1]
         m = a.mid @ b.mid
         small = self._guard(a, b)
         g = gamma(n)
@@ -866,6 +986,20 @@ def _interval(x, extra):
     lo = lo - np.abs(lo) * (2 * U) - UF
     hi = hi + np.abs(hi) * (2 * U) + UF
     return lo, hi
+
+
+def masked(m, a):
+    """``np.where(m, a, 0.0)`` for a bool array m, by a multiplication (several times faster than where on a
+    random mask): a * 1 is a and a * 0 is +-0 for finite a, and + 0.0 turns -0 into +0; where a is not finite
+    (a * 0 would be nan) it is where itself."""
+    with np.errstate(invalid="ignore"):
+        out = np.multiply(a, m)
+    out += 0.0
+    if not np.isfinite(out.max(initial=0.0)):    # max is nan when any entry is, inf when any is +inf
+        return np.where(m, a, 0.0)
+    if not np.isfinite(out.min(initial=0.0)):
+        return np.where(m, a, 0.0)
+    return out
 
 
 def _where3(mask, a, b, shape):

@@ -245,7 +245,64 @@ def _conv_parts(ns, p, x, w):
     return N, C, Co, Cg, kh, kw, g, idx, Ho, Wo
 
 
+def windowed(ns, p):
+    """Does the number system build a convolution's window matrices by strided copies (``ns.windows`` and
+    ``ns.place_windows``: the float filter), for these params (one group)?  Else the rules gather by index."""
+    return p["groups"] == 1 and hasattr(ns, "windows")
+
+
+def _window_params(ns, p, x, w):
+    """(N, C, Co, kh, kw, Ho, Wo, the window arguments of ``ns.windows`` after x)."""
+    N, C, H, W = ns.shape(x)
+    Co, _, kh, kw = ns.shape(w)
+    Ho, Wo = _conv_out(H, W, kh, kw, p)
+    return N, C, Co, kh, kw, Ho, Wo, (kh, kw, tuple(p["stride"]), tuple(p["dilation"]), conv_pads(p))
+
+
+def _weights_ijc(ns, w):
+    """The (O, kh*kw*C) matrix of OIHW weights with columns (i, j, c), the column order of ``ns.windows``."""
+    Co, Cg, kh, kw = ns.shape(w)
+    return ns.reshape(ns.transpose(w, (0, 2, 3, 1)), (Co, kh * kw * Cg))
+
+
+def _conv_windowed(ns, p, x, w):
+    """conv_eval by one product of the window matrix (columns (i, j, c)) and the weights in that order: the
+    same dot products as the gathered patches, their terms in another order."""
+    N, C, Co, kh, kw, Ho, Wo, wargs = _window_params(ns, p, x, w)
+    Y = ns.matmul(ns.windows(x, *wargs), ns.transpose(_weights_ijc(ns, w), (1, 0)))       # (N*Ho*Wo, Co)
+    return ns.transpose(ns.reshape(Y, (N, Ho, Wo, Co)), (0, 3, 1, 2))
+
+
+def _conv_vjp_windowed(ns, p, x, w, ct, needs):
+    """_conv_vjp for ``windowed`` number systems: the weights' cotangent from the window matrix, the input's
+    by placing the window-shaped cotangent (``ns.place_windows``) a few images at a time.  ``ns.matmul`` of a
+    matrix and a stack of matrices is numpy's batched product, every output entry one dot product of length O."""
+    N, C, Co, kh, kw, Ho, Wo, wargs = _window_params(ns, p, x, w)
+    CT = ns.reshape(ns.transpose(ct, (0, 2, 3, 1)), (N * Ho * Wo, Co))
+    cw = None
+    if needs[1]:
+        cW = ns.matmul(ns.transpose(CT, (1, 0)), ns.windows(x, *wargs))              # (Co, kh*kw*C)
+        cw = ns.transpose(ns.reshape(cW, (Co, kh, kw, C)), (0, 3, 1, 2))
+    if not needs[0]:
+        return None, cw
+    # the weights as kh*kw blocks (O, C): one batched product gives the cotangent of the window matrix laid out
+    # by window element, so that placing each block adds contiguous rows
+    Wb = ns.reshape(ns.transpose(w, (2, 3, 0, 1)), (kh * kw, Co, C))
+    H, W = ns.shape(x)[2:]
+    per = max(1, WINDOW_CHUNK // max(1, Ho * Wo * C * kh * kw))
+    parts = []
+    for n0 in range(0, N, per):
+        n1 = min(N, n0 + per)
+        cP = ns.matmul(ns.struct(CT, lambda a: a[n0 * Ho * Wo:n1 * Ho * Wo]), Wb)       # (kh*kw, rows, C)
+        parts.append(ns.place_windows(cP, (n1 - n0, C, H, W), *wargs))
+        del cP
+    cx = ns.reshape(parts[0] if len(parts) == 1 else ns.concat_flat(parts), ns.shape(x))
+    return cx, cw
+
+
 def conv_eval(ns, p, x, w):
+    if windowed(ns, p):
+        return _conv_windowed(ns, p, x, w)
     N, C, Co, Cg, kh, kw, g, idx, Ho, Wo = _conv_parts(ns, p, x, w)
     P = ns.take(x, idx)                                            # (N*Ho*Wo, C*kh*kw)
     Og, kk = Co // g, Cg * kh * kw
@@ -265,10 +322,15 @@ def conv_eval(ns, p, x, w):
 # images per chunk of a convolution's input cotangent: its patch-sized intermediate (one row per output
 # position, one column per window element) is built for this many images at a time, about 2**21 elements
 CONV_CHUNK = 1 << 21
+# the same for number systems with window matrices (the float filter): about 2**18 elements, so that the several
+# elementwise passes over each chunk of the window-shaped cotangent (its bounds, then its placement) stay in cache
+WINDOW_CHUNK = 1 << 18
 
 
 def _conv_vjp(ns, p, xs, y, ct, needs=(True, True)):
     x, w = xs
+    if windowed(ns, p):
+        return _conv_vjp_windowed(ns, p, x, w, ct, needs)
     N, C, Co, Cg, kh, kw, g, idx, Ho, Wo = _conv_parts(ns, p, x, w)
     Og, kk = Co // g, Cg * kh * kw
     CT = ns.reshape(ns.transpose(ct, (0, 2, 3, 1)), (N * Ho * Wo, Co))
@@ -741,7 +803,9 @@ def _pool_sites(in_shapes, p):
         # the window's elements in row-major order, the padding left out (it never wins a max)
         order = np.argsort(~valid[sites], axis=1, kind="stable")[:, :n]
         args = np.take_along_axis(rows, order, axis=1)
-        groups.append(SiteGroup(n, sites, list(args.T), [sites]))
+        # one contiguous intp array per argument: every run gathers by them (numpy converts any other index
+        # array, a strided int32 column, on every gather)
+        groups.append(SiteGroup(n, sites, [np.ascontiguousarray(a, dtype=np.intp) for a in args.T], [sites]))
     return SiteTable(grid, "max", {"tie": p["tie"]}, groups, False)
 
 
