@@ -15,7 +15,7 @@ from flint import fmpq
 from ..errors import InputError
 from ..program.ir import Eqn, Lit
 from ..program.prims import PRIMITIVES
-from . import torch_ops
+from . import torch_linalg, torch_ops  # noqa: F401  (torch_linalg registers its ops in torch_ops.OPS)
 from .lowering import (Const, Cond, ImportFailure, Imported, InputInfo, Lowering, Masked, NonReal, Origin, Stopped,
                        Tensor, Unavailable, exact_q, point_value)
 
