@@ -1,4 +1,4 @@
-"""Shared oracles for the importer tests (tests/test_import_torch.py, tests/test_import_jax.py).
+"""Shared oracles for the importer tests (tests/test_import_torch*.py, tests/test_import_jax.py).
 
 Float64 rounding bound.  The models of these tests are small: at most a few hundred float64 operations on
 any path to an output, on values and weights below 2^4 in magnitude, with sensitivities (derivatives of the
@@ -23,6 +23,16 @@ def as_float(v):
         assert float(v.rad()) < 2.0 ** -60, v
         return float(v.mid())
     return float(v)
+
+
+def run_torch(f, args):
+    """torch's value of the scalar ``f(*args)`` and its gradient with respect to every argument (zeros where f
+    does not depend on one), by autograd on fresh copies of the arguments."""
+    import torch
+    args = [a.detach().clone().requires_grad_(True) for a in args]
+    out = f(*args)
+    out.backward()
+    return out.item(), [a.grad if a.grad is not None else torch.zeros_like(a) for a in args]
 
 
 def floats(a):

@@ -18,7 +18,7 @@ import verify  # noqa: E402
 from verify.errors import DomainError  # noqa: E402
 from verify.interpret.tensor import evaluate  # noqa: E402
 from verify.frameworks import ImportFailure, torch_ops  # noqa: E402
-from import_helpers import assert_kinks_explicit, close, exact_equal  # noqa: E402
+from import_helpers import assert_kinks_explicit, close, exact_equal, run_torch  # noqa: E402
 
 D = torch.float64
 
@@ -32,13 +32,6 @@ A3 = t([[0.5, 1.25, -2.0], [1.5, -0.75, 0.25], [-3.0, 1.0, 0.5]])
 B3 = t([[1.0, -0.5], [0.25, 2.0], [-1.5, 0.75]])
 TIE = t([[1.0, 2.0], [-1.0, -1.0]])             # |1| = |-1| in column 0: LAPACK keeps row 0
 TIE_B = t([[0.5], [-1.25]])
-
-
-def run_torch(f, args):
-    args = [a.detach().clone().requires_grad_(True) for a in args]
-    out = f(*args)
-    out.backward()
-    return out.item(), [a.grad if a.grad is not None else torch.zeros_like(a) for a in args]
 
 
 def weighted(fn):

@@ -18,7 +18,7 @@ import torch.nn.functional as F  # noqa: E402
 import verify  # noqa: E402
 from verify.errors import Undecidable  # noqa: E402
 from verify.frameworks import ImportFailure, torch_ops  # noqa: E402
-from import_helpers import assert_kinks_explicit, close, exact_equal  # noqa: E402
+from import_helpers import assert_kinks_explicit, close, exact_equal, run_torch  # noqa: E402
 
 D = torch.float64
 
@@ -36,13 +36,6 @@ SIGNS = t([[1., -1., 1., 1., -1., 1.], [-1., 1., 1., -1., 1., -1.]])
 def M(x):
     """A 3x3 matrix made from nine entries of a 2x6 array, away from singular."""
     return x.reshape(-1)[:9].reshape(3, 3) + 4 * torch.eye(3, dtype=D)
-
-
-def run_torch(f, args):
-    args = [a.detach().clone().requires_grad_(True) for a in args]
-    out = f(*args)
-    out.backward()
-    return out.item(), [a.grad if a.grad is not None else torch.zeros_like(a) for a in args]
 
 
 def weighted(fn):

@@ -16,16 +16,9 @@ torch = pytest.importorskip("torch")
 import verify  # noqa: E402
 from verify.frameworks import ImportFailure  # noqa: E402
 from verify.program.arrays import ExactArray  # noqa: E402
-from import_helpers import assert_kinks_explicit, close, exact_equal  # noqa: E402
+from import_helpers import assert_kinks_explicit, close, exact_equal, run_torch  # noqa: E402
 
 D = torch.float64
-
-
-def run_torch(f, args):
-    args = [a.detach().clone().requires_grad_(True) for a in args]
-    out = f(*args)
-    out.backward()
-    return out.item(), [a.grad if a.grad is not None else torch.zeros_like(a) for a in args]
 
 
 def weighted(fn):
