@@ -228,24 +228,7 @@ def run(program, ns, xs, convention=kinks.DEFAULT, pattern=None, prec=None, reso
     steps = compiled(program, convention)
     ns_steps = [st for st in steps if st.sites is not None]
     if pattern is not None:
-        pattern = tuple(pattern)
-        if len(pattern) != len(ns_steps):
-            raise InputError(f"pattern has {len(pattern)} entries, the program has {len(ns_steps)} nonsmooth "
-                             "equations")
-        checked = []
-        for st, p in zip(ns_steps, pattern):
-            arr = np.asarray(p)
-            if arr.shape != tuple(st.sites.grid):
-                raise InputError(f"pattern entry for {eqn_where(program, st.k)} has shape {list(arr.shape)}, its sites "
-                                 f"have shape {list(st.sites.grid)}")
-            flat = arr.ravel()
-            for g in st.sites.groups:
-                vals = flat[g.sites]
-                if vals.size and (min(vals) < 0 or max(vals) >= st.n_pieces(g.n)):
-                    raise InputError(f"pattern entry for {eqn_where(program, st.k)} holds a piece index outside "
-                                     f"0..{st.n_pieces(g.n) - 1}")
-            checked.append(arr)
-        pattern = tuple(checked)
+        pattern = _checked_pattern(program, ns_steps, tuple(pattern))
     env = list(xs) + [None] * (program.n_vars - program.n_inputs)
     read = reader(program, ns, env, prec)
     all_args, chosen, site_args, all_signs, all_coefs = [], [], {}, {}, {}
@@ -262,46 +245,94 @@ def run(program, ns, xs, convention=kinks.DEFAULT, pattern=None, prec=None, reso
                 y = st.rule(ns, st.params, *args)
                 env[st.outs[0]] = y
                 continue
-            table = st.sites
             given = None if pattern is None else pattern[len(chosen)].ravel()
             if st.moves:
-                pat, P = _sort_moves(ns, st, args[0], given)
-                all_coefs[("moves", st.k)] = P
-                site_args[(st.k, 0)] = st.switches[0]       # what reads the site's arguments is refused
-                env[st.outs[0]] = _moved(ns, args[0], P, st.out_shapes[0])
-                chosen.append(pat.reshape(table.grid))
-                continue
-            pat = np.zeros(table.n_sites, dtype=pattern_dtype(st))
-            outs = [None] * len(st.outs)
-            flat_outs = []
-            for gi, g in enumerate(table.groups):
-                a = group_args(ns, st, g, args)
-                if keep_site_args or pattern is not None:
-                    site_args[(st.k, gi)] = a
-                if given is not None:
-                    piece = given[g.sites]
-                else:
-                    signs = [switch_signs(ns, t, c, a, len(g.sites)) for t, c in st.switches[gi]]
-                    if resolve is not None and any(bool((s == SIGN_UNDECIDED).any()) for s in signs):
-                        signs = resolve(st, gi, signs, chosen)
-                    all_signs[(st.k, gi)] = signs
-                    piece, und = choose_pieces(st, g, signs)
-                    if und.any():
-                        site = int(g.sites[np.argmax(und)])
-                        idx = list(np.unravel_index(site, table.grid)) if table.grid else []
-                        raise Undecided(f"cannot decide the index rule at site {[int(i) for i in idx]}")
-                pat[g.sites] = piece
-                coefs = coef_arrays(st, g, piece)
-                all_coefs[(st.k, gi)] = coefs[0]          # the backward pass reads the same linear parts
-                vals = piece_values(ns, st, g, piece, a, coefs)
-                flat_outs.append((g, vals))
-            scatter_outputs(ns, st, flat_outs, outs)
+                outs, pat = _run_moves(ns, st, args[0], given, site_args, all_coefs)
+            else:
+                record = keep_site_args or pattern is not None
+                outs, pat = _run_sites(ns, st, args, given, record, resolve, chosen, site_args, all_signs, all_coefs)
             for o, v in zip(st.outs, outs):
                 env[o] = v
-            chosen.append(pat.reshape(table.grid))
+            chosen.append(pat)
         except (DomainError, Undecided) as err:
             raise type(err)(f"{eqn_where(program, st.k)}: {err}") from None
     return TRun(program, ns, env, all_args, tuple(chosen), prec, convention, site_args, all_coefs, all_signs)
+
+
+def _checked_pattern(program, ns_steps, pattern):
+    """The tuple of ``pattern``'s entries as numpy arrays, one per nonsmooth step in ``ns_steps``, each checked
+    against its step's sites; InputError naming the equation for a wrong count, shape or piece index."""
+    if len(pattern) != len(ns_steps):
+        raise InputError(f"pattern has {len(pattern)} entries, the program has {len(ns_steps)} nonsmooth "
+                         "equations")
+    checked = []
+    for st, p in zip(ns_steps, pattern):
+        arr = np.asarray(p)
+        if arr.shape != tuple(st.sites.grid):
+            raise InputError(f"pattern entry for {eqn_where(program, st.k)} has shape {list(arr.shape)}, its sites "
+                             f"have shape {list(st.sites.grid)}")
+        flat = arr.ravel()
+        for g in st.sites.groups:
+            vals = flat[g.sites]
+            if vals.size and (min(vals) < 0 or max(vals) >= st.n_pieces(g.n)):
+                raise InputError(f"pattern entry for {eqn_where(program, st.k)} holds a piece index outside "
+                                 f"0..{st.n_pieces(g.n) - 1}")
+        checked.append(arr)
+    return tuple(checked)
+
+
+def _run_moves(ns, st, x, given, site_args, all_coefs):
+    """([the sorted output], the pattern array shaped like the sites) of a sort step over many elements at its
+    argument ``x`` (the order certified at ``x``, or the one of the ``given`` pieces); records the gather in
+    ``all_coefs``."""
+    pat, P = _sort_moves(ns, st, x, given)
+    all_coefs[("moves", st.k)] = P
+    site_args[(st.k, 0)] = st.switches[0]       # what reads the site's arguments is refused
+    return [_moved(ns, x, P, st.out_shapes[0])], pat.reshape(st.sites.grid)
+
+
+def _run_sites(ns, st, args, given, record, resolve, chosen, site_args, all_signs, all_coefs):
+    """(the output values of the nonsmooth step ``st``, one per output; its pattern array shaped like the
+    sites) at its arguments ``args``: every site group's pieces are ``given`` (a flat pattern entry) or decided
+    from the signs of its switching functions (``resolve`` as in ``run``).  Records the groups' arguments in
+    ``site_args`` (when ``record``), their decided signs in ``all_signs``, their linear parts in
+    ``all_coefs``.  Raises Undecided naming the first site whose piece no sign decides."""
+    table = st.sites
+    pat = np.zeros(table.n_sites, dtype=pattern_dtype(st))
+    outs = [None] * len(st.outs)
+    flat_outs = []
+    for gi, g in enumerate(table.groups):
+        a = group_args(ns, st, g, args)
+        if record:
+            site_args[(st.k, gi)] = a
+        if given is not None:
+            piece = given[g.sites]
+        else:
+            piece = _decided_pieces(ns, st, gi, g, a, resolve, chosen, all_signs)
+        pat[g.sites] = piece
+        coefs = coef_arrays(st, g, piece)
+        all_coefs[(st.k, gi)] = coefs[0]          # the backward pass reads the same linear parts
+        vals = piece_values(ns, st, g, piece, a, coefs)
+        flat_outs.append((g, vals))
+    scatter_outputs(ns, st, flat_outs, outs)
+    return outs, pat.reshape(table.grid)
+
+
+def _decided_pieces(ns, st, gi, g, a, resolve, chosen, all_signs):
+    """The piece index at every site of site group ``g`` (number ``gi``) of step ``st``, decided from the signs
+    of its switching functions at the group's arguments ``a`` (undecided ones handed to ``resolve`` when
+    given); records the signs in ``all_signs``.  Raises Undecided naming the first site left undecided."""
+    signs = [switch_signs(ns, t, c, a, len(g.sites)) for t, c in st.switches[gi]]
+    if resolve is not None and any(bool((s == SIGN_UNDECIDED).any()) for s in signs):
+        signs = resolve(st, gi, signs, chosen)
+    all_signs[(st.k, gi)] = signs
+    piece, und = choose_pieces(st, g, signs)
+    if und.any():
+        table = st.sites
+        site = int(g.sites[np.argmax(und)])
+        idx = list(np.unravel_index(site, table.grid)) if table.grid else []
+        raise Undecided(f"cannot decide the index rule at site {[int(i) for i in idx]}")
+    return piece
 
 
 def _sort_moves(ns, st, x, given):
@@ -597,58 +628,77 @@ def vjp(r, cotangents, wrt=None, seeds=None, stop=None, consume=False, keep=None
             _consume(r, steps[st.k + 1])
         if all(c is None for c in cts) or not any(a.__class__ is int and need[a] for a in st.ins):
             continue
-        if st.rule is not None:
-            if st.prim in SELECTIVE_VJP:
-                needs = tuple(a.__class__ is int and need[a] for a in st.ins)
-                in_cts = vjp_rules[st.prim](ns, st.params, r.args[st.k], r.env[st.outs[0]], cts[0], needs=needs)
-            else:
-                in_cts = vjp_rules[st.prim](ns, st.params, r.args[st.k], r.env[st.outs[0]], cts[0])
-            for a, c, s in zip(st.ins, in_cts, st.in_shapes):
-                acc(a, c, s)
-            continue
-        table = st.sites
-        cts = [ns.zeros(s) if c is None else c for c, s in zip(cts, st.out_shapes)]
-        if st.moves:            # the transpose of a permutation is its inverse
-            acc(st.ins[0], _moved(ns, cts[0], np.argsort(_moves_of(r, st)), st.in_shapes[0]), st.in_shapes[0])
-            continue
-        if table.elementwise:
-            g = table.groups[0]
-            C = _coefs(r, st, 0, g)
-            flat = [ns.reshape(c, (table.n_sites,)) for c in cts]
-            for j, (a, s) in enumerate(zip(st.ins, st.in_shapes)):
-                if a.__class__ is not int or not need[a]:
-                    continue
-                tot = None
-                for row, c in zip(C, flat):
-                    t = scaled(ns, row[j], c)
-                    tot = t if tot is None else (tot if t is None else ns.add(tot, t))
-                if tot is not None:
-                    acc(a, ns.reshape(_fit(ns, tot, (table.n_sites,)), table.grid), s)
-            continue
-        flat_ct = cts[0] if len(cts) == 1 else ns.concat_flat(cts)
-        sizes = [math.prod(s) for s in st.in_shapes]
-        vals, where = [], []
-        for gi, g in enumerate(table.groups):
-            C = _coefs(r, st, gi, g)
-            for row, idx in zip(C, g.outs):
-                ct_row = ns.take(flat_ct, idx)
-                for j in range(g.n):
-                    part = routed(ns, row[j], ct_row, g.args[j])
-                    if part is not None:
-                        vals.append(part[0])
-                        where.append(part[1])
-        if not vals:
-            continue
-        # one scatter of every contribution: sums where several land on one input element (overlapping windows)
-        total = ns.scatter(vals[0] if len(vals) == 1 else ns.concat_flat(vals), np.concatenate(where), sum(sizes))
-        off = 0
-        for a, n, s in zip(st.ins, sizes, st.in_shapes):
-            acc(a, ns.reshape(ns.struct(total, lambda x, off=off, n=n: x[off:off + n]), s), s)
-            off += n
+        _step_vjp(r, st, cts, need, acc)
     for v in keep or ():
         if CT[v] is not None:       # not cleared above: a program input, or an output of no equation reached
             keep[v] = CT[v]
     return [CT[i] if need[i] else None for i in range(prog.n_inputs)]
+
+
+def _step_vjp(r, st, cts, need, acc):
+    """None: adds the input cotangents of step ``st`` of run ``r`` for its output cotangents ``cts`` (None =
+    0) through ``acc(atom, cotangent, shape)``; ``need[v]``: the cotangent of variable v is wanted."""
+    ns = r.ns
+    if st.rule is not None:
+        if st.prim in SELECTIVE_VJP:
+            needs = tuple(a.__class__ is int and need[a] for a in st.ins)
+            in_cts = vjp_rules[st.prim](ns, st.params, r.args[st.k], r.env[st.outs[0]], cts[0], needs=needs)
+        else:
+            in_cts = vjp_rules[st.prim](ns, st.params, r.args[st.k], r.env[st.outs[0]], cts[0])
+        for a, c, s in zip(st.ins, in_cts, st.in_shapes):
+            acc(a, c, s)
+        return
+    cts = [ns.zeros(s) if c is None else c for c, s in zip(cts, st.out_shapes)]
+    if st.moves:            # the transpose of a permutation is its inverse
+        acc(st.ins[0], _moved(ns, cts[0], np.argsort(_moves_of(r, st)), st.in_shapes[0]), st.in_shapes[0])
+    elif st.sites.elementwise:
+        _elementwise_vjp(r, st, cts, need, acc)
+    else:
+        _grouped_vjp(r, st, cts, acc)
+
+
+def _elementwise_vjp(r, st, cts, need, acc):
+    """None: adds through ``acc`` the input cotangents of the elementwise nonsmooth step ``st`` for its output
+    cotangents ``cts`` (arrays), the chosen pieces' coefficients applied site by site."""
+    ns, table = r.ns, st.sites
+    g = table.groups[0]
+    C = _coefs(r, st, 0, g)
+    flat = [ns.reshape(c, (table.n_sites,)) for c in cts]
+    for j, (a, s) in enumerate(zip(st.ins, st.in_shapes)):
+        if a.__class__ is not int or not need[a]:
+            continue
+        tot = None
+        for row, c in zip(C, flat):
+            t = scaled(ns, row[j], c)
+            tot = t if tot is None else (tot if t is None else ns.add(tot, t))
+        if tot is not None:
+            acc(a, ns.reshape(_fit(ns, tot, (table.n_sites,)), table.grid), s)
+
+
+def _grouped_vjp(r, st, cts, acc):
+    """None: adds through ``acc`` the input cotangents of the non-elementwise nonsmooth step ``st`` (site groups
+    reading elements of its inputs) for its output cotangents ``cts`` (arrays)."""
+    ns, table = r.ns, st.sites
+    flat_ct = cts[0] if len(cts) == 1 else ns.concat_flat(cts)
+    sizes = [math.prod(s) for s in st.in_shapes]
+    vals, where = [], []
+    for gi, g in enumerate(table.groups):
+        C = _coefs(r, st, gi, g)
+        for row, idx in zip(C, g.outs):
+            ct_row = ns.take(flat_ct, idx)
+            for j in range(g.n):
+                part = routed(ns, row[j], ct_row, g.args[j])
+                if part is not None:
+                    vals.append(part[0])
+                    where.append(part[1])
+    if not vals:
+        return
+    # one scatter of every contribution: sums where several land on one input element (overlapping windows)
+    total = ns.scatter(vals[0] if len(vals) == 1 else ns.concat_flat(vals), np.concatenate(where), sum(sizes))
+    off = 0
+    for a, n, s in zip(st.ins, sizes, st.in_shapes):
+        acc(a, ns.reshape(ns.struct(total, lambda x, off=off, n=n: x[off:off + n]), s), s)
+        off += n
 
 
 def routed(ns, c, ct, args):
