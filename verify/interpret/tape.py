@@ -11,8 +11,9 @@ back to the evaluator (evaluate.py), which decides them exactly as its generic i
 
 Four loops walk a tape: ``forward`` (Algorithm 1's evaluation), ``replay`` (recompute some steps with the
 pieces already chosen), ``backward`` and ``tangents`` (Algorithm 2's two modes, with the rules of
-prims/smooth.py inlined in the same order of operations).  They are long on purpose: one ``if`` chain on the
-step's kind, with no call per step, is what makes the tape cheap (benchmarks/bench_core.py measures it).
+prims/smooth.py inlined in the same order of operations).  Each is one ``if`` chain on the step's kind: the
+commonest kinds (add, sub, mul, relu, abs) are inlined with no call per step, which is what makes the tape
+cheap (benchmarks/bench_core.py measures it); the others go through a small helper (one call per step).
 
 The fast paths are optimisations of the registered rules, not replacements: a step is inlined only while its
 rule-table entry is the one registered at import (``eval_ok``, ``vjp_ok``, ``jvp_ok``), so whoever patches
@@ -39,6 +40,8 @@ BIN, UN, SLOPE, EXT2, DIV, DOM, POW, NONS, RULE, SLOPEQ, EXT2Q = range(11)
  V_DIV, V_SIN, V_COS, V_LOG, V_SQRT, V_POW, V_NONS, V_RULE, V_SKIP) = range(23)
 # the kinds whose tangent is one input's tangent times a factor (a symbolic zero stays zero)
 _ONE_TANGENT = frozenset((V_MULA, V_SLOPE, V_TANH, V_SIGMOID, V_EXP, V_ADD1, V_SUBA, V_SUBB, V_MULB, V_NEG))
+# the backward kinds whose cotangent goes to one input through a factor, computed by _one_input_vjp
+_V_ONE_INPUT = frozenset((V_TANH, V_SIGMOID, V_EXP, V_SUBB, V_MULB, V_NEG))
 
 DEFAULT_EVAL = dict(eval_rules)     # the rules as registered (before anyone patches a table)
 DEFAULT_VJP = dict(vjp_rules)
@@ -309,34 +312,49 @@ def forward(code, full, ns, frozen, chosen, slow):
                     continue
                 x0 = full[a]
                 x1 = full[b]
-                d = sub(x0, x1)
-                if kind == EXT2Q and d.__class__ is fmpq:
-                    p = d.p
-                    i = f[1] if p > 0 else (1 - f[1] if p < 0 else f[2])
-                elif d > 0:
-                    i = f[1]
-                elif d < 0:
-                    i = 1 - f[1]
-                else:
+                i = _ext2_piece(kind, f, sub(x0, x1))
+                if i is None:
                     slow.nonsmooth(k)
                     continue
                 push(i)
                 full[o] = x0 if i == 0 else (x1 if i == 1 else (x0 + x1) * HALF)
-            elif kind == DIV:
-                y = full[b]
-                full[o] = f(full[a], y) if (y > 0 or y < 0) else slow.domain(k)
-            elif kind == DOM:
-                x = full[a]
-                full[o] = f(x) if x > 0 else slow.domain(k)
-            elif kind == POW:
-                x = full[a]
-                full[o] = f(x, b) if (b >= 0 or x > 0 or x < 0) else slow.domain(k)
-            elif kind == NONS:
-                slow.nonsmooth(k)
             else:
-                full[o] = slow.rule(k)
+                _forward_other(kind, f, a, b, o, k, full, slow)
     except (DomainError, Undecided) as err:
         raise slow.located(err, k) from None
+
+
+def _ext2_piece(kind, f, d):
+    """The piece (0 or 1: the argument chosen) of a max / min of two arguments (an EXT2 or EXT2Q step, ``f`` =
+    (position, 0 for max or 1 for min, tie)) from d = x0 - x1; an exact tie of an EXT2Q step gives its tie
+    piece.  None when the sign of ``d`` is left open (a ball tie or an undecided ball): the evaluator decides."""
+    if kind == EXT2Q and d.__class__ is fmpq:
+        p = d.p
+        return f[1] if p > 0 else (1 - f[1] if p < 0 else f[2])
+    if d > 0:
+        return f[1]
+    if d < 0:
+        return 1 - f[1]
+    return None
+
+
+def _forward_other(kind, f, a, b, o, k, full, slow):
+    """None: computes into ``full[o]`` a DIV, DOM, POW or RULE step (the first three when the sign they need
+    is strict, else through ``slow.domain(k)``; RULE through ``slow.rule(k)``), or hands a NONS step to
+    ``slow.nonsmooth(k)``."""
+    if kind == DIV:
+        y = full[b]
+        full[o] = f(full[a], y) if (y > 0 or y < 0) else slow.domain(k)
+    elif kind == DOM:
+        x = full[a]
+        full[o] = f(x) if x > 0 else slow.domain(k)
+    elif kind == POW:
+        x = full[a]
+        full[o] = f(x, b) if (b >= 0 or x > 0 or x < 0) else slow.domain(k)
+    elif kind == NONS:
+        slow.nonsmooth(k)
+    else:
+        full[o] = slow.rule(k)
 
 
 def replay(code, full, chosen, ns, slow):
@@ -414,7 +432,7 @@ def backward(tape, full, pattern, ns, CT):
     kind computes what its rule in prims/smooth.py computes, in the same order; the step's (last) cotangent
     contribution g goes to slot j at the end of the loop body."""
     steps, slots = tape.steps, tape.slots
-    add, sub, mul, neg = ns.add, ns.sub, ns.mul, ns.neg
+    add, mul, neg = ns.add, ns.mul, ns.neg
     one, half = ns.const(Q1), ns.const(HALF)
     for vk, a, b, o, x, k in tape.vcode_rev:
         c = CT[o]
@@ -422,14 +440,10 @@ def backward(tape, full, pattern, ns, CT):
             continue
         if vk == V_MULA:
             j, g = a, mul(c, full[b])
-        elif vk == V_ADD:
+        elif vk == V_ADD or vk == V_SUB:
             t = CT[a]
             CT[a] = c if t is None else add(t, c)
-            j, g = b, c
-        elif vk == V_SUB:
-            t = CT[a]
-            CT[a] = c if t is None else add(t, c)
-            j, g = b, neg(c)
+            j, g = b, (c if vk == V_ADD else neg(c))
         elif vk == V_ADD1 or vk == V_SUBA:
             j, g = a, c
         elif vk == V_SLOPE:                 # x = (position, modes)
@@ -440,10 +454,7 @@ def backward(tape, full, pattern, ns, CT):
         elif vk == V_EXT2:                  # x = position
             i = pattern[x]
             if i > 1:                       # the mean of both (a split tie): 1/2 to each, as the piece says
-                g = mul(half, c)
-                t = CT[a]
-                CT[a] = g if t is None else add(t, g)
-                j = b
+                j, g = _split_tie_vjp(ns, half, a, b, c, CT)
             else:
                 j, g = (b if i else a), c
         elif vk == V_MUL:
@@ -451,20 +462,8 @@ def backward(tape, full, pattern, ns, CT):
             t = CT[a]
             CT[a] = ga if t is None else add(t, ga)
             j = b
-        elif vk == V_TANH:
-            y = full[o]
-            j, g = a, mul(sub(one, mul(y, y)), c)
-        elif vk == V_SIGMOID:
-            y = full[o]
-            j, g = a, mul(mul(y, sub(one, y)), c)
-        elif vk == V_EXP:
-            j, g = a, mul(full[o], c)
-        elif vk == V_SUBB:
-            j, g = b, neg(c)
-        elif vk == V_MULB:
-            j, g = b, mul(full[a], c)
-        elif vk == V_NEG:
-            j, g = a, neg(c)
+        elif vk in _V_ONE_INPUT:
+            j, g = _one_input_vjp(ns, one, vk, a, b, o, c, full)
         elif vk == V_NONS:                  # x = position
             piece_vjp(ns, steps[k], slots[k], pattern[x], CT)
             continue
@@ -475,6 +474,35 @@ def backward(tape, full, pattern, ns, CT):
             continue
         t = CT[j]
         CT[j] = g if t is None else add(t, g)
+
+
+def _split_tie_vjp(ns, half, a, b, c, CT):
+    """(b, 1/2 * c): the half of the cotangent ``c`` of a max / min at a split tie that goes to its second
+    argument ``b``, once the same half has been added into ``CT[a]`` (the mean's piece gives 1/2 to each)."""
+    g = ns.mul(half, c)
+    t = CT[a]
+    CT[a] = g if t is None else ns.add(t, g)
+    return b, g
+
+
+def _one_input_vjp(ns, one, vk, a, b, o, c, full):
+    """(the slot j, the cotangent contribution g to it) of a backward step of kind ``vk`` in _V_ONE_INPUT
+    (tanh, sigmoid, exp, neg, and sub / mul with a literal first argument) for the output cotangent ``c``:
+    what the step's rule in prims/smooth.py computes, in the same order; ``one`` is the constant 1."""
+    mul, sub = ns.mul, ns.sub
+    if vk == V_TANH:
+        y = full[o]
+        return a, mul(sub(one, mul(y, y)), c)
+    if vk == V_SIGMOID:
+        y = full[o]
+        return a, mul(mul(y, sub(one, y)), c)
+    if vk == V_EXP:
+        return a, mul(full[o], c)
+    if vk == V_SUBB:
+        return b, ns.neg(c)
+    if vk == V_MULB:
+        return b, mul(full[a], c)
+    return a, ns.neg(c)                 # V_NEG
 
 
 def _rule_tangent(ns, st, slots, full, i, T):
