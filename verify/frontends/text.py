@@ -297,6 +297,23 @@ class _Compiler:
         for a in node.args:
             if isinstance(a, ast.Starred):
                 raise self.err("*args is not allowed", a)
+        params = self.call_params(node, prim)
+        arg_nodes = self.where_args(node, params) if fname == "where" else node.args
+        ins = [self.expr(a, b, env, stack) for a in arg_nodes]
+        try:
+            full = prim.check_params(params, len(ins), fname)
+        except ProgramError as e:
+            raise self.err(str(e), node) from None
+        n_out = prim.n_out(len(ins), full)
+        outs = list(b.emit(fname, ins, params, n_out=n_out,
+                           names=names if names and len(names) == n_out else None, loc=loc))
+        if self.tensor or prim.tensor:
+            self.shaped(b, outs[0], node)
+        return outs
+
+    def call_params(self, node, prim):
+        """The keyword params of a call of primitive ``prim`` as a dict (integral numbers made ints, or 1-tuples
+        where the param takes a tuple of ints); a ParseError for **kwargs, a repeated or a non-constant param."""
         params = {}
         for kw in node.keywords:
             if kw.arg is None:
@@ -313,29 +330,20 @@ class _Compiler:
             if kind in (INTS, OPT_INTS) and isinstance(v, fmpq) and v.q == 1:
                 v = (int(v.p),)
             params[kw.arg] = v
-        if fname == "where":
-            if len(node.args) != 3 or not isinstance(node.args[0], ast.Compare) or len(node.args[0].ops) != 1:
-                raise self.err("where takes a single comparison and two values: where(u > v, a, b)", node)
-            cmp = node.args[0]
-            if "op" in params:
-                raise self.err("write the comparison in the condition, not op=", node)
-            params["op"] = _CMP.get(type(cmp.ops[0]))
-            if params["op"] is None:
-                raise self.err(f"comparison {type(cmp.ops[0]).__name__} is not allowed", cmp)
-            arg_nodes = [cmp.left, cmp.comparators[0], node.args[1], node.args[2]]
-        else:
-            arg_nodes = node.args
-        ins = [self.expr(a, b, env, stack) for a in arg_nodes]
-        try:
-            full = prim.check_params(params, len(ins), fname)
-        except ProgramError as e:
-            raise self.err(str(e), node) from None
-        n_out = prim.n_out(len(ins), full)
-        outs = list(b.emit(fname, ins, params, n_out=n_out,
-                           names=names if names and len(names) == n_out else None, loc=loc))
-        if self.tensor or prim.tensor:
-            self.shaped(b, outs[0], node)
-        return outs
+        return params
+
+    def where_args(self, node, params):
+        """The four argument nodes of ``where(u > v, a, b)``: [u, v, a, b]; sets ``params["op"]`` from the
+        comparison; a ParseError unless the condition is a single allowed comparison and op= is not given."""
+        if len(node.args) != 3 or not isinstance(node.args[0], ast.Compare) or len(node.args[0].ops) != 1:
+            raise self.err("where takes a single comparison and two values: where(u > v, a, b)", node)
+        cmp = node.args[0]
+        if "op" in params:
+            raise self.err("write the comparison in the condition, not op=", node)
+        params["op"] = _CMP.get(type(cmp.ops[0]))
+        if params["op"] is None:
+            raise self.err(f"comparison {type(cmp.ops[0]).__name__} is not allowed", cmp)
+        return [cmp.left, cmp.comparators[0], node.args[1], node.args[2]]
 
     def shaped(self, b, atom, node):
         """The shape of ``atom``; a shape error of the equation that defines it is a ParseError here."""

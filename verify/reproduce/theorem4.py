@@ -564,11 +564,10 @@ def table_md(rows, cons, scale):
     return "\n".join(out)
 
 
-def draw(records, cons, rows, path):
-    fig, axes = figure(1, 3, (18, 6))
+def draw_trajectories(ax, records):
+    """Panel (a) on ``ax``: the zero_sum trajectories of one (init, c) where a float16 run stopped at s, if
+    there is one (else the first zero_sum run's), in every arithmetic; returns None."""
     colours = {"exact": "black", "float64": "tab:blue", "float32": "tab:green", "float16": "tab:red"}
-    # (a) zero_sum trajectories of one (init, c) where a float16 run stopped at s, if there is one
-    ax = axes[0][0]
     za = [r for r in records if r["problem"] == "zero_sum"]
     pick = next(((r["init"], r["j"]) for r in za if r["precision"] == "float16" and r["stopped"]),
                 (za[0]["init"], za[0]["j"]) if za else None)
@@ -588,8 +587,11 @@ def draw(records, cons, rows, path):
     c_pick = next((r["c"] for r in za if (r["init"], r["j"]) == pick), "-")
     ax.set_title(f"zero_sum: one initialisation, c = {c_pick}, in every arithmetic (zoom)", fontsize=9)
     ax.legend(fontsize=7)
-    # (b) kink hits by precision
-    ax = axes[0][1]
+
+
+def draw_kink_hits(ax, rows):
+    """Panel (b) on ``ax``: the fraction of runs with an iterate exactly on a kink or on a float kink, by
+    problem and precision; returns None."""
     width = 0.2
     for pi, p in enumerate(PROBLEMS):
         rs = [r for r in rows if r["problem"] == p.key]
@@ -611,8 +613,11 @@ def draw(records, cons, rows, path):
     ax.set_ylim(0, 1.05)
     ax.set_title("runs meeting a kink (exactly, or in the run's float arithmetic)", fontsize=9)
     ax.legend(fontsize=7)
-    # (c) certified type of the limit
-    ax = axes[0][2]
+
+
+def draw_limit_types(ax, rows):
+    """Panel (c) on ``ax``: the fraction of runs by certified type of the limit point (Clarke-critical,
+    artificial, other), by problem and precision; returns None."""
     for pi, p in enumerate(PROBLEMS):
         rs = [r for r in rows if r["problem"] == p.key]
         xs = [PRECISIONS.index(r["precision"]) + (pi - 0.5) * 0.4 for r in rs]
@@ -631,6 +636,15 @@ def draw(records, cons, rows, path):
     ax.set_ylim(0, 1.05)
     ax.set_title("certified type of the limit point (verify.critical)", fontsize=9)
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3)
+
+
+def draw(records, cons, rows, path):
+    """The three-panel Theorem 4 figure (trajectories, kink hits, limit types) saved at ``path``; returns
+    what ``save_figure`` returns."""
+    fig, axes = figure(1, 3, (18, 6))
+    draw_trajectories(axes[0][0], records)
+    draw_kink_hits(axes[0][1], rows)
+    draw_limit_types(axes[0][2], rows)
     fig.suptitle("Theorem 4 (Bolte & Pauwels 2020): SGD with AD gradients, exact vs float arithmetic", fontsize=11)
     return save_figure(fig, path)
 
