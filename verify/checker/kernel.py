@@ -598,74 +598,117 @@ def consistent(prim, params, n, signs):
     return True
 
 
+def _choose_kink(prim, params, signs):
+    """The one-row piece of relu, abs or leaky_relu for the decided sign of its switch."""
+    s = signs[0]
+    left = {"relu": Q0, "abs": -Q1, "leaky_relu": params.get("slope")}[prim]
+    kink = {"relu": params.get("alpha"), "abs": params.get("at_zero"),
+            "leaky_relu": params.get("at_zero") if params.get("at_zero") is not None else params.get("slope")}[prim]
+    return (_row(1, (left if s < 0 else (Q1 if s > 0 else kink),)),)
+
+
+def _choose_clamp(prim, params, signs):
+    """The one-row piece of clamp, hardtanh or relu6 for the decided signs of its bound switches."""
+    lo, hi = bounds(prim, params)
+    k = 0
+    if lo is not None:
+        if signs[k] < 0:
+            return (_row(1, (Q0,), lo),)
+        if signs[k] == 0:
+            d = params["at_lo"]
+            return (_row(1, (d,), (1 - d) * lo),)
+        k += 1
+    if hi is not None:
+        if signs[k] > 0:
+            return (_row(1, (Q0,), hi),)
+        if signs[k] == 0:
+            d = params["at_hi"]
+            return (_row(1, (d,), (1 - d) * hi),)
+    return (_row(1, (Q1,)),)
+
+
+def _pair_comparer(n, signs):
+    """cmp(i, j): the decided sign of x_i - x_j, read from the signs of the pairs i < j in row-major order."""
+    pairs = {(i, j): k for k, (i, j) in enumerate((i, j) for i in range(n) for j in range(i + 1, n))}
+
+    def cmp(i, j):
+        return 0 if i == j else (signs[pairs[(i, j)]] if i < j else -signs[pairs[(j, i)]])
+    return cmp
+
+
+def _choose_mode(params, n, cmp):
+    """The unit row of the mode's pick (the largest of the lowest most frequent values); CannotDecide at an
+    unspecified tie."""
+    freq = [sum(cmp(i, j) == 0 for j in range(n)) for i in range(n)]
+    most = max(freq)
+    cands = [i for i in range(n) if freq[i] == most]
+    low = [i for i in cands if all(cmp(i, j) <= 0 for j in cands)]
+    if len(low) > 1 and params.get("tie") == "unspecified":
+        raise CannotDecide("the checker cannot decide a mode whose tie rule is unspecified")
+    return (_row(n, _unit(n, max(low))),)
+
+
+def _choose_kth(params, n, cmp, unspecified):
+    """The row of the k-th order statistic (split evenly, or the first or last of a tied group); CannotDecide
+    at a tie whose rule is unspecified."""
+    k = params["k"]
+    group = [i for i in range(n) if sum(cmp(j, i) < 0 for j in range(n)) <= k <
+             sum(cmp(j, i) <= 0 for j in range(n))]
+    if unspecified and len(group) > 1:
+        raise CannotDecide("the checker cannot decide an order statistic at a tie whose rule is unspecified")
+    tie = params.get("tie")
+    if tie == "split":
+        return (_row(n, tuple(fmpq(1, len(group)) if j in group else Q0 for j in range(n))),)
+    return (_row(n, _unit(n, group[-1] if tie == "last" else group[0])),)
+
+
+def _choose_sort(params, n, cmp):
+    """The n unit rows of the sorting permutation (by value, then by the tie order)."""
+    down = -1 if params.get("descending") else 1
+    rev = -1 if params.get("ties") == "reverse" else 1
+    order = list(range(n))
+    for a in range(1, n):               # insertion sort by (value, tie order)
+        b = a
+        while b > 0 and (cmp(order[b - 1], order[b]) * down > 0 or
+                         (cmp(order[b - 1], order[b]) == 0 and (order[b - 1] - order[b]) * rev > 0)):
+            order[b - 1], order[b] = order[b], order[b - 1]
+            b -= 1
+    return tuple(_row(n, _unit(n, order[r])) for r in range(n))
+
+
+def _choose_extreme(prim, params, n, cmp):
+    """The row of max or min (split evenly over the tied best, or the first or last of them)."""
+    sgn = 1 if prim == "max" else -1
+    best = [i for i in range(n) if all(cmp(i, j) * sgn >= 0 for j in range(n))]
+    tie = params.get("tie")
+    if tie == "split":
+        return (_row(n, tuple(fmpq(1, len(best)) if j in best else Q0 for j in range(n))),)
+    return (_row(n, _unit(n, best[0] if tie == "first" else best[-1])),)
+
+
+def _choose_order(prim, params, n, signs):
+    """The piece of max, min, sort, kth or mode for the decided signs of the pairwise differences."""
+    cmp = _pair_comparer(n, signs)
+    if prim == "mode":
+        return _choose_mode(params, n, cmp)
+    unspecified = "unspecified" in (params.get("ties"), params.get("tie"))
+    if prim == "kth":
+        return _choose_kth(params, n, cmp, unspecified)
+    if prim == "sort" and unspecified and any(s == 0 for s in signs):
+        raise CannotDecide("the checker cannot decide a sort at a tie whose order is unspecified")
+    if prim == "sort":
+        return _choose_sort(params, n, cmp)
+    return _choose_extreme(prim, params, n, cmp)
+
+
 def choose(prim, params, n, signs):
     """The piece (affine map) the index rule picks for the given decided signs of the switches."""
     if prim in ("relu", "abs", "leaky_relu"):
-        s = signs[0]
-        left = {"relu": Q0, "abs": -Q1, "leaky_relu": params.get("slope")}[prim]
-        kink = {"relu": params.get("alpha"), "abs": params.get("at_zero"),
-                "leaky_relu": params.get("at_zero") if params.get("at_zero") is not None else params.get("slope")}[prim]
-        return (_row(1, (left if s < 0 else (Q1 if s > 0 else kink),)),)
+        return _choose_kink(prim, params, signs)
     if prim in ("clamp", "hardtanh", "relu6"):
-        lo, hi = bounds(prim, params)
-        k = 0
-        if lo is not None:
-            if signs[k] < 0:
-                return (_row(1, (Q0,), lo),)
-            if signs[k] == 0:
-                d = params["at_lo"]
-                return (_row(1, (d,), (1 - d) * lo),)
-            k += 1
-        if hi is not None:
-            if signs[k] > 0:
-                return (_row(1, (Q0,), hi),)
-            if signs[k] == 0:
-                d = params["at_hi"]
-                return (_row(1, (d,), (1 - d) * hi),)
-        return (_row(1, (Q1,)),)
+        return _choose_clamp(prim, params, signs)
     if prim in ("max", "min", "sort", "kth", "mode"):
-        pairs = {(i, j): k for k, (i, j) in enumerate((i, j) for i in range(n) for j in range(i + 1, n))}
-
-        def cmp(i, j):                      # decided sign of x_i - x_j
-            return 0 if i == j else (signs[pairs[(i, j)]] if i < j else -signs[pairs[(j, i)]])
-        if prim == "mode":
-            freq = [sum(cmp(i, j) == 0 for j in range(n)) for i in range(n)]
-            most = max(freq)
-            cands = [i for i in range(n) if freq[i] == most]
-            low = [i for i in cands if all(cmp(i, j) <= 0 for j in cands)]
-            if len(low) > 1 and params.get("tie") == "unspecified":
-                raise CannotDecide("the checker cannot decide a mode whose tie rule is unspecified")
-            return (_row(n, _unit(n, max(low))),)
-        unspecified = "unspecified" in (params.get("ties"), params.get("tie"))
-        if prim == "kth":
-            k = params["k"]
-            group = [i for i in range(n) if sum(cmp(j, i) < 0 for j in range(n)) <= k <
-                     sum(cmp(j, i) <= 0 for j in range(n))]
-            if unspecified and len(group) > 1:
-                raise CannotDecide("the checker cannot decide an order statistic at a tie whose rule is unspecified")
-            tie = params.get("tie")
-            if tie == "split":
-                return (_row(n, tuple(fmpq(1, len(group)) if j in group else Q0 for j in range(n))),)
-            return (_row(n, _unit(n, group[-1] if tie == "last" else group[0])),)
-        if prim == "sort" and unspecified and any(s == 0 for s in signs):
-            raise CannotDecide("the checker cannot decide a sort at a tie whose order is unspecified")
-        if prim == "sort":
-            down = -1 if params.get("descending") else 1
-            rev = -1 if params.get("ties") == "reverse" else 1
-            order = list(range(n))
-            for a in range(1, n):               # insertion sort by (value, tie order)
-                b = a
-                while b > 0 and (cmp(order[b - 1], order[b]) * down > 0 or
-                                 (cmp(order[b - 1], order[b]) == 0 and (order[b - 1] - order[b]) * rev > 0)):
-                    order[b - 1], order[b] = order[b], order[b - 1]
-                    b -= 1
-            return tuple(_row(n, _unit(n, order[r])) for r in range(n))
-        sgn = 1 if prim == "max" else -1
-        best = [i for i in range(n) if all(cmp(i, j) * sgn >= 0 for j in range(n))]
-        tie = params.get("tie")
-        if tie == "split":
-            return (_row(n, tuple(fmpq(1, len(best)) if j in best else Q0 for j in range(n))),)
-        return (_row(n, _unit(n, best[0] if tie == "first" else best[-1])),)
+        return _choose_order(prim, params, n, signs)
     if prim == "where":
         d = signs[0]
         holds = {">": d > 0, ">=": d >= 0, "<": d < 0, "<=": d <= 0, "==": d == 0, "!=": d != 0}[params["op"]]

@@ -556,8 +556,35 @@ def _structure_idx(prim, p, xs):
     return structure_map(prim, shapes, key)
 
 
-def backward(prim, p, xs, y, ct, need):
-    """The cotangents of a smooth primitive's inputs (None where not needed), shaped like the inputs."""
+def _special_derivative(prim, p, x, y):
+    """The derivative of a special function (erfinv, lgamma, polygamma, bessel_i) at ``x`` (with value ``y``)."""
+    if prim == "erfinv":
+        return mul(_obj(arb.pi().sqrt() / 2), transcendental("exp", mul(y, y)))
+    if prim == "lgamma":
+        return specials("polygamma", {"n": 0}, x)
+    if prim == "polygamma":
+        return specials("polygamma", {"n": p["n"] + 1}, x)
+    if p["n"] == 0:
+        return specials("bessel_i", {"n": 1}, x)
+    return mul(add(specials("bessel_i", {"n": p["n"] - 1}, x), specials("bessel_i", {"n": p["n"] + 1}, x)),
+               literal(fmpq(1, 2)))
+
+
+def _ball_derivative(prim, x, y):
+    """The derivative of an elementary ball function (exp, log, sqrt, sin, cos, tanh, sigmoid, erf, atan) at
+    ``x`` (with value ``y``)."""
+    one = literal(K.Q1)
+    d = {"exp": lambda: y, "log": lambda: div(one, x), "sqrt": lambda: div(one, add(y, y)),
+         "sin": lambda: transcendental("cos", x), "cos": lambda: neg(transcendental("sin", x)),
+         "tanh": lambda: sub(literal(fmpq(1)), mul(y, y)),
+         "sigmoid": lambda: mul(y, sub(literal(fmpq(1)), y)),
+         "erf": lambda: mul(div(literal(fmpq(2)), _obj(arb.pi().sqrt())), transcendental("exp", neg(mul(x, x)))),
+         "atan": lambda: div(one, add(one, mul(x, x)))}
+    return d[prim]()
+
+
+def _binary_backward(prim, xs, y, ct, need):
+    """The cotangents of add, sub, mul or div's two inputs (None where not needed), unbroadcast to their shapes."""
     def fit(c, x):
         return None if c is None else unbroadcast(c, x.shape)
     if prim == "add":
@@ -566,43 +593,28 @@ def backward(prim, p, xs, y, ct, need):
         return fit(ct, xs[0]), fit(neg(ct), xs[1])
     if prim == "mul":
         return (fit(mul(ct, xs[1]), xs[0]) if need[0] else None), (fit(mul(xs[0], ct), xs[1]) if need[1] else None)
-    if prim == "div":
-        return (fit(div(ct, xs[1]), xs[0]) if need[0] else None), \
-            (fit(neg(div(mul(ct, y), xs[1])), xs[1]) if need[1] else None)
+    return (fit(div(ct, xs[1]), xs[0]) if need[0] else None), \
+        (fit(neg(div(mul(ct, y), xs[1])), xs[1]) if need[1] else None)
+
+
+def _scatter_backward(prim, p, xs, ct):
+    """The cotangents of slice, pad, concat or take_along's inputs: the cotangent scattered back through the
+    structural index map and split per input."""
     x = xs[0]
-    if prim in K.STEPS:
-        return (None,)
-    if prim in K.SPECIAL:
-        if prim == "erfinv":
-            d = mul(_obj(arb.pi().sqrt() / 2), transcendental("exp", mul(y, y)))
-        elif prim == "lgamma":
-            d = specials("polygamma", {"n": 0}, x)
-        elif prim == "polygamma":
-            d = specials("polygamma", {"n": p["n"] + 1}, x)
-        elif p["n"] == 0:
-            d = specials("bessel_i", {"n": 1}, x)
-        else:
-            d = mul(add(specials("bessel_i", {"n": p["n"] - 1}, x), specials("bessel_i", {"n": p["n"] + 1}, x)),
-                    literal(fmpq(1, 2)))
-        return (mul(ct, d),)
-    if prim == "neg":
-        return (neg(ct),)
-    if prim == "pow":
-        n = p["n"]
-        return (zeros(x.shape) if n == 0 else mul(ct, mul(literal(fmpq(n)), power(x, n - 1))),)
-    if prim in _BALL:
-        one = literal(K.Q1)
-        d = {"exp": lambda: y, "log": lambda: div(one, x), "sqrt": lambda: div(one, add(y, y)),
-             "sin": lambda: transcendental("cos", x), "cos": lambda: neg(transcendental("sin", x)),
-             "tanh": lambda: sub(literal(fmpq(1)), mul(y, y)),
-             "sigmoid": lambda: mul(y, sub(literal(fmpq(1)), y)),
-             "erf": lambda: mul(div(literal(fmpq(2)), _obj(arb.pi().sqrt())), transcendental("exp", neg(mul(x, x)))),
-             "atan": lambda: div(one, add(one, mul(x, x)))}
-        return (mul(ct, d[prim]()),)
-    if prim == "dot":
-        return dot_vjp(p, xs[0], xs[1], ct, need)
-    if prim == "conv2d":
-        return conv2d_vjp(p, xs[0], xs[1], ct, need)
+    idx = take_map(tuple(x.shape), p) if prim == "take_along" else _structure_idx(prim, p, xs)
+    sizes = [math.prod(v.shape) for v in xs]
+    flat = scatter(ct, idx, sum(sizes))
+    out, off = [], 0
+    for v, n in zip(xs, sizes):
+        out.append(reshape(restructure(flat, lambda a, off=off, n=n: a[off:off + n]), v.shape))
+        off += n
+    return tuple(out)
+
+
+def _structural_backward(prim, p, xs, y, ct):
+    """The cotangent of a reduction, reshaping, indexing or pooling primitive's input(s), or None when ``prim``
+    is none of them."""
+    x = xs[0]
     if prim in ("sum", "mean"):
         axes = _norm_axes(p["axes"], len(x.shape))
         c = broadcast(reshape(ct, _reduced_shape(x.shape, axes, True)), x.shape)
@@ -614,14 +626,7 @@ def backward(prim, p, xs, y, ct, need):
     if prim == "broadcast_to":
         return (unbroadcast(ct, x.shape),)
     if prim in ("slice", "pad", "concat", "take_along"):
-        idx = take_map(tuple(x.shape), p) if prim == "take_along" else _structure_idx(prim, p, xs)
-        sizes = [math.prod(v.shape) for v in xs]
-        flat = scatter(ct, idx, sum(sizes))
-        out, off = [], 0
-        for v, n in zip(xs, sizes):
-            out.append(reshape(restructure(flat, lambda a, off=off, n=n: a[off:off + n]), v.shape))
-            off += n
-        return tuple(out)
+        return _scatter_backward(prim, p, xs, ct)
     if prim == "avg_pool2d":
         idx, _, _ = pool_windows(tuple(x.shape), p)
         c = broadcast(reshape(mul(ct, literal(fmpq(1, idx.shape[1]))), (idx.shape[0], 1)), idx.shape)
@@ -631,7 +636,33 @@ def backward(prim, p, xs, y, ct, need):
         yk = reshape(y, _reduced_shape(x.shape, axes, True))
         sm = transcendental("exp", sub(x, yk))
         return (mul(sm, reshape(ct, _reduced_shape(x.shape, axes, True))),)
-    raise Invalid(f"the checker has no rule for the primitive {prim!r}")
+    return None
+
+
+def backward(prim, p, xs, y, ct, need):
+    """The cotangents of a smooth primitive's inputs (None where not needed), shaped like the inputs."""
+    if prim in ("add", "sub", "mul", "div"):
+        return _binary_backward(prim, xs, y, ct, need)
+    x = xs[0]
+    if prim in K.STEPS:
+        return (None,)
+    if prim in K.SPECIAL:
+        return (mul(ct, _special_derivative(prim, p, x, y)),)
+    if prim == "neg":
+        return (neg(ct),)
+    if prim == "pow":
+        n = p["n"]
+        return (zeros(x.shape) if n == 0 else mul(ct, mul(literal(fmpq(n)), power(x, n - 1))),)
+    if prim in _BALL:
+        return (mul(ct, _ball_derivative(prim, x, y)),)
+    if prim == "dot":
+        return dot_vjp(p, xs[0], xs[1], ct, need)
+    if prim == "conv2d":
+        return conv2d_vjp(p, xs[0], xs[1], ct, need)
+    cts = _structural_backward(prim, p, xs, y, ct)
+    if cts is None:
+        raise Invalid(f"the checker has no rule for the primitive {prim!r}")
+    return cts
 
 
 # ------------------------------------------------------------------------------------------ site kernels

@@ -1645,25 +1645,21 @@ _CANDIDATES = {
 _MAX_ASSIGNMENTS = 729
 
 
-def _resolve_kinks(lo, e, args, outs, new, kinky):
-    """Choose the kink params of the custom function's forward equations ``kinky`` so that the program's
-    derivative equals the custom rule at the function's kinks (see ``from_jax``)."""
-    import itertools
-    where = f"{e.primitive.name} {_call_name(e)}"
-    xs = [i for i, a in enumerate(args) if isinstance(a, Tensor) and not isinstance(a.atom, (Lit,)) and
-          isinstance(a.atom, int)]
-    if len(xs) != 1 or len(outs) != 1 or not isinstance(outs[0], Tensor) or outs[0].shape != args[xs[0]].shape:
-        lo.fail(f"{where}: a nonsmooth custom function must be elementwise in one real argument to have its "
-                "kinks read from its rule")
-    xi = xs[0]
-    phi = _scalarize(lo, [lo.b.eqns[k] for k in new], [args[xi].atom], outs[0].atom, where)
-    rho = _rule_program(lo, e, args, xi, where)
+def _kink_starts(phi, rho):
+    """The starting points of the exact Newton search for kinks: 0, 1, -1 and every literal of the function
+    ``phi`` and of its rule ``rho`` negated and shifted by one (a set of fmpq)."""
     starts = {fmpq(0), fmpq(1), fmpq(-1)}
     for prog in (phi[0], rho):
         for eq in prog.eqns:
             for a in eq.ins:
                 if isinstance(a, Lit):
                     starts |= {a.value, -a.value, a.value + 1, a.value - 1, -a.value + 1, -a.value - 1}
+    return starts
+
+
+def _locate_kinks(lo, phi, starts, where):
+    """The sorted kink points of every nonsmooth equation of ``phi``; fails where an equation's kinks are not
+    found."""
     kinks_at = {}
     for j in phi[1]:
         found = _kink_points(phi[0], j, starts)
@@ -1671,9 +1667,13 @@ def _resolve_kinks(lo, e, args, outs, new, kinky):
             lo.fail(f"{where}: cannot locate the kinks of `{phi[0].eqns[j].prim}` (exact Newton steps from the "
                     "function's literals found none)")
         kinks_at[j] = found
-    points = sorted(set().union(*kinks_at.values()))
-    want = [_rule_value(rho, x, where, lo) for x in points]
-    exact = all(isinstance(r, fmpq) for r in want)
+    return sorted(set().union(*kinks_at.values()))
+
+
+def _kink_options(lo, phi, where):
+    """For each nonsmooth equation of ``phi``, its candidate kink params (dicts, the current ones first);
+    fails on a primitive without candidates or when the assignments number over _MAX_ASSIGNMENTS."""
+    import itertools
     options = []
     for j in phi[1]:
         eq = phi[0].eqns[j]
@@ -1687,6 +1687,13 @@ def _resolve_kinks(lo, e, args, outs, new, kinky):
     total = _math.prod(len(o) for o in options)
     if total > _MAX_ASSIGNMENTS:
         lo.fail(f"{where}: too many kink choices to try ({total})")
+    return options
+
+
+def _matching_assignments(phi, options, points, want, exact):
+    """The (assignment, derivatives at ``points``) pairs whose derivatives match the rule's ``want``: the first
+    equal one when exact, else every one whose balls contain the rule's values."""
+    import itertools
     matches = []
     for assign in itertools.product(*options):
         cand = _with_params(phi[0], dict(zip(phi[1], assign)))
@@ -1696,6 +1703,11 @@ def _resolve_kinks(lo, e, args, outs, new, kinky):
             break
         if not exact and all(g is not None and (g - r).contains(0) for g, r in zip(got, want)):
             matches.append((assign, got))
+    return matches
+
+
+def _decided_assignment(lo, matches, points, want, where):
+    """The first matching assignment; fails when none matches or when, in balls, the matches disagree."""
     if not matches:
         shown = ", ".join(f"{_show(r)} at {x}" for x, r in zip(points, want))
         lo.fail(f"{where}: the rule's derivative ({shown}) is not given by any choice of the kink params of "
@@ -1703,9 +1715,11 @@ def _resolve_kinks(lo, e, args, outs, new, kinky):
     for _, got in matches[1:]:       # in balls: every accepted choice must give the same derivatives
         if any(not (g - h).contains(0) for g, h in zip(got, matches[0][1])):
             lo.fail(f"{where}: the rule's derivative at its kinks is not decided in ball arithmetic")
-    chosen = matches[0][0]
-    final = _with_params(phi[0], dict(zip(phi[1], chosen)))
-    _check_off_kinks(final, rho, points, where, lo)
+    return matches[0][0]
+
+
+def _apply_kink_params(lo, phi, chosen, points, where):
+    """Write the chosen kink params into the main program's equations and their origins; returns nothing."""
     for j, k in zip(phi[1], phi[2]):
         old = lo.b.eqns[k]
         params = {**old.param_dict, **chosen[phi[1].index(j)]}
@@ -1713,6 +1727,29 @@ def _resolve_kinks(lo, e, args, outs, new, kinky):
         lo.origins[k] = Origin(lo.origins[k].framework, lo.origins[k].op, lo.origins[k].node, lo.origins[k].module,
                                lo.origins[k].source, f"{where}: kink params {chosen[phi[1].index(j)]} read from the "
                                f"rule at {[str(x) for x in points]}")
+
+
+def _resolve_kinks(lo, e, args, outs, new, kinky):
+    """Choose the kink params of the custom function's forward equations ``kinky`` so that the program's
+    derivative equals the custom rule at the function's kinks (see ``from_jax``)."""
+    where = f"{e.primitive.name} {_call_name(e)}"
+    xs = [i for i, a in enumerate(args) if isinstance(a, Tensor) and not isinstance(a.atom, (Lit,)) and
+          isinstance(a.atom, int)]
+    if len(xs) != 1 or len(outs) != 1 or not isinstance(outs[0], Tensor) or outs[0].shape != args[xs[0]].shape:
+        lo.fail(f"{where}: a nonsmooth custom function must be elementwise in one real argument to have its "
+                "kinks read from its rule")
+    xi = xs[0]
+    phi = _scalarize(lo, [lo.b.eqns[k] for k in new], [args[xi].atom], outs[0].atom, where)
+    rho = _rule_program(lo, e, args, xi, where)
+    points = _locate_kinks(lo, phi, _kink_starts(phi, rho), where)
+    want = [_rule_value(rho, x, where, lo) for x in points]
+    exact = all(isinstance(r, fmpq) for r in want)
+    options = _kink_options(lo, phi, where)
+    matches = _matching_assignments(phi, options, points, want, exact)
+    chosen = _decided_assignment(lo, matches, points, want, where)
+    final = _with_params(phi[0], dict(zip(phi[1], chosen)))
+    _check_off_kinks(final, rho, points, where, lo)
+    _apply_kink_params(lo, phi, chosen, points, where)
 
 
 def _scalarize(lo, eqns, in_atoms, out_atom, where):

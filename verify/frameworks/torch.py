@@ -409,21 +409,19 @@ def input_values(ep, user_values, params="inputs", state=None):
     return pending
 
 
-def lower_exported(ep, user_values, params="inputs", name="f", state=None, provenance=None):
-    """Lower a decomposed ExportedProgram (``export``) at the flattened arguments ``user_values`` to an
-    ``Imported`` (see ``from_torch``); parameters and buffers from ``state`` as in ``input_values``;
-    ``provenance`` (from ``export``) names the ops whose decompositions must lower to smooth equations.  The cheap
-    half of an import: an Auditor runs it again, without exporting, when new integer data (labels) change
-    the constants of the program."""
+def _is_float_input(kind, v):
+    """Whether a pending input is a float tensor the program takes as an input (a user input or parameter)."""
     import torch
-    from torch.export.graph_signature import OutputKind
-    sig = ep.graph_signature
-    inputs, values, point, infos, constants = [], {}, [], [], {}
-    pending = input_values(ep, user_values, params, state)
-    for node, kind, src, v in pending:
-        if kind in ("input", "parameter") and isinstance(v, torch.Tensor) and _is_float(v.dtype):
-            inputs.append((src, tuple(v.shape)))
-    lo = TorchLowering(name, inputs)
+    return kind in ("input", "parameter") and isinstance(v, torch.Tensor) and _is_float(v.dtype)
+
+
+def _bind_inputs(lo, pending):
+    """The lowered value of each pending graph input, the exact point, the InputInfos and the constants' origins
+    (name -> (kind, source, dtype)), as (values, point, infos, constants): float inputs and parameters become
+    the program's inputs in order, finite float constants exact arrays, other floats constants of the program,
+    integers Consts; a complex input raises ImportFailure."""
+    import torch
+    values, point, infos, constants = {}, [], [], {}
     k = 0
     for node, kind, src, v in pending:
         if not isinstance(v, torch.Tensor):
@@ -449,12 +447,12 @@ def lower_exported(ep, user_values, params="inputs", name="f", state=None, prove
             raise ImportFailure(f"torch: input {src} is complex: only real numbers are supported")
         else:
             values[node] = Const(t.cpu().numpy())
-    lo.dependent = _dependent(ep.graph, [node for node, kind, _, v in pending if kind in ("input", "parameter")
-                                         and isinstance(v, torch.Tensor) and _is_float(v.dtype)])
-    lo.run_values = lambda: _graph_values(ep, [v for _, _, _, v in pending])
-    out_node = next(n for n in ep.graph.nodes if n.op == "output")
-    user_outputs = [a for a, spec in zip(out_node.args[0], sig.output_specs) if spec.kind == OutputKind.USER_OUTPUT]
-    live = _live_nodes(ep.graph, user_outputs)
+    return values, point, infos, constants
+
+
+def _lower_nodes(lo, ep, live, values, provenance):
+    """Lower every live call_function node of the graph in order into ``lo``, recording each node's value in
+    ``values``; returns nothing (raises ImportFailure on what cannot be lowered)."""
     for node in ep.graph.nodes:
         if node.op != "call_function" or node not in live:
             continue
@@ -468,6 +466,26 @@ def lower_exported(ep, user_values, params="inputs", name="f", state=None, prove
         values[node] = _run_node(lo, node, op, values)
         _check_decomposed(lo, node, provenance or {}, first)
         _check_shape(lo, node, values[node])
+
+
+def lower_exported(ep, user_values, params="inputs", name="f", state=None, provenance=None):
+    """Lower a decomposed ExportedProgram (``export``) at the flattened arguments ``user_values`` to an
+    ``Imported`` (see ``from_torch``); parameters and buffers from ``state`` as in ``input_values``;
+    ``provenance`` (from ``export``) names the ops whose decompositions must lower to smooth equations.  The cheap
+    half of an import: an Auditor runs it again, without exporting, when new integer data (labels) change
+    the constants of the program."""
+    import torch
+    from torch.export.graph_signature import OutputKind
+    sig = ep.graph_signature
+    pending = input_values(ep, user_values, params, state)
+    inputs = [(src, tuple(v.shape)) for node, kind, src, v in pending if _is_float_input(kind, v)]
+    lo = TorchLowering(name, inputs)
+    values, point, infos, constants = _bind_inputs(lo, pending)
+    lo.dependent = _dependent(ep.graph, [node for node, kind, _, v in pending if _is_float_input(kind, v)])
+    lo.run_values = lambda: _graph_values(ep, [v for _, _, _, v in pending])
+    out_node = next(n for n in ep.graph.nodes if n.op == "output")
+    user_outputs = [a for a, spec in zip(out_node.args[0], sig.output_specs) if spec.kind == OutputKind.USER_OUTPUT]
+    _lower_nodes(lo, ep, _live_nodes(ep.graph, user_outputs), values, provenance)
     outs = []
     for a in user_outputs:
         lo.origin = Origin("torch", "output", getattr(a, "name", ""))
