@@ -87,10 +87,17 @@ def compare_paths(P, point, convention="torch", model=None):
         out.append("pattern")
     kf, uf = kinks_of(fr, undecided_ok=True)
     key = lambda ks: sorted((k.eqn, tuple(k.site), k.switch) for k in ks)   # noqa: E731
-    if key(kf) != key(iset.kinks):
-        out.append(f"kinks {key(kf)} != {key(iset.kinks)}")
-    if key(uf) != key(iset.undecided_switches):
-        out.append("undecided switching functions")
+    kf, uf, ke, ue = key(kf), key(uf), key(iset.kinks), key(iset.undecided_switches)
+    if stats.tied:
+        # labels prove ties that balls cannot (tanh(w1) - tanh(w2) with w1 = w2 exactly): such a tie is a
+        # kink of the filter and an undecided switching function of exact arithmetic, never the reverse
+        by_labels = [k for k in kf if k not in ke and k in ue]
+        kf = [k for k in kf if k not in by_labels]
+        ue = [k for k in ue if k not in by_labels]
+    if kf != ke:
+        out.append(f"kinks {kf} != {ke}")
+    if uf != ue:
+        out.append(f"undecided switching functions {uf} != {ue}")
     if out or P.n_outputs != 1 or P.atom_shape(P.outputs[0]) != ():
         return out
     wrt = list(range(P.n_inputs))
@@ -120,6 +127,24 @@ def test_filter_agrees_with_exact_arithmetic_on_random_programs(data):
     x = data.draw(tensor_points(P, kink_bias=data.draw(st.booleans())))
     model = data.draw(st.sampled_from([None, rounding_for("torch", "float32"), rounding_for("jax", "float32")]))
     assert compare_paths(P, x, model=model) == []
+
+
+def test_a_tie_only_labels_prove_is_a_kink_of_the_filter_and_undecided_in_balls():
+    """amin(tanh(w)) with w_1 = w_2 = -1/3: the balls of tanh(-1/3) are equal but not exact, so exact arithmetic
+    leaves the switching function undecided; the filter proves the tie by its labels (the same function of equal
+    exact inputs) and reports a kink.  Both are sound; the comparison accepts exactly this difference (found by
+    CI's random programs with window_min)."""
+    import verify
+    P = verify.parse("def f(w: [3]):\n    t = tanh(w)\n    return amin(t, axes=(0,))\n")
+    x = [np.array(["-3/4", "-1/3", "-1/3"])]
+    xs = T.coerce_inputs(P, x)
+    iset = exact_index_set(P, xs, "torch")
+    fr, stats = filtered_run(P, xs, "torch", None)
+    kf, uf = kinks_of(fr, undecided_ok=True)
+    assert iset.kinks == [] and len(iset.undecided_switches) == 1 and uf == []
+    assert [(k.eqn, tuple(k.site), k.switch) for k in kf] == [(k.eqn, tuple(k.site), k.switch)
+                                                              for k in iset.undecided_switches]
+    assert stats.tied == 1 and compare_paths(P, x) == []
 
 
 # ----------------------------------------------------------------------------------- inputs to fool floats

@@ -51,6 +51,25 @@ def test_certificates_of_random_tensor_programs_always_check(tmp_path_factory, d
         verify.check(written(tc, folder, f"{make.__name__}.json"))
 
 
+MODE = ("def f(x: [3, 1], w: [1, 2]):\n    v = dot(x, w)\n    m = mode_axis(v, axis=0)\n"
+        "    return sum({}, axes={})\n")
+
+
+@pytest.mark.parametrize("out", [("relu(x)", "(0, 1)"), ("m", "(0,)")])
+def test_a_jumping_equation_leaves_clarke_undecided_and_the_certificate_checks(tmp_path, out):
+    """mode of a column with a tie jumps at x ((1, 1, 1/2) has mode 1, its neighbours mode 1/2).  Whether the jump
+    reaches f (it does not when f = sum(relu(x)), it does when f = sum(mode)) is not decided by the tensor walk:
+    Clarke is UNDECIDED, never "not continuous", and the checker's own walk confirms it without calling the
+    certificate invalid (found by CI's random programs: the checker met the jump on a branch it had not shown
+    realizable)."""
+    P = verify.parse(MODE.format(*out))
+    x = [np.array([[-1], [-1], [-0.5]]), np.array([[-1, 0.5]])]
+    tc = tensor_critical_certificate(P, x)
+    assert tc.cert["verdict"] == "UNDECIDED" and tc.cert["evidence"]["clarke"] == {"undecided": True}
+    assert tc.cert["result"]["selection_critical"] is (out[0] == "relu(x)")
+    verify.check(written(tc, tmp_path))
+
+
 def test_the_artificial_critical_point_of_t_minus_zero(tmp_path):
     """sum(x - (relu(-x) + x - relu(x))) at 0: 0 is in D_f (pattern (0, 0)), not in Clarke (every essential
     pattern has gradient 1): an artificial critical point, with weights, Gordan certificates, directions."""

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from flint import arb, arb_mat, fmpq, fmpq_mat, fmpz_mat
 
-from ..errors import DomainError, InputError, Undecidable, Undecided
+from ..errors import InputError, Undecidable, Undecided
 from ..interpret import tensor as T
 from ..interpret.precision import working_precision
 from ..numbers.tensor import QT, SIGN_UNDECIDED
@@ -728,7 +728,9 @@ def site_clarke(program, point, convention=kinks.DEFAULT, number="exact", prec=N
 
 
 def _continuous(r, pos, st, gi, g, loc, piece):
-    """The piece chosen on a branch must agree with the value at x (else the program jumps there)."""
+    """The piece chosen on a branch must agree with the value at x.  Else Undecidable: the equation jumps on a
+    realizable branch, and this walk does not follow jumps to decide whether f itself does (an equation whose
+    jump reaches no output, or cancels, leaves f continuous)."""
     ns = r.ns
     a = [ns.struct(x, lambda arr: arr[loc:loc + 1]) for x in r.site_args[(st.k, gi)]]
     chosen = np.asarray(r.pattern[pos]).ravel()[g.sites[loc]]
@@ -738,8 +740,8 @@ def _continuous(r, pos, st, gi, g, loc, piece):
         if s == SIGN_UNDECIDED:
             raise Undecided("cannot decide whether the program is continuous at x")
         if s:
-            raise DomainError(f"the program is not continuous at x ({_label(r.program, st)} jumps between pieces "
-                              "there): the Clarke subdifferential is not defined")
+            raise Undecidable(f"{_label(r.program, st)} jumps between pieces at x: the tensor Clarke walk does "
+                              "not follow jumps, so whether f is continuous there is not decided")
 
 
 # ---------------------------------------------------------------------------------------------- critical

@@ -662,7 +662,9 @@ def _independent(G):
 
 
 def _continuous(S, G, loc, piece):
-    """The branch's piece has the value at x of the piece chosen at x (else f may jump: no Clarke)."""
+    """The branch's piece has the value at x of the piece chosen at x.  Else Undecidable: this walk does not
+    follow an equation that jumps (f itself may still be continuous, and the branch may not be realizable when
+    the walk replays an UNDECIDED part without pruning), so a certificate that decides through it is rejected."""
     base = G.pieces[G.ids[loc]]
     args = [TK.restructure(a, lambda v: v[loc:loc + 1]) for a in G.args]
     for (c1, k1), (c0, k0) in zip(piece, base):
@@ -671,7 +673,8 @@ def _continuous(S, G, loc, piece):
         if s == TK.UNDECIDED:
             raise K.CannotDecide("the checker cannot decide whether the program is continuous at x")
         if s:
-            raise Invalid(f"equation {S.k + 1} jumps at x: no Clarke subdifferential")
+            raise C.Undecidable(f"equation {S.k + 1} jumps at x on a branch of the walk: the checker does not "
+                                "walk through jumps")
 
 
 @register("tensor_critical", side_files=True)
