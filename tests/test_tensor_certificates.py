@@ -56,17 +56,23 @@ MODE = ("def f(x: [3, 1], w: [1, 2]):\n    v = dot(x, w)\n    m = mode_axis(v, a
 
 
 @pytest.mark.parametrize("out", [("relu(x)", "(0, 1)"), ("m", "(0,)")])
-def test_a_jumping_equation_leaves_clarke_undecided_and_the_certificate_checks(tmp_path, out):
-    """mode of a column with a tie jumps at x ((1, 1, 1/2) has mode 1, its neighbours mode 1/2).  Whether the jump
-    reaches f (it does not when f = sum(relu(x)), it does when f = sum(mode)) is not decided by the tensor walk:
-    Clarke is UNDECIDED, never "not continuous", and the checker's own walk confirms it without calling the
-    certificate invalid (found by CI's random programs: the checker met the jump on a branch it had not shown
-    realizable)."""
+def test_a_jumping_equation_is_walked_only_when_it_reaches_f(tmp_path, out):
+    """mode of a column with a tie jumps at x ((1, 1, 1/2) has mode 1, its neighbours mode 1/2).  When the mode
+    reaches no output (f = sum(relu(x))) its ties are no branches of f: Clarke is decided ({0}, one leaf).  When
+    it does (f = sum(mode)), the tensor walk does not follow the jump: Clarke is UNDECIDED, never "not
+    continuous", and the checker's own walk confirms it without calling the certificate invalid (found by CI's
+    random programs: the checker met the jump on a branch it had not shown realizable)."""
     P = verify.parse(MODE.format(*out))
     x = [np.array([[-1], [-1], [-0.5]]), np.array([[-1, 0.5]])]
     tc = tensor_critical_certificate(P, x)
-    assert tc.cert["verdict"] == "UNDECIDED" and tc.cert["evidence"]["clarke"] == {"undecided": True}
-    assert tc.cert["result"]["selection_critical"] is (out[0] == "relu(x)")
+    res, ev = tc.cert["result"], tc.cert["evidence"]
+    assert res["count"] == 4
+    if out[0] == "relu(x)":
+        assert tc.cert["verdict"] == "PROVED" and res["essential"] == 1
+        assert (res["selection_critical"], res["clarke_critical"], res["artificial"]) == (True, True, False)
+    else:
+        assert tc.cert["verdict"] == "UNDECIDED" and ev["clarke"] == {"undecided": True}
+        assert res["selection_critical"] is False and res["clarke_critical"] is None
     verify.check(written(tc, tmp_path))
 
 

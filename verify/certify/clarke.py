@@ -203,7 +203,7 @@ class ClarkeWalk:
         self.steps = compiled(program, convention)
         self.n = program.n_inputs
         self.zero, self.one = ns.const(fmpq(0)), ns.const(fmpq(1))
-        self.live = live_equations(program)
+        self.live = program.live_eqns()
         self.pos_of = {st.k: m for m, st in enumerate(st for st in self.steps if st.sel is not None)}
         self.fx = [self.r.env[a] if a.__class__ is int else ns.const(a.value) for a in program.outputs]
         self.leaves = []
@@ -474,17 +474,6 @@ def _witness(ns, n, rows, polys):
                     for row in rows):
             return e
     return None
-
-
-def live_equations(program):
-    """Indices of the equations whose outputs reach an output of the program: the others cannot change f."""
-    need, live = {a for a in program.outputs if a.__class__ is int}, set()
-    for k in reversed(range(len(program.eqns))):
-        e = program.eqns[k]
-        if any(o in need for o in e.outs):
-            live.add(k)
-            need.update(a for a in e.ins if a.__class__ is int)
-    return live
 
 
 @dataclass

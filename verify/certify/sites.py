@@ -527,7 +527,8 @@ class SiteClarkeWalk:
         self.point = point
         self.program = r.program
         self.steps = T.nonsmooth_steps(r.program, r.convention)
-        self.ties = [self.ties_at_x(st) for st in self.steps]
+        live = self.program.live_eqns()      # a tie of an equation that reaches no output is no branch of f
+        self.ties = [self.ties_at_x(st) if st.k in live else [] for st in self.steps]
         self.leaves, self.pruned, self.tied_all = [], [], []
         self._affine = {}
 

@@ -490,8 +490,12 @@ class Walk:
         self.run, self.wrt, self.pl, self.ev, self.table = run, wrt, pl, ev, table
         self.steps = run.nonsmooth()
         self.ties = []
+        live = C.live_equations(run.P)      # a tie of an equation that reaches no output is no branch of f
         for S in self.steps:
             here = []
+            if S.k not in live:
+                self.ties.append(here)
+                continue
             for gi, G in enumerate(S.groups):
                 for j, (coefs, const) in enumerate(G.forms):
                     if all(c == 0 for c in coefs) and const == 0:

@@ -110,6 +110,17 @@ class Program:
         from .prims import PRIMITIVES
         return [k for k, e in enumerate(self.eqns) if not PRIMITIVES[e.prim].smooth]
 
+    def live_eqns(self):
+        """The set of indices of the equations whose outputs reach an output of the program (the others cannot
+        change the function it computes)."""
+        need, live = {a for a in self.outputs if a.__class__ is int}, set()
+        for k in reversed(range(len(self.eqns))):
+            e = self.eqns[k]
+            if any(o in need for o in e.outs):
+                live.add(k)
+                need.update(a for a in e.ins if a.__class__ is int)
+        return live
+
     def __str__(self):
         return to_text(self)
 
