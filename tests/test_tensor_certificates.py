@@ -76,6 +76,17 @@ def test_a_jumping_equation_is_walked_only_when_it_reaches_f(tmp_path, out):
     verify.check(written(tc, tmp_path))
 
 
+def test_a_piecewise_linear_program_that_jumps_may_leave_clarke_undecided(tmp_path):
+    """sum(mode(x)) is piecewise linear and jumps at (1, 1, 1/2): its Clarke part is UNDECIDED, and the checker
+    accepts that for piecewise-linear programs too once its own walk meets the jump (it used to demand a decision
+    from every piecewise-linear program: found by CI's random programs)."""
+    P = verify.parse("def f(x: [3, 1]):\n    m = mode_axis(x, axis=0)\n    return sum(m, axes=(0,))\n")
+    tc = tensor_critical_certificate(P, [np.array([[1], [1], [0.5]])])
+    assert tc.cert["verdict"] == "UNDECIDED" and tc.cert["evidence"]["clarke"] == {"undecided": True}
+    assert tc.cert["result"]["count"] == 2 and tc.cert["result"]["selection_critical"] is False
+    verify.check(written(tc, tmp_path))
+
+
 def test_the_artificial_critical_point_of_t_minus_zero(tmp_path):
     """sum(x - (relu(-x) + x - relu(x))) at 0: 0 is in D_f (pattern (0, 0)), not in Clarke (every essential
     pattern has gradient 1): an artificial critical point, with weights, Gordan certificates, directions."""

@@ -714,8 +714,6 @@ def check_tensor_critical(cert, base):
                  for combo in itertools.product(*(ps for _, ps in sites))]
         sel = membership(Vectors(grads), ev["selection"], "evidence/selection")
         if "undecided" in ev["clarke"]:
-            if pl:
-                raise Invalid("a piecewise-linear program's Clarke subdifferential is always decided")
             if "undecided" not in ev["clarke_membership"]:
                 raise Invalid("an undecided Clarke part has no membership witness")
             out.update(count=count, walked=False)
