@@ -37,14 +37,66 @@ def q_bounds(x):
     return iv_q_bounds(x)
 
 
+# Bounds as exact sums of terms m * 2^e (Python ints m, e) over a common denominator: balls whose exponents are
+# astronomically large (exp(exp(exp(x))) has an exponent near 2^41) compare exactly without building 2^e.
+_SPREAD = 1 << 14
+
+
+def _sign_of_sum(terms):
+    """The exact sign of sum m * 2^e over ``terms`` [(m, e)], however far apart the exponents."""
+    terms = [(m, e) for m, e in terms if m]
+    if not terms:
+        return 0
+    top = max(e + m.bit_length() for m, e in terms)
+    cut = top - max(_SPREAD, len(terms).bit_length() + 2)       # a lone high term always outweighs the low ones
+    high = [(m, e) for m, e in terms if e + m.bit_length() > cut]
+    low = [(m, e) for m, e in terms if e + m.bit_length() <= cut]
+    e0 = min(e for _, e in high)
+    h = sum(m << (e - e0) for m, e in high)             # exact: the high terms span at most _SPREAD + their bits
+    if not low:
+        return (h > 0) - (h < 0)
+    # every low term is below 2^cut: their sum is below len(low) * 2^cut
+    if h and h.bit_length() - 1 + e0 > cut + len(low).bit_length():
+        return (h > 0) - (h < 0)
+    return _sign_of_sum([(h, e0)] + low)                # two or more high terms became one: the recursion ends
+
+
+def _arf_terms(a):
+    m, e = a.man_exp()
+    return int(m), int(e)
+
+
+def _bounds(x):
+    """(lo, hi) of an fmpq, an arb ball or an mpmath interval, each as (terms, den): the bound is sum(terms)/den."""
+    if isinstance(x, fmpq):
+        t = ([(int(x.p), 0)], int(x.q))
+        return t, t
+    if isinstance(x, arb):
+        assert x.is_finite(), x
+        (m, e), (r, f) = _arf_terms(x.mid()), _arf_terms(x.rad())
+        return ([(m, e), (-r, f)], 1), ([(m, e), (r, f)], 1)
+    out = []
+    for sign, man, exp, _ in x._mpi_:
+        assert man != 0 or (sign, man, exp) == (0, 0, 0), "non-finite interval endpoint"
+        out.append(([((-1) ** sign * int(man), int(exp))], 1))
+    return tuple(out)
+
+
+def _le(u, v):
+    """u <= v for bounds (terms, den), exactly."""
+    (tu, du), (tv, dv) = u, v
+    return _sign_of_sum([(m * du, e) for m, e in tv] + [(-m * dv, e) for m, e in tu]) >= 0
+
+
 def meets(a, b):
-    (alo, ahi), (blo, bhi) = q_bounds(a), q_bounds(b)
-    return alo <= bhi and blo <= ahi
+    (alo, ahi), (blo, bhi) = _bounds(a), _bounds(b)
+    return _le(alo, bhi) and _le(blo, ahi)
 
 
 def contains(ball, q):
-    lo, hi = q_bounds(ball)
-    return lo <= q <= hi
+    lo, hi = _bounds(ball)
+    q = _bounds(fmpq(q))[0]
+    return _le(lo, q) and _le(q, hi)
 
 
 def width(x):

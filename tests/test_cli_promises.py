@@ -87,3 +87,32 @@ def test_critical_names_the_shape_of_a_non_scalar_output(capsys, tmp_path):
     prog.write_text("def f(x: [5]):\n    h = relu(x)\n    return reshape(h, shape=(5, 1))\n")
     rc, out, err = inproc(capsys, "critical", str(prog), "--at", "0,0,0,0,0", "--json")
     assert rc == 2 and "[5, 1]" in json.loads(out)["reason"] and "[5, 1]" in err
+
+
+def test_balls_with_astronomical_exponents_give_an_answer_not_a_crash():
+    """exp(exp(30)) is about 2^(1.5 * 10^13): its ball prints and differentiates, and where an exact rational
+    of its midpoint would be needed (proposing a separator for critical) the answer is UNDECIDED with the reason.
+    Building m * 2^e crashed the process with SIGFPE inside FLINT before (found by CI's random programs, in a
+    test helper that did the same); a subprocess, so a regression fails this test instead of killing pytest."""
+    import subprocess
+    import sys
+
+    from flint import arb, fmpq
+
+    from verify.errors import Undecided
+    from verify.rational import MAX_BITS, dyadic_q
+    prog = "lambda x: relu(exp(exp(x)) - 1)"
+    for cmd, rc_want, text in (("grad", 0, "e4641076941768"),
+                               ("critical", 3, "UNDECIDED: a ball's midpoint is m * 2^")):
+        r = subprocess.run([sys.executable, "-m", "verify", cmd, prog, "--at", "30"], capture_output=True,
+                           text=True, timeout=300)
+        assert r.returncode == rc_want and text in r.stdout + r.stderr, (r.returncode, r.stdout, r.stderr)
+        assert "Traceback" not in r.stderr
+    assert dyadic_q(arb(3) / 8) == fmpq(3, 8) and dyadic_q(arb(-5) * 2 ** 70) == fmpq(-5 * 2 ** 70)
+    with pytest.raises(Undecided, match="more than"):
+        dyadic_q(arb(30).exp().exp().mid())
+    assert MAX_BITS < 2 ** 43
+    from verify.checker import Invalid, kernel as K           # the checker rejects such a number cleanly
+    with pytest.raises(Invalid, match="beyond the checker's exact range"):
+        K.arf_q(arb(30).exp().exp().mid())
+    assert K.arf_q(arb(-3) / 4) == fmpq(-3, 4)

@@ -5,7 +5,7 @@ import numbers as _numbers
 
 from flint import fmpq, fmpz
 
-from .errors import InputError
+from .errors import InputError, Undecided
 
 
 def to_fmpq(x, what="number"):
@@ -45,6 +45,18 @@ def to_fmpq(x, what="number"):
 
 MAX_DIGITS = 10000      # digits or decimal exponent of one number written in text
 MAX_BITS = 10 ** 7      # size of an exact rational (numerator and denominator bits) verify computes at most
+
+
+def dyadic_q(a, what="a ball's midpoint"):
+    """The exact value m * 2^e of a dyadic number ``a`` (an arb of radius 0, such as a ball's ``mid()``, ``rad()``,
+    ``lower()``, or an arf) as an fmpq, with no rounding.  Undecided when |e| exceeds MAX_BITS: such a rational
+    (exp(exp(30)) has e near 2^43) is not formed (building 2^e would exhaust memory or crash FLINT)."""
+    m, e = a.man_exp()
+    m, e = int(m), int(e)
+    if abs(e) > MAX_BITS:
+        raise Undecided(f"{what} is m * 2^{e}: an exact rational of more than {MAX_BITS} bits "
+                        "(verify.rational.MAX_BITS) is not formed")
+    return fmpq(m << e) if e >= 0 else fmpq(m, 1 << -e)
 
 
 def check_literal(s, what="number"):

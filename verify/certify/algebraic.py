@@ -12,6 +12,8 @@ import functools
 
 from flint import arb, arb_poly, ctx, fmpq, fmpq_poly, fmpz_poly
 
+from ..rational import dyadic_q
+
 
 _ROOT_CACHE = {}
 
@@ -22,8 +24,7 @@ def _qsign(x):
 
 def arf_q(a):
     """An arf (exact midpoint or radius of an arb) as an fmpq, without rounding."""
-    m, e = (int(v) for v in a.man_exp())
-    return fmpq(m) * fmpq(2) ** e if e >= 0 else fmpq(m, 2 ** (-e))
+    return dyadic_q(a)
 
 
 def arb_q(x):

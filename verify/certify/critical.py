@@ -15,6 +15,7 @@ from ..program import kinks
 from ..errors import InputError, Undecided
 from ..frontends import as_program
 from ..numbers import get_system
+from ..rational import dyadic_q
 from ..truth import FALSE, TRUE, UNKNOWN
 from .clarke import LEAF_CAP, clarke
 from .index import GLOBAL_CAP, PATTERN_CAP, conservative_field
@@ -32,9 +33,7 @@ class Membership:
 
 def _mid_q(v):
     """A rational near a ball's midpoint (used only to *propose* a separator, which is then verified)."""
-    m = v.mid()
-    man, exp = (int(t) for t in m.man_exp())
-    return fmpq(man) * fmpq(2) ** exp if exp >= 0 else fmpq(man, 2 ** (-exp))
+    return dyadic_q(v.mid())
 
 
 def _exact(x):

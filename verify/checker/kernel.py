@@ -11,7 +11,7 @@ import itertools
 
 from flint import arb, fmpq, fmpz
 
-from ..rational import fmt_q
+from ..rational import MAX_BITS, fmt_q     # exact values larger than MAX_BITS are refused, not computed
 from . import Invalid
 
 
@@ -55,7 +55,9 @@ def sign(x):
 def arf_q(a):
     """An arf (a ball's exact midpoint or radius) as an fmpq, without rounding."""
     m, e = (int(t) for t in a.man_exp())
-    return fmpq(m) * fmpq(2) ** e if e >= 0 else fmpq(m, 2 ** (-e))
+    if abs(e) > MAX_BITS:
+        raise Invalid(f"a number m * 2^{e} is beyond the checker's exact range ({MAX_BITS} bits)")
+    return fmpq(m << e) if e >= 0 else fmpq(m, 1 << -e)
 
 
 def exact_of(x):
@@ -115,7 +117,6 @@ def _need(ok, msg):
         raise Undefined(f"the program is not defined here: {msg}")
 
 
-from ..rational import MAX_BITS  # noqa: E402  (exact values larger than this are refused, not computed)
 
 
 def _size(*xs, times=1):
@@ -179,8 +180,7 @@ def step(prim, x):
 
 
 def _exact_q(x):
-    man, e = (int(t) for t in x.mid().man_exp())
-    return fmpq(man * 2 ** e) if e >= 0 else fmpq(man, 2 ** -e)
+    return arf_q(x.mid())
 
 
 def smooth_value(prim, xs, params):

@@ -484,8 +484,7 @@ def lse_shift(x, axes):
 
 
 def _mid_q(v):
-    m, e = (int(t) for t in v.mid().man_exp())
-    return fmpq(m * 2 ** e) if e >= 0 else fmpq(m, 2 ** -e)
+    return K.arf_q(v.mid())
 
 
 def logsumexp(p, x):

@@ -13,13 +13,13 @@
 from flint import arb, fmpq, fmpq_poly
 
 from ..errors import VerifyError
+from ..rational import dyadic_q
 
 
 # ------------------------------------------------------------------------- exact bounds of enclosures
 
 def _arf_q(a):
-    m, e = (int(v) for v in a.man_exp())
-    return fmpq(m) * fmpq(2) ** e if e >= 0 else fmpq(m, 2 ** (-e))
+    return dyadic_q(a)
 
 
 def _mpf_q(t):

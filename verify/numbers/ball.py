@@ -6,7 +6,7 @@ import operator
 
 from flint import arb, fmpq
 
-from ..rational import fmt_q
+from ..rational import dyadic_q, fmt_q
 
 
 def int_power(a, n):
@@ -137,8 +137,7 @@ def to_arb(x):
 
 def arb_exact_q(x):
     """The exact rational value of a radius-0 arb (its midpoint is a dyadic number)."""
-    man, exp = (int(t) for t in x.mid().man_exp())
-    return fmpq(man) * fmpq(2) ** exp if exp >= 0 else fmpq(man, 2 ** (-exp))
+    return dyadic_q(x.mid())
 
 
 def interval_digits(lo, hi):

@@ -19,6 +19,7 @@ that is exactly 0) and Undecided otherwise (balls too wide, or roots too close f
 from flint import acb, acb_poly, arb, ctx, fmpq, fmpq_poly
 
 from ..errors import DomainError, Undecided
+from ..rational import dyadic_q
 
 
 def arb_sign(x):
@@ -42,8 +43,7 @@ def _horner(cs, t):
 
 def _mid_q(b):
     """The exact dyadic midpoint of a ball."""
-    man, exp = (int(t) for t in b.mid().man_exp())
-    return fmpq(man) * fmpq(2) ** exp if exp >= 0 else fmpq(man, 2 ** (-exp))
+    return dyadic_q(b.mid())
 
 
 def _approximations(cs, exact):

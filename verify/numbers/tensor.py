@@ -16,6 +16,7 @@ from fractions import Fraction
 import numpy as np
 from flint import arb, arb_mat, ctx, fmpq, fmpz_mat
 
+from ..rational import dyadic_q
 from ..truth import SIGN_UNDECIDED
 from .ball import arb_lgamma, arb_polygamma, arb_sign, json_number
 
@@ -489,8 +490,7 @@ class ExactTensors(_Base):
 def _mid_q(v):
     if isinstance(v, fmpq):
         return v
-    man, exp = (int(t) for t in v.mid().man_exp())
-    return fmpq(man) * fmpq(2) ** exp if exp >= 0 else fmpq(man, 2 ** (-exp))
+    return dyadic_q(v.mid())
 
 
 def numerator_mat(q):

@@ -23,6 +23,7 @@ import numpy as np
 from flint import fmpq
 
 from ...errors import InputError, Undecided
+from ...rational import dyadic_q
 from . import PRIMITIVES, Primitive, eval_rules, jvp_rules, register, vjp_rules
 
 # kind -> (offsets a, b of the interval [k + a, k + b] where the step is k, which ends are closed)
@@ -42,8 +43,7 @@ def approx_q(v):
     if isinstance(v, tuple):                   # numbers/affine.py: (constant, terms, enclosure)
         return approx_q(v[0] if not v[1] else v[2])
     if hasattr(v, "mid") and hasattr(v, "rad") and callable(v.mid):     # arb
-        man, exp = (int(t) for t in v.mid().man_exp())
-        return fmpq(man) * fmpq(2) ** exp if exp >= 0 else fmpq(man, 2 ** (-exp))
+        return dyadic_q(v.mid(), "a guess near a ball")
     if hasattr(v, "_mpi_"):                    # mpmath iv
         from mpmath import mpf
         f = Fraction(float(mpf(v._mpi_[0]) / 2 + mpf(v._mpi_[1]) / 2))
