@@ -116,3 +116,8 @@ def test_balls_with_astronomical_exponents_give_an_answer_not_a_crash():
     with pytest.raises(Invalid, match="beyond the checker's exact range"):
         K.arf_q(arb(30).exp().exp().mid())
     assert K.arf_q(arb(-3) / 4) == fmpq(-3, 4)
+    import mpmath
+
+    from verify.fuzz.oracles import q_bounds                  # the fuzz oracles compare nothing there
+    assert q_bounds(arb(30).exp().exp()) is None and q_bounds(mpmath.iv.exp(mpmath.iv.exp(30))) is None
+    assert q_bounds(arb(3) / 4) == (fmpq(3, 4), fmpq(3, 4))

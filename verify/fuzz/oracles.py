@@ -12,33 +12,35 @@
 """
 from flint import arb, fmpq, fmpq_poly
 
-from ..errors import VerifyError
-from ..rational import dyadic_q
+from ..errors import Undecided, VerifyError
+from ..rational import MAX_BITS, dyadic_q
 
 
 # ------------------------------------------------------------------------- exact bounds of enclosures
-
-def _arf_q(a):
-    return dyadic_q(a)
-
 
 def _mpf_q(t):
     sign, man, exp, _ = t
     if man == 0 and t != (0, 0, 0, 0):
         raise ValueError(f"non-finite interval endpoint {t}")
+    if abs(int(exp)) > MAX_BITS:
+        raise ValueError(f"interval endpoint with binary exponent {exp}")
     man, exp = (-1) ** sign * int(man), int(exp)
-    return fmpq(man) * fmpq(2) ** exp if exp >= 0 else fmpq(man, 2 ** (-exp))
+    return fmpq(man << exp) if exp >= 0 else fmpq(man, 1 << -exp)
 
 
 def q_bounds(x):
-    """Exact (lo, hi) of an fmpq (itself), a finite arb ball or an mpmath interval; None when infinite or
-    nan (an enclosure of nothing useful)."""
+    """Exact (lo, hi) of an fmpq (itself), a finite arb ball or an mpmath interval; None when infinite, nan,
+    or with a binary exponent beyond MAX_BITS (exp(exp(30)) is near 2^(2^43): an enclosure whose exact
+    rational bounds are not formed, so nothing is compared)."""
     if isinstance(x, fmpq):
         return x, x
     if isinstance(x, arb):
         if not x.is_finite():
             return None
-        m, r = _arf_q(x.mid()), _arf_q(x.rad())
+        try:
+            m, r = dyadic_q(x.mid()), dyadic_q(x.rad())
+        except Undecided:
+            return None
         return m - r, m + r
     try:
         a, b = x._mpi_
