@@ -108,6 +108,9 @@ def test_balls_with_astronomical_exponents_give_an_answer_not_a_crash():
                            text=True, timeout=300)
         assert r.returncode == rc_want and text in r.stdout + r.stderr, (r.returncode, r.stdout, r.stderr)
         assert "Traceback" not in r.stderr
+    r = subprocess.run([sys.executable, "-m", "verify", "eval", "lambda x: exp(exp(x))", "--at", "30", "--number",
+                        "interval", "--json"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and json.loads(r.stdout)["value"][0]["lo"].startswith("2.73007036473193240142682"), r
     assert dyadic_q(arb(3) / 8) == fmpq(3, 8) and dyadic_q(arb(-5) * 2 ** 70) == fmpq(-5 * 2 ** 70)
     with pytest.raises(Undecided, match="more than"):
         dyadic_q(arb(30).exp().exp().mid())

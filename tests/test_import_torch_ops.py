@@ -282,3 +282,21 @@ def test_an_audit_never_calls_a_jump_of_a_step_differentiable():
     exact_equal(rep.exact_gradient[0], np.array([fmpq(1), fmpq(-2), fmpq(4)]), "d/dx")   # floor(3x) + relu'(x)
     rep = verify.audit(f, t([0.25, -0.5, 1.125]), critical="never")
     assert rep.differentiable is TRUE and not rep.exact_kinks
+
+
+def test_ldexp_by_an_astronomical_exponent_is_refused_not_built():
+    """torch.ldexp(x, 10^12) is 0 or inf in every float format; its exact 2^(10^12) is not formed (building it
+    crashed FLINT), the import refuses naming the op; moderate exponents stay exact."""
+    x = torch.tensor([1.0, -2.0], dtype=torch.float64)
+
+    class Huge(torch.nn.Module):
+        def forward(self, x):
+            return torch.ldexp(x, torch.tensor([10 ** 12, 3])).sum()
+
+    class Small(torch.nn.Module):
+        def forward(self, x):
+            return torch.ldexp(x, torch.tensor([-3, 3])).sum()
+    with pytest.raises(ImportFailure, match="ldexp by 2\\^1000000000000"):
+        verify.from_torch(Huge(), x)
+    r = verify.from_torch(Small(), x)
+    assert verify.evaluate(r.program, r.point).values[0] == fmpq(1, 8) - 16

@@ -4,9 +4,9 @@ The operations that are plain arb operations are the C functions themselves (``o
 the interpreter calls ``ns.add`` directly, so there is no Python frame between it and FLINT."""
 import operator
 
-from flint import arb, fmpq
+from flint import arb, arf, fmpq
 
-from ..rational import dyadic_q, fmt_q
+from ..rational import MAX_BITS, dyadic_q, fmt_q
 
 
 def int_power(a, n):
@@ -181,6 +181,9 @@ def json_number(x):
         a, b = x._mpi_
         if a in (finf, fninf) or b in (finf, fninf) or not all(t[1] or t == (0, 0, 0, 0) for t in (a, b)):
             return {"lo": "-inf", "hi": "inf"}
+        if any(abs(int(t[2])) > MAX_BITS for t in (a, b)):      # exact rationals of these are not formed
+            lo, hi = (arb(arf((-int(t[1]) if t[0] else int(t[1]), int(t[2])))) for t in (a, b))
+            return {"lo": arb_bounds(lo)[0], "hi": arb_bounds(hi)[1]}
         lo, hi = (_mpf_q(t) for t in (a, b))
         return fmt_q(lo) if lo == hi else interval_json(lo, hi)
     import math
