@@ -67,16 +67,25 @@ def _arf_terms(a):
 
 
 def _bounds(x):
-    """(lo, hi) of an fmpq, an arb ball or an mpmath interval, each as (terms, den): the bound is sum(terms)/den."""
+    """(lo, hi) of an fmpq, an arb ball or an mpmath interval, each as (terms, den): the bound is sum(terms)/den.
+    None for an infinite enclosure (exp(exp(exp(5))) at 64 bits is [+/- inf]): it encloses everything and claims
+    nothing.  A NaN is no enclosure at all: an assertion."""
     if isinstance(x, fmpq):
         t = ([(int(x.p), 0)], int(x.q))
         return t, t
     if isinstance(x, arb):
-        assert x.is_finite(), x
+        if not x.is_finite():
+            assert not x.is_nan(), x
+            return None
         (m, e), (r, f) = _arf_terms(x.mid()), _arf_terms(x.rad())
         return ([(m, e), (-r, f)], 1), ([(m, e), (r, f)], 1)
+    from mpmath.libmp import finf, fnan, fninf
+    ends = x._mpi_
+    assert fnan not in ends, x
+    if finf in ends or fninf in ends:
+        return None
     out = []
-    for sign, man, exp, _ in x._mpi_:
+    for sign, man, exp, _ in ends:
         assert man != 0 or (sign, man, exp) == (0, 0, 0), "non-finite interval endpoint"
         out.append(([((-1) ** sign * int(man), int(exp))], 1))
     return tuple(out)
@@ -89,14 +98,21 @@ def _le(u, v):
 
 
 def meets(a, b):
-    (alo, ahi), (blo, bhi) = _bounds(a), _bounds(b)
+    """The enclosures a and b overlap, exactly (True when either is infinite: it claims nothing)."""
+    A, B = _bounds(a), _bounds(b)
+    if A is None or B is None:
+        return True
+    (alo, ahi), (blo, bhi) = A, B
     return _le(alo, bhi) and _le(blo, ahi)
 
 
 def contains(ball, q):
-    lo, hi = _bounds(ball)
+    """The exact rational q lies in the enclosure ``ball`` (True when it is infinite)."""
+    B = _bounds(ball)
+    if B is None:
+        return True
     q = _bounds(fmpq(q))[0]
-    return _le(lo, q) and _le(q, hi)
+    return _le(B[0], q) and _le(q, B[1])
 
 
 def width(x):

@@ -4,7 +4,8 @@ building 2^e crashed the process) compare exactly, agreeing with arb's own exact
 import random
 
 import mpmath
-from flint import arb, fmpq
+import pytest
+from flint import arb, ctx, fmpq
 
 import helpers
 from helpers import contains, meets
@@ -39,3 +40,13 @@ def test_rationals_and_intervals():
     assert contains(arb("1/3"), fmpq(1, 3)) and not contains(arb(1) / 4, fmpq(1, 3))
     iv = mpmath.iv.mpf([1, 2])
     assert meets(iv, arb("1.5")) and meets(fmpq(2), iv) and not meets(fmpq(5, 2), iv) and not meets(iv, arb(3))
+
+
+def test_infinite_enclosures_claim_nothing_and_nan_is_no_enclosure():
+    """exp(exp(exp(5))) at 64 bits is [+/- inf] (CI's random programs met it): it meets everything."""
+    with ctx.workprec(64):
+        big = arb(5).exp().exp().exp()
+    assert not big.is_finite() and meets(big, arb(1)) and contains(big, fmpq(-7, 3))
+    assert meets(mpmath.iv.mpf([1, mpmath.inf]), fmpq(10 ** 9)) and not meets(mpmath.iv.mpf([1, 2]), fmpq(3))
+    with pytest.raises(AssertionError):
+        meets(arb("nan"), arb(1))
