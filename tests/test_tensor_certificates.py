@@ -87,6 +87,19 @@ def test_a_piecewise_linear_program_that_jumps_may_leave_clarke_undecided(tmp_pa
     verify.check(written(tc, tmp_path))
 
 
+@pytest.mark.parametrize("conv", ["torch", "jax", "tf"])
+def test_gradients_that_are_exact_balls_are_decided_exactly(tmp_path, conv):
+    """sum(atan(abs(x))) at 0: atan'(0) = 1 comes out of ball arithmetic as a ball of radius 0, so the gradients
+    +-1 are exact and the checker demands a decided hull; the certifier now reads such a Gram matrix exactly
+    (it said UNDECIDED and the checker rejected the certificate: found by a CI-profile seed)."""
+    P = verify.parse("def f(x: [1, 1]):\n    return sum(atan(abs(x)), axes=(0, 1))\n")
+    tc = tensor_critical_certificate(P, [np.array([[0]])], conv)
+    res = tc.cert["result"]
+    assert tc.cert["verdict"] == "PROVED" and res["essential"] == 2
+    assert (res["selection_critical"], res["clarke_critical"], res["artificial"]) == (True, True, False)
+    verify.check(written(tc, tmp_path))
+
+
 def test_the_artificial_critical_point_of_t_minus_zero(tmp_path):
     """sum(x - (relu(-x) + x - relu(x))) at 0: 0 is in D_f (pattern (0, 0)), not in Clarke (every essential
     pattern has gradient 1): an artificial critical point, with weights, Gordan certificates, directions."""

@@ -24,6 +24,7 @@ from flint import arb, arb_mat, fmpq, fmpq_mat, fmpz_mat
 
 from ..errors import InputError, Undecidable, Undecided
 from ..interpret import tensor as T
+from ..interpret.forms import exact_value
 from ..interpret.precision import working_precision
 from ..numbers.tensor import QT, SIGN_UNDECIDED
 from ..program import kinks
@@ -763,6 +764,10 @@ def zero_in_hull(ns, vectors):
     if not vectors:
         raise InputError("no vectors")
     G = gram(ns, vectors)
+    if not _exact(G):       # balls of radius 0 are exact values (atan'(0) = 1): the checker decides them exactly
+        known = [[exact_value(v) for v in row] for row in G]
+        if all(v is not None for row in known for v in row):
+            G = known
     if _exact(G):
         kind, sol = separate_or_weights(G)
         return HullAnswer(TRUE, weights=sol, gram=G) if kind == "weights" else HullAnswer(FALSE, separator=sol, gram=G)
