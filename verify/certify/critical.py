@@ -15,7 +15,7 @@ from ..program import kinks
 from ..errors import InputError, Undecided
 from ..frontends import as_program
 from ..numbers import get_system
-from ..rational import dyadic_q
+from ..numbers.ball import arb_exact_q
 from ..truth import FALSE, TRUE, UNKNOWN
 from .clarke import LEAF_CAP, clarke
 from .index import GLOBAL_CAP, PATTERN_CAP, conservative_field
@@ -31,15 +31,10 @@ class Membership:
     reason: str = None
 
 
-def _mid_q(v):
-    """A rational near a ball's midpoint (used only to *propose* a separator, which is then verified)."""
-    return dyadic_q(v.mid())
-
-
 def _exact(x):
     """An exact ball (radius 0) as the fmpq it is: certificates print it as "p/q", so it is decided exactly."""
     if isinstance(x, arb) and x.is_finite() and x.is_exact():
-        return _mid_q(x)
+        return arb_exact_q(x)
     return x
 
 
@@ -57,7 +52,7 @@ def zero_in_hull(vectors, number="exact"):
     for i, v in enumerate(vectors):
         if all(isinstance(x, fmpq) and x == 0 for x in v):
             return Membership(TRUE, weights=[fmpq(int(j == i)) for j in range(len(vectors))])
-    mids = [[x if isinstance(x, fmpq) else _mid_q(x) for x in v] for v in vectors]
+    mids = [[x if isinstance(x, fmpq) else arb_exact_q(x) for x in v] for v in vectors]   # proposals only
     w = strict_direction(mids)
     if w is not None:
         ok = [ns.sign(sum((ns.mul(ns.const(a), x) for a, x in zip(w, v)), ns.const(fmpq(0)))) for v in vectors]

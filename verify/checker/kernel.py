@@ -117,8 +117,6 @@ def _need(ok, msg):
         raise Undefined(f"the program is not defined here: {msg}")
 
 
-
-
 def _size(*xs, times=1):
     bits = sum(x.height_bits() for x in xs if isinstance(x, fmpq)) * times
     if bits > MAX_BITS:

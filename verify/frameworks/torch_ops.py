@@ -341,9 +341,10 @@ def _ldexp(lo, a, e):
     if not isinstance(e, Const) or np.asarray(e.value).dtype.kind not in "iub":
         return lo.mul(a, lo.ew("exp", [lo.mul(lo.real(e), _log_const(lo, 2))]))
     ex = np.asarray(e.value)
-    if ex.size and int(np.abs(ex.astype(object)).max()) > 1 << 16:     # 2^k would be a k-bit rational
-        lo.fail(f"ldexp by 2^{int(np.abs(ex.astype(object)).max())}: an exponent beyond 2^16 takes every float "
-                "to 0 or inf, and its exact power of 2 is not formed")
+    big = int(np.abs(ex.astype(object)).max()) if ex.size else 0
+    if big > 1 << 16:                   # 2^k would be a k-bit rational
+        lo.fail(f"ldexp by 2^{big}: an exponent beyond 2^16 takes every float to 0 or inf, and its exact power "
+                "of 2 is not formed")
     scale = np.vectorize(lambda k: fmpq(2) ** int(k), otypes=[object])(ex)
     from fractions import Fraction
     arr = np.vectorize(lambda q: Fraction(int(q.p), int(q.q)), otypes=[object])(scale)

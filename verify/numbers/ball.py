@@ -136,7 +136,8 @@ def to_arb(x):
 
 
 def arb_exact_q(x):
-    """The exact rational value of a radius-0 arb (its midpoint is a dyadic number)."""
+    """The exact rational value of a ball's midpoint (a dyadic number; the ball's value when its radius is 0).
+    Undecided beyond verify.rational.MAX_BITS (dyadic_q)."""
     return dyadic_q(x.mid())
 
 

@@ -19,7 +19,7 @@ that is exactly 0) and Undecided otherwise (balls too wide, or roots too close f
 from flint import acb, acb_poly, arb, ctx, fmpq, fmpq_poly
 
 from ..errors import DomainError, Undecided
-from ..rational import dyadic_q
+from .ball import arb_exact_q
 
 
 def arb_sign(x):
@@ -41,11 +41,6 @@ def _horner(cs, t):
     return acc
 
 
-def _mid_q(b):
-    """The exact dyadic midpoint of a ball."""
-    return dyadic_q(b.mid())
-
-
 def _approximations(cs, exact):
     """Approximate real parts of the roots, sorted (fmpq), or None when FLINT's root finder fails."""
     try:
@@ -55,7 +50,7 @@ def _approximations(cs, exact):
             roots = acb_poly([acb(c.mid()) for c in cs]).roots()
     except (ValueError, ArithmeticError):
         return None
-    return sorted(_mid_q(r.real) for r in roots)
+    return sorted(arb_exact_q(r.real) for r in roots)
 
 
 def _nonreal_proved(exact):
@@ -111,7 +106,7 @@ def isolate(cs):
     or Undecided."""
     n = len(cs) - 1
     # exact coefficients (rationals, or balls of radius 0) allow proofs that the polynomial is outside the domain
-    exact = fmpq_poly([c if isinstance(c, fmpq) else _mid_q(c) for c in cs]) \
+    exact = fmpq_poly([c if isinstance(c, fmpq) else arb_exact_q(c) for c in cs]) \
         if all(isinstance(c, fmpq) or (c.is_finite() and c.is_exact()) for c in cs) else None
     lead = cs[-1]
     s = (lead > 0) - (lead < 0) if isinstance(lead, fmpq) else arb_sign(lead)
