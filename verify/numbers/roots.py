@@ -19,7 +19,7 @@ that is exactly 0) and Undecided otherwise (balls too wide, or roots too close f
 from flint import acb, acb_poly, arb, ctx, fmpq, fmpq_poly
 
 from ..errors import DomainError, Undecided
-from .ball import arb_exact_q
+from ..rational import dyadic_q
 
 
 def arb_sign(x):
@@ -50,7 +50,7 @@ def _approximations(cs, exact):
             roots = acb_poly([acb(c.mid()) for c in cs]).roots()
     except (ValueError, ArithmeticError):
         return None
-    return sorted(arb_exact_q(r.real) for r in roots)
+    return sorted(dyadic_q(r.real.mid()) for r in roots)
 
 
 def _nonreal_proved(exact):
@@ -106,7 +106,7 @@ def isolate(cs):
     or Undecided."""
     n = len(cs) - 1
     # exact coefficients (rationals, or balls of radius 0) allow proofs that the polynomial is outside the domain
-    exact = fmpq_poly([c if isinstance(c, fmpq) else arb_exact_q(c) for c in cs]) \
+    exact = fmpq_poly([c if isinstance(c, fmpq) else dyadic_q(c.mid()) for c in cs]) \
         if all(isinstance(c, fmpq) or (c.is_finite() and c.is_exact()) for c in cs) else None
     lead = cs[-1]
     s = (lead > 0) - (lead < 0) if isinstance(lead, fmpq) else arb_sign(lead)
